@@ -1,0 +1,7 @@
+//! pylon-workers: a realtime, live-query backend on Cloudflare Workers.
+//!
+//! The engine modules (everything but `glue`) know nothing of Workers and are
+//! tested natively. The Workers glue compiles for wasm32 only.
+
+pub mod manifest;
+pub mod value;
