@@ -4,4 +4,5 @@
 //! tested natively. The Workers glue compiles for wasm32 only.
 
 pub mod manifest;
+pub mod sql;
 pub mod value;
