@@ -1,8 +1,20 @@
 //! pylon-workers: a realtime, live-query backend on Cloudflare Workers.
 //!
-//! The engine modules (everything but `glue`) know nothing of Workers and are
-//! tested natively. The Workers glue compiles for wasm32 only.
+//! The engine modules know nothing of Workers and are tested natively. The
+//! Workers glue (`glue`, and the Durable Objects in `durable_objects/`)
+//! compiles for wasm32 only and only maps runtime events onto engine calls.
 
+pub mod api_error;
 pub mod manifest;
+pub mod route;
+pub mod shard;
 pub mod sql;
+pub mod storage;
 pub mod value;
+
+#[cfg(target_arch = "wasm32")]
+mod glue;
+
+#[cfg(target_arch = "wasm32")]
+#[path = "../durable_objects/mod.rs"]
+mod durable_objects;

@@ -5,13 +5,20 @@
 //! |-----------------------|------------|-------------------------------------|
 //! | string, id(E)         | TEXT       |                                     |
 //! | datetime              | TEXT       | RFC 3339, UTC (`Z`), checked        |
-//! | int                   | INTEGER    | a float with no fraction is refused |
+//! | int                   | INTEGER    | within ±(2^53 − 1), see below       |
 //! | float                 | REAL       | ints are widened                    |
 //! | bool                  | INTEGER    | 0 / 1                               |
 //! | json                  | TEXT       | the JSON text of any value          |
+//!
+//! Ints are limited to the range JavaScript numbers hold exactly, because
+//! Durable Object storage hands values through JavaScript: a larger int
+//! would come back changed. It is refused on write instead, everywhere.
 
 use crate::manifest::FieldType;
 use crate::value::Value;
+
+/// The largest int stored exactly: 2^53 − 1.
+pub const MAX_SAFE_INT: i64 = (1 << 53) - 1;
 
 /// A value as SQLite stores it. Blobs are never used.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,7 +50,9 @@ pub fn to_sql(ty: &FieldType, v: &Value) -> Result<SqlValue, TypeMismatch> {
             let s = v.as_str().filter(|s| is_rfc3339_utc(s)).ok_or_else(mismatch)?;
             SqlValue::Text(s.to_owned())
         }
-        FieldType::Int => SqlValue::Integer(v.as_i64().ok_or_else(mismatch)?),
+        FieldType::Int => SqlValue::Integer(
+            v.as_i64().filter(|i| i.unsigned_abs() <= MAX_SAFE_INT as u64).ok_or_else(mismatch)?,
+        ),
         FieldType::Float => match v {
             Value::Float(f) if f.is_finite() => SqlValue::Real(*f),
             Value::Int(i) => SqlValue::Real(*i as f64),
@@ -140,5 +149,7 @@ mod tests {
         assert!(to_sql(&FieldType::Int, &Value::Float(1.5)).is_err());
         assert!(to_sql(&FieldType::Bool, &Value::Int(1)).is_err());
         assert!(to_sql(&FieldType::String, &Value::Int(1)).is_err());
+        assert!(to_sql(&FieldType::Int, &Value::Int(MAX_SAFE_INT)).is_ok());
+        assert!(to_sql(&FieldType::Int, &Value::Int(-MAX_SAFE_INT - 1)).is_err());
     }
 }

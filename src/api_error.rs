@@ -1,0 +1,44 @@
+//! The one error shape of the HTTP API:
+//! `{"error":{"code":"NOT_FOUND","message":"..."}}` with an HTTP status.
+//!
+//! ```
+//! use pylon_workers::api_error::ApiError;
+//! let e = ApiError::not_found("no route for GET /nope");
+//! assert_eq!(e.status, 404);
+//! assert_eq!(e.body()["error"]["code"], "NOT_FOUND");
+//! ```
+
+use serde_json::json;
+
+/// An error answered over HTTP. `code` is stable and upper-case; `message`
+/// is for people and may change.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{code} ({status}): {message}")]
+pub struct ApiError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(404, "NOT_FOUND", message)
+    }
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(400, code, message)
+    }
+    pub fn method_not_allowed(message: impl Into<String>) -> Self {
+        Self::new(405, "METHOD_NOT_ALLOWED", message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, "INTERNAL", message)
+    }
+
+    /// The JSON body sent to the client.
+    pub fn body(&self) -> serde_json::Value {
+        json!({ "error": { "code": self.code, "message": self.message } })
+    }
+}

@@ -1,0 +1,5 @@
+//! Workers glue for the router: the fetch entry point and response helpers.
+//! wasm32 only; it maps requests onto engine calls and nothing more.
+
+pub(crate) mod respond;
+mod router;

@@ -1,0 +1,36 @@
+//! The stateless router Worker: `GET /healthz`, and every
+//! `/v1/shards/{shard}/...` request handed to the Shard object `{shard}`.
+
+use crate::api_error::ApiError;
+use crate::glue::respond;
+use crate::route::{self, Route};
+use serde_json::json;
+use worker::{event, Context, Env, Method, Request, Response, Result};
+
+/// The Durable Object namespace binding of the Shard class (wrangler.toml).
+const SHARD_BINDING: &str = "SHARD";
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    match route::parse(&req.path()) {
+        Ok(Route::Health) if req.method() == Method::Get => respond::json(
+            200,
+            &json!({ "ok": true, "version": env!("CARGO_PKG_VERSION") }),
+        ),
+        Ok(Route::Health) => respond::error(&ApiError::method_not_allowed("use GET /healthz")),
+        Ok(Route::Shard { shard, .. }) => to_shard(&env, &shard, req).await,
+        Err(e) => respond::error(&e),
+    }
+}
+
+/// Forwards the request unchanged; the object reads its name from the path.
+async fn to_shard(env: &Env, shard: &str, req: Request) -> Result<Response> {
+    let stub = match env.durable_object(SHARD_BINDING).and_then(|ns| ns.get_by_name(shard)) {
+        Ok(stub) => stub,
+        Err(e) => return respond::internal(&format!("binding {SHARD_BINDING}"), &e),
+    };
+    match stub.fetch_with_request(req).await {
+        Ok(resp) => Ok(resp),
+        Err(e) => respond::internal(&format!("shard {shard}"), &e),
+    }
+}

@@ -1,0 +1,80 @@
+//! Request routing shared by the router Worker and the Shard object: which
+//! handler a path belongs to, and which shard names are valid.
+//!
+//! ```
+//! use pylon_workers::route::{parse, Route};
+//! assert_eq!(parse("/healthz"), Ok(Route::Health));
+//! let r = parse("/v1/shards/room-1/ws").unwrap();
+//! assert_eq!(r, Route::Shard { shard: "room-1".into(), rest: "ws".into() });
+//! assert_eq!(parse("/v1/shards/bad%20name/ws").unwrap_err().code, "BAD_SHARD_NAME");
+//! ```
+
+use crate::api_error::ApiError;
+
+/// Longest shard name accepted.
+pub const MAX_SHARD_NAME: usize = 128;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /healthz`
+    Health,
+    /// `/v1/shards/{shard}/{rest}`: handled by the Shard object `{shard}`.
+    /// `rest` is what follows the shard name, without the leading slash.
+    Shard { shard: String, rest: String },
+}
+
+/// Routes a request path (no query string).
+pub fn parse(path: &str) -> Result<Route, ApiError> {
+    if path == "/healthz" {
+        return Ok(Route::Health);
+    }
+    if let Some(after) = path.strip_prefix("/v1/shards/") {
+        let (shard, rest) = after.split_once('/').unwrap_or((after, ""));
+        validate_shard_name(shard)?;
+        return Ok(Route::Shard { shard: shard.to_owned(), rest: rest.to_owned() });
+    }
+    Err(ApiError::not_found(format!("no route for {path}")))
+}
+
+/// Shard names are 1 to 128 characters of `A-Z a-z 0-9 . _ - :`.
+pub fn validate_shard_name(name: &str) -> Result<(), ApiError> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':');
+    if name.is_empty() || name.len() > MAX_SHARD_NAME || !name.chars().all(ok_char) {
+        let shown: String = name.chars().take(40).collect();
+        return Err(ApiError::bad_request(
+            "BAD_SHARD_NAME",
+            format!(
+                "shard name {shown:?} is invalid: use 1 to {MAX_SHARD_NAME} characters of A-Z a-z 0-9 . _ - :"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_names() {
+        assert!(validate_shard_name("team:acme.room_1-b").is_ok());
+        assert!(validate_shard_name(&"a".repeat(128)).is_ok());
+        for bad in ["", "a b", "ä", "a/b", "a%20", &"a".repeat(129)] {
+            assert_eq!(validate_shard_name(bad).unwrap_err().code, "BAD_SHARD_NAME", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn routes() {
+        assert_eq!(parse("/nope").unwrap_err().code, "NOT_FOUND");
+        assert_eq!(parse("/v1/shards/").unwrap_err().code, "BAD_SHARD_NAME");
+        assert_eq!(
+            parse("/v1/shards/r1").unwrap(),
+            Route::Shard { shard: "r1".into(), rest: "".into() }
+        );
+        assert_eq!(
+            parse("/v1/shards/r1/a/b").unwrap(),
+            Route::Shard { shard: "r1".into(), rest: "a/b".into() }
+        );
+    }
+}

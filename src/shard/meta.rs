@@ -1,0 +1,83 @@
+//! Small named values a shard keeps beside its rows: its name, how many
+//! times it woke, its current seq. One table, `_pylon_meta`.
+//!
+//! ```
+//! # #[cfg(feature = "sqlite")] {
+//! use pylon_workers::shard::meta::Meta;
+//! use pylon_workers::storage::SqliteConn;
+//! let db = SqliteConn::open_in_memory().unwrap();
+//! let meta = Meta::open(&db).unwrap();
+//! assert_eq!(meta.add("wakes", 1).unwrap(), 1);
+//! assert_eq!(meta.add("wakes", 1).unwrap(), 2);
+//! meta.set_text("shard", "room-1").unwrap();
+//! assert_eq!(meta.text("shard").unwrap().as_deref(), Some("room-1"));
+//! # }
+//! ```
+
+use crate::sql::SqlValue;
+use crate::storage::{SqlConn, StorageError};
+
+pub const WAKES: &str = "wakes";
+pub const SHARD_NAME: &str = "shard";
+
+pub struct Meta<'a, C: SqlConn> {
+    conn: &'a C,
+}
+
+impl<'a, C: SqlConn> Meta<'a, C> {
+    /// Creates the table if needed.
+    pub fn open(conn: &'a C) -> Result<Self, StorageError> {
+        conn.exec(
+            "CREATE TABLE IF NOT EXISTS _pylon_meta (key TEXT PRIMARY KEY NOT NULL, value ANY) STRICT",
+            &[],
+        )?;
+        Ok(Self { conn })
+    }
+
+    /// Adds `by` to an integer value (missing counts as 0) and returns the sum.
+    pub fn add(&self, key: &str, by: i64) -> Result<i64, StorageError> {
+        let rows = self.conn.exec(
+            "INSERT INTO _pylon_meta (key, value) VALUES (?1, ?2) \
+             ON CONFLICT(key) DO UPDATE SET value = value + ?2 RETURNING value",
+            &[SqlValue::Text(key.into()), SqlValue::Integer(by)],
+        )?;
+        match rows.first().and_then(|r| r.first()) {
+            Some(SqlValue::Integer(v)) => Ok(*v),
+            other => Err(StorageError::new(format!("meta {key} is not an integer: {other:?}"), "")),
+        }
+    }
+
+    pub fn int(&self, key: &str) -> Result<i64, StorageError> {
+        Ok(match self.get(key)? {
+            Some(SqlValue::Integer(v)) => v,
+            _ => 0,
+        })
+    }
+
+    pub fn text(&self, key: &str) -> Result<Option<String>, StorageError> {
+        Ok(match self.get(key)? {
+            Some(SqlValue::Text(t)) => Some(t),
+            _ => None,
+        })
+    }
+
+    pub fn set_text(&self, key: &str, value: &str) -> Result<(), StorageError> {
+        self.set(key, SqlValue::Text(value.into()))
+    }
+
+    pub fn set(&self, key: &str, value: SqlValue) -> Result<(), StorageError> {
+        self.conn.exec(
+            "INSERT INTO _pylon_meta (key, value) VALUES (?1, ?2) \
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            &[SqlValue::Text(key.into()), value],
+        )?;
+        Ok(())
+    }
+
+    fn get(&self, key: &str) -> Result<Option<SqlValue>, StorageError> {
+        let rows = self
+            .conn
+            .exec("SELECT value FROM _pylon_meta WHERE key = ?1", &[SqlValue::Text(key.into())])?;
+        Ok(rows.into_iter().next().and_then(|r| r.into_iter().next()))
+    }
+}

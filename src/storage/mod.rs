@@ -1,0 +1,50 @@
+//! The one storage interface the shard engine needs: synchronous SQL.
+//!
+//! Durable Object SQLite storage is synchronous (`ctx.storage.sql.exec`),
+//! and so is rusqlite, so engine code that stores rows runs unchanged on
+//! both: in the Worker and in native tests against real SQLite.
+//!
+//! ```
+//! # #[cfg(feature = "sqlite")] {
+//! use pylon_workers::storage::{SqlConn, SqliteConn};
+//! use pylon_workers::sql::SqlValue;
+//! let db = SqliteConn::open_in_memory().unwrap();
+//! db.exec("CREATE TABLE t (x INTEGER)", &[]).unwrap();
+//! db.exec("INSERT INTO t VALUES (?)", &[SqlValue::Integer(7)]).unwrap();
+//! assert_eq!(db.exec("SELECT x FROM t", &[]).unwrap(), vec![vec![SqlValue::Integer(7)]]);
+//! # }
+//! ```
+
+use crate::sql::SqlValue;
+
+/// A statement that failed, with the database's own message.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("SQL failed: {message} (in `{statement}`)")]
+pub struct StorageError {
+    pub message: String,
+    /// The statement, cut to a readable length.
+    pub statement: String,
+}
+
+impl StorageError {
+    pub fn new(message: impl Into<String>, statement: &str) -> Self {
+        let statement = statement.chars().take(200).collect();
+        Self { message: message.into(), statement }
+    }
+
+    /// Whether SQLite refused the statement for a UNIQUE or PRIMARY KEY clash.
+    pub fn is_unique_violation(&self) -> bool {
+        self.message.contains("UNIQUE constraint failed")
+    }
+}
+
+/// Synchronous SQL over one database. Rows come back positionally, in the
+/// order of the statement's result columns.
+pub trait SqlConn {
+    fn exec(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, StorageError>;
+}
+
+#[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
+mod sqlite_conn;
+#[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
+pub use sqlite_conn::SqliteConn;
