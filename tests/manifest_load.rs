@@ -9,7 +9,10 @@ fn problems(json: serde_json::Value) -> Vec<(String, &'static str)> {
         Ok(_) => panic!("loaded"),
         Err(e) => {
             assert_eq!(e.code(), "INVALID_MANIFEST");
-            e.problems().iter().map(|p| (p.path().to_owned(), p.code())).collect()
+            e.problems()
+                .iter()
+                .map(|p| (p.path().to_owned(), p.code()))
+                .collect()
         }
     }
 }
@@ -38,10 +41,24 @@ fn all_types_load() {
             {"name": "d", "type": "datetime"}, {"name": "j", "type": "json", "unique": false},
             {"name": "u", "type": "id(User)", "unique": true}]}]}))
     .unwrap();
-    let tys: Vec<_> = m.entity("T").unwrap().fields.iter().map(|f| f.ty.clone()).collect();
+    let tys: Vec<_> = m
+        .entity("T")
+        .unwrap()
+        .fields
+        .iter()
+        .map(|f| f.ty.clone())
+        .collect();
     assert_eq!(
         tys,
-        [FieldType::String, FieldType::Int, FieldType::Float, FieldType::Bool, FieldType::Datetime, FieldType::Json, FieldType::Id("User".into())]
+        [
+            FieldType::String,
+            FieldType::Int,
+            FieldType::Float,
+            FieldType::Bool,
+            FieldType::Datetime,
+            FieldType::Json,
+            FieldType::Id("User".into())
+        ]
     );
     assert!(m.entity("T").unwrap().fields[2].optional);
     assert!(m.entity("T").unwrap().fields[6].unique);
@@ -53,10 +70,15 @@ fn all_types_load() {
 fn not_json() {
     let e = Manifest::from_json_str("{\"entities\": [}").unwrap_err();
     assert_eq!(e.code(), "INVALID_JSON");
-    let ManifestError::Json { line, column, .. } = &e else { panic!() };
+    let ManifestError::Json { line, column, .. } = &e else {
+        panic!()
+    };
     assert_eq!((*line, *column), (1, 15));
     assert!(e.problems().is_empty());
-    assert!(e.to_string().starts_with("manifest is not valid JSON: "), "{e}");
+    assert!(
+        e.to_string().starts_with("manifest is not valid JSON: "),
+        "{e}"
+    );
 }
 
 #[test]
@@ -64,14 +86,30 @@ fn top_level() {
     assert_eq!(one(json!([])), p("(top level)", "WRONG_TYPE"));
     assert_eq!(one(json!({})), p("", "MISSING_KEY"));
     assert_eq!(one(json!({"entities": {}})), p("entities", "WRONG_TYPE"));
-    assert_eq!(one(json!({"entities": [], "policies": {}})), p("policies", "WRONG_TYPE"));
-    assert_eq!(one(json!({"entities": [], "name": 3})), p("name", "WRONG_TYPE"));
-    assert_eq!(one(json!({"entities": [], "version": true})), p("version", "WRONG_TYPE"));
-    assert_eq!(one(json!({"entities": [7]})), p("entities[0]", "WRONG_TYPE"));
+    assert_eq!(
+        one(json!({"entities": [], "policies": {}})),
+        p("policies", "WRONG_TYPE")
+    );
+    assert_eq!(
+        one(json!({"entities": [], "name": 3})),
+        p("name", "WRONG_TYPE")
+    );
+    assert_eq!(
+        one(json!({"entities": [], "version": true})),
+        p("version", "WRONG_TYPE")
+    );
+    assert_eq!(
+        one(json!({"entities": [7]})),
+        p("entities[0]", "WRONG_TYPE")
+    );
     // Unknown top-level keys are ignored, so other Pylon sections carry over.
-    let m = Manifest::from_value(json!({"entities": [], "functions": {}, "version": "2.1"})).unwrap();
+    let m =
+        Manifest::from_value(json!({"entities": [], "functions": {}, "version": "2.1"})).unwrap();
     assert_eq!(m.version(), Some("2.1"));
-    assert_eq!(m.source(), r#"{"entities":[],"functions":{},"version":"2.1"}"#);
+    assert_eq!(
+        m.source(),
+        r#"{"entities":[],"functions":{},"version":"2.1"}"#
+    );
 }
 
 #[test]
@@ -93,14 +131,38 @@ fn unknown_keys_inside_are_errors() {
 
 #[test]
 fn names() {
-    assert_eq!(one(json!({"entities": [{"fields": []}]})), p("entities[0]", "MISSING_KEY"));
-    assert_eq!(one(json!({"entities": [{"name": "9T"}]})), p("entities[0].name", "INVALID_NAME"));
-    assert_eq!(one(json!({"entities": [{"name": "_T"}]})), p("entities[0].name", "RESERVED_NAME"));
-    assert_eq!(one(json!({"entities": [{"name": "sqlite_T"}]})), p("entities[0].name", "RESERVED_NAME"));
-    assert_eq!(one(json!({"entities": [{"name": "a".repeat(65)}]})), p("entities[0].name", "INVALID_NAME"));
-    assert_eq!(one(todo_with(json!([{"name": "a-b", "type": "int"}]))), p("entities[0].fields[0].name", "INVALID_NAME"));
-    assert_eq!(one(todo_with(json!([{"name": "_x", "type": "int"}]))), p("entities[0].fields[0].name", "RESERVED_NAME"));
-    assert_eq!(one(todo_with(json!([{"type": "int"}]))), p("entities[0].fields[0]", "MISSING_KEY"));
+    assert_eq!(
+        one(json!({"entities": [{"fields": []}]})),
+        p("entities[0]", "MISSING_KEY")
+    );
+    assert_eq!(
+        one(json!({"entities": [{"name": "9T"}]})),
+        p("entities[0].name", "INVALID_NAME")
+    );
+    assert_eq!(
+        one(json!({"entities": [{"name": "_T"}]})),
+        p("entities[0].name", "RESERVED_NAME")
+    );
+    assert_eq!(
+        one(json!({"entities": [{"name": "sqlite_T"}]})),
+        p("entities[0].name", "RESERVED_NAME")
+    );
+    assert_eq!(
+        one(json!({"entities": [{"name": "a".repeat(65)}]})),
+        p("entities[0].name", "INVALID_NAME")
+    );
+    assert_eq!(
+        one(todo_with(json!([{"name": "a-b", "type": "int"}]))),
+        p("entities[0].fields[0].name", "INVALID_NAME")
+    );
+    assert_eq!(
+        one(todo_with(json!([{"name": "_x", "type": "int"}]))),
+        p("entities[0].fields[0].name", "RESERVED_NAME")
+    );
+    assert_eq!(
+        one(todo_with(json!([{"type": "int"}]))),
+        p("entities[0].fields[0]", "MISSING_KEY")
+    );
 }
 
 #[test]
@@ -123,11 +185,18 @@ fn duplicates_ignore_case() {
     let e = Manifest::from_value(json!({"entities": [{"name": "A"}, {"name": "a"}]})).unwrap_err();
     assert_eq!(
         e.problems()[0],
-        Problem::DuplicateName { path: "entities[1].name".into(), kind: "entity", name: "a".into(), first: "entities[0].name".into() }
+        Problem::DuplicateName {
+            path: "entities[1].name".into(),
+            kind: "entity",
+            name: "a".into(),
+            first: "entities[0].name".into()
+        }
     );
     // A field and an index may share a name.
-    Manifest::from_value(json!({"entities": [{"name": "T", "fields": [{"name": "a", "type": "int"}],
-        "indexes": [{"name": "a", "fields": ["a"]}]}]}))
+    Manifest::from_value(
+        json!({"entities": [{"name": "T", "fields": [{"name": "a", "type": "int"}],
+        "indexes": [{"name": "a", "fields": ["a"]}]}]}),
+    )
     .unwrap();
 }
 
@@ -156,13 +225,19 @@ fn field_shapes_and_types() {
             p("entities[0].fields[5].type", "UNKNOWN_ENTITY"),
         ]
     );
-    assert_eq!(one(json!({"entities": [{"name": "T", "fields": {}}]})), p("entities[0].fields", "WRONG_TYPE"));
+    assert_eq!(
+        one(json!({"entities": [{"name": "T", "fields": {}}]})),
+        p("entities[0].fields", "WRONG_TYPE")
+    );
 }
 
 #[test]
 fn id_field() {
     // Declaring `id` as a required string is the implicit key, nothing more.
-    let m = Manifest::from_value(todo_with(json!([{"name": "id", "type": "string", "unique": true}]))).unwrap();
+    let m = Manifest::from_value(todo_with(
+        json!([{"name": "id", "type": "string", "unique": true}]),
+    ))
+    .unwrap();
     assert!(m.entities[0].fields.is_empty());
     let bad = [
         json!({"name": "id", "type": "int"}),
@@ -170,22 +245,27 @@ fn id_field() {
         json!({"name": "ID", "type": "string"}),
     ];
     for f in bad {
-        assert_eq!(one(todo_with(json!([f]))), p("entities[0].fields[0]", "INVALID_ID_FIELD"));
+        assert_eq!(
+            one(todo_with(json!([f]))),
+            p("entities[0].fields[0]", "INVALID_ID_FIELD")
+        );
     }
 }
 
 #[test]
 fn indexes() {
-    let ps = problems(json!({"entities": [{"name": "T", "fields": [{"name": "a", "type": "int"}], "indexes": [
-        {"name": "x", "fields": ["a", "nope"]},
-        {"name": "y", "fields": []},
-        {"name": "z"},
-        {"name": "w", "fields": [1]},
-        {"name": "v", "fields": "a"},
-        {"name": "byId", "fields": ["id", "a"], "unique": true},
-        {"fields": ["a"]},
-        {"name": "u", "fields": ["a"], "unique": "no"}
-    ]}]}));
+    let ps = problems(
+        json!({"entities": [{"name": "T", "fields": [{"name": "a", "type": "int"}], "indexes": [
+            {"name": "x", "fields": ["a", "nope"]},
+            {"name": "y", "fields": []},
+            {"name": "z"},
+            {"name": "w", "fields": [1]},
+            {"name": "v", "fields": "a"},
+            {"name": "byId", "fields": ["id", "a"], "unique": true},
+            {"fields": ["a"]},
+            {"name": "u", "fields": ["a"], "unique": "no"}
+        ]}]}),
+    );
     assert_eq!(
         ps,
         [
@@ -202,7 +282,8 @@ fn indexes() {
 
 #[test]
 fn policies() {
-    let ps = problems(json!({"entities": [{"name": "T", "fields": [{"name": "ownerId", "type": "string"}]}],
+    let ps = problems(
+        json!({"entities": [{"name": "T", "fields": [{"name": "ownerId", "type": "string"}]}],
         "policies": [
             {"name": "a", "entity": "Nope", "allow": "true"},
             {"name": "b", "entity": "T", "allowRead": "data.ownerId = auth.userId"},
@@ -214,7 +295,8 @@ fn policies() {
             {"name": "_g", "entity": "T", "allow": "true"},
             "h",
             {"name": "i", "entity": "T", "allowUpdate": "data.ownerId == auth.userId", "allowRead": null}
-        ]}));
+        ]}),
+    );
     assert_eq!(
         ps,
         [
@@ -237,7 +319,9 @@ fn parse_errors_carry_position() {
     let e = Manifest::from_value(json!({"entities": [{"name": "T"}],
         "policies": [{"name": "p", "entity": "T", "allow": "auth.userId = 'x'"}]}))
     .unwrap_err();
-    let Problem::PolicyParse { error, .. } = &e.problems()[0] else { panic!() };
+    let Problem::PolicyParse { error, .. } = &e.problems()[0] else {
+        panic!()
+    };
     assert_eq!((error.column, error.code()), (13, "UNEXPECTED_CHAR"));
     assert_eq!(
         e.to_string(),

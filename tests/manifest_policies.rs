@@ -43,23 +43,33 @@ fn precedence_within_a_policy() {
     let doc = row(json!({"id": "d1", "ownerId": "u1", "public": false}));
     // The owner may update, but delete is governed by allowDelete only.
     assert!(p.can_update("Doc", &owner, &doc, &Row::new()).is_allowed());
-    assert_eq!(p.can_delete("Doc", &owner, &doc).to_string(), "policy docs (allowDelete) denied delete on Doc");
-    assert!(p.can_delete("Doc", &AuthContext::user("x").with_roles(["janitor"]), &doc).is_allowed());
+    assert_eq!(
+        p.can_delete("Doc", &owner, &doc).to_string(),
+        "policy docs (allowDelete) denied delete on Doc"
+    );
+    assert!(p
+        .can_delete("Doc", &AuthContext::user("x").with_roles(["janitor"]), &doc)
+        .is_allowed());
 }
 
 #[test]
 fn any_policy_allowing_suffices_and_missing_paths_are_null() {
     let m = manifest();
     let p = m.policies();
-    let private = row(json!({"id": "d1", "ownerId": "u1", "public": false, "meta": {"tenant": "acme"}}));
+    let private =
+        row(json!({"id": "d1", "ownerId": "u1", "public": false, "meta": {"tenant": "acme"}}));
     let acme = AuthContext::user("u2").with_tenant("acme");
     assert!(p.can_read("Doc", &acme, &private).is_allowed());
-    let Decision::Deny(d) = p.can_read("Doc", &AuthContext::user("u2"), &private) else { panic!() };
+    let Decision::Deny(d) = p.can_read("Doc", &AuthContext::user("u2"), &private) else {
+        panic!()
+    };
     assert_eq!(d.refused_by, Some(("docs", Rule::Allow)));
     // No meta: data.meta.tenant is null, and an anonymous tenant is null too,
     // which is why the rule also demands auth.tenantId != null.
     let bare = row(json!({"id": "d2", "ownerId": "u1", "public": false}));
-    assert!(!p.can_read("Doc", &AuthContext::anonymous(), &bare).is_allowed());
+    assert!(!p
+        .can_read("Doc", &AuthContext::anonymous(), &bare)
+        .is_allowed());
 }
 
 #[test]
@@ -77,5 +87,7 @@ fn open_entities_and_admins() {
         assert!(d.is_allowed());
     }
     let doc = row(json!({"id": "d1", "ownerId": "u1", "public": false}));
-    assert!(p.can_delete("Doc", &AuthContext::admin(), &doc).is_allowed());
+    assert!(p
+        .can_delete("Doc", &AuthContext::admin(), &doc)
+        .is_allowed());
 }

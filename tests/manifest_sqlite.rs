@@ -35,13 +35,25 @@ fn lite(v: &SqlValue) -> Lite {
     }
 }
 
-fn insert(db: &Connection, m: &Manifest, entity: &str, r: serde_json::Value) -> rusqlite::Result<usize> {
+fn insert(
+    db: &Connection,
+    m: &Manifest,
+    entity: &str,
+    r: serde_json::Value,
+) -> rusqlite::Result<usize> {
     let e = m.entity(entity).unwrap();
     let cols = insert_columns(e, &row(r)).unwrap();
     let names: Vec<String> = cols.iter().map(|c| quote_ident(c.0)).collect();
     let marks = vec!["?"; cols.len()].join(", ");
-    let sql = format!("INSERT INTO {} ({}) VALUES ({marks})", quote_ident(entity), names.join(", "));
-    let params: Vec<ToSqlOutput<'_>> = cols.iter().map(|c| ToSqlOutput::Owned(lite(&c.1))).collect();
+    let sql = format!(
+        "INSERT INTO {} ({}) VALUES ({marks})",
+        quote_ident(entity),
+        names.join(", ")
+    );
+    let params: Vec<ToSqlOutput<'_>> = cols
+        .iter()
+        .map(|c| ToSqlOutput::Owned(lite(&c.1)))
+        .collect();
     db.execute(&sql, rusqlite::params_from_iter(params))
 }
 
@@ -49,7 +61,11 @@ fn select_all(db: &Connection, m: &Manifest, entity: &str) -> Vec<Row> {
     let e = m.entity(entity).unwrap();
     let cols = columns(e);
     let list: Vec<String> = cols.iter().map(|c| quote_ident(c)).collect();
-    let sql = format!("SELECT {} FROM {} ORDER BY \"id\"", list.join(", "), quote_ident(entity));
+    let sql = format!(
+        "SELECT {} FROM {} ORDER BY \"id\"",
+        list.join(", "),
+        quote_ident(entity)
+    );
     let mut stmt = db.prepare(&sql).unwrap();
     stmt.query_map([], |r| {
         let vals: Vec<(&str, SqlValue)> = (0..cols.len())
@@ -73,18 +89,27 @@ fn select_all(db: &Connection, m: &Manifest, entity: &str) -> Vec<Row> {
 
 /// (name, type, notnull, pk) per column.
 fn table_info(db: &Connection, table: &str) -> Vec<(String, String, bool, bool)> {
-    let mut stmt = db.prepare(&format!("PRAGMA table_info({})", quote_ident(table))).unwrap();
-    stmt.query_map([], |r| Ok((r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, i64>(5)? > 0)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+    let mut stmt = db
+        .prepare(&format!("PRAGMA table_info({})", quote_ident(table)))
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok((r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, i64>(5)? > 0))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
 }
 
 fn index_names(db: &Connection) -> Vec<String> {
     let mut stmt = db
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name",
+        )
         .unwrap();
-    stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }
 
 fn v1() -> Manifest {
@@ -130,7 +155,13 @@ fn create_insert_read_back() {
     let r = json!({"id": "t1", "title": "a", "done": true, "createdAt": T1, "order": 2,
                    "tags": {"k": [1, "x"]}, "slug": "a"});
     insert(&db, &m, "Todo", r.clone()).unwrap();
-    insert(&db, &m, "Todo", json!({"id": "t2", "title": "b", "done": false, "createdAt": T1, "slug": "b"})).unwrap();
+    insert(
+        &db,
+        &m,
+        "Todo",
+        json!({"id": "t2", "title": "b", "done": false, "createdAt": T1, "slug": "b"}),
+    )
+    .unwrap();
     let rows = select_all(&db, &m, "Todo");
     let mut expected = row(r);
     expected.insert("order".into(), Value::Float(2.0));
@@ -139,9 +170,19 @@ fn create_insert_read_back() {
     assert_eq!(rows[1].get("done"), Some(&Value::Bool(false)));
 
     // Unique fields and the primary key are enforced by SQLite.
-    let dup_slug = insert(&db, &m, "Todo", json!({"id": "t3", "title": "c", "done": false, "createdAt": T1, "slug": "a"}));
+    let dup_slug = insert(
+        &db,
+        &m,
+        "Todo",
+        json!({"id": "t3", "title": "c", "done": false, "createdAt": T1, "slug": "a"}),
+    );
     assert!(dup_slug.unwrap_err().to_string().contains("UNIQUE"));
-    let dup_id = insert(&db, &m, "Todo", json!({"id": "t1", "title": "c", "done": false, "createdAt": T1, "slug": "c"}));
+    let dup_id = insert(
+        &db,
+        &m,
+        "Todo",
+        json!({"id": "t1", "title": "c", "done": false, "createdAt": T1, "slug": "c"}),
+    );
     assert!(dup_id.unwrap_err().to_string().contains("UNIQUE"));
 }
 
@@ -153,12 +194,24 @@ fn update_columns_write() {
     insert(&db, &m, "Todo", json!({"id": "t1", "title": "a", "done": false, "createdAt": T1, "order": 1.5, "slug": "a"})).unwrap();
     let todo = m.entity("Todo").unwrap();
     let cols = update_columns(todo, &row(json!({"done": true, "order": null}))).unwrap();
-    let set: Vec<String> = cols.iter().map(|c| format!("{} = ?", quote_ident(c.0))).collect();
-    let params: Vec<ToSqlOutput<'_>> = cols.iter().map(|c| ToSqlOutput::Owned(lite(&c.1))).collect();
-    db.execute(&format!("UPDATE \"Todo\" SET {} WHERE \"id\" = 't1'", set.join(", ")), rusqlite::params_from_iter(params))
-        .unwrap();
+    let set: Vec<String> = cols
+        .iter()
+        .map(|c| format!("{} = ?", quote_ident(c.0)))
+        .collect();
+    let params: Vec<ToSqlOutput<'_>> = cols
+        .iter()
+        .map(|c| ToSqlOutput::Owned(lite(&c.1)))
+        .collect();
+    db.execute(
+        &format!("UPDATE \"Todo\" SET {} WHERE \"id\" = 't1'", set.join(", ")),
+        rusqlite::params_from_iter(params),
+    )
+    .unwrap();
     let r = &select_all(&db, &m, "Todo")[0];
-    assert_eq!((r.get("done"), r.get("order")), (Some(&Value::Bool(true)), Some(&Value::Null)));
+    assert_eq!(
+        (r.get("done"), r.get("order")),
+        (Some(&Value::Bool(true)), Some(&Value::Null))
+    );
 }
 
 #[test]
@@ -166,7 +219,13 @@ fn additive_migration() {
     let old = v1();
     let db = Connection::open_in_memory().unwrap();
     apply(&db, &plan_migration(None, &old).unwrap());
-    insert(&db, &old, "Todo", json!({"id": "t1", "title": "a", "done": false, "createdAt": T1, "slug": "a"})).unwrap();
+    insert(
+        &db,
+        &old,
+        "Todo",
+        json!({"id": "t1", "title": "a", "done": false, "createdAt": T1, "slug": "a"}),
+    )
+    .unwrap();
     insert(&db, &old, "Note", json!({"id": "n1", "body": "same"})).unwrap();
     insert(&db, &old, "Note", json!({"id": "n2", "body": "same"})).unwrap();
 
@@ -202,23 +261,39 @@ fn additive_migration() {
         ]
     );
     apply(&db, &plan);
-    let cols: Vec<_> = table_info(&db, "Todo").into_iter().map(|c| (c.0, c.2)).collect();
-    assert_eq!(&cols[7..], [("ownerId".to_string(), false), ("due".to_string(), false)]);
+    let cols: Vec<_> = table_info(&db, "Todo")
+        .into_iter()
+        .map(|c| (c.0, c.2))
+        .collect();
+    assert_eq!(
+        &cols[7..],
+        [("ownerId".to_string(), false), ("due".to_string(), false)]
+    );
     assert_eq!(
         index_names(&db),
-        ["Tag:byLabel", "Todo:byOrder", "Todo:byOwner", "Todo:ownerId:unique", "Todo:title:unique"]
+        [
+            "Tag:byLabel",
+            "Todo:byOrder",
+            "Todo:byOwner",
+            "Todo:ownerId:unique",
+            "Todo:title:unique"
+        ]
     );
     // Old rows read back with the new fields null.
     let rows = select_all(&db, &new, "Todo");
     assert_eq!(rows[0].get("due"), Some(&Value::Null));
     // The new unique constraints hold; nulls do not collide.
-    let base = |id: &str, title: &str, slug: &str, owner: serde_json::Value| {
-        json!({"id": id, "title": title, "done": false, "createdAt": T1, "slug": slug, "ownerId": owner})
-    };
+    let base = |id: &str, title: &str, slug: &str, owner: serde_json::Value| json!({"id": id, "title": title, "done": false, "createdAt": T1, "slug": slug, "ownerId": owner});
     insert(&db, &new, "Todo", base("t2", "b", "b", json!(null))).unwrap();
     insert(&db, &new, "Todo", base("t3", "c", "c", json!("u1"))).unwrap();
-    assert!(insert(&db, &new, "Todo", base("t4", "a", "d", json!(null))).is_err(), "duplicate title");
-    assert!(insert(&db, &new, "Todo", base("t5", "e", "e", json!("u1"))).is_err(), "duplicate owner");
+    assert!(
+        insert(&db, &new, "Todo", base("t4", "a", "d", json!(null))).is_err(),
+        "duplicate title"
+    );
+    assert!(
+        insert(&db, &new, "Todo", base("t5", "e", "e", json!("u1"))).is_err(),
+        "duplicate owner"
+    );
     assert!(insert(&db, &new, "Tag", json!({"id": "g1", "label": "x"})).is_ok());
     assert!(insert(&db, &new, "Tag", json!({"id": "g2", "label": "x"})).is_err());
 
@@ -240,14 +315,20 @@ fn additive_migration() {
 #[test]
 fn unique_on_existing_duplicates_fails_in_sqlite_without_damage() {
     let old = manifest(json!([{"name": "Note", "fields": [{"name": "body", "type": "string"}]}]));
-    let new = manifest(json!([{"name": "Note", "fields": [{"name": "body", "type": "string", "unique": true}]}]));
+    let new = manifest(
+        json!([{"name": "Note", "fields": [{"name": "body", "type": "string", "unique": true}]}]),
+    );
     let db = Connection::open_in_memory().unwrap();
     apply(&db, &plan_migration(None, &old).unwrap());
     insert(&db, &old, "Note", json!({"id": "n1", "body": "same"})).unwrap();
     insert(&db, &old, "Note", json!({"id": "n2", "body": "same"})).unwrap();
     let plan = plan_migration(Some(&old), &new).unwrap();
     assert_eq!(plan.len(), 1);
-    assert!(db.execute(&plan[0], []).unwrap_err().to_string().contains("UNIQUE"));
+    assert!(db
+        .execute(&plan[0], [])
+        .unwrap_err()
+        .to_string()
+        .contains("UNIQUE"));
     assert_eq!(select_all(&db, &old, "Note").len(), 2);
     assert!(index_names(&db).is_empty());
 }
@@ -276,7 +357,15 @@ fn destructive_changes_are_refused_all_at_once() {
     let codes: Vec<_> = e.problems.iter().map(|p| p.code()).collect();
     assert_eq!(
         codes,
-        ["ENTITY_DROPPED", "FIELD_DROPPED", "TYPE_CHANGED", "MADE_REQUIRED", "MADE_OPTIONAL", "UNIQUE_DROPPED", "REQUIRED_FIELD_ADDED"]
+        [
+            "ENTITY_DROPPED",
+            "FIELD_DROPPED",
+            "TYPE_CHANGED",
+            "MADE_REQUIRED",
+            "MADE_OPTIONAL",
+            "UNIQUE_DROPPED",
+            "REQUIRED_FIELD_ADDED"
+        ]
     );
     assert_eq!(
         e.to_string(),
@@ -294,10 +383,15 @@ fn destructive_changes_are_refused_all_at_once() {
 #[test]
 fn quoted_names_survive_keywords() {
     // Entity and field names that are SQL keywords work because every identifier is quoted.
-    let m = manifest(json!([{"name": "Order", "fields": [{"name": "select", "type": "int"}, {"name": "group", "type": "string", "optional": true}],
-        "indexes": [{"name": "where", "fields": ["select"]}]}]));
+    let m = manifest(
+        json!([{"name": "Order", "fields": [{"name": "select", "type": "int"}, {"name": "group", "type": "string", "optional": true}],
+        "indexes": [{"name": "where", "fields": ["select"]}]}]),
+    );
     let db = Connection::open_in_memory().unwrap();
     apply(&db, &plan_migration(None, &m).unwrap());
     insert(&db, &m, "Order", json!({"id": "o1", "select": 3})).unwrap();
-    assert_eq!(select_all(&db, &m, "Order")[0].get("select"), Some(&Value::Int(3)));
+    assert_eq!(
+        select_all(&db, &m, "Order")[0].get("select"),
+        Some(&Value::Int(3))
+    );
 }

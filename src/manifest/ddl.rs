@@ -59,7 +59,11 @@ pub(super) fn column_def(f: &Field, with_unique: bool) -> String {
 pub(super) fn create_table(e: &Entity) -> String {
     let mut cols = vec![format!("{} TEXT PRIMARY KEY NOT NULL", quote_ident("id"))];
     cols.extend(e.fields.iter().map(|f| column_def(f, true)));
-    format!("CREATE TABLE IF NOT EXISTS {} ({})", quote_ident(&e.name), cols.join(", "))
+    format!(
+        "CREATE TABLE IF NOT EXISTS {} ({})",
+        quote_ident(&e.name),
+        cols.join(", ")
+    )
 }
 
 pub(super) fn create_index(e: &Entity, x: &Index) -> String {
@@ -83,13 +87,18 @@ pub(super) fn create_unique_index(e: &Entity, field: &str) -> String {
 }
 
 pub(super) fn drop_index(e: &Entity, x: &Index) -> String {
-    format!("DROP INDEX IF EXISTS {}", quote_ident(&index_name(&e.name, &x.name)))
+    format!(
+        "DROP INDEX IF EXISTS {}",
+        quote_ident(&index_name(&e.name, &x.name))
+    )
 }
 
 /// `CREATE TABLE IF NOT EXISTS` and `CREATE INDEX IF NOT EXISTS` for one
 /// entity: all it takes to create it in an empty database.
 pub fn create_statements(e: &Entity) -> Vec<String> {
-    std::iter::once(create_table(e)).chain(e.indexes.iter().map(|x| create_index(e, x))).collect()
+    std::iter::once(create_table(e))
+        .chain(e.indexes.iter().map(|x| create_index(e, x)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -107,11 +116,30 @@ mod tests {
         let e = Entity {
             name: "U".into(),
             fields: vec![
-                Field { name: "email".into(), ty: FieldType::String, optional: false, unique: true },
-                Field { name: "ok".into(), ty: FieldType::Bool, optional: true, unique: false },
-                Field { name: "x".into(), ty: FieldType::Float, optional: true, unique: true },
+                Field {
+                    name: "email".into(),
+                    ty: FieldType::String,
+                    optional: false,
+                    unique: true,
+                },
+                Field {
+                    name: "ok".into(),
+                    ty: FieldType::Bool,
+                    optional: true,
+                    unique: false,
+                },
+                Field {
+                    name: "x".into(),
+                    ty: FieldType::Float,
+                    optional: true,
+                    unique: true,
+                },
             ],
-            indexes: vec![Index { name: "both".into(), fields: vec!["email".into(), "ok".into()], unique: true }],
+            indexes: vec![Index {
+                name: "both".into(),
+                fields: vec!["email".into(), "ok".into()],
+                unique: true,
+            }],
         };
         assert_eq!(
             create_statements(&e),

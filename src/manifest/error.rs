@@ -19,28 +19,69 @@ use crate::policy::ParseError;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Problem {
     /// A value of the wrong JSON type.
-    WrongType { path: String, expected: &'static str, given: &'static str },
-    MissingKey { path: String, key: &'static str },
+    WrongType {
+        path: String,
+        expected: &'static str,
+        given: &'static str,
+    },
+    MissingKey {
+        path: String,
+        key: &'static str,
+    },
     /// A key not part of the format (only top-level keys may be unknown).
-    UnknownKey { path: String, key: String },
+    UnknownKey {
+        path: String,
+        key: String,
+    },
     /// A name not matching `^[A-Za-z][A-Za-z0-9_]{0,63}$`.
-    InvalidName { path: String, name: String },
+    InvalidName {
+        path: String,
+        name: String,
+    },
     /// A name starting with `_` (or, for an entity, `sqlite_`), kept for the runtime.
-    ReservedName { path: String, name: String },
+    ReservedName {
+        path: String,
+        name: String,
+    },
     /// `kind` is "entity", "field", "index", "index field" or "policy";
     /// names are compared ignoring ASCII case, as SQLite does.
-    DuplicateName { path: String, kind: &'static str, name: String, first: String },
-    UnknownType { path: String, given: String },
+    DuplicateName {
+        path: String,
+        kind: &'static str,
+        name: String,
+        first: String,
+    },
+    UnknownType {
+        path: String,
+        given: String,
+    },
     /// A declared `id` field that is not `{"type":"string"}` and required.
-    InvalidIdField { path: String, reason: &'static str },
+    InvalidIdField {
+        path: String,
+        reason: &'static str,
+    },
     /// `id(X)` or a policy naming an entity that does not exist.
-    UnknownEntity { path: String, name: String },
+    UnknownEntity {
+        path: String,
+        name: String,
+    },
     /// An index or a policy expression naming a field the entity lacks.
-    UnknownField { path: String, entity: String, field: String },
-    EmptyIndex { path: String },
-    PolicyParse { path: String, error: ParseError },
+    UnknownField {
+        path: String,
+        entity: String,
+        field: String,
+    },
+    EmptyIndex {
+        path: String,
+    },
+    PolicyParse {
+        path: String,
+        error: ParseError,
+    },
     /// A policy with none of the `allow*` rules.
-    EmptyPolicy { path: String },
+    EmptyPolicy {
+        path: String,
+    },
 }
 
 impl Problem {
@@ -122,14 +163,22 @@ impl fmt::Display for Problem {
 pub enum ManifestError {
     /// The text is not JSON at all.
     #[error("manifest is not valid JSON: {message} at line {line} column {column}")]
-    Json { line: usize, column: usize, message: String },
+    Json {
+        line: usize,
+        column: usize,
+        message: String,
+    },
     /// The JSON does not describe a valid manifest; every problem found.
     #[error("{}", list(problems))]
     Invalid { problems: Vec<Problem> },
 }
 
 fn list(problems: &[Problem]) -> String {
-    let mut s = format!("invalid manifest ({} problem{}):", problems.len(), if problems.len() == 1 { "" } else { "s" });
+    let mut s = format!(
+        "invalid manifest ({} problem{}):",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
     for p in problems {
         s.push_str("\n  ");
         s.push_str(&p.to_string());

@@ -29,8 +29,16 @@ pub(super) struct Loaded {
 const ENTITY_KEYS: &[&str] = &["name", "fields", "indexes"];
 const FIELD_KEYS: &[&str] = &["name", "type", "optional", "unique"];
 const INDEX_KEYS: &[&str] = &["name", "fields", "unique"];
-const POLICY_KEYS: &[&str] =
-    &["name", "entity", "allowRead", "allowInsert", "allowUpdate", "allowDelete", "allowWrite", "allow"];
+const POLICY_KEYS: &[&str] = &[
+    "name",
+    "entity",
+    "allowRead",
+    "allowInsert",
+    "allowUpdate",
+    "allowDelete",
+    "allowWrite",
+    "allow",
+];
 
 pub(super) fn load(root: &Json) -> Result<Loaded, Vec<Problem>> {
     let mut cx = Cx::default();
@@ -49,15 +57,28 @@ pub(super) fn load(root: &Json) -> Result<Loaded, Vec<Problem>> {
     };
     let entities = match top.get("entities") {
         None => {
-            cx.push(Problem::MissingKey { path: String::new(), key: "entities" });
+            cx.push(Problem::MissingKey {
+                path: String::new(),
+                key: "entities",
+            });
             Vec::new()
         }
-        Some(v) => cx.array(v, "entities").iter().enumerate().filter_map(|(i, e)| cx.entity(e, i)).collect(),
+        Some(v) => cx
+            .array(v, "entities")
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| cx.entity(e, i))
+            .collect(),
     };
     cx.cross_check(&entities);
     let policies = cx.policies(top.get("policies"), &entities);
     if cx.problems.is_empty() {
-        Ok(Loaded { name, version, entities, policies })
+        Ok(Loaded {
+            name,
+            version,
+            entities,
+            policies,
+        })
     } else {
         Err(cx.problems)
     }
@@ -84,7 +105,11 @@ struct EntityPaths {
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 fn json_type(v: &Json) -> &'static str {
@@ -123,14 +148,22 @@ impl Cx {
     }
 
     fn wrong(&mut self, v: &Json, path: &str, expected: &'static str) {
-        self.push(Problem::WrongType { path: path.to_owned(), expected, given: json_type(v) });
+        self.push(Problem::WrongType {
+            path: path.to_owned(),
+            expected,
+            given: json_type(v),
+        });
     }
 
     fn object<'a>(&mut self, v: &'a Json, path: &str) -> Option<&'a Map<String, Json>> {
         match v {
             Json::Object(o) => Some(o),
             _ => {
-                self.wrong(v, if path.is_empty() { "(top level)" } else { path }, "an object");
+                self.wrong(
+                    v,
+                    if path.is_empty() { "(top level)" } else { path },
+                    "an object",
+                );
                 None
             }
         }
@@ -148,7 +181,10 @@ impl Cx {
 
     fn known_keys(&mut self, o: &Map<String, Json>, path: &str, allowed: &[&str]) {
         for k in o.keys().filter(|k| !allowed.contains(&k.as_str())) {
-            self.push(Problem::UnknownKey { path: join(path, k), key: k.clone() });
+            self.push(Problem::UnknownKey {
+                path: join(path, k),
+                key: k.clone(),
+            });
         }
     }
 
@@ -163,9 +199,17 @@ impl Cx {
         }
     }
 
-    fn req_str<'a>(&mut self, o: &'a Map<String, Json>, path: &str, key: &'static str) -> Option<&'a str> {
+    fn req_str<'a>(
+        &mut self,
+        o: &'a Map<String, Json>,
+        path: &str,
+        key: &'static str,
+    ) -> Option<&'a str> {
         if matches!(o.get(key), None | Some(Json::Null)) {
-            self.push(Problem::MissingKey { path: path.to_owned(), key });
+            self.push(Problem::MissingKey {
+                path: path.to_owned(),
+                key,
+            });
             return None;
         }
         self.opt_str(o, path, key)
@@ -196,11 +240,17 @@ impl Cx {
         match check_name(name) {
             NameCheck::Ok => Some(name),
             NameCheck::Reserved => {
-                self.push(Problem::ReservedName { path, name: name.to_owned() });
+                self.push(Problem::ReservedName {
+                    path,
+                    name: name.to_owned(),
+                });
                 None
             }
             NameCheck::Invalid => {
-                self.push(Problem::InvalidName { path, name: name.to_owned() });
+                self.push(Problem::InvalidName {
+                    path,
+                    name: name.to_owned(),
+                });
                 None
             }
         }
@@ -212,7 +262,10 @@ impl Cx {
         self.known_keys(o, &path, ENTITY_KEYS);
         let mut name = self.name(o, &path).map(str::to_owned);
         if let Some(n) = name.as_deref().filter(|n| is_sqlite_reserved(n)) {
-            self.push(Problem::ReservedName { path: join(&path, "name"), name: n.to_owned() });
+            self.push(Problem::ReservedName {
+                path: join(&path, "name"),
+                name: n.to_owned(),
+            });
             name = None;
         }
         let mut paths = EntityPaths {
@@ -226,8 +279,14 @@ impl Cx {
         let mut fields = Vec::new();
         for (j, f) in self.opt_array(o, &path, "fields").iter().enumerate() {
             let fpath = format!("{path}.fields[{j}]");
-            if let Some(n) = f.get("name").and_then(Json::as_str).filter(|n| check_name(n) == NameCheck::Ok) {
-                paths.names.push(("field", n.to_owned(), join(&fpath, "name")));
+            if let Some(n) = f
+                .get("name")
+                .and_then(Json::as_str)
+                .filter(|n| check_name(n) == NameCheck::Ok)
+            {
+                paths
+                    .names
+                    .push(("field", n.to_owned(), join(&fpath, "name")));
             }
             if let Some(field) = self.field(f, &fpath) {
                 fields.push(field);
@@ -237,8 +296,14 @@ impl Cx {
         let mut indexes = Vec::new();
         for (j, x) in self.opt_array(o, &path, "indexes").iter().enumerate() {
             let xpath = format!("{path}.indexes[{j}]");
-            if let Some(n) = x.get("name").and_then(Json::as_str).filter(|n| check_name(n) == NameCheck::Ok) {
-                paths.names.push(("index", n.to_owned(), join(&xpath, "name")));
+            if let Some(n) = x
+                .get("name")
+                .and_then(Json::as_str)
+                .filter(|n| check_name(n) == NameCheck::Ok)
+            {
+                paths
+                    .names
+                    .push(("index", n.to_owned(), join(&xpath, "name")));
             }
             if let Some((index, field_paths)) = self.index(x, &xpath) {
                 indexes.push(index);
@@ -247,7 +312,11 @@ impl Cx {
         }
         paths.loaded = name.is_some();
         self.paths.push(paths);
-        Some(Entity { name: name?, fields, indexes })
+        Some(Entity {
+            name: name?,
+            fields,
+            indexes,
+        })
     }
 
     /// A field; `None` if malformed, or the declared `id` (which is implicit).
@@ -259,7 +328,10 @@ impl Cx {
         let ty = ty_text.and_then(|t| {
             let ty = parse_type(t);
             if ty.is_none() {
-                self.push(Problem::UnknownType { path: join(path, "type"), given: t.to_owned() });
+                self.push(Problem::UnknownType {
+                    path: join(path, "type"),
+                    given: t.to_owned(),
+                });
             }
             ty
         });
@@ -277,11 +349,19 @@ impl Cx {
                 None
             };
             if let Some(reason) = reason {
-                self.push(Problem::InvalidIdField { path: path.to_owned(), reason });
+                self.push(Problem::InvalidIdField {
+                    path: path.to_owned(),
+                    reason,
+                });
             }
             return None;
         }
-        Some(Field { name: name.to_owned(), ty: ty?, optional, unique })
+        Some(Field {
+            name: name.to_owned(),
+            ty: ty?,
+            optional,
+            unique,
+        })
     }
 
     /// An index and the path of each of its fields.
@@ -293,11 +373,16 @@ impl Cx {
         let mut fields = Vec::new();
         let mut field_paths = Vec::new();
         match o.get("fields") {
-            None | Some(Json::Null) => self.push(Problem::MissingKey { path: path.to_owned(), key: "fields" }),
+            None | Some(Json::Null) => self.push(Problem::MissingKey {
+                path: path.to_owned(),
+                key: "fields",
+            }),
             Some(v) => {
                 let list = self.array(v, &join(path, "fields"));
                 if list.is_empty() && v.is_array() {
-                    self.push(Problem::EmptyIndex { path: join(path, "fields") });
+                    self.push(Problem::EmptyIndex {
+                        path: join(path, "fields"),
+                    });
                 }
                 for (k, f) in list.iter().enumerate() {
                     let fpath = format!("{path}.fields[{k}]");
@@ -311,7 +396,14 @@ impl Cx {
                 }
             }
         }
-        Some((Index { name: name?.to_owned(), fields, unique }, field_paths))
+        Some((
+            Index {
+                name: name?.to_owned(),
+                fields,
+                unique,
+            },
+            field_paths,
+        ))
     }
 
     /// Duplicates, `id(X)` targets and index fields, once all entities are read.
@@ -334,7 +426,10 @@ impl Cx {
             for (f, fpath) in e.fields.iter().zip(&p.fields) {
                 if let FieldType::Id(target) = &f.ty {
                     if !entities.iter().any(|x| x.name == *target) {
-                        self.push(Problem::UnknownEntity { path: join(fpath, "type"), name: target.clone() });
+                        self.push(Problem::UnknownEntity {
+                            path: join(fpath, "type"),
+                            name: target.clone(),
+                        });
                     }
                 }
             }
@@ -342,7 +437,11 @@ impl Cx {
                 let mut seen_fields = HashMap::new();
                 for (f, fpath) in x.fields.iter().zip(fpaths) {
                     if !e.has_column(f) {
-                        self.push(Problem::UnknownField { path: fpath.clone(), entity: e.name.clone(), field: f.clone() });
+                        self.push(Problem::UnknownField {
+                            path: fpath.clone(),
+                            entity: e.name.clone(),
+                            field: f.clone(),
+                        });
                     } else {
                         self.unique_name(&mut seen_fields, "index field", f, f, fpath);
                     }
@@ -352,7 +451,14 @@ impl Cx {
     }
 
     /// Reports `name` if `key` was seen before (ignoring case).
-    fn unique_name(&mut self, seen: &mut HashMap<String, String>, kind: &'static str, key: &str, name: &str, path: &str) {
+    fn unique_name(
+        &mut self,
+        seen: &mut HashMap<String, String>,
+        kind: &'static str,
+        key: &str,
+        name: &str,
+        path: &str,
+    ) {
         match seen.get(&key.to_ascii_lowercase()) {
             Some(first) => self.push(Problem::DuplicateName {
                 path: path.to_owned(),
@@ -375,7 +481,9 @@ impl Cx {
         let mut out = Vec::new();
         for (i, p) in list.iter().enumerate() {
             let path = format!("policies[{i}]");
-            let Some(o) = self.object(p, &path) else { continue };
+            let Some(o) = self.object(p, &path) else {
+                continue;
+            };
             self.known_keys(o, &path, POLICY_KEYS);
             let name = self.name(o, &path);
             if let Some(n) = name {
@@ -385,14 +493,19 @@ impl Cx {
             let entity = entity_name.and_then(|n| {
                 let e = entities.iter().find(|e| e.name == n);
                 if e.is_none() {
-                    self.push(Problem::UnknownEntity { path: join(&path, "entity"), name: n.to_owned() });
+                    self.push(Problem::UnknownEntity {
+                        path: join(&path, "entity"),
+                        name: n.to_owned(),
+                    });
                 }
                 e
             });
             let mut rules = Vec::new();
             for rule in Rule::ALL {
                 let rpath = join(&path, rule.key());
-                let Some(src) = self.opt_str(o, &path, rule.key()) else { continue };
+                let Some(src) = self.opt_str(o, &path, rule.key()) else {
+                    continue;
+                };
                 match crate::policy::parse(src) {
                     Ok(expr) => {
                         if let Some(e) = entity {
@@ -411,7 +524,9 @@ impl Cx {
                     Err(error) => self.push(Problem::PolicyParse { path: rpath, error }),
                 }
             }
-            let declared = Rule::ALL.iter().any(|r| !matches!(o.get(r.key()), None | Some(Json::Null)));
+            let declared = Rule::ALL
+                .iter()
+                .any(|r| !matches!(o.get(r.key()), None | Some(Json::Null)));
             if !declared {
                 self.push(Problem::EmptyPolicy { path: path.clone() });
             }

@@ -17,24 +17,48 @@
 
 use std::fmt;
 
-use super::ddl::{column_def, create_index, create_statements, create_unique_index, drop_index, quote_ident};
+use super::ddl::{
+    column_def, create_index, create_statements, create_unique_index, drop_index, quote_ident,
+};
 use super::model::Entity;
 use super::Manifest;
 
 /// One change a migration cannot make safely.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MigrationProblem {
-    EntityDropped { entity: String },
-    FieldDropped { entity: String, field: String },
-    TypeChanged { entity: String, field: String, from: String, to: String },
+    EntityDropped {
+        entity: String,
+    },
+    FieldDropped {
+        entity: String,
+        field: String,
+    },
+    TypeChanged {
+        entity: String,
+        field: String,
+        from: String,
+        to: String,
+    },
     /// An optional field made required (existing rows may hold null).
-    MadeRequired { entity: String, field: String },
+    MadeRequired {
+        entity: String,
+        field: String,
+    },
     /// A required field made optional (SQLite cannot drop NOT NULL in place).
-    MadeOptional { entity: String, field: String },
+    MadeOptional {
+        entity: String,
+        field: String,
+    },
     /// A new field that is not optional (existing rows have no value).
-    RequiredFieldAdded { entity: String, field: String },
+    RequiredFieldAdded {
+        entity: String,
+        field: String,
+    },
     /// SQLite cannot drop a UNIQUE column constraint in place.
-    UniqueDropped { entity: String, field: String },
+    UniqueDropped {
+        entity: String,
+        field: String,
+    },
 }
 
 impl MigrationProblem {
@@ -55,15 +79,29 @@ impl fmt::Display for MigrationProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use MigrationProblem::*;
         match self {
-            EntityDropped { entity } => write!(f, "entity {entity} was removed; dropping data is not supported"),
+            EntityDropped { entity } => write!(
+                f,
+                "entity {entity} was removed; dropping data is not supported"
+            ),
             FieldDropped { entity, field } => {
-                write!(f, "field {entity}.{field} was removed; dropping data is not supported")
+                write!(
+                    f,
+                    "field {entity}.{field} was removed; dropping data is not supported"
+                )
             }
-            TypeChanged { entity, field, from, to } => {
+            TypeChanged {
+                entity,
+                field,
+                from,
+                to,
+            } => {
                 write!(f, "field {entity}.{field} changed type from {from} to {to}; existing values may not fit")
             }
             MadeRequired { entity, field } => {
-                write!(f, "field {entity}.{field} became required; existing rows may hold null")
+                write!(
+                    f,
+                    "field {entity}.{field} became required; existing rows may hold null"
+                )
             }
             MadeOptional { entity, field } => {
                 write!(f, "field {entity}.{field} became optional; SQLite cannot drop NOT NULL without rebuilding the table")
@@ -104,14 +142,19 @@ impl MigrationError {
 /// `target`. Empty when nothing changes. Every statement but `ALTER TABLE
 /// ADD COLUMN` is guarded (`IF [NOT] EXISTS`); run the plan and store the
 /// target's source in one transaction.
-pub fn plan_migration(applied: Option<&Manifest>, target: &Manifest) -> Result<Vec<String>, MigrationError> {
+pub fn plan_migration(
+    applied: Option<&Manifest>,
+    target: &Manifest,
+) -> Result<Vec<String>, MigrationError> {
     let Some(applied) = applied else {
         return Ok(target.entities.iter().flat_map(create_statements).collect());
     };
     let mut problems = Vec::new();
     for old in &applied.entities {
         if target.entity(&old.name).is_none() {
-            problems.push(MigrationProblem::EntityDropped { entity: old.name.clone() });
+            problems.push(MigrationProblem::EntityDropped {
+                entity: old.name.clone(),
+            });
         }
     }
     let (mut tables, mut columns, mut drops, mut indexes) = (vec![], vec![], vec![], vec![]);
@@ -148,7 +191,11 @@ fn diff_fields(
         let (entity, field) = at(&f.name);
         let Some(was) = old.field(&f.name) else {
             if f.optional {
-                columns.push(format!("ALTER TABLE {} ADD COLUMN {}", quote_ident(&new.name), column_def(f, false)));
+                columns.push(format!(
+                    "ALTER TABLE {} ADD COLUMN {}",
+                    quote_ident(&new.name),
+                    column_def(f, false)
+                ));
                 if f.unique {
                     indexes.push(create_unique_index(new, &f.name));
                 }
@@ -159,11 +206,22 @@ fn diff_fields(
         };
         if was.ty != f.ty {
             let (from, to) = (was.ty.name(), f.ty.name());
-            problems.push(MigrationProblem::TypeChanged { entity: entity.clone(), field: field.clone(), from, to });
+            problems.push(MigrationProblem::TypeChanged {
+                entity: entity.clone(),
+                field: field.clone(),
+                from,
+                to,
+            });
         }
         match (was.optional, f.optional) {
-            (true, false) => problems.push(MigrationProblem::MadeRequired { entity: entity.clone(), field: field.clone() }),
-            (false, true) => problems.push(MigrationProblem::MadeOptional { entity: entity.clone(), field: field.clone() }),
+            (true, false) => problems.push(MigrationProblem::MadeRequired {
+                entity: entity.clone(),
+                field: field.clone(),
+            }),
+            (false, true) => problems.push(MigrationProblem::MadeOptional {
+                entity: entity.clone(),
+                field: field.clone(),
+            }),
             _ => {}
         }
         match (was.unique, f.unique) {

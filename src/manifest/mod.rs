@@ -49,11 +49,12 @@ pub struct Manifest {
 impl Manifest {
     /// Loads a manifest from its JSON text, which is kept as [`source`](Self::source).
     pub fn from_json_str(text: &str) -> Result<Manifest, ManifestError> {
-        let json: serde_json::Value = serde_json::from_str(text).map_err(|e| ManifestError::Json {
-            line: e.line(),
-            column: e.column(),
-            message: strip_position(&e.to_string()),
-        })?;
+        let json: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| ManifestError::Json {
+                line: e.line(),
+                column: e.column(),
+                message: strip_position(&e.to_string()),
+            })?;
         Self::load(&json, text.to_owned())
     }
 
@@ -65,7 +66,13 @@ impl Manifest {
 
     fn load(json: &serde_json::Value, source: String) -> Result<Manifest, ManifestError> {
         let l = load::load(json).map_err(|problems| ManifestError::Invalid { problems })?;
-        Ok(Manifest { entities: l.entities, name: l.name, version: l.version, policies: l.policies, source })
+        Ok(Manifest {
+            entities: l.entities,
+            name: l.name,
+            version: l.version,
+            policies: l.policies,
+            source,
+        })
     }
 
     pub fn entity(&self, name: &str) -> Option<&Entity> {

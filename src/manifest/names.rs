@@ -22,7 +22,8 @@ pub enum NameCheck {
 /// Checks `^[A-Za-z][A-Za-z0-9_]{0,63}$`, telling reserved names apart.
 pub fn check_name(name: &str) -> NameCheck {
     let b = name.as_bytes();
-    let body_ok = b.len() <= MAX_NAME_LEN && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_');
+    let body_ok =
+        b.len() <= MAX_NAME_LEN && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_');
     match b.first() {
         Some(b'_') if body_ok => NameCheck::Reserved,
         Some(c) if c.is_ascii_alphabetic() && body_ok => NameCheck::Ok,

@@ -27,7 +27,12 @@ pub enum RowError {
     #[error("{entity} has no field {field:?}")]
     UnknownField { entity: String, field: String },
     #[error("{entity}.{field}: expected {expected}, given {given}")]
-    TypeMismatch { entity: String, field: String, expected: String, given: &'static str },
+    TypeMismatch {
+        entity: String,
+        field: String,
+        expected: String,
+        given: &'static str,
+    },
     /// A required field absent on insert, or set to null.
     #[error("{entity}.{field} is required")]
     RequiredField { entity: String, field: String },
@@ -57,7 +62,9 @@ impl RowError {
 
 /// The stored columns of an entity, in table order: `id`, then the fields.
 pub fn columns(entity: &Entity) -> Vec<&str> {
-    std::iter::once("id").chain(entity.fields.iter().map(|f| f.name.as_str())).collect()
+    std::iter::once("id")
+        .chain(entity.fields.iter().map(|f| f.name.as_str()))
+        .collect()
 }
 
 /// Checks a row to insert: no unknown fields, every required field present
@@ -70,29 +77,46 @@ pub fn validate_insert(entity: &Entity, row: &Row) -> Result<(), RowError> {
 /// Validates a row to insert (see [`validate_insert`]), which must have its
 /// `id`, and gives its columns in table order ([`columns`]): absent optional
 /// fields are `Null`.
-pub fn insert_columns<'e>(entity: &'e Entity, row: &Row) -> Result<Vec<(&'e str, SqlValue)>, RowError> {
+pub fn insert_columns<'e>(
+    entity: &'e Entity,
+    row: &Row,
+) -> Result<Vec<(&'e str, SqlValue)>, RowError> {
     let cols = encode_insert(entity, row)?;
     if cols[0].1 == SqlValue::Null {
-        return Err(RowError::MissingId { entity: entity.name.clone() });
+        return Err(RowError::MissingId {
+            entity: entity.name.clone(),
+        });
     }
     Ok(cols)
 }
 
 fn encode_insert<'e>(entity: &'e Entity, row: &Row) -> Result<Vec<(&'e str, SqlValue)>, RowError> {
     if let Some(k) = row.keys().find(|k| *k != "id" && entity.field(k).is_none()) {
-        return Err(RowError::UnknownField { entity: entity.name.clone(), field: k.clone() });
+        return Err(RowError::UnknownField {
+            entity: entity.name.clone(),
+            field: k.clone(),
+        });
     }
     let mut out = Vec::with_capacity(entity.fields.len() + 1);
-    out.push(("id", match row.get("id") {
-        None => SqlValue::Null,
-        Some(Value::Text(s)) if !s.is_empty() => SqlValue::Text(s.clone()),
-        Some(v) => {
-            return Err(RowError::InvalidId { entity: entity.name.clone(), given: v.type_name() })
-        }
-    }));
+    out.push((
+        "id",
+        match row.get("id") {
+            None => SqlValue::Null,
+            Some(Value::Text(s)) if !s.is_empty() => SqlValue::Text(s.clone()),
+            Some(v) => {
+                return Err(RowError::InvalidId {
+                    entity: entity.name.clone(),
+                    given: v.type_name(),
+                })
+            }
+        },
+    ));
     for f in &entity.fields {
         let v = row.get(&f.name).unwrap_or(&Value::Null);
-        out.push((f.name.as_str(), encode(entity, &f.name, &f.ty, f.optional, v)?));
+        out.push((
+            f.name.as_str(),
+            encode(entity, &f.name, &f.ty, f.optional, v)?,
+        ));
     }
     Ok(out)
 }
@@ -105,27 +129,47 @@ pub fn validate_update(entity: &Entity, set: &Row) -> Result<(), RowError> {
 
 /// Validates a `set` map (see [`validate_update`]) and gives the columns to
 /// update, in table order. Empty when there is nothing to write.
-pub fn update_columns<'e>(entity: &'e Entity, set: &Row) -> Result<Vec<(&'e str, SqlValue)>, RowError> {
+pub fn update_columns<'e>(
+    entity: &'e Entity,
+    set: &Row,
+) -> Result<Vec<(&'e str, SqlValue)>, RowError> {
     for k in set.keys() {
         if k == "id" {
-            return Err(RowError::IdImmutable { entity: entity.name.clone() });
+            return Err(RowError::IdImmutable {
+                entity: entity.name.clone(),
+            });
         }
         if entity.field(k).is_none() {
-            return Err(RowError::UnknownField { entity: entity.name.clone(), field: k.clone() });
+            return Err(RowError::UnknownField {
+                entity: entity.name.clone(),
+                field: k.clone(),
+            });
         }
     }
     let mut out = Vec::with_capacity(set.len());
     for f in &entity.fields {
         if let Some(v) = set.get(&f.name) {
-            out.push((f.name.as_str(), encode(entity, &f.name, &f.ty, f.optional, v)?));
+            out.push((
+                f.name.as_str(),
+                encode(entity, &f.name, &f.ty, f.optional, v)?,
+            ));
         }
     }
     Ok(out)
 }
 
-fn encode(entity: &Entity, field: &str, ty: &FieldType, optional: bool, v: &Value) -> Result<SqlValue, RowError> {
+fn encode(
+    entity: &Entity,
+    field: &str,
+    ty: &FieldType,
+    optional: bool,
+    v: &Value,
+) -> Result<SqlValue, RowError> {
     if v.is_null() && !optional {
-        return Err(RowError::RequiredField { entity: entity.name.clone(), field: field.to_owned() });
+        return Err(RowError::RequiredField {
+            entity: entity.name.clone(),
+            field: field.to_owned(),
+        });
     }
     to_sql(ty, v).map_err(|m| RowError::TypeMismatch {
         entity: entity.name.clone(),
@@ -137,7 +181,10 @@ fn encode(entity: &Entity, field: &str, ty: &FieldType, optional: bool, v: &Valu
 
 /// Decodes stored columns (name, value) into a row. `id` and every field
 /// given are included (null ones as `Null`); unknown columns are skipped.
-pub fn decode_row<S: AsRef<str>>(entity: &Entity, cols: impl IntoIterator<Item = (S, SqlValue)>) -> Row {
+pub fn decode_row<S: AsRef<str>>(
+    entity: &Entity,
+    cols: impl IntoIterator<Item = (S, SqlValue)>,
+) -> Row {
     let mut row = Row::new();
     for (name, v) in cols {
         let name = name.as_ref();
@@ -215,42 +262,93 @@ mod tests {
         let e = todo();
         let err = |r: &Row| insert_columns(&e, r).unwrap_err();
         let x = err(&with(r#"{"colour":"red"}"#));
-        assert_eq!(x, RowError::UnknownField { entity: "Todo".into(), field: "colour".into() });
+        assert_eq!(
+            x,
+            RowError::UnknownField {
+                entity: "Todo".into(),
+                field: "colour".into()
+            }
+        );
         assert_eq!(x.code(), "UNKNOWN_FIELD");
         let x = err(&with(r#"{"done":1}"#));
         assert_eq!(x.code(), "TYPE_MISMATCH");
         assert_eq!(x.to_string(), "Todo.done: expected bool, given int");
-        assert_eq!(err(&with(r#"{"createdAt":"yesterday"}"#)).code(), "TYPE_MISMATCH");
+        assert_eq!(
+            err(&with(r#"{"createdAt":"yesterday"}"#)).code(),
+            "TYPE_MISMATCH"
+        );
         let mut r = row(OK);
         r.remove("title");
-        assert_eq!(err(&r), RowError::RequiredField { entity: "Todo".into(), field: "title".into() });
+        assert_eq!(
+            err(&r),
+            RowError::RequiredField {
+                entity: "Todo".into(),
+                field: "title".into()
+            }
+        );
         assert_eq!(err(&with(r#"{"title":null}"#)).code(), "REQUIRED_FIELD");
         let mut r = row(OK);
         r.remove("id");
-        assert_eq!(err(&r), RowError::MissingId { entity: "Todo".into() });
-        assert_eq!(err(&with(r#"{"id":7}"#)), RowError::InvalidId { entity: "Todo".into(), given: "int" });
+        assert_eq!(
+            err(&r),
+            RowError::MissingId {
+                entity: "Todo".into()
+            }
+        );
+        assert_eq!(
+            err(&with(r#"{"id":7}"#)),
+            RowError::InvalidId {
+                entity: "Todo".into(),
+                given: "int"
+            }
+        );
         assert_eq!(err(&with(r#"{"id":""}"#)).code(), "INVALID_ID");
-        assert_eq!(validate_insert(&e, &with(r#"{"id":null}"#)).unwrap_err().code(), "INVALID_ID");
+        assert_eq!(
+            validate_insert(&e, &with(r#"{"id":null}"#))
+                .unwrap_err()
+                .code(),
+            "INVALID_ID"
+        );
     }
 
     #[test]
     fn updates() {
         let e = todo();
         let cols = update_columns(&e, &row(r#"{"order":null,"done":false}"#)).unwrap();
-        assert_eq!(cols, vec![("done", SqlValue::Integer(0)), ("order", SqlValue::Null)]);
+        assert_eq!(
+            cols,
+            vec![("done", SqlValue::Integer(0)), ("order", SqlValue::Null)]
+        );
         assert!(update_columns(&e, &Row::new()).unwrap().is_empty());
         let err = |j: &str| validate_update(&e, &row(j)).unwrap_err();
-        assert_eq!(err(r#"{"id":"t2"}"#), RowError::IdImmutable { entity: "Todo".into() });
+        assert_eq!(
+            err(r#"{"id":"t2"}"#),
+            RowError::IdImmutable {
+                entity: "Todo".into()
+            }
+        );
         assert_eq!(err(r#"{"id":"t2"}"#).code(), "ID_IMMUTABLE");
         assert_eq!(err(r#"{"nope":1}"#).code(), "UNKNOWN_FIELD");
-        assert_eq!(err(r#"{"title":null}"#), RowError::RequiredField { entity: "Todo".into(), field: "title".into() });
+        assert_eq!(
+            err(r#"{"title":null}"#),
+            RowError::RequiredField {
+                entity: "Todo".into(),
+                field: "title".into()
+            }
+        );
         assert_eq!(err(r#"{"order":"high"}"#).code(), "TYPE_MISMATCH");
     }
 
     #[test]
     fn decode_skips_unknown_columns() {
         let e = todo();
-        let r = decode_row(&e, [("id", SqlValue::Text("t".into())), ("gone", SqlValue::Integer(1))]);
+        let r = decode_row(
+            &e,
+            [
+                ("id", SqlValue::Text("t".into())),
+                ("gone", SqlValue::Integer(1)),
+            ],
+        );
         assert_eq!(r, row(r#"{"id":"t"}"#));
     }
 }

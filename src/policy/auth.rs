@@ -24,11 +24,17 @@ impl AuthContext {
     }
 
     pub fn user(id: impl Into<String>) -> Self {
-        AuthContext { user_id: Some(id.into()), ..AuthContext::default() }
+        AuthContext {
+            user_id: Some(id.into()),
+            ..AuthContext::default()
+        }
     }
 
     pub fn admin() -> Self {
-        AuthContext { is_admin: true, ..AuthContext::default() }
+        AuthContext {
+            is_admin: true,
+            ..AuthContext::default()
+        }
     }
 
     pub fn with_roles<S: Into<String>>(mut self, roles: impl IntoIterator<Item = S>) -> Self {

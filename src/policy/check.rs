@@ -77,9 +77,17 @@ impl fmt::Display for Denial<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.refused_by {
             Some((policy, rule)) => {
-                write!(f, "policy {policy} ({rule}) denied {} on {}", self.action, self.entity)
+                write!(
+                    f,
+                    "policy {policy} ({rule}) denied {} on {}",
+                    self.action, self.entity
+                )
             }
-            None => write!(f, "no policy rule allows {} on {}", self.action, self.entity),
+            None => write!(
+                f,
+                "no policy rule allows {} on {}",
+                self.action, self.entity
+            ),
         }
     }
 }
@@ -97,7 +105,10 @@ impl Policies {
         for (i, p) in policies.iter().enumerate() {
             by_entity.entry(p.entity.clone()).or_default().push(i);
         }
-        Policies { policies, by_entity }
+        Policies {
+            policies,
+            by_entity,
+        }
     }
 
     /// Every policy, in manifest order.
@@ -112,8 +123,16 @@ impl Policies {
     /// The policies of one entity. Look this up once, then check many rows.
     pub fn for_entity<'p>(&'p self, entity: &str) -> EntityPolicies<'p> {
         match self.by_entity.get_key_value(entity) {
-            Some((name, ids)) => EntityPolicies { all: &self.policies, ids, entity: name },
-            None => EntityPolicies { all: &self.policies, ids: &[], entity: "" },
+            Some((name, ids)) => EntityPolicies {
+                all: &self.policies,
+                ids,
+                entity: name,
+            },
+            None => EntityPolicies {
+                all: &self.policies,
+                ids: &[],
+                entity: "",
+            },
         }
     }
 
@@ -127,11 +146,22 @@ impl Policies {
     }
 
     /// `stored` is the row before the update, `input` the `set` map.
-    pub fn can_update<'p>(&'p self, entity: &str, auth: &AuthContext, stored: &Row, input: &Row) -> Decision<'p> {
+    pub fn can_update<'p>(
+        &'p self,
+        entity: &str,
+        auth: &AuthContext,
+        stored: &Row,
+        input: &Row,
+    ) -> Decision<'p> {
         self.for_entity(entity).can_update(auth, stored, input)
     }
 
-    pub fn can_delete<'p>(&'p self, entity: &str, auth: &AuthContext, stored: &Row) -> Decision<'p> {
+    pub fn can_delete<'p>(
+        &'p self,
+        entity: &str,
+        auth: &AuthContext,
+        stored: &Row,
+    ) -> Decision<'p> {
         self.for_entity(entity).can_delete(auth, stored)
     }
 }
@@ -151,19 +181,47 @@ impl<'p> EntityPolicies<'p> {
     }
 
     pub fn can_read(&self, auth: &AuthContext, row: &Row) -> Decision<'p> {
-        self.check(Action::Read, &Scope { auth, data: Some(row), input: None })
+        self.check(
+            Action::Read,
+            &Scope {
+                auth,
+                data: Some(row),
+                input: None,
+            },
+        )
     }
 
     pub fn can_insert(&self, auth: &AuthContext, input: &Row) -> Decision<'p> {
-        self.check(Action::Insert, &Scope { auth, data: Some(input), input: Some(input) })
+        self.check(
+            Action::Insert,
+            &Scope {
+                auth,
+                data: Some(input),
+                input: Some(input),
+            },
+        )
     }
 
     pub fn can_update(&self, auth: &AuthContext, stored: &Row, input: &Row) -> Decision<'p> {
-        self.check(Action::Update, &Scope { auth, data: Some(stored), input: Some(input) })
+        self.check(
+            Action::Update,
+            &Scope {
+                auth,
+                data: Some(stored),
+                input: Some(input),
+            },
+        )
     }
 
     pub fn can_delete(&self, auth: &AuthContext, stored: &Row) -> Decision<'p> {
-        self.check(Action::Delete, &Scope { auth, data: Some(stored), input: None })
+        self.check(
+            Action::Delete,
+            &Scope {
+                auth,
+                data: Some(stored),
+                input: None,
+            },
+        )
     }
 
     /// The general check: `scope.auth` wants to perform `action`.
@@ -181,7 +239,11 @@ impl<'p> EntityPolicies<'p> {
                 refused_by = refused_by.or(Some((p.name.as_str(), *rule)));
             }
         }
-        Decision::Deny(Denial { entity: self.entity, action, refused_by })
+        Decision::Deny(Denial {
+            entity: self.entity,
+            action,
+            refused_by,
+        })
     }
 }
 
@@ -191,21 +253,43 @@ mod tests {
     use crate::value::Value;
 
     fn policy(name: &str, entity: &str, rules: &[(Rule, &str)]) -> Policy {
-        Policy::new(name, entity, rules.iter().map(|(r, s)| (*r, s.parse().unwrap())).collect())
+        Policy::new(
+            name,
+            entity,
+            rules
+                .iter()
+                .map(|(r, s)| (*r, s.parse().unwrap()))
+                .collect(),
+        )
     }
 
     fn row(owner: &str) -> Row {
-        [("ownerId".to_string(), Value::from(owner)), ("id".to_string(), Value::from("t1"))].into()
+        [
+            ("ownerId".to_string(), Value::from(owner)),
+            ("id".to_string(), Value::from("t1")),
+        ]
+        .into()
     }
 
     fn set() -> Policies {
         Policies::new(vec![
-            policy("todoOwner", "Todo", &[
-                (Rule::AllowRead, "auth.userId != null"),
-                (Rule::AllowWrite, "data.ownerId == auth.userId"),
-                (Rule::AllowUpdate, "data.ownerId == auth.userId && input.ownerId == null"),
-            ]),
-            policy("todoEditors", "Todo", &[(Rule::AllowUpdate, "auth.hasRole('editor')")]),
+            policy(
+                "todoOwner",
+                "Todo",
+                &[
+                    (Rule::AllowRead, "auth.userId != null"),
+                    (Rule::AllowWrite, "data.ownerId == auth.userId"),
+                    (
+                        Rule::AllowUpdate,
+                        "data.ownerId == auth.userId && input.ownerId == null",
+                    ),
+                ],
+            ),
+            policy(
+                "todoEditors",
+                "Todo",
+                &[(Rule::AllowUpdate, "auth.hasRole('editor')")],
+            ),
             policy("readOnly", "Log", &[(Rule::AllowRead, "true")]),
         ])
     }
@@ -227,21 +311,34 @@ mod tests {
         let p = set();
         let bob = AuthContext::user("bob");
         let d = p.can_update("Todo", &bob, &row("alice"), &Row::new());
-        let Decision::Deny(denial) = d else { panic!("allowed") };
+        let Decision::Deny(denial) = d else {
+            panic!("allowed")
+        };
         assert_eq!(denial.refused_by, Some(("todoOwner", Rule::AllowUpdate)));
         assert_eq!(denial.code(), "POLICY_DENIED");
-        assert_eq!(d.to_string(), "policy todoOwner (allowUpdate) denied update on Todo");
+        assert_eq!(
+            d.to_string(),
+            "policy todoOwner (allowUpdate) denied update on Todo"
+        );
         let d = p.can_delete("Todo", &bob, &row("alice"));
-        assert_eq!(d.to_string(), "policy todoOwner (allowWrite) denied delete on Todo");
+        assert_eq!(
+            d.to_string(),
+            "policy todoOwner (allowWrite) denied delete on Todo"
+        );
         let d = p.can_read("Todo", &AuthContext::anonymous(), &row("alice"));
-        assert_eq!(d.to_string(), "policy todoOwner (allowRead) denied read on Todo");
+        assert_eq!(
+            d.to_string(),
+            "policy todoOwner (allowRead) denied read on Todo"
+        );
     }
 
     #[test]
     fn any_allowing_policy_is_enough() {
         let p = set();
         let editor = AuthContext::user("bob").with_roles(["editor"]);
-        assert!(p.can_update("Todo", &editor, &row("alice"), &Row::new()).is_allowed());
+        assert!(p
+            .can_update("Todo", &editor, &row("alice"), &Row::new())
+            .is_allowed());
         // But the editors policy says nothing about delete.
         assert!(!p.can_delete("Todo", &editor, &row("alice")).is_allowed());
     }
@@ -255,8 +352,12 @@ mod tests {
         assert!(!p.can_insert("Todo", &alice, &row("bob")).is_allowed());
         // Update: data is the stored row, input the set map.
         let give_away: Row = [("ownerId".to_string(), Value::from("bob"))].into();
-        assert!(!p.can_update("Todo", &alice, &row("alice"), &give_away).is_allowed());
-        assert!(p.can_update("Todo", &alice, &row("alice"), &Row::new()).is_allowed());
+        assert!(!p
+            .can_update("Todo", &alice, &row("alice"), &give_away)
+            .is_allowed());
+        assert!(p
+            .can_update("Todo", &alice, &row("alice"), &Row::new())
+            .is_allowed());
         assert!(p.can_delete("Todo", &alice, &row("alice")).is_allowed());
     }
 
@@ -264,9 +365,13 @@ mod tests {
     fn uncovered_action_on_governed_entity_is_denied() {
         let p = set();
         let d = p.can_insert("Log", &AuthContext::user("u"), &row("u"));
-        let Decision::Deny(denial) = d else { panic!("allowed") };
+        let Decision::Deny(denial) = d else {
+            panic!("allowed")
+        };
         assert_eq!(denial.code(), "NO_POLICY_RULE");
         assert_eq!(d.to_string(), "no policy rule allows insert on Log");
-        assert!(p.can_read("Log", &AuthContext::anonymous(), &row("u")).is_allowed());
+        assert!(p
+            .can_read("Log", &AuthContext::anonymous(), &row("u"))
+            .is_allowed());
     }
 }

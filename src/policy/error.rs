@@ -19,7 +19,10 @@ pub enum ParseErrorKind {
     /// A malformed number, or one out of range.
     BadNumber(String),
     /// A token where another was expected.
-    Unexpected { found: String, expected: &'static str },
+    Unexpected {
+        found: String,
+        expected: &'static str,
+    },
     /// A name that is not `auth`, `data`, `input`, `null`, `true`, `false`.
     UnknownName(String),
     /// `auth.<member>` with an unknown member.
@@ -68,7 +71,9 @@ impl fmt::Display for ParseErrorKind {
             ParseErrorKind::MissingPath(root) => {
                 write!(f, "`{root}` needs a field path, like `{root}.ownerId`")
             }
-            ParseErrorKind::TooDeep => write!(f, "expression nested deeper than {}", super::MAX_DEPTH),
+            ParseErrorKind::TooDeep => {
+                write!(f, "expression nested deeper than {}", super::MAX_DEPTH)
+            }
         }
     }
 }

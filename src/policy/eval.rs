@@ -130,7 +130,10 @@ fn deep_eq(a: &Value, b: &Value) -> bool {
             x.len() == y.len() && x.iter().zip(y).all(|(x, y)| deep_eq(x, y))
         }
         (Value::Map(x), Value::Map(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|((kx, vx), (ky, vy))| kx == ky && deep_eq(vx, vy))
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|((kx, vx), (ky, vy))| kx == ky && deep_eq(vx, vy))
         }
         (Value::List(_) | Value::Map(_), _) | (_, Value::List(_) | Value::Map(_)) => false,
         _ => eq(V::of(a), V::of(b)),
@@ -161,7 +164,9 @@ mod tests {
 
     #[test]
     fn auth_members() {
-        let a = AuthContext::user("u1").with_tenant("t1").with_roles(["editor", "viewer"]);
+        let a = AuthContext::user("u1")
+            .with_tenant("t1")
+            .with_roles(["editor", "viewer"]);
         let t = |s| check(s, &a, None, None);
         assert!(t("auth.userId == 'u1'"));
         assert!(t("auth.tenantId == \"t1\""));
@@ -171,7 +176,12 @@ mod tests {
         assert!(t("auth.hasAnyRole('admin', 'viewer')"));
         assert!(!t("auth.hasAnyRole('admin', 'root')"));
         let anon = AuthContext::anonymous();
-        assert!(check("auth.userId == null && auth.tenantId == null", &anon, None, None));
+        assert!(check(
+            "auth.userId == null && auth.tenantId == null",
+            &anon,
+            None,
+            None
+        ));
         assert!(check("auth.isAdmin", &AuthContext::admin(), None, None));
     }
 
@@ -210,7 +220,10 @@ mod tests {
         assert!(t("data.l == data.l2"));
         assert!(t("data.l != data.m"));
         assert!(t("data.m != 1"));
-        assert!(!int_eq_float(9_007_199_254_740_993, 9_007_199_254_740_992.0));
+        assert!(!int_eq_float(
+            9_007_199_254_740_993,
+            9_007_199_254_740_992.0
+        ));
         assert!(!int_eq_float(i64::MAX, 9_223_372_036_854_775_808.0));
     }
 

@@ -139,7 +139,10 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token<'_>>, ParseError> {
         };
         out.push(Token { tok, at: start });
     }
-    out.push(Token { tok: Tok::Eof, at: src.len() });
+    out.push(Token {
+        tok: Tok::Eof,
+        at: src.len(),
+    });
     Ok(out)
 }
 
@@ -166,7 +169,10 @@ fn string(src: &str, start: usize) -> Result<(String, usize), ParseError> {
                     'u' => {
                         let mut code = 0u32;
                         for _ in 0..4 {
-                            let d = chars.next().and_then(|(_, h)| h.to_digit(16)).ok_or_else(bad)?;
+                            let d = chars
+                                .next()
+                                .and_then(|(_, h)| h.to_digit(16))
+                                .ok_or_else(bad)?;
                             code = code * 16 + d;
                         }
                         char::from_u32(code).ok_or_else(bad)?
@@ -177,7 +183,11 @@ fn string(src: &str, start: usize) -> Result<(String, usize), ParseError> {
             c => out.push(c),
         }
     }
-    Err(ParseError::new(src, start, ParseErrorKind::UnterminatedString))
+    Err(ParseError::new(
+        src,
+        start,
+        ParseErrorKind::UnterminatedString,
+    ))
 }
 
 /// `-?digits(.digits)?([eE][+-]?digits)?` starting at `start`.
@@ -215,14 +225,27 @@ fn number(src: &str, start: usize) -> Result<(Tok<'static>, usize), ParseError> 
         }
     }
     // A number may not run into a name: `1abc` is an error, not `1` then `abc`.
-    let glued = b.get(end).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
+    let glued = b
+        .get(end)
+        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
     let text = &src[start..end];
-    let bad = || ParseError::new(src, start, ParseErrorKind::BadNumber(src[start..end.max(start + 1)].to_owned()));
+    let bad = || {
+        ParseError::new(
+            src,
+            start,
+            ParseErrorKind::BadNumber(src[start..end.max(start + 1)].to_owned()),
+        )
+    };
     if !any || glued {
         return Err(bad());
     }
     let tok = if float {
-        Tok::Float(text.parse::<f64>().ok().filter(|f| f.is_finite()).ok_or_else(bad)?)
+        Tok::Float(
+            text.parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .ok_or_else(bad)?,
+        )
     } else {
         Tok::Int(text.parse::<i64>().map_err(|_| bad())?)
     };
@@ -264,15 +287,43 @@ mod tests {
 
     #[test]
     fn strings_with_escapes() {
-        assert_eq!(toks(r#""a\"b\n""#), vec![Tok::Str("a\"b\n".into()), Tok::Eof]);
-        assert_eq!(toks(r"'it\'s \u00e9'"), vec![Tok::Str("it's é".into()), Tok::Eof]);
-        assert_eq!(toks(r#"'say "hi"'"#), vec![Tok::Str("say \"hi\"".into()), Tok::Eof]);
+        assert_eq!(
+            toks(r#""a\"b\n""#),
+            vec![Tok::Str("a\"b\n".into()), Tok::Eof]
+        );
+        assert_eq!(
+            toks(r"'it\'s \u00e9'"),
+            vec![Tok::Str("it's é".into()), Tok::Eof]
+        );
+        assert_eq!(
+            toks(r#"'say "hi"'"#),
+            vec![Tok::Str("say \"hi\"".into()), Tok::Eof]
+        );
     }
 
     #[test]
     fn numbers() {
-        assert_eq!(toks("12 -3 1.5 2e3"), vec![Tok::Int(12), Tok::Int(-3), Tok::Float(1.5), Tok::Float(2000.0), Tok::Eof]);
-        assert_eq!(toks("a.0.1"), vec![Tok::Ident("a"), Tok::Dot, Tok::Int(0), Tok::Dot, Tok::Int(1), Tok::Eof]);
+        assert_eq!(
+            toks("12 -3 1.5 2e3"),
+            vec![
+                Tok::Int(12),
+                Tok::Int(-3),
+                Tok::Float(1.5),
+                Tok::Float(2000.0),
+                Tok::Eof
+            ]
+        );
+        assert_eq!(
+            toks("a.0.1"),
+            vec![
+                Tok::Ident("a"),
+                Tok::Dot,
+                Tok::Int(0),
+                Tok::Dot,
+                Tok::Int(1),
+                Tok::Eof
+            ]
+        );
     }
 
     #[test]

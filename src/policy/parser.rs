@@ -27,9 +27,17 @@ impl std::str::FromStr for Expr {
 /// Parses a whole policy expression.
 pub fn parse(src: &str) -> Result<Expr, ParseError> {
     let toks = tokenize(src)?;
-    let mut p = Parser { src, toks, pos: 0, depth: 0 };
+    let mut p = Parser {
+        src,
+        toks,
+        pos: 0,
+        depth: 0,
+    };
     let e = p.or()?;
-    p.expect(|t| *t == Tok::Eof, "an operator or the end of the expression")?;
+    p.expect(
+        |t| *t == Tok::Eof,
+        "an operator or the end of the expression",
+    )?;
     Ok(e)
 }
 
@@ -62,10 +70,17 @@ impl<'s> Parser<'s> {
     }
 
     fn unexpected(&self, expected: &'static str) -> ParseError {
-        self.error(ParseErrorKind::Unexpected { found: self.peek().describe(), expected })
+        self.error(ParseErrorKind::Unexpected {
+            found: self.peek().describe(),
+            expected,
+        })
     }
 
-    fn expect(&mut self, ok: impl Fn(&Tok<'s>) -> bool, expected: &'static str) -> Result<Tok<'s>, ParseError> {
+    fn expect(
+        &mut self,
+        ok: impl Fn(&Tok<'s>) -> bool,
+        expected: &'static str,
+    ) -> Result<Tok<'s>, ParseError> {
         if ok(self.peek()) {
             Ok(self.bump())
         } else {
@@ -101,11 +116,18 @@ impl<'s> Parser<'s> {
             };
             self.bump();
             let rhs = Box::new(self.unary()?);
-            e = if eq { Expr::Eq(Box::new(e), rhs) } else { Expr::Ne(Box::new(e), rhs) };
+            e = if eq {
+                Expr::Eq(Box::new(e), rhs)
+            } else {
+                Expr::Ne(Box::new(e), rhs)
+            };
         }
     }
 
-    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, ParseError>) -> Result<T, ParseError> {
+    fn nested<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, ParseError>,
+    ) -> Result<T, ParseError> {
         if self.depth >= MAX_DEPTH {
             return Err(self.error(ParseErrorKind::TooDeep));
         }
@@ -127,7 +149,10 @@ impl<'s> Parser<'s> {
         const OPERAND: &str = "a value (auth.…, data.…, input.…, a literal or `(`)";
         let at = self.at();
         if matches!(self.peek(), Tok::RParen | Tok::Comma | Tok::Dot | Tok::Eof)
-            || matches!(self.peek(), Tok::EqEq | Tok::NotEq | Tok::AndAnd | Tok::OrOr)
+            || matches!(
+                self.peek(),
+                Tok::EqEq | Tok::NotEq | Tok::AndAnd | Tok::OrOr
+            )
         {
             return Err(self.unexpected(OPERAND));
         }
@@ -146,9 +171,11 @@ impl<'s> Parser<'s> {
             Tok::Ident("auth") => self.auth(),
             Tok::Ident("data") => self.path(Root::Data),
             Tok::Ident("input") => self.path(Root::Input),
-            Tok::Ident(name) => {
-                Err(ParseError::new(self.src, at, ParseErrorKind::UnknownName(name.to_owned())))
-            }
+            Tok::Ident(name) => Err(ParseError::new(
+                self.src,
+                at,
+                ParseErrorKind::UnknownName(name.to_owned()),
+            )),
             _ => unreachable!("checked above"),
         }
     }
@@ -156,7 +183,9 @@ impl<'s> Parser<'s> {
     fn auth(&mut self) -> Result<Expr, ParseError> {
         self.expect(|t| *t == Tok::Dot, "`.` after `auth`")?;
         let at = self.at();
-        let Tok::Ident(member) = self.expect(|t| matches!(t, Tok::Ident(_)), "a member of `auth`")? else {
+        let Tok::Ident(member) =
+            self.expect(|t| matches!(t, Tok::Ident(_)), "a member of `auth`")?
+        else {
             unreachable!()
         };
         match member {
@@ -178,7 +207,11 @@ impl<'s> Parser<'s> {
                 Ok(Expr::HasRole(roles.remove(0)))
             }
             "hasAnyRole" => Ok(Expr::HasAnyRole(self.string_args()?)),
-            other => Err(ParseError::new(self.src, at, ParseErrorKind::UnknownAuthMember(other.to_owned()))),
+            other => Err(ParseError::new(
+                self.src,
+                at,
+                ParseErrorKind::UnknownAuthMember(other.to_owned()),
+            )),
         }
     }
 
@@ -206,7 +239,7 @@ impl<'s> Parser<'s> {
         while *self.peek() == Tok::Dot {
             self.bump();
             let seg = self.expect(
-                |t| matches!(t, Tok::Ident(_) | Tok::Int(0..)) ,
+                |t| matches!(t, Tok::Ident(_) | Tok::Int(0..)),
                 "a field name or list index",
             )?;
             segs.push(match seg {
@@ -233,7 +266,10 @@ mod tests {
     }
 
     fn path(root: Root, segs: &[&str]) -> Box<Expr> {
-        Box::new(Expr::Path(root, segs.iter().map(|s| s.to_string()).collect()))
+        Box::new(Expr::Path(
+            root,
+            segs.iter().map(|s| s.to_string()).collect(),
+        ))
     }
 
     #[test]
@@ -251,10 +287,19 @@ mod tests {
                 path(Root::Data, &["x"])
             )
         );
-        assert_eq!(p("true || false && false"), Or(b(Bool(true)), b(And(b(Bool(false)), b(Bool(false))))));
-        assert_eq!(p("!(true || false)"), Not(b(Or(b(Bool(true)), b(Bool(false))))));
+        assert_eq!(
+            p("true || false && false"),
+            Or(b(Bool(true)), b(And(b(Bool(false)), b(Bool(false)))))
+        );
+        assert_eq!(
+            p("!(true || false)"),
+            Not(b(Or(b(Bool(true)), b(Bool(false)))))
+        );
         // Left associative.
-        assert_eq!(p("1 == 1 == true"), Eq(b(Eq(b(Int(1)), b(Int(1)))), b(Bool(true))));
+        assert_eq!(
+            p("1 == 1 == true"),
+            Eq(b(Eq(b(Int(1)), b(Int(1)))), b(Bool(true)))
+        );
     }
 
     #[test]
@@ -267,8 +312,14 @@ mod tests {
         assert_eq!(p("auth.isAdmin"), Expr::AuthIsAdmin);
         assert_eq!(p("auth.tenantId"), Expr::AuthTenantId);
         assert_eq!(p("auth.hasRole('x')"), Expr::HasRole("x".into()));
-        assert_eq!(p("auth.hasAnyRole(\"a\", 'b')"), Expr::HasAnyRole(vec!["a".into(), "b".into()]));
-        assert_eq!(p("data.meta.tags.0"), *path(Root::Data, &["meta", "tags", "0"]));
+        assert_eq!(
+            p("auth.hasAnyRole(\"a\", 'b')"),
+            Expr::HasAnyRole(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(
+            p("data.meta.tags.0"),
+            *path(Root::Data, &["meta", "tags", "0"])
+        );
         assert_eq!(p("input.title"), *path(Root::Input, &["title"]));
         assert_eq!(p("((true))"), Expr::Bool(true));
     }
@@ -288,11 +339,20 @@ mod tests {
         assert_eq!(err("auth.hasRole('a','b')"), (6, "UNEXPECTED_TOKEN"));
         assert_eq!(err("auth.hasRole(x)"), (14, "UNEXPECTED_TOKEN"));
         assert_eq!(err("auth.hasAnyRole('a' 'b')"), (21, "UNEXPECTED_TOKEN"));
-        let deep = format!("{}true{}", "(".repeat(MAX_DEPTH + 1), ")".repeat(MAX_DEPTH + 1));
+        let deep = format!(
+            "{}true{}",
+            "(".repeat(MAX_DEPTH + 1),
+            ")".repeat(MAX_DEPTH + 1)
+        );
         assert_eq!(err(&deep), (MAX_DEPTH + 2, "TOO_DEEP"));
         let nots = format!("{}true", "!".repeat(MAX_DEPTH + 1));
         assert_eq!(err(&nots).1, "TOO_DEEP");
-        assert!(parse(&format!("{}true{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH))).is_ok());
+        assert!(parse(&format!(
+            "{}true{}",
+            "(".repeat(MAX_DEPTH),
+            ")".repeat(MAX_DEPTH)
+        ))
+        .is_ok());
     }
 
     #[test]

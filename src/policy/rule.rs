@@ -121,19 +121,41 @@ pub struct Policy {
 
 impl Policy {
     /// A policy from its declared rules. A rule key given twice keeps the last.
-    pub fn new(name: impl Into<String>, entity: impl Into<String>, rules: Vec<(Rule, Expr)>) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        entity: impl Into<String>,
+        rules: Vec<(Rule, Expr)>,
+    ) -> Self {
         let mut rules = rules;
         let mut seen = Vec::new();
         rules.reverse();
-        rules.retain(|(r, _)| if seen.contains(r) { false } else { seen.push(*r); true });
+        rules.retain(|(r, _)| {
+            if seen.contains(r) {
+                false
+            } else {
+                seen.push(*r);
+                true
+            }
+        });
         rules.reverse();
         let find = |r: Rule| rules.iter().position(|(x, _)| *x == r).map(|i| i as u8);
         let governing = Action::ALL.map(|a| {
             find(a.specific_rule())
-                .or_else(|| if a == Action::Read { None } else { find(Rule::AllowWrite) })
+                .or_else(|| {
+                    if a == Action::Read {
+                        None
+                    } else {
+                        find(Rule::AllowWrite)
+                    }
+                })
                 .or_else(|| find(Rule::Allow))
         });
-        Policy { name: name.into(), entity: entity.into(), rules, governing }
+        Policy {
+            name: name.into(),
+            entity: entity.into(),
+            rules,
+            governing,
+        }
     }
 
     /// The declared rules, in declaration order.
@@ -153,11 +175,18 @@ mod tests {
     use super::*;
 
     fn pol(rules: &[Rule]) -> Policy {
-        Policy::new("p", "E", rules.iter().map(|r| (*r, Expr::Bool(true))).collect())
+        Policy::new(
+            "p",
+            "E",
+            rules.iter().map(|r| (*r, Expr::Bool(true))).collect(),
+        )
     }
 
     fn governing(p: &Policy) -> Vec<Option<Rule>> {
-        Action::ALL.iter().map(|a| p.rule_for(*a).map(|r| r.0)).collect()
+        Action::ALL
+            .iter()
+            .map(|a| p.rule_for(*a).map(|r| r.0))
+            .collect()
     }
 
     #[test]
@@ -166,10 +195,21 @@ mod tests {
         assert_eq!(governing(&pol(&[Allow])), vec![Some(Allow); 4]);
         assert_eq!(
             governing(&pol(&[Allow, AllowWrite, AllowDelete])),
-            vec![Some(Allow), Some(AllowWrite), Some(AllowWrite), Some(AllowDelete)]
+            vec![
+                Some(Allow),
+                Some(AllowWrite),
+                Some(AllowWrite),
+                Some(AllowDelete)
+            ]
         );
-        assert_eq!(governing(&pol(&[AllowWrite])), vec![None, Some(AllowWrite), Some(AllowWrite), Some(AllowWrite)]);
-        assert_eq!(governing(&pol(&[AllowRead])), vec![Some(AllowRead), None, None, None]);
+        assert_eq!(
+            governing(&pol(&[AllowWrite])),
+            vec![None, Some(AllowWrite), Some(AllowWrite), Some(AllowWrite)]
+        );
+        assert_eq!(
+            governing(&pol(&[AllowRead])),
+            vec![Some(AllowRead), None, None, None]
+        );
         assert_eq!(
             governing(&pol(&[AllowInsert, AllowUpdate])),
             vec![None, Some(AllowInsert), Some(AllowUpdate), None]
@@ -188,7 +228,14 @@ mod tests {
 
     #[test]
     fn duplicate_rule_keeps_last() {
-        let p = Policy::new("p", "E", vec![(Rule::Allow, Expr::Bool(false)), (Rule::Allow, Expr::Bool(true))]);
+        let p = Policy::new(
+            "p",
+            "E",
+            vec![
+                (Rule::Allow, Expr::Bool(false)),
+                (Rule::Allow, Expr::Bool(true)),
+            ],
+        );
         assert_eq!(p.rules().len(), 1);
         assert_eq!(p.rule_for(Action::Read).unwrap().1, Expr::Bool(true));
     }
