@@ -141,7 +141,7 @@ impl Op {
 
 #[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
 pub struct Presence {
-    /// Any value; `Null` leaves the presence set.
+    /// Any value; `Null` clears this connection's presence (a leave).
     #[serde(deserialize_with = "bounded::value")]
     pub state: Value,
 }
