@@ -33,6 +33,12 @@ pub(crate) fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8], names: &[&str]) ->
     match postcard::take_from_bytes::<T>(bytes) {
         Ok((m, [])) => Ok(m),
         Ok((_, rest)) => Err(bad(format!("`{name}`: {} trailing bytes", rest.len()))),
+        // postcard keeps no text for serde's custom errors (no_std); ours
+        // are the value tag and depth checks of `bounded.rs`.
+        Err(postcard::Error::SerdeDeCustom) => Err(bad(format!(
+            "`{name}`: invalid value (unknown value tag, or values nest deeper than {} levels)",
+            super::MAX_VALUE_DEPTH
+        ))),
         Err(e) => Err(bad(format!("`{name}`: {e}"))),
     }
 }

@@ -22,7 +22,7 @@ use super::MAX_VALUE_DEPTH;
 use crate::value::{Row, Value};
 
 /// Elements reserved before any is read.
-const PREALLOC: usize = 32;
+const PREALLOC: usize = 8;
 
 fn too_deep<E: de::Error>() -> E {
     E::custom(format_args!("values nest deeper than {MAX_VALUE_DEPTH} levels"))
