@@ -437,6 +437,9 @@ error_codes! {
     UnknownSubscription = "UNKNOWN_SUBSCRIPTION",
     /// The connection holds the maximum number of subscriptions.
     TooManySubscriptions = "TOO_MANY_SUBSCRIPTIONS",
+    /// A subscription's result would not fit in one frame; narrow the
+    /// query or lower `limit`. The connection stays open.
+    ResultTooLarge = "RESULT_TOO_LARGE",
     /// A `mut` has more ops than the shard allows.
     TooManyOps = "TOO_MANY_OPS",
     /// The shard holds the maximum number of connections (sent before
