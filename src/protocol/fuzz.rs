@@ -1,5 +1,10 @@
-//! Entry points for fuzzing (e.g. a cargo-fuzz target calling
-//! [`fuzz_decode`]).
+//! Entry points for fuzzing. A cargo-fuzz target is one line:
+//!
+//! ```ignore
+//! libfuzzer_sys::fuzz_target!(|data: &[u8]| pylon_workers::protocol::fuzz::fuzz_decode(data));
+//! ```
+//!
+//! `tests/protocol_roundtrip.rs` runs it on random and mutated frames.
 
 use super::*;
 

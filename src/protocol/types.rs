@@ -548,6 +548,8 @@ pub struct Limits {
     pub msg_burst: u32,
     /// Ops in one `mut`.
     pub max_ops_per_mut: u32,
+    /// How long applied op ids are remembered for deduplication, in seconds.
+    pub op_retention_secs: u64,
 }
 
 impl Default for Limits {
@@ -559,6 +561,7 @@ impl Default for Limits {
             msgs_per_sec: 100,
             msg_burst: 200,
             max_ops_per_mut: 1_000,
+            op_retention_secs: 24 * 60 * 60,
         }
     }
 }
