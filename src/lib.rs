@@ -7,6 +7,7 @@
 pub mod api_error;
 pub mod manifest;
 pub mod policy;
+pub mod protocol;
 pub mod route;
 pub mod shard;
 pub mod sql;
