@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: native unit and integration tests (real
+# SQLite), the wasm build, the bundle-size check and the end-to-end suite
+# against wrangler dev.
+set -euo pipefail
+here="$(dirname "${BASH_SOURCE[0]}")"
+bash "$here/setup.sh"
+source "$here/env.sh"
+cd "$ROOT"
+
+step() { echo; echo "==> $*"; }
+
+step "native tests (engine, protocol, client; real SQLite)"
+cargo test --features client
+
+step "Worker build (wasm32, release, wasm-opt)"
+bash scripts/build-worker.sh
+
+step "bundle size (wrangler deploy --dry-run)"
+PYLON_SKIP_BUILD=1 bash scripts/bundle-size.sh
+
+step "end-to-end suite against wrangler dev"
+PYLON_SKIP_BUILD=1 cargo test --features e2e,client --test e2e

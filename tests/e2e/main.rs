@@ -1,0 +1,120 @@
+//! End-to-end suite: builds nothing itself (scripts/test.sh builds the
+//! Worker once), starts `wrangler dev` on a free loopback port with a fresh
+//! `--persist-to`, and runs each scenario against it as a client would.
+//!
+//! Run: `bash scripts/test.sh`, or after a build,
+//! `cargo test --features e2e --test e2e -- [name-filter...]`.
+//! On a failure the scenario's part of wrangler's log is printed.
+
+mod scenarios;
+mod support;
+
+use std::future::Future;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::time::Instant;
+
+use anyhow::Result;
+use support::server::{project_root, WranglerDev};
+
+pub struct Ctx {
+    pub dev: WranglerDev,
+    dir: PathBuf,
+}
+
+impl Ctx {
+    /// `kill -9` of wrangler dev, then a start on the same persist dir.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.dev.kill9();
+        self.dev = WranglerDev::start(&self.dir.join("state"), &self.dir.join("wrangler.log")).await?;
+        Ok(())
+    }
+}
+
+type ScenarioFn = for<'a> fn(&'a mut Ctx) -> Pin<Box<dyn Future<Output = Result<()>> + 'a>>;
+
+macro_rules! scenario {
+    ($path:path) => {{
+        fn boxed(ctx: &mut Ctx) -> Pin<Box<dyn Future<Output = Result<()>> + '_>> {
+            Box::pin($path(ctx))
+        }
+        (stringify!($path), boxed as ScenarioFn)
+    }};
+}
+
+fn all() -> Vec<(&'static str, ScenarioFn)> {
+    vec![
+        scenario!(scenarios::health::run),
+        scenario!(scenarios::routing::run),
+        scenario!(scenarios::broadcast::run),
+        scenario!(scenarios::hibernation::run),
+        scenario!(scenarios::restart::run),
+    ]
+}
+
+fn print_log_since(path: &Path, offset: u64) {
+    let mut text = String::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let _ = f.seek(SeekFrom::Start(offset));
+        let _ = f.read_to_string(&mut text);
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let shown = &lines[lines.len().saturating_sub(150)..];
+    eprintln!("---- wrangler log ({} of {} lines) ----", shown.len(), lines.len());
+    for l in shown {
+        eprintln!("{l}");
+    }
+    eprintln!("---- end of wrangler log ----");
+}
+
+#[tokio::main]
+async fn main() {
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let chosen: Vec<_> = all()
+        .into_iter()
+        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
+        .collect();
+
+    let dir = project_root().join("target").join("e2e").join(support::unique("run"));
+    std::fs::create_dir_all(dir.join("state")).expect("creating the run directory");
+    let log = dir.join("wrangler.log");
+    let dev = match WranglerDev::start(&dir.join("state"), &log).await {
+        Ok(dev) => dev,
+        Err(e) => {
+            eprintln!("e2e: could not start wrangler dev: {e:#}");
+            print_log_since(&log, 0);
+            println!("e2e: 0 passed, {} failed", chosen.len());
+            std::process::exit(1);
+        }
+    };
+    let mut ctx = Ctx { dev, dir: dir.clone() };
+
+    let (mut passed, mut failed) = (0, 0);
+    for (name, run) in chosen {
+        let offset = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+        let started = Instant::now();
+        let result = run(&mut ctx).await;
+        let took = started.elapsed();
+        match result {
+            Ok(()) => {
+                passed += 1;
+                println!("test {name} ... ok ({:.1}s)", took.as_secs_f64());
+            }
+            Err(e) => {
+                failed += 1;
+                println!("test {name} ... FAILED ({:.1}s)", took.as_secs_f64());
+                eprintln!("{name}: {e:#}");
+                print_log_since(&log, offset);
+            }
+        }
+    }
+    drop(ctx);
+    if failed == 0 {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        eprintln!("e2e: state and log kept in {}", dir.display());
+    }
+    println!("e2e: {passed} passed, {failed} failed");
+    std::process::exit(if failed == 0 { 0 } else { 1 });
+}

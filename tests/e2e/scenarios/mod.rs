@@ -1,0 +1,5 @@
+pub mod broadcast;
+pub mod health;
+pub mod hibernation;
+pub mod restart;
+pub mod routing;

@@ -1,0 +1,102 @@
+//! One `wrangler dev` process on a free loopback port, with its own
+//! `--persist-to` directory and log file. Killed (the whole process group,
+//! workerd included) when dropped.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+
+pub struct WranglerDev {
+    child: Option<Child>,
+    pub port: u16,
+    pub persist: PathBuf,
+    pub log: PathBuf,
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+pub fn project_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+impl WranglerDev {
+    /// Starts wrangler dev on the already-built Worker and waits until
+    /// `/healthz` answers.
+    pub async fn start(persist: &Path, log: &Path) -> Result<Self> {
+        let port = free_port()?;
+        let inspector = free_port()?;
+        let log_file = File::options().create(true).append(true).open(log)?;
+        let script = format!(
+            "source scripts/env.sh && exec wrangler dev --ip 127.0.0.1 --port {port} \
+             --inspector-port {inspector} --persist-to '{}' --log-level info",
+            persist.display()
+        );
+        let child = Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .current_dir(project_root())
+            .env("PYLON_SKIP_BUILD", "1")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            // Its own process group, so a kill reaches workerd too.
+            .process_group(0)
+            .spawn()
+            .context("spawning wrangler dev")?;
+        let mut dev = Self { child: Some(child), port, persist: persist.into(), log: log.into() };
+        dev.wait_ready().await?;
+        Ok(dev)
+    }
+
+    pub fn http(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn ws(&self, path: &str) -> String {
+        format!("ws://127.0.0.1:{}{path}", self.port)
+    }
+
+    async fn wait_ready(&mut self) -> Result<()> {
+        let started = Instant::now();
+        let client = reqwest::Client::new();
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                bail!("wrangler dev exited early with {status}");
+            }
+            if let Ok(resp) = client.get(self.http("/healthz")).send().await {
+                if resp.status().is_success() {
+                    return Ok(());
+                }
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                bail!("wrangler dev was not ready after {READY_TIMEOUT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// `kill -9` of the whole process group: no graceful shutdown.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) with a negative pid signals that process group;
+            // the group is the one this harness created for the child.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for WranglerDev {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
