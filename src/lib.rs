@@ -4,5 +4,6 @@
 //! tested natively. The Workers glue compiles for wasm32 only.
 
 pub mod manifest;
+pub mod query;
 pub mod sql;
 pub mod value;
