@@ -3,6 +3,7 @@
 //! The engine modules (everything but `glue`) know nothing of Workers and are
 //! tested natively. The Workers glue compiles for wasm32 only.
 
+pub mod live;
 pub mod manifest;
 pub mod query;
 pub mod sql;

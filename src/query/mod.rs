@@ -35,6 +35,7 @@ pub use compile::quote_ident;
 pub use cursor::Cursor;
 pub use error::QueryError;
 pub use eval::{compare_rows, matches};
+pub(crate) use eval::{stored, Stored};
 pub use like::like;
 
 use std::cmp::Ordering;
