@@ -19,8 +19,8 @@
 //! ```
 //!
 //! A subscription is indexed by its entity and, when its filter has a
-//! top-level equality conjunct (`{"owner": "bob", ...}`), by that field and
-//! value: a write reaches it only if its row before or after the write has
+//! top-level equality conjunct (`{"owner": "bob", ...}`), by one such field
+//! and value (text before numbers before bools, then the least used value): a write reaches it only if its row before or after the write has
 //! that value (a row without it matches neither before nor after, so the
 //! result cannot change). Other subscriptions of the entity are always
 //! reached. The cost of a write is two hash lookups per indexed field of the
@@ -84,6 +84,16 @@ impl FieldIndex {
         })
     }
 
+    /// Subscriptions indexed under `v`.
+    fn size(&self, v: &SqlValue) -> usize {
+        match v {
+            SqlValue::Integer(i) => self.ints.get(i).map_or(0, Vec::len),
+            SqlValue::Real(f) => self.reals.get(&real_key(*f)).map_or(0, Vec::len),
+            SqlValue::Text(t) => self.texts.get(t).map_or(0, Vec::len),
+            SqlValue::Null => 0,
+        }
+    }
+
     fn lookup(&self, row: &Row) -> &[SubKey] {
         let found = match stored(&self.ty, row.get(&self.field)) {
             Stored::Int(i) => self.ints.get(&i),
@@ -145,7 +155,18 @@ impl SubscriptionIndex {
     pub fn insert(&mut self, key: SubKey, query: &Query) {
         self.remove(key);
         let entity = self.entities.entry(query.entity.clone()).or_default();
-        let eq = query.filter.equalities().into_iter().next();
+        let eq = query.filter.equalities().into_iter().min_by_key(|(field, ty, value)| {
+            // Prefer selective types (a bool has two values), then the
+            // value with the fewest subscriptions so far.
+            let rank = match ty {
+                FieldType::String | FieldType::Id(_) => 0,
+                FieldType::Bool => 2,
+                _ => 1,
+            };
+            let rank = if *field == "id" { 0 } else { rank };
+            let taken = entity.fields.iter().find(|f| f.field == *field).map_or(0, |f| f.size(value));
+            (rank, taken)
+        });
         let eq = match eq {
             Some((field, ty, value)) => {
                 let pos = match entity.fields.iter().position(|f| f.field == field) {

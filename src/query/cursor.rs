@@ -60,7 +60,7 @@ impl Cursor {
     /// Parses a cursor made by [`Cursor::encode`] for the same `order`.
     pub fn decode(text: &str, order: &[OrderKey]) -> Result<Cursor, QueryError> {
         let bad = |r: &str| QueryError::BadCursor { reason: r.to_owned() };
-        if text.len() % 2 != 0 || text.len() > 16_384 {
+        if !text.len().is_multiple_of(2) || text.len() > 16_384 {
             return Err(bad("not a cursor"));
         }
         let bytes = (0..text.len())

@@ -203,7 +203,7 @@ mod tests {
         assert_eq!(cmp_int_real(3, 3.5), Ordering::Less);
         assert_eq!(cmp_int_real(-3, -3.5), Ordering::Greater);
         assert_eq!(cmp_int_real(i64::MAX, 9.3e18), Ordering::Less);
-        assert_eq!(cmp_int_real(i64::MAX, 9.223372036854775807e18), Ordering::Less);
+        assert_eq!(cmp_int_real(i64::MAX, 9_223_372_036_854_774_784.0), Ordering::Greater);
     }
 
     #[test]
