@@ -91,7 +91,7 @@ fn compiled_shapes() {
 #[test]
 fn cursors_round_trip_and_compile() {
     let q = parse(json!({"entity":"Todo","order":["-score","title"],"limit":2})).unwrap();
-    let row = Json::from(json!({"id":"x","score":0.1,"title":null}));
+    let row = json!({"id":"x","score":0.1,"title":null});
     let row = match pylon_workers::value::Value::from(row) {
         pylon_workers::value::Value::Map(m) => m,
         _ => unreachable!(),
