@@ -5,9 +5,11 @@
 //! compiles for wasm32 only and only maps runtime events onto engine calls.
 
 pub mod api_error;
+pub mod live;
 pub mod manifest;
 pub mod policy;
 pub mod protocol;
+pub mod query;
 pub mod route;
 pub mod shard;
 pub mod sql;
