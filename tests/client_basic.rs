@@ -159,9 +159,9 @@ async fn presence_broadcast_and_acks() {
 
     let mut seen = Vec::new();
     while seen.len() < 3 {
-        match tokio::time::timeout(PATIENCE, events.recv()).await.unwrap().unwrap() {
-            e @ (Event::PresenceState(_) | Event::PresenceDiff(_) | Event::Bcast(_)) => seen.push(e),
-            _ => {}
+        let e = tokio::time::timeout(PATIENCE, events.recv()).await.unwrap().unwrap();
+        if matches!(e, Event::PresenceState(_) | Event::PresenceDiff(_) | Event::Bcast(_)) {
+            seen.push(e);
         }
     }
     assert_eq!(seen[1], Event::PresenceDiff(diff));

@@ -94,6 +94,8 @@ pub(super) struct Driver {
     pings: HashMap<u64, (Instant, oneshot::Sender<Result<Duration, ClientError>>)>,
     next_ping: u64,
     last_recv: Instant,
+    /// Answered once the client has stopped.
+    close_reply: Option<oneshot::Sender<()>>,
 }
 
 impl Driver {
@@ -118,6 +120,7 @@ impl Driver {
             pings: HashMap::new(),
             next_ping: 1,
             last_recv: Instant::now(),
+            close_reply: None,
         }
     }
 
@@ -213,7 +216,7 @@ impl Driver {
             }
         };
         if let Flow::Stop { code: None } = flow {
-            let _ = conn.close(close::NORMAL, "client closed").await;
+            let _ = conn.send_close(close::NORMAL, "client closed").await;
         }
         flow
     }
@@ -325,7 +328,7 @@ impl Driver {
                 }
             }
             Command::Close { reply } => {
-                let _ = reply.send(());
+                self.close_reply = Some(reply);
                 return Flow::Stop { code: None };
             }
         }
@@ -491,6 +494,9 @@ impl Driver {
             let _ = reply.send(Err(ClientError::Closed { code }));
         }
         self.set_state(ConnState::Closed { code });
+        if let Some(reply) = self.close_reply.take() {
+            let _ = reply.send(());
+        }
     }
 
     fn set_state(&mut self, state: ConnState) {

@@ -183,13 +183,21 @@ impl RawConnection {
         }
     }
 
-    /// Closes with `code` (e.g. 1000) and waits briefly for the server's reply.
+    /// Closes with `code` (e.g. 1000) and waits briefly (1 s) for the
+    /// server's reply.
     pub async fn close(mut self, code: u16, reason: &str) -> Result<(), ClientError> {
-        let frame = CloseFrame { code: CloseCode::from(code), reason: reason.to_owned().into() };
-        self.ws.close(Some(frame)).await.map_err(transport)?;
+        self.send_close(code, reason).await?;
         let drain = async { while let Some(Ok(_)) = self.ws.next().await {} };
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drain).await;
         Ok(())
+    }
+}
+
+impl RawConnection {
+    /// Sends a close frame without waiting for the reply.
+    pub(super) async fn send_close(&mut self, code: u16, reason: &str) -> Result<(), ClientError> {
+        let frame = CloseFrame { code: CloseCode::from(code), reason: reason.to_owned().into() };
+        self.ws.close(Some(frame)).await.map_err(transport)
     }
 }
 

@@ -110,6 +110,8 @@ pub struct FakeConn {
 }
 
 impl FakeConn {
+    // The callback's error type is tungstenite's, and large.
+    #[allow(clippy::result_large_err)]
     async fn handshake(stream: TcpStream, echo: Echo, n: usize) -> Option<FakeConn> {
         let seen: Arc<Mutex<(Option<String>, String, Encoding)>> = Arc::default();
         let seen2 = seen.clone();
