@@ -5,7 +5,7 @@
 mod client_support;
 
 use client_support::*;
-use pylon_workers::client::{Client, ClientError, ConnState, Event, Query, RawConnection, Received, SubStatus};
+use pylon_workers::client::{Client, ClientConfig, ClientError, ConnState, Event, Query, RawConnection, Received, SubStatus};
 use pylon_workers::protocol::*;
 use pylon_workers::value::Value;
 use tokio_tungstenite::tungstenite::Message;
@@ -53,7 +53,8 @@ async fn the_echoed_subprotocol_is_checked() {
     });
     assert!(matches!(res, Err(ClientError::Protocol(_))), "{res:?}");
     // A bad shard name never reaches the network.
-    let err = Client::connect(server.config("no spaces", Encoding::Json)).await.unwrap_err();
+    let config = ClientConfig { url: server.url(), shard: "no spaces".into(), ..ClientConfig::default() };
+    let err = Client::connect(config).await.unwrap_err();
     assert!(matches!(err, ClientError::InvalidConfig(_)), "{err:?}");
 }
 

@@ -51,8 +51,9 @@ use crate::protocol::{Ack, Bcast, DecodeError, Encoding, ErrorCode, ErrorMsg, Op
 use crate::value::{Row, Value};
 
 /// How to reach a shard, and how to behave when the connection drops.
+/// Build it with [`ClientConfig::new`] and the builder methods, or as a
+/// literal ending in `..ClientConfig::default()`.
 #[derive(Clone, Debug)]
-#[non_exhaustive]
 pub struct ClientConfig {
     /// Base URL of the Worker, e.g. `ws://127.0.0.1:8787`. The client
     /// connects to `{url}/v1/shards/{shard}/ws`.
@@ -78,6 +79,13 @@ pub struct ClientConfig {
     /// Capacity of the [`Client::events`] channel; a receiver that falls
     /// further behind misses events (and is told so). Default 1024.
     pub event_capacity: usize,
+}
+
+impl Default for ClientConfig {
+    /// `ws://127.0.0.1:8787` (`wrangler dev`), no shard (set one).
+    fn default() -> Self {
+        ClientConfig::new("ws://127.0.0.1:8787", "")
+    }
 }
 
 impl ClientConfig {
