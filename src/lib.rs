@@ -15,6 +15,7 @@ pub mod shard;
 pub mod sql;
 pub mod storage;
 pub mod value;
+#[cfg(all(feature = "client", not(target_arch = "wasm32")))] pub mod client;
 
 #[cfg(target_arch = "wasm32")]
 mod glue;
