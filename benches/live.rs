@@ -46,7 +46,12 @@ fn block_on<F: Future>(f: F) -> F::Output {
 }
 
 fn entity() -> Entity {
-    let f = |name: &str, ty| Field { name: name.into(), ty, optional: false, unique: false };
+    let f = |name: &str, ty| Field {
+        name: name.into(),
+        ty,
+        optional: false,
+        unique: false,
+    };
     Entity {
         name: "Todo".into(),
         fields: vec![
@@ -89,7 +94,9 @@ impl Store {
     fn rows(&self, q: &Query) -> Vec<Row> {
         let (sql, params) = q.to_sql();
         let mut stmt = self.conn.prepare_cached(&sql).unwrap();
-        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter().map(bind))).unwrap();
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(params.iter().map(bind)))
+            .unwrap();
         let mut out = Vec::new();
         while let Some(r) = rows.next().unwrap() {
             out.push(q.decode_row((0..q.columns.len()).map(|i| read(r.get_ref(i).unwrap()))));
@@ -119,7 +126,9 @@ fn setup(rows: usize) -> Store {
     .unwrap();
     let tx = conn.unchecked_transaction().unwrap();
     {
-        let mut ins = tx.prepare("INSERT INTO \"Todo\" VALUES (?, ?, ?, ?, ?, ?)").unwrap();
+        let mut ins = tx
+            .prepare("INSERT INTO \"Todo\" VALUES (?, ?, ?, ?, ?, ?)")
+            .unwrap();
         for i in 0..rows {
             ins.execute(rusqlite::params![
                 format!("t{i:07}"),
@@ -133,7 +142,11 @@ fn setup(rows: usize) -> Store {
         }
     }
     tx.commit().unwrap();
-    Store { conn, spent: Cell::new(Duration::ZERO), calls: Cell::new(0) }
+    Store {
+        conn,
+        spent: Cell::new(Duration::ZERO),
+        calls: Cell::new(0),
+    }
 }
 
 fn get(store: &Store, by_id: &Query, id: &str) -> Option<Row> {
@@ -170,9 +183,15 @@ fn run(rows: usize, writes: usize, seed: u64) -> Sample {
         let list = format!("L{}", k % 100);
         let json = match k / 100 % 5 {
             0 => json!({"entity":"Todo","where":{"list":list},"order":["-priority"],"limit":20}),
-            1 => json!({"entity":"Todo","where":{"list":list,"done":false},"order":["-priority"],"limit":20}),
-            2 => json!({"entity":"Todo","where":{"list":list},"order":["priority","title"],"limit":50}),
-            3 => json!({"entity":"Todo","where":{"list":list,"priority":{"$gte":500}},"order":["-priority"],"limit":10}),
+            1 => {
+                json!({"entity":"Todo","where":{"list":list,"done":false},"order":["-priority"],"limit":20})
+            }
+            2 => {
+                json!({"entity":"Todo","where":{"list":list},"order":["priority","title"],"limit":50})
+            }
+            3 => {
+                json!({"entity":"Todo","where":{"list":list,"priority":{"$gte":500}},"order":["-priority"],"limit":10})
+            }
             _ => json!({"entity":"Todo","where":{"list":list},"count":true}),
         };
         let q = Query::parse(&e, &json.into()).unwrap();
@@ -182,7 +201,14 @@ fn run(rows: usize, writes: usize, seed: u64) -> Sample {
     }
     let mut rng = Rng(seed);
     let mut next = rows;
-    let mut s = Sample { per_write: vec![], per_affected: vec![], store: vec![], affected: vec![], nonempty: 0, fetching_writes: 0 };
+    let mut s = Sample {
+        per_write: vec![],
+        per_affected: vec![],
+        store: vec![],
+        affected: vec![],
+        nonempty: 0,
+        fetching_writes: 0,
+    };
     let mut affected = Vec::new();
     let visible = |_: &Row| true;
     for _ in 0..writes {
@@ -203,16 +229,32 @@ fn run(rows: usize, writes: usize, seed: u64) -> Sample {
                 )
                 .unwrap();
         } else if op < 15 {
-            store.conn.execute("DELETE FROM \"Todo\" WHERE \"id\" = ?", [&id]).unwrap();
+            store
+                .conn
+                .execute("DELETE FROM \"Todo\" WHERE \"id\" = ?", [&id])
+                .unwrap();
         } else if op < 30 {
-            store.conn.execute("UPDATE \"Todo\" SET \"done\" = 1 - \"done\" WHERE \"id\" = ?", [&id]).unwrap();
+            store
+                .conn
+                .execute(
+                    "UPDATE \"Todo\" SET \"done\" = 1 - \"done\" WHERE \"id\" = ?",
+                    [&id],
+                )
+                .unwrap();
         } else {
             store
                 .conn
-                .execute("UPDATE \"Todo\" SET \"priority\" = ? WHERE \"id\" = ?", rusqlite::params![rng.below(1000) as i64, id])
+                .execute(
+                    "UPDATE \"Todo\" SET \"priority\" = ? WHERE \"id\" = ?",
+                    rusqlite::params![rng.below(1000) as i64, id],
+                )
                 .unwrap();
         }
-        let change = Change { entity: "Todo".into(), before, after: get(&store, &by_id, &id) };
+        let change = Change {
+            entity: "Todo".into(),
+            before,
+            after: get(&store, &by_id, &id),
+        };
         if change.before.is_none() && change.after.is_none() {
             continue;
         }
@@ -261,7 +303,11 @@ fn run_no_match(writes: usize) -> Vec<f64> {
     let mut out = Vec::with_capacity(writes);
     let mut affected = Vec::new();
     for i in 0..writes {
-        let change = Change { entity: "Todo".into(), before: Some(row(i as i64)), after: Some(row(i as i64 + 1)) };
+        let change = Change {
+            entity: "Todo".into(),
+            before: Some(row(i as i64)),
+            after: Some(row(i as i64 + 1)),
+        };
         let t = Instant::now();
         index.affected_into(&change, &mut affected);
         for key in &affected {

@@ -30,10 +30,16 @@ fn from_js(v: SqlStorageValue) -> SqlValue {
 impl SqlConn for DoSql {
     fn exec(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, StorageError> {
         let fail = |e: worker::Error| StorageError::new(e.to_string(), sql);
-        let cursor = self.0.exec(sql, params.iter().map(to_js).collect::<Vec<_>>()).map_err(fail)?;
+        let cursor = self
+            .0
+            .exec(sql, params.iter().map(to_js).collect::<Vec<_>>())
+            .map_err(fail)?;
         cursor
             .raw()
-            .map(|row| row.map(|vals| vals.into_iter().map(from_js).collect()).map_err(fail))
+            .map(|row| {
+                row.map(|vals| vals.into_iter().map(from_js).collect())
+                    .map_err(fail)
+            })
             .collect()
     }
 }

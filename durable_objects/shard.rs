@@ -56,14 +56,16 @@ impl Shard {
         }
         let sql = self.sql();
         let meta = Meta::open(&sql).map_err(Self::storage_failed)?;
-        meta.set_text(meta::SHARD_NAME, shard).map_err(Self::storage_failed)?;
+        meta.set_text(meta::SHARD_NAME, shard)
+            .map_err(Self::storage_failed)?;
         // Connection ids come from storage so they stay unique across wakes.
         let conn = format!("c{}", meta.add(NEXT_CONN, 1).map_err(Self::storage_failed)?);
         let seq = meta.int(SEQ).map_err(Self::storage_failed)?;
 
         let pair = WebSocketPair::new()?;
         self.state.accept_web_socket(&pair.server);
-        pair.server.serialize_attachment(Attachment { conn: conn.clone() })?;
+        pair.server
+            .serialize_attachment(Attachment { conn: conn.clone() })?;
         pair.server.send_with_str(
             json!({ "type": "welcome", "shard": shard, "conn": conn, "seq": seq }).to_string(),
         )?;
@@ -95,7 +97,10 @@ impl DurableObject for Shard {
                 worker::console_error!("shard: counting the wake failed: {e}");
                 0
             });
-        Self { state, wakes: Cell::new(wakes) }
+        Self {
+            state,
+            wakes: Cell::new(wakes),
+        }
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
@@ -110,18 +115,26 @@ impl DurableObject for Shard {
             (_, "ws" | "stats") => respond::error(&ApiError::method_not_allowed(format!(
                 "use GET /v1/shards/{shard}/{rest}"
             ))),
-            _ => respond::error(&ApiError::not_found(format!("no route /v1/shards/{shard}/{rest}"))),
+            _ => respond::error(&ApiError::not_found(format!(
+                "no route /v1/shards/{shard}/{rest}"
+            ))),
         }
     }
 
-    async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> Result<()> {
         let WebSocketIncomingMessage::String(text) = message else {
             return ws.send_with_str(
                 json!({"type":"err","code":"BAD_FRAME","message":"text frames only"}).to_string(),
             );
         };
         let from = ws.deserialize_attachment::<Attachment>()?.map(|a| a.conn);
-        let seq = Meta::open(&self.sql()).and_then(|m| m.add(SEQ, 1)).map_err(Self::storage_failed)?;
+        let seq = Meta::open(&self.sql())
+            .and_then(|m| m.add(SEQ, 1))
+            .map_err(Self::storage_failed)?;
         let frame = json!({ "type": "echo", "from": from, "seq": seq, "data": text }).to_string();
         for socket in self.state.get_websockets() {
             // One closing socket must not stop the others from getting the frame.
@@ -132,9 +145,19 @@ impl DurableObject for Shard {
         Ok(())
     }
 
-    async fn websocket_close(&self, ws: WebSocket, code: usize, _reason: String, _clean: bool) -> Result<()> {
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        code: usize,
+        _reason: String,
+        _clean: bool,
+    ) -> Result<()> {
         // Reply to the client's close; 1005/1006 are reserved and cannot be sent.
-        let code = if code == 1005 || code == 1006 { 1000 } else { code as u16 };
+        let code = if code == 1005 || code == 1006 {
+            1000
+        } else {
+            code as u16
+        };
         let _ = ws.close(Some(code), Some("closing"));
         Ok(())
     }

@@ -20,4 +20,4 @@ step "bundle size (wrangler deploy --dry-run)"
 PYLON_SKIP_BUILD=1 bash scripts/bundle-size.sh
 
 step "end-to-end suite against wrangler dev"
-PYLON_SKIP_BUILD=1 cargo test --features e2e,client --test e2e
+PYLON_SKIP_BUILD=1 cargo test --features e2e --test e2e

@@ -5,6 +5,8 @@
 //! compiles for wasm32 only and only maps runtime events onto engine calls.
 
 pub mod api_error;
+#[cfg(all(feature = "client", not(target_arch = "wasm32")))]
+pub mod client;
 pub mod live;
 pub mod manifest;
 pub mod policy;
@@ -15,7 +17,6 @@ pub mod shard;
 pub mod sql;
 pub mod storage;
 pub mod value;
-#[cfg(all(feature = "client", not(target_arch = "wasm32")))] pub mod client;
 
 #[cfg(target_arch = "wasm32")]
 mod glue;

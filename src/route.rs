@@ -31,7 +31,10 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
     if let Some(after) = path.strip_prefix("/v1/shards/") {
         let (shard, rest) = after.split_once('/').unwrap_or((after, ""));
         validate_shard_name(shard)?;
-        return Ok(Route::Shard { shard: shard.to_owned(), rest: rest.to_owned() });
+        return Ok(Route::Shard {
+            shard: shard.to_owned(),
+            rest: rest.to_owned(),
+        });
     }
     Err(ApiError::not_found(format!("no route for {path}")))
 }
@@ -60,7 +63,11 @@ mod tests {
         assert!(validate_shard_name("team:acme.room_1-b").is_ok());
         assert!(validate_shard_name(&"a".repeat(128)).is_ok());
         for bad in ["", "a b", "ä", "a/b", "a%20", &"a".repeat(129)] {
-            assert_eq!(validate_shard_name(bad).unwrap_err().code, "BAD_SHARD_NAME", "{bad:?}");
+            assert_eq!(
+                validate_shard_name(bad).unwrap_err().code,
+                "BAD_SHARD_NAME",
+                "{bad:?}"
+            );
         }
     }
 
@@ -70,11 +77,17 @@ mod tests {
         assert_eq!(parse("/v1/shards/").unwrap_err().code, "BAD_SHARD_NAME");
         assert_eq!(
             parse("/v1/shards/r1").unwrap(),
-            Route::Shard { shard: "r1".into(), rest: "".into() }
+            Route::Shard {
+                shard: "r1".into(),
+                rest: "".into()
+            }
         );
         assert_eq!(
             parse("/v1/shards/r1/a/b").unwrap(),
-            Route::Shard { shard: "r1".into(), rest: "a/b".into() }
+            Route::Shard {
+                shard: "r1".into(),
+                rest: "a/b".into()
+            }
         );
     }
 }

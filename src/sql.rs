@@ -40,18 +40,28 @@ pub struct TypeMismatch {
 /// Encodes `v` for a column of type `ty`. `Null` passes through; whether the
 /// field may be null is the caller's check.
 pub fn to_sql(ty: &FieldType, v: &Value) -> Result<SqlValue, TypeMismatch> {
-    let mismatch = || TypeMismatch { expected: ty.name(), got: v.type_name() };
+    let mismatch = || TypeMismatch {
+        expected: ty.name(),
+        got: v.type_name(),
+    };
     if v.is_null() {
         return Ok(SqlValue::Null);
     }
     Ok(match ty {
-        FieldType::String | FieldType::Id(_) => SqlValue::Text(v.as_str().ok_or_else(mismatch)?.to_owned()),
+        FieldType::String | FieldType::Id(_) => {
+            SqlValue::Text(v.as_str().ok_or_else(mismatch)?.to_owned())
+        }
         FieldType::Datetime => {
-            let s = v.as_str().filter(|s| is_rfc3339_utc(s)).ok_or_else(mismatch)?;
+            let s = v
+                .as_str()
+                .filter(|s| is_rfc3339_utc(s))
+                .ok_or_else(mismatch)?;
             SqlValue::Text(s.to_owned())
         }
         FieldType::Int => SqlValue::Integer(
-            v.as_i64().filter(|i| i.unsigned_abs() <= MAX_SAFE_INT as u64).ok_or_else(mismatch)?,
+            v.as_i64()
+                .filter(|i| i.unsigned_abs() <= MAX_SAFE_INT as u64)
+                .ok_or_else(mismatch)?,
         ),
         FieldType::Float => match v {
             Value::Float(f) if f.is_finite() => SqlValue::Real(*f),
@@ -59,9 +69,7 @@ pub fn to_sql(ty: &FieldType, v: &Value) -> Result<SqlValue, TypeMismatch> {
             _ => return Err(mismatch()),
         },
         FieldType::Bool => SqlValue::Integer(v.as_bool().ok_or_else(mismatch)? as i64),
-        FieldType::Json => SqlValue::Text(
-            serde_json::to_string(v).map_err(|_| mismatch())?,
-        ),
+        FieldType::Json => SqlValue::Text(serde_json::to_string(v).map_err(|_| mismatch())?),
     })
 }
 
@@ -72,9 +80,7 @@ pub fn from_sql(ty: &FieldType, v: SqlValue) -> Value {
         (_, SqlValue::Null) => Value::Null,
         (FieldType::Bool, SqlValue::Integer(i)) => Value::Bool(i != 0),
         (FieldType::Float, SqlValue::Integer(i)) => Value::Float(i as f64),
-        (FieldType::Json, SqlValue::Text(t)) => {
-            serde_json::from_str(&t).unwrap_or(Value::Text(t))
-        }
+        (FieldType::Json, SqlValue::Text(t)) => serde_json::from_str(&t).unwrap_or(Value::Text(t)),
         (_, SqlValue::Integer(i)) => Value::Int(i),
         (_, SqlValue::Real(f)) => Value::Float(f),
         (_, SqlValue::Text(t)) => Value::Text(t),

@@ -245,7 +245,9 @@ impl<'de> Visitor<'de> for JsonVisitor {
         Ok(Value::Int(i))
     }
     fn visit_u64<E>(self, u: u64) -> Result<Value, E> {
-        Ok(i64::try_from(u).map(Value::Int).unwrap_or(Value::Float(u as f64)))
+        Ok(i64::try_from(u)
+            .map(Value::Int)
+            .unwrap_or(Value::Float(u as f64)))
     }
     fn visit_f64<E>(self, f: f64) -> Result<Value, E> {
         Ok(Value::Float(f))
@@ -279,7 +281,10 @@ mod tests {
     #[test]
     fn json_is_plain() {
         let v: Value = serde_json::from_str(r#"{"a":[1,2.5,"x",null,true]}"#).unwrap();
-        assert_eq!(serde_json::to_string(&v).unwrap(), r#"{"a":[1,2.5,"x",null,true]}"#);
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            r#"{"a":[1,2.5,"x",null,true]}"#
+        );
     }
 
     #[test]

@@ -5,7 +5,9 @@
 mod client_support;
 
 use client_support::*;
-use pylon_workers::client::{Client, ClientConfig, ClientError, ConnState, Event, Query, RawConnection, Received, SubStatus};
+use pylon_workers::client::{
+    Client, ClientConfig, ClientError, ConnState, Event, Query, RawConnection, Received, SubStatus,
+};
 use pylon_workers::protocol::*;
 use pylon_workers::value::Value;
 use tokio_tungstenite::tungstenite::Message;
@@ -14,21 +16,41 @@ use tokio_tungstenite::tungstenite::Message;
 async fn both_encodings_negotiate_with_the_token_offered() {
     for encoding in Encoding::ALL {
         let mut server = FakeServer::start().await;
-        let config = server.config("team:1", encoding).token("tok123").client_id("test/1");
+        let config = server
+            .config("team:1", encoding)
+            .token("tok123")
+            .client_id("test/1");
         let (client, mut conn) = server.connect(config).await;
-        assert_eq!(conn.offered.as_deref(), Some(format!("{}, bearer.tok123", encoding.subprotocol()).as_str()));
+        assert_eq!(
+            conn.offered.as_deref(),
+            Some(format!("{}, bearer.tok123", encoding.subprotocol()).as_str())
+        );
         assert_eq!(conn.path, "/v1/shards/team:1/ws");
         assert_eq!(conn.encoding, encoding);
         let welcome = client.welcome();
-        assert_eq!((welcome.shard.as_str(), welcome.seq, welcome.conn.as_str()), ("team:1", 7, "c1"));
-        assert_eq!(client.state(), ConnState::Live { conn: "c1".into(), seq: 7 });
+        assert_eq!(
+            (welcome.shard.as_str(), welcome.seq, welcome.conn.as_str()),
+            ("team:1", 7, "c1")
+        );
+        assert_eq!(
+            client.state(),
+            ConnState::Live {
+                conn: "c1".into(),
+                seq: 7
+            }
+        );
         // With a client id, a hello follows the welcome.
-        let hello = Hello { client: Some("test/1".into()), token: Some("tok123".into()) };
+        let hello = Hello {
+            client: Some("test/1".into()),
+            token: Some("tok123".into()),
+        };
         assert_eq!(conn.recv().await, ClientMsg::Hello(hello));
 
         // A round trip in this encoding.
         let (rtt, ()) = tokio::join!(client.ping(), async {
-            let ClientMsg::Ping(Ping { t }) = conn.recv().await else { panic!("expected ping") };
+            let ClientMsg::Ping(Ping { t }) = conn.recv().await else {
+                panic!("expected ping")
+            };
             assert!(t.is_some());
             conn.send(ServerMsg::Pong(Pong { t })).await;
         });
@@ -40,20 +62,34 @@ async fn both_encodings_negotiate_with_the_token_offered() {
 async fn the_echoed_subprotocol_is_checked() {
     for echo in [Echo::Nothing, Echo::Fixed("bearer.tok")] {
         let server = FakeServer::start_with(echo).await;
-        let err = Client::connect(server.config("s", Encoding::Postcard).token("tok")).await.unwrap_err();
-        assert!(matches!(err, ClientError::Handshake(_)), "{echo:?}: {err:?}");
+        let err = Client::connect(server.config("s", Encoding::Postcard).token("tok"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ClientError::Handshake(_)),
+            "{echo:?}: {err:?}"
+        );
     }
     // A welcome in the wrong encoding is a protocol error.
     let mut server = FakeServer::start().await;
     let (res, ()) = tokio::join!(Client::connect(server.config("s", Encoding::Json)), async {
         let mut conn = server.accept().await;
-        let welcome =
-            Welcome { protocol: PROTOCOL.into(), shard: "s".into(), seq: 0, conn: "c".into(), encoding: Encoding::Postcard };
+        let welcome = Welcome {
+            protocol: PROTOCOL.into(),
+            shard: "s".into(),
+            seq: 0,
+            conn: "c".into(),
+            encoding: Encoding::Postcard,
+        };
         conn.send(ServerMsg::Welcome(welcome)).await;
     });
     assert!(matches!(res, Err(ClientError::Protocol(_))), "{res:?}");
     // A bad shard name never reaches the network.
-    let config = ClientConfig { url: server.url(), shard: "no spaces".into(), ..ClientConfig::default() };
+    let config = ClientConfig {
+        url: server.url(),
+        shard: "no spaces".into(),
+        ..ClientConfig::default()
+    };
     let err = Client::connect(config).await.unwrap_err();
     assert!(matches!(err, ClientError::InvalidConfig(_)), "{err:?}");
 }
@@ -63,25 +99,60 @@ async fn snapshots_and_diffs_apply_in_order() {
     for encoding in Encoding::ALL {
         let mut server = FakeServer::start().await;
         let (client, mut conn) = server.connect(server.config("s", encoding)).await;
-        let filter = Value::Map([("done".to_owned(), Value::Bool(false))].into_iter().collect());
-        let query = Query::new("Todo").filter(filter.clone()).limit(10).with_count();
+        let filter = Value::Map(
+            [("done".to_owned(), Value::Bool(false))]
+                .into_iter()
+                .collect(),
+        );
+        let query = Query::new("Todo")
+            .filter(filter.clone())
+            .limit(10)
+            .with_count();
         let (sub, ()) = tokio::join!(client.subscribe(query), async {
-            let ClientMsg::Sub(sub) = conn.recv().await else { panic!("expected sub") };
+            let ClientMsg::Sub(sub) = conn.recv().await else {
+                panic!("expected sub")
+            };
             assert_eq!((sub.id.as_str(), sub.entity.as_str()), ("s1", "Todo"));
-            assert_eq!((&sub.r#where, sub.limit, sub.since, sub.count), (&filter, Some(10), None, true));
-            let rows = vec![row("a", &[]), row("b", &[]), row("c", &[("n", Value::Int(1))])];
-            conn.send(ServerMsg::Snap(Snap { id: "s1".into(), seq: 3, rows, count: Some(3) })).await;
+            assert_eq!(
+                (&sub.r#where, sub.limit, sub.since, sub.count),
+                (&filter, Some(10), None, true)
+            );
+            let rows = vec![
+                row("a", &[]),
+                row("b", &[]),
+                row("c", &[("n", Value::Int(1))]),
+            ];
+            conn.send(ServerMsg::Snap(Snap {
+                id: "s1".into(),
+                seq: 3,
+                rows,
+                count: Some(3),
+            }))
+            .await;
         });
         let mut sub = sub.unwrap();
-        assert_eq!((ids(&sub.rows()), sub.seq(), sub.status()), (vec!["a".into(), "b".into(), "c".into()], Some(3), SubStatus::Live));
+        assert_eq!(
+            (ids(&sub.rows()), sub.seq(), sub.status()),
+            (
+                vec!["a".into(), "b".into(), "c".into()],
+                Some(3),
+                SubStatus::Live
+            )
+        );
 
         // b leaves, c changes and moves to the front, d enters last.
         let diff = Diff {
             id: "s1".into(),
             from: 3,
             seq: 5,
-            added: vec![Positioned { pos: 2, row: row("d", &[]) }],
-            changed: vec![Positioned { pos: 0, row: row("c", &[("n", Value::Int(2))]) }],
+            added: vec![Positioned {
+                pos: 2,
+                row: row("d", &[]),
+            }],
+            changed: vec![Positioned {
+                pos: 0,
+                row: row("c", &[("n", Value::Int(2))]),
+            }],
             removed: vec!["b".into()],
             count: Some(7),
         };
@@ -92,14 +163,26 @@ async fn snapshots_and_diffs_apply_in_order() {
         assert_eq!(view.count, Some(7));
 
         // A diff without count keeps the count; `changed()` wakes up.
-        let diff = Diff { id: "s1".into(), from: 5, seq: 6, removed: vec!["a".into()], ..Diff::default() };
+        let diff = Diff {
+            id: "s1".into(),
+            from: 5,
+            seq: 6,
+            removed: vec!["a".into()],
+            ..Diff::default()
+        };
         conn.send(ServerMsg::Diff(diff)).await;
         sub.changed().await.unwrap();
-        assert_eq!((ids(&sub.rows()), sub.seq(), sub.view().count), (vec!["c".into(), "d".into()], Some(6), Some(7)));
+        assert_eq!(
+            (ids(&sub.rows()), sub.seq(), sub.view().count),
+            (vec!["c".into(), "d".into()], Some(6), Some(7))
+        );
 
         // Dropping the handle unsubscribes.
         drop(sub);
-        assert_eq!(conn.recv().await, ClientMsg::Unsub(Unsub { id: "s1".into() }));
+        assert_eq!(
+            conn.recv().await,
+            ClientMsg::Unsub(Unsub { id: "s1".into() })
+        );
     }
 }
 
@@ -109,30 +192,62 @@ async fn server_errors_reach_the_caller_with_their_code() {
     let (client, mut conn) = server.connect(server.config("s", Encoding::Json)).await;
     let mut events = client.events();
 
-    let ops = vec![Op::Delete { entity: "Todo".into(), id: "t4".into() }];
+    let ops = vec![Op::Delete {
+        entity: "Todo".into(),
+        id: "t4".into(),
+    }];
     let (res, ()) = tokio::join!(client.mutate(ops.clone()), async {
-        let ClientMsg::Mut(m) = conn.recv().await else { panic!("expected mut") };
+        let ClientMsg::Mut(m) = conn.recv().await else {
+            panic!("expected mut")
+        };
         assert_eq!(m.ops, ops);
         assert_eq!(m.op.len(), 36, "a UUID: {}", m.op);
-        let err = ErrorMsg { code: ErrorCode::NotFound, message: "no t4".into(), op: Some(m.op), sub: None };
+        let err = ErrorMsg {
+            code: ErrorCode::NotFound,
+            message: "no t4".into(),
+            op: Some(m.op),
+            sub: None,
+        };
         conn.send(ServerMsg::Err(err)).await;
     });
     let err = res.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::NotFound));
-    assert_eq!(err, ClientError::Server { code: ErrorCode::NotFound, message: "no t4".into() });
+    assert_eq!(
+        err,
+        ClientError::Server {
+            code: ErrorCode::NotFound,
+            message: "no t4".into()
+        }
+    );
 
     let (res, ()) = tokio::join!(client.subscribe(Query::new("Todoo")), async {
-        let ClientMsg::Sub(sub) = conn.recv().await else { panic!("expected sub") };
-        let err = ErrorMsg { code: ErrorCode::UnknownEntity, message: "no Todoo".into(), op: None, sub: Some(sub.id) };
+        let ClientMsg::Sub(sub) = conn.recv().await else {
+            panic!("expected sub")
+        };
+        let err = ErrorMsg {
+            code: ErrorCode::UnknownEntity,
+            message: "no Todoo".into(),
+            op: None,
+            sub: Some(sub.id),
+        };
         conn.send(ServerMsg::Err(err)).await;
     });
     assert_eq!(res.unwrap_err().code(), Some(ErrorCode::UnknownEntity));
 
     // An error that answers nothing pending becomes an event; an unknown code stays usable.
-    let err = ErrorMsg { code: ErrorCode::Unknown, message: "newer".into(), op: None, sub: None };
+    let err = ErrorMsg {
+        code: ErrorCode::Unknown,
+        message: "newer".into(),
+        op: None,
+        sub: None,
+    };
     conn.send(ServerMsg::Err(err.clone())).await;
     loop {
-        match tokio::time::timeout(PATIENCE, events.recv()).await.unwrap().unwrap() {
+        match tokio::time::timeout(PATIENCE, events.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
             Event::Error(e) => break assert_eq!(e, err),
             _ => continue,
         }
@@ -147,33 +262,72 @@ async fn presence_broadcast_and_acks() {
 
     let ada = Value::Text("Ada".into());
     client.presence(ada.clone()).unwrap();
-    assert_eq!(conn.recv().await, ClientMsg::Presence(Presence { state: ada.clone() }));
+    assert_eq!(
+        conn.recv().await,
+        ClientMsg::Presence(Presence { state: ada.clone() })
+    );
     client.broadcast("typing", Value::Int(1)).await.unwrap();
-    assert_eq!(conn.recv().await, ClientMsg::Bcast(SendBcast { topic: "typing".into(), data: Value::Int(1) }));
+    assert_eq!(
+        conn.recv().await,
+        ClientMsg::Bcast(SendBcast {
+            topic: "typing".into(),
+            data: Value::Int(1)
+        })
+    );
 
-    let member = |c: &str, s: &str| Member { conn: c.into(), state: text(s) };
-    conn.send(ServerMsg::PresenceState(PresenceState { members: vec![member("c1", "Ada"), member("c2", "Bob")] })).await;
-    let diff = PresenceDiff { joins: vec![member("c3", "Cy")], updates: vec![member("c2", "Bo")], leaves: vec!["c1".into()] };
+    let member = |c: &str, s: &str| Member {
+        conn: c.into(),
+        state: text(s),
+    };
+    conn.send(ServerMsg::PresenceState(PresenceState {
+        members: vec![member("c1", "Ada"), member("c2", "Bob")],
+    }))
+    .await;
+    let diff = PresenceDiff {
+        joins: vec![member("c3", "Cy")],
+        updates: vec![member("c2", "Bo")],
+        leaves: vec!["c1".into()],
+    };
     conn.send(ServerMsg::PresenceDiff(diff.clone())).await;
-    let bcast = Bcast { topic: "typing".into(), data: Value::Int(2), from: "c2".into() };
+    let bcast = Bcast {
+        topic: "typing".into(),
+        data: Value::Int(2),
+        from: "c2".into(),
+    };
     conn.send(ServerMsg::Bcast(bcast.clone())).await;
 
     let mut seen = Vec::new();
     while seen.len() < 3 {
-        let e = tokio::time::timeout(PATIENCE, events.recv()).await.unwrap().unwrap();
-        if matches!(e, Event::PresenceState(_) | Event::PresenceDiff(_) | Event::Bcast(_)) {
+        let e = tokio::time::timeout(PATIENCE, events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if matches!(
+            e,
+            Event::PresenceState(_) | Event::PresenceDiff(_) | Event::Bcast(_)
+        ) {
             seen.push(e);
         }
     }
     assert_eq!(seen[1], Event::PresenceDiff(diff));
     assert_eq!(seen[2], Event::Bcast(bcast));
     let members = client.presence_members();
-    assert_eq!(members.into_iter().collect::<Vec<_>>(), vec![("c2".into(), text("Bo")), ("c3".into(), text("Cy"))]);
+    assert_eq!(
+        members.into_iter().collect::<Vec<_>>(),
+        vec![("c2".into(), text("Bo")), ("c3".into(), text("Cy"))]
+    );
 
     // An ack answers the mutation with the same op id.
     let (res, ()) = tokio::join!(client.mutate(vec![]), async {
-        let ClientMsg::Mut(m) = conn.recv().await else { panic!("expected mut") };
-        conn.send(ServerMsg::Ack(Ack { op: m.op, seq: 9, dup: false })).await;
+        let ClientMsg::Mut(m) = conn.recv().await else {
+            panic!("expected mut")
+        };
+        conn.send(ServerMsg::Ack(Ack {
+            op: m.op,
+            seq: 9,
+            dup: false,
+        }))
+        .await;
     });
     assert_eq!((res.as_ref().unwrap().seq, res.unwrap().dup), (9, false));
 }
@@ -189,7 +343,9 @@ async fn raw_connection_sends_whatever_it_is_told() {
 
     raw.send_text("{not json").await.unwrap();
     raw.send_binary(vec![0xff, 0x00]).await.unwrap();
-    raw.send(&ClientMsg::Ping(Ping { t: Some(3) })).await.unwrap();
+    raw.send(&ClientMsg::Ping(Ping { t: Some(3) }))
+        .await
+        .unwrap();
     assert_eq!(conn.recv_frame().await, Message::text("{not json"));
     assert_eq!(conn.recv_frame().await, Message::binary(vec![0xff, 0x00]));
     assert_eq!(conn.recv().await, ClientMsg::Ping(Ping { t: Some(3) }));
@@ -197,10 +353,22 @@ async fn raw_connection_sends_whatever_it_is_told() {
     // A newer message type is reported, not fatal; then a close with its code.
     conn.send_raw_text(r#"{"type":"from_the_future"}"#).await;
     conn.send(ServerMsg::Pong(Pong { t: Some(3) })).await;
-    assert!(matches!(raw.recv().await.unwrap(), Received::Undecodable(DecodeError::UnknownType { .. })));
-    assert_eq!(raw.recv().await.unwrap(), Received::Msg(ServerMsg::Pong(Pong { t: Some(3) })));
+    assert!(matches!(
+        raw.recv().await.unwrap(),
+        Received::Undecodable(DecodeError::UnknownType { .. })
+    ));
+    assert_eq!(
+        raw.recv().await.unwrap(),
+        Received::Msg(ServerMsg::Pong(Pong { t: Some(3) }))
+    );
     conn.close(close::FORBIDDEN).await;
-    assert!(matches!(raw.recv().await.unwrap(), Received::Closed { code: Some(4403), .. }));
+    assert!(matches!(
+        raw.recv().await.unwrap(),
+        Received::Closed {
+            code: Some(4403),
+            ..
+        }
+    ));
 
     // Offering nothing at all: the server picks JSON and echoes nothing.
     let url = config.ws_url().unwrap();

@@ -7,28 +7,53 @@ mod client_support;
 use std::time::Duration;
 
 use client_support::*;
-use pylon_workers::client::{Client, ClientError, ConnState, Event, Query, SubStatus, Subscription};
+use pylon_workers::client::{
+    Client, ClientError, ConnState, Event, Query, SubStatus, Subscription,
+};
 use pylon_workers::protocol::*;
 
 /// Subscribes to `Todo` and answers with a snap of `ids` at `seq`.
 async fn subscribe(client: &Client, conn: &mut FakeConn, rows: &[&str], seq: u64) -> Subscription {
     let (sub, ()) = tokio::join!(client.subscribe(Query::new("Todo")), async {
-        let ClientMsg::Sub(sub) = conn.recv().await else { panic!("expected sub") };
+        let ClientMsg::Sub(sub) = conn.recv().await else {
+            panic!("expected sub")
+        };
         assert_eq!(sub.since, None);
         let rows = rows.iter().map(|id| row(id, &[])).collect();
-        conn.send(ServerMsg::Snap(Snap { id: sub.id, seq, rows, count: None })).await;
+        conn.send(ServerMsg::Snap(Snap {
+            id: sub.id,
+            seq,
+            rows,
+            count: None,
+        }))
+        .await;
     });
     sub.unwrap()
 }
 
 fn added(id: &str, from: u64, seq: u64, pos: u32, row_id: &str) -> ServerMsg {
-    let added = vec![Positioned { pos, row: row(row_id, &[]) }];
-    ServerMsg::Diff(Diff { id: id.into(), from, seq, added, ..Diff::default() })
+    let added = vec![Positioned {
+        pos,
+        row: row(row_id, &[]),
+    }];
+    ServerMsg::Diff(Diff {
+        id: id.into(),
+        from,
+        seq,
+        added,
+        ..Diff::default()
+    })
 }
 
-async fn next_event(events: &mut tokio::sync::broadcast::Receiver<Event>, want: impl Fn(&Event) -> bool) -> Event {
+async fn next_event(
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    want: impl Fn(&Event) -> bool,
+) -> Event {
     loop {
-        let e = tokio::time::timeout(PATIENCE, events.recv()).await.expect("no such event").unwrap();
+        let e = tokio::time::timeout(PATIENCE, events.recv())
+            .await
+            .expect("no such event")
+            .unwrap();
         if want(&e) {
             return e;
         }
@@ -45,28 +70,59 @@ async fn a_gap_makes_the_client_subscribe_anew() {
 
         // from 4, but the client holds 3: refused.
         conn.send(added("s1", 4, 5, 0, "x")).await;
-        assert_eq!(conn.recv().await, ClientMsg::Unsub(Unsub { id: "s1".into() }));
-        let ClientMsg::Sub(resub) = conn.recv().await else { panic!("expected sub") };
-        assert_eq!((resub.id.as_str(), resub.entity.as_str(), resub.since), ("s1.1", "Todo", None));
+        assert_eq!(
+            conn.recv().await,
+            ClientMsg::Unsub(Unsub { id: "s1".into() })
+        );
+        let ClientMsg::Sub(resub) = conn.recv().await else {
+            panic!("expected sub")
+        };
+        assert_eq!(
+            (resub.id.as_str(), resub.entity.as_str(), resub.since),
+            ("s1.1", "Todo", None)
+        );
         let e = next_event(&mut events, |e| matches!(e, Event::Resync { .. })).await;
-        assert!(matches!(e, Event::Resync { sub: 1, ref reason } if reason.contains("gap")), "{e:?}");
+        assert!(
+            matches!(e, Event::Resync { sub: 1, ref reason } if reason.contains("gap")),
+            "{e:?}"
+        );
         // The last good rows stay visible, marked as resyncing.
-        assert_eq!((ids(&sub.rows()), sub.seq(), sub.status()), (vec!["a".into(), "b".into()], None, SubStatus::Resyncing));
+        assert_eq!(
+            (ids(&sub.rows()), sub.seq(), sub.status()),
+            (vec!["a".into(), "b".into()], None, SubStatus::Resyncing)
+        );
 
         // Late messages for the old id are ignored; the fresh snap replaces the rows.
         conn.send(added("s1", 5, 6, 0, "late")).await;
         let rows = vec![row("a", &[]), row("x", &[])];
-        conn.send(ServerMsg::Snap(Snap { id: "s1.1".into(), seq: 6, rows, count: None })).await;
+        conn.send(ServerMsg::Snap(Snap {
+            id: "s1.1".into(),
+            seq: 6,
+            rows,
+            count: None,
+        }))
+        .await;
         conn.send(added("s1.1", 6, 8, 2, "y")).await;
         let view = sub.wait_seq(8).await.unwrap();
         assert_eq!(ids(&view.rows), ["a", "x", "y"]);
         assert_eq!(view.status, SubStatus::Live);
 
         // A diff whose rows do not match is handled like a gap.
-        let bad = Diff { id: "s1.1".into(), from: 8, seq: 9, removed: vec!["nope".into()], ..Diff::default() };
+        let bad = Diff {
+            id: "s1.1".into(),
+            from: 8,
+            seq: 9,
+            removed: vec!["nope".into()],
+            ..Diff::default()
+        };
         conn.send(ServerMsg::Diff(bad)).await;
-        assert_eq!(conn.recv().await, ClientMsg::Unsub(Unsub { id: "s1.1".into() }));
-        let ClientMsg::Sub(resub) = conn.recv().await else { panic!("expected sub") };
+        assert_eq!(
+            conn.recv().await,
+            ClientMsg::Unsub(Unsub { id: "s1.1".into() })
+        );
+        let ClientMsg::Sub(resub) = conn.recv().await else {
+            panic!("expected sub")
+        };
         assert_eq!((resub.id.as_str(), resub.since), ("s1.2", None));
         drop(sub);
     }
@@ -82,42 +138,90 @@ async fn a_dropped_connection_resumes_subscriptions_mutations_and_presence() {
         conn.send(added("s1", 3, 5, 1, "b")).await;
         todos.wait_seq(5).await.unwrap();
         client.presence(text("here")).unwrap();
-        assert_eq!(conn.recv().await, ClientMsg::Presence(Presence { state: text("here") }));
+        assert_eq!(
+            conn.recv().await,
+            ClientMsg::Presence(Presence {
+                state: text("here")
+            })
+        );
 
         // A mutation is sent, then the connection dies before its ack.
-        let ops = vec![Op::Insert { entity: "Todo".into(), row: row("c", &[]) }];
+        let ops = vec![Op::Insert {
+            entity: "Todo".into(),
+            row: row("c", &[]),
+        }];
         let client2 = client.clone();
         let mutation = tokio::spawn(async move { client2.mutate(ops).await });
-        let ClientMsg::Mut(first) = conn.recv().await else { panic!("expected mut") };
+        let ClientMsg::Mut(first) = conn.recv().await else {
+            panic!("expected mut")
+        };
         conn.kill();
         next_event(&mut events, |e| matches!(e, Event::Disconnected { .. })).await;
 
         // The client comes back: sub with since = held seq, the same mut, presence.
         let mut conn = server.accept().await;
         conn.welcome(6).await;
-        let ClientMsg::Sub(resub) = conn.recv().await else { panic!("expected sub") };
-        assert_eq!((resub.id.as_str(), resub.entity.as_str(), resub.since), ("s1", "Todo", Some(5)));
+        let ClientMsg::Sub(resub) = conn.recv().await else {
+            panic!("expected sub")
+        };
+        assert_eq!(
+            (resub.id.as_str(), resub.entity.as_str(), resub.since),
+            ("s1", "Todo", Some(5))
+        );
         assert_eq!(conn.recv().await, ClientMsg::Mut(first.clone()));
-        assert_eq!(conn.recv().await, ClientMsg::Presence(Presence { state: text("here") }));
+        assert_eq!(
+            conn.recv().await,
+            ClientMsg::Presence(Presence {
+                state: text("here")
+            })
+        );
         client.wait_live().await.unwrap();
         assert_eq!(client.conn_id(), "c2");
 
         // The server had applied it: the diff for it comes first, then the dup ack.
         conn.send(added("s1", 5, 6, 2, "c")).await;
-        conn.send(ServerMsg::Ack(Ack { op: first.op.clone(), seq: 6, dup: true })).await;
+        conn.send(ServerMsg::Ack(Ack {
+            op: first.op.clone(),
+            seq: 6,
+            dup: true,
+        }))
+        .await;
         let ack = mutation.await.unwrap().unwrap();
-        assert_eq!(ack, Ack { op: first.op, seq: 6, dup: true });
+        assert_eq!(
+            ack,
+            Ack {
+                op: first.op,
+                seq: 6,
+                dup: true
+            }
+        );
         // Read your writes: the subscription reflects the ack's seq already.
-        assert_eq!((todos.seq(), ids(&todos.rows())), (Some(6), vec!["a".into(), "b".into(), "c".into()]));
+        assert_eq!(
+            (todos.seq(), ids(&todos.rows())),
+            (Some(6), vec!["a".into(), "b".into(), "c".into()])
+        );
 
         // A resume with nothing new is confirmed by an empty diff (seq = from).
         conn.kill();
         let mut conn = server.accept().await;
         conn.welcome(6).await;
-        let ClientMsg::Sub(resub) = conn.recv().await else { panic!("expected sub") };
+        let ClientMsg::Sub(resub) = conn.recv().await else {
+            panic!("expected sub")
+        };
         assert_eq!(resub.since, Some(6));
-        assert_eq!(conn.recv().await, ClientMsg::Presence(Presence { state: text("here") }));
-        conn.send(ServerMsg::Diff(Diff { id: "s1".into(), from: 6, seq: 6, ..Diff::default() })).await;
+        assert_eq!(
+            conn.recv().await,
+            ClientMsg::Presence(Presence {
+                state: text("here")
+            })
+        );
+        conn.send(ServerMsg::Diff(Diff {
+            id: "s1".into(),
+            from: 6,
+            seq: 6,
+            ..Diff::default()
+        }))
+        .await;
         conn.send(added("s1", 6, 7, 0, "d")).await;
         let view = todos.wait_seq(7).await.unwrap();
         assert_eq!(ids(&view.rows), ["d", "a", "b", "c"]);
@@ -133,14 +237,29 @@ async fn reset_then_snap_replaces_the_set() {
 
     let mut conn = server.accept().await;
     conn.welcome(90).await;
-    let ClientMsg::Sub(resub) = conn.recv().await else { panic!("expected sub") };
+    let ClientMsg::Sub(resub) = conn.recv().await else {
+        panic!("expected sub")
+    };
     assert_eq!(resub.since, Some(3));
-    conn.send(ServerMsg::Reset(Reset { id: "s1".into(), reason: reset_reason::TOO_OLD.into() })).await;
+    conn.send(ServerMsg::Reset(Reset {
+        id: "s1".into(),
+        reason: reset_reason::TOO_OLD.into(),
+    }))
+    .await;
     // A diff between reset and snap would be a gap; the snap replaces everything.
     let rows = vec![row("z", &[])];
-    conn.send(ServerMsg::Snap(Snap { id: "s1".into(), seq: 90, rows, count: None })).await;
+    conn.send(ServerMsg::Snap(Snap {
+        id: "s1".into(),
+        seq: 90,
+        rows,
+        count: None,
+    }))
+    .await;
     let view = todos.wait_seq(90).await.unwrap();
-    assert_eq!((ids(&view.rows), view.status), (vec!["z".into()], SubStatus::Live));
+    assert_eq!(
+        (ids(&view.rows), view.status),
+        (vec!["z".into()], SubStatus::Live)
+    );
 }
 
 #[tokio::test]
@@ -149,15 +268,25 @@ async fn mutations_sent_while_disconnected_wait_for_the_connection() {
     let (client, conn) = server.connect(server.config("s", Encoding::Json)).await;
     conn.kill();
     let mut state = client.state_watch();
-    state.wait_for(|s| !matches!(s, ConnState::Live { .. })).await.unwrap();
+    state
+        .wait_for(|s| !matches!(s, ConnState::Live { .. }))
+        .await
+        .unwrap();
     assert_eq!(client.ping().await, Err(ClientError::NotConnected));
 
     let client2 = client.clone();
     let mutation = tokio::spawn(async move { client2.mutate(vec![]).await });
     let mut conn = server.accept().await;
     conn.welcome(1).await;
-    let ClientMsg::Mut(m) = conn.recv().await else { panic!("expected mut") };
-    conn.send(ServerMsg::Ack(Ack { op: m.op, seq: 1, dup: false })).await;
+    let ClientMsg::Mut(m) = conn.recv().await else {
+        panic!("expected mut")
+    };
+    conn.send(ServerMsg::Ack(Ack {
+        op: m.op,
+        seq: 1,
+        dup: false,
+    }))
+    .await;
     assert_eq!(mutation.await.unwrap().unwrap().seq, 1);
 }
 
@@ -168,16 +297,36 @@ async fn close_4403_stops_the_client_and_fails_pending_work() {
     let mut todos = subscribe(&client, &mut conn, &["a"], 1).await;
     let client2 = client.clone();
     let mutation = tokio::spawn(async move { client2.mutate(vec![]).await });
-    let ClientMsg::Mut(_) = conn.recv().await else { panic!("expected mut") };
+    let ClientMsg::Mut(_) = conn.recv().await else {
+        panic!("expected mut")
+    };
     conn.close(close::FORBIDDEN).await;
 
-    assert_eq!(mutation.await.unwrap(), Err(ClientError::Closed { code: Some(4403) }));
+    assert_eq!(
+        mutation.await.unwrap(),
+        Err(ClientError::Closed { code: Some(4403) })
+    );
     let mut state = client.state_watch();
-    state.wait_for(|s| matches!(s, ConnState::Closed { .. })).await.unwrap();
+    state
+        .wait_for(|s| matches!(s, ConnState::Closed { .. }))
+        .await
+        .unwrap();
     assert_eq!(client.state(), ConnState::Closed { code: Some(4403) });
-    assert_eq!(todos.changed().await, Err(ClientError::Closed { code: None }));
-    assert_eq!(client.mutate(vec![]).await, Err(ClientError::Closed { code: Some(4403) }));
-    assert!(server.try_accept(Duration::from_millis(300)).await.is_none(), "no reconnect after 4403");
+    assert_eq!(
+        todos.changed().await,
+        Err(ClientError::Closed { code: None })
+    );
+    assert_eq!(
+        client.mutate(vec![]).await,
+        Err(ClientError::Closed { code: Some(4403) })
+    );
+    assert!(
+        server
+            .try_accept(Duration::from_millis(300))
+            .await
+            .is_none(),
+        "no reconnect after 4403"
+    );
 }
 
 #[tokio::test]
@@ -191,13 +340,17 @@ async fn other_close_codes_reconnect_and_close_is_clean() {
 
     client.close().await;
     assert_eq!(client.state(), ConnState::Closed { code: None });
-    assert!(matches!(conn.recv_frame().await, tokio_tungstenite::tungstenite::Message::Close(Some(f)) if u16::from(f.code) == 1000));
+    assert!(
+        matches!(conn.recv_frame().await, tokio_tungstenite::tungstenite::Message::Close(Some(f)) if u16::from(f.code) == 1000)
+    );
 }
 
 #[tokio::test]
 async fn keepalive_pings_then_gives_up_on_a_silent_server() {
     let mut server = FakeServer::start().await;
-    let config = server.config("s", Encoding::Json).keepalive(Some(Duration::from_millis(100)));
+    let config = server
+        .config("s", Encoding::Json)
+        .keepalive(Some(Duration::from_millis(100)));
     let (_client, mut conn) = server.connect(config).await;
     assert_eq!(conn.recv().await, ClientMsg::Ping(Ping { t: None }));
     // No answer: after twice the keepalive the client reconnects.

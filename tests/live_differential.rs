@@ -61,7 +61,12 @@ fn block_on<F: Future>(f: F) -> F::Output {
 }
 
 fn field(name: &str, ty: FieldType) -> Field {
-    Field { name: name.into(), ty, optional: true, unique: false }
+    Field {
+        name: name.into(),
+        ty,
+        optional: true,
+        unique: false,
+    }
 }
 
 fn entity() -> Entity {
@@ -95,7 +100,11 @@ fn create_table(conn: &Connection, e: &Entity) {
             format!("{} {ty}", quote_ident(&f.name))
         })
         .collect();
-    let sql = format!("CREATE TABLE {} (\"id\" TEXT PRIMARY KEY NOT NULL, {})", quote_ident(&e.name), cols.join(", "));
+    let sql = format!(
+        "CREATE TABLE {} (\"id\" TEXT PRIMARY KEY NOT NULL, {})",
+        quote_ident(&e.name),
+        cols.join(", ")
+    );
     conn.execute(&sql, []).unwrap();
 }
 
@@ -141,21 +150,37 @@ impl Store {
     fn count(&self, q: &Query) -> u64 {
         let (sql, params) = q.to_sql();
         let params = rusqlite::params_from_iter(params.iter().map(to_rusqlite));
-        self.conn.query_row(&sql, params, |r| r.get::<_, i64>(0)).unwrap() as u64
+        self.conn
+            .query_row(&sql, params, |r| r.get::<_, i64>(0))
+            .unwrap() as u64
     }
 }
 
 impl WindowSource for Store {
     type Error = std::convert::Infallible;
-    async fn rows_after(&self, q: &Query, after: Option<&Row>, n: usize) -> Result<Vec<Row>, Self::Error> {
+    async fn rows_after(
+        &self,
+        q: &Query,
+        after: Option<&Row>,
+        n: usize,
+    ) -> Result<Vec<Row>, Self::Error> {
         self.fetches.set(self.fetches.get() + 1);
         Ok(self.rows(&q.page(after, n)))
     }
 }
 
-const TITLES: &[&str] = &["a", "A", "ab", "aB", "b", "B%", "_x", "", "é", "É", "ab_c", "abc%", "zz", "a\u{0}b"];
-const DATES: &[&str] = &["2026-01-01T00:00:00Z", "2026-01-01T00:00:00.5Z", "2025-12-31T23:59:59Z", "2026-06-01T12:00:00Z"];
-const PATTERNS: &[&str] = &["a%", "%b%", "_", "A_", "%", "é%", "%c", "ab_c", "%\\%", "_%_", "", "B%", "%A%B%"];
+const TITLES: &[&str] = &[
+    "a", "A", "ab", "aB", "b", "B%", "_x", "", "é", "É", "ab_c", "abc%", "zz", "a\u{0}b",
+];
+const DATES: &[&str] = &[
+    "2026-01-01T00:00:00Z",
+    "2026-01-01T00:00:00.5Z",
+    "2025-12-31T23:59:59Z",
+    "2026-06-01T12:00:00Z",
+];
+const PATTERNS: &[&str] = &[
+    "a%", "%b%", "_", "A_", "%", "é%", "%c", "ab_c", "%\\%", "_%_", "", "B%", "%A%B%",
+];
 
 fn literal(rng: &mut Rng, name: &str, ids: usize) -> serde_json::Value {
     match name {
@@ -181,7 +206,10 @@ fn random_value(rng: &mut Rng, f: &Field) -> Value {
         return Value::Null;
     }
     match f.name.as_str() {
-        "meta" => Value::from(rng.pick(&[json!({"x": 1}), json!([1, 2]), json!("s"), json!(0)]).clone()),
+        "meta" => Value::from(
+            rng.pick(&[json!({"x": 1}), json!([1, 2]), json!("s"), json!(0)])
+                .clone(),
+        ),
         name => Value::from(literal(rng, name, 0)),
     }
 }
@@ -201,9 +229,13 @@ fn leaf(rng: &mut Rng, ids: usize) -> serde_json::Value {
     }
     let text = matches!(name, "id" | "title" | "at" | "owner");
     let ops: &[&str] = if text {
-        &["=", "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$like", "$like"]
+        &[
+            "=", "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$like", "$like",
+        ]
     } else {
-        &["=", "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin"]
+        &[
+            "=", "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin",
+        ]
     };
     let op = *rng.pick(ops);
     match op {
@@ -226,7 +258,9 @@ fn leaf(rng: &mut Rng, ids: usize) -> serde_json::Value {
 
 fn filter(rng: &mut Rng, depth: usize, ids: usize) -> serde_json::Value {
     if depth < 2 && rng.chance(35) {
-        let kids: Vec<_> = (0..rng.below(4)).map(|_| filter(rng, depth + 1, ids)).collect();
+        let kids: Vec<_> = (0..rng.below(4))
+            .map(|_| filter(rng, depth + 1, ids))
+            .collect();
         return match rng.below(3) {
             0 => json!({"$and": kids}),
             1 => json!({"$or": kids}),
@@ -247,11 +281,17 @@ fn filter(rng: &mut Rng, depth: usize, ids: usize) -> serde_json::Value {
 
 fn random_query(rng: &mut Rng, e: &Entity, ids: usize) -> serde_json::Value {
     let mut q = json!({"entity": "Item"});
-    let mut w = if rng.chance(85) { filter(rng, 0, ids) } else { json!({}) };
+    let mut w = if rng.chance(85) {
+        filter(rng, 0, ids)
+    } else {
+        json!({})
+    };
     if rng.chance(40) {
         // A top-level equality, so the index routes by value.
         let name = *rng.pick(&["owner", "done", "n", "score", "title"]);
-        w.as_object_mut().unwrap().insert(name.into(), literal(rng, name, ids));
+        w.as_object_mut()
+            .unwrap()
+            .insert(name.into(), literal(rng, name, ids));
     }
     q["where"] = w;
     if rng.chance(10) {
@@ -262,8 +302,16 @@ fn random_query(rng: &mut Rng, e: &Entity, ids: usize) -> serde_json::Value {
     let mut order = Vec::new();
     for _ in 0..rng.below(3) {
         let f = *rng.pick(&sortable);
-        if !order.iter().any(|o: &String| o.trim_start_matches('-') == f) && !order.iter().any(|o| o.ends_with("id")) {
-            order.push(if rng.chance(50) { format!("-{f}") } else { f.to_string() });
+        if !order
+            .iter()
+            .any(|o: &String| o.trim_start_matches('-') == f)
+            && !order.iter().any(|o| o.ends_with("id"))
+        {
+            order.push(if rng.chance(50) {
+                format!("-{f}")
+            } else {
+                f.to_string()
+            });
         }
     }
     q["order"] = json!(order);
@@ -272,8 +320,15 @@ fn random_query(rng: &mut Rng, e: &Entity, ids: usize) -> serde_json::Value {
     }
     if rng.chance(15) {
         let parsed = Query::parse(e, &q.clone().into()).unwrap();
-        let mut row: Row = e.fields.iter().map(|f| (f.name.clone(), random_value(rng, f))).collect();
-        row.insert("id".into(), Value::from(format!("r{}", rng.below(ids.max(1)))));
+        let mut row: Row = e
+            .fields
+            .iter()
+            .map(|f| (f.name.clone(), random_value(rng, f)))
+            .collect();
+        row.insert(
+            "id".into(),
+            Value::from(format!("r{}", rng.below(ids.max(1)))),
+        );
         q["after"] = json!(parsed.cursor_after(&row));
     }
     q
@@ -300,7 +355,11 @@ fn reference(store: &Store, q: &Query, policy: usize) -> (Vec<Row>, u64) {
     let mut all = q.clone();
     all.limit = None;
     all.count = false;
-    let mut rows: Vec<Row> = store.rows(&all).into_iter().filter(|r| visible(policy, r)).collect();
+    let mut rows: Vec<Row> = store
+        .rows(&all)
+        .into_iter()
+        .filter(|r| visible(policy, r))
+        .collect();
     let n = rows.len() as u64;
     if policy == 0 && q.count {
         assert_eq!(store.count(q), n, "COUNT(*) disagrees with the rows");
@@ -333,7 +392,10 @@ struct Stats {
 fn run_round(seed: u64, writes: usize, subs: usize, stats: &mut Stats) {
     let mut rng = Rng::new(seed);
     let e = entity();
-    let store = Store { conn: Connection::open_in_memory().unwrap(), fetches: Default::default() };
+    let store = Store {
+        conn: Connection::open_in_memory().unwrap(),
+        fetches: Default::default(),
+    };
     create_table(&store.conn, &e);
     let get = by_id(&e);
     let mut ids: Vec<String> = Vec::new();
@@ -344,20 +406,40 @@ fn run_round(seed: u64, writes: usize, subs: usize, stats: &mut Stats) {
     let mut index = SubscriptionIndex::new();
     for k in 0..subs {
         let json = random_query(&mut rng, &e, target);
-        let q = Query::parse(&e, &json.clone().into()).unwrap_or_else(|err| panic!("{err}: {json}"));
+        let q =
+            Query::parse(&e, &json.clone().into()).unwrap_or_else(|err| panic!("{err}: {json}"));
         let policy = rng.below(3);
-        let sub = block_on(Subscription::load(q.clone(), &|r| visible(policy, r), &store)).unwrap();
+        let sub = block_on(Subscription::load(
+            q.clone(),
+            &|r| visible(policy, r),
+            &store,
+        ))
+        .unwrap();
         index.insert(SubKey(k as u64), &q);
-        live.push(Live { json, client: sub.rows().to_vec(), client_count: sub.count(), sub, policy });
+        live.push(Live {
+            json,
+            client: sub.rows().to_vec(),
+            client_count: sub.count(),
+            sub,
+            policy,
+        });
     }
 
     let cells = RefCell::new(Vec::new());
     store.fetches.set(0);
     for w in 0..writes {
-        let op = if ids.len() < target / 2 { 0 } else { rng.below(10) };
+        let op = if ids.len() < target / 2 {
+            0
+        } else {
+            rng.below(10)
+        };
         let (id, before) = if op < 4 || ids.is_empty() {
             // Sometimes bring back a deleted id.
-            let id = if next_id > 0 && rng.chance(10) { format!("r{}", rng.below(next_id)) } else { format!("r{next_id}") };
+            let id = if next_id > 0 && rng.chance(10) {
+                format!("r{}", rng.below(next_id))
+            } else {
+                format!("r{next_id}")
+            };
             next_id += 1;
             if ids.contains(&id) {
                 continue;
@@ -369,8 +451,17 @@ fn run_round(seed: u64, writes: usize, subs: usize, stats: &mut Stats) {
                 vals.push(to_sql(&f.ty, &random_value(&mut rng, f)).unwrap());
             }
             let marks = vec!["?"; cols.len()].join(", ");
-            let sql = format!("INSERT INTO \"Item\" ({}) VALUES ({marks})", cols.join(", "));
-            store.conn.execute(&sql, rusqlite::params_from_iter(vals.iter().map(to_rusqlite))).unwrap();
+            let sql = format!(
+                "INSERT INTO \"Item\" ({}) VALUES ({marks})",
+                cols.join(", ")
+            );
+            store
+                .conn
+                .execute(
+                    &sql,
+                    rusqlite::params_from_iter(vals.iter().map(to_rusqlite)),
+                )
+                .unwrap();
             ids.push(id.clone());
             (id, None)
         } else {
@@ -388,15 +479,28 @@ fn run_round(seed: u64, writes: usize, subs: usize, stats: &mut Stats) {
                 if !sets.is_empty() {
                     vals.push(SqlValue::Text(id.clone()));
                     let sql = format!("UPDATE \"Item\" SET {} WHERE \"id\" = ?", sets.join(", "));
-                    store.conn.execute(&sql, rusqlite::params_from_iter(vals.iter().map(to_rusqlite))).unwrap();
+                    store
+                        .conn
+                        .execute(
+                            &sql,
+                            rusqlite::params_from_iter(vals.iter().map(to_rusqlite)),
+                        )
+                        .unwrap();
                 }
             } else {
-                store.conn.execute("DELETE FROM \"Item\" WHERE \"id\" = ?", [&id]).unwrap();
+                store
+                    .conn
+                    .execute("DELETE FROM \"Item\" WHERE \"id\" = ?", [&id])
+                    .unwrap();
                 ids.swap_remove(at);
             }
             (id, before)
         };
-        let change = Change { entity: "Item".into(), before, after: get(&store, &id) };
+        let change = Change {
+            entity: "Item".into(),
+            before,
+            after: get(&store, &id),
+        };
 
         let mut affected = cells.borrow_mut();
         index.affected_into(&change, &mut affected);
@@ -417,12 +521,21 @@ fn run_round(seed: u64, writes: usize, subs: usize, stats: &mut Stats) {
                 l.client_count = c;
             }
             if old == l.sub.rows() && old_count == l.sub.count() {
-                assert!(diff.is_empty(), "seed {seed} write {w}: a diff without a change: {diff:?}\nquery {}", l.json);
+                assert!(
+                    diff.is_empty(),
+                    "seed {seed} write {w}: a diff without a change: {diff:?}\nquery {}",
+                    l.json
+                );
             }
         }
         for l in &live {
             let (rows, n) = reference(&store, l.sub.query(), l.policy);
-            let ctx = || format!("seed {seed} write {w} change {change:?}\nquery {} policy {}", l.json, l.policy);
+            let ctx = || {
+                format!(
+                    "seed {seed} write {w} change {change:?}\nquery {} policy {}",
+                    l.json, l.policy
+                )
+            };
             if l.sub.query().count {
                 assert_eq!(l.sub.count(), n, "count diverged: {}", ctx());
                 assert_eq!(l.client_count, n, "client count diverged: {}", ctx());
@@ -437,15 +550,32 @@ fn run_round(seed: u64, writes: usize, subs: usize, stats: &mut Stats) {
 
 #[test]
 fn live_windows_agree_with_sqlite() {
-    let writes: usize = std::env::var("PYLON_DIFF_WRITES").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
-    let seed: u64 = std::env::var("PYLON_DIFF_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let writes: usize = std::env::var("PYLON_DIFF_WRITES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
+    let seed: u64 = std::env::var("PYLON_DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
     let per_round = 1000;
     let rounds = writes.div_ceil(per_round);
     let mut stats = Stats::default();
     for r in 0..rounds as u64 {
-        run_round(seed + r, per_round.min(writes - r as usize * per_round), 32, &mut stats);
+        run_round(
+            seed + r,
+            per_round.min(writes - r as usize * per_round),
+            32,
+            &mut stats,
+        );
     }
     eprintln!("{writes} writes, no divergence: {stats:?}");
     // The run must exercise every kind of diff.
-    assert!(stats.added > 0 && stats.removed > 0 && stats.changed > 0 && stats.counts > 0 && stats.fetches > 0);
+    assert!(
+        stats.added > 0
+            && stats.removed > 0
+            && stats.changed > 0
+            && stats.counts > 0
+            && stats.fetches > 0
+    );
 }

@@ -79,12 +79,19 @@ fn lying_length_prefixes_do_not_allocate() {
     for frame in &frames {
         let mut out = None;
         let peak = peak_while(|| {
-            out = Some((decode_client(Encoding::Postcard, frame), decode_server(Encoding::Postcard, frame)));
+            out = Some((
+                decode_client(Encoding::Postcard, frame),
+                decode_server(Encoding::Postcard, frame),
+            ));
         });
         // What decodes takes up to 32 bytes per `Value` or row slot, and a
         // growing `Vec` briefly holds old and new buffers: at most 64 bytes
         // per frame byte. Anything beyond would be a reservation on a claim.
-        assert!(peak < 16 * 1024 + 64 * frame.len(), "{} byte frame: peak {peak} bytes: {out:?}", frame.len());
+        assert!(
+            peak < 16 * 1024 + 64 * frame.len(),
+            "{} byte frame: peak {peak} bytes: {out:?}",
+            frame.len()
+        );
     }
 
     // JSON: a frame full of unknown fields and empty containers.
@@ -96,5 +103,9 @@ fn lying_length_prefixes_do_not_allocate() {
     let peak = peak_while(|| {
         decode_client(Encoding::Json, text.as_bytes()).unwrap();
     });
-    assert!(peak < 4096, "peak {peak} for {} bytes of ignored fields", text.len());
+    assert!(
+        peak < 4096,
+        "peak {peak} for {} bytes of ignored fields",
+        text.len()
+    );
 }

@@ -21,7 +21,8 @@ fn json_blocks() -> Vec<&'static str> {
 }
 
 fn same_json(a: &str, b: &str) -> bool {
-    serde_json::from_str::<serde_json::Value>(a).unwrap() == serde_json::from_str::<serde_json::Value>(b).unwrap()
+    serde_json::from_str::<serde_json::Value>(a).unwrap()
+        == serde_json::from_str::<serde_json::Value>(b).unwrap()
 }
 
 #[test]
@@ -32,12 +33,12 @@ fn doc_examples_decode_and_reencode() {
     let mut server = BTreeSet::new();
     for text in blocks {
         // `bcast` exists both ways; the exact re-encoding decides.
-        let as_client = decode_client(Encoding::Json, text.as_bytes())
-            .ok()
-            .filter(|m| matches!(encode_client(Encoding::Json, m), Frame::Text(t) if same_json(&t, text)));
-        let as_server = decode_server(Encoding::Json, text.as_bytes())
-            .ok()
-            .filter(|m| matches!(encode_server(Encoding::Json, m), Frame::Text(t) if same_json(&t, text)));
+        let as_client = decode_client(Encoding::Json, text.as_bytes()).ok().filter(
+            |m| matches!(encode_client(Encoding::Json, m), Frame::Text(t) if same_json(&t, text)),
+        );
+        let as_server = decode_server(Encoding::Json, text.as_bytes()).ok().filter(
+            |m| matches!(encode_server(Encoding::Json, m), Frame::Text(t) if same_json(&t, text)),
+        );
         match (as_client, as_server) {
             (Some(m), None) => {
                 client.insert(m.name());
@@ -50,7 +51,9 @@ fn doc_examples_decode_and_reencode() {
                 let f = encode_server(Encoding::Postcard, &m);
                 assert_eq!(decode_server(Encoding::Postcard, f.as_bytes()).unwrap(), m);
             }
-            (c, s) => panic!("example must be exactly one message: {text}\nclient: {c:?}\nserver: {s:?}"),
+            (c, s) => {
+                panic!("example must be exactly one message: {text}\nclient: {c:?}\nserver: {s:?}")
+            }
         }
     }
     assert_eq!(client.len(), 7, "{client:?}");
@@ -61,7 +64,10 @@ fn doc_examples_decode_and_reencode() {
 fn doc_lists_every_error_code() {
     for &c in ErrorCode::ALL {
         if c != ErrorCode::Unknown {
-            assert!(DOC.contains(&format!("| `{}`", c.as_str())), "{c} missing from the error table");
+            assert!(
+                DOC.contains(&format!("| `{}`", c.as_str())),
+                "{c} missing from the error table"
+            );
         }
     }
 }
@@ -80,7 +86,10 @@ fn doc_lists_every_close_code() {
         close::RATE_LIMITED,
         close::OVERLOADED,
     ] {
-        assert!(DOC.contains(&format!("| {c} ")), "{c} missing from the close code table");
+        assert!(
+            DOC.contains(&format!("| {c} ")),
+            "{c} missing from the close code table"
+        );
     }
 }
 

@@ -19,7 +19,13 @@ fn bad_field(e: &DecodeError) -> Option<&str> {
 
 #[test]
 fn bad_frame() {
-    for s in ["", "not json", "{\"type\":", "{\"type\":\"ping\"} x", "{'type':'ping'}"] {
+    for s in [
+        "",
+        "not json",
+        "{\"type\":",
+        "{\"type\":\"ping\"} x",
+        "{'type':'ping'}",
+    ] {
         let e = client_json(s).unwrap_err();
         assert_eq!(e.code(), ErrorCode::BadFrame, "{s:?}: {e}");
         assert_eq!(e.code().as_str(), "BAD_FRAME");
@@ -28,9 +34,20 @@ fn bad_frame() {
     assert_eq!(e.code(), ErrorCode::BadFrame);
     assert!(e.to_string().contains("UTF-8"), "{e}");
 
-    assert_eq!(decode_client(PC, &[]).unwrap_err().code(), ErrorCode::BadFrame);
-    assert_eq!(decode_client(PC, &[0x80]).unwrap_err().code(), ErrorCode::BadFrame);
-    assert_eq!(decode_server(PC, &[0xff, 0xff, 0xff, 0xff, 0xff, 0x01]).unwrap_err().code(), ErrorCode::BadFrame);
+    assert_eq!(
+        decode_client(PC, &[]).unwrap_err().code(),
+        ErrorCode::BadFrame
+    );
+    assert_eq!(
+        decode_client(PC, &[0x80]).unwrap_err().code(),
+        ErrorCode::BadFrame
+    );
+    assert_eq!(
+        decode_server(PC, &[0xff, 0xff, 0xff, 0xff, 0xff, 0x01])
+            .unwrap_err()
+            .code(),
+        ErrorCode::BadFrame
+    );
 }
 
 #[test]
@@ -56,7 +73,13 @@ fn frame_too_large() {
     let ping = r#"{"type":"ping","t":1}"#;
     assert!(decode_client_frame(JSON, FrameRef::Text(ping), ping.len()).is_ok());
     let e = decode_client_frame(JSON, FrameRef::Text(ping), ping.len() - 1).unwrap_err();
-    assert_eq!(e, DecodeError::FrameTooLarge { len: ping.len(), max: ping.len() - 1 });
+    assert_eq!(
+        e,
+        DecodeError::FrameTooLarge {
+            len: ping.len(),
+            max: ping.len() - 1
+        }
+    );
     assert_eq!(e.code(), ErrorCode::FrameTooLarge);
     assert_eq!(e.close_code(), Some(1009));
     let e = decode_server_frame(PC, FrameRef::Binary(&[9; 100]), 99).unwrap_err();
@@ -68,7 +91,11 @@ fn unknown_type_carries_the_type_and_context() {
     let e = client_json(r#"{"id":"s1","type":"subscribe","op":"o1"}"#).unwrap_err();
     assert_eq!(
         e,
-        DecodeError::UnknownType { ty: "subscribe".into(), sub: Some("s1".into()), op: Some("o1".into()) }
+        DecodeError::UnknownType {
+            ty: "subscribe".into(),
+            sub: Some("s1".into()),
+            op: Some("o1".into())
+        }
     );
     assert_eq!(e.code(), ErrorCode::UnknownType);
     let err = e.to_err();
@@ -78,15 +105,32 @@ fn unknown_type_carries_the_type_and_context() {
     assert!(err.message.contains("subscribe"));
 
     // A server message type is unknown to the client decoder and back.
-    assert_eq!(client_json(r#"{"type":"snap"}"#).unwrap_err().code(), ErrorCode::UnknownType);
+    assert_eq!(
+        client_json(r#"{"type":"snap"}"#).unwrap_err().code(),
+        ErrorCode::UnknownType
+    );
     let e = decode_server(JSON, br#"{"type":"sub"}"#).unwrap_err();
     assert_eq!(e.code(), ErrorCode::UnknownType);
 
     // postcard: the variant index, in decimal.
     let e = decode_client(PC, &[7]).unwrap_err();
-    assert_eq!(e, DecodeError::UnknownType { ty: "7".into(), sub: None, op: None });
+    assert_eq!(
+        e,
+        DecodeError::UnknownType {
+            ty: "7".into(),
+            sub: None,
+            op: None
+        }
+    );
     let e = decode_server(PC, &[0x80, 0x01]).unwrap_err();
-    assert_eq!(e, DecodeError::UnknownType { ty: "128".into(), sub: None, op: None });
+    assert_eq!(
+        e,
+        DecodeError::UnknownType {
+            ty: "128".into(),
+            sub: None,
+            op: None
+        }
+    );
 }
 
 #[test]
@@ -94,11 +138,26 @@ fn bad_message_names_the_field() {
     let cases = [
         (r#"{"type":"sub","id":"s1"}"#, Some("entity")),
         (r#"{"type":"sub","id":"s1","entity":null}"#, Some("entity")),
-        (r#"{"type":"sub","id":"s1","entity":"T","limit":"x"}"#, Some("limit")),
-        (r#"{"type":"sub","id":"s1","entity":"T","limit":-1}"#, Some("limit")),
-        (r#"{"type":"sub","id":"s1","entity":"T","limit":4294967296}"#, Some("limit")),
-        (r#"{"type":"sub","id":"s1","entity":"T","since":1.5}"#, Some("since")),
-        (r#"{"type":"sub","id":"s1","entity":"T","count":1}"#, Some("count")),
+        (
+            r#"{"type":"sub","id":"s1","entity":"T","limit":"x"}"#,
+            Some("limit"),
+        ),
+        (
+            r#"{"type":"sub","id":"s1","entity":"T","limit":-1}"#,
+            Some("limit"),
+        ),
+        (
+            r#"{"type":"sub","id":"s1","entity":"T","limit":4294967296}"#,
+            Some("limit"),
+        ),
+        (
+            r#"{"type":"sub","id":"s1","entity":"T","since":1.5}"#,
+            Some("since"),
+        ),
+        (
+            r#"{"type":"sub","id":"s1","entity":"T","count":1}"#,
+            Some("count"),
+        ),
         (r#"{"type":"sub","id":7,"entity":"T"}"#, Some("id")),
         (r#"{"type":"unsub","id":"a","id":"b"}"#, Some("id")),
         (r#"{"type":1}"#, Some("type")),
@@ -107,13 +166,22 @@ fn bad_message_names_the_field() {
         (r#"{"type":"mut","op":"o1"}"#, Some("ops")),
         (r#"{"type":"mut","op":"o1","ops":{}}"#, Some("ops")),
         (r#"{"type":"mut","op":"o1","ops":[1]}"#, Some("ops[0]")),
-        (r#"{"type":"mut","op":"o1","ops":[{"entity":"T"}]}"#, Some("ops[0].type")),
-        (r#"{"type":"mut","op":"o1","ops":[{"type":"drop","entity":"T"}]}"#, Some("ops[0].type")),
+        (
+            r#"{"type":"mut","op":"o1","ops":[{"entity":"T"}]}"#,
+            Some("ops[0].type"),
+        ),
+        (
+            r#"{"type":"mut","op":"o1","ops":[{"type":"drop","entity":"T"}]}"#,
+            Some("ops[0].type"),
+        ),
         (
             r#"{"type":"mut","op":"o1","ops":[{"type":"delete","entity":"T","id":"a"},{"type":"update","entity":"T","set":{}}]}"#,
             Some("ops[1].id"),
         ),
-        (r#"{"type":"mut","op":"o1","ops":[{"type":"insert","entity":"T","row":[]}]}"#, Some("ops[0].row")),
+        (
+            r#"{"type":"mut","op":"o1","ops":[{"type":"insert","entity":"T","row":[]}]}"#,
+            Some("ops[0].row"),
+        ),
         (r#"{"type":"bcast","data":1}"#, Some("topic")),
         (r#"{"type":"ping","t":"now"}"#, Some("t")),
         ("[1,2]", None),
@@ -135,9 +203,18 @@ fn bad_message_names_the_field() {
     assert_eq!(e.to_string(), "bad message: field `ops[0].type`: missing");
 
     let server_cases = [
-        (r#"{"type":"diff","id":"s","from":1,"seq":2,"added":[{"row":{}}]}"#, "added[0].pos"),
-        (r#"{"type":"snap","id":"s","seq":2,"rows":[{},1]}"#, "rows[1]"),
-        (r#"{"type":"welcome","protocol":"pylon.v1","shard":"a","seq":0,"conn":"c","encoding":"xml"}"#, "encoding"),
+        (
+            r#"{"type":"diff","id":"s","from":1,"seq":2,"added":[{"row":{}}]}"#,
+            "added[0].pos",
+        ),
+        (
+            r#"{"type":"snap","id":"s","seq":2,"rows":[{},1]}"#,
+            "rows[1]",
+        ),
+        (
+            r#"{"type":"welcome","protocol":"pylon.v1","shard":"a","seq":0,"conn":"c","encoding":"xml"}"#,
+            "encoding",
+        ),
         (r#"{"type":"presence_state"}"#, "members"),
         (r#"{"type":"presence_diff","leaves":[1]}"#, "leaves"),
         (r#"{"type":"bcast","topic":"t","data":1,"from":3}"#, "from"),
@@ -148,7 +225,13 @@ fn bad_message_names_the_field() {
     }
 
     // postcard: truncated, wrongly typed and trailing bytes.
-    for bytes in [&[1u8, 5, b'a'][..], &[2, 2, 0xff, 0xfe], &[6, 0, 0], &[4, 9], &[3, 1, b'o', 1, 7]] {
+    for bytes in [
+        &[1u8, 5, b'a'][..],
+        &[2, 2, 0xff, 0xfe],
+        &[6, 0, 0],
+        &[4, 9],
+        &[3, 1, b'o', 1, 7],
+    ] {
         let e = decode_client(PC, bytes).unwrap_err();
         assert_eq!(e.code(), ErrorCode::BadMessage, "{bytes:?}: {e}");
     }
@@ -161,15 +244,34 @@ fn null_is_absent_and_unknown_fields_are_ignored() {
             "future":{"x":[1,2,{"y":null}]},"ops":"not looked at"}"#,
     )
     .unwrap();
-    assert_eq!(m, ClientMsg::Sub(Sub { id: "s".into(), entity: "T".into(), ..Default::default() }));
+    assert_eq!(
+        m,
+        ClientMsg::Sub(Sub {
+            id: "s".into(),
+            entity: "T".into(),
+            ..Default::default()
+        })
+    );
 
     let m = client_json(r#"{"type":"presence"}"#).unwrap();
     assert_eq!(m, ClientMsg::Presence(Presence { state: Value::Null }));
 
     let m = decode_server(JSON, br#"{"type":"diff","id":"s","from":1,"seq":2}"#).unwrap();
-    assert_eq!(m, ServerMsg::Diff(Diff { id: "s".into(), from: 1, seq: 2, ..Default::default() }));
+    assert_eq!(
+        m,
+        ServerMsg::Diff(Diff {
+            id: "s".into(),
+            from: 1,
+            seq: 2,
+            ..Default::default()
+        })
+    );
 
-    let m = decode_server(JSON, br#"{"type":"err","code":"SOMETHING_NEW","message":"m"}"#).unwrap();
+    let m = decode_server(
+        JSON,
+        br#"{"type":"err","code":"SOMETHING_NEW","message":"m"}"#,
+    )
+    .unwrap();
     let ServerMsg::Err(e) = m else { panic!() };
     assert_eq!(e.code, ErrorCode::Unknown);
 }
@@ -181,7 +283,12 @@ fn nested(depth: usize, inner: &str) -> String {
 /// Runs `f` on a thread with a small stack, so unbounded recursion would
 /// fail loudly instead of passing thanks to a large default stack.
 fn small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    std::thread::Builder::new().stack_size(256 * 1024).spawn(f).unwrap().join().unwrap()
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap()
 }
 
 #[test]
@@ -194,24 +301,39 @@ fn json_nesting_is_bounded() {
 
     // A row counts as one level.
     let row = |d: usize| {
-        format!(r#"{{"type":"mut","op":"o","ops":[{{"type":"insert","entity":"T","row":{{"a":{}}}}}]}}"#, nested(d, ""))
+        format!(
+            r#"{{"type":"mut","op":"o","ops":[{{"type":"insert","entity":"T","row":{{"a":{}}}}}]}}"#,
+            nested(d, "")
+        )
     };
     assert!(client_json(&row(MAX_VALUE_DEPTH - 1)).is_ok());
-    assert_eq!(bad_field(&client_json(&row(MAX_VALUE_DEPTH)).unwrap_err()), Some("ops[0].row"));
+    assert_eq!(
+        bad_field(&client_json(&row(MAX_VALUE_DEPTH)).unwrap_err()),
+        Some("ops[0].row")
+    );
 
     small_stack(|| {
         // A million levels: refused, without recursing.
         let deep = nested(1_000_000, "");
         let e = client_json(&format!(r#"{{"type":"presence","state":{deep}}}"#)).unwrap_err();
         assert_eq!(e.code(), ErrorCode::BadMessage);
-        let e = decode_server(JSON, format!(r#"{{"type":"snap","id":"s","seq":1,"rows":[{{"a":{deep}}}]}}"#).as_bytes())
-            .unwrap_err();
+        let e = decode_server(
+            JSON,
+            format!(r#"{{"type":"snap","id":"s","seq":1,"rows":[{{"a":{deep}}}]}}"#).as_bytes(),
+        )
+        .unwrap_err();
         assert_eq!(e.code(), ErrorCode::BadMessage);
         // Skipped (unknown) fields are skipped iteratively: accepted.
         assert!(client_json(&format!(r#"{{"type":"ping","junk":{deep}}}"#)).is_ok());
         // Not an object at all.
-        assert_eq!(client_json(&deep).unwrap_err().code(), ErrorCode::BadMessage);
-        assert_eq!(client_json(&"[".repeat(1_000_000)).unwrap_err().code(), ErrorCode::BadMessage);
+        assert_eq!(
+            client_json(&deep).unwrap_err().code(),
+            ErrorCode::BadMessage
+        );
+        assert_eq!(
+            client_json(&"[".repeat(1_000_000)).unwrap_err().code(),
+            ErrorCode::BadMessage
+        );
     });
 }
 
@@ -249,26 +371,55 @@ fn postcard_nesting_is_bounded() {
             f.extend([6, 1, 0]);
         }
         f.push(0);
-        assert_eq!(decode_client(PC, &f).unwrap_err().code(), ErrorCode::BadMessage);
+        assert_eq!(
+            decode_client(PC, &f).unwrap_err().code(),
+            ErrorCode::BadMessage
+        );
     });
 }
 
 #[test]
 fn negotiation() {
     let n = |h: Option<&str>| negotiate(h);
-    let json_default = Ok(Negotiated { encoding: JSON, echo: None });
+    let json_default = Ok(Negotiated {
+        encoding: JSON,
+        echo: None,
+    });
     assert_eq!(n(None), json_default);
     assert_eq!(n(Some("")), json_default);
     assert_eq!(n(Some("bearer.abc")), json_default);
     assert_eq!(n(Some("graphql-ws, bearer.abc")), json_default);
-    assert_eq!(n(Some("pylon.v1.postcard")), Ok(Negotiated { encoding: PC, echo: Some("pylon.v1.postcard") }));
+    assert_eq!(
+        n(Some("pylon.v1.postcard")),
+        Ok(Negotiated {
+            encoding: PC,
+            echo: Some("pylon.v1.postcard")
+        })
+    );
     assert_eq!(n(Some("bearer.x,pylon.v1.postcard")).unwrap().encoding, PC);
-    assert_eq!(n(Some(" bearer.x ,  pylon.v1.json , pylon.v1.postcard")).unwrap().echo, Some("pylon.v1.json"));
+    assert_eq!(
+        n(Some(" bearer.x ,  pylon.v1.json , pylon.v1.postcard"))
+            .unwrap()
+            .echo,
+        Some("pylon.v1.json")
+    );
     assert_eq!(n(Some("pylon.v2.json")), Err(UnsupportedProtocol));
-    assert_eq!(n(Some("pylon.v2.json, pylon.v1.postcard")).unwrap().encoding, PC);
-    assert_eq!(n(Some("PYLON.V1.JSON")), json_default, "subprotocols are case-sensitive");
+    assert_eq!(
+        n(Some("pylon.v2.json, pylon.v1.postcard"))
+            .unwrap()
+            .encoding,
+        PC
+    );
+    assert_eq!(
+        n(Some("PYLON.V1.JSON")),
+        json_default,
+        "subprotocols are case-sensitive"
+    );
 
-    assert_eq!(bearer_token(Some("pylon.v1.json, bearer.t0k3n")), Some("t0k3n"));
+    assert_eq!(
+        bearer_token(Some("pylon.v1.json, bearer.t0k3n")),
+        Some("t0k3n")
+    );
     assert_eq!(bearer_token(Some("pylon.v1.json, bearer.")), None);
     assert_eq!(bearer_token(None), None);
 
@@ -285,16 +436,34 @@ fn error_codes_are_stable_upper_snake() {
     let mut names = std::collections::BTreeSet::new();
     for &c in ErrorCode::ALL {
         let s = c.as_str();
-        assert!(s.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'), "{s}");
+        assert!(
+            s.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'),
+            "{s}"
+        );
         assert!(names.insert(s), "duplicate {s}");
         assert_eq!(ErrorCode::parse(s), Some(c));
         assert_eq!(c.to_string(), s);
     }
     for required in [
-        "BAD_FRAME", "UNKNOWN_TYPE", "BAD_MESSAGE", "FRAME_TOO_LARGE", "UNKNOWN_ENTITY", "UNKNOWN_FIELD",
-        "TYPE_MISMATCH", "REQUIRED_FIELD", "UNIQUE_VIOLATION", "NOT_FOUND", "ALREADY_EXISTS", "BAD_QUERY",
-        "DUPLICATE_SUBSCRIPTION", "UNKNOWN_SUBSCRIPTION", "TOO_MANY_SUBSCRIPTIONS", "RATE_LIMITED", "UNAUTHORIZED",
-        "FORBIDDEN", "INTERNAL",
+        "BAD_FRAME",
+        "UNKNOWN_TYPE",
+        "BAD_MESSAGE",
+        "FRAME_TOO_LARGE",
+        "UNKNOWN_ENTITY",
+        "UNKNOWN_FIELD",
+        "TYPE_MISMATCH",
+        "REQUIRED_FIELD",
+        "UNIQUE_VIOLATION",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "BAD_QUERY",
+        "DUPLICATE_SUBSCRIPTION",
+        "UNKNOWN_SUBSCRIPTION",
+        "TOO_MANY_SUBSCRIPTIONS",
+        "RATE_LIMITED",
+        "UNAUTHORIZED",
+        "FORBIDDEN",
+        "INTERNAL",
     ] {
         assert!(names.contains(required), "{required}");
     }
@@ -305,7 +474,9 @@ fn error_codes_are_stable_upper_snake() {
     let mut f = vec![5u8, 4];
     f.extend(b"NOPE");
     f.extend([0, 0, 0]);
-    let ServerMsg::Err(e) = decode_server(PC, &f).unwrap() else { panic!() };
+    let ServerMsg::Err(e) = decode_server(PC, &f).unwrap() else {
+        panic!()
+    };
     assert_eq!(e.code, ErrorCode::Unknown);
 }
 
@@ -315,12 +486,25 @@ fn json_encoding_is_compact_and_ordered() {
     let m = client_json(text).unwrap();
     assert_eq!(encode_client(JSON, &m), Frame::Text(text.into()));
 
-    let d = ServerMsg::Diff(Diff { id: "s1".into(), from: 3, seq: 5, removed: vec!["t1".into()], ..Default::default() });
+    let d = ServerMsg::Diff(Diff {
+        id: "s1".into(),
+        from: 3,
+        seq: 5,
+        removed: vec!["t1".into()],
+        ..Default::default()
+    });
     assert_eq!(
         encode_server(JSON, &d),
         Frame::Text(r#"{"type":"diff","id":"s1","from":3,"seq":5,"removed":["t1"]}"#.into())
     );
     // Non-finite floats have no JSON form: null.
-    let b = ServerMsg::Bcast(Bcast { topic: "t".into(), data: Value::Float(f64::NAN), from: "c".into() });
-    assert_eq!(encode_server(JSON, &b), Frame::Text(r#"{"type":"bcast","topic":"t","data":null,"from":"c"}"#.into()));
+    let b = ServerMsg::Bcast(Bcast {
+        topic: "t".into(),
+        data: Value::Float(f64::NAN),
+        from: "c".into(),
+    });
+    assert_eq!(
+        encode_server(JSON, &b),
+        Frame::Text(r#"{"type":"bcast","topic":"t","data":null,"from":"c"}"#.into())
+    );
 }

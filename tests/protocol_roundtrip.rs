@@ -32,8 +32,10 @@ impl Rng {
     }
 
     fn string(&mut self) -> String {
-        const PARTS: &[&str] =
-            &["a", "Z", "0", " ", "\"", "\\", "/", "\n", "\t", "\u{0}", "\u{1f}", "é", "日本", "😀", "\u{2028}", "type"];
+        const PARTS: &[&str] = &[
+            "a", "Z", "0", " ", "\"", "\\", "/", "\n", "\t", "\u{0}", "\u{1f}", "é", "日本", "😀",
+            "\u{2028}", "type",
+        ];
         (0..self.below(6)).map(|_| self.pick(PARTS)).collect()
     }
     fn opt_string(&mut self) -> Option<String> {
@@ -57,7 +59,16 @@ impl Rng {
             let f = match self.below(3) {
                 0 => f64::from_bits(self.next()),
                 1 => (self.next() as i64 as f64) / 1024.0,
-                _ => self.pick(&[0.0, -0.0, 0.5, 1e300, -2.5e-308, f64::MAX, f64::MIN_POSITIVE, 5e-324]),
+                _ => self.pick(&[
+                    0.0,
+                    -0.0,
+                    0.5,
+                    1e300,
+                    -2.5e-308,
+                    f64::MAX,
+                    f64::MIN_POSITIVE,
+                    5e-324,
+                ]),
             };
             if f.is_finite() {
                 return f;
@@ -69,15 +80,24 @@ impl Rng {
         match self.below(kinds) {
             0 => Value::Null,
             1 => Value::Bool(self.coin()),
-            2 => Value::Int(self.pick(&[0, -1, i64::MIN, i64::MAX]).wrapping_add(self.next() as i64 >> self.below(64))),
+            2 => Value::Int(
+                self.pick(&[0, -1, i64::MIN, i64::MAX])
+                    .wrapping_add(self.next() as i64 >> self.below(64)),
+            ),
             3 => Value::Float(self.float()),
             4 => Value::Text(self.string()),
             5 => Value::List((0..self.below(4)).map(|_| self.value(depth + 1)).collect()),
-            _ => Value::Map((0..self.below(4)).map(|_| (self.string(), self.value(depth + 1))).collect()),
+            _ => Value::Map(
+                (0..self.below(4))
+                    .map(|_| (self.string(), self.value(depth + 1)))
+                    .collect(),
+            ),
         }
     }
     fn row(&mut self) -> Row {
-        let mut r: Row = (0..self.below(4)).map(|_| (self.string(), self.value(1))).collect();
+        let mut r: Row = (0..self.below(4))
+            .map(|_| (self.string(), self.value(1)))
+            .collect();
         if self.below(4) != 0 {
             r.insert("id".into(), Value::Text(self.string()));
         }
@@ -90,23 +110,49 @@ impl Rng {
         (0..self.below(4)).map(|_| self.string()).collect()
     }
     fn positioned(&mut self) -> Vec<Positioned> {
-        (0..self.below(4)).map(|_| Positioned { pos: self.u32(), row: self.row() }).collect()
+        (0..self.below(4))
+            .map(|_| Positioned {
+                pos: self.u32(),
+                row: self.row(),
+            })
+            .collect()
     }
     fn members(&mut self) -> Vec<Member> {
-        (0..self.below(4)).map(|_| Member { conn: self.string(), state: self.value(0) }).collect()
+        (0..self.below(4))
+            .map(|_| Member {
+                conn: self.string(),
+                state: self.value(0),
+            })
+            .collect()
     }
     fn op(&mut self) -> Op {
         match self.below(4) {
-            0 => Op::Insert { entity: self.string(), row: self.row() },
-            1 => Op::Update { entity: self.string(), id: self.string(), set: self.row() },
-            2 => Op::Upsert { entity: self.string(), row: self.row() },
-            _ => Op::Delete { entity: self.string(), id: self.string() },
+            0 => Op::Insert {
+                entity: self.string(),
+                row: self.row(),
+            },
+            1 => Op::Update {
+                entity: self.string(),
+                id: self.string(),
+                set: self.row(),
+            },
+            2 => Op::Upsert {
+                entity: self.string(),
+                row: self.row(),
+            },
+            _ => Op::Delete {
+                entity: self.string(),
+                id: self.string(),
+            },
         }
     }
 
     fn client(&mut self) -> ClientMsg {
         match self.below(7) {
-            0 => ClientMsg::Hello(Hello { client: self.opt_string(), token: self.opt_string() }),
+            0 => ClientMsg::Hello(Hello {
+                client: self.opt_string(),
+                token: self.opt_string(),
+            }),
             1 => ClientMsg::Sub(Sub {
                 id: self.string(),
                 entity: self.string(),
@@ -117,9 +163,17 @@ impl Rng {
                 count: self.coin(),
             }),
             2 => ClientMsg::Unsub(Unsub { id: self.string() }),
-            3 => ClientMsg::Mut(Mut { op: self.string(), ops: (0..self.below(4)).map(|_| self.op()).collect() }),
-            4 => ClientMsg::Presence(Presence { state: self.value(0) }),
-            5 => ClientMsg::Bcast(SendBcast { topic: self.string(), data: self.value(0) }),
+            3 => ClientMsg::Mut(Mut {
+                op: self.string(),
+                ops: (0..self.below(4)).map(|_| self.op()).collect(),
+            }),
+            4 => ClientMsg::Presence(Presence {
+                state: self.value(0),
+            }),
+            5 => ClientMsg::Bcast(SendBcast {
+                topic: self.string(),
+                data: self.value(0),
+            }),
             _ => ClientMsg::Ping(Ping { t: self.opt_u64() }),
         }
     }
@@ -133,7 +187,12 @@ impl Rng {
                 conn: self.string(),
                 encoding: self.pick(&Encoding::ALL),
             }),
-            1 => ServerMsg::Snap(Snap { id: self.string(), seq: self.u64(), rows: self.rows(), count: self.opt_u64() }),
+            1 => ServerMsg::Snap(Snap {
+                id: self.string(),
+                seq: self.u64(),
+                rows: self.rows(),
+                count: self.opt_u64(),
+            }),
             2 => ServerMsg::Diff(Diff {
                 id: self.string(),
                 from: self.u64(),
@@ -143,21 +202,34 @@ impl Rng {
                 removed: self.strings(),
                 count: self.opt_u64(),
             }),
-            3 => ServerMsg::Reset(Reset { id: self.string(), reason: self.string() }),
-            4 => ServerMsg::Ack(Ack { op: self.string(), seq: self.u64(), dup: self.coin() }),
+            3 => ServerMsg::Reset(Reset {
+                id: self.string(),
+                reason: self.string(),
+            }),
+            4 => ServerMsg::Ack(Ack {
+                op: self.string(),
+                seq: self.u64(),
+                dup: self.coin(),
+            }),
             5 => ServerMsg::Err(ErrorMsg {
                 code: self.pick(ErrorCode::ALL),
                 message: self.string(),
                 op: self.opt_string(),
                 sub: self.opt_string(),
             }),
-            6 => ServerMsg::PresenceState(PresenceState { members: self.members() }),
+            6 => ServerMsg::PresenceState(PresenceState {
+                members: self.members(),
+            }),
             7 => ServerMsg::PresenceDiff(PresenceDiff {
                 joins: self.members(),
                 updates: self.members(),
                 leaves: self.strings(),
             }),
-            8 => ServerMsg::Bcast(Bcast { topic: self.string(), data: self.value(0), from: self.string() }),
+            8 => ServerMsg::Bcast(Bcast {
+                topic: self.string(),
+                data: self.value(0),
+                from: self.string(),
+            }),
             _ => ServerMsg::Pong(Pong { t: self.opt_u64() }),
         }
     }
@@ -226,7 +298,10 @@ fn postcard_bytes_are_pinned() {
     let c = |m: ClientMsg| encode_client(Encoding::Postcard, &m).as_bytes().to_vec();
     let s = |m: ServerMsg| encode_server(Encoding::Postcard, &m).as_bytes().to_vec();
     assert_eq!(c(ClientMsg::Hello(Hello::default())), [0, 0, 0]);
-    assert_eq!(c(ClientMsg::Unsub(Unsub { id: "s1".into() })), [2, 2, b's', b'1']);
+    assert_eq!(
+        c(ClientMsg::Unsub(Unsub { id: "s1".into() })),
+        [2, 2, b's', b'1']
+    );
     assert_eq!(
         c(ClientMsg::Sub(Sub {
             id: "a".into(),
@@ -238,12 +313,32 @@ fn postcard_bytes_are_pinned() {
         [1, 1, b'a', 1, b'T', 6, 1, 4, b'd', b'o', b'n', b'e', 1, 0, 0, 1, 20, 0, 0]
     );
     assert_eq!(
-        c(ClientMsg::Mut(Mut { op: "o".into(), ops: vec![Op::Delete { entity: "T".into(), id: "x".into() }] })),
+        c(ClientMsg::Mut(Mut {
+            op: "o".into(),
+            ops: vec![Op::Delete {
+                entity: "T".into(),
+                id: "x".into()
+            }]
+        })),
         [3, 1, b'o', 1, 3, 1, b'T', 1, b'x']
     );
-    assert_eq!(c(ClientMsg::Presence(Presence { state: Value::Int(-2) })), [4, 2, 3]);
-    assert_eq!(c(ClientMsg::Bcast(SendBcast { topic: "t".into(), data: Value::Null })), [5, 1, b't', 0]);
-    assert_eq!(c(ClientMsg::Ping(Ping { t: Some(300) })), [6, 1, 0xac, 0x02]);
+    assert_eq!(
+        c(ClientMsg::Presence(Presence {
+            state: Value::Int(-2)
+        })),
+        [4, 2, 3]
+    );
+    assert_eq!(
+        c(ClientMsg::Bcast(SendBcast {
+            topic: "t".into(),
+            data: Value::Null
+        })),
+        [5, 1, b't', 0]
+    );
+    assert_eq!(
+        c(ClientMsg::Ping(Ping { t: Some(300) })),
+        [6, 1, 0xac, 0x02]
+    );
 
     assert_eq!(
         s(ServerMsg::Welcome(Welcome {
@@ -255,21 +350,63 @@ fn postcard_bytes_are_pinned() {
         })),
         [0, 8, b'p', b'y', b'l', b'o', b'n', b'.', b'v', b'1', 1, b's', 1, 1, b'c', 1]
     );
-    assert_eq!(s(ServerMsg::Snap(Snap { id: "a".into(), seq: 2, rows: vec![], count: None })), [1, 1, b'a', 2, 0, 0]);
     assert_eq!(
-        s(ServerMsg::Diff(Diff { id: "a".into(), from: 2, seq: 3, removed: vec!["x".into()], ..Default::default() })),
+        s(ServerMsg::Snap(Snap {
+            id: "a".into(),
+            seq: 2,
+            rows: vec![],
+            count: None
+        })),
+        [1, 1, b'a', 2, 0, 0]
+    );
+    assert_eq!(
+        s(ServerMsg::Diff(Diff {
+            id: "a".into(),
+            from: 2,
+            seq: 3,
+            removed: vec!["x".into()],
+            ..Default::default()
+        })),
         [2, 1, b'a', 2, 3, 0, 0, 1, 1, b'x', 0]
     );
-    assert_eq!(s(ServerMsg::Reset(Reset { id: "a".into(), reason: "r".into() })), [3, 1, b'a', 1, b'r']);
-    assert_eq!(s(ServerMsg::Ack(Ack { op: "o".into(), seq: 4, dup: true })), [4, 1, b'o', 4, 1]);
     assert_eq!(
-        s(ServerMsg::Err(ErrorMsg { code: ErrorCode::NotFound, message: "".into(), op: None, sub: None })),
+        s(ServerMsg::Reset(Reset {
+            id: "a".into(),
+            reason: "r".into()
+        })),
+        [3, 1, b'a', 1, b'r']
+    );
+    assert_eq!(
+        s(ServerMsg::Ack(Ack {
+            op: "o".into(),
+            seq: 4,
+            dup: true
+        })),
+        [4, 1, b'o', 4, 1]
+    );
+    assert_eq!(
+        s(ServerMsg::Err(ErrorMsg {
+            code: ErrorCode::NotFound,
+            message: "".into(),
+            op: None,
+            sub: None
+        })),
         [5, 9, b'N', b'O', b'T', b'_', b'F', b'O', b'U', b'N', b'D', 0, 0, 0]
     );
-    assert_eq!(s(ServerMsg::PresenceState(PresenceState::default())), [6, 0]);
-    assert_eq!(s(ServerMsg::PresenceDiff(PresenceDiff::default())), [7, 0, 0, 0]);
     assert_eq!(
-        s(ServerMsg::Bcast(Bcast { topic: "t".into(), data: Value::Bool(true), from: "c".into() })),
+        s(ServerMsg::PresenceState(PresenceState::default())),
+        [6, 0]
+    );
+    assert_eq!(
+        s(ServerMsg::PresenceDiff(PresenceDiff::default())),
+        [7, 0, 0, 0]
+    );
+    assert_eq!(
+        s(ServerMsg::Bcast(Bcast {
+            topic: "t".into(),
+            data: Value::Bool(true),
+            from: "c".into()
+        })),
         [8, 1, b't', 1, 1, 1, b'c']
     );
     assert_eq!(s(ServerMsg::Pong(Pong { t: None })), [9, 0]);
@@ -296,16 +433,47 @@ fn random_and_mutated_input_never_panics() {
     }
 
     const TOKENS: &[&str] = &[
-        "{", "}", "[", "]", ",", ":", "\"type\"", "\"sub\"", "\"mut\"", "\"diff\"", "\"id\"", "\"op\"", "\"ops\"",
-        "\"row\"", "\"insert\"", "\"added\"", "\"pos\"", "\"where\"", "\"limit\"", "\"rows\"", "\"members\"",
-        "\"err\"", "\"code\"", "null", "true", "1", "-1", "1e999", "18446744073709551616", "0.5", "\"\\u0000\"",
-        "\"\\ud800\"", " ",
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ":",
+        "\"type\"",
+        "\"sub\"",
+        "\"mut\"",
+        "\"diff\"",
+        "\"id\"",
+        "\"op\"",
+        "\"ops\"",
+        "\"row\"",
+        "\"insert\"",
+        "\"added\"",
+        "\"pos\"",
+        "\"where\"",
+        "\"limit\"",
+        "\"rows\"",
+        "\"members\"",
+        "\"err\"",
+        "\"code\"",
+        "null",
+        "true",
+        "1",
+        "-1",
+        "1e999",
+        "18446744073709551616",
+        "0.5",
+        "\"\\u0000\"",
+        "\"\\ud800\"",
+        " ",
     ];
 
     for i in 0..240_000u32 {
         let input: Vec<u8> = match i % 3 {
             0 => (0..rng.below(48)).map(|_| rng.next() as u8).collect(),
-            1 => (0..rng.below(24)).flat_map(|_| rng.pick(TOKENS).bytes()).collect(),
+            1 => (0..rng.below(24))
+                .flat_map(|_| rng.pick(TOKENS).bytes())
+                .collect(),
             _ => {
                 let mut f = corpus[rng.below(corpus.len() as u64) as usize].clone();
                 for _ in 0..=rng.below(3) {
@@ -313,7 +481,9 @@ fn random_and_mutated_input_never_panics() {
                     match rng.below(4) {
                         0 => f.truncate(at),
                         1 if at < f.len() => f[at] ^= 1 << rng.below(8),
-                        2 if at < f.len() => f[at] = rng.pick(&[0, 0x7f, 0x80, 0xff, b'"', b'{', b'[']),
+                        2 if at < f.len() => {
+                            f[at] = rng.pick(&[0, 0x7f, 0x80, 0xff, b'"', b'{', b'['])
+                        }
                         _ => f.insert(at, rng.next() as u8),
                     }
                 }
@@ -323,7 +493,8 @@ fn random_and_mutated_input_never_panics() {
         fuzz_decode(&input);
         runs += 1;
         for enc in Encoding::ALL {
-            decoded += u32::from(decode_client(enc, &input).is_ok() || decode_server(enc, &input).is_ok());
+            decoded +=
+                u32::from(decode_client(enc, &input).is_ok() || decode_server(enc, &input).is_ok());
         }
     }
     let took = start.elapsed();

@@ -36,10 +36,16 @@ pub fn row_id(row: &Row) -> Option<&str> {
 /// Checks `diff` against the held seq (see [`ApplyError::Gap`]).
 pub fn check_seq(held: Option<u64>, diff: &Diff) -> Result<(), ApplyError> {
     if held != Some(diff.from) {
-        return Err(ApplyError::Gap { from: diff.from, held });
+        return Err(ApplyError::Gap {
+            from: diff.from,
+            held,
+        });
     }
     if diff.seq < diff.from {
-        return Err(ApplyError::Backwards { from: diff.from, seq: diff.seq });
+        return Err(ApplyError::Backwards {
+            from: diff.from,
+            seq: diff.seq,
+        });
     }
     Ok(())
 }
@@ -53,7 +59,12 @@ pub fn check_seq(held: Option<u64>, diff: &Diff) -> Result<(), ApplyError> {
 pub fn apply_rows(rows: &mut Vec<Row>, diff: &Diff) -> Result<(), ApplyError> {
     let held: HashSet<&str> = rows.iter().filter_map(row_id).collect();
     let mut gone: HashSet<&str> = HashSet::with_capacity(diff.removed.len() + diff.changed.len());
-    for id in diff.removed.iter().map(String::as_str).chain(diff.changed.iter().filter_map(|p| row_id(&p.row))) {
+    for id in diff
+        .removed
+        .iter()
+        .map(String::as_str)
+        .chain(diff.changed.iter().filter_map(|p| row_id(&p.row)))
+    {
         if !held.contains(id) {
             return Err(ApplyError::UnknownRow(id.to_owned()));
         }
@@ -69,24 +80,37 @@ pub fn apply_rows(rows: &mut Vec<Row>, diff: &Diff) -> Result<(), ApplyError> {
             }
         }
     }
-    if let Some(id) = diff.added.iter().filter_map(|p| row_id(&p.row)).find(|id| held.contains(id) && !gone.contains(id)) {
+    if let Some(id) = diff
+        .added
+        .iter()
+        .filter_map(|p| row_id(&p.row))
+        .find(|id| held.contains(id) && !gone.contains(id))
+    {
         return Err(ApplyError::DuplicateRow(id.to_owned()));
     }
 
     let mut inserts: Vec<&Positioned> = diff.changed.iter().chain(&diff.added).collect();
     inserts.sort_by_key(|p| p.pos);
-    let untouched_len = rows.iter().filter(|r| !row_id(r).is_some_and(|id| gone.contains(id))).count();
+    let untouched_len = rows
+        .iter()
+        .filter(|r| !row_id(r).is_some_and(|id| gone.contains(id)))
+        .count();
     let new_len = untouched_len + inserts.len();
     for (i, p) in inserts.iter().enumerate() {
         if (i > 0 && inserts[i - 1].pos == p.pos) || p.pos as usize >= new_len {
-            return Err(ApplyError::BadPosition { pos: p.pos, len: new_len });
+            return Err(ApplyError::BadPosition {
+                pos: p.pos,
+                len: new_len,
+            });
         }
     }
 
     // Merge: walk the new positions, taking the inserted row that claims
     // each one, else the next untouched row.
     let old = std::mem::take(rows);
-    let mut untouched = old.into_iter().filter(|r| !row_id(r).is_some_and(|id| gone.contains(id)));
+    let mut untouched = old
+        .into_iter()
+        .filter(|r| !row_id(r).is_some_and(|id| gone.contains(id)));
     let mut inserts = inserts.into_iter().peekable();
     rows.reserve(new_len);
     for i in 0..new_len {
@@ -103,11 +127,19 @@ mod tests {
     use super::*;
 
     fn row(id: &str, v: i64) -> Row {
-        [("id".to_owned(), Value::Text(id.into())), ("v".to_owned(), Value::Int(v))].into_iter().collect()
+        [
+            ("id".to_owned(), Value::Text(id.into())),
+            ("v".to_owned(), Value::Int(v)),
+        ]
+        .into_iter()
+        .collect()
     }
 
     fn at(pos: u32, id: &str, v: i64) -> Positioned {
-        Positioned { pos, row: row(id, v) }
+        Positioned {
+            pos,
+            row: row(id, v),
+        }
     }
 
     fn ids(rows: &[Row]) -> Vec<&str> {
@@ -130,7 +162,11 @@ mod tests {
     fn the_protocol_example() {
         // docs/protocol.md: [t1, t2] + diff{added t9@0, changed t2@1, removed t1}.
         let mut rows = vec![row("t1", 0), row("t2", 0)];
-        apply_rows(&mut rows, &diff(vec![at(0, "t9", 0)], vec![at(1, "t2", 5)], &["t1"])).unwrap();
+        apply_rows(
+            &mut rows,
+            &diff(vec![at(0, "t9", 0)], vec![at(1, "t2", 5)], &["t1"]),
+        )
+        .unwrap();
         assert_eq!(rows, vec![row("t9", 0), row("t2", 5)]);
     }
 
@@ -138,7 +174,11 @@ mod tests {
     fn moves_inserts_and_appends() {
         let mut rows: Vec<Row> = ["a", "b", "c", "d"].iter().map(|id| row(id, 0)).collect();
         // d moves to the front, x is appended, b leaves.
-        apply_rows(&mut rows, &diff(vec![at(3, "x", 1)], vec![at(0, "d", 0)], &["b"])).unwrap();
+        apply_rows(
+            &mut rows,
+            &diff(vec![at(3, "x", 1)], vec![at(0, "d", 0)], &["b"]),
+        )
+        .unwrap();
         assert_eq!(ids(&rows), ["d", "a", "c", "x"]);
         // Empty diff: nothing changes.
         apply_rows(&mut rows, &diff(vec![], vec![], &[])).unwrap();
@@ -149,12 +189,30 @@ mod tests {
     fn refuses_inconsistent_diffs_and_leaves_rows_alone() {
         let start: Vec<Row> = ["a", "b"].iter().map(|id| row(id, 0)).collect();
         let cases = [
-            (diff(vec![], vec![], &["zz"]), ApplyError::UnknownRow("zz".into())),
-            (diff(vec![], vec![at(0, "zz", 1)], &[]), ApplyError::UnknownRow("zz".into())),
-            (diff(vec![at(0, "a", 1)], vec![], &[]), ApplyError::DuplicateRow("a".into())),
-            (diff(vec![], vec![at(0, "a", 1)], &["a"]), ApplyError::DuplicateRow("a".into())),
-            (diff(vec![at(0, "x", 1), at(0, "y", 1)], vec![], &[]), ApplyError::BadPosition { pos: 0, len: 4 }),
-            (diff(vec![at(3, "x", 1)], vec![], &[]), ApplyError::BadPosition { pos: 3, len: 3 }),
+            (
+                diff(vec![], vec![], &["zz"]),
+                ApplyError::UnknownRow("zz".into()),
+            ),
+            (
+                diff(vec![], vec![at(0, "zz", 1)], &[]),
+                ApplyError::UnknownRow("zz".into()),
+            ),
+            (
+                diff(vec![at(0, "a", 1)], vec![], &[]),
+                ApplyError::DuplicateRow("a".into()),
+            ),
+            (
+                diff(vec![], vec![at(0, "a", 1)], &["a"]),
+                ApplyError::DuplicateRow("a".into()),
+            ),
+            (
+                diff(vec![at(0, "x", 1), at(0, "y", 1)], vec![], &[]),
+                ApplyError::BadPosition { pos: 0, len: 4 },
+            ),
+            (
+                diff(vec![at(3, "x", 1)], vec![], &[]),
+                ApplyError::BadPosition { pos: 3, len: 3 },
+            ),
         ];
         for (d, want) in cases {
             let mut rows = start.clone();
@@ -167,10 +225,28 @@ mod tests {
     fn seq_checks() {
         let d = diff(vec![], vec![], &[]);
         assert_eq!(check_seq(Some(1), &d), Ok(()));
-        assert_eq!(check_seq(Some(0), &d), Err(ApplyError::Gap { from: 1, held: Some(0) }));
-        assert_eq!(check_seq(None, &d), Err(ApplyError::Gap { from: 1, held: None }));
-        let back = Diff { seq: 0, ..d.clone() };
-        assert_eq!(check_seq(Some(1), &back), Err(ApplyError::Backwards { from: 1, seq: 0 }));
+        assert_eq!(
+            check_seq(Some(0), &d),
+            Err(ApplyError::Gap {
+                from: 1,
+                held: Some(0)
+            })
+        );
+        assert_eq!(
+            check_seq(None, &d),
+            Err(ApplyError::Gap {
+                from: 1,
+                held: None
+            })
+        );
+        let back = Diff {
+            seq: 0,
+            ..d.clone()
+        };
+        assert_eq!(
+            check_seq(Some(1), &back),
+            Err(ApplyError::Backwards { from: 1, seq: 0 })
+        );
         let resume_confirm = Diff { seq: 1, ..d };
         assert_eq!(check_seq(Some(1), &resume_confirm), Ok(()));
     }
@@ -193,7 +269,9 @@ mod tests {
     fn random_results_round_trip() {
         let mut rng = Rng(0x1234_5678_9abc_def1);
         for _ in 0..2000 {
-            let old: Vec<Row> = (0..rng.below(12)).map(|i| row(&format!("r{i}"), 0)).collect();
+            let old: Vec<Row> = (0..rng.below(12))
+                .map(|i| row(&format!("r{i}"), 0))
+                .collect();
             let mut new: Vec<Row> = old.iter().filter(|_| rng.below(4) != 0).cloned().collect();
             for r in new.iter_mut() {
                 if rng.below(3) == 0 {
@@ -218,7 +296,10 @@ mod tests {
                 }
             }
             for (pos, r) in new.iter().enumerate() {
-                let p = Positioned { pos: pos as u32, row: r.clone() };
+                let p = Positioned {
+                    pos: pos as u32,
+                    row: r.clone(),
+                };
                 match old_index(row_id(r).unwrap()) {
                     None => d.added.push(p),
                     Some(i) if i != pos || &old[i] != r || rng.below(8) == 0 => d.changed.push(p),
@@ -226,7 +307,8 @@ mod tests {
                 }
             }
             let mut rows = old.clone();
-            apply_rows(&mut rows, &d).unwrap_or_else(|e| panic!("{e}: {old:?} -> {new:?} via {d:?}"));
+            apply_rows(&mut rows, &d)
+                .unwrap_or_else(|e| panic!("{e}: {old:?} -> {new:?} via {d:?}"));
             assert_eq!(rows, new);
         }
     }

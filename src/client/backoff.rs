@@ -22,7 +22,11 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff { initial: Duration::from_millis(250), max: Duration::from_secs(10), factor: 2.0 }
+        Backoff {
+            initial: Duration::from_millis(250),
+            max: Duration::from_secs(10),
+            factor: 2.0,
+        }
     }
 }
 
@@ -43,8 +47,12 @@ pub(crate) fn random_u64() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     static KEYS: std::sync::OnceLock<RandomState> = std::sync::OnceLock::new();
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    KEYS.get_or_init(RandomState::new).hash_one((n, nanos, std::process::id()))
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    KEYS.get_or_init(RandomState::new)
+        .hash_one((n, nanos, std::process::id()))
 }
 
 /// A fresh mutation op id: 128 random bits in UUID v4 form
@@ -69,11 +77,18 @@ mod tests {
 
     #[test]
     fn delays_grow_with_jitter_and_stay_capped() {
-        let b = Backoff { initial: Duration::from_millis(100), max: Duration::from_secs(1), factor: 2.0 };
+        let b = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+            factor: 2.0,
+        };
         for attempt in 0..20 {
             let cap = (100.0 * 2f64.powi(attempt as i32)).min(1000.0);
             let d = b.delay(attempt).as_secs_f64() * 1000.0;
-            assert!(d >= cap / 2.0 - 1e-6 && d <= cap + 1e-6, "attempt {attempt}: {d} ms, cap {cap}");
+            assert!(
+                d >= cap / 2.0 - 1e-6 && d <= cap + 1e-6,
+                "attempt {attempt}: {d} ms, cap {cap}"
+            );
         }
         let samples: std::collections::HashSet<Duration> = (0..50).map(|_| b.delay(3)).collect();
         assert!(samples.len() > 40, "delays are jittered");

@@ -14,20 +14,42 @@ use super::apply::{apply_rows, check_seq};
 use super::raw::{RawConnection, Received};
 use super::{ClientConfig, ClientError, ConnState, Event, Query, SubStatus, SubView};
 use crate::protocol::{
-    close, Ack, ClientMsg, DecodeError, Diff, Hello, Mut, Op, Ping, Presence, SendBcast, ServerMsg, Snap, Sub, Unsub,
-    Welcome,
+    close, Ack, ClientMsg, DecodeError, Diff, Hello, Mut, Op, Ping, Presence, SendBcast, ServerMsg,
+    Snap, Sub, Unsub, Welcome,
 };
 use crate::value::Value;
 
 pub(super) enum Command {
-    Subscribe { key: u64, query: Query, view: watch::Sender<SubView> },
-    Unsubscribe { key: u64 },
-    Mutate { op: String, ops: Vec<Op>, reply: oneshot::Sender<Result<Ack, ClientError>> },
-    Presence { state: Value },
-    Bcast { topic: String, data: Value, reply: oneshot::Sender<Result<(), ClientError>> },
-    Ping { reply: oneshot::Sender<Result<Duration, ClientError>> },
-    SetToken { token: Option<String> },
-    Close { reply: oneshot::Sender<()> },
+    Subscribe {
+        key: u64,
+        query: Query,
+        view: watch::Sender<SubView>,
+    },
+    Unsubscribe {
+        key: u64,
+    },
+    Mutate {
+        op: String,
+        ops: Vec<Op>,
+        reply: oneshot::Sender<Result<Ack, ClientError>>,
+    },
+    Presence {
+        state: Value,
+    },
+    Bcast {
+        topic: String,
+        data: Value,
+        reply: oneshot::Sender<Result<(), ClientError>>,
+    },
+    Ping {
+        reply: oneshot::Sender<Result<Duration, ClientError>>,
+    },
+    SetToken {
+        token: Option<String>,
+    },
+    Close {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// Opens a connection and waits for its `welcome`, within the connect
@@ -37,28 +59,41 @@ pub(super) async fn open(config: &ClientConfig) -> Result<(RawConnection, Welcom
         let mut conn = RawConnection::connect(config).await?;
         let welcome = conn.recv_welcome().await?;
         if config.client_id.is_some() {
-            let hello = Hello { client: config.client_id.clone(), token: config.token.clone() };
+            let hello = Hello {
+                client: config.client_id.clone(),
+                token: config.token.clone(),
+            };
             conn.send(&ClientMsg::Hello(hello)).await?;
         }
         Ok((conn, welcome))
     };
-    tokio::time::timeout(config.connect_timeout, attempt).await.unwrap_or(Err(ClientError::Timeout))
+    tokio::time::timeout(config.connect_timeout, attempt)
+        .await
+        .unwrap_or(Err(ClientError::Timeout))
 }
 
 /// What ends a stretch of the loop.
 enum Flow {
     Continue,
     /// The connection is gone; reconnect.
-    Dropped { code: Option<u16>, reason: String },
+    Dropped {
+        code: Option<u16>,
+        reason: String,
+    },
     /// Stop for good (close code that forbids retrying, `close()`, or no
     /// handles left).
-    Stop { code: Option<u16> },
+    Stop {
+        code: Option<u16>,
+    },
 }
 
 /// Close codes after which the client must not reconnect on its own
 /// (docs/protocol.md, "Close codes").
 fn is_final(code: Option<u16>) -> bool {
-    matches!(code, Some(close::PROTOCOL | close::UNAUTHORIZED | close::FORBIDDEN))
+    matches!(
+        code,
+        Some(close::PROTOCOL | close::UNAUTHORIZED | close::FORBIDDEN)
+    )
 }
 
 struct SubEntry {
@@ -124,7 +159,11 @@ impl Driver {
         }
     }
 
-    pub(super) async fn run(mut self, first: RawConnection, mut cmds: mpsc::UnboundedReceiver<Command>) {
+    pub(super) async fn run(
+        mut self,
+        first: RawConnection,
+        mut cmds: mpsc::UnboundedReceiver<Command>,
+    ) {
         let mut conn = Some(first);
         let mut attempt = 0u32;
         let code = loop {
@@ -154,7 +193,10 @@ impl Driver {
                     break code;
                 }
                 Ok(Err(e)) => {
-                    self.emit(Event::Disconnected { code: None, reason: e.to_string() });
+                    self.emit(Event::Disconnected {
+                        code: None,
+                        reason: e.to_string(),
+                    });
                     attempt = attempt.saturating_add(1);
                 }
             }
@@ -182,14 +224,19 @@ impl Driver {
     }
 
     /// Serves one connection until it ends.
-    async fn live(&mut self, mut conn: RawConnection, cmds: &mut mpsc::UnboundedReceiver<Command>) -> Flow {
+    async fn live(
+        &mut self,
+        mut conn: RawConnection,
+        cmds: &mut mpsc::UnboundedReceiver<Command>,
+    ) -> Flow {
         let flow = self.resume(&mut conn).await;
         if !matches!(flow, Flow::Continue) {
             return flow;
         }
         self.last_recv = Instant::now();
         let keepalive = self.config.keepalive;
-        let mut tick = tokio::time::interval(keepalive.map_or(Duration::from_secs(3600), |k| k / 4));
+        let mut tick =
+            tokio::time::interval(keepalive.map_or(Duration::from_secs(3600), |k| k / 4));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let flow = loop {
             let flow = tokio::select! {
@@ -234,23 +281,38 @@ impl Driver {
         }
         let mut muts: Vec<(&String, &PendingMut)> = self.muts.iter().collect();
         muts.sort_by_key(|(_, m)| m.order);
-        out.extend(muts.into_iter().map(|(op, m)| ClientMsg::Mut(Mut { op: op.clone(), ops: m.ops.clone() })));
+        out.extend(muts.into_iter().map(|(op, m)| {
+            ClientMsg::Mut(Mut {
+                op: op.clone(),
+                ops: m.ops.clone(),
+            })
+        }));
         if !self.my_presence.is_null() {
-            out.push(ClientMsg::Presence(Presence { state: self.my_presence.clone() }));
+            out.push(ClientMsg::Presence(Presence {
+                state: self.my_presence.clone(),
+            }));
         }
         for msg in &out {
             if let Err(e) = conn.send(msg).await {
-                return Flow::Dropped { code: None, reason: e.to_string() };
+                return Flow::Dropped {
+                    code: None,
+                    reason: e.to_string(),
+                };
             }
         }
         Flow::Continue
     }
 
     async fn keepalive(&mut self, conn: &mut RawConnection) -> Flow {
-        let Some(k) = self.config.keepalive else { return Flow::Continue };
+        let Some(k) = self.config.keepalive else {
+            return Flow::Continue;
+        };
         let silent = self.last_recv.elapsed();
         if silent >= 2 * k {
-            Flow::Dropped { code: None, reason: format!("no frame from the server for {silent:?}") }
+            Flow::Dropped {
+                code: None,
+                reason: format!("no frame from the server for {silent:?}"),
+            }
         } else if silent >= k {
             send(conn, &ClientMsg::Ping(Ping { t: None })).await
         } else {
@@ -259,11 +321,19 @@ impl Driver {
     }
 
     async fn command(&mut self, cmd: Option<Command>, conn: Option<&mut RawConnection>) -> Flow {
-        let Some(cmd) = cmd else { return Flow::Stop { code: None } };
+        let Some(cmd) = cmd else {
+            return Flow::Stop { code: None };
+        };
         match cmd {
             Command::Subscribe { key, query, view } => {
-                let entry =
-                    SubEntry { query, wire_id: format!("s{key}"), resyncs: 0, held: None, failed: false, view };
+                let entry = SubEntry {
+                    query,
+                    wire_id: format!("s{key}"),
+                    resyncs: 0,
+                    held: None,
+                    failed: false,
+                    view,
+                };
                 let msg = sub_msg(&entry, None);
                 self.subs.insert(key, entry);
                 if let Some(conn) = conn {
@@ -280,12 +350,26 @@ impl Driver {
             }
             Command::Mutate { op, ops, reply } => {
                 if self.muts.contains_key(&op) {
-                    let _ = reply.send(Err(ClientError::InvalidConfig(format!("op id {op} is already pending"))));
+                    let _ = reply.send(Err(ClientError::InvalidConfig(format!(
+                        "op id {op} is already pending"
+                    ))));
                     return Flow::Continue;
                 }
-                let msg = conn.as_ref().map(|_| ClientMsg::Mut(Mut { op: op.clone(), ops: ops.clone() }));
+                let msg = conn.as_ref().map(|_| {
+                    ClientMsg::Mut(Mut {
+                        op: op.clone(),
+                        ops: ops.clone(),
+                    })
+                });
                 self.next_mut += 1;
-                self.muts.insert(op, PendingMut { order: self.next_mut, ops, reply });
+                self.muts.insert(
+                    op,
+                    PendingMut {
+                        order: self.next_mut,
+                        ops,
+                        reply,
+                    },
+                );
                 if let (Some(conn), Some(msg)) = (conn, msg) {
                     return send(conn, &msg).await;
                 }
@@ -323,7 +407,10 @@ impl Driver {
             Command::SetToken { token } => {
                 self.config.token = token.clone();
                 if let Some(conn) = conn {
-                    let hello = Hello { client: self.config.client_id.clone(), token };
+                    let hello = Hello {
+                        client: self.config.client_id.clone(),
+                        token,
+                    };
                     return send(conn, &ClientMsg::Hello(hello)).await;
                 }
             }
@@ -357,7 +444,10 @@ impl Driver {
                     if let Some(entry) = self.subs.get_mut(&key) {
                         entry.failed = true;
                         entry.held = None;
-                        let status = SubStatus::Failed { code: err.code, message: err.message };
+                        let status = SubStatus::Failed {
+                            code: err.code,
+                            message: err.message,
+                        };
                         entry.view.send_modify(|v| {
                             v.status = status;
                             v.version += 1;
@@ -370,7 +460,12 @@ impl Driver {
             ServerMsg::PresenceState(state) => {
                 self.presence.send_modify(|members| {
                     members.clear();
-                    members.extend(state.members.iter().map(|m| (m.conn.clone(), m.state.clone())));
+                    members.extend(
+                        state
+                            .members
+                            .iter()
+                            .map(|m| (m.conn.clone(), m.state.clone())),
+                    );
                 });
                 self.emit(Event::PresenceState(state));
             }
@@ -396,13 +491,22 @@ impl Driver {
     }
 
     fn on_welcome(&mut self, w: Welcome) {
-        self.set_state(ConnState::Live { conn: w.conn.clone(), seq: w.seq });
+        self.set_state(ConnState::Live {
+            conn: w.conn.clone(),
+            seq: w.seq,
+        });
         self.welcome.send_replace(w.clone());
         self.emit(Event::Welcome(w));
     }
 
     fn on_snap(&mut self, snap: Snap) {
-        let Some(entry) = self.wire.get(&snap.id).and_then(|key| self.subs.get_mut(key)) else { return };
+        let Some(entry) = self
+            .wire
+            .get(&snap.id)
+            .and_then(|key| self.subs.get_mut(key))
+        else {
+            return;
+        };
         entry.held = Some(snap.seq);
         entry.view.send_modify(|v| {
             v.rows = snap.rows;
@@ -414,8 +518,12 @@ impl Driver {
     }
 
     async fn on_diff(&mut self, diff: Diff, conn: &mut RawConnection) -> Flow {
-        let Some(&key) = self.wire.get(&diff.id) else { return Flow::Continue };
-        let Some(entry) = self.subs.get_mut(&key) else { return Flow::Continue };
+        let Some(&key) = self.wire.get(&diff.id) else {
+            return Flow::Continue;
+        };
+        let Some(entry) = self.subs.get_mut(&key) else {
+            return Flow::Continue;
+        };
         let mut result = check_seq(entry.held, &diff);
         if result.is_ok() {
             entry.view.send_if_modified(|v| {
@@ -443,7 +551,9 @@ impl Driver {
     /// After `reset`: drop the held seq; the server's `snap` follows on the
     /// same id.
     fn mark_resyncing(&mut self, key: u64, reason: String) {
-        let Some(entry) = self.subs.get_mut(&key) else { return };
+        let Some(entry) = self.subs.get_mut(&key) else {
+            return;
+        };
         entry.held = None;
         entry.view.send_modify(|v| {
             v.seq = None;
@@ -459,7 +569,9 @@ impl Driver {
     /// stale messages for the old id are ignored.
     async fn resubscribe(&mut self, key: u64, reason: String, conn: &mut RawConnection) -> Flow {
         self.mark_resyncing(key, reason);
-        let Some(entry) = self.subs.get_mut(&key) else { return Flow::Continue };
+        let Some(entry) = self.subs.get_mut(&key) else {
+            return Flow::Continue;
+        };
         let old = std::mem::take(&mut entry.wire_id);
         self.wire.remove(&old);
         entry.resyncs += 1;
@@ -475,7 +587,10 @@ impl Driver {
     fn on_dropped(&mut self, code: Option<u16>, reason: String) {
         self.wire.clear();
         for (_, (_, reply)) in self.pings.drain() {
-            let _ = reply.send(Err(ClientError::Disconnected { code, reason: reason.clone() }));
+            let _ = reply.send(Err(ClientError::Disconnected {
+                code,
+                reason: reason.clone(),
+            }));
         }
         self.emit(Event::Disconnected { code, reason });
     }
@@ -526,6 +641,9 @@ fn sub_msg(entry: &SubEntry, since: Option<u64>) -> ClientMsg {
 async fn send(conn: &mut RawConnection, msg: &ClientMsg) -> Flow {
     match conn.send(msg).await {
         Ok(()) => Flow::Continue,
-        Err(e) => Flow::Dropped { code: None, reason: e.to_string() },
+        Err(e) => Flow::Dropped {
+            code: None,
+            reason: e.to_string(),
+        },
     }
 }

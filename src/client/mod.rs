@@ -47,7 +47,10 @@ pub use apply::{apply_rows, check_seq, row_id, ApplyError};
 pub use backoff::{new_op_id, Backoff};
 pub use raw::{RawConnection, Received};
 
-use crate::protocol::{Ack, Bcast, DecodeError, Encoding, ErrorCode, ErrorMsg, Op, PresenceDiff, PresenceState, Welcome};
+use crate::protocol::{
+    Ack, Bcast, DecodeError, Encoding, ErrorCode, ErrorMsg, Op, PresenceDiff, PresenceState,
+    Welcome,
+};
 use crate::value::{Row, Value};
 
 /// How to reach a shard, and how to behave when the connection drops.
@@ -136,8 +139,13 @@ impl ClientConfig {
 
     /// `{url}/v1/shards/{shard}/ws`, after checking the shard name.
     pub fn ws_url(&self) -> Result<String, ClientError> {
-        crate::route::validate_shard_name(&self.shard).map_err(|e| ClientError::InvalidConfig(e.message.clone()))?;
-        Ok(format!("{}/v1/shards/{}/ws", self.url.trim_end_matches('/'), self.shard))
+        crate::route::validate_shard_name(&self.shard)
+            .map_err(|e| ClientError::InvalidConfig(e.message.clone()))?;
+        Ok(format!(
+            "{}/v1/shards/{}/ws",
+            self.url.trim_end_matches('/'),
+            self.shard
+        ))
     }
 }
 
@@ -193,7 +201,10 @@ impl ClientError {
     }
 
     fn from_err(e: &ErrorMsg) -> ClientError {
-        ClientError::Server { code: e.code, message: e.message.clone() }
+        ClientError::Server {
+            code: e.code,
+            message: e.message.clone(),
+        }
     }
 }
 
@@ -251,7 +262,10 @@ pub struct Query {
 
 impl Query {
     pub fn new(entity: impl Into<String>) -> Query {
-        Query { entity: entity.into(), ..Query::default() }
+        Query {
+            entity: entity.into(),
+            ..Query::default()
+        }
     }
 
     pub fn filter(mut self, r#where: Value) -> Self {
@@ -310,7 +324,13 @@ pub struct SubView {
 
 impl SubView {
     fn new() -> SubView {
-        SubView { rows: Vec::new(), seq: None, count: None, status: SubStatus::Pending, version: 0 }
+        SubView {
+            rows: Vec::new(),
+            seq: None,
+            count: None,
+            status: SubStatus::Pending,
+            version: 0,
+        }
     }
 
     /// The row with this id.
@@ -372,7 +392,10 @@ impl Subscription {
     /// Waits until `pred` holds for the view (checked now, then on every
     /// change) and returns a copy of that view. Fails if the subscription
     /// fails or the client closes first.
-    pub async fn wait_for(&mut self, mut pred: impl FnMut(&SubView) -> bool) -> Result<SubView, ClientError> {
+    pub async fn wait_for(
+        &mut self,
+        mut pred: impl FnMut(&SubView) -> bool,
+    ) -> Result<SubView, ClientError> {
         let mut failure = None;
         let res = self
             .view
@@ -407,7 +430,9 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        let _ = self.cmds.send(driver::Command::Unsubscribe { key: self.key });
+        let _ = self
+            .cmds
+            .send(driver::Command::Unsubscribe { key: self.key });
     }
 }
 
@@ -442,14 +467,23 @@ impl Client {
     pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
         let (conn, welcome) = driver::open(&config).await?;
         let (cmds, cmd_rx) = mpsc::unbounded_channel();
-        let (state_tx, state) =
-            watch::channel(ConnState::Live { conn: welcome.conn.clone(), seq: welcome.seq });
+        let (state_tx, state) = watch::channel(ConnState::Live {
+            conn: welcome.conn.clone(),
+            seq: welcome.seq,
+        });
         let (welcome_tx, welcome_rx) = watch::channel(welcome);
         let (presence_tx, presence) = watch::channel(BTreeMap::new());
         let (events, _) = broadcast::channel(config.event_capacity.max(1));
         let driver = driver::Driver::new(config, state_tx, welcome_tx, presence_tx, events.clone());
         tokio::spawn(driver.run(conn, cmd_rx));
-        Ok(Client { cmds, state, welcome: welcome_rx, presence, events, next_sub: Arc::new(AtomicU64::new(1)) })
+        Ok(Client {
+            cmds,
+            state,
+            welcome: welcome_rx,
+            presence,
+            events,
+            next_sub: Arc::new(AtomicU64::new(1)),
+        })
     }
 
     /// The last `welcome`: connection id, shard, seq at connect time.
@@ -474,7 +508,9 @@ impl Client {
     /// Waits until the connection is LIVE (at once if it is).
     pub async fn wait_live(&self) -> Result<(), ClientError> {
         let mut state = self.state.clone();
-        let res = state.wait_for(|s| matches!(s, ConnState::Live { .. } | ConnState::Closed { .. })).await;
+        let res = state
+            .wait_for(|s| matches!(s, ConnState::Live { .. } | ConnState::Closed { .. }))
+            .await;
         match res.as_deref() {
             Ok(ConnState::Live { .. }) => Ok(()),
             Ok(ConnState::Closed { code }) => Err(ClientError::Closed { code: *code }),
@@ -509,8 +545,16 @@ impl Client {
     pub fn subscribe_lazy(&self, query: Query) -> Result<Subscription, ClientError> {
         let key = self.next_sub.fetch_add(1, Ordering::Relaxed);
         let (view_tx, view) = watch::channel(SubView::new());
-        self.send(driver::Command::Subscribe { key, query, view: view_tx })?;
-        Ok(Subscription { key, view, cmds: self.cmds.clone() })
+        self.send(driver::Command::Subscribe {
+            key,
+            query,
+            view: view_tx,
+        })?;
+        Ok(Subscription {
+            key,
+            view,
+            cmds: self.cmds.clone(),
+        })
     }
 
     /// Applies `ops` all or nothing, with a fresh op id. Waits for `ack`
@@ -538,9 +582,17 @@ impl Client {
 
     /// Sends a broadcast to the other connections of the shard, at most
     /// once: fails with [`ClientError::NotConnected`] when not LIVE.
-    pub async fn broadcast(&self, topic: impl Into<String>, data: Value) -> Result<(), ClientError> {
+    pub async fn broadcast(
+        &self,
+        topic: impl Into<String>,
+        data: Value,
+    ) -> Result<(), ClientError> {
         let (reply, rx) = oneshot::channel();
-        self.send(driver::Command::Bcast { topic: topic.into(), data, reply })?;
+        self.send(driver::Command::Bcast {
+            topic: topic.into(),
+            data,
+            reply,
+        })?;
         rx.await.unwrap_or(Err(ClientError::Closed { code: None }))
     }
 
@@ -569,7 +621,9 @@ impl Client {
     }
 
     fn send(&self, cmd: driver::Command) -> Result<(), ClientError> {
-        self.cmds.send(cmd).map_err(|_| ClientError::Closed { code: self.closed_code() })
+        self.cmds.send(cmd).map_err(|_| ClientError::Closed {
+            code: self.closed_code(),
+        })
     }
 
     fn closed_code(&self) -> Option<u16> {

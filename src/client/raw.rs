@@ -36,7 +36,9 @@ pub struct RawConnection {
 
 impl std::fmt::Debug for RawConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RawConnection").field("encoding", &self.encoding).finish_non_exhaustive()
+        f.debug_struct("RawConnection")
+            .field("encoding", &self.encoding)
+            .finish_non_exhaustive()
     }
 }
 
@@ -49,7 +51,13 @@ impl RawConnection {
         if let Some(token) = &config.token {
             offer.push(format!("bearer.{token}"));
         }
-        Self::connect_offering(&config.ws_url()?, &offer, config.encoding, config.max_frame_bytes).await
+        Self::connect_offering(
+            &config.ws_url()?,
+            &offer,
+            config.encoding,
+            config.max_frame_bytes,
+        )
+        .await
     }
 
     /// Opens a WebSocket to `url` offering exactly `subprotocols` (may be
@@ -61,20 +69,31 @@ impl RawConnection {
         encoding: Encoding,
         max_frame_bytes: usize,
     ) -> Result<RawConnection, ClientError> {
-        let mut request = url.into_client_request().map_err(|e| ClientError::InvalidConfig(e.to_string()))?;
+        let mut request = url
+            .into_client_request()
+            .map_err(|e| ClientError::InvalidConfig(e.to_string()))?;
         if !subprotocols.is_empty() {
-            let header = HeaderValue::from_str(&subprotocols.join(", "))
-                .map_err(|_| ClientError::InvalidConfig("subprotocol (or token) is not a valid header value".into()))?;
-            request.headers_mut().insert("Sec-WebSocket-Protocol", header);
+            let header = HeaderValue::from_str(&subprotocols.join(", ")).map_err(|_| {
+                ClientError::InvalidConfig(
+                    "subprotocol (or token) is not a valid header value".into(),
+                )
+            })?;
+            request
+                .headers_mut()
+                .insert("Sec-WebSocket-Protocol", header);
         }
         let mut ws_config = WebSocketConfig::default();
         ws_config.max_message_size = Some(max_frame_bytes);
         ws_config.max_frame_size = Some(max_frame_bytes);
-        let (ws, response) = tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true)
-            .await
-            .map_err(handshake_error)?;
+        let (ws, response) =
+            tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true)
+                .await
+                .map_err(handshake_error)?;
         if !subprotocols.is_empty() {
-            let echoed = response.headers().get("Sec-WebSocket-Protocol").and_then(|v| v.to_str().ok());
+            let echoed = response
+                .headers()
+                .get("Sec-WebSocket-Protocol")
+                .and_then(|v| v.to_str().ok());
             if echoed != Some(encoding.subprotocol()) {
                 return Err(ClientError::Handshake(format!(
                     "server answered subprotocol {echoed:?}, expected {:?}",
@@ -82,7 +101,11 @@ impl RawConnection {
                 )));
             }
         }
-        Ok(RawConnection { ws, encoding, max_frame_bytes })
+        Ok(RawConnection {
+            ws,
+            encoding,
+            max_frame_bytes,
+        })
     }
 
     pub fn encoding(&self) -> Encoding {
@@ -100,12 +123,18 @@ impl RawConnection {
 
     /// Sends a text frame as is (whatever the encoding).
     pub async fn send_text(&mut self, text: impl Into<String>) -> Result<(), ClientError> {
-        self.ws.send(Message::text(text.into())).await.map_err(transport)
+        self.ws
+            .send(Message::text(text.into()))
+            .await
+            .map_err(transport)
     }
 
     /// Sends a binary frame as is (whatever the encoding).
     pub async fn send_binary(&mut self, bytes: impl Into<Vec<u8>>) -> Result<(), ClientError> {
-        self.ws.send(Message::binary(bytes.into())).await.map_err(transport)
+        self.ws
+            .send(Message::binary(bytes.into()))
+            .await
+            .map_err(transport)
     }
 
     /// The next frame from the server. WebSocket pings are answered by the
@@ -115,9 +144,19 @@ impl RawConnection {
     pub async fn recv(&mut self) -> Result<Received, ClientError> {
         loop {
             let msg = match self.ws.next().await {
-                None => return Err(ClientError::Disconnected { code: None, reason: "connection closed".into() }),
-                Some(Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed)) => {
-                    return Ok(Received::Closed { code: None, reason: String::new() })
+                None => {
+                    return Err(ClientError::Disconnected {
+                        code: None,
+                        reason: "connection closed".into(),
+                    })
+                }
+                Some(Err(
+                    tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed,
+                )) => {
+                    return Ok(Received::Closed {
+                        code: None,
+                        reason: String::new(),
+                    })
                 }
                 Some(Err(e)) => return Err(transport(e)),
                 Some(Ok(m)) => m,
@@ -134,10 +173,12 @@ impl RawConnection {
                 }
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
             };
-            return Ok(match protocol::decode_server_frame(self.encoding, frame, self.max_frame_bytes) {
-                Ok(m) => Received::Msg(m),
-                Err(e) => Received::Undecodable(e),
-            });
+            return Ok(
+                match protocol::decode_server_frame(self.encoding, frame, self.max_frame_bytes) {
+                    Ok(m) => Received::Msg(m),
+                    Err(e) => Received::Undecodable(e),
+                },
+            );
         }
     }
 
@@ -148,7 +189,9 @@ impl RawConnection {
             match self.recv().await? {
                 Received::Msg(m) => return Ok(m),
                 Received::Undecodable(_) => continue,
-                Received::Closed { code, reason } => return Err(ClientError::Disconnected { code, reason }),
+                Received::Closed { code, reason } => {
+                    return Err(ClientError::Disconnected { code, reason })
+                }
             }
         }
     }
@@ -171,14 +214,22 @@ impl RawConnection {
                     return Ok(w);
                 }
                 Received::Msg(ServerMsg::Err(e)) => {
-                    return Err(ClientError::Server { code: e.code, message: e.message })
+                    return Err(ClientError::Server {
+                        code: e.code,
+                        message: e.message,
+                    })
                 }
                 Received::Msg(other) => {
-                    return Err(ClientError::Protocol(format!("expected welcome, got {}", other.name())))
+                    return Err(ClientError::Protocol(format!(
+                        "expected welcome, got {}",
+                        other.name()
+                    )))
                 }
                 Received::Undecodable(DecodeError::UnknownType { .. }) => continue,
                 Received::Undecodable(e) => return Err(ClientError::Decode(e)),
-                Received::Closed { code, reason } => return Err(ClientError::Disconnected { code, reason }),
+                Received::Closed { code, reason } => {
+                    return Err(ClientError::Disconnected { code, reason })
+                }
             }
         }
     }
@@ -196,7 +247,10 @@ impl RawConnection {
 impl RawConnection {
     /// Sends a close frame without waiting for the reply.
     pub(super) async fn send_close(&mut self, code: u16, reason: &str) -> Result<(), ClientError> {
-        let frame = CloseFrame { code: CloseCode::from(code), reason: reason.to_owned().into() };
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.to_owned().into(),
+        };
         self.ws.close(Some(frame)).await.map_err(transport)
     }
 }
@@ -204,7 +258,10 @@ impl RawConnection {
 fn transport(e: tungstenite::Error) -> ClientError {
     match e {
         tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
-            ClientError::Disconnected { code: None, reason: "connection closed".into() }
+            ClientError::Disconnected {
+                code: None,
+                reason: "connection closed".into(),
+            }
         }
         e => ClientError::Transport(e.to_string()),
     }
@@ -212,7 +269,9 @@ fn transport(e: tungstenite::Error) -> ClientError {
 
 fn handshake_error(e: tungstenite::Error) -> ClientError {
     match e {
-        tungstenite::Error::Http(response) => ClientError::Refused { status: response.status().as_u16() },
+        tungstenite::Error::Http(response) => ClientError::Refused {
+            status: response.status().as_u16(),
+        },
         tungstenite::Error::Url(e) => ClientError::InvalidConfig(e.to_string()),
         tungstenite::Error::Protocol(e) => ClientError::Handshake(e.to_string()),
         e => ClientError::Transport(e.to_string()),

@@ -25,7 +25,10 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 
 /// Forwards the request unchanged; the object reads its name from the path.
 async fn to_shard(env: &Env, shard: &str, req: Request) -> Result<Response> {
-    let stub = match env.durable_object(SHARD_BINDING).and_then(|ns| ns.get_by_name(shard)) {
+    let stub = match env
+        .durable_object(SHARD_BINDING)
+        .and_then(|ns| ns.get_by_name(shard))
+    {
         Ok(stub) => stub,
         Err(e) => return respond::internal(&format!("binding {SHARD_BINDING}"), &e),
     };

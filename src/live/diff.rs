@@ -40,7 +40,10 @@ pub struct Diff {
 
 impl Diff {
     pub fn is_empty(&self) -> bool {
-        self.removed.is_empty() && self.added.is_empty() && self.changed.is_empty() && self.count.is_none()
+        self.removed.is_empty()
+            && self.added.is_empty()
+            && self.changed.is_empty()
+            && self.count.is_none()
     }
 
     /// Applies this diff to a client's copy of the window.

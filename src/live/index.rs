@@ -71,7 +71,11 @@ struct Slot {
 
 /// Equal reals have equal keys (`-0.0 == 0.0`).
 fn real_key(f: f64) -> u64 {
-    if f == 0.0 { 0 } else { f.to_bits() }
+    if f == 0.0 {
+        0
+    } else {
+        f.to_bits()
+    }
 }
 
 impl FieldIndex {
@@ -155,18 +159,26 @@ impl SubscriptionIndex {
     pub fn insert(&mut self, key: SubKey, query: &Query) {
         self.remove(key);
         let entity = self.entities.entry(query.entity.clone()).or_default();
-        let eq = query.filter.equalities().into_iter().min_by_key(|(field, ty, value)| {
-            // Prefer selective types (a bool has two values), then the
-            // value with the fewest subscriptions so far.
-            let rank = match ty {
-                FieldType::String | FieldType::Id(_) => 0,
-                FieldType::Bool => 2,
-                _ => 1,
-            };
-            let rank = if *field == "id" { 0 } else { rank };
-            let taken = entity.fields.iter().find(|f| f.field == *field).map_or(0, |f| f.size(value));
-            (rank, taken)
-        });
+        let eq = query
+            .filter
+            .equalities()
+            .into_iter()
+            .min_by_key(|(field, ty, value)| {
+                // Prefer selective types (a bool has two values), then the
+                // value with the fewest subscriptions so far.
+                let rank = match ty {
+                    FieldType::String | FieldType::Id(_) => 0,
+                    FieldType::Bool => 2,
+                    _ => 1,
+                };
+                let rank = if *field == "id" { 0 } else { rank };
+                let taken = entity
+                    .fields
+                    .iter()
+                    .find(|f| f.field == *field)
+                    .map_or(0, |f| f.size(value));
+                (rank, taken)
+            });
         let eq = match eq {
             Some((field, ty, value)) => {
                 let pos = match entity.fields.iter().position(|f| f.field == field) {
@@ -195,7 +207,13 @@ impl SubscriptionIndex {
         if eq.is_none() {
             entity.scan.push(key);
         }
-        self.slots.insert(key, Slot { entity: query.entity.clone(), eq });
+        self.slots.insert(
+            key,
+            Slot {
+                entity: query.entity.clone(),
+                eq,
+            },
+        );
     }
 
     /// Forgets subscription `key`; whether it was indexed.

@@ -29,5 +29,10 @@ pub trait WindowSource {
     /// Up to `n` rows matching `query`'s filter that sort strictly after
     /// `after` (or after the query's own cursor, or from the start, when
     /// `None`), in order. Fewer than `n` rows means there are no more.
-    async fn rows_after(&self, query: &Query, after: Option<&Row>, n: usize) -> Result<Vec<Row>, Self::Error>;
+    async fn rows_after(
+        &self,
+        query: &Query,
+        after: Option<&Row>,
+        n: usize,
+    ) -> Result<Vec<Row>, Self::Error>;
 }

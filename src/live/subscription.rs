@@ -60,12 +60,20 @@ impl Subscription {
     /// A subscription whose current window is `rows`: the query's first
     /// rows (at most `limit`) that the subscriber may read, in order.
     pub fn from_rows(query: Query, rows: Vec<Row>) -> Self {
-        Subscription { query, count: rows.len() as u64, rows }
+        Subscription {
+            query,
+            count: rows.len() as u64,
+            rows,
+        }
     }
 
     /// A count subscription whose current count (of readable rows) is `count`.
     pub fn from_count(query: Query, count: u64) -> Self {
-        Subscription { query, rows: Vec::new(), count }
+        Subscription {
+            query,
+            rows: Vec::new(),
+            count,
+        }
     }
 
     /// Loads the current window (or count) from `source`.
@@ -74,7 +82,11 @@ impl Subscription {
         visible: &dyn Fn(&Row) -> bool,
         source: &S,
     ) -> Result<Self, S::Error> {
-        let mut sub = Subscription { query, rows: Vec::new(), count: 0 };
+        let mut sub = Subscription {
+            query,
+            rows: Vec::new(),
+            count: 0,
+        };
         if sub.query.count {
             let mut last: Option<Row> = None;
             loop {
@@ -148,17 +160,30 @@ impl Subscription {
         }
         if let (Some(b), Some(a)) = (&change.before, &change.after) {
             if id_of(b) != id_of(a) {
-                return Err(LiveError::IdMismatch { before: id_of(b).into(), after: id_of(a).into() });
+                return Err(LiveError::IdMismatch {
+                    before: id_of(b).into(),
+                    after: id_of(a).into(),
+                });
             }
         }
-        let admitted = |r: &Option<Row>| r.as_ref().is_some_and(|r| self.query.admits(r) && visible(r));
+        let admitted = |r: &Option<Row>| {
+            r.as_ref()
+                .is_some_and(|r| self.query.admits(r) && visible(r))
+        };
         if self.query.count {
             let (was, is) = (admitted(&change.before), admitted(&change.after));
             if was == is {
                 return Ok(Diff::default());
             }
-            self.count = if is { self.count + 1 } else { self.count.saturating_sub(1) };
-            return Ok(Diff { count: Some(self.count), ..Diff::default() });
+            self.count = if is {
+                self.count + 1
+            } else {
+                self.count.saturating_sub(1)
+            };
+            return Ok(Diff {
+                count: Some(self.count),
+                ..Diff::default()
+            });
         }
         let after = change.after.as_ref().filter(|_| admitted(&change.after));
         self.apply_window(change.before.as_ref(), after, visible, source)
@@ -191,9 +216,14 @@ impl Subscription {
             // Without a full window, every readable matching row is here;
             // with one, a row after the last one may belong to rows unseen.
             let belongs = !full_before
-                || self.rows.last().is_some_and(|last| self.query.compare(a, last) == Ordering::Less);
+                || self
+                    .rows
+                    .last()
+                    .is_some_and(|last| self.query.compare(a, last) == Ordering::Less);
             if belongs {
-                let pos = self.rows.partition_point(|r| self.query.compare(r, a) == Ordering::Less);
+                let pos = self
+                    .rows
+                    .partition_point(|r| self.query.compare(r, a) == Ordering::Less);
                 self.rows.insert(pos, a.clone());
                 new_pos = Some(pos);
                 if limit.is_some_and(|l| self.rows.len() > l) {

@@ -19,7 +19,10 @@ pub(crate) fn encode<T: Serialize>(m: &T) -> Vec<u8> {
 
 /// Decodes a whole frame as `T`, an enum whose variants are named `names`
 /// (in wire order).
-pub(crate) fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8], names: &[&str]) -> Result<T, DecodeError> {
+pub(crate) fn decode<'a, T: Deserialize<'a>>(
+    bytes: &'a [u8],
+    names: &[&str],
+) -> Result<T, DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::bad_frame("empty frame"));
     }
@@ -27,9 +30,18 @@ pub(crate) fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8], names: &[&str]) ->
         return Err(DecodeError::bad_frame("not postcard: bad message tag"));
     };
     let Some(name) = usize::try_from(tag).ok().and_then(|t| names.get(t)) else {
-        return Err(DecodeError::UnknownType { ty: tag.to_string(), sub: None, op: None });
+        return Err(DecodeError::UnknownType {
+            ty: tag.to_string(),
+            sub: None,
+            op: None,
+        });
     };
-    let bad = |reason: String| DecodeError::BadMessage { field: None, reason, sub: None, op: None };
+    let bad = |reason: String| DecodeError::BadMessage {
+        field: None,
+        reason,
+        sub: None,
+        op: None,
+    };
     match postcard::take_from_bytes::<T>(bytes) {
         Ok((m, [])) => Ok(m),
         Ok((_, rest)) => Err(bad(format!("`{name}`: {} trailing bytes", rest.len()))),

@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::de::{self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor};
+use serde::de::{
+    self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
+};
 use serde::Deserialize;
 
 use super::MAX_VALUE_DEPTH;
@@ -25,7 +27,9 @@ use crate::value::{Row, Value};
 const PREALLOC: usize = 8;
 
 fn too_deep<E: de::Error>() -> E {
-    E::custom(format_args!("values nest deeper than {MAX_VALUE_DEPTH} levels"))
+    E::custom(format_args!(
+        "values nest deeper than {MAX_VALUE_DEPTH} levels"
+    ))
 }
 
 fn capacity(hint: Option<usize>) -> usize {
@@ -48,7 +52,9 @@ pub(crate) fn rows<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Row>, D::Error
 }
 
 /// `deserialize_with` for any other `Vec<T>` field.
-pub(crate) fn vec<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+pub(crate) fn vec<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Vec<T>, D::Error> {
     d.deserialize_seq(SeqOf(PhantomData::<T>))
 }
 
@@ -65,7 +71,9 @@ impl ValueSeed {
         if self.depth >= MAX_VALUE_DEPTH {
             Err(too_deep())
         } else {
-            Ok(ValueSeed { depth: self.depth + 1 })
+            Ok(ValueSeed {
+                depth: self.depth + 1,
+            })
         }
     }
 }
@@ -108,7 +116,9 @@ impl<'de> Visitor<'de> for ValueSeed {
     }
     fn visit_u64<E>(self, u: u64) -> Result<Value, E> {
         // Same rule as `Value`'s own impl: beyond i64 becomes a float.
-        Ok(i64::try_from(u).map(Value::Int).unwrap_or(Value::Float(u as f64)))
+        Ok(i64::try_from(u)
+            .map(Value::Int)
+            .unwrap_or(Value::Float(u as f64)))
     }
     fn visit_f64<E>(self, f: f64) -> Result<Value, E> {
         Ok(Value::Float(f))
@@ -127,7 +137,10 @@ impl<'de> Visitor<'de> for ValueSeed {
     }
 }
 
-fn collect_seq<'de, A: SeqAccess<'de>>(mut seq: A, inner: ValueSeed) -> Result<Vec<Value>, A::Error> {
+fn collect_seq<'de, A: SeqAccess<'de>>(
+    mut seq: A,
+    inner: ValueSeed,
+) -> Result<Vec<Value>, A::Error> {
     let mut out = Vec::with_capacity(capacity(seq.size_hint()));
     while let Some(v) = seq.next_element_seed(inner)? {
         out.push(v);
@@ -234,7 +247,6 @@ impl<'de> DeserializeSeed<'de> for RowSeed {
 /// A sequence of whatever seed `S` reads (`PhantomData<T>` reads a plain
 /// `T`), with bounded preallocation.
 struct SeqOf<S>(S);
-
 
 impl<'de, S> Visitor<'de> for SeqOf<S>
 where

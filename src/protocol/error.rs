@@ -54,7 +54,9 @@ impl DecodeError {
     /// string `id` (for the `err.sub` of the reply).
     pub fn sub(&self) -> Option<&str> {
         match self {
-            DecodeError::UnknownType { sub, .. } | DecodeError::BadMessage { sub, .. } => sub.as_deref(),
+            DecodeError::UnknownType { sub, .. } | DecodeError::BadMessage { sub, .. } => {
+                sub.as_deref()
+            }
             _ => None,
         }
     }
@@ -63,7 +65,9 @@ impl DecodeError {
     /// string `op` (for the `err.op` of the reply).
     pub fn op(&self) -> Option<&str> {
         match self {
-            DecodeError::UnknownType { op, .. } | DecodeError::BadMessage { op, .. } => op.as_deref(),
+            DecodeError::UnknownType { op, .. } | DecodeError::BadMessage { op, .. } => {
+                op.as_deref()
+            }
             _ => None,
         }
     }
@@ -88,6 +92,8 @@ impl DecodeError {
     }
 
     pub(crate) fn bad_frame(reason: impl Into<String>) -> Self {
-        DecodeError::BadFrame { reason: reason.into() }
+        DecodeError::BadFrame {
+            reason: reason.into(),
+        }
     }
 }

@@ -34,17 +34,27 @@ pub fn fuzz_decode(data: &[u8]) {
 fn check_stable_client(enc: Encoding, m: &ClientMsg) {
     for out in Encoding::ALL {
         let first = encode_client(out, m);
-        let again = decode_client(out, first.as_bytes())
-            .unwrap_or_else(|e| panic!("{enc:?} message does not decode after encoding as {out:?}: {e}"));
-        assert_eq!(first, encode_client(out, &again), "unstable {out:?} encoding");
+        let again = decode_client(out, first.as_bytes()).unwrap_or_else(|e| {
+            panic!("{enc:?} message does not decode after encoding as {out:?}: {e}")
+        });
+        assert_eq!(
+            first,
+            encode_client(out, &again),
+            "unstable {out:?} encoding"
+        );
     }
 }
 
 fn check_stable_server(enc: Encoding, m: &ServerMsg) {
     for out in Encoding::ALL {
         let first = encode_server(out, m);
-        let again = decode_server(out, first.as_bytes())
-            .unwrap_or_else(|e| panic!("{enc:?} message does not decode after encoding as {out:?}: {e}"));
-        assert_eq!(first, encode_server(out, &again), "unstable {out:?} encoding");
+        let again = decode_server(out, first.as_bytes()).unwrap_or_else(|e| {
+            panic!("{enc:?} message does not decode after encoding as {out:?}: {e}")
+        });
+        assert_eq!(
+            first,
+            encode_server(out, &again),
+            "unstable {out:?} encoding"
+        );
     }
 }

@@ -15,7 +15,9 @@
 //! `Value` fields are `Null`; absent lists in `diff` / `presence_diff` are
 //! empty; absent booleans are `false`.
 
-use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, Visitor};
+use serde::de::{
+    self, DeserializeOwned, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, Visitor,
+};
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -32,14 +34,14 @@ use crate::value::{Row, Value};
 const MAX_FIELDS: usize = 32;
 
 const CLIENT_FIELDS: &[&str] = &[
-    "type", "client", "token", "id", "entity", "where", "order", "limit", "since", "count", "op", "ops",
-    "state", "topic", "data", "t",
+    "type", "client", "token", "id", "entity", "where", "order", "limit", "since", "count", "op",
+    "ops", "state", "topic", "data", "t",
 ];
 const OP_FIELDS: &[&str] = &["type", "entity", "row", "id", "set"];
 const SERVER_FIELDS: &[&str] = &[
     "type", "protocol", "shard", "seq", "conn", "encoding", "id", "rows", "count", "from", "added",
-    "changed", "removed", "reason", "op", "dup", "code", "message", "sub", "members", "joins", "updates",
-    "leaves", "topic", "data", "t",
+    "changed", "removed", "reason", "op", "dup", "code", "message", "sub", "members", "joins",
+    "updates", "leaves", "topic", "data", "t",
 ];
 const POS_FIELDS: &[&str] = &["pos", "row"];
 const MEMBER_FIELDS: &[&str] = &["conn", "state"];
@@ -102,12 +104,22 @@ impl<'a> Obj<'a> {
             .deserialize_map(ObjVisitor { names })
             .and_then(|s| de.end().map(|()| s))
             .map_err(|e| match e.classify() {
-                serde_json::error::Category::Data => ObjErr::Bad(Bad { field: here(), reason: reason(&e) }),
+                serde_json::error::Category::Data => ObjErr::Bad(Bad {
+                    field: here(),
+                    reason: reason(&e),
+                }),
                 _ => ObjErr::Syntax(reason(&e)),
             })?;
-        let obj = Obj { names, vals: slots.vals, at };
+        let obj = Obj {
+            names,
+            vals: slots.vals,
+            at,
+        };
         if let Some(i) = slots.dup {
-            return Err(ObjErr::Bad(Bad { field: Some(obj.field_name(names[i])), reason: "given twice".into() }));
+            return Err(ObjErr::Bad(Bad {
+                field: Some(obj.field_name(names[i])),
+                reason: "given twice".into(),
+            }));
         }
         Ok(obj)
     }
@@ -125,7 +137,10 @@ impl<'a> Obj<'a> {
     }
 
     fn bad(&self, name: &str, reason: impl Into<String>) -> Bad {
-        Bad { field: Some(self.field_name(name)), reason: reason.into() }
+        Bad {
+            field: Some(self.field_name(name)),
+            reason: reason.into(),
+        }
     }
 
     /// Parses field `name` with `f`, or `None` when absent or null.
@@ -136,7 +151,9 @@ impl<'a> Obj<'a> {
     ) -> Result<Option<T>, Bad> {
         match self.raw(name) {
             None => Ok(None),
-            Some(raw) => f(raw.get()).map(Some).map_err(|e| self.bad(name, reason(&e))),
+            Some(raw) => f(raw.get())
+                .map(Some)
+                .map_err(|e| self.bad(name, reason(&e))),
         }
     }
 
@@ -153,11 +170,14 @@ impl<'a> Obj<'a> {
     }
 
     fn value(&self, name: &str) -> Result<Value, Bad> {
-        Ok(self.opt_with(name, |s| seeded(s, ValueSeed { depth: 0 }))?.unwrap_or(Value::Null))
+        Ok(self
+            .opt_with(name, |s| seeded(s, ValueSeed { depth: 0 }))?
+            .unwrap_or(Value::Null))
     }
 
     fn row(&self, name: &str) -> Result<Row, Bad> {
-        self.opt_with(name, |s| seeded(s, RowSeed))?.ok_or_else(|| self.bad(name, "missing"))
+        self.opt_with(name, |s| seeded(s, RowSeed))?
+            .ok_or_else(|| self.bad(name, "missing"))
     }
 
     fn rows(&self, name: &str) -> Result<Vec<Row>, Bad> {
@@ -166,7 +186,9 @@ impl<'a> Obj<'a> {
             .ok_or_else(|| self.bad(name, "missing"))?;
         raws.iter()
             .enumerate()
-            .map(|(i, r)| seeded(r.get(), RowSeed).map_err(|e| self.bad(&format!("{name}[{i}]"), reason(&e))))
+            .map(|(i, r)| {
+                seeded(r.get(), RowSeed).map_err(|e| self.bad(&format!("{name}[{i}]"), reason(&e)))
+            })
             .collect()
     }
 
@@ -202,7 +224,10 @@ impl<'a> Obj<'a> {
 }
 
 /// Parses all of `text` with `seed`.
-fn seeded<'a, S: DeserializeSeed<'a>>(text: &'a str, seed: S) -> Result<S::Value, serde_json::Error> {
+fn seeded<'a, S: DeserializeSeed<'a>>(
+    text: &'a str,
+    seed: S,
+) -> Result<S::Value, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(text);
     let v = seed.deserialize(&mut de)?;
     de.end()?;
@@ -221,7 +246,10 @@ impl<'de> Visitor<'de> for ObjVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Slots<'de>, A::Error> {
-        let mut slots = Slots { vals: [None; MAX_FIELDS], dup: None };
+        let mut slots = Slots {
+            vals: [None; MAX_FIELDS],
+            dup: None,
+        };
         let mut seen = 0u64;
         while let Some(key) = map.next_key_seed(KeySeed { names: self.names })? {
             match key {
@@ -280,19 +308,36 @@ fn decode_top<T>(
         Ok(o) => o,
         Err(ObjErr::Syntax(r)) => return Err(DecodeError::bad_frame(format!("not JSON: {r}"))),
         Err(ObjErr::Bad(b)) => {
-            return Err(DecodeError::BadMessage { field: b.field, reason: b.reason, sub: None, op: None })
+            return Err(DecodeError::BadMessage {
+                field: b.field,
+                reason: b.reason,
+                sub: None,
+                op: None,
+            })
         }
     };
     let sub = obj.peek_str("id");
     let op = obj.peek_str("op");
     let ty: String = match obj.req("type") {
         Ok(t) => t,
-        Err(b) => return Err(DecodeError::BadMessage { field: b.field, reason: b.reason, sub, op }),
+        Err(b) => {
+            return Err(DecodeError::BadMessage {
+                field: b.field,
+                reason: b.reason,
+                sub,
+                op,
+            })
+        }
     };
     match f(&ty, &obj) {
         Ok(Some(m)) => Ok(m),
         Ok(None) => Err(DecodeError::UnknownType { ty, sub, op }),
-        Err(b) => Err(DecodeError::BadMessage { field: b.field, reason: b.reason, sub, op }),
+        Err(b) => Err(DecodeError::BadMessage {
+            field: b.field,
+            reason: b.reason,
+            sub,
+            op,
+        }),
     }
 }
 
@@ -303,45 +348,74 @@ pub(crate) fn decode_client(bytes: &[u8]) -> Result<ClientMsg, DecodeError> {
 /// The message of type `ty`, or `None` for an unknown type.
 fn client(ty: &str, o: &Obj<'_>) -> Result<Option<ClientMsg>, Bad> {
     Ok(Some(match ty {
-                "hello" => ClientMsg::Hello(Hello { client: o.opt("client")?, token: o.opt("token")? }),
-                "sub" => ClientMsg::Sub(Sub {
-                    id: o.req("id")?,
-                    entity: o.req("entity")?,
-                    r#where: o.value("where")?,
-                    order: o.value("order")?,
-                    limit: o.opt("limit")?,
-                    since: o.opt("since")?,
-                    count: o.flag("count")?,
-                }),
-                "unsub" => ClientMsg::Unsub(Unsub { id: o.req("id")? }),
-                "mut" => ClientMsg::Mut(Mut {
-                    op: o.req("op")?,
-                    ops: o.objs("ops", OP_FIELDS, op)?.ok_or_else(|| o.bad("ops", "missing"))?,
-                }),
-                "presence" => ClientMsg::Presence(Presence { state: o.value("state")? }),
-                "bcast" => ClientMsg::Bcast(SendBcast { topic: o.req("topic")?, data: o.value("data")? }),
-                "ping" => ClientMsg::Ping(Ping { t: o.opt("t")? }),
-                _ => return Ok(None),
+        "hello" => ClientMsg::Hello(Hello {
+            client: o.opt("client")?,
+            token: o.opt("token")?,
+        }),
+        "sub" => ClientMsg::Sub(Sub {
+            id: o.req("id")?,
+            entity: o.req("entity")?,
+            r#where: o.value("where")?,
+            order: o.value("order")?,
+            limit: o.opt("limit")?,
+            since: o.opt("since")?,
+            count: o.flag("count")?,
+        }),
+        "unsub" => ClientMsg::Unsub(Unsub { id: o.req("id")? }),
+        "mut" => ClientMsg::Mut(Mut {
+            op: o.req("op")?,
+            ops: o
+                .objs("ops", OP_FIELDS, op)?
+                .ok_or_else(|| o.bad("ops", "missing"))?,
+        }),
+        "presence" => ClientMsg::Presence(Presence {
+            state: o.value("state")?,
+        }),
+        "bcast" => ClientMsg::Bcast(SendBcast {
+            topic: o.req("topic")?,
+            data: o.value("data")?,
+        }),
+        "ping" => ClientMsg::Ping(Ping { t: o.opt("t")? }),
+        _ => return Ok(None),
     }))
 }
 
 fn op(o: &Obj<'_>) -> Result<Op, Bad> {
     let ty: String = o.req("type")?;
     Ok(match ty.as_str() {
-        "insert" => Op::Insert { entity: o.req("entity")?, row: o.row("row")? },
-        "update" => Op::Update { entity: o.req("entity")?, id: o.req("id")?, set: o.row("set")? },
-        "upsert" => Op::Upsert { entity: o.req("entity")?, row: o.row("row")? },
-        "delete" => Op::Delete { entity: o.req("entity")?, id: o.req("id")? },
+        "insert" => Op::Insert {
+            entity: o.req("entity")?,
+            row: o.row("row")?,
+        },
+        "update" => Op::Update {
+            entity: o.req("entity")?,
+            id: o.req("id")?,
+            set: o.row("set")?,
+        },
+        "upsert" => Op::Upsert {
+            entity: o.req("entity")?,
+            row: o.row("row")?,
+        },
+        "delete" => Op::Delete {
+            entity: o.req("entity")?,
+            id: o.req("id")?,
+        },
         _ => return Err(o.bad("type", format!("unknown op `{ty}`"))),
     })
 }
 
 fn positioned(o: &Obj<'_>) -> Result<Positioned, Bad> {
-    Ok(Positioned { pos: o.req("pos")?, row: o.row("row")? })
+    Ok(Positioned {
+        pos: o.req("pos")?,
+        row: o.row("row")?,
+    })
 }
 
 fn member(o: &Obj<'_>) -> Result<Member, Bad> {
-    Ok(Member { conn: o.req("conn")?, state: o.value("state")? })
+    Ok(Member {
+        conn: o.req("conn")?,
+        state: o.value("state")?,
+    })
 }
 
 pub(crate) fn decode_server(bytes: &[u8]) -> Result<ServerMsg, DecodeError> {
@@ -351,55 +425,68 @@ pub(crate) fn decode_server(bytes: &[u8]) -> Result<ServerMsg, DecodeError> {
 /// The message of type `ty`, or `None` for an unknown type.
 fn server(ty: &str, o: &Obj<'_>) -> Result<Option<ServerMsg>, Bad> {
     Ok(Some(match ty {
-                "welcome" => ServerMsg::Welcome(Welcome {
-                    protocol: o.req("protocol")?,
-                    shard: o.req("shard")?,
-                    seq: o.req("seq")?,
-                    conn: o.req("conn")?,
-                    encoding: {
-                        let name: String = o.req("encoding")?;
-                        Encoding::from_name(&name)
-                            .ok_or_else(|| o.bad("encoding", format!("unknown encoding `{name}`")))?
-                    },
-                }),
-                "snap" => ServerMsg::Snap(Snap {
-                    id: o.req("id")?,
-                    seq: o.req("seq")?,
-                    rows: o.rows("rows")?,
-                    count: o.opt("count")?,
-                }),
-                "diff" => ServerMsg::Diff(Diff {
-                    id: o.req("id")?,
-                    from: o.req("from")?,
-                    seq: o.req("seq")?,
-                    added: o.objs("added", POS_FIELDS, positioned)?.unwrap_or_default(),
-                    changed: o.objs("changed", POS_FIELDS, positioned)?.unwrap_or_default(),
-                    removed: o.opt("removed")?.unwrap_or_default(),
-                    count: o.opt("count")?,
-                }),
-                "reset" => ServerMsg::Reset(Reset { id: o.req("id")?, reason: o.req("reason")? }),
-                "ack" => ServerMsg::Ack(Ack { op: o.req("op")?, seq: o.req("seq")?, dup: o.flag("dup")? }),
-                "err" => ServerMsg::Err(ErrorMsg {
-                    code: ErrorCode::parse_lenient(&o.req::<String>("code")?),
-                    message: o.req("message")?,
-                    op: o.opt("op")?,
-                    sub: o.opt("sub")?,
-                }),
-                "presence_state" => ServerMsg::PresenceState(PresenceState {
-                    members: o.objs("members", MEMBER_FIELDS, member)?.ok_or_else(|| o.bad("members", "missing"))?,
-                }),
-                "presence_diff" => ServerMsg::PresenceDiff(PresenceDiff {
-                    joins: o.objs("joins", MEMBER_FIELDS, member)?.unwrap_or_default(),
-                    updates: o.objs("updates", MEMBER_FIELDS, member)?.unwrap_or_default(),
-                    leaves: o.opt("leaves")?.unwrap_or_default(),
-                }),
-                "bcast" => ServerMsg::Bcast(Bcast {
-                    topic: o.req("topic")?,
-                    data: o.value("data")?,
-                    from: o.req("from")?,
-                }),
-                "pong" => ServerMsg::Pong(Pong { t: o.opt("t")? }),
-                _ => return Ok(None),
+        "welcome" => ServerMsg::Welcome(Welcome {
+            protocol: o.req("protocol")?,
+            shard: o.req("shard")?,
+            seq: o.req("seq")?,
+            conn: o.req("conn")?,
+            encoding: {
+                let name: String = o.req("encoding")?;
+                Encoding::from_name(&name)
+                    .ok_or_else(|| o.bad("encoding", format!("unknown encoding `{name}`")))?
+            },
+        }),
+        "snap" => ServerMsg::Snap(Snap {
+            id: o.req("id")?,
+            seq: o.req("seq")?,
+            rows: o.rows("rows")?,
+            count: o.opt("count")?,
+        }),
+        "diff" => ServerMsg::Diff(Diff {
+            id: o.req("id")?,
+            from: o.req("from")?,
+            seq: o.req("seq")?,
+            added: o.objs("added", POS_FIELDS, positioned)?.unwrap_or_default(),
+            changed: o
+                .objs("changed", POS_FIELDS, positioned)?
+                .unwrap_or_default(),
+            removed: o.opt("removed")?.unwrap_or_default(),
+            count: o.opt("count")?,
+        }),
+        "reset" => ServerMsg::Reset(Reset {
+            id: o.req("id")?,
+            reason: o.req("reason")?,
+        }),
+        "ack" => ServerMsg::Ack(Ack {
+            op: o.req("op")?,
+            seq: o.req("seq")?,
+            dup: o.flag("dup")?,
+        }),
+        "err" => ServerMsg::Err(ErrorMsg {
+            code: ErrorCode::parse_lenient(&o.req::<String>("code")?),
+            message: o.req("message")?,
+            op: o.opt("op")?,
+            sub: o.opt("sub")?,
+        }),
+        "presence_state" => ServerMsg::PresenceState(PresenceState {
+            members: o
+                .objs("members", MEMBER_FIELDS, member)?
+                .ok_or_else(|| o.bad("members", "missing"))?,
+        }),
+        "presence_diff" => ServerMsg::PresenceDiff(PresenceDiff {
+            joins: o.objs("joins", MEMBER_FIELDS, member)?.unwrap_or_default(),
+            updates: o
+                .objs("updates", MEMBER_FIELDS, member)?
+                .unwrap_or_default(),
+            leaves: o.opt("leaves")?.unwrap_or_default(),
+        }),
+        "bcast" => ServerMsg::Bcast(Bcast {
+            topic: o.req("topic")?,
+            data: o.value("data")?,
+            from: o.req("from")?,
+        }),
+        "pong" => ServerMsg::Pong(Pong { t: o.opt("t")? }),
+        _ => return Ok(None),
     }))
 }
 

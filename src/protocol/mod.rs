@@ -122,21 +122,31 @@ pub fn negotiate(header: Option<&str>) -> Result<Negotiated, UnsupportedProtocol
     let mut saw_pylon = false;
     for entry in header.unwrap_or("").split(',').map(str::trim) {
         if let Some(encoding) = Encoding::from_subprotocol(entry) {
-            return Ok(Negotiated { encoding, echo: Some(encoding.subprotocol()) });
+            return Ok(Negotiated {
+                encoding,
+                echo: Some(encoding.subprotocol()),
+            });
         }
         saw_pylon |= entry.starts_with("pylon.");
     }
     if saw_pylon {
         Err(UnsupportedProtocol)
     } else {
-        Ok(Negotiated { encoding: Encoding::Json, echo: None })
+        Ok(Negotiated {
+            encoding: Encoding::Json,
+            echo: None,
+        })
     }
 }
 
 /// The token of a `bearer.<token>` entry in a `Sec-WebSocket-Protocol`
 /// header, for clients (browsers) that cannot set `Authorization`.
 pub fn bearer_token(header: Option<&str>) -> Option<&str> {
-    header?.split(',').map(str::trim).find_map(|e| e.strip_prefix("bearer.")).filter(|t| !t.is_empty())
+    header?
+        .split(',')
+        .map(str::trim)
+        .find_map(|e| e.strip_prefix("bearer."))
+        .filter(|t| !t.is_empty())
 }
 
 /// An encoded message, ready to send.
@@ -186,7 +196,16 @@ impl<'a> FrameRef<'a> {
 
 const CLIENT_NAMES: &[&str] = &["hello", "sub", "unsub", "mut", "presence", "bcast", "ping"];
 const SERVER_NAMES: &[&str] = &[
-    "welcome", "snap", "diff", "reset", "ack", "err", "presence_state", "presence_diff", "bcast", "pong",
+    "welcome",
+    "snap",
+    "diff",
+    "reset",
+    "ack",
+    "err",
+    "presence_state",
+    "presence_diff",
+    "bcast",
+    "pong",
 ];
 
 /// Decodes a client message from a frame's payload. The frame kind is not
@@ -249,12 +268,12 @@ fn check_frame(encoding: Encoding, frame: FrameRef<'_>, max: usize) -> Result<()
         return Err(DecodeError::FrameTooLarge { len, max });
     }
     match (encoding, frame) {
-        (Encoding::Json, FrameRef::Binary(_)) => {
-            Err(DecodeError::bad_frame("binary frame on pylon.v1.json (expected text)"))
-        }
-        (Encoding::Postcard, FrameRef::Text(_)) => {
-            Err(DecodeError::bad_frame("text frame on pylon.v1.postcard (expected binary)"))
-        }
+        (Encoding::Json, FrameRef::Binary(_)) => Err(DecodeError::bad_frame(
+            "binary frame on pylon.v1.json (expected text)",
+        )),
+        (Encoding::Postcard, FrameRef::Text(_)) => Err(DecodeError::bad_frame(
+            "text frame on pylon.v1.postcard (expected binary)",
+        )),
         _ => Ok(()),
     }
 }

@@ -464,7 +464,10 @@ error_codes! {
 impl ErrorCode {
     /// Whether retrying the same request unchanged may succeed later.
     pub fn is_retryable(self) -> bool {
-        matches!(self, ErrorCode::RateLimited | ErrorCode::Unavailable | ErrorCode::Internal)
+        matches!(
+            self,
+            ErrorCode::RateLimited | ErrorCode::Unavailable | ErrorCode::Internal
+        )
     }
 
     /// Like [`ErrorCode::parse`], mapping an unknown name to `Unknown`.

@@ -44,9 +44,19 @@ pub enum Filter {
     /// The inner filter does not match (two-valued: a comparison with a
     /// null field does not match, so its `$not` does).
     Not(Box<Filter>),
-    Cmp { field: String, ty: FieldType, op: CmpOp, value: SqlValue },
+    Cmp {
+        field: String,
+        ty: FieldType,
+        op: CmpOp,
+        value: SqlValue,
+    },
     /// `$in` (`negated`: `$nin`, which also matches a null field).
-    In { field: String, ty: FieldType, values: Vec<SqlValue>, negated: bool },
+    In {
+        field: String,
+        ty: FieldType,
+        values: Vec<SqlValue>,
+        negated: bool,
+    },
     /// SQLite `LIKE` on a text field.
     Like { field: String, pattern: String },
     /// `is_null`: the field is null (or absent); else it is not.
@@ -82,7 +92,12 @@ impl Filter {
     /// matches the filter matches each of them.
     pub fn equalities(&self) -> Vec<(&str, &FieldType, &SqlValue)> {
         match self {
-            Filter::Cmp { field, ty, op: CmpOp::Eq, value } => vec![(field, ty, value)],
+            Filter::Cmp {
+                field,
+                ty,
+                op: CmpOp::Eq,
+                value,
+            } => vec![(field, ty, value)],
             Filter::And(parts) => parts.iter().flat_map(Filter::equalities).collect(),
             _ => Vec::new(),
         }

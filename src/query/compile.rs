@@ -48,7 +48,11 @@ impl Out {
             Filter::Or(p) if p.is_empty() => self.sql.push('0'),
             Filter::And(p) | Filter::Or(p) if p.len() == 1 => self.filter(&p[0]),
             Filter::And(p) | Filter::Or(p) => {
-                let joint = if matches!(f, Filter::And(_)) { " AND " } else { " OR " };
+                let joint = if matches!(f, Filter::And(_)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
                 self.sql.push('(');
                 for (i, part) in p.iter().enumerate() {
                     if i > 0 {
@@ -63,7 +67,9 @@ impl Out {
                 self.filter(inner);
                 self.sql.push_str(") IS NOT 1)");
             }
-            Filter::Cmp { field, op, value, .. } => {
+            Filter::Cmp {
+                field, op, value, ..
+            } => {
                 let op = match op {
                     CmpOp::Eq => "=",
                     CmpOp::Ne => "IS NOT",
@@ -75,10 +81,15 @@ impl Out {
                 let _ = write!(self.sql, "{} {op} ", quote_ident(field));
                 self.bind(value);
             }
-            Filter::In { values, negated, .. } if values.is_empty() => {
-                self.sql.push(if *negated { '1' } else { '0' })
-            }
-            Filter::In { field, values, negated, .. } => {
+            Filter::In {
+                values, negated, ..
+            } if values.is_empty() => self.sql.push(if *negated { '1' } else { '0' }),
+            Filter::In {
+                field,
+                values,
+                negated,
+                ..
+            } => {
                 let f = quote_ident(field);
                 if *negated {
                     let _ = write!(self.sql, "({f} IS NULL OR {f} NOT IN (");
@@ -153,7 +164,10 @@ impl Query {
     /// [`Query::columns`] (decode them with [`Query::decode_row`]); a count
     /// query returns one integer.
     pub fn to_sql(&self) -> (String, Vec<SqlValue>) {
-        let mut out = Out { sql: String::with_capacity(128), params: Vec::new() };
+        let mut out = Out {
+            sql: String::with_capacity(128),
+            params: Vec::new(),
+        };
         let table = quote_ident(&self.entity);
         if self.count {
             let _ = write!(out.sql, "SELECT COUNT(*) FROM {table} WHERE ");
@@ -206,6 +220,10 @@ impl Query {
     /// A result row from its column values (in [`Query::columns`] order).
     /// Null columns are kept as `Value::Null`.
     pub fn decode_row(&self, values: impl IntoIterator<Item = SqlValue>) -> Row {
-        self.columns.iter().zip(values).map(|(c, v)| (c.0.clone(), from_sql(&c.1, v))).collect()
+        self.columns
+            .iter()
+            .zip(values)
+            .map(|(c, v)| (c.0.clone(), from_sql(&c.1, v)))
+            .collect()
     }
 }

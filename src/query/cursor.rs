@@ -32,13 +32,27 @@ pub struct Cursor {
 }
 
 fn spell(order: &[OrderKey]) -> Vec<String> {
-    order.iter().map(|k| if k.desc { format!("-{}", k.field) } else { k.field.clone() }).collect()
+    order
+        .iter()
+        .map(|k| {
+            if k.desc {
+                format!("-{}", k.field)
+            } else {
+                k.field.clone()
+            }
+        })
+        .collect()
 }
 
 impl Cursor {
     /// The position of `row` in `order`.
     pub fn from_row(order: &[OrderKey], row: &Row) -> Cursor {
-        Cursor { keys: order.iter().map(|k| key_of(k, row).to_owned_sql()).collect() }
+        Cursor {
+            keys: order
+                .iter()
+                .map(|k| key_of(k, row).to_owned_sql())
+                .collect(),
+        }
     }
 
     /// The opaque text form.
@@ -59,23 +73,32 @@ impl Cursor {
 
     /// Parses a cursor made by [`Cursor::encode`] for the same `order`.
     pub fn decode(text: &str, order: &[OrderKey]) -> Result<Cursor, QueryError> {
-        let bad = |r: &str| QueryError::BadCursor { reason: r.to_owned() };
+        let bad = |r: &str| QueryError::BadCursor {
+            reason: r.to_owned(),
+        };
         if !text.len().is_multiple_of(2) || text.len() > 16_384 {
             return Err(bad("not a cursor"));
         }
         let bytes = (0..text.len())
             .step_by(2)
-            .map(|i| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .map(|i| {
+                text.get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
             .collect::<Option<Vec<u8>>>()
             .ok_or_else(|| bad("not a cursor"))?;
-        let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| bad("not a cursor"))?;
+        let json: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|_| bad("not a cursor"))?;
         let [spelled, keys] = json.as_array().map(Vec::as_slice).unwrap_or(&[]) else {
             return Err(bad("not a cursor"));
         };
         if *spelled != serde_json::json!(spell(order)) {
             return Err(bad("made for another order"));
         }
-        let keys = keys.as_array().filter(|k| k.len() == order.len()).ok_or_else(|| bad("wrong keys"))?;
+        let keys = keys
+            .as_array()
+            .filter(|k| k.len() == order.len())
+            .ok_or_else(|| bad("wrong keys"))?;
         let mut out = Vec::with_capacity(keys.len());
         for (key, k) in order.iter().zip(keys) {
             let v = match (&key.ty, k) {
@@ -84,7 +107,10 @@ impl Cursor {
                     SqlValue::Integer(n.as_i64().ok_or_else(|| bad("wrong key type"))?)
                 }
                 (FieldType::Float, serde_json::Value::Object(o)) => {
-                    let bits = o.get("r").and_then(|r| r.as_str()).filter(|r| r.len() == 16);
+                    let bits = o
+                        .get("r")
+                        .and_then(|r| r.as_str())
+                        .filter(|r| r.len() == 16);
                     let bits = bits.and_then(|r| u64::from_str_radix(r, 16).ok());
                     let f = f64::from_bits(bits.ok_or_else(|| bad("wrong key type"))?);
                     if !f.is_finite() {

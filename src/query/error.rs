@@ -14,7 +14,11 @@ pub enum QueryError {
     UnknownField { field: String },
     /// A literal that does not fit the declared type of its field.
     #[error("field `{field}`: expected {expected}, got {got}")]
-    TypeMismatch { field: String, expected: String, got: String },
+    TypeMismatch {
+        field: String,
+        expected: String,
+        got: String,
+    },
     /// A malformed query: wrong shape, unknown key or operator, ...
     #[error("bad query at `{at}`: {reason}")]
     BadQuery { at: String, reason: String },
@@ -38,6 +42,9 @@ impl QueryError {
     }
 
     pub(crate) fn bad(at: impl Into<String>, reason: impl Into<String>) -> Self {
-        QueryError::BadQuery { at: at.into(), reason: reason.into() }
+        QueryError::BadQuery {
+            at: at.into(),
+            reason: reason.into(),
+        }
     }
 }

@@ -39,7 +39,10 @@ pub(crate) enum Stored<'a> {
 }
 
 fn is_text_type(ty: &FieldType) -> bool {
-    matches!(ty, FieldType::String | FieldType::Id(_) | FieldType::Datetime)
+    matches!(
+        ty,
+        FieldType::String | FieldType::Id(_) | FieldType::Datetime
+    )
 }
 
 /// The storage form of a field value, without copying text.
@@ -123,7 +126,12 @@ pub fn matches(filter: &Filter, row: &Row) -> bool {
         Filter::And(parts) => parts.iter().all(|f| matches(f, row)),
         Filter::Or(parts) => parts.iter().any(|f| matches(f, row)),
         Filter::Not(inner) => !matches(inner, row),
-        Filter::Cmp { field, ty, op, value } => {
+        Filter::Cmp {
+            field,
+            ty,
+            op,
+            value,
+        } => {
             let v = stored(ty, row.get(field));
             if v == Stored::Null {
                 return *op == CmpOp::Ne;
@@ -138,12 +146,19 @@ pub fn matches(filter: &Filter, row: &Row) -> bool {
                 CmpOp::Lte => o != Ordering::Greater,
             }
         }
-        Filter::In { field, ty, values, negated } => {
+        Filter::In {
+            field,
+            ty,
+            values,
+            negated,
+        } => {
             let v = stored(ty, row.get(field));
             if v == Stored::Null {
                 return *negated;
             }
-            let found = values.iter().any(|x| cmp_stored(v, Stored::of(x)) == Ordering::Equal);
+            let found = values
+                .iter()
+                .any(|x| cmp_stored(v, Stored::of(x)) == Ordering::Equal);
             found != *negated
         }
         Filter::Like { field, pattern } => match row.get(field) {
@@ -203,13 +218,19 @@ mod tests {
         assert_eq!(cmp_int_real(3, 3.5), Ordering::Less);
         assert_eq!(cmp_int_real(-3, -3.5), Ordering::Greater);
         assert_eq!(cmp_int_real(i64::MAX, 9.3e18), Ordering::Less);
-        assert_eq!(cmp_int_real(i64::MAX, 9_223_372_036_854_774_784.0), Ordering::Greater);
+        assert_eq!(
+            cmp_int_real(i64::MAX, 9_223_372_036_854_774_784.0),
+            Ordering::Greater
+        );
     }
 
     #[test]
     fn classes() {
         assert_eq!(cmp_stored(Stored::Null, Stored::Int(0)), Ordering::Less);
         assert_eq!(cmp_stored(Stored::Int(9), Stored::Text("")), Ordering::Less);
-        assert_eq!(cmp_stored(Stored::Text("B"), Stored::Text("a")), Ordering::Less);
+        assert_eq!(
+            cmp_stored(Stored::Text("B"), Stored::Text("a")),
+            Ordering::Less
+        );
     }
 }

@@ -12,7 +12,13 @@
 
 /// Whether `text` matches the LIKE `pattern`.
 pub fn like(pattern: &str, text: &str) -> bool {
-    let cut = |s: &str| s.split('\0').next().unwrap_or("").chars().collect::<Vec<char>>();
+    let cut = |s: &str| {
+        s.split('\0')
+            .next()
+            .unwrap_or("")
+            .chars()
+            .collect::<Vec<char>>()
+    };
     let (p, t) = (cut(pattern), cut(text));
     let same = |a: char, b: char| a == b || (a.is_ascii() && a.eq_ignore_ascii_case(&b));
     let (mut pi, mut ti) = (0, 0);

@@ -47,10 +47,9 @@ impl Query {
     /// matches the filter and, with `after`, sorts after the cursor.
     pub fn admits(&self, row: &Row) -> bool {
         matches(&self.filter, row)
-            && self
-                .after
-                .as_ref()
-                .is_none_or(|c| eval::compare_to_keys(&self.order, row, &c.keys) == Ordering::Greater)
+            && self.after.as_ref().is_none_or(|c| {
+                eval::compare_to_keys(&self.order, row, &c.keys) == Ordering::Greater
+            })
     }
 
     /// The order of two rows in this query's result.

@@ -34,15 +34,26 @@ impl Query {
             return Err(QueryError::bad("", "a query is an object"));
         };
         for key in top.keys() {
-            if !matches!(key.as_str(), "entity" | "where" | "order" | "limit" | "after" | "count") {
+            if !matches!(
+                key.as_str(),
+                "entity" | "where" | "order" | "limit" | "after" | "count"
+            ) {
                 return Err(QueryError::bad(key, "unknown key"));
             }
         }
         match top.get("entity") {
             Some(Value::Text(name)) if *name == entity.name => {}
-            _ => return Err(QueryError::bad("entity", format!("expected \"{}\"", entity.name))),
+            _ => {
+                return Err(QueryError::bad(
+                    "entity",
+                    format!("expected \"{}\"", entity.name),
+                ))
+            }
         }
-        let mut parser = Parser { entity, predicates: 0 };
+        let mut parser = Parser {
+            entity,
+            predicates: 0,
+        };
         let filter = match top.get("where") {
             None => Filter::all(),
             Some(w) => parser.filter(w, "where", 0)?,
@@ -52,7 +63,10 @@ impl Query {
             None | Some(Value::Null) => None,
             Some(Value::Int(n)) if *n >= 1 && *n as u64 <= MAX_LIMIT as u64 => Some(*n as usize),
             Some(Value::Int(n)) if *n > MAX_LIMIT as i64 => {
-                return Err(QueryError::TooLarge { what: "limit", limit: MAX_LIMIT })
+                return Err(QueryError::TooLarge {
+                    what: "limit",
+                    limit: MAX_LIMIT,
+                })
             }
             Some(_) => return Err(QueryError::bad("limit", "a positive integer")),
         };
@@ -67,16 +81,30 @@ impl Query {
             Some(_) => return Err(QueryError::bad("count", "a boolean")),
         };
         if count && (top.contains_key("order") || limit.is_some() || after.is_some()) {
-            return Err(QueryError::bad("count", "a count query has no order, limit or after"));
+            return Err(QueryError::bad(
+                "count",
+                "a count query has no order, limit or after",
+            ));
         }
         // Worst case: the filter, a cursor over every sort key, and LIMIT.
         let n = order.len();
         if param_count(&filter) + n * (n + 1) / 2 + 1 > MAX_PARAMS {
-            return Err(QueryError::TooLarge { what: "bound parameters", limit: MAX_PARAMS });
+            return Err(QueryError::TooLarge {
+                what: "bound parameters",
+                limit: MAX_PARAMS,
+            });
         }
         let mut columns = vec![("id".to_owned(), FieldType::String)];
         columns.extend(entity.fields.iter().map(|f| (f.name.clone(), f.ty.clone())));
-        Ok(Query { entity: entity.name.clone(), filter, order, limit, after, count, columns })
+        Ok(Query {
+            entity: entity.name.clone(),
+            filter,
+            order,
+            limit,
+            after,
+            count,
+            columns,
+        })
     }
 }
 
@@ -109,21 +137,36 @@ fn parse_order(entity: &Entity, order: Option<&Value>) -> Result<Vec<OrderKey>, 
             Some(f) => (f, true),
             None => (spelled, false),
         };
-        let ty = column_type(entity, field)
-            .ok_or_else(|| QueryError::UnknownField { field: field.to_owned() })?;
+        let ty = column_type(entity, field).ok_or_else(|| QueryError::UnknownField {
+            field: field.to_owned(),
+        })?;
         if ty == FieldType::Json {
-            return Err(QueryError::bad(format!("order.{field}"), "json fields cannot be sorted"));
+            return Err(QueryError::bad(
+                format!("order.{field}"),
+                "json fields cannot be sorted",
+            ));
         }
         if keys.iter().any(|k| k.field == field) {
             return Err(QueryError::bad(format!("order.{field}"), "sorted twice"));
         }
-        keys.push(OrderKey { field: field.to_owned(), ty, desc });
+        keys.push(OrderKey {
+            field: field.to_owned(),
+            ty,
+            desc,
+        });
     }
     if keys.last().is_none_or(|k| k.field != "id") {
-        keys.push(OrderKey { field: "id".into(), ty: FieldType::String, desc: false });
+        keys.push(OrderKey {
+            field: "id".into(),
+            ty: FieldType::String,
+            desc: false,
+        });
     }
     if keys.len() > MAX_ORDER + 1 {
-        return Err(QueryError::TooLarge { what: "sort keys", limit: MAX_ORDER });
+        return Err(QueryError::TooLarge {
+            what: "sort keys",
+            limit: MAX_ORDER,
+        });
     }
     Ok(keys)
 }
@@ -134,7 +177,10 @@ struct Parser<'e> {
 }
 
 fn is_text(ty: &FieldType) -> bool {
-    matches!(ty, FieldType::String | FieldType::Id(_) | FieldType::Datetime)
+    matches!(
+        ty,
+        FieldType::String | FieldType::Id(_) | FieldType::Datetime
+    )
 }
 
 impl Parser<'_> {
@@ -147,7 +193,10 @@ impl Parser<'_> {
             let here = format!("{at}.{key}");
             let part = match key.as_str() {
                 "$and" | "$or" | "$not" if depth + 1 > MAX_DEPTH => {
-                    return Err(QueryError::TooLarge { what: "nesting depth", limit: MAX_DEPTH })
+                    return Err(QueryError::TooLarge {
+                        what: "nesting depth",
+                        limit: MAX_DEPTH,
+                    })
                 }
                 "$and" | "$or" => {
                     let Value::List(items) = val else {
@@ -157,13 +206,20 @@ impl Parser<'_> {
                         .iter()
                         .map(|f| self.filter(f, &here, depth + 1))
                         .collect::<Result<Vec<_>, _>>()?;
-                    if key == "$and" { Filter::And(fs) } else { Filter::Or(fs) }
+                    if key == "$and" {
+                        Filter::And(fs)
+                    } else {
+                        Filter::Or(fs)
+                    }
                 }
                 "$not" => Filter::Not(Box::new(self.filter(val, &here, depth + 1)?)),
                 k if k.starts_with('$') => return Err(QueryError::bad(here, "unknown operator")),
                 field => {
-                    let ty = column_type(self.entity, field)
-                        .ok_or_else(|| QueryError::UnknownField { field: field.to_owned() })?;
+                    let ty = column_type(self.entity, field).ok_or_else(|| {
+                        QueryError::UnknownField {
+                            field: field.to_owned(),
+                        }
+                    })?;
                     match val {
                         Value::Map(ops) => self.field_ops(field, &ty, ops, &here)?,
                         v => self.leaf(field, &ty, "$eq", v, &here)?,
@@ -172,7 +228,11 @@ impl Parser<'_> {
             };
             parts.push(part);
         }
-        Ok(if parts.len() == 1 { parts.pop().unwrap_or_else(Filter::all) } else { Filter::And(parts) })
+        Ok(if parts.len() == 1 {
+            parts.pop().unwrap_or_else(Filter::all)
+        } else {
+            Filter::And(parts)
+        })
     }
 
     fn field_ops(
@@ -183,22 +243,42 @@ impl Parser<'_> {
         at: &str,
     ) -> Result<Filter, QueryError> {
         if ops.is_empty() || ops.keys().any(|k| !k.starts_with('$')) {
-            return Err(QueryError::bad(at, "an object of operators such as {\"$gt\": 3}"));
+            return Err(QueryError::bad(
+                at,
+                "an object of operators such as {\"$gt\": 3}",
+            ));
         }
         let mut parts = ops
             .iter()
             .map(|(op, v)| self.leaf(field, ty, op, v, &format!("{at}.{op}")))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(if parts.len() == 1 { parts.pop().unwrap_or_else(Filter::all) } else { Filter::And(parts) })
+        Ok(if parts.len() == 1 {
+            parts.pop().unwrap_or_else(Filter::all)
+        } else {
+            Filter::And(parts)
+        })
     }
 
-    fn leaf(&mut self, field: &str, ty: &FieldType, op: &str, v: &Value, at: &str) -> Result<Filter, QueryError> {
+    fn leaf(
+        &mut self,
+        field: &str,
+        ty: &FieldType,
+        op: &str,
+        v: &Value,
+        at: &str,
+    ) -> Result<Filter, QueryError> {
         self.predicates += 1;
         if self.predicates > MAX_PREDICATES {
-            return Err(QueryError::TooLarge { what: "predicates", limit: MAX_PREDICATES });
+            return Err(QueryError::TooLarge {
+                what: "predicates",
+                limit: MAX_PREDICATES,
+            });
         }
         let field_s = field.to_owned();
-        let null_check = |is_null| Filter::Null { field: field.to_owned(), is_null };
+        let null_check = |is_null| Filter::Null {
+            field: field.to_owned(),
+            is_null,
+        };
         match (op, v) {
             ("$eq", Value::Null) => return Ok(null_check(true)),
             ("$ne", Value::Null) => return Ok(null_check(false)),
@@ -211,7 +291,10 @@ impl Parser<'_> {
         }
         let literal = |v: &Value| -> Result<SqlValue, QueryError> {
             if v.is_null() {
-                return Err(QueryError::bad(at, "null only in {\"$eq\": null} or {\"$ne\": null}"));
+                return Err(QueryError::bad(
+                    at,
+                    "null only in {\"$eq\": null} or {\"$ne\": null}",
+                ));
             }
             to_sql(ty, v).map_err(|e| QueryError::TypeMismatch {
                 field: field.to_owned(),
@@ -220,7 +303,12 @@ impl Parser<'_> {
             })
         };
         let cmp = |op| -> Result<Filter, QueryError> {
-            Ok(Filter::Cmp { field: field.to_owned(), ty: ty.clone(), op, value: literal(v)? })
+            Ok(Filter::Cmp {
+                field: field.to_owned(),
+                ty: ty.clone(),
+                op,
+                value: literal(v)?,
+            })
         };
         match op {
             "$eq" => cmp(CmpOp::Eq),
@@ -234,10 +322,18 @@ impl Parser<'_> {
                     return Err(QueryError::bad(at, "a list of values"));
                 };
                 if items.len() > MAX_IN {
-                    return Err(QueryError::TooLarge { what: "$in list", limit: MAX_IN });
+                    return Err(QueryError::TooLarge {
+                        what: "$in list",
+                        limit: MAX_IN,
+                    });
                 }
                 let values = items.iter().map(literal).collect::<Result<Vec<_>, _>>()?;
-                Ok(Filter::In { field: field_s, ty: ty.clone(), values, negated: op == "$nin" })
+                Ok(Filter::In {
+                    field: field_s,
+                    ty: ty.clone(),
+                    values,
+                    negated: op == "$nin",
+                })
             }
             "$like" => {
                 if !is_text(ty) {
@@ -247,12 +343,18 @@ impl Parser<'_> {
                     return Err(QueryError::bad(at, "a pattern string"));
                 };
                 if p.len() > MAX_LIKE_PATTERN {
-                    return Err(QueryError::TooLarge { what: "$like pattern", limit: MAX_LIKE_PATTERN });
+                    return Err(QueryError::TooLarge {
+                        what: "$like pattern",
+                        limit: MAX_LIKE_PATTERN,
+                    });
                 }
                 if p.contains('\0') {
                     return Err(QueryError::bad(at, "a pattern has no NUL character"));
                 }
-                Ok(Filter::Like { field: field_s, pattern: p.clone() })
+                Ok(Filter::Like {
+                    field: field_s,
+                    pattern: p.clone(),
+                })
             }
             _ => Err(QueryError::bad(at, "unknown operator")),
         }

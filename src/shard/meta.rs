@@ -43,7 +43,10 @@ impl<'a, C: SqlConn> Meta<'a, C> {
         )?;
         match rows.first().and_then(|r| r.first()) {
             Some(SqlValue::Integer(v)) => Ok(*v),
-            other => Err(StorageError::new(format!("meta {key} is not an integer: {other:?}"), "")),
+            other => Err(StorageError::new(
+                format!("meta {key} is not an integer: {other:?}"),
+                "",
+            )),
         }
     }
 
@@ -75,9 +78,10 @@ impl<'a, C: SqlConn> Meta<'a, C> {
     }
 
     fn get(&self, key: &str) -> Result<Option<SqlValue>, StorageError> {
-        let rows = self
-            .conn
-            .exec("SELECT value FROM _pylon_meta WHERE key = ?1", &[SqlValue::Text(key.into())])?;
+        let rows = self.conn.exec(
+            "SELECT value FROM _pylon_meta WHERE key = ?1",
+            &[SqlValue::Text(key.into())],
+        )?;
         Ok(rows.into_iter().next().and_then(|r| r.into_iter().next()))
     }
 }

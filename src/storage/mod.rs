@@ -29,7 +29,10 @@ pub struct StorageError {
 impl StorageError {
     pub fn new(message: impl Into<String>, statement: &str) -> Self {
         let statement = statement.chars().take(200).collect();
-        Self { message: message.into(), statement }
+        Self {
+            message: message.into(),
+            statement,
+        }
     }
 
     /// Whether SQLite refused the statement for a UNIQUE or PRIMARY KEY clash.

@@ -43,7 +43,9 @@ impl SqlConn for SqliteConn {
         let fail = |e: rusqlite::Error| StorageError::new(e.to_string(), sql);
         let mut stmt = self.0.prepare_cached(sql).map_err(fail)?;
         let columns = stmt.column_count();
-        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter())).map_err(fail)?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(params.iter()))
+            .map_err(fail)?;
         let mut out = Vec::new();
         while let Some(row) = rows.next().map_err(fail)? {
             let mut values = Vec::with_capacity(columns);

@@ -73,7 +73,11 @@ impl FakeServer {
     pub fn config(&self, shard: &str, encoding: Encoding) -> ClientConfig {
         ClientConfig::new(self.url(), shard)
             .encoding(encoding)
-            .backoff(Backoff { initial: Duration::from_millis(20), max: Duration::from_millis(100), factor: 2.0 })
+            .backoff(Backoff {
+                initial: Duration::from_millis(20),
+                max: Duration::from_millis(100),
+                factor: 2.0,
+            })
             .keepalive(None)
     }
 
@@ -90,12 +94,18 @@ impl FakeServer {
 
     /// The next connection (after its upgrade).
     pub async fn accept(&mut self) -> FakeConn {
-        tokio::time::timeout(PATIENCE, self.conns.recv()).await.expect("no connection came").unwrap()
+        tokio::time::timeout(PATIENCE, self.conns.recv())
+            .await
+            .expect("no connection came")
+            .unwrap()
     }
 
     /// Whether a connection arrives within `wait`.
     pub async fn try_accept(&mut self, wait: Duration) -> Option<FakeConn> {
-        tokio::time::timeout(wait, self.conns.recv()).await.ok().flatten()
+        tokio::time::timeout(wait, self.conns.recv())
+            .await
+            .ok()
+            .flatten()
     }
 }
 
@@ -116,22 +126,39 @@ impl FakeConn {
         let seen: Arc<Mutex<(Option<String>, String, Encoding)>> = Arc::default();
         let seen2 = seen.clone();
         let callback = move |req: &Request, mut resp: Response| {
-            let offered = req.headers().get("Sec-WebSocket-Protocol").and_then(|v| v.to_str().ok());
-            let negotiated = protocol::negotiate(offered).expect("fake server: unsupported subprotocol");
+            let offered = req
+                .headers()
+                .get("Sec-WebSocket-Protocol")
+                .and_then(|v| v.to_str().ok());
+            let negotiated =
+                protocol::negotiate(offered).expect("fake server: unsupported subprotocol");
             let echoed = match echo {
                 Echo::Negotiate => negotiated.echo,
                 Echo::Nothing => None,
                 Echo::Fixed(s) => Some(s),
             };
             if let Some(e) = echoed {
-                resp.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(e));
+                resp.headers_mut()
+                    .insert("Sec-WebSocket-Protocol", HeaderValue::from_static(e));
             }
-            *seen2.lock().unwrap() = (offered.map(str::to_owned), req.uri().path().to_owned(), negotiated.encoding);
+            *seen2.lock().unwrap() = (
+                offered.map(str::to_owned),
+                req.uri().path().to_owned(),
+                negotiated.encoding,
+            );
             Ok(resp)
         };
-        let ws = tokio_tungstenite::accept_hdr_async(stream, callback).await.ok()?;
+        let ws = tokio_tungstenite::accept_hdr_async(stream, callback)
+            .await
+            .ok()?;
         let (offered, path, encoding) = seen.lock().unwrap().clone();
-        Some(FakeConn { ws, encoding, offered, path, conn_id: format!("c{n}") })
+        Some(FakeConn {
+            ws,
+            encoding,
+            offered,
+            path,
+            conn_id: format!("c{n}"),
+        })
     }
 
     pub async fn send(&mut self, msg: ServerMsg) {
@@ -144,12 +171,19 @@ impl FakeConn {
 
     /// Sends a text frame as is.
     pub async fn send_raw_text(&mut self, text: &str) {
-        self.ws.send(Message::text(text)).await.expect("fake server: send failed");
+        self.ws
+            .send(Message::text(text))
+            .await
+            .expect("fake server: send failed");
     }
 
     /// Sends `welcome` for the shard in the request path, at `seq`.
     pub async fn welcome(&mut self, seq: u64) {
-        let shard = self.path.trim_start_matches("/v1/shards/").trim_end_matches("/ws").to_owned();
+        let shard = self
+            .path
+            .trim_start_matches("/v1/shards/")
+            .trim_end_matches("/ws")
+            .to_owned();
         let welcome = Welcome {
             protocol: protocol::PROTOCOL.into(),
             shard,
@@ -180,9 +214,13 @@ impl FakeConn {
         let bytes: &[u8] = match &frame {
             Message::Text(t) if !self.encoding.is_binary() => t.as_bytes(),
             Message::Binary(b) if self.encoding.is_binary() => b,
-            other => panic!("fake server: unexpected frame {other:?} on {:?}", self.encoding),
+            other => panic!(
+                "fake server: unexpected frame {other:?} on {:?}",
+                self.encoding
+            ),
         };
-        protocol::decode_client(self.encoding, bytes).expect("fake server: undecodable client message")
+        protocol::decode_client(self.encoding, bytes)
+            .expect("fake server: undecodable client message")
     }
 
     /// Asserts the client sends nothing for `wait`.
@@ -194,7 +232,10 @@ impl FakeConn {
 
     /// Closes cleanly with `code`.
     pub async fn close(mut self, code: u16) {
-        let frame = CloseFrame { code: CloseCode::from(code), reason: "fake server".into() };
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: "fake server".into(),
+        };
         let _ = self.ws.close(Some(frame)).await;
     }
 
@@ -205,7 +246,10 @@ impl FakeConn {
 }
 
 pub fn row(id: &str, fields: &[(&str, Value)]) -> Row {
-    let mut row: Row = fields.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    let mut row: Row = fields
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
     row.insert("id".into(), Value::Text(id.into()));
     row
 }
@@ -215,5 +259,7 @@ pub fn text(s: &str) -> Value {
 }
 
 pub fn ids(rows: &[Row]) -> Vec<String> {
-    rows.iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect()
+    rows.iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect()
 }

@@ -27,7 +27,8 @@ impl Ctx {
     /// `kill -9` of wrangler dev, then a start on the same persist dir.
     pub async fn restart(&mut self) -> Result<()> {
         self.dev.kill9();
-        self.dev = WranglerDev::start(&self.dir.join("state"), &self.dir.join("wrangler.log")).await?;
+        self.dev =
+            WranglerDev::start(&self.dir.join("state"), &self.dir.join("wrangler.log")).await?;
         Ok(())
     }
 }
@@ -61,7 +62,11 @@ fn print_log_since(path: &Path, offset: u64) {
     }
     let lines: Vec<&str> = text.lines().collect();
     let shown = &lines[lines.len().saturating_sub(150)..];
-    eprintln!("---- wrangler log ({} of {} lines) ----", shown.len(), lines.len());
+    eprintln!(
+        "---- wrangler log ({} of {} lines) ----",
+        shown.len(),
+        lines.len()
+    );
     for l in shown {
         eprintln!("{l}");
     }
@@ -70,13 +75,19 @@ fn print_log_since(path: &Path, offset: u64) {
 
 #[tokio::main]
 async fn main() {
-    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let chosen: Vec<_> = all()
         .into_iter()
         .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
         .collect();
 
-    let dir = project_root().join("target").join("e2e").join(support::unique("run"));
+    let dir = project_root()
+        .join("target")
+        .join("e2e")
+        .join(support::unique("run"));
     std::fs::create_dir_all(dir.join("state")).expect("creating the run directory");
     let log = dir.join("wrangler.log");
     let dev = match WranglerDev::start(&dir.join("state"), &log).await {
@@ -88,7 +99,10 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    let mut ctx = Ctx { dev, dir: dir.clone() };
+    let mut ctx = Ctx {
+        dev,
+        dir: dir.clone(),
+    };
 
     let (mut passed, mut failed) = (0, 0);
     for (name, run) in chosen {

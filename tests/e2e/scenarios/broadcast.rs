@@ -20,11 +20,17 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     a.send_text("hello from a").await?;
     for (who, ws) in [("a", &mut a), ("b", &mut b)] {
         let m = ws.recv_type("echo").await?;
-        ensure!(m["data"] == "hello from a" && m["from"] == a_conn, "{who} got {m}");
+        ensure!(
+            m["data"] == "hello from a" && m["from"] == a_conn,
+            "{who} got {m}"
+        );
     }
     // c's first echo must be its own message, not a's.
     c.send_text("hello from c").await?;
     let m = c.recv_type("echo").await?;
-    ensure!(m["data"] == "hello from c", "the other shard's client got {m}");
+    ensure!(
+        m["data"] == "hello from c",
+        "the other shard's client got {m}"
+    );
     Ok(())
 }

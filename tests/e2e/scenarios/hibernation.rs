@@ -24,11 +24,27 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     ws.send_text("after the nap").await?;
     let m = ws.recv_type("echo").await?;
     ensure!(m["data"] == "after the nap", "{m}");
-    ensure!(m["from"] == conn, "attachment lost: conn was {conn}, echo says {}", m["from"]);
+    ensure!(
+        m["from"] == conn,
+        "attachment lost: conn was {conn}, echo says {}",
+        m["from"]
+    );
     let after = get_json(&ctx.dev.http(&format!("/v1/shards/{shard}/stats"))).await?;
-    let (w0, w1) = (before["wakes"].as_u64().unwrap_or(0), after["wakes"].as_u64().unwrap_or(0));
-    ensure!(w1 > w0, "the object was not evicted and rebuilt: wakes {w0} -> {w1}");
-    ensure!(after["connections"] == 1, "socket not kept across eviction: {after}");
-    ensure!(after["seq"] == before["seq"].as_u64().unwrap_or(0) + 1, "seq: {before} -> {after}");
+    let (w0, w1) = (
+        before["wakes"].as_u64().unwrap_or(0),
+        after["wakes"].as_u64().unwrap_or(0),
+    );
+    ensure!(
+        w1 > w0,
+        "the object was not evicted and rebuilt: wakes {w0} -> {w1}"
+    );
+    ensure!(
+        after["connections"] == 1,
+        "socket not kept across eviction: {after}"
+    );
+    ensure!(
+        after["seq"] == before["seq"].as_u64().unwrap_or(0) + 1,
+        "seq: {before} -> {after}"
+    );
     Ok(())
 }

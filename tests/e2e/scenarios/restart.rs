@@ -27,7 +27,10 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     );
     let mut ws = Ws::connect(&ctx.dev.ws(&format!("/v1/shards/{shard}/ws"))).await?;
     let welcome = ws.recv_type("welcome").await?;
-    ensure!(welcome["conn"] == "c2", "connection ids restarted: {welcome}");
+    ensure!(
+        welcome["conn"] == "c2",
+        "connection ids restarted: {welcome}"
+    );
     ensure!(welcome["seq"] == 3, "{welcome}");
     Ok(())
 }

@@ -14,9 +14,15 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         ensure!(body["error"]["message"].is_string(), "{bad}: {body}");
     }
     let (status, body) = get_any(&ctx.dev.http("/nope")).await?;
-    ensure!(status == 404 && body["error"]["code"] == "NOT_FOUND", "{status} {body}");
+    ensure!(
+        status == 404 && body["error"]["code"] == "NOT_FOUND",
+        "{status} {body}"
+    );
     let (status, body) = get_any(&ctx.dev.http("/v1/shards/ok/unknown-endpoint")).await?;
-    ensure!(status == 404 && body["error"]["code"] == "NOT_FOUND", "{status} {body}");
+    ensure!(
+        status == 404 && body["error"]["code"] == "NOT_FOUND",
+        "{status} {body}"
+    );
 
     let name = "Team:acme.room_1-b";
     let stats = get_json(&ctx.dev.http(&format!("/v1/shards/{name}/stats"))).await?;

@@ -52,7 +52,12 @@ impl WranglerDev {
             .process_group(0)
             .spawn()
             .context("spawning wrangler dev")?;
-        let mut dev = Self { child: Some(child), port, persist: persist.into(), log: log.into() };
+        let mut dev = Self {
+            child: Some(child),
+            port,
+            persist: persist.into(),
+            log: log.into(),
+        };
         dev.wait_ready().await?;
         Ok(dev)
     }
@@ -69,7 +74,11 @@ impl WranglerDev {
         let started = Instant::now();
         let client = reqwest::Client::new();
         loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 bail!("wrangler dev exited early with {status}");
             }
             if let Ok(resp) = client.get(self.http("/healthz")).send().await {

@@ -25,7 +25,10 @@ impl Ws {
     }
 
     pub async fn send_text(&mut self, text: &str) -> Result<()> {
-        self.inner.send(Message::text(text)).await.context("sending")
+        self.inner
+            .send(Message::text(text))
+            .await
+            .context("sending")
     }
 
     /// The next text message as JSON; pings and pongs are skipped.
