@@ -21,6 +21,7 @@
 //! [`Subscription::apply`] on each with that subscriber's visibility
 //! predicate; send the non-empty diffs. See docs/live-queries.md.
 
+mod between;
 mod change;
 mod diff;
 mod error;
@@ -28,6 +29,7 @@ mod index;
 mod source;
 mod subscription;
 
+pub use between::between;
 pub use change::Change;
 pub use diff::Diff;
 pub use error::LiveError;

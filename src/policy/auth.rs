@@ -8,7 +8,8 @@
 //! ```
 
 /// The caller as the edge authenticated it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct AuthContext {
     /// `None` for anonymous callers.
     pub user_id: Option<String>,

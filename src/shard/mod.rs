@@ -1,4 +1,10 @@
 //! The shard engine: what one Durable Object does with its storage and its
 //! connections, with no Workers types (see `durable_objects/` for the glue).
 
+mod engine;
+mod limiter;
 pub mod meta;
+pub mod store;
+
+pub use engine::{ConnInfo, Outbound, ShardConfig, ShardEngine};
+pub use store::{SchemaError, ShardStore};

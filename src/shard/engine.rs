@@ -1,0 +1,819 @@
+//! The shard engine: one shard's connections, live queries and writes, with
+//! no Workers types. The Durable Object feeds it events (a connection
+//! opened, a frame, a close, an HTTP call) and sends what it returns.
+//!
+//! ```
+//! # #[cfg(feature = "sqlite")] {
+//! use pylon_workers::manifest::Manifest;
+//! use pylon_workers::policy::AuthContext;
+//! use pylon_workers::protocol::{Encoding, ServerMsg};
+//! use pylon_workers::shard::{ConnInfo, Outbound, ShardConfig, ShardEngine};
+//! use pylon_workers::storage::SqliteConn;
+//! let manifest = Manifest::from_json_str(
+//!     r#"{"entities":[{"name":"Card","fields":[{"name":"title","type":"string"}]}]}"#).unwrap();
+//! let db = SqliteConn::open_in_memory().unwrap();
+//! let mut shard = ShardEngine::open(db, manifest.into(), "room-1", ShardConfig::default()).unwrap();
+//! let info = ConnInfo { auth: AuthContext::anonymous(), encoding: Encoding::Json, client: None };
+//! let out = shard.connect("c1", info, 0).unwrap();
+//! assert!(matches!(&out[0], Outbound::To(c, ServerMsg::Welcome(w)) if c == "c1" && w.seq == 0));
+//! # }
+//! ```
+//!
+//! Frames, mutations and subscriptions are `async` (live queries may read
+//! storage to refill a window); tests/shard_engine.rs drives them.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::limiter::TokenBucket;
+use super::store::{LogEntry, SchemaError, ShardStore, StoredSub};
+use crate::live::{self, Change, SubKey, Subscription, SubscriptionIndex};
+use crate::manifest::{self, Entity, Manifest};
+use crate::policy::AuthContext;
+use crate::protocol::{
+    self, close, reset_reason, Ack, ClientMsg, Encoding, ErrorCode, ErrorMsg, FrameRef, Limits,
+    Member, Op, Positioned, PresenceDiff, PresenceState, ServerMsg, Snap, Welcome, PROTOCOL,
+};
+use crate::query::{Query, QueryError};
+use crate::storage::{SqlConn, StorageError};
+use crate::value::{Row, Value};
+
+/// Tunables of one shard; every one has a documented default.
+#[derive(Clone, Debug)]
+pub struct ShardConfig {
+    pub limits: Limits,
+    /// Change-log entries kept, in seqs (resume reaches back this far).
+    pub log_keep_seqs: u64,
+    /// Change-log entries older than this are dropped, in milliseconds.
+    pub log_keep_ms: i64,
+    /// A resume that would replay more touched rows than this gets a
+    /// `reset` and a fresh `snap` instead (cheaper for both sides).
+    pub max_resume_rows: usize,
+}
+
+impl Default for ShardConfig {
+    fn default() -> Self {
+        ShardConfig {
+            limits: Limits::default(),
+            log_keep_seqs: 10_000,
+            log_keep_ms: 7 * 24 * 3600 * 1000,
+            max_resume_rows: 1_000,
+        }
+    }
+}
+
+/// What the runtime knows of a connection; small enough for a WebSocket
+/// attachment, so it survives hibernation there.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ConnInfo {
+    pub auth: AuthContext,
+    pub encoding: Encoding,
+    pub client: Option<String>,
+}
+
+/// Something for the runtime to do on the engine's behalf.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outbound {
+    /// Send `msg` to one connection.
+    To(String, ServerMsg),
+    /// Send `msg` to every connection but `except`.
+    All { except: Option<String>, msg: ServerMsg },
+    /// Close a connection.
+    Close { conn: String, code: u16, reason: String },
+}
+
+struct Conn {
+    info: ConnInfo,
+    subs: HashMap<String, SubKey>,
+    bucket: TokenBucket,
+}
+
+struct LiveSub {
+    conn: String,
+    id: String,
+    sub: Subscription,
+    /// The last seq sent for this subscription (the next diff's `from`).
+    seq: u64,
+}
+
+pub struct ShardEngine<C: SqlConn> {
+    store: ShardStore<C>,
+    manifest: Arc<Manifest>,
+    shard: String,
+    config: ShardConfig,
+    conns: HashMap<String, Conn>,
+    subs: HashMap<SubKey, LiveSub>,
+    index: SubscriptionIndex,
+    next_key: u64,
+}
+
+fn err(code: ErrorCode, message: impl Into<String>) -> ErrorMsg {
+    ErrorMsg { code, message: message.into(), op: None, sub: None }
+}
+
+fn storage_err(e: &StorageError) -> ErrorMsg {
+    if e.is_unique_violation() {
+        return err(ErrorCode::UniqueViolation, e.message.clone());
+    }
+    err(ErrorCode::Internal, "the shard's storage failed; the change was not applied")
+}
+
+fn query_err(e: &QueryError) -> ErrorMsg {
+    err(ErrorCode::parse(e.code()).unwrap_or(ErrorCode::BadQuery), e.to_string())
+}
+
+fn row_err(e: &manifest::RowError) -> ErrorMsg {
+    err(ErrorCode::parse(e.code()).unwrap_or(ErrorCode::BadMessage), e.to_string())
+}
+
+fn to_wire(id: &str, from: u64, seq: u64, d: live::Diff) -> ServerMsg {
+    let pos = |v: Vec<(usize, Row)>| {
+        v.into_iter().map(|(pos, row)| Positioned { pos: pos as u32, row }).collect()
+    };
+    ServerMsg::Diff(protocol::Diff {
+        id: id.to_owned(),
+        from,
+        seq,
+        added: pos(d.added),
+        changed: pos(d.changed),
+        removed: d.removed,
+        count: d.count,
+    })
+}
+
+/// The query JSON of a `sub`, in the query language's shape.
+fn sub_query_json(s: &protocol::Sub) -> Value {
+    let mut q = BTreeMap::new();
+    q.insert("entity".to_owned(), Value::from(s.entity.as_str()));
+    if !s.r#where.is_null() {
+        q.insert("where".to_owned(), s.r#where.clone());
+    }
+    if !s.order.is_null() {
+        q.insert("order".to_owned(), s.order.clone());
+    }
+    if let Some(l) = s.limit {
+        q.insert("limit".to_owned(), Value::Int(l as i64));
+    }
+    if s.count {
+        q.insert("count".to_owned(), Value::Bool(true));
+    }
+    Value::Map(q)
+}
+
+fn readable<'a>(manifest: &'a Manifest, entity: &'a str, auth: &'a AuthContext) -> impl Fn(&Row) -> bool + 'a {
+    move |r: &Row| manifest.policies().can_read(entity, auth, r).is_allowed()
+}
+
+fn id_of(row: &Row) -> &str {
+    row.get("id").and_then(|v| v.as_str()).unwrap_or_default()
+}
+
+impl<C: SqlConn> ShardEngine<C> {
+    /// Opens the shard over its storage: creates or migrates its tables.
+    pub fn open(conn: C, manifest: Arc<Manifest>, shard: &str, config: ShardConfig) -> Result<Self, SchemaError> {
+        let store = ShardStore::new(conn);
+        store.ensure_schema(&manifest)?;
+        Ok(ShardEngine {
+            store,
+            manifest,
+            shard: shard.to_owned(),
+            config,
+            conns: HashMap::new(),
+            subs: HashMap::new(),
+            index: SubscriptionIndex::new(),
+            next_key: 0,
+        })
+    }
+
+    pub fn store(&self) -> &ShardStore<C> {
+        &self.store
+    }
+
+    pub fn shard(&self) -> &str {
+        &self.shard
+    }
+
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    fn new_conn(&self, info: ConnInfo, now_ms: i64) -> Conn {
+        let l = &self.config.limits;
+        Conn { info, subs: HashMap::new(), bucket: TokenBucket::new(l.msgs_per_sec, l.msg_burst, now_ms) }
+    }
+
+    /// After the object woke (or restarted): the connections whose sockets
+    /// are still open, with what their attachments kept. Their stored
+    /// subscriptions are rebuilt; what belonged to connections that are gone
+    /// is dropped, and their presence leaves.
+    pub async fn restore(&mut self, open: Vec<(String, ConnInfo)>, now_ms: i64) -> Result<Vec<Outbound>, StorageError> {
+        for (id, info) in open {
+            let conn = self.new_conn(info, now_ms);
+            self.conns.insert(id, conn);
+        }
+        let mut gone = HashSet::new();
+        for stored in self.store.all_subs()? {
+            if !self.conns.contains_key(&stored.conn) {
+                gone.insert(stored.conn.clone());
+                continue;
+            }
+            if let Err(e) = self.rebuild_sub(stored).await {
+                return Err(e);
+            }
+        }
+        let mut leaves = Vec::new();
+        for (conn, _) in self.store.presence()? {
+            if !self.conns.contains_key(&conn) {
+                gone.insert(conn.clone());
+                leaves.push(conn);
+            }
+        }
+        for conn in &gone {
+            self.store.delete_conn(conn)?;
+        }
+        let mut out = Vec::new();
+        if !leaves.is_empty() {
+            out.push(Outbound::All {
+                except: None,
+                msg: ServerMsg::PresenceDiff(PresenceDiff { leaves, ..Default::default() }),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn rebuild_sub(&mut self, stored: StoredSub) -> Result<(), StorageError> {
+        let Some(entity) = stored.query.get("entity").and_then(|e| e.as_str()).and_then(|e| self.manifest.entity(e)) else {
+            // The entity left the manifest: the subscription cannot be kept.
+            return self.store.delete_sub(&stored.conn, &stored.id);
+        };
+        let Ok(query) = Query::parse(entity, &stored.query) else {
+            return self.store.delete_sub(&stored.conn, &stored.id);
+        };
+        let auth = &self.conns[&stored.conn].info.auth;
+        let sub = Subscription::load(query, &readable(&self.manifest, &entity.name, auth), &self.store).await?;
+        self.add_live(stored.conn, stored.id, sub, stored.seq);
+        Ok(())
+    }
+
+    fn add_live(&mut self, conn: String, id: String, sub: Subscription, seq: u64) {
+        let key = SubKey(self.next_key);
+        self.next_key += 1;
+        self.index.insert(key, sub.query());
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.subs.insert(id.clone(), key);
+        }
+        self.subs.insert(key, LiveSub { conn, id, sub, seq });
+    }
+
+    /// A new connection: `welcome` and the presence state, or a refusal
+    /// when the shard is full.
+    pub fn connect(&mut self, conn: &str, info: ConnInfo, now_ms: i64) -> Result<Vec<Outbound>, StorageError> {
+        if self.conns.len() >= self.config.limits.max_conns_per_shard as usize {
+            return Ok(vec![
+                Outbound::To(
+                    conn.to_owned(),
+                    ServerMsg::Err(err(ErrorCode::TooManyConnections, "this shard has as many connections as it takes")),
+                ),
+                Outbound::Close { conn: conn.to_owned(), code: close::OVERLOADED, reason: "shard full".into() },
+            ]);
+        }
+        let encoding = info.encoding;
+        let c = self.new_conn(info, now_ms);
+        self.conns.insert(conn.to_owned(), c);
+        Ok(vec![
+            Outbound::To(conn.to_owned(), self.welcome(conn, encoding)?),
+            Outbound::To(conn.to_owned(), self.presence_state()?),
+        ])
+    }
+
+    fn welcome(&self, conn: &str, encoding: Encoding) -> Result<ServerMsg, StorageError> {
+        Ok(ServerMsg::Welcome(Welcome {
+            protocol: PROTOCOL.into(),
+            shard: self.shard.clone(),
+            seq: self.store.seq()?,
+            conn: conn.to_owned(),
+            encoding,
+        }))
+    }
+
+    fn presence_state(&self) -> Result<ServerMsg, StorageError> {
+        let members = self.store.presence()?.into_iter().map(|(conn, state)| Member { conn, state }).collect();
+        Ok(ServerMsg::PresenceState(PresenceState { members }))
+    }
+
+    /// A connection closed: its subscriptions go, its presence leaves.
+    pub fn close(&mut self, conn: &str) -> Result<Vec<Outbound>, StorageError> {
+        let Some(c) = self.conns.remove(conn) else { return Ok(Vec::new()) };
+        for key in c.subs.values() {
+            self.subs.remove(key);
+            self.index.remove(*key);
+        }
+        let had_presence = self.store.presence()?.iter().any(|(m, _)| m == conn);
+        self.store.delete_conn(conn)?;
+        Ok(if had_presence {
+            vec![Outbound::All {
+                except: None,
+                msg: ServerMsg::PresenceDiff(PresenceDiff { leaves: vec![conn.to_owned()], ..Default::default() }),
+            }]
+        } else {
+            Vec::new()
+        })
+    }
+
+    /// One frame from a connection. Bad input gets an `err` (and, when the
+    /// frame itself is the problem, a close); nothing else is affected.
+    pub async fn message(&mut self, conn: &str, frame: FrameRef<'_>, now_ms: i64) -> Vec<Outbound> {
+        let Some(c) = self.conns.get_mut(conn) else {
+            return vec![Outbound::Close { conn: conn.to_owned(), code: close::INTERNAL, reason: "unknown connection".into() }];
+        };
+        let to = |m: ErrorMsg| Outbound::To(conn.to_owned(), ServerMsg::Err(m));
+        let msg = match protocol::decode_client_frame(c.info.encoding, frame, self.config.limits.max_frame_bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                let mut out = vec![to(e.to_err())];
+                if let Some(code) = e.close_code() {
+                    out.push(Outbound::Close { conn: conn.to_owned(), code, reason: e.code().as_str().into() });
+                }
+                return out;
+            }
+        };
+        if !c.bucket.take(now_ms) {
+            let mut e = err(ErrorCode::RateLimited, "over the message rate; the message was dropped");
+            match &msg {
+                ClientMsg::Mut(m) => e.op = Some(m.op.clone()),
+                ClientMsg::Sub(s) => e.sub = Some(s.id.clone()),
+                _ => {}
+            }
+            return vec![to(e)];
+        }
+        let result = match msg {
+            ClientMsg::Hello(h) => {
+                if let Some(client) = h.client {
+                    c.info.client = Some(client);
+                }
+                let enc = c.info.encoding;
+                self.welcome(conn, enc).map(|w| vec![Outbound::To(conn.to_owned(), w)]).map_err(|e| storage_err(&e))
+            }
+            ClientMsg::Ping(p) => Ok(vec![Outbound::To(conn.to_owned(), ServerMsg::Pong(protocol::Pong { t: p.t }))]),
+            ClientMsg::Sub(s) => {
+                let id = s.id.clone();
+                self.subscribe(conn, s).await.map_err(|mut e| {
+                    e.sub = Some(id);
+                    e
+                })
+            }
+            ClientMsg::Unsub(u) => self.unsubscribe(conn, &u.id),
+            ClientMsg::Mut(m) => {
+                let auth = c.info.auth.clone();
+                let op = m.op.clone();
+                match self.mutate(Some(conn), &auth, Some(m.op), m.ops, now_ms).await {
+                    Ok((ack, mut out)) => {
+                        out.push(Outbound::To(conn.to_owned(), ServerMsg::Ack(ack)));
+                        Ok(out)
+                    }
+                    Err(mut e) => {
+                        e.op = Some(op);
+                        Err(e)
+                    }
+                }
+            }
+            ClientMsg::Presence(p) => self.set_presence(conn, p.state),
+            ClientMsg::Bcast(b) => Ok(vec![Outbound::All {
+                except: Some(conn.to_owned()),
+                msg: ServerMsg::Bcast(protocol::Bcast { topic: b.topic, data: b.data, from: conn.to_owned() }),
+            }]),
+        };
+        result.unwrap_or_else(|e| vec![to(e)])
+    }
+
+    fn entity(&self, name: &str) -> Result<&Entity, ErrorMsg> {
+        self.manifest
+            .entity(name)
+            .ok_or_else(|| err(ErrorCode::UnknownEntity, format!("no entity {name:?} in this shard's manifest")))
+    }
+
+    async fn subscribe(&mut self, conn: &str, s: protocol::Sub) -> Result<Vec<Outbound>, ErrorMsg> {
+        let c = &self.conns[conn];
+        if c.subs.contains_key(&s.id) {
+            return Err(err(ErrorCode::DuplicateSubscription, format!("subscription {:?} is already open", s.id)));
+        }
+        if c.subs.len() >= self.config.limits.max_subs_per_conn as usize {
+            return Err(err(
+                ErrorCode::TooManySubscriptions,
+                format!("at most {} subscriptions per connection", self.config.limits.max_subs_per_conn),
+            ));
+        }
+        let entity = self.entity(&s.entity)?;
+        let query_json = sub_query_json(&s);
+        let query = Query::parse(entity, &query_json).map_err(|e| query_err(&e))?;
+        let auth = c.info.auth.clone();
+        let visible = readable(&self.manifest, &entity.name, &auth);
+        let seq = self.store.seq().map_err(|e| storage_err(&e))?;
+        let sub = Subscription::load(query, &visible, &self.store).await.map_err(|e| storage_err(&e))?;
+
+        let mut out = Vec::new();
+        let snap = |sub: &Subscription| {
+            ServerMsg::Snap(Snap {
+                id: s.id.clone(),
+                seq,
+                rows: sub.rows().to_vec(),
+                count: sub.query().count.then(|| sub.count()),
+            })
+        };
+        match s.since {
+            Some(since) if since <= seq => match self.missed(&sub, &visible, since, seq).await {
+                Ok(Some(diff)) => out.push(Outbound::To(conn.to_owned(), to_wire(&s.id, since, seq, diff))),
+                Ok(None) => {
+                    out.push(Outbound::To(
+                        conn.to_owned(),
+                        ServerMsg::Reset(protocol::Reset { id: s.id.clone(), reason: reset_reason::TOO_OLD.into() }),
+                    ));
+                    out.push(Outbound::To(conn.to_owned(), snap(&sub)));
+                }
+                Err(e) => return Err(storage_err(&e)),
+            },
+            Some(_) => {
+                // A seq this shard never reached: the client's state is from
+                // elsewhere (another deployment, wiped storage).
+                out.push(Outbound::To(
+                    conn.to_owned(),
+                    ServerMsg::Reset(protocol::Reset { id: s.id.clone(), reason: reset_reason::RESYNC.into() }),
+                ));
+                out.push(Outbound::To(conn.to_owned(), snap(&sub)));
+            }
+            None => out.push(Outbound::To(conn.to_owned(), snap(&sub))),
+        }
+        drop(visible);
+        self.store
+            .put_sub(&StoredSub { conn: conn.to_owned(), id: s.id.clone(), query: query_json, seq })
+            .map_err(|e| storage_err(&e))?;
+        self.add_live(conn.to_owned(), s.id, sub, seq);
+        Ok(out)
+    }
+
+    /// The one diff that takes a client from its window at `since` to the
+    /// current window, or `None` when the log does not reach back or too much
+    /// changed (then the client gets a reset and a fresh snapshot).
+    async fn missed(
+        &self,
+        now: &Subscription,
+        visible: &dyn Fn(&Row) -> bool,
+        since: u64,
+        seq: u64,
+    ) -> Result<Option<live::Diff>, StorageError> {
+        if since == seq {
+            return Ok(Some(live::Diff::default()));
+        }
+        match self.store.log_range()? {
+            Some((oldest, _)) if oldest <= since + 1 => {}
+            _ => return Ok(None),
+        }
+        let q = now.query();
+        // The earliest before-image of each row touched since `since`.
+        let mut touched: HashMap<String, Option<Row>> = HashMap::new();
+        for LogEntry { entity, id, before, .. } in self.store.log_since(since)? {
+            if entity == q.entity {
+                touched.entry(id).or_insert(before);
+            }
+        }
+        if touched.len() > self.config.max_resume_rows {
+            return Ok(None);
+        }
+        let admitted = |r: &Row| q.admits(r) && visible(r);
+        if q.count {
+            let mut then = now.count() as i64;
+            let entity = self.manifest.entity(&q.entity).expect("subscribed entities exist");
+            for (id, before) in &touched {
+                if self.store.get_row(entity, id)?.as_ref().is_some_and(admitted) {
+                    then -= 1;
+                }
+                if before.as_ref().is_some_and(admitted) {
+                    then += 1;
+                }
+            }
+            return Ok(Some(if then == now.count() as i64 {
+                live::Diff::default()
+            } else {
+                live::Diff { count: Some(now.count()), ..Default::default() }
+            }));
+        }
+        // The window at `since`: untouched rows as they are now, plus the
+        // touched rows as they were, in order, cut to the limit.
+        let limit = q.limit.unwrap_or(usize::MAX);
+        let mut then: Vec<Row> = Vec::new();
+        let mut after: Option<Row> = None;
+        let page = 256.min(limit.saturating_add(touched.len())).max(1);
+        loop {
+            let batch = self.store.query_rows(&q.page(after.as_ref(), page))?;
+            let n = batch.len();
+            for r in &batch {
+                if !touched.contains_key(id_of(r)) && visible(r) {
+                    then.push(r.clone());
+                }
+            }
+            if n < page || then.len() >= limit {
+                break;
+            }
+            after = batch.into_iter().next_back();
+        }
+        then.extend(touched.into_values().flatten().filter(|r| admitted(r)));
+        then.sort_by(|a, b| q.compare(a, b));
+        then.truncate(limit);
+        Ok(Some(live::between(&then, now.rows())))
+    }
+
+    fn unsubscribe(&mut self, conn: &str, id: &str) -> Result<Vec<Outbound>, ErrorMsg> {
+        let c = self.conns.get_mut(conn).expect("caller checked the connection");
+        let Some(key) = c.subs.remove(id) else {
+            return Err(ErrorMsg {
+                sub: Some(id.to_owned()),
+                ..err(ErrorCode::UnknownSubscription, format!("no open subscription {id:?}"))
+            });
+        };
+        self.subs.remove(&key);
+        self.index.remove(key);
+        self.store.delete_sub(conn, id).map_err(|e| storage_err(&e))?;
+        Ok(Vec::new())
+    }
+
+    fn set_presence(&mut self, conn: &str, state: Value) -> Result<Vec<Outbound>, ErrorMsg> {
+        let present = self.store.presence().map_err(|e| storage_err(&e))?.iter().any(|(m, _)| m == conn);
+        self.store.set_presence(conn, &state).map_err(|e| storage_err(&e))?;
+        let member = || vec![Member { conn: conn.to_owned(), state: state.clone() }];
+        let diff = match (present, state.is_null()) {
+            (false, true) => return Ok(Vec::new()),
+            (true, true) => PresenceDiff { leaves: vec![conn.to_owned()], ..Default::default() },
+            (false, false) => PresenceDiff { joins: member(), ..Default::default() },
+            (true, false) => PresenceDiff { updates: member(), ..Default::default() },
+        };
+        Ok(vec![Outbound::All { except: None, msg: ServerMsg::PresenceDiff(diff) }])
+    }
+
+    /// Applies `ops` all or nothing as the next seq, on behalf of `auth`
+    /// (from connection `from`, or over HTTP). Returns the ack and the diffs
+    /// for every affected subscription; the caller sends the ack after them.
+    pub async fn mutate(
+        &mut self,
+        from: Option<&str>,
+        auth: &AuthContext,
+        op: Option<String>,
+        ops: Vec<Op>,
+        now_ms: i64,
+    ) -> Result<(Ack, Vec<Outbound>), ErrorMsg> {
+        let max_ops = self.config.limits.max_ops_per_mut as usize;
+        if ops.len() > max_ops {
+            return Err(err(ErrorCode::TooManyOps, format!("at most {max_ops} ops in one mutation")));
+        }
+        let op_id = op.unwrap_or_default();
+        if !op_id.is_empty() {
+            if let Some(seq) = self.store.op_seq(&op_id).map_err(|e| storage_err(&e))? {
+                return Ok((Ack { op: op_id, seq, dup: true }, Vec::new()));
+            }
+        }
+        let seq = self.store.seq().map_err(|e| storage_err(&e))? + 1;
+        if ops.is_empty() {
+            return Ok((Ack { op: op_id, seq: seq - 1, dup: false }, Vec::new()));
+        }
+
+        let mut changes: Vec<Change> = Vec::with_capacity(ops.len());
+        for (idx, op) in ops.into_iter().enumerate() {
+            match self.apply_op(auth, op, seq, idx) {
+                Ok(change) => changes.push(change),
+                Err(e) => {
+                    self.undo(&changes);
+                    return Err(e);
+                }
+            }
+        }
+        let written = (|| -> Result<(), StorageError> {
+            for (idx, ch) in changes.iter().enumerate() {
+                let entry = LogEntry {
+                    seq,
+                    entity: ch.entity.clone(),
+                    id: ch.id().unwrap_or_default().to_owned(),
+                    before: ch.before.clone(),
+                    after: ch.after.clone(),
+                };
+                self.store.append_log(seq, idx, &entry, now_ms)?;
+            }
+            if !op_id.is_empty() {
+                self.store.record_op(&op_id, seq, now_ms)?;
+            }
+            let stored = self.store.next_seq()?;
+            debug_assert_eq!(stored, seq);
+            Ok(())
+        })();
+        if let Err(e) = written {
+            self.undo(&changes);
+            return Err(storage_err(&e));
+        }
+        if seq % 100 == 0 {
+            let c = &self.config;
+            let _ = self.store.prune(seq, c.log_keep_seqs, now_ms - c.log_keep_ms, now_ms - c.limits.op_retention_secs as i64 * 1000);
+        }
+        let out = self.fan_out(&changes, seq).await;
+        let _ = from;
+        Ok((Ack { op: op_id, seq, dup: false }, out))
+    }
+
+    /// Puts back the rows of already-applied changes, newest first.
+    fn undo(&self, changes: &[Change]) {
+        for ch in changes.iter().rev() {
+            let (Some(entity), Some(id)) = (self.manifest.entity(&ch.entity), ch.id()) else { continue };
+            if let Err(e) = self.store.restore_row(entity, id, ch.before.as_ref()) {
+                // Only reachable if storage itself fails mid-event, in which
+                // case the runtime discards the whole uncommitted event.
+                debug_assert!(false, "undo failed: {e}");
+            }
+        }
+    }
+
+    fn apply_op(&self, auth: &AuthContext, op: Op, seq: u64, idx: usize) -> Result<Change, ErrorMsg> {
+        let entity = self.entity(op.entity())?;
+        let policies = self.manifest.policies();
+        let denied = |d: crate::policy::Denial<'_>| err(ErrorCode::Forbidden, d.to_string());
+        let store = &self.store;
+        let name = entity.name.clone();
+        match op {
+            Op::Insert { mut row, .. } => {
+                if !row.contains_key("id") {
+                    // Ids the server makes are unique within the shard.
+                    row.insert("id".into(), Value::Text(format!("s{seq}.{idx}")));
+                }
+                let cols = manifest::insert_columns(entity, &row).map_err(|e| row_err(&e))?;
+                let id = id_of(&row).to_owned();
+                if store.get_row(entity, &id).map_err(|e| storage_err(&e))?.is_some() {
+                    return Err(err(ErrorCode::AlreadyExists, format!("{name} {id:?} already exists")));
+                }
+                let new = manifest::decode_row(entity, cols.iter().map(|(c, v)| (*c, v.clone())));
+                if let crate::policy::Decision::Deny(d) = policies.can_insert(&name, auth, &new) {
+                    return Err(denied(d));
+                }
+                store.insert_row(entity, &cols).map_err(|e| storage_err(&e))?;
+                Ok(Change { entity: name, before: None, after: Some(new) })
+            }
+            Op::Update { id, set, .. } => {
+                let before = store
+                    .get_row(entity, &id)
+                    .map_err(|e| storage_err(&e))?
+                    .ok_or_else(|| err(ErrorCode::NotFound, format!("{name} {id:?} does not exist")))?;
+                self.update(entity, auth, before, &id, &set)
+            }
+            Op::Upsert { row, .. } => {
+                let id = match row.get("id") {
+                    Some(Value::Text(id)) if !id.is_empty() => id.clone(),
+                    _ => return Err(err(ErrorCode::BadMessage, "upsert needs the row's id")),
+                };
+                match store.get_row(entity, &id).map_err(|e| storage_err(&e))? {
+                    Some(before) => {
+                        let mut set = row;
+                        set.remove("id");
+                        self.update(entity, auth, before, &id, &set)
+                    }
+                    None => self.apply_op(auth, Op::Insert { entity: name, row }, seq, idx),
+                }
+            }
+            Op::Delete { id, .. } => {
+                let before = store
+                    .get_row(entity, &id)
+                    .map_err(|e| storage_err(&e))?
+                    .ok_or_else(|| err(ErrorCode::NotFound, format!("{name} {id:?} does not exist")))?;
+                if let crate::policy::Decision::Deny(d) = policies.can_delete(&name, auth, &before) {
+                    return Err(denied(d));
+                }
+                store.delete_row(entity, &id).map_err(|e| storage_err(&e))?;
+                Ok(Change { entity: name, before: Some(before), after: None })
+            }
+        }
+    }
+
+    fn update(&self, entity: &Entity, auth: &AuthContext, before: Row, id: &str, set: &Row) -> Result<Change, ErrorMsg> {
+        let cols = manifest::update_columns(entity, set).map_err(|e| row_err(&e))?;
+        if let crate::policy::Decision::Deny(d) = self.manifest.policies().can_update(&entity.name, auth, &before, set) {
+            return Err(err(ErrorCode::Forbidden, d.to_string()));
+        }
+        self.store.update_row(entity, id, &cols).map_err(|e| storage_err(&e))?;
+        let after = self.store.get_row(entity, id).map_err(|e| storage_err(&e))?;
+        Ok(Change { entity: entity.name.clone(), before: Some(before), after })
+    }
+
+    /// Diffs of every subscription the changes can affect, sent with `seq`.
+    async fn fan_out(&mut self, changes: &[Change], seq: u64) -> Vec<Outbound> {
+        let mut keys: Vec<SubKey> = Vec::new();
+        for ch in changes {
+            self.index.affected_into(ch, &mut keys);
+        }
+        keys.sort_unstable_by_key(|k| k.0);
+        keys.dedup();
+        let Self { store, manifest, conns, subs, .. } = self;
+        let mut out = Vec::new();
+        let mut sent: Vec<SubKey> = Vec::new();
+        for key in keys {
+            let Some(live) = subs.get_mut(&key) else { continue };
+            let Some(conn) = conns.get(&live.conn) else { continue };
+            let entity = live.sub.query().entity.clone();
+            let visible = readable(manifest, &entity, &conn.info.auth);
+            let diff = if let [change] = changes {
+                live.sub.apply(change, &visible, &*store).await.map_err(|e| e.to_string())
+            } else {
+                let old = live.sub.rows().to_vec();
+                let old_count = live.sub.count();
+                match Subscription::load(live.sub.query().clone(), &visible, &*store).await {
+                    Ok(new) => {
+                        let mut d = live::between(&old, new.rows());
+                        if new.query().count && new.count() != old_count {
+                            d.count = Some(new.count());
+                        }
+                        live.sub = new;
+                        Ok(d)
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
+            };
+            match diff {
+                Ok(d) if d.is_empty() => {}
+                Ok(d) => {
+                    out.push(Outbound::To(live.conn.clone(), to_wire(&live.id, live.seq, seq, d)));
+                    live.seq = seq;
+                    sent.push(key);
+                }
+                Err(_) => {
+                    // The window could not be maintained: start it afresh.
+                    if let Ok(new) = Subscription::load(live.sub.query().clone(), &visible, &*store).await {
+                        live.sub = new;
+                        out.push(Outbound::To(
+                            live.conn.clone(),
+                            ServerMsg::Reset(protocol::Reset { id: live.id.clone(), reason: reset_reason::RESYNC.into() }),
+                        ));
+                        out.push(Outbound::To(
+                            live.conn.clone(),
+                            ServerMsg::Snap(Snap {
+                                id: live.id.clone(),
+                                seq,
+                                rows: live.sub.rows().to_vec(),
+                                count: live.sub.query().count.then(|| live.sub.count()),
+                            }),
+                        ));
+                        live.seq = seq;
+                        sent.push(key);
+                    }
+                }
+            }
+        }
+        let advanced: Vec<(&str, &str)> =
+            sent.iter().filter_map(|k| subs.get(k)).map(|l| (l.conn.as_str(), l.id.as_str())).collect();
+        if let Err(e) = store.advance_subs(&advanced, seq) {
+            // The diffs are still right; a later resume may just send a
+            // fresh snapshot for these subscriptions.
+            let _ = e;
+        }
+        out
+    }
+
+    /// A one-shot query (HTTP), with read policies applied.
+    pub fn query(&self, auth: &AuthContext, json: &Value) -> Result<serde_json::Value, ErrorMsg> {
+        let name = Query::entity_name(json).ok_or_else(|| err(ErrorCode::BadQuery, "a query names its entity"))?;
+        let entity = self.entity(name)?;
+        let query = Query::parse(entity, json).map_err(|e| query_err(&e))?;
+        let visible = readable(&self.manifest, &entity.name, auth);
+        let seq = self.store.seq().map_err(|e| storage_err(&e))?;
+        if query.count {
+            // Counting through the policy means reading the rows.
+            let all = Query { count: false, ..query.clone() };
+            let n = self.store.query_rows(&all).map_err(|e| storage_err(&e))?.iter().filter(|r| visible(r)).count();
+            return Ok(json!({ "seq": seq, "count": n }));
+        }
+        let rows: Vec<Row> = self
+            .store
+            .query_rows(&query)
+            .map_err(|e| storage_err(&e))?
+            .into_iter()
+            .filter(|r| visible(r))
+            .collect();
+        let next = match (query.limit, rows.last()) {
+            (Some(l), Some(last)) if rows.len() >= l => Some(query.cursor_after(last)),
+            _ => None,
+        };
+        Ok(json!({ "seq": seq, "rows": rows, "next": next }))
+    }
+
+    /// Numbers for operators (`GET .../stats`).
+    pub fn stats(&self) -> Result<serde_json::Value, StorageError> {
+        let mut rows = serde_json::Map::new();
+        for e in &self.manifest.entities {
+            rows.insert(e.name.clone(), json!(self.store.count_rows(e)?));
+        }
+        let log = self.store.log_range()?;
+        Ok(json!({
+            "shard": self.shard,
+            "connections": self.conns.len(),
+            "seq": self.store.seq()?,
+            "subscriptions": self.store.count_subs()?,
+            "live_subscriptions": self.subs.len(),
+            "rows": rows,
+            "log": { "oldest": log.map(|l| l.0), "newest": log.map(|l| l.1) },
+        }))
+    }
+}

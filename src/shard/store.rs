@@ -1,0 +1,429 @@
+//! What a shard keeps in its SQLite storage, beside the manifest's tables:
+//! the change log (`_pylon_log`), applied op ids (`_pylon_ops`), live
+//! subscriptions (`_pylon_subs`) and presence (`_pylon_presence`). All of it
+//! over [`SqlConn`], so it runs on Durable Object storage and rusqlite alike.
+//!
+//! Every write of a mutation (rows, log, op id, seq) is made in one event
+//! with no I/O await in between, which Durable Objects commit atomically;
+//! the output gate holds the acks and diffs until that commit is durable.
+
+use crate::live::WindowSource;
+use crate::manifest::{self, Entity, Manifest};
+use crate::query::Query;
+use crate::sql::SqlValue;
+use crate::storage::{SqlConn, StorageError};
+use crate::value::{Row, Value};
+
+use super::meta::Meta;
+
+/// Meta key of the shard's current seq.
+pub const SEQ: &str = "seq";
+/// Meta key of the manifest source last applied to the tables.
+const SCHEMA: &str = "schema";
+
+const TABLES: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS _pylon_log (seq INTEGER NOT NULL, idx INTEGER NOT NULL, \
+     entity TEXT NOT NULL, id TEXT NOT NULL, before TEXT, after TEXT, at INTEGER NOT NULL, \
+     PRIMARY KEY (seq, idx))",
+    "CREATE TABLE IF NOT EXISTS _pylon_ops (op TEXT PRIMARY KEY NOT NULL, seq INTEGER NOT NULL, \
+     at INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS _pylon_ops_at ON _pylon_ops (at)",
+    "CREATE TABLE IF NOT EXISTS _pylon_subs (key TEXT PRIMARY KEY NOT NULL, conn TEXT NOT NULL, \
+     id TEXT NOT NULL, query TEXT NOT NULL, seq INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS _pylon_subs_conn ON _pylon_subs (conn)",
+    "CREATE TABLE IF NOT EXISTS _pylon_presence (conn TEXT PRIMARY KEY NOT NULL, \
+     state TEXT NOT NULL)",
+];
+
+/// One entry of the change log: a row of `entity` before and after the
+/// change at (`seq`, `idx`). `None` is "did not exist".
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogEntry {
+    pub seq: u64,
+    pub entity: String,
+    pub id: String,
+    pub before: Option<Row>,
+    pub after: Option<Row>,
+}
+
+/// A subscription as stored: enough to rebuild it after the object wakes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredSub {
+    pub conn: String,
+    pub id: String,
+    /// The query JSON (as the client sent it, normalised).
+    pub query: Value,
+    /// The last seq this subscription's client was sent.
+    pub seq: u64,
+}
+
+/// A failure to set up the shard's schema.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Migration(#[from] manifest::MigrationError),
+    #[error("the manifest stored in this shard no longer loads: {0}")]
+    Stored(manifest::ManifestError),
+}
+
+pub struct ShardStore<C: SqlConn> {
+    conn: C,
+}
+
+fn text(v: &SqlValue) -> Option<&str> {
+    match v {
+        SqlValue::Text(t) => Some(t),
+        _ => None,
+    }
+}
+
+fn int(v: &SqlValue) -> i64 {
+    match v {
+        SqlValue::Integer(i) => *i,
+        _ => 0,
+    }
+}
+
+fn row_json(row: &Option<Row>) -> SqlValue {
+    match row {
+        Some(r) => SqlValue::Text(
+            serde_json::to_string(r).expect("rows always serialize to JSON"),
+        ),
+        None => SqlValue::Null,
+    }
+}
+
+fn parse_row(v: &SqlValue) -> Option<Row> {
+    text(v).and_then(|t| serde_json::from_str(t).ok())
+}
+
+fn sub_key(conn: &str, id: &str) -> String {
+    format!("{conn}\u{1f}{id}")
+}
+
+impl<C: SqlConn> ShardStore<C> {
+    pub fn new(conn: C) -> Self {
+        Self { conn }
+    }
+
+    pub fn conn(&self) -> &C {
+        &self.conn
+    }
+
+    pub fn meta(&self) -> Result<Meta<'_, C>, StorageError> {
+        Meta::open(&self.conn)
+    }
+
+    /// Creates the runtime's tables and brings the manifest's tables up to
+    /// `manifest` with an additive migration. Refuses destructive changes.
+    pub fn ensure_schema(&self, manifest: &Manifest) -> Result<(), SchemaError> {
+        for sql in TABLES {
+            self.conn.exec(sql, &[])?;
+        }
+        let meta = self.meta()?;
+        let stored = meta.text(SCHEMA)?;
+        if stored.as_deref() == Some(manifest.source()) {
+            return Ok(());
+        }
+        let applied = match &stored {
+            Some(src) => Some(Manifest::from_json_str(src).map_err(SchemaError::Stored)?),
+            None => None,
+        };
+        let plan = manifest::plan_migration(applied.as_ref(), manifest)?;
+        for sql in &plan {
+            self.conn.exec(sql, &[])?;
+        }
+        meta.set_text(SCHEMA, manifest.source())?;
+        Ok(())
+    }
+
+    pub fn seq(&self) -> Result<u64, StorageError> {
+        Ok(self.meta()?.int(SEQ)?.max(0) as u64)
+    }
+
+    /// Takes the next seq (stored in the same commit as the change).
+    pub fn next_seq(&self) -> Result<u64, StorageError> {
+        Ok(self.meta()?.add(SEQ, 1)?.max(0) as u64)
+    }
+
+    // ---- rows ----
+
+    pub fn get_row(&self, entity: &Entity, id: &str) -> Result<Option<Row>, StorageError> {
+        let cols = manifest::columns(entity);
+        let sql = format!(
+            "SELECT {} FROM {} WHERE \"id\" = ?1",
+            cols.iter().map(|c| manifest::quote_ident(c)).collect::<Vec<_>>().join(", "),
+            manifest::quote_ident(&entity.name)
+        );
+        let rows = self.conn.exec(&sql, &[SqlValue::Text(id.into())])?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .map(|values| manifest::decode_row(entity, cols.iter().copied().zip(values))))
+    }
+
+    /// Inserts encoded columns (from `manifest::insert_columns`).
+    pub fn insert_row(&self, entity: &Entity, cols: &[(&str, SqlValue)]) -> Result<(), StorageError> {
+        let names: Vec<String> = cols.iter().map(|(c, _)| manifest::quote_ident(c)).collect();
+        let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            manifest::quote_ident(&entity.name),
+            names.join(", "),
+            marks.join(", ")
+        );
+        let params: Vec<SqlValue> = cols.iter().map(|(_, v)| v.clone()).collect();
+        self.conn.exec(&sql, &params).map(|_| ())
+    }
+
+    /// Updates encoded columns (from `manifest::update_columns`) of row `id`.
+    pub fn update_row(
+        &self,
+        entity: &Entity,
+        id: &str,
+        cols: &[(&str, SqlValue)],
+    ) -> Result<(), StorageError> {
+        if cols.is_empty() {
+            return Ok(());
+        }
+        let sets: Vec<String> = cols
+            .iter()
+            .enumerate()
+            .map(|(i, (c, _))| format!("{} = ?{}", manifest::quote_ident(c), i + 1))
+            .collect();
+        let sql = format!(
+            "UPDATE {} SET {} WHERE \"id\" = ?{}",
+            manifest::quote_ident(&entity.name),
+            sets.join(", "),
+            cols.len() + 1
+        );
+        let mut params: Vec<SqlValue> = cols.iter().map(|(_, v)| v.clone()).collect();
+        params.push(SqlValue::Text(id.into()));
+        self.conn.exec(&sql, &params).map(|_| ())
+    }
+
+    pub fn delete_row(&self, entity: &Entity, id: &str) -> Result<(), StorageError> {
+        let sql = format!("DELETE FROM {} WHERE \"id\" = ?1", manifest::quote_ident(&entity.name));
+        self.conn.exec(&sql, &[SqlValue::Text(id.into())]).map(|_| ())
+    }
+
+    /// Puts row `id` back as it was (`None`: absent). Used to undo the
+    /// earlier ops of a mutation when a later one fails.
+    pub fn restore_row(&self, entity: &Entity, id: &str, row: Option<&Row>) -> Result<(), StorageError> {
+        self.delete_row(entity, id)?;
+        if let Some(row) = row {
+            let cols = manifest::insert_columns(entity, row)
+                .map_err(|e| StorageError::new(format!("restoring {id}: {e}"), "restore"))?;
+            self.insert_row(entity, &cols)?;
+        }
+        Ok(())
+    }
+
+    pub fn count_rows(&self, entity: &Entity) -> Result<u64, StorageError> {
+        let sql = format!("SELECT count(*) FROM {}", manifest::quote_ident(&entity.name));
+        let rows = self.conn.exec(&sql, &[])?;
+        Ok(rows.first().and_then(|r| r.first()).map(int).unwrap_or(0).max(0) as u64)
+    }
+
+    /// Runs a compiled query and decodes its rows.
+    pub fn query_rows(&self, query: &Query) -> Result<Vec<Row>, StorageError> {
+        let (sql, params) = query.to_sql();
+        let rows = self.conn.exec(&sql, &params)?;
+        if query.count {
+            return Ok(Vec::new());
+        }
+        Ok(rows.into_iter().map(|r| query.decode_row(r)).collect())
+    }
+
+    // ---- change log ----
+
+    pub fn append_log(&self, seq: u64, idx: usize, entry: &LogEntry, at_ms: i64) -> Result<(), StorageError> {
+        self.conn
+            .exec(
+                "INSERT INTO _pylon_log (seq, idx, entity, id, before, after, at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                &[
+                    SqlValue::Integer(seq as i64),
+                    SqlValue::Integer(idx as i64),
+                    SqlValue::Text(entry.entity.clone()),
+                    SqlValue::Text(entry.id.clone()),
+                    row_json(&entry.before),
+                    row_json(&entry.after),
+                    SqlValue::Integer(at_ms),
+                ],
+            )
+            .map(|_| ())
+    }
+
+    /// Entries with seq > `since`, in order.
+    pub fn log_since(&self, since: u64) -> Result<Vec<LogEntry>, StorageError> {
+        let rows = self.conn.exec(
+            "SELECT seq, entity, id, before, after FROM _pylon_log WHERE seq > ?1 ORDER BY seq, idx",
+            &[SqlValue::Integer(since as i64)],
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|r| LogEntry {
+                seq: int(&r[0]) as u64,
+                entity: text(&r[1]).unwrap_or_default().to_owned(),
+                id: text(&r[2]).unwrap_or_default().to_owned(),
+                before: parse_row(&r[3]),
+                after: parse_row(&r[4]),
+            })
+            .collect())
+    }
+
+    /// The oldest and newest seq still in the log, if any.
+    pub fn log_range(&self) -> Result<Option<(u64, u64)>, StorageError> {
+        let rows = self.conn.exec("SELECT min(seq), max(seq), count(*) FROM _pylon_log", &[])?;
+        Ok(rows.first().and_then(|r| match (&r[0], &r[1]) {
+            (SqlValue::Integer(a), SqlValue::Integer(b)) => Some((*a as u64, *b as u64)),
+            _ => None,
+        }))
+    }
+
+    /// Drops log entries older than `keep_seqs` seqs before `seq`, or older
+    /// than `min_at_ms`, and op ids older than `ops_min_at_ms`.
+    pub fn prune(&self, seq: u64, keep_seqs: u64, min_at_ms: i64, ops_min_at_ms: i64) -> Result<(), StorageError> {
+        let floor = seq.saturating_sub(keep_seqs) as i64;
+        self.conn.exec(
+            "DELETE FROM _pylon_log WHERE seq <= ?1 OR at < ?2",
+            &[SqlValue::Integer(floor), SqlValue::Integer(min_at_ms)],
+        )?;
+        self.conn
+            .exec("DELETE FROM _pylon_ops WHERE at < ?1", &[SqlValue::Integer(ops_min_at_ms)])
+            .map(|_| ())
+    }
+
+    // ---- op ids ----
+
+    /// The seq an op id was first applied at, if it was.
+    pub fn op_seq(&self, op: &str) -> Result<Option<u64>, StorageError> {
+        let rows = self
+            .conn
+            .exec("SELECT seq FROM _pylon_ops WHERE op = ?1", &[SqlValue::Text(op.into())])?;
+        Ok(rows.first().and_then(|r| r.first()).map(|v| int(v) as u64))
+    }
+
+    pub fn record_op(&self, op: &str, seq: u64, at_ms: i64) -> Result<(), StorageError> {
+        self.conn
+            .exec(
+                "INSERT INTO _pylon_ops (op, seq, at) VALUES (?1, ?2, ?3)",
+                &[SqlValue::Text(op.into()), SqlValue::Integer(seq as i64), SqlValue::Integer(at_ms)],
+            )
+            .map(|_| ())
+    }
+
+    // ---- subscriptions ----
+
+    pub fn put_sub(&self, sub: &StoredSub) -> Result<(), StorageError> {
+        let query = serde_json::to_string(&sub.query).expect("values serialize to JSON");
+        self.conn
+            .exec(
+                "INSERT INTO _pylon_subs (key, conn, id, query, seq) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT(key) DO UPDATE SET query = excluded.query, seq = excluded.seq",
+                &[
+                    SqlValue::Text(sub_key(&sub.conn, &sub.id)),
+                    SqlValue::Text(sub.conn.clone()),
+                    SqlValue::Text(sub.id.clone()),
+                    SqlValue::Text(query),
+                    SqlValue::Integer(sub.seq as i64),
+                ],
+            )
+            .map(|_| ())
+    }
+
+    pub fn delete_sub(&self, conn: &str, id: &str) -> Result<(), StorageError> {
+        self.conn
+            .exec("DELETE FROM _pylon_subs WHERE key = ?1", &[SqlValue::Text(sub_key(conn, id))])
+            .map(|_| ())
+    }
+
+    pub fn delete_conn(&self, conn: &str) -> Result<(), StorageError> {
+        self.conn.exec("DELETE FROM _pylon_subs WHERE conn = ?1", &[SqlValue::Text(conn.into())])?;
+        self.conn
+            .exec("DELETE FROM _pylon_presence WHERE conn = ?1", &[SqlValue::Text(conn.into())])
+            .map(|_| ())
+    }
+
+    /// Marks the subscriptions `(conn, id)` as sent up to `seq`: one
+    /// statement, however many there are.
+    pub fn advance_subs(&self, keys: &[(&str, &str)], seq: u64) -> Result<(), StorageError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<String> = keys.iter().map(|(c, i)| sub_key(c, i)).collect();
+        self.conn
+            .exec(
+                "UPDATE _pylon_subs SET seq = ?1 WHERE key IN (SELECT value FROM json_each(?2))",
+                &[
+                    SqlValue::Integer(seq as i64),
+                    SqlValue::Text(serde_json::to_string(&list).expect("strings serialize")),
+                ],
+            )
+            .map(|_| ())
+    }
+
+    pub fn all_subs(&self) -> Result<Vec<StoredSub>, StorageError> {
+        let rows = self.conn.exec("SELECT conn, id, query, seq FROM _pylon_subs", &[])?;
+        Ok(rows
+            .into_iter()
+            .map(|r| StoredSub {
+                conn: text(&r[0]).unwrap_or_default().to_owned(),
+                id: text(&r[1]).unwrap_or_default().to_owned(),
+                query: text(&r[2])
+                    .and_then(|t| serde_json::from_str(t).ok())
+                    .unwrap_or(Value::Null),
+                seq: int(&r[3]).max(0) as u64,
+            })
+            .collect())
+    }
+
+    pub fn count_subs(&self) -> Result<u64, StorageError> {
+        let rows = self.conn.exec("SELECT count(*) FROM _pylon_subs", &[])?;
+        Ok(rows.first().and_then(|r| r.first()).map(int).unwrap_or(0).max(0) as u64)
+    }
+
+    // ---- presence ----
+
+    pub fn set_presence(&self, conn: &str, state: &Value) -> Result<(), StorageError> {
+        if state.is_null() {
+            return self
+                .conn
+                .exec("DELETE FROM _pylon_presence WHERE conn = ?1", &[SqlValue::Text(conn.into())])
+                .map(|_| ());
+        }
+        self.conn
+            .exec(
+                "INSERT INTO _pylon_presence (conn, state) VALUES (?1, ?2) \
+                 ON CONFLICT(conn) DO UPDATE SET state = excluded.state",
+                &[
+                    SqlValue::Text(conn.into()),
+                    SqlValue::Text(serde_json::to_string(state).expect("values serialize")),
+                ],
+            )
+            .map(|_| ())
+    }
+
+    pub fn presence(&self) -> Result<Vec<(String, Value)>, StorageError> {
+        let rows = self.conn.exec("SELECT conn, state FROM _pylon_presence ORDER BY conn", &[])?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let state = text(&r[1]).and_then(|t| serde_json::from_str(t).ok()).unwrap_or(Value::Null);
+                (text(&r[0]).unwrap_or_default().to_owned(), state)
+            })
+            .collect())
+    }
+}
+
+/// Live-query refills read the shard's own tables.
+impl<C: SqlConn> WindowSource for ShardStore<C> {
+    type Error = StorageError;
+
+    async fn rows_after(&self, query: &Query, after: Option<&Row>, n: usize) -> Result<Vec<Row>, StorageError> {
+        self.query_rows(&query.page(after, n))
+    }
+}
