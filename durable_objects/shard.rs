@@ -1,32 +1,57 @@
-//! The Shard Durable Object: one per shard name, owning that shard's rows
-//! in its SQLite storage and its clients' WebSockets (hibernation API).
+//! The Shard Durable Object: one per shard name. It owns that shard's rows
+//! in its SQLite storage and its clients' WebSockets (hibernation API), and
+//! hands every event to the engine (`crate::shard::ShardEngine`), then
+//! sends what the engine returns. Nothing here decides anything.
 //!
-//! Until the live-query protocol lands, a text message is broadcast to every
-//! socket of the shard with the next seq.
+//! Hibernation: workerd may evict the object while sockets stay open. What
+//! a connection needs (its id, identity, encoding) rides in the socket's
+//! attachment; everything else is in storage. After a wake the engine is
+//! rebuilt lazily on the first event, from storage plus the attachments.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use worker::{
-    durable_object, DurableObject, Env, Method, Request, Response, Result, State, WebSocket,
+    durable_object, Date, DurableObject, Env, Method, Request, Response, Result, State, WebSocket,
     WebSocketIncomingMessage, WebSocketPair,
 };
 
 use super::do_sql::DoSql;
 use crate::api_error::ApiError;
 use crate::glue::respond;
+use crate::manifest::Manifest;
+use crate::policy::AuthContext;
+use crate::protocol::{self, ClientMsg, Encoding, Frame, FrameRef, ServerMsg};
 use crate::route::{self, Route};
 use crate::shard::meta::{self, Meta};
+use crate::shard::{ConnInfo, Outbound, ShardConfig, ShardEngine};
+use crate::value::Value;
 
 const NEXT_CONN: &str = "next_conn";
-const SEQ: &str = "seq";
+const SCHEMA_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/schema.json"));
 
-/// Per-socket state that must survive hibernation: kept in the socket's
-/// attachment (at most 16 KiB), read back on each event.
+/// The embedded manifest, parsed once per isolate (it never changes while
+/// the isolate lives, so a static is safe across evictions).
+fn manifest() -> std::result::Result<Arc<Manifest>, ApiError> {
+    static MANIFEST: OnceLock<std::result::Result<Arc<Manifest>, String>> = OnceLock::new();
+    MANIFEST
+        .get_or_init(|| {
+            Manifest::from_json_str(SCHEMA_JSON)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(|e| ApiError::internal(format!("the manifest does not load: {e}")))
+}
+
+/// What survives hibernation with each socket (well under 16 KiB).
 #[derive(Serialize, Deserialize)]
 struct Attachment {
     conn: String,
+    info: ConnInfo,
 }
 
 #[durable_object]
@@ -34,6 +59,20 @@ pub struct Shard {
     state: State,
     /// Times this object was constructed, including this one (from storage).
     wakes: Cell<i64>,
+    /// Built on the first event after construction; see the module docs.
+    /// Never borrowed across a JS await: engine futures only await Rust
+    /// futures over synchronous SQL, so they finish within one poll.
+    engine: RefCell<Option<ShardEngine<DoSql>>>,
+    /// conn id -> socket, rebuilt with the engine.
+    sockets: RefCell<HashMap<String, (WebSocket, Encoding)>>,
+}
+
+fn now_ms() -> i64 {
+    Date::now().as_millis() as i64
+}
+
+fn fail(context: &str, e: impl std::fmt::Display) -> worker::Error {
+    worker::Error::RustError(format!("{context}: {e}"))
 }
 
 impl Shard {
@@ -41,8 +80,112 @@ impl Shard {
         DoSql(self.state.storage().sql())
     }
 
-    fn storage_failed(e: impl std::fmt::Display) -> worker::Error {
-        worker::Error::RustError(format!("shard storage: {e}"))
+    /// Opens the engine if this instance has none yet, restoring the
+    /// connections whose sockets survived.
+    async fn ensure_engine(&self, shard_hint: Option<&str>) -> Result<()> {
+        if self.engine.borrow().is_some() {
+            return Ok(());
+        }
+        let manifest = manifest().map_err(|e| fail("manifest", e.message))?;
+        let sql = self.sql();
+        let name = {
+            let m = Meta::open(&sql).map_err(|e| fail("meta", e))?;
+            match shard_hint {
+                Some(n) => {
+                    m.set_text(meta::SHARD_NAME, n)
+                        .map_err(|e| fail("meta", e))?;
+                    n.to_owned()
+                }
+                None => m
+                    .text(meta::SHARD_NAME)
+                    .map_err(|e| fail("meta", e))?
+                    .unwrap_or_default(),
+            }
+        };
+        let mut engine = ShardEngine::open(sql, manifest, &name, ShardConfig::default())
+            .map_err(|e| fail("schema", e))?;
+        let mut open = Vec::new();
+        let mut sockets = HashMap::new();
+        for ws in self.state.get_websockets() {
+            if let Ok(Some(a)) = ws.deserialize_attachment::<Attachment>() {
+                sockets.insert(a.conn.clone(), (ws, a.info.encoding));
+                open.push((a.conn, a.info));
+            }
+        }
+        let out = engine
+            .restore(open, now_ms())
+            .await
+            .map_err(|e| fail("restore", e))?;
+        *self.sockets.borrow_mut() = sockets;
+        *self.engine.borrow_mut() = Some(engine);
+        self.deliver(out);
+        Ok(())
+    }
+
+    /// Sends what the engine asked for. A socket that fails to take a frame
+    /// does not stop the others.
+    fn deliver(&self, out: Vec<Outbound>) {
+        let mut closed = Vec::new();
+        {
+            let sockets = self.sockets.borrow();
+            let send = |ws: &WebSocket, frame: &Frame| {
+                let r = match frame {
+                    Frame::Text(t) => ws.send_with_str(t),
+                    Frame::Binary(b) => ws.send_with_bytes(b),
+                };
+                if let Err(e) = r {
+                    worker::console_warn!("shard: send failed: {e}");
+                }
+            };
+            for o in out {
+                match o {
+                    Outbound::To(conn, msg) => {
+                        if let Some((ws, enc)) = sockets.get(&conn) {
+                            send(ws, &protocol::encode_server(*enc, &msg));
+                        }
+                    }
+                    Outbound::All { except, msg } => {
+                        // Encode once per encoding, not once per socket.
+                        let mut frames: HashMap<Encoding, Frame> = HashMap::new();
+                        for (conn, (ws, enc)) in sockets.iter() {
+                            if except.as_deref() == Some(conn.as_str()) {
+                                continue;
+                            }
+                            let frame = frames
+                                .entry(*enc)
+                                .or_insert_with(|| protocol::encode_server(*enc, &msg));
+                            send(ws, frame);
+                        }
+                    }
+                    Outbound::Close { conn, code, reason } => {
+                        if let Some((ws, _)) = sockets.get(&conn) {
+                            let _ = ws.close(Some(code), Some(reason));
+                        }
+                        closed.push(conn);
+                    }
+                }
+            }
+        }
+        for conn in closed {
+            self.forget(&conn);
+        }
+    }
+
+    /// Drops a connection from the engine and the socket map.
+    fn forget(&self, conn: &str) {
+        self.sockets.borrow_mut().remove(conn);
+        let out = match self.engine.try_borrow_mut() {
+            Ok(mut e) => match e.as_mut().map(|e| e.close(conn)) {
+                Some(Ok(out)) => out,
+                Some(Err(e)) => {
+                    worker::console_error!("shard: closing {conn}: {e}");
+                    Vec::new()
+                }
+                None => Vec::new(),
+            },
+            Err(_) => Vec::new(),
+        };
+        self.deliver(out);
     }
 
     async fn accept_socket(&self, req: &Request, shard: &str) -> Result<Response> {
@@ -54,37 +197,163 @@ impl Shard {
                 "this endpoint takes a WebSocket upgrade",
             ));
         }
-        let sql = self.sql();
-        let meta = Meta::open(&sql).map_err(Self::storage_failed)?;
-        meta.set_text(meta::SHARD_NAME, shard)
-            .map_err(Self::storage_failed)?;
+        let offered = req.headers().get("Sec-WebSocket-Protocol")?;
+        let Ok(negotiated) = protocol::negotiate(offered.as_deref()) else {
+            return respond::error(&ApiError::bad_request(
+                "BAD_PROTOCOL",
+                "offer pylon.v1.json or pylon.v1.postcard in Sec-WebSocket-Protocol",
+            ));
+        };
+        self.ensure_engine(Some(shard)).await?;
         // Connection ids come from storage so they stay unique across wakes.
-        let conn = format!("c{}", meta.add(NEXT_CONN, 1).map_err(Self::storage_failed)?);
-        let seq = meta.int(SEQ).map_err(Self::storage_failed)?;
+        let conn = {
+            let sql = self.sql();
+            let m = Meta::open(&sql).map_err(|e| fail("meta", e))?;
+            format!("c{}", m.add(NEXT_CONN, 1).map_err(|e| fail("meta", e))?)
+        };
+        let info = ConnInfo {
+            auth: AuthContext::anonymous(),
+            encoding: negotiated.encoding,
+            client: None,
+        };
 
         let pair = WebSocketPair::new()?;
         self.state.accept_web_socket(&pair.server);
-        pair.server
-            .serialize_attachment(Attachment { conn: conn.clone() })?;
-        pair.server.send_with_str(
-            json!({ "type": "welcome", "shard": shard, "conn": conn, "seq": seq }).to_string(),
-        )?;
-        Response::from_websocket(pair.client)
+        pair.server.serialize_attachment(Attachment {
+            conn: conn.clone(),
+            info: info.clone(),
+        })?;
+        self.sockets
+            .borrow_mut()
+            .insert(conn.clone(), (pair.server.clone(), negotiated.encoding));
+        let out = {
+            let mut engine = self
+                .engine
+                .try_borrow_mut()
+                .map_err(|e| fail("engine busy", e))?;
+            let engine = engine.as_mut().ok_or_else(|| fail("engine", "not open"))?;
+            engine
+                .connect(&conn, info, now_ms())
+                .map_err(|e| fail("connect", e))?
+        };
+        self.deliver(out);
+        let mut resp = Response::from_websocket(pair.client)?;
+        if let Some(echo) = negotiated.echo {
+            resp.headers_mut().set("Sec-WebSocket-Protocol", echo)?;
+        }
+        Ok(resp)
     }
 
-    fn stats(&self, shard: &str) -> Result<Response> {
-        let sql = self.sql();
-        let meta = Meta::open(&sql).map_err(Self::storage_failed)?;
-        respond::json(
-            200,
-            &json!({
-                "shard": shard,
-                "connections": self.state.get_websockets().len(),
-                "wakes": self.wakes.get(),
-                "seq": meta.int(SEQ).map_err(Self::storage_failed)?,
-                "storage_bytes": sql.0.database_size(),
-            }),
-        )
+    async fn read_body(req: &mut Request) -> std::result::Result<Value, ApiError> {
+        let max = protocol::Limits::default().max_frame_bytes;
+        let bytes = req
+            .bytes()
+            .await
+            .map_err(|_| ApiError::bad_request("BAD_REQUEST", "unreadable body"))?;
+        if bytes.len() > max {
+            return Err(ApiError::new(
+                413,
+                "FRAME_TOO_LARGE",
+                format!("bodies are limited to {max} bytes"),
+            ));
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad_request("BAD_FRAME", format!("body is not JSON: {e}")))
+    }
+
+    async fn http_mutate(&self, mut req: Request) -> Result<Response> {
+        let body = match Self::read_body(&mut req).await {
+            Ok(b) => b,
+            Err(e) => return respond::error(&e),
+        };
+        // The body is the `mut` message without its type: one parser for both.
+        let mut framed = match body {
+            Value::Map(m) => m,
+            _ => {
+                return respond::error(&ApiError::bad_request(
+                    "BAD_MESSAGE",
+                    "the body is an object {op?, ops}",
+                ))
+            }
+        };
+        framed.insert("type".into(), Value::from("mut"));
+        framed
+            .entry("op".to_owned())
+            .or_insert_with(|| Value::from(""));
+        let text = serde_json::to_string(&Value::Map(framed)).expect("values serialize");
+        let m = match protocol::decode_client(Encoding::Json, text.as_bytes()) {
+            Ok(ClientMsg::Mut(m)) => m,
+            Ok(_) => unreachable!("the type was set to mut"),
+            Err(e) => return respond::error(&ApiError::from(&e.to_err())),
+        };
+        let result = {
+            let mut engine = self
+                .engine
+                .try_borrow_mut()
+                .map_err(|e| fail("engine busy", e))?;
+            let engine = engine.as_mut().ok_or_else(|| fail("engine", "not open"))?;
+            let op = (!m.op.is_empty()).then_some(m.op);
+            engine
+                .mutate(None, &AuthContext::anonymous(), op, m.ops, now_ms())
+                .await
+        };
+        match result {
+            Ok((ack, out)) => {
+                self.deliver(out);
+                respond::json(
+                    200,
+                    &json!({ "op": ack.op, "seq": ack.seq, "dup": ack.dup }),
+                )
+            }
+            Err(e) => respond::error(&ApiError::from(&e)),
+        }
+    }
+
+    async fn http_query(&self, mut req: Request) -> Result<Response> {
+        let body = match Self::read_body(&mut req).await {
+            Ok(b) => b,
+            Err(e) => return respond::error(&e),
+        };
+        let engine = self
+            .engine
+            .try_borrow()
+            .map_err(|e| fail("engine busy", e))?;
+        let engine = engine.as_ref().ok_or_else(|| fail("engine", "not open"))?;
+        match engine.query(&AuthContext::anonymous(), &body) {
+            Ok(v) => respond::json(200, &v),
+            Err(e) => respond::error(&ApiError::from(&e)),
+        }
+    }
+
+    fn stats(&self) -> Result<Response> {
+        let engine = self
+            .engine
+            .try_borrow()
+            .map_err(|e| fail("engine busy", e))?;
+        let engine = engine.as_ref().ok_or_else(|| fail("engine", "not open"))?;
+        let mut v = engine.stats().map_err(|e| fail("stats", e))?;
+        v["wakes"] = json!(self.wakes.get());
+        v["connections"] = json!(self.state.get_websockets().len());
+        v["storage_bytes"] = json!(self.sql().0.database_size());
+        respond::json(200, &v)
+    }
+
+    async fn on_frame(&self, ws: &WebSocket, frame: FrameRef<'_>) -> Result<()> {
+        self.ensure_engine(None).await?;
+        let Some(conn) = ws.deserialize_attachment::<Attachment>()?.map(|a| a.conn) else {
+            let _ = ws.close(Some(protocol::close::INTERNAL), Some("no attachment"));
+            return Ok(());
+        };
+        let out = {
+            let mut engine = self
+                .engine
+                .try_borrow_mut()
+                .map_err(|e| fail("engine busy", e))?;
+            let engine = engine.as_mut().ok_or_else(|| fail("engine", "not open"))?;
+            engine.message(&conn, frame, now_ms()).await
+        };
+        self.deliver(out);
+        Ok(())
     }
 }
 
@@ -100,6 +369,8 @@ impl DurableObject for Shard {
         Self {
             state,
             wakes: Cell::new(wakes),
+            engine: RefCell::new(None),
+            sockets: RefCell::new(HashMap::new()),
         }
     }
 
@@ -109,16 +380,23 @@ impl DurableObject for Shard {
             Ok(_) => return respond::error(&ApiError::not_found("not a shard route")),
             Err(e) => return respond::error(&e),
         };
-        match (req.method(), rest.as_str()) {
+        if let Err(e) = self.ensure_engine(Some(&shard)).await {
+            return respond::internal("opening the shard", &e);
+        }
+        let method = req.method();
+        let result = match (method.clone(), rest.as_str()) {
             (Method::Get, "ws") => self.accept_socket(&req, &shard).await,
-            (Method::Get, "stats") => self.stats(&shard),
-            (_, "ws" | "stats") => respond::error(&ApiError::method_not_allowed(format!(
-                "use GET /v1/shards/{shard}/{rest}"
-            ))),
+            (Method::Get, "stats") => self.stats(),
+            (Method::Post, "mutate") => self.http_mutate(req).await,
+            (Method::Post, "query") => self.http_query(req).await,
+            (_, "ws" | "stats" | "mutate" | "query") => respond::error(
+                &ApiError::method_not_allowed(format!("{method:?} is not allowed on {rest}")),
+            ),
             _ => respond::error(&ApiError::not_found(format!(
                 "no route /v1/shards/{shard}/{rest}"
             ))),
-        }
+        };
+        result.or_else(|e| respond::internal(&format!("shard {shard}"), &e))
     }
 
     async fn websocket_message(
@@ -126,21 +404,28 @@ impl DurableObject for Shard {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> Result<()> {
-        let WebSocketIncomingMessage::String(text) = message else {
-            return ws.send_with_str(
-                json!({"type":"err","code":"BAD_FRAME","message":"text frames only"}).to_string(),
-            );
+        let r = match &message {
+            WebSocketIncomingMessage::String(t) => self.on_frame(&ws, FrameRef::Text(t)).await,
+            WebSocketIncomingMessage::Binary(b) => self.on_frame(&ws, FrameRef::Binary(b)).await,
         };
-        let from = ws.deserialize_attachment::<Attachment>()?.map(|a| a.conn);
-        let seq = Meta::open(&self.sql())
-            .and_then(|m| m.add(SEQ, 1))
-            .map_err(Self::storage_failed)?;
-        let frame = json!({ "type": "echo", "from": from, "seq": seq, "data": text }).to_string();
-        for socket in self.state.get_websockets() {
-            // One closing socket must not stop the others from getting the frame.
-            if let Err(e) = socket.send_with_str(&frame) {
-                worker::console_warn!("shard: send failed: {e}");
-            }
+        if let Err(e) = &r {
+            worker::console_error!("shard: message failed: {e}");
+            let err = ServerMsg::Err(protocol::ErrorMsg {
+                code: protocol::ErrorCode::Internal,
+                message: "the shard failed to handle this message".into(),
+                op: None,
+                sub: None,
+            });
+            let enc = ws
+                .deserialize_attachment::<Attachment>()
+                .ok()
+                .flatten()
+                .map(|a| a.info.encoding)
+                .unwrap_or_default();
+            let _ = match protocol::encode_server(enc, &err) {
+                Frame::Text(t) => ws.send_with_str(t),
+                Frame::Binary(b) => ws.send_with_bytes(b),
+            };
         }
         Ok(())
     }
@@ -152,6 +437,11 @@ impl DurableObject for Shard {
         _reason: String,
         _clean: bool,
     ) -> Result<()> {
+        if self.ensure_engine(None).await.is_ok() {
+            if let Ok(Some(a)) = ws.deserialize_attachment::<Attachment>() {
+                self.forget(&a.conn);
+            }
+        }
         // Reply to the client's close; 1005/1006 are reserved and cannot be sent.
         let code = if code == 1005 || code == 1006 {
             1000
@@ -162,8 +452,11 @@ impl DurableObject for Shard {
         Ok(())
     }
 
-    async fn websocket_error(&self, _ws: WebSocket, error: worker::Error) -> Result<()> {
+    async fn websocket_error(&self, ws: WebSocket, error: worker::Error) -> Result<()> {
         worker::console_warn!("shard: socket error: {error}");
+        if let Ok(Some(a)) = ws.deserialize_attachment::<Attachment>() {
+            self.forget(&a.conn);
+        }
         Ok(())
     }
 

@@ -46,3 +46,23 @@ impl ApiError {
         json!({ "error": { "code": self.code, "message": self.message } })
     }
 }
+
+impl From<&crate::protocol::ErrorMsg> for ApiError {
+    /// The HTTP status of each wire error code, so HTTP and WebSocket
+    /// clients see the same codes.
+    fn from(e: &crate::protocol::ErrorMsg) -> Self {
+        use crate::protocol::ErrorCode as C;
+        let status = match e.code {
+            C::NotFound | C::UnknownSubscription => 404,
+            C::AlreadyExists | C::UniqueViolation | C::DuplicateSubscription => 409,
+            C::Forbidden => 403,
+            C::Unauthorized => 401,
+            C::RateLimited => 429,
+            C::FrameTooLarge | C::ResultTooLarge | C::TooManyOps => 413,
+            C::TooManyConnections | C::Unavailable => 503,
+            C::Internal | C::Unknown => 500,
+            _ => 400,
+        };
+        ApiError::new(status, e.code.as_str(), e.message.clone())
+    }
+}

@@ -19,7 +19,7 @@ fn example_loads_cleanly() {
     assert_eq!(m.name(), Some("collab-todos"));
     assert_eq!(m.version(), Some("1"));
     let names: Vec<_> = m.entities.iter().map(|e| e.name.as_str()).collect();
-    assert_eq!(names, ["User", "Todo", "Channel", "Message"]);
+    assert_eq!(names, ["User", "Card", "Todo", "Channel", "Message"]);
     assert_eq!(m.policies().all().len(), 5);
     assert_eq!(m.source(), EXAMPLE);
     // The stored source loads again to the same schema.
@@ -43,7 +43,7 @@ fn example_creates_in_sqlite() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(tables, 4);
+    assert_eq!(tables, 5);
     assert_eq!(create_statements(m.entity("Message").unwrap()).len(), 3);
 }
 

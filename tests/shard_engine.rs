@@ -38,7 +38,13 @@ fn manifest() -> Arc<Manifest> {
 }
 
 fn open(path: &std::path::Path) -> Engine {
-    ShardEngine::open(SqliteConn::open(path).unwrap(), manifest(), "room", ShardConfig::default()).unwrap()
+    ShardEngine::open(
+        SqliteConn::open(path).unwrap(),
+        manifest(),
+        "room",
+        ShardConfig::default(),
+    )
+    .unwrap()
 }
 
 fn temp_db(name: &str) -> std::path::PathBuf {
@@ -75,7 +81,10 @@ fn card(id: &str, title: &str, n: i64) -> serde_json::Value {
 }
 
 fn insert(op: &str, rows: Vec<serde_json::Value>) -> serde_json::Value {
-    let ops: Vec<_> = rows.into_iter().map(|r| json!({"type":"insert","entity":"Card","row": r})).collect();
+    let ops: Vec<_> = rows
+        .into_iter()
+        .map(|r| json!({"type":"insert","entity":"Card","row": r}))
+        .collect();
     json!({"type":"mut","op": op, "ops": ops})
 }
 
@@ -88,8 +97,15 @@ fn rows_of(msg: &ServerMsg) -> Vec<Row> {
 
 /// Applies a wire diff the way docs/protocol.md says a client does.
 fn apply(held: &mut Vec<Row>, msg: &ServerMsg) {
-    let ServerMsg::Diff(d) = msg else { panic!("expected a diff, got {msg:?}") };
-    let gone: Vec<&str> = d.removed.iter().map(String::as_str).chain(d.changed.iter().map(|p| p.row["id"].as_str().unwrap())).collect();
+    let ServerMsg::Diff(d) = msg else {
+        panic!("expected a diff, got {msg:?}")
+    };
+    let gone: Vec<&str> = d
+        .removed
+        .iter()
+        .map(String::as_str)
+        .chain(d.changed.iter().map(|p| p.row["id"].as_str().unwrap()))
+        .collect();
     held.retain(|r| !gone.contains(&r["id"].as_str().unwrap()));
     let mut ins: Vec<_> = d.added.iter().chain(d.changed.iter()).collect();
     ins.sort_by_key(|p| p.pos);
@@ -116,24 +132,44 @@ async fn writes_reach_every_subscriber_before_the_ack() {
     let (mut held_a, mut held_b) = (rows_of(&snap_a[0]), rows_of(&snap_b[0]));
     assert!(held_a.is_empty());
 
-    let out = send(&mut e, "a", insert("op1", vec![card("k1", "one", 1), card("k2", "two", 2)])).await;
+    let out = send(
+        &mut e,
+        "a",
+        insert("op1", vec![card("k1", "one", 1), card("k2", "two", 2)]),
+    )
+    .await;
     let for_a = to(&out, "a");
     assert!(matches!(&for_a[0], ServerMsg::Diff(d) if d.from == 0 && d.seq == 1));
     assert!(matches!(&for_a[1], ServerMsg::Ack(a) if a.seq == 1 && !a.dup && a.op == "op1"));
     apply(&mut held_a, &for_a[0]);
     apply(&mut held_b, &to(&out, "b")[0]);
     assert_eq!(held_a, held_b);
-    assert_eq!(held_a.iter().map(|r| r["id"].as_str().unwrap()).collect::<Vec<_>>(), ["k1", "k2"]);
+    assert_eq!(
+        held_a
+            .iter()
+            .map(|r| r["id"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["k1", "k2"]
+    );
 }
 
 #[tokio::test]
 async fn retried_op_ids_apply_once() {
     let mut e = open(&temp_db("dedup"));
     e.connect("a", info(None), 0).unwrap();
-    let first = to(&send(&mut e, "a", insert("same", vec![card("k1", "x", 1)])).await, "a");
-    let again = to(&send(&mut e, "a", insert("same", vec![card("k1", "x", 1)])).await, "a");
+    let first = to(
+        &send(&mut e, "a", insert("same", vec![card("k1", "x", 1)])).await,
+        "a",
+    );
+    let again = to(
+        &send(&mut e, "a", insert("same", vec![card("k1", "x", 1)])).await,
+        "a",
+    );
     assert!(matches!(&first[..], [ServerMsg::Ack(a)] if a.seq == 1 && !a.dup));
-    assert!(matches!(&again[..], [ServerMsg::Ack(a)] if a.seq == 1 && a.dup), "{again:?}");
+    assert!(
+        matches!(&again[..], [ServerMsg::Ack(a)] if a.seq == 1 && a.dup),
+        "{again:?}"
+    );
     assert_eq!(e.store().seq().unwrap(), 1);
 }
 
@@ -143,10 +179,20 @@ async fn a_failing_op_undoes_the_whole_mutation() {
     e.connect("a", info(None), 0).unwrap();
     send(&mut e, "a", insert("o1", vec![card("k1", "x", 1)])).await;
     // The second insert clashes with k1: nothing of this mutation stays.
-    let out = to(&send(&mut e, "a", insert("o2", vec![card("k2", "y", 2), card("k1", "dup", 3)])).await, "a");
+    let out = to(
+        &send(
+            &mut e,
+            "a",
+            insert("o2", vec![card("k2", "y", 2), card("k1", "dup", 3)]),
+        )
+        .await,
+        "a",
+    );
     assert_eq!(err_code(&out), Some(ErrorCode::AlreadyExists));
     assert!(matches!(&out[0], ServerMsg::Err(er) if er.op.as_deref() == Some("o2")));
-    let q = e.query(&AuthContext::anonymous(), &json!({"entity":"Card"}).into()).unwrap();
+    let q = e
+        .query(&AuthContext::anonymous(), &json!({"entity":"Card"}).into())
+        .unwrap();
     assert_eq!(q["rows"].as_array().unwrap().len(), 1, "{q}");
     assert_eq!(e.store().seq().unwrap(), 1);
     // A unique clash found by SQLite itself is undone too.
@@ -156,7 +202,9 @@ async fn a_failing_op_undoes_the_whole_mutation() {
     b["tag"] = json!("t");
     let out = to(&send(&mut e, "a", insert("o3", vec![a, b])).await, "a");
     assert_eq!(err_code(&out), Some(ErrorCode::UniqueViolation));
-    let q = e.query(&AuthContext::anonymous(), &json!({"entity":"Card"}).into()).unwrap();
+    let q = e
+        .query(&AuthContext::anonymous(), &json!({"entity":"Card"}).into())
+        .unwrap();
     assert_eq!(q["rows"].as_array().unwrap().len(), 1, "{q}");
 }
 
@@ -167,26 +215,58 @@ async fn bad_input_gets_typed_errors_and_the_shard_keeps_serving() {
     let cases: Vec<(&str, ErrorCode)> = vec![
         ("{not json", ErrorCode::BadFrame),
         (r#"{"type":"launch"}"#, ErrorCode::UnknownType),
-        (r#"{"type":"sub","id":"s1","entity":"Nope"}"#, ErrorCode::UnknownEntity),
-        (r#"{"type":"sub","id":"s1","entity":"Card","where":{"nope":1}}"#, ErrorCode::UnknownField),
-        (r#"{"type":"sub","id":"s1","entity":"Card","where":{"n":"x"}}"#, ErrorCode::TypeMismatch),
-        (r#"{"type":"mut","op":"o","ops":[{"type":"insert","entity":"Card","row":{"id":"k","title":5,"done":true,"n":1}}]}"#, ErrorCode::TypeMismatch),
-        (r#"{"type":"mut","op":"o","ops":[{"type":"insert","entity":"Card","row":{"id":"k","done":true,"n":1}}]}"#, ErrorCode::RequiredField),
-        (r#"{"type":"mut","op":"o","ops":[{"type":"update","entity":"Card","id":"missing","set":{"n":1}}]}"#, ErrorCode::NotFound),
-        (r#"{"type":"unsub","id":"never"}"#, ErrorCode::UnknownSubscription),
+        (
+            r#"{"type":"sub","id":"s1","entity":"Nope"}"#,
+            ErrorCode::UnknownEntity,
+        ),
+        (
+            r#"{"type":"sub","id":"s1","entity":"Card","where":{"nope":1}}"#,
+            ErrorCode::UnknownField,
+        ),
+        (
+            r#"{"type":"sub","id":"s1","entity":"Card","where":{"n":"x"}}"#,
+            ErrorCode::TypeMismatch,
+        ),
+        (
+            r#"{"type":"mut","op":"o","ops":[{"type":"insert","entity":"Card","row":{"id":"k","title":5,"done":true,"n":1}}]}"#,
+            ErrorCode::TypeMismatch,
+        ),
+        (
+            r#"{"type":"mut","op":"o","ops":[{"type":"insert","entity":"Card","row":{"id":"k","done":true,"n":1}}]}"#,
+            ErrorCode::RequiredField,
+        ),
+        (
+            r#"{"type":"mut","op":"o","ops":[{"type":"update","entity":"Card","id":"missing","set":{"n":1}}]}"#,
+            ErrorCode::NotFound,
+        ),
+        (
+            r#"{"type":"unsub","id":"never"}"#,
+            ErrorCode::UnknownSubscription,
+        ),
     ];
     for (frame, code) in cases {
         let out = e.message("a", FrameRef::Text(frame), 0).await;
         assert_eq!(err_code(&to(&out, "a")), Some(code), "{frame}");
-        assert!(!out.iter().any(|o| matches!(o, Outbound::Close { .. })), "{frame} closed the socket");
+        assert!(
+            !out.iter().any(|o| matches!(o, Outbound::Close { .. })),
+            "{frame} closed the socket"
+        );
     }
     let huge = format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(2 << 20));
     let out = e.message("a", FrameRef::Text(&huge), 0).await;
     assert_eq!(err_code(&to(&out, "a")), Some(ErrorCode::FrameTooLarge));
-    assert!(out.iter().any(|o| matches!(o, Outbound::Close { code: 1009, .. })));
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Outbound::Close { code: 1009, .. })));
     // Still serving, and nothing was stored by the bad frames.
-    let out = to(&send(&mut e, "a", insert("ok", vec![card("k1", "x", 1)])).await, "a");
-    assert!(matches!(&out[..], [ServerMsg::Ack(a)] if a.seq == 1), "{out:?}");
+    let out = to(
+        &send(&mut e, "a", insert("ok", vec![card("k1", "x", 1)])).await,
+        "a",
+    );
+    assert!(
+        matches!(&out[..], [ServerMsg::Ack(a)] if a.seq == 1),
+        "{out:?}"
+    );
 }
 
 #[tokio::test]
@@ -196,18 +276,32 @@ async fn subscriptions_and_rate_are_limited() {
     cfg.limits.msg_burst = 5;
     cfg.limits.msgs_per_sec = 1;
     cfg.limits.max_conns_per_shard = 1;
-    let mut e = ShardEngine::open(SqliteConn::open_in_memory().unwrap(), manifest(), "r", cfg).unwrap();
+    let mut e =
+        ShardEngine::open(SqliteConn::open_in_memory().unwrap(), manifest(), "r", cfg).unwrap();
     e.connect("a", info(None), 0).unwrap();
     let refused = e.connect("b", info(None), 0).unwrap();
-    assert!(refused.iter().any(|o| matches!(o, Outbound::Close { code: 4503, .. })));
+    assert!(refused
+        .iter()
+        .any(|o| matches!(o, Outbound::Close { code: 4503, .. })));
     for i in 0..2 {
-        let out = send(&mut e, "a", json!({"type":"sub","id": format!("s{i}"),"entity":"Card"})).await;
+        let out = send(
+            &mut e,
+            "a",
+            json!({"type":"sub","id": format!("s{i}"),"entity":"Card"}),
+        )
+        .await;
         assert!(matches!(&to(&out, "a")[0], ServerMsg::Snap(_)));
     }
     let out = send(&mut e, "a", json!({"type":"sub","id":"s9","entity":"Card"})).await;
-    assert_eq!(err_code(&to(&out, "a")), Some(ErrorCode::TooManySubscriptions));
+    assert_eq!(
+        err_code(&to(&out, "a")),
+        Some(ErrorCode::TooManySubscriptions)
+    );
     let out = send(&mut e, "a", json!({"type":"sub","id":"s0","entity":"Card"})).await;
-    assert_eq!(err_code(&to(&out, "a")), Some(ErrorCode::DuplicateSubscription));
+    assert_eq!(
+        err_code(&to(&out, "a")),
+        Some(ErrorCode::DuplicateSubscription)
+    );
     // Burst of 5 used up (4 messages so far + this one); the next is dropped.
     send(&mut e, "a", json!({"type":"ping"})).await;
     let out = send(&mut e, "a", json!({"type":"ping"})).await;
@@ -223,15 +317,28 @@ async fn read_policies_filter_snapshots_and_diffs() {
     send(&mut e, "alice", sub.clone()).await;
     send(&mut e, "bob", sub).await;
     let note = |id: &str, owner: &str| json!({"type":"insert","entity":"Note","row":{"id":id,"owner":owner,"body":"hi"}});
-    let out = send(&mut e, "alice", json!({"type":"mut","op":"n1","ops":[note("n1","alice")]})).await;
+    let out = send(
+        &mut e,
+        "alice",
+        json!({"type":"mut","op":"n1","ops":[note("n1","alice")]}),
+    )
+    .await;
     assert!(matches!(&to(&out, "alice")[0], ServerMsg::Diff(d) if d.added.len() == 1));
     assert!(to(&out, "bob").is_empty(), "bob saw alice's note: {out:?}");
     // Bob cannot write a note as alice.
-    let out = send(&mut e, "bob", json!({"type":"mut","op":"n2","ops":[note("n2","alice")]})).await;
+    let out = send(
+        &mut e,
+        "bob",
+        json!({"type":"mut","op":"n2","ops":[note("n2","alice")]}),
+    )
+    .await;
     assert_eq!(err_code(&to(&out, "bob")), Some(ErrorCode::Forbidden));
     // Alice gives the note to bob: it leaves her view and enters his.
     let out = send(&mut e, "alice", json!({"type":"mut","op":"n3","ops":[{"type":"update","entity":"Note","id":"n1","set":{"owner":"bob"}}]})).await;
-    assert!(matches!(&to(&out, "alice")[0], ServerMsg::Diff(d) if d.removed == ["n1"]), "{out:?}");
+    assert!(
+        matches!(&to(&out, "alice")[0], ServerMsg::Diff(d) if d.removed == ["n1"]),
+        "{out:?}"
+    );
     assert!(matches!(&to(&out, "bob")[0], ServerMsg::Diff(d) if d.added.len() == 1));
 }
 
@@ -259,17 +366,26 @@ async fn resume_sends_exactly_what_was_missed() {
         for i in 0..(next() % 6) {
             let id = format!("k{}", next() % 12);
             let op = match next() % 3 {
-                0 => json!({"type":"upsert","entity":"Card","row":{"id":id,"title":format!("t{}", next()%4),"done":next()%3==0,"n":(next()%5) as i64}}),
+                0 => {
+                    json!({"type":"upsert","entity":"Card","row":{"id":id,"title":format!("t{}", next()%4),"done":next()%3==0,"n":(next()%5) as i64}})
+                }
                 1 => json!({"type":"update","entity":"Card","id":id,"set":{"n":(next()%5) as i64}}),
                 _ => json!({"type":"delete","entity":"Card","id":id}),
             };
-            send(&mut e, "w", json!({"type":"mut","op":format!("r{round}.{i}"),"ops":[op]})).await;
+            send(
+                &mut e,
+                "w",
+                json!({"type":"mut","op":format!("r{round}.{i}"),"ops":[op]}),
+            )
+            .await;
         }
         e.connect("r", info(None), 0).unwrap();
         let mut resume = sub.clone();
         resume["since"] = json!(since);
         let out = to(&send(&mut e, "r", resume).await, "r");
-        let ServerMsg::Diff(d) = &out[0] else { panic!("round {round}: expected a diff, got {out:?}") };
+        let ServerMsg::Diff(d) = &out[0] else {
+            panic!("round {round}: expected a diff, got {out:?}")
+        };
         assert_eq!((d.from, d.seq), (since, e.store().seq().unwrap()));
         apply(&mut held, &out[0]);
         let fresh = to(&send(&mut e, "r", json!({"type":"sub","id":"check","entity":"Card","where":{"done":false},"order":["-n","title"],"limit":5})).await, "r");
@@ -282,13 +398,30 @@ async fn resume_sends_exactly_what_was_missed() {
 async fn a_resume_older_than_the_log_gets_a_reset_and_snapshot() {
     let mut cfg = ShardConfig::default();
     cfg.log_keep_seqs = 5;
-    let mut e = ShardEngine::open(SqliteConn::open_in_memory().unwrap(), manifest(), "r", cfg).unwrap();
+    let mut e =
+        ShardEngine::open(SqliteConn::open_in_memory().unwrap(), manifest(), "r", cfg).unwrap();
     e.connect("w", info(None), 0).unwrap();
     for i in 0..120 {
-        send(&mut e, "w", insert(&format!("o{i}"), vec![card(&format!("k{i}"), "t", i)])).await;
+        send(
+            &mut e,
+            "w",
+            insert(&format!("o{i}"), vec![card(&format!("k{i}"), "t", i)]),
+        )
+        .await;
     }
-    let out = to(&send(&mut e, "w", json!({"type":"sub","id":"s","entity":"Card","since":3})).await, "w");
-    assert!(matches!(&out[0], ServerMsg::Reset(r) if r.id == "s"), "{out:?}");
+    let out = to(
+        &send(
+            &mut e,
+            "w",
+            json!({"type":"sub","id":"s","entity":"Card","since":3}),
+        )
+        .await,
+        "w",
+    );
+    assert!(
+        matches!(&out[0], ServerMsg::Reset(r) if r.id == "s"),
+        "{out:?}"
+    );
     assert!(matches!(&out[1], ServerMsg::Snap(s) if s.seq == 120 && s.rows.len() == 120));
 }
 
@@ -297,24 +430,46 @@ async fn subscriptions_survive_a_wake_from_storage() {
     let path = temp_db("wake");
     let mut e = open(&path);
     e.connect("a", info(None), 0).unwrap();
-    let out = to(&send(&mut e, "a", json!({"type":"sub","id":"s","entity":"Card","order":["n"]})).await, "a");
+    let out = to(
+        &send(
+            &mut e,
+            "a",
+            json!({"type":"sub","id":"s","entity":"Card","order":["n"]}),
+        )
+        .await,
+        "a",
+    );
     let mut held = rows_of(&out[0]);
-    let out = to(&send(&mut e, "a", insert("o1", vec![card("k1", "x", 1)])).await, "a");
+    let out = to(
+        &send(&mut e, "a", insert("o1", vec![card("k1", "x", 1)])).await,
+        "a",
+    );
     apply(&mut held, &out[0]);
     drop(e);
 
     // A new instance over the same storage, told which sockets survived.
     let mut e = open(&path);
     e.restore(vec![("a".into(), info(None))], 0).await.unwrap();
-    let out = to(&send(&mut e, "a", insert("o2", vec![card("k0", "y", 0)])).await, "a");
-    let ServerMsg::Diff(d) = &out[0] else { panic!("no diff after the wake: {out:?}") };
+    let out = to(
+        &send(&mut e, "a", insert("o2", vec![card("k0", "y", 0)])).await,
+        "a",
+    );
+    let ServerMsg::Diff(d) = &out[0] else {
+        panic!("no diff after the wake: {out:?}")
+    };
     assert_eq!((d.from, d.seq), (1, 2));
     apply(&mut held, &out[0]);
     let ids: Vec<_> = held.iter().map(|r| r["id"].clone()).collect();
     assert_eq!(ids, [Value::from("k0"), Value::from("k1")]);
     // A retry of an op applied before the wake is still recognised.
-    let out = to(&send(&mut e, "a", insert("o1", vec![card("k1", "x", 1)])).await, "a");
-    assert!(matches!(&out[..], [ServerMsg::Ack(a)] if a.dup && a.seq == 1), "{out:?}");
+    let out = to(
+        &send(&mut e, "a", insert("o1", vec![card("k1", "x", 1)])).await,
+        "a",
+    );
+    assert!(
+        matches!(&out[..], [ServerMsg::Ack(a)] if a.dup && a.seq == 1),
+        "{out:?}"
+    );
 }
 
 #[tokio::test]
@@ -324,7 +479,9 @@ async fn presence_joins_updates_and_leaves() {
     let out = e.connect("b", info(None), 0).unwrap();
     assert!(matches!(&to(&out, "b")[1], ServerMsg::PresenceState(p) if p.members.is_empty()));
     let out = send(&mut e, "a", json!({"type":"presence","state":{"cursor":1}})).await;
-    assert!(matches!(&to(&out, "b")[0], ServerMsg::PresenceDiff(d) if d.joins.len() == 1 && d.joins[0].conn == "a"));
+    assert!(
+        matches!(&to(&out, "b")[0], ServerMsg::PresenceDiff(d) if d.joins.len() == 1 && d.joins[0].conn == "a")
+    );
     let out = send(&mut e, "a", json!({"type":"presence","state":{"cursor":2}})).await;
     assert!(matches!(&to(&out, "b")[0], ServerMsg::PresenceDiff(d) if d.updates.len() == 1));
     let out = e.connect("c", info(None), 0).unwrap();
@@ -332,5 +489,8 @@ async fn presence_joins_updates_and_leaves() {
     let out = e.close("a").unwrap();
     assert!(matches!(&to(&out, "b")[0], ServerMsg::PresenceDiff(d) if d.leaves == ["a"]));
     let out = send(&mut e, "b", json!({"type":"bcast","topic":"t","data":1})).await;
-    assert!(to(&out, "b").is_empty() && matches!(&to(&out, "c")[0], ServerMsg::Bcast(b) if b.from == "b"));
+    assert!(
+        to(&out, "b").is_empty()
+            && matches!(&to(&out, "c")[0], ServerMsg::Bcast(b) if b.from == "b")
+    );
 }

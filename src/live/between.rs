@@ -27,7 +27,8 @@ fn id_of(row: &Row) -> &str {
 /// stay (in `changed` when their content changed); rows that moved are sent
 /// as a removal plus an add, as incremental diffs do.
 pub fn between(old: &[Row], new: &[Row]) -> Diff {
-    let old_pos: HashMap<&str, usize> = old.iter().enumerate().map(|(i, r)| (id_of(r), i)).collect();
+    let old_pos: HashMap<&str, usize> =
+        old.iter().enumerate().map(|(i, r)| (id_of(r), i)).collect();
     let new_ids: HashMap<&str, ()> = new.iter().map(|r| (id_of(r), ())).collect();
     let mut diff = Diff::default();
     for r in old {

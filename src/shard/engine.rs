@@ -79,9 +79,16 @@ pub enum Outbound {
     /// Send `msg` to one connection.
     To(String, ServerMsg),
     /// Send `msg` to every connection but `except`.
-    All { except: Option<String>, msg: ServerMsg },
+    All {
+        except: Option<String>,
+        msg: ServerMsg,
+    },
     /// Close a connection.
-    Close { conn: String, code: u16, reason: String },
+    Close {
+        conn: String,
+        code: u16,
+        reason: String,
+    },
 }
 
 struct Conn {
@@ -110,27 +117,46 @@ pub struct ShardEngine<C: SqlConn> {
 }
 
 fn err(code: ErrorCode, message: impl Into<String>) -> ErrorMsg {
-    ErrorMsg { code, message: message.into(), op: None, sub: None }
+    ErrorMsg {
+        code,
+        message: message.into(),
+        op: None,
+        sub: None,
+    }
 }
 
 fn storage_err(e: &StorageError) -> ErrorMsg {
     if e.is_unique_violation() {
         return err(ErrorCode::UniqueViolation, e.message.clone());
     }
-    err(ErrorCode::Internal, "the shard's storage failed; the change was not applied")
+    err(
+        ErrorCode::Internal,
+        "the shard's storage failed; the change was not applied",
+    )
 }
 
 fn query_err(e: &QueryError) -> ErrorMsg {
-    err(ErrorCode::parse(e.code()).unwrap_or(ErrorCode::BadQuery), e.to_string())
+    err(
+        ErrorCode::parse(e.code()).unwrap_or(ErrorCode::BadQuery),
+        e.to_string(),
+    )
 }
 
 fn row_err(e: &manifest::RowError) -> ErrorMsg {
-    err(ErrorCode::parse(e.code()).unwrap_or(ErrorCode::BadMessage), e.to_string())
+    err(
+        ErrorCode::parse(e.code()).unwrap_or(ErrorCode::BadMessage),
+        e.to_string(),
+    )
 }
 
 fn to_wire(id: &str, from: u64, seq: u64, d: live::Diff) -> ServerMsg {
     let pos = |v: Vec<(usize, Row)>| {
-        v.into_iter().map(|(pos, row)| Positioned { pos: pos as u32, row }).collect()
+        v.into_iter()
+            .map(|(pos, row)| Positioned {
+                pos: pos as u32,
+                row,
+            })
+            .collect()
     };
     ServerMsg::Diff(protocol::Diff {
         id: id.to_owned(),
@@ -162,7 +188,11 @@ fn sub_query_json(s: &protocol::Sub) -> Value {
     Value::Map(q)
 }
 
-fn readable<'a>(manifest: &'a Manifest, entity: &'a str, auth: &'a AuthContext) -> impl Fn(&Row) -> bool + 'a {
+fn readable<'a>(
+    manifest: &'a Manifest,
+    entity: &'a str,
+    auth: &'a AuthContext,
+) -> impl Fn(&Row) -> bool + 'a {
     move |r: &Row| manifest.policies().can_read(entity, auth, r).is_allowed()
 }
 
@@ -172,7 +202,12 @@ fn id_of(row: &Row) -> &str {
 
 impl<C: SqlConn> ShardEngine<C> {
     /// Opens the shard over its storage: creates or migrates its tables.
-    pub fn open(conn: C, manifest: Arc<Manifest>, shard: &str, config: ShardConfig) -> Result<Self, SchemaError> {
+    pub fn open(
+        conn: C,
+        manifest: Arc<Manifest>,
+        shard: &str,
+        config: ShardConfig,
+    ) -> Result<Self, SchemaError> {
         let store = ShardStore::new(conn);
         store.ensure_schema(&manifest)?;
         Ok(ShardEngine {
@@ -201,14 +236,22 @@ impl<C: SqlConn> ShardEngine<C> {
 
     fn new_conn(&self, info: ConnInfo, now_ms: i64) -> Conn {
         let l = &self.config.limits;
-        Conn { info, subs: HashMap::new(), bucket: TokenBucket::new(l.msgs_per_sec, l.msg_burst, now_ms) }
+        Conn {
+            info,
+            subs: HashMap::new(),
+            bucket: TokenBucket::new(l.msgs_per_sec, l.msg_burst, now_ms),
+        }
     }
 
     /// After the object woke (or restarted): the connections whose sockets
     /// are still open, with what their attachments kept. Their stored
     /// subscriptions are rebuilt; what belonged to connections that are gone
     /// is dropped, and their presence leaves.
-    pub async fn restore(&mut self, open: Vec<(String, ConnInfo)>, now_ms: i64) -> Result<Vec<Outbound>, StorageError> {
+    pub async fn restore(
+        &mut self,
+        open: Vec<(String, ConnInfo)>,
+        now_ms: i64,
+    ) -> Result<Vec<Outbound>, StorageError> {
         for (id, info) in open {
             let conn = self.new_conn(info, now_ms);
             self.conns.insert(id, conn);
@@ -237,14 +280,22 @@ impl<C: SqlConn> ShardEngine<C> {
         if !leaves.is_empty() {
             out.push(Outbound::All {
                 except: None,
-                msg: ServerMsg::PresenceDiff(PresenceDiff { leaves, ..Default::default() }),
+                msg: ServerMsg::PresenceDiff(PresenceDiff {
+                    leaves,
+                    ..Default::default()
+                }),
             });
         }
         Ok(out)
     }
 
     async fn rebuild_sub(&mut self, stored: StoredSub) -> Result<(), StorageError> {
-        let Some(entity) = stored.query.get("entity").and_then(|e| e.as_str()).and_then(|e| self.manifest.entity(e)) else {
+        let Some(entity) = stored
+            .query
+            .get("entity")
+            .and_then(|e| e.as_str())
+            .and_then(|e| self.manifest.entity(e))
+        else {
             // The entity left the manifest: the subscription cannot be kept.
             return self.store.delete_sub(&stored.conn, &stored.id);
         };
@@ -252,7 +303,12 @@ impl<C: SqlConn> ShardEngine<C> {
             return self.store.delete_sub(&stored.conn, &stored.id);
         };
         let auth = &self.conns[&stored.conn].info.auth;
-        let sub = Subscription::load(query, &readable(&self.manifest, &entity.name, auth), &self.store).await?;
+        let sub = Subscription::load(
+            query,
+            &readable(&self.manifest, &entity.name, auth),
+            &self.store,
+        )
+        .await?;
         self.add_live(stored.conn, stored.id, sub, stored.seq);
         Ok(())
     }
@@ -269,14 +325,26 @@ impl<C: SqlConn> ShardEngine<C> {
 
     /// A new connection: `welcome` and the presence state, or a refusal
     /// when the shard is full.
-    pub fn connect(&mut self, conn: &str, info: ConnInfo, now_ms: i64) -> Result<Vec<Outbound>, StorageError> {
+    pub fn connect(
+        &mut self,
+        conn: &str,
+        info: ConnInfo,
+        now_ms: i64,
+    ) -> Result<Vec<Outbound>, StorageError> {
         if self.conns.len() >= self.config.limits.max_conns_per_shard as usize {
             return Ok(vec![
                 Outbound::To(
                     conn.to_owned(),
-                    ServerMsg::Err(err(ErrorCode::TooManyConnections, "this shard has as many connections as it takes")),
+                    ServerMsg::Err(err(
+                        ErrorCode::TooManyConnections,
+                        "this shard has as many connections as it takes",
+                    )),
                 ),
-                Outbound::Close { conn: conn.to_owned(), code: close::OVERLOADED, reason: "shard full".into() },
+                Outbound::Close {
+                    conn: conn.to_owned(),
+                    code: close::OVERLOADED,
+                    reason: "shard full".into(),
+                },
             ]);
         }
         let encoding = info.encoding;
@@ -299,13 +367,20 @@ impl<C: SqlConn> ShardEngine<C> {
     }
 
     fn presence_state(&self) -> Result<ServerMsg, StorageError> {
-        let members = self.store.presence()?.into_iter().map(|(conn, state)| Member { conn, state }).collect();
+        let members = self
+            .store
+            .presence()?
+            .into_iter()
+            .map(|(conn, state)| Member { conn, state })
+            .collect();
         Ok(ServerMsg::PresenceState(PresenceState { members }))
     }
 
     /// A connection closed: its subscriptions go, its presence leaves.
     pub fn close(&mut self, conn: &str) -> Result<Vec<Outbound>, StorageError> {
-        let Some(c) = self.conns.remove(conn) else { return Ok(Vec::new()) };
+        let Some(c) = self.conns.remove(conn) else {
+            return Ok(Vec::new());
+        };
         for key in c.subs.values() {
             self.subs.remove(key);
             self.index.remove(*key);
@@ -315,7 +390,10 @@ impl<C: SqlConn> ShardEngine<C> {
         Ok(if had_presence {
             vec![Outbound::All {
                 except: None,
-                msg: ServerMsg::PresenceDiff(PresenceDiff { leaves: vec![conn.to_owned()], ..Default::default() }),
+                msg: ServerMsg::PresenceDiff(PresenceDiff {
+                    leaves: vec![conn.to_owned()],
+                    ..Default::default()
+                }),
             }]
         } else {
             Vec::new()
@@ -326,21 +404,36 @@ impl<C: SqlConn> ShardEngine<C> {
     /// frame itself is the problem, a close); nothing else is affected.
     pub async fn message(&mut self, conn: &str, frame: FrameRef<'_>, now_ms: i64) -> Vec<Outbound> {
         let Some(c) = self.conns.get_mut(conn) else {
-            return vec![Outbound::Close { conn: conn.to_owned(), code: close::INTERNAL, reason: "unknown connection".into() }];
+            return vec![Outbound::Close {
+                conn: conn.to_owned(),
+                code: close::INTERNAL,
+                reason: "unknown connection".into(),
+            }];
         };
         let to = |m: ErrorMsg| Outbound::To(conn.to_owned(), ServerMsg::Err(m));
-        let msg = match protocol::decode_client_frame(c.info.encoding, frame, self.config.limits.max_frame_bytes) {
+        let msg = match protocol::decode_client_frame(
+            c.info.encoding,
+            frame,
+            self.config.limits.max_frame_bytes,
+        ) {
             Ok(m) => m,
             Err(e) => {
                 let mut out = vec![to(e.to_err())];
                 if let Some(code) = e.close_code() {
-                    out.push(Outbound::Close { conn: conn.to_owned(), code, reason: e.code().as_str().into() });
+                    out.push(Outbound::Close {
+                        conn: conn.to_owned(),
+                        code,
+                        reason: e.code().as_str().into(),
+                    });
                 }
                 return out;
             }
         };
         if !c.bucket.take(now_ms) {
-            let mut e = err(ErrorCode::RateLimited, "over the message rate; the message was dropped");
+            let mut e = err(
+                ErrorCode::RateLimited,
+                "over the message rate; the message was dropped",
+            );
             match &msg {
                 ClientMsg::Mut(m) => e.op = Some(m.op.clone()),
                 ClientMsg::Sub(s) => e.sub = Some(s.id.clone()),
@@ -354,9 +447,14 @@ impl<C: SqlConn> ShardEngine<C> {
                     c.info.client = Some(client);
                 }
                 let enc = c.info.encoding;
-                self.welcome(conn, enc).map(|w| vec![Outbound::To(conn.to_owned(), w)]).map_err(|e| storage_err(&e))
+                self.welcome(conn, enc)
+                    .map(|w| vec![Outbound::To(conn.to_owned(), w)])
+                    .map_err(|e| storage_err(&e))
             }
-            ClientMsg::Ping(p) => Ok(vec![Outbound::To(conn.to_owned(), ServerMsg::Pong(protocol::Pong { t: p.t }))]),
+            ClientMsg::Ping(p) => Ok(vec![Outbound::To(
+                conn.to_owned(),
+                ServerMsg::Pong(protocol::Pong { t: p.t }),
+            )]),
             ClientMsg::Sub(s) => {
                 let id = s.id.clone();
                 self.subscribe(conn, s).await.map_err(|mut e| {
@@ -368,7 +466,10 @@ impl<C: SqlConn> ShardEngine<C> {
             ClientMsg::Mut(m) => {
                 let auth = c.info.auth.clone();
                 let op = m.op.clone();
-                match self.mutate(Some(conn), &auth, Some(m.op), m.ops, now_ms).await {
+                match self
+                    .mutate(Some(conn), &auth, Some(m.op), m.ops, now_ms)
+                    .await
+                {
                     Ok((ack, mut out)) => {
                         out.push(Outbound::To(conn.to_owned(), ServerMsg::Ack(ack)));
                         Ok(out)
@@ -382,27 +483,40 @@ impl<C: SqlConn> ShardEngine<C> {
             ClientMsg::Presence(p) => self.set_presence(conn, p.state),
             ClientMsg::Bcast(b) => Ok(vec![Outbound::All {
                 except: Some(conn.to_owned()),
-                msg: ServerMsg::Bcast(protocol::Bcast { topic: b.topic, data: b.data, from: conn.to_owned() }),
+                msg: ServerMsg::Bcast(protocol::Bcast {
+                    topic: b.topic,
+                    data: b.data,
+                    from: conn.to_owned(),
+                }),
             }]),
         };
         result.unwrap_or_else(|e| vec![to(e)])
     }
 
     fn entity(&self, name: &str) -> Result<&Entity, ErrorMsg> {
-        self.manifest
-            .entity(name)
-            .ok_or_else(|| err(ErrorCode::UnknownEntity, format!("no entity {name:?} in this shard's manifest")))
+        self.manifest.entity(name).ok_or_else(|| {
+            err(
+                ErrorCode::UnknownEntity,
+                format!("no entity {name:?} in this shard's manifest"),
+            )
+        })
     }
 
     async fn subscribe(&mut self, conn: &str, s: protocol::Sub) -> Result<Vec<Outbound>, ErrorMsg> {
         let c = &self.conns[conn];
         if c.subs.contains_key(&s.id) {
-            return Err(err(ErrorCode::DuplicateSubscription, format!("subscription {:?} is already open", s.id)));
+            return Err(err(
+                ErrorCode::DuplicateSubscription,
+                format!("subscription {:?} is already open", s.id),
+            ));
         }
         if c.subs.len() >= self.config.limits.max_subs_per_conn as usize {
             return Err(err(
                 ErrorCode::TooManySubscriptions,
-                format!("at most {} subscriptions per connection", self.config.limits.max_subs_per_conn),
+                format!(
+                    "at most {} subscriptions per connection",
+                    self.config.limits.max_subs_per_conn
+                ),
             ));
         }
         let entity = self.entity(&s.entity)?;
@@ -411,7 +525,9 @@ impl<C: SqlConn> ShardEngine<C> {
         let auth = c.info.auth.clone();
         let visible = readable(&self.manifest, &entity.name, &auth);
         let seq = self.store.seq().map_err(|e| storage_err(&e))?;
-        let sub = Subscription::load(query, &visible, &self.store).await.map_err(|e| storage_err(&e))?;
+        let sub = Subscription::load(query, &visible, &self.store)
+            .await
+            .map_err(|e| storage_err(&e))?;
 
         let mut out = Vec::new();
         let snap = |sub: &Subscription| {
@@ -424,11 +540,17 @@ impl<C: SqlConn> ShardEngine<C> {
         };
         match s.since {
             Some(since) if since <= seq => match self.missed(&sub, &visible, since, seq).await {
-                Ok(Some(diff)) => out.push(Outbound::To(conn.to_owned(), to_wire(&s.id, since, seq, diff))),
+                Ok(Some(diff)) => out.push(Outbound::To(
+                    conn.to_owned(),
+                    to_wire(&s.id, since, seq, diff),
+                )),
                 Ok(None) => {
                     out.push(Outbound::To(
                         conn.to_owned(),
-                        ServerMsg::Reset(protocol::Reset { id: s.id.clone(), reason: reset_reason::TOO_OLD.into() }),
+                        ServerMsg::Reset(protocol::Reset {
+                            id: s.id.clone(),
+                            reason: reset_reason::TOO_OLD.into(),
+                        }),
                     ));
                     out.push(Outbound::To(conn.to_owned(), snap(&sub)));
                 }
@@ -439,7 +561,10 @@ impl<C: SqlConn> ShardEngine<C> {
                 // elsewhere (another deployment, wiped storage).
                 out.push(Outbound::To(
                     conn.to_owned(),
-                    ServerMsg::Reset(protocol::Reset { id: s.id.clone(), reason: reset_reason::RESYNC.into() }),
+                    ServerMsg::Reset(protocol::Reset {
+                        id: s.id.clone(),
+                        reason: reset_reason::RESYNC.into(),
+                    }),
                 ));
                 out.push(Outbound::To(conn.to_owned(), snap(&sub)));
             }
@@ -447,7 +572,12 @@ impl<C: SqlConn> ShardEngine<C> {
         }
         drop(visible);
         self.store
-            .put_sub(&StoredSub { conn: conn.to_owned(), id: s.id.clone(), query: query_json, seq })
+            .put_sub(&StoredSub {
+                conn: conn.to_owned(),
+                id: s.id.clone(),
+                query: query_json,
+                seq,
+            })
             .map_err(|e| storage_err(&e))?;
         self.add_live(conn.to_owned(), s.id, sub, seq);
         Ok(out)
@@ -473,7 +603,10 @@ impl<C: SqlConn> ShardEngine<C> {
         let q = now.query();
         // The earliest before-image of each row touched since `since`.
         let mut touched: HashMap<String, Option<Row>> = HashMap::new();
-        for LogEntry { entity, id, before, .. } in self.store.log_since(since)? {
+        for LogEntry {
+            entity, id, before, ..
+        } in self.store.log_since(since)?
+        {
             if entity == q.entity {
                 touched.entry(id).or_insert(before);
             }
@@ -484,9 +617,17 @@ impl<C: SqlConn> ShardEngine<C> {
         let admitted = |r: &Row| q.admits(r) && visible(r);
         if q.count {
             let mut then = now.count() as i64;
-            let entity = self.manifest.entity(&q.entity).expect("subscribed entities exist");
+            let entity = self
+                .manifest
+                .entity(&q.entity)
+                .expect("subscribed entities exist");
             for (id, before) in &touched {
-                if self.store.get_row(entity, id)?.as_ref().is_some_and(admitted) {
+                if self
+                    .store
+                    .get_row(entity, id)?
+                    .as_ref()
+                    .is_some_and(admitted)
+                {
                     then -= 1;
                 }
                 if before.as_ref().is_some_and(admitted) {
@@ -496,7 +637,10 @@ impl<C: SqlConn> ShardEngine<C> {
             return Ok(Some(if then == now.count() as i64 {
                 live::Diff::default()
             } else {
-                live::Diff { count: Some(now.count()), ..Default::default() }
+                live::Diff {
+                    count: Some(now.count()),
+                    ..Default::default()
+                }
             }));
         }
         // The window at `since`: untouched rows as they are now, plus the
@@ -525,30 +669,62 @@ impl<C: SqlConn> ShardEngine<C> {
     }
 
     fn unsubscribe(&mut self, conn: &str, id: &str) -> Result<Vec<Outbound>, ErrorMsg> {
-        let c = self.conns.get_mut(conn).expect("caller checked the connection");
+        let c = self
+            .conns
+            .get_mut(conn)
+            .expect("caller checked the connection");
         let Some(key) = c.subs.remove(id) else {
             return Err(ErrorMsg {
                 sub: Some(id.to_owned()),
-                ..err(ErrorCode::UnknownSubscription, format!("no open subscription {id:?}"))
+                ..err(
+                    ErrorCode::UnknownSubscription,
+                    format!("no open subscription {id:?}"),
+                )
             });
         };
         self.subs.remove(&key);
         self.index.remove(key);
-        self.store.delete_sub(conn, id).map_err(|e| storage_err(&e))?;
+        self.store
+            .delete_sub(conn, id)
+            .map_err(|e| storage_err(&e))?;
         Ok(Vec::new())
     }
 
     fn set_presence(&mut self, conn: &str, state: Value) -> Result<Vec<Outbound>, ErrorMsg> {
-        let present = self.store.presence().map_err(|e| storage_err(&e))?.iter().any(|(m, _)| m == conn);
-        self.store.set_presence(conn, &state).map_err(|e| storage_err(&e))?;
-        let member = || vec![Member { conn: conn.to_owned(), state: state.clone() }];
+        let present = self
+            .store
+            .presence()
+            .map_err(|e| storage_err(&e))?
+            .iter()
+            .any(|(m, _)| m == conn);
+        self.store
+            .set_presence(conn, &state)
+            .map_err(|e| storage_err(&e))?;
+        let member = || {
+            vec![Member {
+                conn: conn.to_owned(),
+                state: state.clone(),
+            }]
+        };
         let diff = match (present, state.is_null()) {
             (false, true) => return Ok(Vec::new()),
-            (true, true) => PresenceDiff { leaves: vec![conn.to_owned()], ..Default::default() },
-            (false, false) => PresenceDiff { joins: member(), ..Default::default() },
-            (true, false) => PresenceDiff { updates: member(), ..Default::default() },
+            (true, true) => PresenceDiff {
+                leaves: vec![conn.to_owned()],
+                ..Default::default()
+            },
+            (false, false) => PresenceDiff {
+                joins: member(),
+                ..Default::default()
+            },
+            (true, false) => PresenceDiff {
+                updates: member(),
+                ..Default::default()
+            },
         };
-        Ok(vec![Outbound::All { except: None, msg: ServerMsg::PresenceDiff(diff) }])
+        Ok(vec![Outbound::All {
+            except: None,
+            msg: ServerMsg::PresenceDiff(diff),
+        }])
     }
 
     /// Applies `ops` all or nothing as the next seq, on behalf of `auth`
@@ -564,17 +740,34 @@ impl<C: SqlConn> ShardEngine<C> {
     ) -> Result<(Ack, Vec<Outbound>), ErrorMsg> {
         let max_ops = self.config.limits.max_ops_per_mut as usize;
         if ops.len() > max_ops {
-            return Err(err(ErrorCode::TooManyOps, format!("at most {max_ops} ops in one mutation")));
+            return Err(err(
+                ErrorCode::TooManyOps,
+                format!("at most {max_ops} ops in one mutation"),
+            ));
         }
         let op_id = op.unwrap_or_default();
         if !op_id.is_empty() {
             if let Some(seq) = self.store.op_seq(&op_id).map_err(|e| storage_err(&e))? {
-                return Ok((Ack { op: op_id, seq, dup: true }, Vec::new()));
+                return Ok((
+                    Ack {
+                        op: op_id,
+                        seq,
+                        dup: true,
+                    },
+                    Vec::new(),
+                ));
             }
         }
         let seq = self.store.seq().map_err(|e| storage_err(&e))? + 1;
         if ops.is_empty() {
-            return Ok((Ack { op: op_id, seq: seq - 1, dup: false }, Vec::new()));
+            return Ok((
+                Ack {
+                    op: op_id,
+                    seq: seq - 1,
+                    dup: false,
+                },
+                Vec::new(),
+            ));
         }
 
         let mut changes: Vec<Change> = Vec::with_capacity(ops.len());
@@ -611,17 +804,31 @@ impl<C: SqlConn> ShardEngine<C> {
         }
         if seq % 100 == 0 {
             let c = &self.config;
-            let _ = self.store.prune(seq, c.log_keep_seqs, now_ms - c.log_keep_ms, now_ms - c.limits.op_retention_secs as i64 * 1000);
+            let _ = self.store.prune(
+                seq,
+                c.log_keep_seqs,
+                now_ms - c.log_keep_ms,
+                now_ms - c.limits.op_retention_secs as i64 * 1000,
+            );
         }
         let out = self.fan_out(&changes, seq).await;
         let _ = from;
-        Ok((Ack { op: op_id, seq, dup: false }, out))
+        Ok((
+            Ack {
+                op: op_id,
+                seq,
+                dup: false,
+            },
+            out,
+        ))
     }
 
     /// Puts back the rows of already-applied changes, newest first.
     fn undo(&self, changes: &[Change]) {
         for ch in changes.iter().rev() {
-            let (Some(entity), Some(id)) = (self.manifest.entity(&ch.entity), ch.id()) else { continue };
+            let (Some(entity), Some(id)) = (self.manifest.entity(&ch.entity), ch.id()) else {
+                continue;
+            };
             if let Err(e) = self.store.restore_row(entity, id, ch.before.as_ref()) {
                 // Only reachable if storage itself fails mid-event, in which
                 // case the runtime discards the whole uncommitted event.
@@ -630,7 +837,13 @@ impl<C: SqlConn> ShardEngine<C> {
         }
     }
 
-    fn apply_op(&self, auth: &AuthContext, op: Op, seq: u64, idx: usize) -> Result<Change, ErrorMsg> {
+    fn apply_op(
+        &self,
+        auth: &AuthContext,
+        op: Op,
+        seq: u64,
+        idx: usize,
+    ) -> Result<Change, ErrorMsg> {
         let entity = self.entity(op.entity())?;
         let policies = self.manifest.policies();
         let denied = |d: crate::policy::Denial<'_>| err(ErrorCode::Forbidden, d.to_string());
@@ -644,21 +857,36 @@ impl<C: SqlConn> ShardEngine<C> {
                 }
                 let cols = manifest::insert_columns(entity, &row).map_err(|e| row_err(&e))?;
                 let id = id_of(&row).to_owned();
-                if store.get_row(entity, &id).map_err(|e| storage_err(&e))?.is_some() {
-                    return Err(err(ErrorCode::AlreadyExists, format!("{name} {id:?} already exists")));
+                if store
+                    .get_row(entity, &id)
+                    .map_err(|e| storage_err(&e))?
+                    .is_some()
+                {
+                    return Err(err(
+                        ErrorCode::AlreadyExists,
+                        format!("{name} {id:?} already exists"),
+                    ));
                 }
                 let new = manifest::decode_row(entity, cols.iter().map(|(c, v)| (*c, v.clone())));
                 if let crate::policy::Decision::Deny(d) = policies.can_insert(&name, auth, &new) {
                     return Err(denied(d));
                 }
-                store.insert_row(entity, &cols).map_err(|e| storage_err(&e))?;
-                Ok(Change { entity: name, before: None, after: Some(new) })
+                store
+                    .insert_row(entity, &cols)
+                    .map_err(|e| storage_err(&e))?;
+                Ok(Change {
+                    entity: name,
+                    before: None,
+                    after: Some(new),
+                })
             }
             Op::Update { id, set, .. } => {
                 let before = store
                     .get_row(entity, &id)
                     .map_err(|e| storage_err(&e))?
-                    .ok_or_else(|| err(ErrorCode::NotFound, format!("{name} {id:?} does not exist")))?;
+                    .ok_or_else(|| {
+                        err(ErrorCode::NotFound, format!("{name} {id:?} does not exist"))
+                    })?;
                 self.update(entity, auth, before, &id, &set)
             }
             Op::Upsert { row, .. } => {
@@ -679,24 +907,51 @@ impl<C: SqlConn> ShardEngine<C> {
                 let before = store
                     .get_row(entity, &id)
                     .map_err(|e| storage_err(&e))?
-                    .ok_or_else(|| err(ErrorCode::NotFound, format!("{name} {id:?} does not exist")))?;
-                if let crate::policy::Decision::Deny(d) = policies.can_delete(&name, auth, &before) {
+                    .ok_or_else(|| {
+                        err(ErrorCode::NotFound, format!("{name} {id:?} does not exist"))
+                    })?;
+                if let crate::policy::Decision::Deny(d) = policies.can_delete(&name, auth, &before)
+                {
                     return Err(denied(d));
                 }
                 store.delete_row(entity, &id).map_err(|e| storage_err(&e))?;
-                Ok(Change { entity: name, before: Some(before), after: None })
+                Ok(Change {
+                    entity: name,
+                    before: Some(before),
+                    after: None,
+                })
             }
         }
     }
 
-    fn update(&self, entity: &Entity, auth: &AuthContext, before: Row, id: &str, set: &Row) -> Result<Change, ErrorMsg> {
+    fn update(
+        &self,
+        entity: &Entity,
+        auth: &AuthContext,
+        before: Row,
+        id: &str,
+        set: &Row,
+    ) -> Result<Change, ErrorMsg> {
         let cols = manifest::update_columns(entity, set).map_err(|e| row_err(&e))?;
-        if let crate::policy::Decision::Deny(d) = self.manifest.policies().can_update(&entity.name, auth, &before, set) {
+        if let crate::policy::Decision::Deny(d) =
+            self.manifest
+                .policies()
+                .can_update(&entity.name, auth, &before, set)
+        {
             return Err(err(ErrorCode::Forbidden, d.to_string()));
         }
-        self.store.update_row(entity, id, &cols).map_err(|e| storage_err(&e))?;
-        let after = self.store.get_row(entity, id).map_err(|e| storage_err(&e))?;
-        Ok(Change { entity: entity.name.clone(), before: Some(before), after })
+        self.store
+            .update_row(entity, id, &cols)
+            .map_err(|e| storage_err(&e))?;
+        let after = self
+            .store
+            .get_row(entity, id)
+            .map_err(|e| storage_err(&e))?;
+        Ok(Change {
+            entity: entity.name.clone(),
+            before: Some(before),
+            after,
+        })
     }
 
     /// Diffs of every subscription the changes can affect, sent with `seq`.
@@ -707,16 +962,29 @@ impl<C: SqlConn> ShardEngine<C> {
         }
         keys.sort_unstable_by_key(|k| k.0);
         keys.dedup();
-        let Self { store, manifest, conns, subs, .. } = self;
+        let Self {
+            store,
+            manifest,
+            conns,
+            subs,
+            ..
+        } = self;
         let mut out = Vec::new();
         let mut sent: Vec<SubKey> = Vec::new();
         for key in keys {
-            let Some(live) = subs.get_mut(&key) else { continue };
-            let Some(conn) = conns.get(&live.conn) else { continue };
+            let Some(live) = subs.get_mut(&key) else {
+                continue;
+            };
+            let Some(conn) = conns.get(&live.conn) else {
+                continue;
+            };
             let entity = live.sub.query().entity.clone();
             let visible = readable(manifest, &entity, &conn.info.auth);
             let diff = if let [change] = changes {
-                live.sub.apply(change, &visible, &*store).await.map_err(|e| e.to_string())
+                live.sub
+                    .apply(change, &visible, &*store)
+                    .await
+                    .map_err(|e| e.to_string())
             } else {
                 let old = live.sub.rows().to_vec();
                 let old_count = live.sub.count();
@@ -735,17 +1003,25 @@ impl<C: SqlConn> ShardEngine<C> {
             match diff {
                 Ok(d) if d.is_empty() => {}
                 Ok(d) => {
-                    out.push(Outbound::To(live.conn.clone(), to_wire(&live.id, live.seq, seq, d)));
+                    out.push(Outbound::To(
+                        live.conn.clone(),
+                        to_wire(&live.id, live.seq, seq, d),
+                    ));
                     live.seq = seq;
                     sent.push(key);
                 }
                 Err(_) => {
                     // The window could not be maintained: start it afresh.
-                    if let Ok(new) = Subscription::load(live.sub.query().clone(), &visible, &*store).await {
+                    if let Ok(new) =
+                        Subscription::load(live.sub.query().clone(), &visible, &*store).await
+                    {
                         live.sub = new;
                         out.push(Outbound::To(
                             live.conn.clone(),
-                            ServerMsg::Reset(protocol::Reset { id: live.id.clone(), reason: reset_reason::RESYNC.into() }),
+                            ServerMsg::Reset(protocol::Reset {
+                                id: live.id.clone(),
+                                reason: reset_reason::RESYNC.into(),
+                            }),
                         ));
                         out.push(Outbound::To(
                             live.conn.clone(),
@@ -762,8 +1038,11 @@ impl<C: SqlConn> ShardEngine<C> {
                 }
             }
         }
-        let advanced: Vec<(&str, &str)> =
-            sent.iter().filter_map(|k| subs.get(k)).map(|l| (l.conn.as_str(), l.id.as_str())).collect();
+        let advanced: Vec<(&str, &str)> = sent
+            .iter()
+            .filter_map(|k| subs.get(k))
+            .map(|l| (l.conn.as_str(), l.id.as_str()))
+            .collect();
         if let Err(e) = store.advance_subs(&advanced, seq) {
             // The diffs are still right; a later resume may just send a
             // fresh snapshot for these subscriptions.
@@ -774,15 +1053,25 @@ impl<C: SqlConn> ShardEngine<C> {
 
     /// A one-shot query (HTTP), with read policies applied.
     pub fn query(&self, auth: &AuthContext, json: &Value) -> Result<serde_json::Value, ErrorMsg> {
-        let name = Query::entity_name(json).ok_or_else(|| err(ErrorCode::BadQuery, "a query names its entity"))?;
+        let name = Query::entity_name(json)
+            .ok_or_else(|| err(ErrorCode::BadQuery, "a query names its entity"))?;
         let entity = self.entity(name)?;
         let query = Query::parse(entity, json).map_err(|e| query_err(&e))?;
         let visible = readable(&self.manifest, &entity.name, auth);
         let seq = self.store.seq().map_err(|e| storage_err(&e))?;
         if query.count {
             // Counting through the policy means reading the rows.
-            let all = Query { count: false, ..query.clone() };
-            let n = self.store.query_rows(&all).map_err(|e| storage_err(&e))?.iter().filter(|r| visible(r)).count();
+            let all = Query {
+                count: false,
+                ..query.clone()
+            };
+            let n = self
+                .store
+                .query_rows(&all)
+                .map_err(|e| storage_err(&e))?
+                .iter()
+                .filter(|r| visible(r))
+                .count();
             return Ok(json!({ "seq": seq, "count": n }));
         }
         let rows: Vec<Row> = self

@@ -88,9 +88,7 @@ fn int(v: &SqlValue) -> i64 {
 
 fn row_json(row: &Option<Row>) -> SqlValue {
     match row {
-        Some(r) => SqlValue::Text(
-            serde_json::to_string(r).expect("rows always serialize to JSON"),
-        ),
+        Some(r) => SqlValue::Text(serde_json::to_string(r).expect("rows always serialize to JSON")),
         None => SqlValue::Null,
     }
 }
@@ -154,7 +152,10 @@ impl<C: SqlConn> ShardStore<C> {
         let cols = manifest::columns(entity);
         let sql = format!(
             "SELECT {} FROM {} WHERE \"id\" = ?1",
-            cols.iter().map(|c| manifest::quote_ident(c)).collect::<Vec<_>>().join(", "),
+            cols.iter()
+                .map(|c| manifest::quote_ident(c))
+                .collect::<Vec<_>>()
+                .join(", "),
             manifest::quote_ident(&entity.name)
         );
         let rows = self.conn.exec(&sql, &[SqlValue::Text(id.into())])?;
@@ -165,7 +166,11 @@ impl<C: SqlConn> ShardStore<C> {
     }
 
     /// Inserts encoded columns (from `manifest::insert_columns`).
-    pub fn insert_row(&self, entity: &Entity, cols: &[(&str, SqlValue)]) -> Result<(), StorageError> {
+    pub fn insert_row(
+        &self,
+        entity: &Entity,
+        cols: &[(&str, SqlValue)],
+    ) -> Result<(), StorageError> {
         let names: Vec<String> = cols.iter().map(|(c, _)| manifest::quote_ident(c)).collect();
         let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
         let sql = format!(
@@ -205,13 +210,23 @@ impl<C: SqlConn> ShardStore<C> {
     }
 
     pub fn delete_row(&self, entity: &Entity, id: &str) -> Result<(), StorageError> {
-        let sql = format!("DELETE FROM {} WHERE \"id\" = ?1", manifest::quote_ident(&entity.name));
-        self.conn.exec(&sql, &[SqlValue::Text(id.into())]).map(|_| ())
+        let sql = format!(
+            "DELETE FROM {} WHERE \"id\" = ?1",
+            manifest::quote_ident(&entity.name)
+        );
+        self.conn
+            .exec(&sql, &[SqlValue::Text(id.into())])
+            .map(|_| ())
     }
 
     /// Puts row `id` back as it was (`None`: absent). Used to undo the
     /// earlier ops of a mutation when a later one fails.
-    pub fn restore_row(&self, entity: &Entity, id: &str, row: Option<&Row>) -> Result<(), StorageError> {
+    pub fn restore_row(
+        &self,
+        entity: &Entity,
+        id: &str,
+        row: Option<&Row>,
+    ) -> Result<(), StorageError> {
         self.delete_row(entity, id)?;
         if let Some(row) = row {
             let cols = manifest::insert_columns(entity, row)
@@ -222,9 +237,17 @@ impl<C: SqlConn> ShardStore<C> {
     }
 
     pub fn count_rows(&self, entity: &Entity) -> Result<u64, StorageError> {
-        let sql = format!("SELECT count(*) FROM {}", manifest::quote_ident(&entity.name));
+        let sql = format!(
+            "SELECT count(*) FROM {}",
+            manifest::quote_ident(&entity.name)
+        );
         let rows = self.conn.exec(&sql, &[])?;
-        Ok(rows.first().and_then(|r| r.first()).map(int).unwrap_or(0).max(0) as u64)
+        Ok(rows
+            .first()
+            .and_then(|r| r.first())
+            .map(int)
+            .unwrap_or(0)
+            .max(0) as u64)
     }
 
     /// Runs a compiled query and decodes its rows.
@@ -239,7 +262,13 @@ impl<C: SqlConn> ShardStore<C> {
 
     // ---- change log ----
 
-    pub fn append_log(&self, seq: u64, idx: usize, entry: &LogEntry, at_ms: i64) -> Result<(), StorageError> {
+    pub fn append_log(
+        &self,
+        seq: u64,
+        idx: usize,
+        entry: &LogEntry,
+        at_ms: i64,
+    ) -> Result<(), StorageError> {
         self.conn
             .exec(
                 "INSERT INTO _pylon_log (seq, idx, entity, id, before, after, at) \
@@ -277,7 +306,9 @@ impl<C: SqlConn> ShardStore<C> {
 
     /// The oldest and newest seq still in the log, if any.
     pub fn log_range(&self) -> Result<Option<(u64, u64)>, StorageError> {
-        let rows = self.conn.exec("SELECT min(seq), max(seq), count(*) FROM _pylon_log", &[])?;
+        let rows = self
+            .conn
+            .exec("SELECT min(seq), max(seq), count(*) FROM _pylon_log", &[])?;
         Ok(rows.first().and_then(|r| match (&r[0], &r[1]) {
             (SqlValue::Integer(a), SqlValue::Integer(b)) => Some((*a as u64, *b as u64)),
             _ => None,
@@ -286,14 +317,23 @@ impl<C: SqlConn> ShardStore<C> {
 
     /// Drops log entries older than `keep_seqs` seqs before `seq`, or older
     /// than `min_at_ms`, and op ids older than `ops_min_at_ms`.
-    pub fn prune(&self, seq: u64, keep_seqs: u64, min_at_ms: i64, ops_min_at_ms: i64) -> Result<(), StorageError> {
+    pub fn prune(
+        &self,
+        seq: u64,
+        keep_seqs: u64,
+        min_at_ms: i64,
+        ops_min_at_ms: i64,
+    ) -> Result<(), StorageError> {
         let floor = seq.saturating_sub(keep_seqs) as i64;
         self.conn.exec(
             "DELETE FROM _pylon_log WHERE seq <= ?1 OR at < ?2",
             &[SqlValue::Integer(floor), SqlValue::Integer(min_at_ms)],
         )?;
         self.conn
-            .exec("DELETE FROM _pylon_ops WHERE at < ?1", &[SqlValue::Integer(ops_min_at_ms)])
+            .exec(
+                "DELETE FROM _pylon_ops WHERE at < ?1",
+                &[SqlValue::Integer(ops_min_at_ms)],
+            )
             .map(|_| ())
     }
 
@@ -301,9 +341,10 @@ impl<C: SqlConn> ShardStore<C> {
 
     /// The seq an op id was first applied at, if it was.
     pub fn op_seq(&self, op: &str) -> Result<Option<u64>, StorageError> {
-        let rows = self
-            .conn
-            .exec("SELECT seq FROM _pylon_ops WHERE op = ?1", &[SqlValue::Text(op.into())])?;
+        let rows = self.conn.exec(
+            "SELECT seq FROM _pylon_ops WHERE op = ?1",
+            &[SqlValue::Text(op.into())],
+        )?;
         Ok(rows.first().and_then(|r| r.first()).map(|v| int(v) as u64))
     }
 
@@ -311,7 +352,11 @@ impl<C: SqlConn> ShardStore<C> {
         self.conn
             .exec(
                 "INSERT INTO _pylon_ops (op, seq, at) VALUES (?1, ?2, ?3)",
-                &[SqlValue::Text(op.into()), SqlValue::Integer(seq as i64), SqlValue::Integer(at_ms)],
+                &[
+                    SqlValue::Text(op.into()),
+                    SqlValue::Integer(seq as i64),
+                    SqlValue::Integer(at_ms),
+                ],
             )
             .map(|_| ())
     }
@@ -337,14 +382,23 @@ impl<C: SqlConn> ShardStore<C> {
 
     pub fn delete_sub(&self, conn: &str, id: &str) -> Result<(), StorageError> {
         self.conn
-            .exec("DELETE FROM _pylon_subs WHERE key = ?1", &[SqlValue::Text(sub_key(conn, id))])
+            .exec(
+                "DELETE FROM _pylon_subs WHERE key = ?1",
+                &[SqlValue::Text(sub_key(conn, id))],
+            )
             .map(|_| ())
     }
 
     pub fn delete_conn(&self, conn: &str) -> Result<(), StorageError> {
-        self.conn.exec("DELETE FROM _pylon_subs WHERE conn = ?1", &[SqlValue::Text(conn.into())])?;
+        self.conn.exec(
+            "DELETE FROM _pylon_subs WHERE conn = ?1",
+            &[SqlValue::Text(conn.into())],
+        )?;
         self.conn
-            .exec("DELETE FROM _pylon_presence WHERE conn = ?1", &[SqlValue::Text(conn.into())])
+            .exec(
+                "DELETE FROM _pylon_presence WHERE conn = ?1",
+                &[SqlValue::Text(conn.into())],
+            )
             .map(|_| ())
     }
 
@@ -367,7 +421,9 @@ impl<C: SqlConn> ShardStore<C> {
     }
 
     pub fn all_subs(&self) -> Result<Vec<StoredSub>, StorageError> {
-        let rows = self.conn.exec("SELECT conn, id, query, seq FROM _pylon_subs", &[])?;
+        let rows = self
+            .conn
+            .exec("SELECT conn, id, query, seq FROM _pylon_subs", &[])?;
         Ok(rows
             .into_iter()
             .map(|r| StoredSub {
@@ -383,7 +439,12 @@ impl<C: SqlConn> ShardStore<C> {
 
     pub fn count_subs(&self) -> Result<u64, StorageError> {
         let rows = self.conn.exec("SELECT count(*) FROM _pylon_subs", &[])?;
-        Ok(rows.first().and_then(|r| r.first()).map(int).unwrap_or(0).max(0) as u64)
+        Ok(rows
+            .first()
+            .and_then(|r| r.first())
+            .map(int)
+            .unwrap_or(0)
+            .max(0) as u64)
     }
 
     // ---- presence ----
@@ -392,7 +453,10 @@ impl<C: SqlConn> ShardStore<C> {
         if state.is_null() {
             return self
                 .conn
-                .exec("DELETE FROM _pylon_presence WHERE conn = ?1", &[SqlValue::Text(conn.into())])
+                .exec(
+                    "DELETE FROM _pylon_presence WHERE conn = ?1",
+                    &[SqlValue::Text(conn.into())],
+                )
                 .map(|_| ());
         }
         self.conn
@@ -408,11 +472,15 @@ impl<C: SqlConn> ShardStore<C> {
     }
 
     pub fn presence(&self) -> Result<Vec<(String, Value)>, StorageError> {
-        let rows = self.conn.exec("SELECT conn, state FROM _pylon_presence ORDER BY conn", &[])?;
+        let rows = self
+            .conn
+            .exec("SELECT conn, state FROM _pylon_presence ORDER BY conn", &[])?;
         Ok(rows
             .into_iter()
             .map(|r| {
-                let state = text(&r[1]).and_then(|t| serde_json::from_str(t).ok()).unwrap_or(Value::Null);
+                let state = text(&r[1])
+                    .and_then(|t| serde_json::from_str(t).ok())
+                    .unwrap_or(Value::Null);
                 (text(&r[0]).unwrap_or_default().to_owned(), state)
             })
             .collect())
@@ -423,7 +491,12 @@ impl<C: SqlConn> ShardStore<C> {
 impl<C: SqlConn> WindowSource for ShardStore<C> {
     type Error = StorageError;
 
-    async fn rows_after(&self, query: &Query, after: Option<&Row>, n: usize) -> Result<Vec<Row>, StorageError> {
+    async fn rows_after(
+        &self,
+        query: &Query,
+        after: Option<&Row>,
+        n: usize,
+    ) -> Result<Vec<Row>, StorageError> {
         self.query_rows(&query.page(after, n))
     }
 }

@@ -27,8 +27,14 @@ impl Ctx {
     /// `kill -9` of wrangler dev, then a start on the same persist dir.
     pub async fn restart(&mut self) -> Result<()> {
         self.dev.kill9();
-        self.dev =
-            WranglerDev::start(&self.dir.join("state"), &self.dir.join("wrangler.log")).await?;
+        // Same port: clients reconnect to the URL they know.
+        let port = self.dev.port;
+        self.dev = WranglerDev::start_on(
+            port,
+            &self.dir.join("state"),
+            &self.dir.join("wrangler.log"),
+        )
+        .await?;
         Ok(())
     }
 }
@@ -48,7 +54,8 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
     vec![
         scenario!(scenarios::health::run),
         scenario!(scenarios::routing::run),
-        scenario!(scenarios::broadcast::run),
+        scenario!(scenarios::live::run),
+        scenario!(scenarios::bad_input::run),
         scenario!(scenarios::hibernation::run),
         scenario!(scenarios::restart::run),
     ]

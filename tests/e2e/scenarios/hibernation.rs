@@ -1,34 +1,52 @@
 use std::time::Duration;
 
-use anyhow::{ensure, Result};
+use anyhow::{bail, ensure, Result};
+use pylon_workers::client::{ClientConfig, RawConnection, Received};
+use pylon_workers::protocol::{ClientMsg, Encoding, Hello, ServerMsg};
+use serde_json::json;
 
-use crate::support::ws::Ws;
-use crate::support::{get_json, unique};
+use crate::support::{card, cards, client, get_json, ids, post, unique, wait_rows, within};
 use crate::Ctx;
 
 /// Locally, workerd evicts an object after ~10 s with no events.
 pub const IDLE_FOR_EVICTION: Duration = Duration::from_secs(13);
 
-/// With a socket open, the shard idles until it is evicted; the next
-/// message wakes a new instance (`wakes` went up), the socket is still open
-/// and its attachment (the connection id) is intact.
+/// With sockets open and a live query subscribed, the shard idles until it
+/// is evicted. Then an HTTP write wakes a new instance (`wakes` went up),
+/// which rebuilds the subscription from storage and sends the right diff
+/// (its `from` is the seq the client holds); the sockets stayed open and
+/// their attachments (connection ids, encodings) are intact.
 pub async fn run(ctx: &mut Ctx) -> Result<()> {
     let shard = unique("hib");
-    let mut ws = Ws::connect(&ctx.dev.ws(&format!("/v1/shards/{shard}/ws"))).await?;
-    let conn = ws.recv_type("welcome").await?["conn"].clone();
+    let port = ctx.dev.port;
+    let watcher = client(port, &shard, Encoding::Postcard).await?;
+    let mut sub = watcher.subscribe(cards()).await?;
+    watcher
+        .mutate(vec![pylon_workers::protocol::Op::Insert {
+            entity: "Card".into(),
+            row: serde_json::from_value(card("before", "before the nap", 1.0))?,
+        }])
+        .await?;
+    wait_rows(&mut sub, "the first row", |v| v.rows.len() == 1).await?;
+    let config = ClientConfig::new(format!("ws://127.0.0.1:{port}"), &shard);
+    let mut raw = within("raw connect", RawConnection::connect(&config)).await??;
+    let conn = within("welcome", raw.recv_welcome()).await??.conn;
     let before = get_json(&ctx.dev.http(&format!("/v1/shards/{shard}/stats"))).await?;
 
     // The wait is the point: nothing may happen while the object goes idle.
     tokio::time::sleep(IDLE_FOR_EVICTION).await;
 
-    ws.send_text("after the nap").await?;
-    let m = ws.recv_type("echo").await?;
-    ensure!(m["data"] == "after the nap", "{m}");
+    let (status, body) = post(&ctx.dev.http(&format!("/v1/shards/{shard}/mutate")),
+        &json!({"op": "after-nap", "ops": [{"type": "insert", "entity": "Card", "row": card("after", "after", 2.0)}]})).await?;
+    ensure!(status == 200 && body["seq"] == 2, "{status} {body}");
+    let v = wait_rows(&mut sub, "the diff after the wake", |v| v.rows.len() == 2).await?;
     ensure!(
-        m["from"] == conn,
-        "attachment lost: conn was {conn}, echo says {}",
-        m["from"]
+        ids(&v) == ["before", "after"] && v.seq == Some(2),
+        "{:?} at {:?}",
+        ids(&v),
+        v.seq
     );
+
     let after = get_json(&ctx.dev.http(&format!("/v1/shards/{shard}/stats"))).await?;
     let (w0, w1) = (
         before["wakes"].as_u64().unwrap_or(0),
@@ -39,12 +57,28 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         "the object was not evicted and rebuilt: wakes {w0} -> {w1}"
     );
     ensure!(
-        after["connections"] == 1,
-        "socket not kept across eviction: {after}"
+        after["connections"] == 2,
+        "sockets not kept across eviction: {after}"
     );
     ensure!(
-        after["seq"] == before["seq"].as_u64().unwrap_or(0) + 1,
-        "seq: {before} -> {after}"
+        after["live_subscriptions"] == 1,
+        "subscription not rebuilt: {after}"
     );
+
+    // The raw socket's attachment survived: the shard still knows who it is.
+    raw.send(&ClientMsg::Hello(Hello::default())).await?;
+    loop {
+        match within("welcome again", raw.recv()).await?? {
+            Received::Msg(ServerMsg::Welcome(w)) => {
+                ensure!(
+                    w.conn == conn && w.seq == 2,
+                    "attachment lost: was {conn}, now {w:?}"
+                );
+                break;
+            }
+            Received::Msg(_) => continue,
+            other => bail!("expected welcome, got {other:?}"),
+        }
+    }
     Ok(())
 }

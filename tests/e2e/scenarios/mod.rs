@@ -1,5 +1,6 @@
-pub mod broadcast;
+pub mod bad_input;
 pub mod health;
 pub mod hibernation;
+pub mod live;
 pub mod restart;
 pub mod routing;

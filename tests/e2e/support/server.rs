@@ -32,7 +32,20 @@ impl WranglerDev {
     /// Starts wrangler dev on the already-built Worker and waits until
     /// `/healthz` answers.
     pub async fn start(persist: &Path, log: &Path) -> Result<Self> {
-        let port = free_port()?;
+        Self::start_on(free_port()?, persist, log).await
+    }
+
+    /// Like `start`, on a given port (a restart keeps the clients' URL).
+    pub async fn start_on(port: u16, persist: &Path, log: &Path) -> Result<Self> {
+        // wrangler silently picks another port when this one is busy (a
+        // killed workerd can hold it for a moment): wait until it is free.
+        let free_by = Instant::now() + Duration::from_secs(30);
+        while TcpListener::bind(("127.0.0.1", port)).is_err() {
+            if Instant::now() > free_by {
+                bail!("port {port} is still in use");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let inspector = free_port()?;
         let log_file = File::options().create(true).append(true).open(log)?;
         let script = format!(
@@ -59,6 +72,15 @@ impl WranglerDev {
             log: log.into(),
         };
         dev.wait_ready().await?;
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let ready = text
+            .lines()
+            .rev()
+            .find(|l| l.contains("Ready on"))
+            .unwrap_or_default();
+        if !ready.contains(&format!(":{port}")) {
+            bail!("wrangler dev is not on port {port}: {ready:?}");
+        }
         Ok(dev)
     }
 
