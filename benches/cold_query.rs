@@ -21,7 +21,7 @@ const OWNERS: usize = 1000;
 
 fn todo(i: usize) -> Row {
     let v = json!({
-        "id": format!("t{i}"), "title": format!("todo {i}"), "done": i % 3 == 0,
+        "id": format!("t{i}"), "title": format!("todo {i}"), "done": i.is_multiple_of(3),
         "createdAt": format!("2026-01-{:02}T{:02}:{:02}:{:02}Z", 1 + i % 28, (i / 3600) % 24, (i / 60) % 60, i % 60),
         "ownerId": format!("u{}", (i * 7919) % OWNERS), "order": (i % 1000) as f64 * 0.25,
     });
