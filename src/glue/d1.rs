@@ -52,11 +52,7 @@ impl D1Exec {
 }
 
 fn changes(r: &worker::D1Result) -> u64 {
-    r.meta()
-        .ok()
-        .flatten()
-        .and_then(|m| m.changes)
-        .unwrap_or(0) as u64
+    r.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0) as u64
 }
 
 impl D1Executor for D1Exec {
@@ -91,16 +87,15 @@ impl D1Executor for D1Exec {
     }
 
     async fn batch(&self, statements: Vec<Statement>) -> Result<Vec<u64>, StorageError> {
-        let first = statements.first().map(|s| s.sql.clone()).unwrap_or_default();
+        let first = statements
+            .first()
+            .map(|s| s.sql.clone())
+            .unwrap_or_default();
         let prepared = statements
             .iter()
             .map(|s| self.prepare(&s.sql, &s.params))
             .collect::<Result<Vec<_>, _>>()?;
-        let results = self
-            .0
-            .batch(prepared)
-            .await
-            .map_err(|e| fail(e, &first))?;
+        let results = self.0.batch(prepared).await.map_err(|e| fail(e, &first))?;
         Ok(results.iter().map(changes).collect())
     }
 }
