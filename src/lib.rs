@@ -16,7 +16,10 @@ pub mod route;
 pub mod shard;
 pub mod sql;
 pub mod storage;
+pub mod store;
 pub mod value;
+
+pub use store::{D1DataStore, D1Executor, DataStore};
 
 #[cfg(target_arch = "wasm32")]
 mod glue;

@@ -1,0 +1,287 @@
+//! The cold path: queries that span shards, answered from D1 with the
+//! caller's read policies applied, and the shard directory.
+//!
+//! `POST /v1/query` bodies:
+//!
+//! ```json
+//! {"entity": "Todo", "where": {"done": false}, "order": ["-createdAt"],
+//!  "limit": 50, "after": "<next of the previous page>", "shard": "room-1"}
+//! {"entity": "Todo", "where": {"done": false},
+//!  "aggregate": {"op": "count", "groupBy": "ownerId"}}
+//! ```
+//!
+//! `where` and `order` are the engine's query language (docs/queries.md);
+//! `limit` defaults to 100 (at most 1000); `shard` restricts to one shard.
+//! `aggregate.op` is `count` (of rows, or of non-null `field`), `sum`,
+//! `min` or `max` (with `field`); `groupBy` is optional.
+//!
+//! Read policies: the caller sees only rows `can_read` allows. When the
+//! entity's `allowRead` rules compile to SQL for this caller (the usual
+//! case; see `read_filter`), they are ANDed into the query, so pages are
+//! full and aggregates exact. Otherwise rows are checked in memory while
+//! paging through the query: a page may then hold fewer than `limit` rows
+//! (at most `MAX_SCAN` rows are examined per request) and `next` continues
+//! after the last row examined, so paging stays complete and in order;
+//! aggregates are refused (`BAD_QUERY`) for such policies. Returned rows
+//! are always checked in memory as well.
+
+use serde::Serialize;
+
+use crate::manifest::Manifest;
+use crate::policy::AuthContext;
+use crate::query::{Cursor, Filter, Query};
+use crate::sql::SqlValue;
+use crate::value::{Row, Value};
+
+use super::error::StoreError;
+use super::executor::D1Executor;
+use super::policy_sql::read_filter;
+use super::{Aggregate, AggregateOp, AggregateRow, D1DataStore};
+
+/// `limit` when the request gives none.
+pub const DEFAULT_LIMIT: usize = 100;
+/// Rows examined per request when read policies are checked in memory.
+pub const MAX_SCAN: usize = 5000;
+
+/// Which rows a caller may read, as the cold path applies it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ReadFilter {
+    /// Every row (admin, or an entity without policies).
+    All,
+    /// The rows matching this filter, exactly.
+    Sql(Filter),
+    /// Check each row with `Policies::can_read`.
+    InMemory,
+}
+
+/// The answer to a cold query.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ColdResult {
+    /// Each row is the entity row plus `_shard`.
+    Rows {
+        rows: Vec<serde_json::Value>,
+        next: Option<String>,
+    },
+    Aggregate {
+        aggregate: Vec<AggregateRow>,
+    },
+}
+
+fn bad(reason: impl Into<String>) -> StoreError {
+    StoreError::bad(reason)
+}
+
+/// Answers a `POST /v1/query` body for `auth` (see the module docs).
+pub async fn cold_query<E: D1Executor>(
+    executor: &E,
+    manifest: &Manifest,
+    request: &serde_json::Value,
+    auth: &AuthContext,
+) -> Result<ColdResult, StoreError> {
+    let Some(body) = request.as_object() else {
+        return Err(bad("a query is an object"));
+    };
+    for k in body.keys() {
+        if !matches!(
+            k.as_str(),
+            "entity" | "where" | "order" | "limit" | "after" | "shard" | "aggregate"
+        ) {
+            return Err(bad(format!("unknown key `{k}`")));
+        }
+    }
+    let name = body
+        .get("entity")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| bad("`entity` is required"))?;
+    let entity = manifest
+        .entity(name)
+        .ok_or_else(|| StoreError::UnknownEntity {
+            entity: name.to_owned(),
+        })?;
+    let mut store = D1DataStore::new(executor, manifest.clone());
+    match body.get("shard") {
+        None | Some(serde_json::Value::Null) => {}
+        Some(serde_json::Value::String(s)) => store = store.for_shard(s.clone()),
+        Some(_) => return Err(bad("`shard` is a string")),
+    }
+    let after = match body.get("after") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s.as_str()),
+        Some(_) => return Err(bad("`after` is a cursor string")),
+    };
+    let mut query = serde_json::Map::new();
+    for k in ["entity", "where", "order", "limit"] {
+        if let Some(v) = body.get(k) {
+            query.insert(k.to_owned(), v.clone());
+        }
+    }
+    let filter = read_filter(manifest, entity, auth);
+    let policies = manifest.policies().for_entity(name);
+    let core = store.core();
+
+    if let Some(agg) = body.get("aggregate") {
+        if body.contains_key("order") || body.contains_key("limit") || after.is_some() {
+            return Err(bad("an aggregate has no order, limit or after"));
+        }
+        let agg = parse_aggregate(agg)?;
+        let q = Query::parse(entity, &serde_json::Value::Object(query).into())?;
+        let extra = match filter {
+            ReadFilter::All => None,
+            ReadFilter::Sql(f) => Some(f),
+            ReadFilter::InMemory => {
+                return Err(bad(format!(
+                    "the read policies of {name} do not compile to SQL; aggregates need them to"
+                )))
+            }
+        };
+        let aggregate = core.aggregate(&q, &agg, extra).await?;
+        return Ok(ColdResult::Aggregate { aggregate });
+    }
+
+    let limit = match body.get("limit") {
+        None | Some(serde_json::Value::Null) => {
+            query.insert("limit".into(), DEFAULT_LIMIT.into());
+            DEFAULT_LIMIT
+        }
+        Some(v) => v.as_u64().unwrap_or(0) as usize, // checked by Query::parse
+    };
+    let q = Query::parse(entity, &serde_json::Value::Object(query).into())?;
+    let (extra, in_memory) = match filter {
+        ReadFilter::All => (None, false),
+        ReadFilter::Sql(f) => (Some(f), false),
+        ReadFilter::InMemory => (None, true),
+    };
+    let mut p = core.prepare(&q, after, extra)?;
+    let mut rows = Vec::new();
+    let mut scanned = 0;
+    let next = loop {
+        let batch = core.fetch(&p).await?;
+        let full = batch.len() >= limit;
+        let mut stop = None;
+        for row in &batch {
+            scanned += 1;
+            if policies.can_read(auth, &strip(row)).is_allowed() {
+                rows.push(json_row(row));
+            }
+            if rows.len() == limit || (in_memory && scanned >= MAX_SCAN) {
+                stop = Some(p.cursor_after(row));
+                break;
+            }
+        }
+        if stop.is_some() || !full {
+            break stop;
+        }
+        // Only in memory can a full batch leave the page short.
+        let last = batch.last().map(|r| Cursor::from_row(&p.order, r));
+        p.after = last;
+    };
+    Ok(ColdResult::Rows { rows, next })
+}
+
+/// The row without `_shard`, as policies see it.
+fn strip(row: &Row) -> Row {
+    let mut r = row.clone();
+    r.remove(super::schema::SHARD);
+    r
+}
+
+fn json_row(row: &Row) -> serde_json::Value {
+    serde_json::Value::from(Value::Map(row.clone()))
+}
+
+fn parse_aggregate(v: &serde_json::Value) -> Result<Aggregate, StoreError> {
+    let Some(m) = v.as_object() else {
+        return Err(bad("`aggregate` is an object"));
+    };
+    for k in m.keys() {
+        if !matches!(k.as_str(), "op" | "field" | "groupBy") {
+            return Err(bad(format!("unknown key `aggregate.{k}`")));
+        }
+    }
+    let op = m
+        .get("op")
+        .and_then(|o| o.as_str())
+        .and_then(AggregateOp::from_name)
+        .ok_or_else(|| bad("`aggregate.op` is count, sum, min or max"))?;
+    let text = |k: &str| -> Result<Option<String>, StoreError> {
+        match m.get(k) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(bad(format!("`aggregate.{k}` is a field name"))),
+        }
+    };
+    Ok(Aggregate {
+        op,
+        field: text("field")?,
+        group_by: text("groupBy")?,
+    })
+}
+
+/// One shard of the directory.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardInfo {
+    pub shard: String,
+    /// Live rows of the shard in D1, over all entities.
+    pub rows: i64,
+    /// The newest change applied from the shard's outbox.
+    pub last_seq: i64,
+    /// When that change was drained (RFC 3339), if known.
+    pub last_change: Option<String>,
+}
+
+/// A page of the directory, in shard name order.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ShardPage {
+    pub shards: Vec<ShardInfo>,
+    /// The last shard of a full page: pass as `after`.
+    pub next: Option<String>,
+}
+
+/// `GET /v1/shards?after=&limit=`: the shards after `after` (a shard name),
+/// `limit` of them (1..=1000, default 100 when 0).
+pub async fn list_shards<E: D1Executor>(
+    executor: &E,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<ShardPage, StoreError> {
+    let limit = if limit == 0 {
+        DEFAULT_LIMIT
+    } else {
+        limit.min(crate::query::limits::MAX_LIMIT)
+    };
+    let rows = executor
+        .query(
+            "SELECT shard, \"rows\", last_seq, last_change FROM _pylon_shards \
+             WHERE shard > ? ORDER BY shard LIMIT ?",
+            &[
+                SqlValue::Text(after.unwrap_or("").to_owned()),
+                SqlValue::Integer(limit as i64),
+            ],
+        )
+        .await?;
+    let int = |v: &SqlValue| match v {
+        SqlValue::Integer(i) => *i,
+        SqlValue::Real(f) => *f as i64,
+        _ => 0,
+    };
+    let text = |v: &SqlValue| match v {
+        SqlValue::Text(t) => Some(t.clone()),
+        _ => None,
+    };
+    let shards: Vec<ShardInfo> = rows
+        .iter()
+        .filter(|r| r.len() == 4)
+        .map(|r| ShardInfo {
+            shard: text(&r[0]).unwrap_or_default(),
+            rows: int(&r[1]),
+            last_seq: int(&r[2]),
+            last_change: text(&r[3]),
+        })
+        .collect();
+    let next = (shards.len() == limit)
+        .then(|| shards.last().map(|s| s.shard.clone()))
+        .flatten();
+    Ok(ShardPage { shards, next })
+}

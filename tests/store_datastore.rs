@@ -1,0 +1,492 @@
+//! Every DataStore operation on real SQLite, through `RusqliteExecutor`
+//! (the D1 layout) and `SqlConnDataStore` (a shard's own layout).
+
+mod store_support;
+
+use pylon_workers::manifest::create_statements;
+use pylon_workers::query::Query;
+use pylon_workers::storage::{SqlConn, SqliteConn};
+use pylon_workers::store::{
+    block_on, Aggregate, AggregateOp, AggregateRow, SqlConnDataStore, SqlConnExecutor, WriteOp,
+};
+use pylon_workers::value::{Row, Value};
+use pylon_workers::{D1DataStore, DataStore};
+use serde_json::json;
+use store_support::*;
+
+fn local() -> SqlConnDataStore<SqliteConn> {
+    let m = manifest();
+    let conn = SqliteConn::open_in_memory().unwrap();
+    for e in &m.entities {
+        for sql in create_statements(e) {
+            conn.exec(&sql, &[]).unwrap();
+        }
+    }
+    SqlConnDataStore::new(SqlConnExecutor::new(conn), m).unwrap()
+}
+
+/// The operations every store must get right.
+fn crud<S: DataStore>(s: &S) {
+    let t1 = todo("t1", "u1", 1);
+    let stored = block_on(s.insert("Todo", t1.clone())).unwrap();
+    assert_eq!(stored.get("tags"), Some(&Value::Null));
+    assert_eq!(block_on(s.get("Todo", "t1")).unwrap(), Some(stored.clone()));
+    assert_eq!(block_on(s.get("Todo", "nope")).unwrap(), None);
+    fn err<T: std::fmt::Debug>(r: Result<T, pylon_workers::store::StoreError>) -> &'static str {
+        r.unwrap_err().code()
+    }
+    assert_eq!(
+        err(block_on(s.insert("Todo", t1.clone()))),
+        "ALREADY_EXISTS"
+    );
+    assert_eq!(
+        err(block_on(s.insert("Nope", t1.clone()))),
+        "UNKNOWN_ENTITY"
+    );
+    let mut bad = t1.clone();
+    bad.insert("done".into(), Value::Int(1));
+    assert_eq!(err(block_on(s.insert("Todo", bad))), "TYPE_MISMATCH");
+    let mut bad = todo("t9", "u1", 9);
+    bad.insert("colour".into(), "red".into());
+    assert_eq!(err(block_on(s.insert("Todo", bad))), "UNKNOWN_FIELD");
+
+    // Update: partial, returns the row after.
+    let after =
+        block_on(s.update("Todo", "t1", row(json!({"done": true, "order": null})))).unwrap();
+    assert_eq!(after.get("done"), Some(&Value::Bool(true)));
+    assert_eq!(after.get("order"), Some(&Value::Null));
+    assert_eq!(after.get("title"), t1.get("title"));
+    assert_eq!(
+        err(block_on(s.update(
+            "Todo",
+            "nope",
+            row(json!({"done": true}))
+        ))),
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        err(block_on(s.update("Todo", "t1", row(json!({"id": "x"}))))),
+        "ID_IMMUTABLE"
+    );
+    assert_eq!(
+        err(block_on(s.update("Todo", "t1", row(json!({"nope": 1}))))),
+        "UNKNOWN_FIELD"
+    );
+
+    // Unique fields, on insert and update.
+    let user = |id: &str, email: &str| {
+        row(
+            json!({"id": id, "email": email, "displayName": id, "createdAt": "2026-01-01T00:00:00Z"}),
+        )
+    };
+    block_on(s.insert("User", user("a", "a@x"))).unwrap();
+    block_on(s.insert("User", user("b", "b@x"))).unwrap();
+    assert_eq!(
+        err(block_on(s.insert("User", user("c", "a@x")))),
+        "UNIQUE_VIOLATION"
+    );
+    assert_eq!(
+        err(block_on(s.update(
+            "User",
+            "b",
+            row(json!({"email": "a@x"}))
+        ))),
+        "UNIQUE_VIOLATION"
+    );
+    block_on(s.update(
+        "User",
+        "b",
+        row(json!({"email": "b@x", "displayName": "B"})),
+    ))
+    .unwrap();
+    // A unique index over two fields.
+    let msg = |id: &str, seq: i64| {
+        row(
+            json!({"id": id, "channelId": "c1", "authorId": "a", "body": "hi",
+                   "sentAt": "2026-01-01T00:00:00Z", "seq": seq}),
+        )
+    };
+    block_on(s.insert("Message", msg("m1", 1))).unwrap();
+    block_on(s.insert("Message", msg("m2", 2))).unwrap();
+    assert_eq!(
+        err(block_on(s.insert("Message", msg("m3", 1)))),
+        "UNIQUE_VIOLATION"
+    );
+    assert_eq!(
+        err(block_on(s.update("Message", "m2", row(json!({"seq": 1}))))),
+        "UNIQUE_VIOLATION"
+    );
+    block_on(s.update("Message", "m2", row(json!({"channelId": "c2", "seq": 1})))).unwrap();
+
+    // Lookup by unique field.
+    let a = block_on(s.lookup_unique("User", "email", &Value::from("a@x")))
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.get("id"), Some(&Value::from("a")));
+    assert_eq!(
+        block_on(s.lookup_unique("User", "email", &Value::from("z@x"))).unwrap(),
+        None
+    );
+    assert_eq!(
+        err(block_on(s.lookup_unique(
+            "User",
+            "displayName",
+            &Value::from("a")
+        ))),
+        "BAD_QUERY"
+    );
+    assert_eq!(
+        err(block_on(s.lookup_unique("User", "nope", &Value::from("a")))),
+        "UNKNOWN_FIELD"
+    );
+
+    // Delete, then the id and the unique value are free again.
+    block_on(s.delete("User", "a")).unwrap();
+    assert_eq!(err(block_on(s.delete("User", "a"))), "NOT_FOUND");
+    assert_eq!(block_on(s.get("User", "a")).unwrap(), None);
+    assert_eq!(
+        block_on(s.lookup_unique("User", "email", &Value::from("a@x"))).unwrap(),
+        None
+    );
+    block_on(s.insert("User", user("c", "a@x"))).unwrap();
+    block_on(s.insert("User", user("a", "new@x"))).unwrap();
+    assert_eq!(
+        block_on(s.get("User", "a")).unwrap().unwrap().get("email"),
+        Some(&Value::from("new@x"))
+    );
+
+    // Transactions: all or nothing.
+    let before = block_on(s.list("Todo", &[], 100)).unwrap();
+    let failing = vec![
+        WriteOp::Insert {
+            entity: "Todo".into(),
+            row: todo("t2", "u1", 2),
+        },
+        WriteOp::Update {
+            entity: "Todo".into(),
+            id: "t1".into(),
+            set: row(json!({"title": "changed"})),
+        },
+        WriteOp::Delete {
+            entity: "Todo".into(),
+            id: "missing".into(),
+        },
+    ];
+    let e = block_on(s.transaction(failing)).unwrap_err();
+    assert_eq!(e.code(), "NOT_FOUND");
+    assert!(e.to_string().contains("missing"), "{e}");
+    assert_eq!(block_on(s.list("Todo", &[], 100)).unwrap(), before);
+    let e = block_on(s.transaction(vec![
+        WriteOp::Insert {
+            entity: "Todo".into(),
+            row: todo("t2", "u1", 2),
+        },
+        WriteOp::Insert {
+            entity: "User".into(),
+            row: user("d", "b@x"),
+        },
+    ]))
+    .unwrap_err();
+    assert_eq!(e.code(), "UNIQUE_VIOLATION");
+    assert_eq!(block_on(s.get("Todo", "t2")).unwrap(), None);
+    block_on(s.transaction(vec![
+        WriteOp::Insert {
+            entity: "Todo".into(),
+            row: todo("t2", "u1", 2),
+        },
+        WriteOp::Update {
+            entity: "Todo".into(),
+            id: "t2".into(),
+            set: row(json!({"title": "set"})),
+        },
+        WriteOp::Delete {
+            entity: "Todo".into(),
+            id: "t1".into(),
+        },
+    ]))
+    .unwrap();
+    assert_eq!(block_on(s.get("Todo", "t1")).unwrap(), None);
+    assert_eq!(
+        block_on(s.get("Todo", "t2")).unwrap().unwrap().get("title"),
+        Some(&Value::from("set"))
+    );
+}
+
+#[test]
+fn d1_store_crud() {
+    let m = manifest();
+    let db = d1(&m);
+    let store = D1DataStore::new(&db, m.clone());
+    assert_eq!(
+        block_on(store.insert("Todo", todo("t1", "u1", 1)))
+            .unwrap_err()
+            .code(),
+        "SHARD_REQUIRED"
+    );
+    crud(&store.shard("s1"));
+    // Another shard is independent: same ids, same unique values.
+    crud(&store.shard("s2"));
+    // Unscoped reads span shards.
+    let all = block_on(store.list("Todo", &[], 100)).unwrap();
+    assert_eq!(all.rows.len(), 2);
+    assert_eq!(all.shards, ["s1", "s2"]);
+    // The directory counts live rows.
+    let dir = block_on(pylon_workers::store::list_shards(&db, None, 10)).unwrap();
+    assert_eq!(dir.shards.len(), 2);
+    assert_eq!(dir.shards[0].rows, 1 + 3 + 2); // todos, users, messages
+}
+
+#[test]
+fn local_store_crud() {
+    crud(&local());
+}
+
+/// Every operator, in SQL and in memory, on the same rows.
+fn operators<S: DataStore>(s: &S, shard_rows: &[Row]) {
+    let m = manifest();
+    let e = m.entity("Todo").unwrap();
+    let queries = [
+        json!({"done": true}),
+        json!({"done": {"$eq": false}}),
+        json!({"ownerId": {"$ne": "u1"}}),
+        json!({"order": {"$gt": 1.0}}),
+        json!({"order": {"$gte": 1}}),
+        json!({"order": {"$lt": 1.5}}),
+        json!({"order": {"$lte": 1.5}}),
+        json!({"ownerId": {"$in": ["u1", "u3"]}}),
+        json!({"ownerId": {"$in": []}}),
+        json!({"ownerId": {"$nin": ["u1"]}}),
+        json!({"ownerId": {"$nin": []}}),
+        json!({"title": {"$like": "todo 1%"}}),
+        json!({"title": {"$like": "TODO _"}}),
+        json!({"order": null}),
+        json!({"order": {"$ne": null}}),
+        json!({"order": {"$exists": false}}),
+        json!({"tags": {"$exists": true}}),
+        json!({"$or": [{"done": true}, {"ownerId": "u2"}]}),
+        json!({"$and": [{"done": false}, {"order": {"$gte": 2}}]}),
+        json!({"$not": {"order": {"$gt": 1}}}),
+        json!({"$or": []}),
+        json!({"$and": []}),
+        json!({"createdAt": {"$gte": "2026-01-01T00:00:30Z"}, "id": {"$lt": "t50"}}),
+    ];
+    let orders = [
+        json!([]),
+        json!(["-order", "title"]),
+        json!(["done", "-createdAt"]),
+    ];
+    for w in &queries {
+        for o in &orders {
+            let text = json!({"entity": "Todo", "where": w, "order": o});
+            let q = Query::parse(e, &text.clone().into()).unwrap();
+            let got = block_on(s.query(&q, None)).unwrap();
+            let mut want: Vec<&Row> = shard_rows.iter().filter(|r| q.admits(r)).collect();
+            want.sort_by(|a, b| q.compare(a, b));
+            let ids =
+                |rows: Vec<&Row>| -> Vec<Value> { rows.iter().map(|r| r["id"].clone()).collect() };
+            assert_eq!(ids(got.rows.iter().collect()), ids(want), "{text}");
+        }
+    }
+}
+
+fn seed<S: DataStore>(s: &S, n: i64) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for i in 0..n {
+        let mut r = todo(&format!("t{i}"), &format!("u{}", i % 4), i);
+        if i % 5 == 0 {
+            r.insert("order".into(), Value::Null);
+        }
+        if i % 6 == 0 {
+            r.insert("tags".into(), Value::from(serde_json::json!(["x"])));
+        }
+        rows.push(block_on(s.insert("Todo", r)).unwrap());
+    }
+    rows
+}
+
+#[test]
+fn every_operator_d1_and_local() {
+    let m = manifest();
+    let db = d1(&m);
+    let store = D1DataStore::new(&db, m);
+    let rows = seed(&store.shard("s1"), 60);
+    seed(&store.shard("s2"), 10); // other shards' rows must not leak in
+    operators(&store.shard("s1"), &rows);
+    let l = local();
+    let rows = seed(&l, 60);
+    operators(&l, &rows);
+}
+
+fn paginate<S: DataStore>(s: &S, order: &[&str], limit: usize) -> Vec<(Option<String>, Value)> {
+    let mut out = Vec::new();
+    let mut page = block_on(s.list("Todo", order, limit)).unwrap();
+    loop {
+        assert!(page.rows.len() <= limit);
+        for (i, r) in page.rows.iter().enumerate() {
+            out.push((page.shards.get(i).cloned(), r["id"].clone()));
+        }
+        let Some(next) = page.next else { break };
+        page = block_on(s.list_after("Todo", order, limit, &next)).unwrap();
+    }
+    out
+}
+
+#[test]
+fn cursor_pagination_across_shards() {
+    let m = manifest();
+    let db = d1(&m);
+    let store = D1DataStore::new(&db, m);
+    // The same ids in 5 shards: order must stay total through the shard key.
+    for s in 0..5 {
+        seed(&store.shard(format!("s{s}")), 97);
+    }
+    for order in [
+        &[][..],
+        &["-order"][..],
+        &["done", "-createdAt"][..],
+        &["ownerId"][..],
+    ] {
+        let all = block_on(store.list("Todo", order, 1000)).unwrap();
+        assert_eq!(all.rows.len(), 485);
+        let want: Vec<_> = all
+            .rows
+            .iter()
+            .zip(&all.shards)
+            .map(|(r, s)| (Some(s.clone()), r["id"].clone()))
+            .collect();
+        for limit in [1, 7, 50, 485] {
+            assert_eq!(paginate(&store, order, limit), want, "{order:?} {limit}");
+        }
+        // Scoped to one shard.
+        let one = paginate(&store.shard("s3"), order, 10);
+        assert_eq!(one.len(), 97);
+        assert!(one.iter().all(|(s, _)| s.as_deref() == Some("s3")));
+    }
+    let e = block_on(store.list_after("Todo", &["-order"], 5, "zz")).unwrap_err();
+    assert_eq!(e.code(), "BAD_CURSOR");
+    let next = block_on(store.list("Todo", &[], 5)).unwrap().next.unwrap();
+    let e = block_on(store.list_after("Todo", &["title"], 5, &next)).unwrap_err();
+    assert_eq!(e.code(), "BAD_CURSOR");
+}
+
+#[test]
+fn local_pagination() {
+    let l = local();
+    seed(&l, 53);
+    let all = paginate(&l, &["-order"], 1000);
+    assert_eq!(all.len(), 53);
+    assert_eq!(paginate(&l, &["-order"], 6), all);
+}
+
+fn agg(op: AggregateOp, field: Option<&str>, group: Option<&str>) -> Aggregate {
+    Aggregate {
+        op,
+        field: field.map(Into::into),
+        group_by: group.map(Into::into),
+    }
+}
+
+#[test]
+fn aggregates() {
+    let m = manifest();
+    let e = m.entity("Todo").unwrap();
+    let db = d1(&m);
+    let store = D1DataStore::new(&db, m.clone());
+    let rows = seed(&store.shard("s1"), 40);
+    seed(&store.shard("s2"), 10);
+    let s1 = store.shard("s1");
+    let all = Query::parse(e, &json!({"entity": "Todo"}).into()).unwrap();
+    let open = Query::parse(
+        e,
+        &json!({"entity": "Todo", "where": {"done": false}}).into(),
+    )
+    .unwrap();
+    let one = |q: &Query, a: Aggregate| block_on(s1.aggregate(q, &a)).unwrap();
+    let value = |v: Vec<AggregateRow>| v[0].value.clone();
+    assert_eq!(
+        value(one(&all, agg(AggregateOp::Count, None, None))),
+        Value::Int(40)
+    );
+    assert_eq!(
+        value(block_on(store.aggregate(&all, &agg(AggregateOp::Count, None, None))).unwrap()),
+        Value::Int(50)
+    );
+    let open_rows: Vec<&Row> = rows.iter().filter(|r| open.admits(r)).collect();
+    assert_eq!(
+        value(one(&open, agg(AggregateOp::Count, None, None))),
+        Value::Int(open_rows.len() as i64)
+    );
+    let orders: Vec<f64> = open_rows
+        .iter()
+        .filter_map(|r| r["order"].as_f64())
+        .collect();
+    assert_eq!(
+        value(one(&open, agg(AggregateOp::Count, Some("order"), None))),
+        Value::Int(orders.len() as i64)
+    );
+    assert_eq!(
+        value(one(&open, agg(AggregateOp::Sum, Some("order"), None))),
+        Value::Float(orders.iter().sum())
+    );
+    assert_eq!(
+        value(one(&open, agg(AggregateOp::Min, Some("order"), None))),
+        Value::Float(orders.iter().cloned().fold(f64::MAX, f64::min))
+    );
+    assert_eq!(
+        value(one(&all, agg(AggregateOp::Max, Some("createdAt"), None))),
+        rows.iter()
+            .map(|r| r["createdAt"].as_str().unwrap().to_owned())
+            .max()
+            .unwrap()
+            .into()
+    );
+    // Sum of nothing is null; count of nothing 0.
+    let none = Query::parse(
+        e,
+        &json!({"entity": "Todo", "where": {"ownerId": "nobody"}}).into(),
+    )
+    .unwrap();
+    assert_eq!(
+        value(one(&none, agg(AggregateOp::Sum, Some("order"), None))),
+        Value::Null
+    );
+    assert_eq!(
+        value(one(&none, agg(AggregateOp::Count, None, None))),
+        Value::Int(0)
+    );
+    // Group by.
+    let groups = one(&all, agg(AggregateOp::Count, None, Some("ownerId")));
+    assert_eq!(groups.len(), 4);
+    assert_eq!(groups[0].group, Some(Value::from("u0")));
+    assert_eq!(
+        groups
+            .iter()
+            .map(|g| g.value.as_i64().unwrap())
+            .sum::<i64>(),
+        40
+    );
+    let by_done = one(&all, agg(AggregateOp::Max, Some("order"), Some("done")));
+    assert_eq!(
+        by_done
+            .iter()
+            .map(|g| g.group.clone().unwrap())
+            .collect::<Vec<_>>(),
+        [Value::Bool(false), Value::Bool(true)]
+    );
+    // Refusals.
+    let bad = |a: Aggregate| block_on(s1.aggregate(&all, &a)).unwrap_err().code();
+    assert_eq!(bad(agg(AggregateOp::Sum, Some("title"), None)), "BAD_QUERY");
+    assert_eq!(bad(agg(AggregateOp::Sum, None, None)), "BAD_QUERY");
+    assert_eq!(bad(agg(AggregateOp::Min, Some("tags"), None)), "BAD_QUERY");
+    assert_eq!(
+        bad(agg(AggregateOp::Max, Some("nope"), None)),
+        "UNKNOWN_FIELD"
+    );
+    // The same on a shard's own store.
+    let l = local();
+    seed(&l, 40);
+    assert_eq!(
+        block_on(l.aggregate(&all, &agg(AggregateOp::Count, None, Some("ownerId")))).unwrap(),
+        groups
+    );
+}
