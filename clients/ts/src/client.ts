@@ -512,8 +512,12 @@ export class PylonClient {
       const code = ev.code === 1005 || ev.code === 1006 ? undefined : ev.code;
       this.drop(code, ev.reason || (code === undefined ? "connection lost" : `closed with ${code}`));
     };
-    ws.onerror = () => {
-      /* a close event follows */
+    // An error means the connection failed (a refused upgrade, a network
+    // error, a bad frame); a clean close never comes with one. Some
+    // implementations fire no close event after it, so it ends the socket.
+    ws.onerror = (ev: { message?: string }) => {
+      if (this.ws !== ws) return;
+      this.drop(undefined, ev?.message ? `connection failed: ${ev.message}` : "connection failed");
     };
   }
 
