@@ -1,0 +1,930 @@
+/**
+ * The connection that stays up: live queries, optimistic mutations,
+ * presence, broadcast and ping over one `pylon.v1.json` WebSocket to one
+ * shard. It follows the same rules as the Rust client (docs/client.md):
+ * gap recovery under a new subscription id, resume with `since`, resend of
+ * unacknowledged mutations with the same op id, jittered backoff, and the
+ * same close codes that stop it.
+ */
+import { applyRows, checkSeq } from "./apply.js";
+import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
+import { applyOptimistic } from "./optimistic.js";
+import {
+  CloseCode,
+  decodeServer,
+  DecodeError,
+  PROTOCOL,
+  SUBPROTOCOL,
+  type Ack,
+  type ClientMsg,
+  type Diff,
+  type Json,
+  type Op,
+  type Row,
+  type ServerMsg,
+  type Snap,
+  type Welcome,
+} from "./protocol.js";
+import { orderKeys, type OrderKey, type Query } from "./query.js";
+
+/** The part of the WebSocket API the client uses (the browser's and Node 22's global `WebSocket` fit). */
+export interface WebSocketLike {
+  readonly protocol: string;
+  onopen: ((ev: any) => void) | null;
+  onmessage: ((ev: any) => void) | null;
+  onclose: ((ev: any) => void) | null;
+  onerror: ((ev: any) => void) | null;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+}
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
+/** A token, or a function asked for one before every connection attempt (and after a 4401 close). */
+export type TokenSource = string | undefined | (() => string | undefined | Promise<string | undefined>);
+
+export interface ConnectOptions {
+  /** The Worker's origin: `ws(s)://host[:port]` (or `http(s)://`); `/v1/shards/{shard}/ws` is appended. */
+  url: string;
+  shard: string;
+  /** Sent as the subprotocol entry `bearer.<token>` next to `pylon.v1.json`, and in `hello`. */
+  token?: TokenSource;
+  /** With a client id, `hello {client, token}` follows every `welcome`. */
+  clientId?: string;
+  /** A WebSocket implementation; default the global `WebSocket`. */
+  WebSocket?: WebSocketConstructor;
+  /** Reconnect delays; defaults 250 ms, ×2, at most 10 s. */
+  backoff?: Partial<BackoffOptions>;
+  /** Ping after this much silence, drop the connection after twice as much. Default 30 000; 0 disables. */
+  keepaliveMs?: number;
+  /** How long an attempt may take to reach `welcome`. Default 10 000. */
+  connectTimeoutMs?: number;
+  /** Source of randomness in [0, 1) for the backoff jitter. Default `Math.random`. */
+  random?: () => number;
+}
+
+/** The connection's state (docs/protocol.md, "Connection states"). */
+export type ConnectionState =
+  | { state: "connecting"; attempt: number }
+  | { state: "live"; conn: string; seq: number }
+  | { state: "waiting"; attempt: number; delayMs: number }
+  | { state: "closed"; code: number | undefined; reason: string };
+
+/**
+ * An error from the server (`code` is the protocol's error code) or from the
+ * client: `NOT_CONNECTED` (broadcast / ping while not live), `DISCONNECTED`
+ * (a ping's connection dropped), `CLOSED` (the client stopped; `closeCode`
+ * says why), `BAD_REQUEST` (a call the client refuses).
+ */
+export class PylonError extends Error {
+  readonly code: string;
+  readonly op: string | undefined;
+  readonly sub: string | undefined;
+  readonly closeCode: number | undefined;
+  constructor(code: string, message: string, extra: { op?: string; sub?: string; closeCode?: number } = {}) {
+    super(message);
+    this.name = "PylonError";
+    this.code = code;
+    this.op = extra.op;
+    this.sub = extra.sub;
+    this.closeCode = extra.closeCode;
+  }
+}
+
+export type SubStatus = "pending" | "live" | "resyncing" | "failed" | "closed";
+
+/** What a change callback is told besides the rows. */
+export interface ChangeInfo {
+  /** The seq the server's part of the rows reflects (undefined before the first snap and while resyncing). */
+  seq: number | undefined;
+  /** The number of matching rows ignoring `limit`, when the query asked for `count`. */
+  count: number | undefined;
+  status: SubStatus;
+  /** Whether unconfirmed local writes are shown in the rows. */
+  optimistic: boolean;
+  /** What caused this call. */
+  cause: "snap" | "diff" | "reset" | "resync" | "optimistic" | "rollback" | "settled" | "failed" | "closed";
+  error: PylonError | undefined;
+}
+
+export type ChangeListener = (rows: readonly Row[], info: ChangeInfo) => void;
+
+/** A live query. Rows are read-only snapshots: a new array on every change. */
+export interface Subscription {
+  readonly query: Query;
+  readonly rows: readonly Row[];
+  readonly seq: number | undefined;
+  readonly count: number | undefined;
+  readonly status: SubStatus;
+  readonly error: PylonError | undefined;
+  /** Whether unconfirmed local writes are shown in `rows`. */
+  readonly optimistic: boolean;
+  /** Resolves with the rows at the first `snap`; rejects if the subscription fails or the client closes first. */
+  ready(): Promise<readonly Row[]>;
+  /** Adds a change listener; returns its remover. */
+  onChange(listener: ChangeListener): () => void;
+  /** Stops the live query (sends `unsub`). Idempotent. */
+  unsubscribe(): void;
+}
+
+export type PresenceChange =
+  | { type: "state" }
+  | { type: "diff"; joins: { conn: string; state: Json }[]; updates: { conn: string; state: Json }[]; leaves: string[] };
+
+export interface ClientEvents {
+  state: (state: ConnectionState) => void;
+  welcome: (welcome: Welcome) => void;
+  presence: (members: ReadonlyMap<string, Json>, change: PresenceChange) => void;
+  bcast: (message: { topic: string; data: Json; from: string }) => void;
+  /** An `err` that answers no pending mutation or subscription. */
+  error: (error: PylonError) => void;
+  /** A subscription is being resynced (gap, refused diff, or `reset`). */
+  resync: (event: { subscription: Subscription; reason: string }) => void;
+  disconnected: (event: { code: number | undefined; reason: string }) => void;
+}
+
+export interface MutateOptions {
+  /** The op id; default a fresh `crypto.randomUUID()`. Reuse one only to retry the same ops. */
+  opId?: string;
+  /** Show the ops in local results before the ack. Default true. */
+  optimistic?: boolean;
+}
+
+/** Ack of a mutation: it is durable at `seq`; `dup` when the op id had been applied before. */
+export type MutationResult = Omit<Ack, "type">;
+
+interface MutEntry {
+  op: string;
+  ops: Op[];
+  optimistic: boolean;
+  /** Set once acked; the entry then stays only until every subscription has settled it. */
+  ackSeq: number | undefined;
+  resolve: (ack: MutationResult) => void;
+  reject: (err: PylonError) => void;
+}
+
+function newOpId(): string {
+  const c = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto;
+  if (c?.randomUUID) return c.randomUUID();
+  throw new PylonError("BAD_REQUEST", "crypto.randomUUID is not available; pass opId");
+}
+
+const now = () => Date.now();
+
+/** Builds the shard's WebSocket URL from a base URL. */
+export function shardUrl(base: string, shard: string): string {
+  const b = base.replace(/\/+$/, "").replace(/^http(s?):\/\//i, (_m, s: string) => `ws${s}://`);
+  return `${b}/v1/shards/${encodeURIComponent(shard)}/ws`;
+}
+
+class LiveQuery implements Subscription {
+  readonly query: Query;
+  readonly keys: OrderKey[];
+  readonly key: number;
+  wireId: string;
+  resyncs = 0;
+  /** The seq the server rows reflect; undefined until a snap (again). */
+  held: number | undefined;
+  serverRows: Row[] = [];
+  /** Whether serverRows came from a snap at least once (else there is nothing to overlay). */
+  hasRows = false;
+  rows: readonly Row[] = [];
+  count: number | undefined;
+  status: SubStatus = "pending";
+  error: PylonError | undefined;
+  optimistic = false;
+  /** Acked op ids this subscription reflects although its seq may be lower (it was live at the ack). */
+  settled = new Set<string>();
+  listeners = new Set<ChangeListener>();
+  waiters: { resolve: (rows: readonly Row[]) => void; reject: (e: PylonError) => void }[] = [];
+  private readonly client: PylonClient;
+
+  constructor(client: PylonClient, key: number, query: Query) {
+    this.client = client;
+    this.key = key;
+    this.query = query;
+    this.keys = orderKeys(query.order);
+    this.wireId = `s${key}`;
+  }
+
+  get seq(): number | undefined {
+    return this.held;
+  }
+
+  ready(): Promise<readonly Row[]> {
+    if (this.status === "live") return Promise.resolve(this.rows);
+    if (this.status === "failed" || this.status === "closed") {
+      return Promise.reject(this.error ?? new PylonError("CLOSED", "the subscription is closed"));
+    }
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  onChange(listener: ChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  unsubscribe(): void {
+    this.client._unsubscribe(this);
+  }
+
+  settleWaiters(error?: PylonError): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) {
+      if (error) w.reject(error);
+      else w.resolve(this.rows);
+    }
+  }
+
+  notify(cause: ChangeInfo["cause"]): void {
+    const info: ChangeInfo = {
+      seq: this.held,
+      count: this.count,
+      status: this.status,
+      optimistic: this.optimistic,
+      cause,
+      error: this.error,
+    };
+    for (const l of [...this.listeners]) {
+      try {
+        l(this.rows, info);
+      } catch (e) {
+        queueMicrotask(() => {
+          throw e;
+        });
+      }
+    }
+  }
+}
+
+function sameRows(a: readonly Row[], b: readonly Row[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i] && JSON.stringify(a[i]) !== JSON.stringify(b[i])) return false;
+  }
+  return true;
+}
+
+/** Close codes after which the client does not reconnect (4401 only when the token cannot be refreshed). */
+function isFinal(code: number | undefined): boolean {
+  return code === CloseCode.PROTOCOL || code === CloseCode.FORBIDDEN;
+}
+
+export class PylonClient {
+  readonly url: string;
+  readonly shard: string;
+  private readonly WS: WebSocketConstructor;
+  private token: TokenSource;
+  private readonly clientId: string | undefined;
+  private readonly backoff: BackoffOptions;
+  private readonly keepaliveMs: number;
+  private readonly connectTimeoutMs: number;
+  private readonly random: () => number;
+
+  private current: ConnectionState = { state: "connecting", attempt: 0 };
+  private ws: WebSocketLike | undefined;
+  /** Whether the current socket got its first `welcome`. */
+  private welcomed = false;
+  private lastWelcome: Welcome | undefined;
+  private attempt = 0;
+  private lastCloseWas4401 = false;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private keepaliveTimer: ReturnType<typeof setInterval> | undefined;
+  private lastRecv = 0;
+  private stopped = false;
+
+  private readonly subs = new Map<number, LiveQuery>();
+  private readonly wire = new Map<string, LiveQuery>();
+  private nextKey = 1;
+  private readonly muts = new Map<string, MutEntry>();
+  private myPresence: Json = null;
+  private readonly members = new Map<string, Json>();
+  private readonly pings = new Map<number, { sent: number; resolve: (ms: number) => void; reject: (e: PylonError) => void }>();
+  private nextPing = 1;
+  private readonly listeners = new Map<keyof ClientEvents, Set<(...args: any[]) => void>>();
+  private liveWaiters: { resolve: () => void; reject: (e: PylonError) => void }[] = [];
+
+  constructor(options: ConnectOptions) {
+    const WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    if (!WS) throw new PylonError("BAD_REQUEST", "no WebSocket implementation: pass options.WebSocket");
+    this.WS = WS;
+    this.url = shardUrl(options.url, options.shard);
+    this.shard = options.shard;
+    this.token = options.token;
+    this.clientId = options.clientId;
+    this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+    this.keepaliveMs = options.keepaliveMs ?? 30_000;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+    this.random = options.random ?? Math.random;
+    void this.open();
+  }
+
+  // ---- public API ---------------------------------------------------------
+
+  /** The connection state now. */
+  get state(): ConnectionState {
+    return this.current;
+  }
+
+  /** The last `welcome` (undefined before the first). */
+  get welcome(): Welcome | undefined {
+    return this.lastWelcome;
+  }
+
+  /** Everyone's presence, by connection id (maintained from `presence_state` / `presence_diff`). */
+  get presenceMembers(): ReadonlyMap<string, Json> {
+    return this.members;
+  }
+
+  /** Resolves when the client is live (now, or at the next `welcome`); rejects if it closes first. */
+  ready(): Promise<void> {
+    if (this.current.state === "live") return Promise.resolve();
+    if (this.current.state === "closed") return Promise.reject(this.closedError());
+    return new Promise((resolve, reject) => this.liveWaiters.push({ resolve, reject }));
+  }
+
+  /** Listens to a client event; returns the remover. */
+  on<K extends keyof ClientEvents>(event: K, listener: ClientEvents[K]): () => void {
+    let set = this.listeners.get(event);
+    if (!set) this.listeners.set(event, (set = new Set()));
+    const s = set;
+    s.add(listener);
+    return () => {
+      s.delete(listener);
+    };
+  }
+
+  /**
+   * Starts a live query. `onChange` (optional; more with `sub.onChange`) is
+   * called with the rows and a {@link ChangeInfo} on every change: the
+   * first `snap`, each `diff`, optimistic writes and their rollback.
+   */
+  subscribe(query: Query, onChange?: ChangeListener): Subscription {
+    if (this.stopped) throw this.closedError();
+    const sub = new LiveQuery(this, this.nextKey++, { ...query });
+    if (onChange) sub.listeners.add(onChange);
+    this.subs.set(sub.key, sub);
+    if (this.isLive()) {
+      this.wire.set(sub.wireId, sub);
+      this.send(this.subMsg(sub, undefined));
+    }
+    return sub;
+  }
+
+  /**
+   * Applies `ops` as one all-or-nothing commit. Resolves with the ack, or
+   * rejects with the server's `err` (as a {@link PylonError}) or when the
+   * client closes. Until then the ops are shown in matching local results
+   * (unless `optimistic: false`) and resent with the same op id after every
+   * reconnect. Retryable codes (`RATE_LIMITED`, `UNAVAILABLE`, `INTERNAL`)
+   * are returned, not retried, as in the Rust client.
+   */
+  mutate(ops: Op[], options: MutateOptions = {}): Promise<MutationResult> {
+    if (this.stopped) return Promise.reject(this.closedError());
+    const op = options.opId ?? newOpId();
+    if (this.muts.has(op)) return Promise.reject(new PylonError("BAD_REQUEST", `op id ${op} is already pending`));
+    const copy = ops.map((o) => structuredClone(o));
+    return new Promise<MutationResult>((resolve, reject) => {
+      const entry: MutEntry = { op, ops: copy, optimistic: options.optimistic !== false, ackSeq: undefined, resolve, reject };
+      this.muts.set(op, entry);
+      if (this.isLive()) this.send({ type: "mut", op, ops: copy });
+      if (entry.optimistic) this.refreshAll("optimistic", copy);
+    });
+  }
+
+  /** Sets this connection's presence (null clears it). Remembered and re-sent after reconnects. */
+  presence(state: Json): void {
+    this.myPresence = state ?? null;
+    if (this.isLive()) this.send({ type: "presence", state: this.myPresence });
+  }
+
+  /** Sends `data` to every other connection of the shard, at most once; throws NOT_CONNECTED unless live. */
+  broadcast(topic: string, data: Json): void {
+    if (!this.isLive()) throw new PylonError("NOT_CONNECTED", "broadcast needs a live connection");
+    this.send({ type: "bcast", topic, data: data ?? null });
+  }
+
+  /** Round trip to the server in ms. Rejects unless live, or if the connection drops first. */
+  ping(): Promise<number> {
+    if (!this.isLive()) return Promise.reject(new PylonError("NOT_CONNECTED", "ping needs a live connection"));
+    const t = this.nextPing++;
+    return new Promise((resolve, reject) => {
+      this.pings.set(t, { sent: now(), resolve, reject });
+      this.send({ type: "ping", t });
+    });
+  }
+
+  /** Replaces the token; when live, sends `hello` with it (re-authentication before expiry). */
+  async setToken(token: TokenSource): Promise<void> {
+    this.token = token;
+    if (!this.isLive()) return;
+    const t = await this.resolveToken();
+    if (this.isLive()) this.send(this.helloMsg(t));
+  }
+
+  /** Stops for good: closes the socket (1000), rejects pending mutations and pings, ends subscriptions. */
+  close(): void {
+    if (this.stopped) return;
+    const ws = this.ws;
+    this.detach();
+    try {
+      ws?.close(CloseCode.NORMAL, "client closed");
+    } catch {
+      /* already closed */
+    }
+    this.shutdown(CloseCode.NORMAL, "client closed");
+  }
+
+  // ---- connection -----------------------------------------------------------
+
+  private isLive(): boolean {
+    return this.ws !== undefined && this.welcomed && !this.stopped;
+  }
+
+  private closedError(): PylonError {
+    const s = this.current;
+    const code = s.state === "closed" ? s.code : undefined;
+    return new PylonError("CLOSED", `the client is closed${s.state === "closed" ? `: ${s.reason}` : ""}`, code === undefined ? {} : { closeCode: code });
+  }
+
+  private async resolveToken(): Promise<string | undefined> {
+    const t = this.token;
+    return typeof t === "function" ? await t() : t;
+  }
+
+  private helloMsg(token: string | undefined): ClientMsg {
+    return {
+      type: "hello",
+      ...(this.clientId === undefined ? {} : { client: this.clientId }),
+      ...(token === undefined ? {} : { token }),
+    };
+  }
+
+  private async open(): Promise<void> {
+    if (this.stopped) return;
+    this.setState({ state: "connecting", attempt: this.attempt });
+    let token: string | undefined;
+    try {
+      token = await this.resolveToken();
+    } catch (e) {
+      this.failedAttempt(undefined, `token: ${String(e)}`);
+      return;
+    }
+    if (this.stopped) return;
+    const protocols = [SUBPROTOCOL];
+    if (token !== undefined && token !== "") protocols.push(`bearer.${token}`);
+    let ws: WebSocketLike;
+    try {
+      ws = new this.WS(this.url, protocols);
+    } catch (e) {
+      this.failedAttempt(undefined, `cannot open the WebSocket: ${String(e)}`);
+      return;
+    }
+    this.ws = ws;
+    this.welcomed = false;
+    this.lastRecv = now();
+    this.timer = setTimeout(() => this.drop(undefined, "timed out waiting for welcome"), this.connectTimeoutMs);
+    ws.onopen = () => {
+      if (this.ws !== ws) return;
+      if (ws.protocol !== SUBPROTOCOL) {
+        this.drop(undefined, `the server did not echo ${SUBPROTOCOL} (got ${JSON.stringify(ws.protocol)})`, CloseCode.PROTOCOL);
+      }
+    };
+    ws.onmessage = (ev: { data: unknown }) => {
+      if (this.ws !== ws) return;
+      this.lastRecv = now();
+      if (typeof ev.data !== "string") {
+        this.drop(undefined, "binary frame on pylon.v1.json");
+        return;
+      }
+      let msg: ServerMsg;
+      try {
+        msg = decodeServer(ev.data);
+      } catch (e) {
+        if (e instanceof DecodeError && e.unknownType) return; // newer server message type
+        this.drop(undefined, `undecodable frame: ${(e as Error).message}`);
+        return;
+      }
+      this.onMessage(msg);
+    };
+    ws.onclose = (ev: { code?: number; reason?: string }) => {
+      if (this.ws !== ws) return;
+      const code = ev.code === 1005 || ev.code === 1006 ? undefined : ev.code;
+      this.drop(code, ev.reason || (code === undefined ? "connection lost" : `closed with ${code}`));
+    };
+    // An error means the connection failed (a refused upgrade, a network
+    // error, a bad frame); a clean close never comes with one. Some
+    // implementations fire no close event after it, so it ends the socket.
+    ws.onerror = (ev: { message?: string }) => {
+      if (this.ws !== ws) return;
+      this.drop(undefined, ev?.message ? `connection failed: ${ev.message}` : "connection failed");
+    };
+  }
+
+  /** Leaves the current socket: no more events from it. */
+  private detach(): void {
+    const ws = this.ws;
+    if (ws) {
+      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    }
+    this.ws = undefined;
+    this.welcomed = false;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.keepaliveTimer !== undefined) clearInterval(this.keepaliveTimer);
+    this.keepaliveTimer = undefined;
+  }
+
+  /**
+   * The socket is gone (closed by the server, failed, timed out, or given up
+   * by the client with `closeWith`): decide between stopping and retrying.
+   */
+  private drop(code: number | undefined, reason: string, closeWith?: number): void {
+    const ws = this.ws;
+    const wasLive = this.welcomed;
+    this.detach();
+    try {
+      ws?.close(closeWith ?? CloseCode.NORMAL, reason.slice(0, 100));
+    } catch {
+      /* already closing */
+    }
+    this.wire.clear();
+    for (const [t, p] of this.pings) {
+      this.pings.delete(t);
+      p.reject(new PylonError("DISCONNECTED", reason, code === undefined ? {} : { closeCode: code }));
+    }
+    this.emit("disconnected", { code, reason });
+    const unauthorized = code === CloseCode.UNAUTHORIZED;
+    if (
+      isFinal(code) ||
+      (unauthorized && (typeof this.token !== "function" || this.lastCloseWas4401))
+    ) {
+      this.shutdown(code, reason);
+      return;
+    }
+    this.lastCloseWas4401 = unauthorized;
+    if (wasLive && !unauthorized) this.wait();
+    else this.failedAttempt(code, reason);
+  }
+
+  private failedAttempt(_code: number | undefined, _reason: string): void {
+    this.attempt = Math.min(this.attempt + 1, 1_000_000);
+    this.wait();
+  }
+
+  private wait(): void {
+    if (this.stopped) return;
+    const delayMs = backoffDelay(this.backoff, this.attempt, this.random);
+    this.setState({ state: "waiting", attempt: this.attempt, delayMs });
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.open();
+    }, delayMs);
+  }
+
+  private startKeepalive(): void {
+    const k = this.keepaliveMs;
+    if (!(k > 0)) return;
+    this.keepaliveTimer = setInterval(() => {
+      if (!this.isLive()) return;
+      const silent = now() - this.lastRecv;
+      if (silent >= 2 * k) this.drop(undefined, `no frame from the server for ${silent} ms`);
+      else if (silent >= k) this.send({ type: "ping" });
+    }, Math.max(1, Math.floor(k / 4)));
+  }
+
+  private send(msg: ClientMsg): void {
+    const ws = this.ws;
+    if (!ws) return;
+    try {
+      ws.send(JSON.stringify(msg));
+    } catch (e) {
+      this.drop(undefined, `send failed: ${String(e)}`);
+    }
+  }
+
+  private subMsg(sub: LiveQuery, since: number | undefined): ClientMsg {
+    const q = sub.query;
+    return {
+      type: "sub",
+      id: sub.wireId,
+      entity: q.entity,
+      ...(q.where === undefined ? {} : { where: q.where }),
+      ...(q.order === undefined ? {} : { order: q.order }),
+      ...(q.limit === undefined ? {} : { limit: q.limit }),
+      ...(since === undefined ? {} : { since }),
+      ...(q.count ? { count: true } : {}),
+    };
+  }
+
+  /** On entering LIVE: resubscribe (with `since` where a seq is held), resend unacknowledged mutations in order, resend presence. */
+  private resume(): void {
+    this.wire.clear();
+    for (const sub of this.subs.values()) {
+      if (sub.status === "failed") continue;
+      this.wire.set(sub.wireId, sub);
+      this.send(this.subMsg(sub, sub.held));
+    }
+    for (const m of this.muts.values()) {
+      if (m.ackSeq === undefined) this.send({ type: "mut", op: m.op, ops: m.ops });
+    }
+    if (this.myPresence !== null) this.send({ type: "presence", state: this.myPresence });
+  }
+
+  // ---- messages -------------------------------------------------------------
+
+  private onMessage(msg: ServerMsg): void {
+    if (!this.welcomed && msg.type !== "welcome") {
+      this.drop(undefined, `expected welcome, got ${msg.type}`);
+      return;
+    }
+    switch (msg.type) {
+      case "welcome":
+        return this.onWelcome(msg);
+      case "snap":
+        return this.onSnap(msg);
+      case "diff":
+        return this.onDiff(msg);
+      case "reset": {
+        const sub = this.wire.get(msg.id);
+        if (sub) this.markResyncing(sub, `reset: ${msg.reason}`, "reset");
+        return;
+      }
+      case "ack":
+        return this.onAck(msg);
+      case "err": {
+        const error = new PylonError(msg.code, msg.message, {
+          ...(msg.op === undefined ? {} : { op: msg.op }),
+          ...(msg.sub === undefined ? {} : { sub: msg.sub }),
+        });
+        const m = msg.op === undefined ? undefined : this.muts.get(msg.op);
+        if (m && m.ackSeq === undefined) {
+          this.muts.delete(m.op);
+          m.reject(error);
+          if (m.optimistic) this.refreshAll("rollback", m.ops);
+          return;
+        }
+        const sub = msg.sub === undefined ? undefined : this.wire.get(msg.sub);
+        if (sub) {
+          this.wire.delete(msg.sub!);
+          sub.status = "failed";
+          sub.held = undefined;
+          sub.error = error;
+          sub.settleWaiters(error);
+          sub.notify("failed");
+          return;
+        }
+        this.emit("error", error);
+        return;
+      }
+      case "presence_state":
+        this.members.clear();
+        for (const m of msg.members) this.members.set(m.conn, m.state);
+        this.emit("presence", this.members, { type: "state" });
+        return;
+      case "presence_diff":
+        for (const m of [...msg.joins, ...msg.updates]) this.members.set(m.conn, m.state);
+        for (const c of msg.leaves) this.members.delete(c);
+        this.emit("presence", this.members, { type: "diff", joins: msg.joins, updates: msg.updates, leaves: msg.leaves });
+        return;
+      case "bcast":
+        this.emit("bcast", { topic: msg.topic, data: msg.data, from: msg.from });
+        return;
+      case "pong": {
+        const p = msg.t === undefined ? undefined : this.pings.get(msg.t);
+        if (p) {
+          this.pings.delete(msg.t!);
+          p.resolve(now() - p.sent);
+        }
+        return;
+      }
+    }
+  }
+
+  private onWelcome(w: Welcome): void {
+    if (w.protocol !== PROTOCOL || w.encoding !== "json") {
+      this.drop(undefined, `unexpected welcome: protocol ${w.protocol}, encoding ${w.encoding}`, CloseCode.PROTOCOL);
+      return;
+    }
+    this.lastWelcome = w;
+    const first = !this.welcomed;
+    if (first) {
+      this.welcomed = true;
+      this.attempt = 0;
+      this.lastCloseWas4401 = false;
+      if (this.timer !== undefined) clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    this.setState({ state: "live", conn: w.conn, seq: w.seq });
+    this.emit("welcome", w);
+    if (!first) return; // the answer to a hello
+    const waiters = this.liveWaiters;
+    this.liveWaiters = [];
+    for (const x of waiters) x.resolve();
+    if (this.clientId !== undefined) {
+      const ws = this.ws;
+      void this.resolveToken().then(
+        (t) => {
+          if (this.ws === ws && this.isLive()) this.send(this.helloMsg(t));
+        },
+        () => {},
+      );
+    }
+    this.resume();
+    this.startKeepalive();
+  }
+
+  private onSnap(snap: Snap): void {
+    const sub = this.wire.get(snap.id);
+    if (!sub) return;
+    sub.serverRows = snap.rows;
+    sub.hasRows = true;
+    sub.held = snap.seq;
+    sub.count = snap.count;
+    sub.status = "live";
+    sub.error = undefined;
+    this.recompute(sub);
+    this.collect();
+    sub.settleWaiters();
+    sub.notify("snap");
+  }
+
+  private onDiff(diff: Diff): void {
+    const sub = this.wire.get(diff.id);
+    if (!sub) return;
+    let rows: Row[];
+    try {
+      checkSeq(sub.held, diff);
+      rows = applyRows(sub.serverRows, diff);
+    } catch (e) {
+      this.resubscribe(sub, (e as Error).message);
+      return;
+    }
+    sub.serverRows = rows;
+    sub.held = diff.seq;
+    if (diff.count !== undefined) sub.count = diff.count;
+    this.recompute(sub);
+    this.collect();
+    sub.notify("diff");
+  }
+
+  private onAck(ack: Ack): void {
+    const m = this.muts.get(ack.op);
+    if (!m || m.ackSeq !== undefined) return;
+    m.ackSeq = ack.seq;
+    // The server sends every diff up to ack.seq before the ack: each live
+    // subscription already reflects the write, whatever its seq.
+    for (const sub of this.subs.values()) if (sub.status === "live") sub.settled.add(m.op);
+    m.resolve({ op: ack.op, seq: ack.seq, dup: ack.dup });
+    if (m.optimistic) this.refreshAll("settled", m.ops);
+    this.collect();
+  }
+
+  /** After `reset` (the server's snap follows on the same id) or a refused diff. */
+  private markResyncing(sub: LiveQuery, reason: string, cause: "reset" | "resync"): void {
+    sub.held = undefined;
+    sub.status = "resyncing";
+    sub.notify(cause);
+    this.emit("resync", { subscription: sub, reason });
+  }
+
+  /** After a diff that cannot be applied: `unsub` the old id, `sub` anew under a new id without `since`. */
+  private resubscribe(sub: LiveQuery, reason: string): void {
+    this.markResyncing(sub, reason, "resync");
+    if (this.subs.get(sub.key) !== sub) return;
+    const old = sub.wireId;
+    this.wire.delete(old);
+    sub.resyncs++;
+    sub.wireId = `s${sub.key}.${sub.resyncs}`;
+    if (!this.isLive()) return;
+    this.wire.set(sub.wireId, sub);
+    this.send({ type: "unsub", id: old });
+    this.send(this.subMsg(sub, undefined));
+  }
+
+  /** @internal */
+  _unsubscribe(sub: LiveQuery): void {
+    if (this.subs.get(sub.key) !== sub) return;
+    this.subs.delete(sub.key);
+    if (this.wire.get(sub.wireId) === sub) {
+      this.wire.delete(sub.wireId);
+      if (this.isLive()) this.send({ type: "unsub", id: sub.wireId });
+    }
+    sub.status = "closed";
+    sub.settleWaiters(new PylonError("CLOSED", "unsubscribed"));
+    sub.listeners.clear();
+    this.collect();
+  }
+
+  // ---- optimistic layer -----------------------------------------------------
+
+  /** The ops shown on top of `sub`'s server rows, in the order they were made. */
+  private overlay(sub: LiveQuery): Op[] {
+    const ops: Op[] = [];
+    for (const m of this.muts.values()) {
+      if (!m.optimistic) continue;
+      if (m.ackSeq !== undefined && (sub.settled.has(m.op) || (sub.held !== undefined && sub.held >= m.ackSeq))) continue;
+      ops.push(...m.ops);
+    }
+    return ops;
+  }
+
+  private lookup = (entity: string, id: string): Row | undefined => {
+    for (const s of this.subs.values()) {
+      if (s.query.entity !== entity) continue;
+      const r = s.serverRows.find((x) => x.id === id);
+      if (r) return r;
+    }
+    return undefined;
+  };
+
+  /** Recomputes the rows shown for `sub`; true if they changed. */
+  private recompute(sub: LiveQuery): boolean {
+    const ops = sub.hasRows ? this.overlay(sub) : [];
+    const rows = ops.length === 0 ? sub.serverRows : applyOptimistic(sub.query, sub.keys, sub.serverRows, ops, this.lookup);
+    const optimistic = ops.length > 0;
+    const changed = optimistic !== sub.optimistic || !sameRows(rows, sub.rows);
+    sub.optimistic = optimistic;
+    if (rows !== sub.rows) sub.rows = changed ? rows : sub.rows;
+    return changed;
+  }
+
+  /** Recomputes every subscription on an entity the ops touch, notifying those whose rows changed. */
+  private refreshAll(cause: ChangeInfo["cause"], ops: Op[]): void {
+    const entities = new Set(ops.map((o) => o.entity));
+    for (const sub of this.subs.values()) {
+      if (!entities.has(sub.query.entity) || !sub.hasRows || sub.status === "closed") continue;
+      if (this.recompute(sub)) sub.notify(cause);
+    }
+  }
+
+  /** Drops acked mutations that every subscription has settled. */
+  private collect(): void {
+    for (const m of this.muts.values()) {
+      if (m.ackSeq === undefined) continue;
+      const seq = m.ackSeq;
+      let done = true;
+      for (const s of this.subs.values()) {
+        if (s.status === "failed" || s.status === "closed") continue;
+        if (!(s.settled.has(m.op) || (s.held !== undefined && s.held >= seq))) {
+          done = false;
+          break;
+        }
+      }
+      if (done) {
+        this.muts.delete(m.op);
+        for (const s of this.subs.values()) s.settled.delete(m.op);
+      }
+    }
+  }
+
+  // ---- state and events -----------------------------------------------------
+
+  private setState(state: ConnectionState): void {
+    this.current = state;
+    this.emit("state", state);
+  }
+
+  private emit<K extends keyof ClientEvents>(event: K, ...args: Parameters<ClientEvents[K]>): void {
+    const set = this.listeners.get(event);
+    if (!set) return;
+    for (const l of [...set]) {
+      try {
+        l(...args);
+      } catch (e) {
+        queueMicrotask(() => {
+          throw e;
+        });
+      }
+    }
+  }
+
+  private shutdown(code: number | undefined, reason: string): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.detach();
+    this.setState({ state: "closed", code, reason });
+    const err = this.closedError();
+    const hadOptimistic = [...this.muts.values()].some((m) => m.optimistic && m.ackSeq === undefined);
+    for (const m of this.muts.values()) if (m.ackSeq === undefined) m.reject(err);
+    this.muts.clear();
+    for (const p of this.pings.values()) p.reject(err);
+    this.pings.clear();
+    for (const w of this.liveWaiters) w.reject(err);
+    this.liveWaiters = [];
+    for (const sub of this.subs.values()) {
+      if (hadOptimistic) this.recompute(sub);
+      if (sub.status !== "failed") {
+        sub.status = "closed";
+        sub.error ??= err;
+        sub.settleWaiters(err);
+        sub.notify("closed");
+      }
+    }
+  }
+}
+
+/** Opens a client for one shard; it connects (and reconnects) in the background. */
+export function connect(options: ConnectOptions): PylonClient {
+  return new PylonClient(options);
+}

@@ -1,0 +1,270 @@
+// A scripted pylon.v1.json server for the tests: a minimal RFC 6455
+// WebSocket server (text, close, ping frames; fragmentation) over
+// node:http's upgrade event, on 127.0.0.1. It negotiates the subprotocol
+// like the shard (first supported `pylon.*` entry, echoed); each test plays
+// the server's messages itself.
+import { createHash } from "node:crypto";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { Socket } from "node:net";
+
+const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+const TIMEOUT_MS = 3000;
+
+export interface ServerOptions {
+  /** Answer upgrades with this HTTP status instead of accepting them. */
+  refuse?: () => number | undefined;
+  /** The subprotocol to echo; default: pylon.v1.json when offered. */
+  echo?: (offered: string[]) => string | undefined;
+}
+
+class Queue<T> {
+  private items: T[] = [];
+  private waiters: { resolve: (v: T) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }[] = [];
+  push(item: T): void {
+    const w = this.waiters.shift();
+    if (w) {
+      clearTimeout(w.timer);
+      w.resolve(item);
+    } else this.items.push(item);
+  }
+  next(what: string, timeoutMs = TIMEOUT_MS): Promise<T> {
+    if (this.items.length > 0) return Promise.resolve(this.items.shift()!);
+    return new Promise((resolve, reject) => {
+      const w = {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.waiters.splice(this.waiters.indexOf(w), 1);
+          reject(new Error(`timed out waiting for ${what}`));
+        }, timeoutMs),
+      };
+      this.waiters.push(w);
+    });
+  }
+  get pending(): number {
+    return this.items.length;
+  }
+}
+
+function frame(opcode: number, payload: Buffer): Buffer {
+  const len = payload.length;
+  let head: Buffer;
+  if (len < 126) {
+    head = Buffer.from([0x80 | opcode, len]);
+  } else if (len < 65536) {
+    head = Buffer.alloc(4);
+    head[0] = 0x80 | opcode;
+    head[1] = 126;
+    head.writeUInt16BE(len, 2);
+  } else {
+    head = Buffer.alloc(10);
+    head[0] = 0x80 | opcode;
+    head[1] = 127;
+    head.writeBigUInt64BE(BigInt(len), 2);
+  }
+  return Buffer.concat([head, payload]);
+}
+
+export class FakeConn {
+  readonly path: string;
+  readonly protocols: string[];
+  readonly headers: IncomingMessage["headers"];
+  /** Every message the client sent, in order. */
+  readonly log: any[] = [];
+  private readonly socket: Socket;
+  private readonly inbox = new Queue<any>();
+  private buf = Buffer.alloc(0);
+  private fragments: Buffer[] = [];
+  private closeInfo: { code: number | undefined } | undefined;
+  private readonly closedQ = new Queue<{ code: number | undefined }>();
+
+  constructor(socket: Socket, req: IncomingMessage, protocols: string[]) {
+    this.socket = socket;
+    this.path = req.url ?? "";
+    this.headers = req.headers;
+    this.protocols = protocols;
+    socket.on("data", (d) => this.onData(d));
+    socket.on("close", () => this.onClosed(undefined));
+    socket.on("error", () => {});
+  }
+
+  private onClosed(code: number | undefined): void {
+    if (this.closeInfo) return;
+    this.closeInfo = { code };
+    this.closedQ.push(this.closeInfo);
+  }
+
+  private onData(d: Buffer): void {
+    this.buf = Buffer.concat([this.buf, d]);
+    for (;;) {
+      if (this.buf.length < 2) return;
+      const b0 = this.buf[0]!;
+      const b1 = this.buf[1]!;
+      const fin = (b0 & 0x80) !== 0;
+      const opcode = b0 & 0x0f;
+      const masked = (b1 & 0x80) !== 0;
+      let len = b1 & 0x7f;
+      let off = 2;
+      if (len === 126) {
+        if (this.buf.length < 4) return;
+        len = this.buf.readUInt16BE(2);
+        off = 4;
+      } else if (len === 127) {
+        if (this.buf.length < 10) return;
+        len = Number(this.buf.readBigUInt64BE(2));
+        off = 10;
+      }
+      const maskLen = masked ? 4 : 0;
+      if (this.buf.length < off + maskLen + len) return;
+      const mask = this.buf.subarray(off, off + maskLen);
+      const payload = Buffer.from(this.buf.subarray(off + maskLen, off + maskLen + len));
+      if (masked) for (let i = 0; i < payload.length; i++) payload[i] = payload[i]! ^ mask[i % 4]!;
+      this.buf = this.buf.subarray(off + maskLen + len);
+      this.onFrame(fin, opcode, payload);
+    }
+  }
+
+  private onFrame(fin: boolean, opcode: number, payload: Buffer): void {
+    if (opcode === 0x8) {
+      const code = payload.length >= 2 ? payload.readUInt16BE(0) : undefined;
+      if (!this.socket.destroyed) this.socket.end(frame(0x8, payload.subarray(0, 2)));
+      this.onClosed(code);
+      return;
+    }
+    if (opcode === 0x9) {
+      this.socket.write(frame(0xa, payload));
+      return;
+    }
+    if (opcode === 0xa) return;
+    if (opcode === 0x1 || opcode === 0x0) {
+      this.fragments.push(payload);
+      if (!fin) return;
+      const text = Buffer.concat(this.fragments).toString("utf8");
+      this.fragments = [];
+      const msg = JSON.parse(text);
+      this.log.push(msg);
+      this.inbox.push(msg);
+    }
+  }
+
+  /** The next message from the client. */
+  recv(timeoutMs?: number): Promise<any> {
+    return this.inbox.next("a client message", timeoutMs);
+  }
+
+  /** The next message, which must have `type`. */
+  async expect(type: string): Promise<any> {
+    const m = await this.recv();
+    if (m.type !== type) throw new Error(`expected ${type}, got ${JSON.stringify(m)}`);
+    return m;
+  }
+
+  /** Messages received but not yet read with recv. */
+  get unread(): number {
+    return this.inbox.pending;
+  }
+
+  send(msg: object): void {
+    this.sendText(JSON.stringify(msg));
+  }
+
+  sendText(text: string): void {
+    if (!this.socket.destroyed) this.socket.write(frame(0x1, Buffer.from(text, "utf8")));
+  }
+
+  sendBinary(data: Buffer): void {
+    if (!this.socket.destroyed) this.socket.write(frame(0x2, data));
+  }
+
+  /** `welcome` and an empty `presence_state`, as the shard starts every connection. */
+  welcome(seq = 0, conn = "c-1"): void {
+    this.send({ type: "welcome", protocol: "pylon.v1", shard: "team-42", seq, conn, encoding: "json" });
+    this.send({ type: "presence_state", members: [] });
+  }
+
+  /** Closes with a close frame carrying `code`. */
+  close(code: number, reason = ""): void {
+    if (this.socket.destroyed) return;
+    const r = Buffer.from(reason, "utf8");
+    const p = Buffer.alloc(2 + r.length);
+    p.writeUInt16BE(code, 0);
+    r.copy(p, 2);
+    this.socket.end(frame(0x8, p));
+  }
+
+  /** Drops the TCP connection without a close frame. */
+  drop(): void {
+    this.socket.destroy();
+  }
+
+  /** Resolves when the connection has ended (with the client's close code, if it sent one). */
+  closed(timeoutMs?: number): Promise<{ code: number | undefined }> {
+    if (this.closeInfo) return Promise.resolve(this.closeInfo);
+    return this.closedQ.next("the connection to close", timeoutMs);
+  }
+}
+
+export class FakeServer {
+  readonly url: string;
+  readonly connections: FakeConn[] = [];
+  /** Upgrade requests answered (accepted or refused). */
+  upgrades = 0;
+  private readonly server: Server;
+  private readonly incoming = new Queue<FakeConn>();
+  private readonly sockets = new Set<Socket>();
+
+  private constructor(server: Server, port: number) {
+    this.server = server;
+    this.url = `ws://127.0.0.1:${port}`;
+  }
+
+  static async start(options: ServerOptions = {}): Promise<FakeServer> {
+    const server = createServer((_req, res) => {
+      res.writeHead(426).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const addr = server.address();
+    if (addr === null || typeof addr === "string") throw new Error("no port");
+    const fake = new FakeServer(server, addr.port);
+    server.on("upgrade", (req: IncomingMessage, socket: Socket) => fake.onUpgrade(req, socket, options));
+    return fake;
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Socket, options: ServerOptions): void {
+    this.upgrades++;
+    this.sockets.add(socket);
+    socket.on("close", () => this.sockets.delete(socket));
+    const refuse = options.refuse?.();
+    if (refuse !== undefined) {
+      socket.end(`HTTP/1.1 ${refuse} Refused\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+      return;
+    }
+    const key = req.headers["sec-websocket-key"];
+    const offered = String(req.headers["sec-websocket-protocol"] ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter((s) => s !== "");
+    const echo = options.echo ? options.echo(offered) : offered.includes("pylon.v1.json") ? "pylon.v1.json" : undefined;
+    const accept = createHash("sha1").update(`${key}${GUID}`).digest("base64");
+    socket.setNoDelay(true);
+    socket.write(
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        `Sec-WebSocket-Accept: ${accept}\r\n` +
+        (echo === undefined ? "" : `Sec-WebSocket-Protocol: ${echo}\r\n`) +
+        "\r\n",
+    );
+    const conn = new FakeConn(socket, req, offered);
+    this.connections.push(conn);
+    this.incoming.push(conn);
+  }
+
+  /** The next accepted connection. */
+  nextConnection(timeoutMs?: number): Promise<FakeConn> {
+    return this.incoming.next("a connection", timeoutMs);
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
