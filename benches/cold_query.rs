@@ -9,7 +9,7 @@ use pylon_workers::manifest::Manifest;
 use pylon_workers::policy::AuthContext;
 use pylon_workers::store::cold::cold_query;
 use pylon_workers::store::{
-    apply_outbox_batch, block_on, schema, OutboxBatch, OutboxChange, RusqliteExecutor,
+    apply_outbox_batch, schema, OutboxBatch, OutboxChange, RusqliteExecutor,
 };
 use pylon_workers::value::{Row, Value};
 use pylon_workers::D1Executor;
@@ -48,7 +48,7 @@ fn main() {
     db.execute_script("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
         .unwrap();
     for sql in schema::d1_schema(&m) {
-        block_on(db.execute(&sql, &[])).unwrap();
+        ready(db.execute(&sql, &[])).unwrap();
     }
 
     // Drain: each shard's outbox of 1,000 inserts, split into D1-sized batches.
@@ -72,7 +72,7 @@ fn main() {
             .split(&m)
             .unwrap()
         {
-            block_on(apply_outbox_batch(&db, &m, &b)).unwrap();
+            ready(apply_outbox_batch(&db, &m, &b)).unwrap();
             batches += 1;
         }
     }
@@ -95,7 +95,7 @@ fn main() {
         })
         .collect();
     for b in OutboxBatch::new(None, changes).split(&m).unwrap() {
-        block_on(apply_outbox_batch(&db, &m, &b)).unwrap();
+        ready(apply_outbox_batch(&db, &m, &b)).unwrap();
     }
     println!(
         "outbox retry (no-op) : {:.0} rows/s",
@@ -165,7 +165,7 @@ fn main() {
         let mut times = Vec::with_capacity(*n);
         for _ in 0..*n {
             let t = Instant::now();
-            let r = block_on(cold_query(&db, &m, body, auth)).unwrap();
+            let r = ready(cold_query(&db, &m, body, auth)).unwrap();
             std::hint::black_box(&r);
             times.push(t.elapsed());
         }
@@ -178,8 +178,7 @@ fn main() {
         json!({"entity": "Todo", "where": {"ownerId": "u7"}, "order": ["-createdAt"], "limit": 5});
     for _ in 0..20 {
         let t = Instant::now();
-        let r =
-            serde_json::to_value(block_on(cold_query(&db, &m, &body, &owner)).unwrap()).unwrap();
+        let r = serde_json::to_value(ready(cold_query(&db, &m, &body, &owner)).unwrap()).unwrap();
         times.push(t.elapsed());
         match r["next"].as_str() {
             Some(n) => body["after"] = json!(n),
@@ -191,4 +190,15 @@ fn main() {
         "  {p50:8.3} / {p95:8.3}  next page via cursor (owner's todos, -createdAt, 5 per page)"
     );
     let _ = std::fs::remove_file(&path);
+}
+
+/// Resolves a future that must complete without waiting (the rusqlite
+/// executor's never wait); a pending poll is a bug worth a panic.
+fn ready<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("a rusqlite-backed future waited"),
+    }
 }

@@ -35,7 +35,7 @@ impl Rng {
     }
 }
 
-fn block_on<F: Future>(f: F) -> F::Output {
+fn ready<F: Future>(f: F) -> F::Output {
     let mut f = pin!(f);
     let mut cx = Context::from_waker(Waker::noop());
     loop {
@@ -195,7 +195,7 @@ fn run(rows: usize, writes: usize, seed: u64) -> Sample {
             _ => json!({"entity":"Todo","where":{"list":list},"count":true}),
         };
         let q = Query::parse(&e, &json.into()).unwrap();
-        let sub = block_on(Subscription::load(q.clone(), &|_| true, &store)).unwrap();
+        let sub = ready(Subscription::load(q.clone(), &|_| true, &store)).unwrap();
         index.insert(SubKey(k), &q);
         subs.push(sub);
     }
@@ -263,7 +263,7 @@ fn run(rows: usize, writes: usize, seed: u64) -> Sample {
         let t = Instant::now();
         index.affected_into(&change, &mut affected);
         for key in &affected {
-            let diff = block_on(subs[key.0 as usize].apply(&change, &visible, &store)).unwrap();
+            let diff = ready(subs[key.0 as usize].apply(&change, &visible, &store)).unwrap();
             s.nonempty += !diff.is_empty() as usize;
             std::hint::black_box(diff);
         }
@@ -290,7 +290,7 @@ fn run_no_match(writes: usize) -> Vec<f64> {
     for k in 0..10_000u64 {
         let json = json!({"entity":"Todo","where":{"owner":format!("o{k}")},"order":["-priority"],"limit":20});
         let q = Query::parse(&e, &json.into()).unwrap();
-        subs.push(block_on(Subscription::load(q.clone(), &|_| true, &store)).unwrap());
+        subs.push(ready(Subscription::load(q.clone(), &|_| true, &store)).unwrap());
         index.insert(SubKey(k), &q);
     }
     let row = |p: i64| -> Row {
@@ -311,7 +311,7 @@ fn run_no_match(writes: usize) -> Vec<f64> {
         let t = Instant::now();
         index.affected_into(&change, &mut affected);
         for key in &affected {
-            let _ = block_on(subs[key.0 as usize].apply(&change, &|_| true, &store));
+            let _ = ready(subs[key.0 as usize].apply(&change, &|_| true, &store));
         }
         out.push(t.elapsed().as_secs_f64() * 1e6);
         assert!(affected.is_empty());

@@ -13,6 +13,12 @@ step() { echo; echo "==> $*"; }
 step "native tests (engine, protocol, client; real SQLite)"
 cargo test --features client
 
+step "D1 migrations match the manifest"
+cargo run -q --bin pylon-migrations -- --check
+
+step "TypeScript client (build and unit tests)"
+bash clients/ts/test.sh
+
 step "Worker build (wasm32, release, wasm-opt)"
 bash scripts/build-worker.sh
 

@@ -50,7 +50,7 @@ impl Rng {
     }
 }
 
-fn block_on<F: Future>(f: F) -> F::Output {
+fn ready<F: Future>(f: F) -> F::Output {
     let mut f = pin!(f);
     let mut cx = Context::from_waker(Waker::noop());
     loop {
@@ -409,7 +409,7 @@ fn run_round(seed: u64, writes: usize, subs: usize, stats: &mut Stats) {
         let q =
             Query::parse(&e, &json.clone().into()).unwrap_or_else(|err| panic!("{err}: {json}"));
         let policy = rng.below(3);
-        let sub = block_on(Subscription::load(
+        let sub = ready(Subscription::load(
             q.clone(),
             &|r| visible(policy, r),
             &store,
@@ -509,7 +509,7 @@ fn run_round(seed: u64, writes: usize, subs: usize, stats: &mut Stats) {
             let old = l.sub.rows().to_vec();
             let old_count = l.sub.count();
             let policy = l.policy;
-            let diff = block_on(l.sub.apply(&change, &|r| visible(policy, r), &store)).unwrap();
+            let diff = ready(l.sub.apply(&change, &|r| visible(policy, r), &store)).unwrap();
             diff.apply_to(&mut l.client);
             stats.applied += 1;
             stats.diffs += !diff.is_empty() as usize;

@@ -5,7 +5,7 @@ mod store_support;
 use pylon_workers::manifest::Manifest;
 use pylon_workers::policy::AuthContext;
 use pylon_workers::store::cold::{cold_query, ColdResult, ReadFilter};
-use pylon_workers::store::{block_on, list_shards, read_filter, RusqliteExecutor};
+use pylon_workers::store::{list_shards, read_filter, RusqliteExecutor};
 use pylon_workers::D1DataStore;
 use pylon_workers::DataStore;
 use serde_json::{json, Value};
@@ -18,8 +18,7 @@ fn setup() -> (Manifest, RusqliteExecutor) {
     for s in 0..4 {
         let shard = store.shard(format!("s{s}"));
         for i in 0..30 {
-            block_on(shard.insert("Todo", todo(&format!("t{i}"), &format!("u{}", i % 3), i)))
-                .unwrap();
+            ready(shard.insert("Todo", todo(&format!("t{i}"), &format!("u{}", i % 3), i))).unwrap();
         }
     }
     (m, db)
@@ -40,7 +39,7 @@ fn all_pages(
 ) -> Vec<Value> {
     let mut out = Vec::new();
     loop {
-        let (page, next) = rows(block_on(cold_query(db, m, &body, auth)).unwrap());
+        let (page, next) = rows(ready(cold_query(db, m, &body, auth)).unwrap());
         out.extend(page);
         match next {
             Some(n) => body["after"] = json!(n),
@@ -62,7 +61,7 @@ fn policies_filter_rows_in_sql() {
         .iter()
         .all(|r| r["ownerId"] == "u1" && r["_shard"].is_string()));
     // Pages are full when the policy compiles to SQL.
-    let (first, next) = rows(block_on(cold_query(&db, &m, &body, &u1)).unwrap());
+    let (first, next) = rows(ready(cold_query(&db, &m, &body, &u1)).unwrap());
     assert_eq!(first.len(), 7);
     assert!(next.is_some());
     // Anonymous callers see nothing; moderators and admins everything.
@@ -103,7 +102,7 @@ fn policies_checked_in_memory_when_they_do_not_compile() {
         } else {
             "other".into()
         };
-        block_on(s.insert("Todo", todo(&format!("t{i}"), &owner, i))).unwrap();
+        ready(s.insert("Todo", todo(&format!("t{i}"), &owner, i))).unwrap();
     }
     let u = AuthContext::user("u1");
     assert_eq!(
@@ -111,7 +110,7 @@ fn policies_checked_in_memory_when_they_do_not_compile() {
         ReadFilter::InMemory
     );
     let body = json!({"entity": "Todo", "limit": 3});
-    let (page, next) = rows(block_on(cold_query(&db, &m, &body, &u)).unwrap());
+    let (page, next) = rows(ready(cold_query(&db, &m, &body, &u)).unwrap());
     assert_eq!(page.len(), 3);
     assert!(next.is_some());
     let got = all_pages(&m, &db, body, &u);
@@ -119,7 +118,7 @@ fn policies_checked_in_memory_when_they_do_not_compile() {
     assert_eq!(ids, ["t0", "t10", "t20", "t30", "t40"]);
     let agg = json!({"entity": "Todo", "aggregate": {"op": "count"}});
     assert_eq!(
-        block_on(cold_query(&db, &m, &agg, &u)).unwrap_err().code(),
+        ready(cold_query(&db, &m, &agg, &u)).unwrap_err().code(),
         "BAD_QUERY"
     );
 }
@@ -129,7 +128,7 @@ fn aggregates_respect_policies() {
     let (m, db) = setup();
     let u1 = AuthContext::user("u1");
     let count = |body: Value, auth: &AuthContext| {
-        serde_json::to_value(block_on(cold_query(&db, &m, &body, auth)).unwrap()).unwrap()
+        serde_json::to_value(ready(cold_query(&db, &m, &body, auth)).unwrap()).unwrap()
     };
     assert_eq!(
         count(json!({"entity": "Todo", "aggregate": {"op": "count"}}), &u1),
@@ -162,7 +161,7 @@ fn aggregates_respect_policies() {
 fn request_errors() {
     let (m, db) = setup();
     let a = AuthContext::admin();
-    let code = |body: Value| block_on(cold_query(&db, &m, &body, &a)).unwrap_err().code();
+    let code = |body: Value| ready(cold_query(&db, &m, &body, &a)).unwrap_err().code();
     assert_eq!(code(json!({"entity": "Nope"})), "UNKNOWN_ENTITY");
     assert_eq!(code(json!({})), "BAD_QUERY");
     assert_eq!(code(json!({"entity": "Todo", "colour": 1})), "BAD_QUERY");
@@ -187,7 +186,7 @@ fn request_errors() {
     assert_eq!(code(json!({"entity": "Todo", "shard": 3})), "BAD_QUERY");
     // Empty $in matches nothing.
     let (r, next) = rows(
-        block_on(cold_query(
+        ready(cold_query(
             &db,
             &m,
             &json!({"entity": "Todo", "where": {"id": {"$in": []}}}),
@@ -201,11 +200,11 @@ fn request_errors() {
 #[test]
 fn shard_directory_pages() {
     let (_, db) = setup();
-    let p = block_on(list_shards(&db, None, 3)).unwrap();
+    let p = ready(list_shards(&db, None, 3)).unwrap();
     let names: Vec<_> = p.shards.iter().map(|s| s.shard.as_str()).collect();
     assert_eq!(names, ["s0", "s1", "s2"]);
     assert_eq!(p.shards[0].rows, 30);
-    let p2 = block_on(list_shards(&db, p.next.as_deref(), 3)).unwrap();
+    let p2 = ready(list_shards(&db, p.next.as_deref(), 3)).unwrap();
     assert_eq!(p2.shards.len(), 1);
     assert_eq!(p2.next, None);
     assert_eq!(

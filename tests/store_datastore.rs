@@ -7,7 +7,7 @@ use pylon_workers::manifest::create_statements;
 use pylon_workers::query::Query;
 use pylon_workers::storage::{SqlConn, SqliteConn};
 use pylon_workers::store::{
-    block_on, Aggregate, AggregateOp, AggregateRow, SqlConnDataStore, SqlConnExecutor, WriteOp,
+    Aggregate, AggregateOp, AggregateRow, SqlConnDataStore, SqlConnExecutor, WriteOp,
 };
 use pylon_workers::value::{Row, Value};
 use pylon_workers::{D1DataStore, DataStore};
@@ -28,48 +28,37 @@ fn local() -> SqlConnDataStore<SqliteConn> {
 /// The operations every store must get right.
 fn crud<S: DataStore>(s: &S) {
     let t1 = todo("t1", "u1", 1);
-    let stored = block_on(s.insert("Todo", t1.clone())).unwrap();
+    let stored = ready(s.insert("Todo", t1.clone())).unwrap();
     assert_eq!(stored.get("tags"), Some(&Value::Null));
-    assert_eq!(block_on(s.get("Todo", "t1")).unwrap(), Some(stored.clone()));
-    assert_eq!(block_on(s.get("Todo", "nope")).unwrap(), None);
+    assert_eq!(ready(s.get("Todo", "t1")).unwrap(), Some(stored.clone()));
+    assert_eq!(ready(s.get("Todo", "nope")).unwrap(), None);
     fn err<T: std::fmt::Debug>(r: Result<T, pylon_workers::store::StoreError>) -> &'static str {
         r.unwrap_err().code()
     }
-    assert_eq!(
-        err(block_on(s.insert("Todo", t1.clone()))),
-        "ALREADY_EXISTS"
-    );
-    assert_eq!(
-        err(block_on(s.insert("Nope", t1.clone()))),
-        "UNKNOWN_ENTITY"
-    );
+    assert_eq!(err(ready(s.insert("Todo", t1.clone()))), "ALREADY_EXISTS");
+    assert_eq!(err(ready(s.insert("Nope", t1.clone()))), "UNKNOWN_ENTITY");
     let mut bad = t1.clone();
     bad.insert("done".into(), Value::Int(1));
-    assert_eq!(err(block_on(s.insert("Todo", bad))), "TYPE_MISMATCH");
+    assert_eq!(err(ready(s.insert("Todo", bad))), "TYPE_MISMATCH");
     let mut bad = todo("t9", "u1", 9);
     bad.insert("colour".into(), "red".into());
-    assert_eq!(err(block_on(s.insert("Todo", bad))), "UNKNOWN_FIELD");
+    assert_eq!(err(ready(s.insert("Todo", bad))), "UNKNOWN_FIELD");
 
     // Update: partial, returns the row after.
-    let after =
-        block_on(s.update("Todo", "t1", row(json!({"done": true, "order": null})))).unwrap();
+    let after = ready(s.update("Todo", "t1", row(json!({"done": true, "order": null})))).unwrap();
     assert_eq!(after.get("done"), Some(&Value::Bool(true)));
     assert_eq!(after.get("order"), Some(&Value::Null));
     assert_eq!(after.get("title"), t1.get("title"));
     assert_eq!(
-        err(block_on(s.update(
-            "Todo",
-            "nope",
-            row(json!({"done": true}))
-        ))),
+        err(ready(s.update("Todo", "nope", row(json!({"done": true}))))),
         "NOT_FOUND"
     );
     assert_eq!(
-        err(block_on(s.update("Todo", "t1", row(json!({"id": "x"}))))),
+        err(ready(s.update("Todo", "t1", row(json!({"id": "x"}))))),
         "ID_IMMUTABLE"
     );
     assert_eq!(
-        err(block_on(s.update("Todo", "t1", row(json!({"nope": 1}))))),
+        err(ready(s.update("Todo", "t1", row(json!({"nope": 1}))))),
         "UNKNOWN_FIELD"
     );
 
@@ -79,21 +68,17 @@ fn crud<S: DataStore>(s: &S) {
             json!({"id": id, "email": email, "displayName": id, "createdAt": "2026-01-01T00:00:00Z"}),
         )
     };
-    block_on(s.insert("User", user("a", "a@x"))).unwrap();
-    block_on(s.insert("User", user("b", "b@x"))).unwrap();
+    ready(s.insert("User", user("a", "a@x"))).unwrap();
+    ready(s.insert("User", user("b", "b@x"))).unwrap();
     assert_eq!(
-        err(block_on(s.insert("User", user("c", "a@x")))),
+        err(ready(s.insert("User", user("c", "a@x")))),
         "UNIQUE_VIOLATION"
     );
     assert_eq!(
-        err(block_on(s.update(
-            "User",
-            "b",
-            row(json!({"email": "a@x"}))
-        ))),
+        err(ready(s.update("User", "b", row(json!({"email": "a@x"}))))),
         "UNIQUE_VIOLATION"
     );
-    block_on(s.update(
+    ready(s.update(
         "User",
         "b",
         row(json!({"email": "b@x", "displayName": "B"})),
@@ -106,29 +91,29 @@ fn crud<S: DataStore>(s: &S) {
                    "sentAt": "2026-01-01T00:00:00Z", "seq": seq}),
         )
     };
-    block_on(s.insert("Message", msg("m1", 1))).unwrap();
-    block_on(s.insert("Message", msg("m2", 2))).unwrap();
+    ready(s.insert("Message", msg("m1", 1))).unwrap();
+    ready(s.insert("Message", msg("m2", 2))).unwrap();
     assert_eq!(
-        err(block_on(s.insert("Message", msg("m3", 1)))),
+        err(ready(s.insert("Message", msg("m3", 1)))),
         "UNIQUE_VIOLATION"
     );
     assert_eq!(
-        err(block_on(s.update("Message", "m2", row(json!({"seq": 1}))))),
+        err(ready(s.update("Message", "m2", row(json!({"seq": 1}))))),
         "UNIQUE_VIOLATION"
     );
-    block_on(s.update("Message", "m2", row(json!({"channelId": "c2", "seq": 1})))).unwrap();
+    ready(s.update("Message", "m2", row(json!({"channelId": "c2", "seq": 1})))).unwrap();
 
     // Lookup by unique field.
-    let a = block_on(s.lookup_unique("User", "email", &Value::from("a@x")))
+    let a = ready(s.lookup_unique("User", "email", &Value::from("a@x")))
         .unwrap()
         .unwrap();
     assert_eq!(a.get("id"), Some(&Value::from("a")));
     assert_eq!(
-        block_on(s.lookup_unique("User", "email", &Value::from("z@x"))).unwrap(),
+        ready(s.lookup_unique("User", "email", &Value::from("z@x"))).unwrap(),
         None
     );
     assert_eq!(
-        err(block_on(s.lookup_unique(
+        err(ready(s.lookup_unique(
             "User",
             "displayName",
             &Value::from("a")
@@ -136,27 +121,27 @@ fn crud<S: DataStore>(s: &S) {
         "BAD_QUERY"
     );
     assert_eq!(
-        err(block_on(s.lookup_unique("User", "nope", &Value::from("a")))),
+        err(ready(s.lookup_unique("User", "nope", &Value::from("a")))),
         "UNKNOWN_FIELD"
     );
 
     // Delete, then the id and the unique value are free again.
-    block_on(s.delete("User", "a")).unwrap();
-    assert_eq!(err(block_on(s.delete("User", "a"))), "NOT_FOUND");
-    assert_eq!(block_on(s.get("User", "a")).unwrap(), None);
+    ready(s.delete("User", "a")).unwrap();
+    assert_eq!(err(ready(s.delete("User", "a"))), "NOT_FOUND");
+    assert_eq!(ready(s.get("User", "a")).unwrap(), None);
     assert_eq!(
-        block_on(s.lookup_unique("User", "email", &Value::from("a@x"))).unwrap(),
+        ready(s.lookup_unique("User", "email", &Value::from("a@x"))).unwrap(),
         None
     );
-    block_on(s.insert("User", user("c", "a@x"))).unwrap();
-    block_on(s.insert("User", user("a", "new@x"))).unwrap();
+    ready(s.insert("User", user("c", "a@x"))).unwrap();
+    ready(s.insert("User", user("a", "new@x"))).unwrap();
     assert_eq!(
-        block_on(s.get("User", "a")).unwrap().unwrap().get("email"),
+        ready(s.get("User", "a")).unwrap().unwrap().get("email"),
         Some(&Value::from("new@x"))
     );
 
     // Transactions: all or nothing.
-    let before = block_on(s.list("Todo", &[], 100)).unwrap();
+    let before = ready(s.list("Todo", &[], 100)).unwrap();
     let failing = vec![
         WriteOp::Insert {
             entity: "Todo".into(),
@@ -172,11 +157,11 @@ fn crud<S: DataStore>(s: &S) {
             id: "missing".into(),
         },
     ];
-    let e = block_on(s.transaction(failing)).unwrap_err();
+    let e = ready(s.transaction(failing)).unwrap_err();
     assert_eq!(e.code(), "NOT_FOUND");
     assert!(e.to_string().contains("missing"), "{e}");
-    assert_eq!(block_on(s.list("Todo", &[], 100)).unwrap(), before);
-    let e = block_on(s.transaction(vec![
+    assert_eq!(ready(s.list("Todo", &[], 100)).unwrap(), before);
+    let e = ready(s.transaction(vec![
         WriteOp::Insert {
             entity: "Todo".into(),
             row: todo("t2", "u1", 2),
@@ -188,8 +173,8 @@ fn crud<S: DataStore>(s: &S) {
     ]))
     .unwrap_err();
     assert_eq!(e.code(), "UNIQUE_VIOLATION");
-    assert_eq!(block_on(s.get("Todo", "t2")).unwrap(), None);
-    block_on(s.transaction(vec![
+    assert_eq!(ready(s.get("Todo", "t2")).unwrap(), None);
+    ready(s.transaction(vec![
         WriteOp::Insert {
             entity: "Todo".into(),
             row: todo("t2", "u1", 2),
@@ -205,9 +190,9 @@ fn crud<S: DataStore>(s: &S) {
         },
     ]))
     .unwrap();
-    assert_eq!(block_on(s.get("Todo", "t1")).unwrap(), None);
+    assert_eq!(ready(s.get("Todo", "t1")).unwrap(), None);
     assert_eq!(
-        block_on(s.get("Todo", "t2")).unwrap().unwrap().get("title"),
+        ready(s.get("Todo", "t2")).unwrap().unwrap().get("title"),
         Some(&Value::from("set"))
     );
 }
@@ -218,7 +203,7 @@ fn d1_store_crud() {
     let db = d1(&m);
     let store = D1DataStore::new(&db, m.clone());
     assert_eq!(
-        block_on(store.insert("Todo", todo("t1", "u1", 1)))
+        ready(store.insert("Todo", todo("t1", "u1", 1)))
             .unwrap_err()
             .code(),
         "SHARD_REQUIRED"
@@ -227,11 +212,11 @@ fn d1_store_crud() {
     // Another shard is independent: same ids, same unique values.
     crud(&store.shard("s2"));
     // Unscoped reads span shards.
-    let all = block_on(store.list("Todo", &[], 100)).unwrap();
+    let all = ready(store.list("Todo", &[], 100)).unwrap();
     assert_eq!(all.rows.len(), 2);
     assert_eq!(all.shards, ["s1", "s2"]);
     // The directory counts live rows.
-    let dir = block_on(pylon_workers::store::list_shards(&db, None, 10)).unwrap();
+    let dir = ready(pylon_workers::store::list_shards(&db, None, 10)).unwrap();
     assert_eq!(dir.shards.len(), 2);
     assert_eq!(dir.shards[0].rows, 1 + 3 + 2); // todos, users, messages
 }
@@ -279,7 +264,7 @@ fn operators<S: DataStore>(s: &S, shard_rows: &[Row]) {
         for o in &orders {
             let text = json!({"entity": "Todo", "where": w, "order": o});
             let q = Query::parse(e, &text.clone().into()).unwrap();
-            let got = block_on(s.query(&q, None)).unwrap();
+            let got = ready(s.query(&q, None)).unwrap();
             let mut want: Vec<&Row> = shard_rows.iter().filter(|r| q.admits(r)).collect();
             want.sort_by(|a, b| q.compare(a, b));
             let ids =
@@ -299,7 +284,7 @@ fn seed<S: DataStore>(s: &S, n: i64) -> Vec<Row> {
         if i % 6 == 0 {
             r.insert("tags".into(), Value::from(serde_json::json!(["x"])));
         }
-        rows.push(block_on(s.insert("Todo", r)).unwrap());
+        rows.push(ready(s.insert("Todo", r)).unwrap());
     }
     rows
 }
@@ -319,14 +304,14 @@ fn every_operator_d1_and_local() {
 
 fn paginate<S: DataStore>(s: &S, order: &[&str], limit: usize) -> Vec<(Option<String>, Value)> {
     let mut out = Vec::new();
-    let mut page = block_on(s.list("Todo", order, limit)).unwrap();
+    let mut page = ready(s.list("Todo", order, limit)).unwrap();
     loop {
         assert!(page.rows.len() <= limit);
         for (i, r) in page.rows.iter().enumerate() {
             out.push((page.shards.get(i).cloned(), r["id"].clone()));
         }
         let Some(next) = page.next else { break };
-        page = block_on(s.list_after("Todo", order, limit, &next)).unwrap();
+        page = ready(s.list_after("Todo", order, limit, &next)).unwrap();
     }
     out
 }
@@ -346,7 +331,7 @@ fn cursor_pagination_across_shards() {
         &["done", "-createdAt"][..],
         &["ownerId"][..],
     ] {
-        let all = block_on(store.list("Todo", order, 1000)).unwrap();
+        let all = ready(store.list("Todo", order, 1000)).unwrap();
         assert_eq!(all.rows.len(), 485);
         let want: Vec<_> = all
             .rows
@@ -362,10 +347,10 @@ fn cursor_pagination_across_shards() {
         assert_eq!(one.len(), 97);
         assert!(one.iter().all(|(s, _)| s.as_deref() == Some("s3")));
     }
-    let e = block_on(store.list_after("Todo", &["-order"], 5, "zz")).unwrap_err();
+    let e = ready(store.list_after("Todo", &["-order"], 5, "zz")).unwrap_err();
     assert_eq!(e.code(), "BAD_CURSOR");
-    let next = block_on(store.list("Todo", &[], 5)).unwrap().next.unwrap();
-    let e = block_on(store.list_after("Todo", &["title"], 5, &next)).unwrap_err();
+    let next = ready(store.list("Todo", &[], 5)).unwrap().next.unwrap();
+    let e = ready(store.list_after("Todo", &["title"], 5, &next)).unwrap_err();
     assert_eq!(e.code(), "BAD_CURSOR");
 }
 
@@ -401,14 +386,14 @@ fn aggregates() {
         &json!({"entity": "Todo", "where": {"done": false}}).into(),
     )
     .unwrap();
-    let one = |q: &Query, a: Aggregate| block_on(s1.aggregate(q, &a)).unwrap();
+    let one = |q: &Query, a: Aggregate| ready(s1.aggregate(q, &a)).unwrap();
     let value = |v: Vec<AggregateRow>| v[0].value.clone();
     assert_eq!(
         value(one(&all, agg(AggregateOp::Count, None, None))),
         Value::Int(40)
     );
     assert_eq!(
-        value(block_on(store.aggregate(&all, &agg(AggregateOp::Count, None, None))).unwrap()),
+        value(ready(store.aggregate(&all, &agg(AggregateOp::Count, None, None))).unwrap()),
         Value::Int(50)
     );
     let open_rows: Vec<&Row> = rows.iter().filter(|r| open.admits(r)).collect();
@@ -474,7 +459,7 @@ fn aggregates() {
         [Value::Bool(false), Value::Bool(true)]
     );
     // Refusals.
-    let bad = |a: Aggregate| block_on(s1.aggregate(&all, &a)).unwrap_err().code();
+    let bad = |a: Aggregate| ready(s1.aggregate(&all, &a)).unwrap_err().code();
     assert_eq!(bad(agg(AggregateOp::Sum, Some("title"), None)), "BAD_QUERY");
     assert_eq!(bad(agg(AggregateOp::Sum, None, None)), "BAD_QUERY");
     assert_eq!(bad(agg(AggregateOp::Min, Some("tags"), None)), "BAD_QUERY");
@@ -486,7 +471,7 @@ fn aggregates() {
     let l = local();
     seed(&l, 40);
     assert_eq!(
-        block_on(l.aggregate(&all, &agg(AggregateOp::Count, None, Some("ownerId")))).unwrap(),
+        ready(l.aggregate(&all, &agg(AggregateOp::Count, None, Some("ownerId")))).unwrap(),
         groups
     );
 }

@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pylon_workers::manifest::Manifest;
-use pylon_workers::store::{
-    apply_outbox_batch, block_on, OutboxBatch, OutboxChange, RusqliteExecutor,
-};
+use pylon_workers::store::{apply_outbox_batch, OutboxBatch, OutboxChange, RusqliteExecutor};
 use pylon_workers::{D1DataStore, DataStore};
 use serde_json::json;
 use store_support::*;
@@ -55,7 +53,7 @@ fn committed_migrations_apply_and_check() {
     // The schema serves the stores and the outbox.
     let m = manifest();
     let store = D1DataStore::new(&db, m.clone());
-    block_on(store.shard("s1").insert("Todo", todo("t1", "u1", 1))).unwrap();
+    ready(store.shard("s1").insert("Todo", todo("t1", "u1", 1))).unwrap();
     let b = OutboxBatch::new(
         None,
         vec![OutboxChange {
@@ -66,8 +64,8 @@ fn committed_migrations_apply_and_check() {
             row: Some(todo("t1", "u1", 2)),
         }],
     );
-    block_on(apply_outbox_batch(&db, &m, &b)).unwrap();
-    assert_eq!(block_on(store.list("Todo", &[], 10)).unwrap().rows.len(), 2);
+    ready(apply_outbox_batch(&db, &m, &b)).unwrap();
+    assert_eq!(ready(store.list("Todo", &[], 10)).unwrap().rows.len(), 2);
     let (ok, text) = run(&["--check"]);
     assert!(ok, "{text}");
 }
@@ -82,10 +80,16 @@ fn generator_evolves_and_check_catches_stale_files() {
     }
     let mut v2: serde_json::Value =
         serde_json::from_str(include_str!("../examples/schema.json")).unwrap();
-    let todo_fields = v2["entities"][1]["fields"].as_array_mut().unwrap();
+    let todo_at = v2["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|e| e["name"] == "Todo")
+        .expect("the example has a Todo entity");
+    let todo_fields = v2["entities"][todo_at]["fields"].as_array_mut().unwrap();
     todo_fields.push(json!({"name": "note", "type": "string", "optional": true}));
     todo_fields.push(json!({"name": "code", "type": "string", "optional": true, "unique": true}));
-    v2["entities"][1]["indexes"][1] = json!({"name": "byOrder", "fields": ["order", "done"]});
+    v2["entities"][todo_at]["indexes"][1] = json!({"name": "byOrder", "fields": ["order", "done"]});
     v2["entities"]
         .as_array_mut()
         .unwrap()
@@ -99,7 +103,7 @@ fn generator_evolves_and_check_catches_stale_files() {
     // Data written under v1 survives the v2 migration.
     let v1db = apply_dir(&dir);
     let m1 = manifest();
-    block_on(
+    ready(
         D1DataStore::new(&v1db, m1)
             .shard("s1")
             .insert("Todo", todo("t1", "u1", 1)),
@@ -119,14 +123,14 @@ fn generator_evolves_and_check_catches_stale_files() {
     v1db.execute_script(&third).unwrap();
     let m2 = Manifest::from_value(v2).unwrap();
     let s = D1DataStore::new(&v1db, m2);
-    let t1 = block_on(s.get("Todo", "t1")).unwrap().unwrap();
+    let t1 = ready(s.get("Todo", "t1")).unwrap().unwrap();
     assert_eq!(t1["note"], pylon_workers::value::Value::Null);
-    block_on(
+    ready(
         s.shard("s1")
             .update("Todo", "t1", row(json!({"note": "hi", "code": "c"}))),
     )
     .unwrap();
-    block_on(
+    ready(
         s.shard("s1")
             .insert("Tag", row(json!({"id": "g", "label": "x"}))),
     )

@@ -10,8 +10,7 @@ use pylon_workers::manifest::Manifest;
 use pylon_workers::sql::SqlValue;
 use pylon_workers::storage::StorageError;
 use pylon_workers::store::{
-    apply_outbox_batch, block_on, limits, list_shards, OutboxBatch, OutboxChange, RusqliteExecutor,
-    Statement,
+    apply_outbox_batch, limits, list_shards, OutboxBatch, OutboxChange, RusqliteExecutor, Statement,
 };
 use pylon_workers::value::{Row, Value};
 use pylon_workers::{D1DataStore, D1Executor, DataStore};
@@ -36,19 +35,19 @@ fn batch(changes: Vec<OutboxChange>) -> OutboxBatch {
 fn dump(db: &RusqliteExecutor, m: &Manifest) -> BTreeMap<(String, String), Row> {
     let store = D1DataStore::new(db, m.clone());
     let mut out = BTreeMap::new();
-    let mut page = block_on(store.list("Todo", &[], 1000)).unwrap();
+    let mut page = ready(store.list("Todo", &[], 1000)).unwrap();
     loop {
         for (r, s) in page.rows.iter().zip(&page.shards) {
             out.insert((s.clone(), r["id"].as_str().unwrap().to_owned()), r.clone());
         }
         let Some(next) = page.next else { break };
-        page = block_on(store.list_after("Todo", &[], 1000, &next)).unwrap();
+        page = ready(store.list_after("Todo", &[], 1000, &next)).unwrap();
     }
     out
 }
 
 fn seq_of(db: &RusqliteExecutor, shard: &str, id: &str) -> (i64, i64) {
-    let rows = block_on(db.query(
+    let rows = ready(db.query(
         "SELECT _seq, _deleted FROM Todo WHERE _shard = ? AND id = ?",
         &[SqlValue::Text(shard.into()), SqlValue::Text(id.into())],
     ))
@@ -67,21 +66,21 @@ fn in_order_retried_and_out_of_order() {
     let v2 = todo("t1", "u1", 2);
     let b1 = batch(vec![change("s1", "t1", 1, Some(v1.clone()))]);
     let b2 = batch(vec![change("s1", "t1", 2, Some(v2.clone()))]);
-    let r = block_on(apply_outbox_batch(&db, &m, &b1)).unwrap();
+    let r = ready(apply_outbox_batch(&db, &m, &b1)).unwrap();
     assert_eq!(r.rows_changed, 1);
-    block_on(apply_outbox_batch(&db, &m, &b2)).unwrap();
+    ready(apply_outbox_batch(&db, &m, &b2)).unwrap();
     // A retried batch changes nothing.
-    let r = block_on(apply_outbox_batch(&db, &m, &b2)).unwrap();
+    let r = ready(apply_outbox_batch(&db, &m, &b2)).unwrap();
     assert_eq!(r.rows_changed, 0);
     // An older batch arriving late never moves the row back.
-    block_on(apply_outbox_batch(&db, &m, &b1)).unwrap();
+    ready(apply_outbox_batch(&db, &m, &b1)).unwrap();
     let rows = dump(&db, &m);
     assert_eq!(rows[&("s1".into(), "t1".into())]["title"], v2["title"]);
     assert_eq!(seq_of(&db, "s1", "t1"), (2, 0));
-    let dir = block_on(list_shards(&db, None, 10)).unwrap();
+    let dir = ready(list_shards(&db, None, 10)).unwrap();
     assert_eq!((dir.shards[0].rows, dir.shards[0].last_seq), (1, 2));
     // Several changes of one row in one batch: the newest wins, whatever the order.
-    block_on(apply_outbox_batch(
+    ready(apply_outbox_batch(
         &db,
         &m,
         &batch(vec![
@@ -102,23 +101,23 @@ fn deletes_against_late_upserts() {
     let db = d1(&m);
     let up = |seq| batch(vec![change("s1", "t1", seq, Some(todo("t1", "u1", seq)))]);
     let del = |seq| batch(vec![change("s1", "t1", seq, None)]);
-    block_on(apply_outbox_batch(&db, &m, &up(1))).unwrap();
-    block_on(apply_outbox_batch(&db, &m, &del(3))).unwrap();
+    ready(apply_outbox_batch(&db, &m, &up(1))).unwrap();
+    ready(apply_outbox_batch(&db, &m, &del(3))).unwrap();
     // The upsert of seq 2 arrives after the delete of seq 3: it stays deleted.
-    block_on(apply_outbox_batch(&db, &m, &up(2))).unwrap();
+    ready(apply_outbox_batch(&db, &m, &up(2))).unwrap();
     assert!(dump(&db, &m).is_empty());
     assert_eq!(seq_of(&db, "s1", "t1"), (3, 1));
     // The tombstone keeps no data.
-    let title = block_on(db.query("SELECT title FROM Todo WHERE id = 't1'", &[])).unwrap();
+    let title = ready(db.query("SELECT title FROM Todo WHERE id = 't1'", &[])).unwrap();
     assert_eq!(title, vec![vec![SqlValue::Null]]);
     // A delete arriving before the row was ever seen.
-    block_on(apply_outbox_batch(
+    ready(apply_outbox_batch(
         &db,
         &m,
         &batch(vec![change("s1", "t2", 7, None)]),
     ))
     .unwrap();
-    block_on(apply_outbox_batch(
+    ready(apply_outbox_batch(
         &db,
         &m,
         &batch(vec![change("s1", "t2", 6, Some(todo("t2", "u1", 6)))]),
@@ -126,9 +125,9 @@ fn deletes_against_late_upserts() {
     .unwrap();
     assert!(dump(&db, &m).is_empty());
     // A re-insert (newer seq) revives.
-    block_on(apply_outbox_batch(&db, &m, &up(4))).unwrap();
+    ready(apply_outbox_batch(&db, &m, &up(4))).unwrap();
     assert_eq!(dump(&db, &m).len(), 1);
-    let dir = block_on(list_shards(&db, None, 10)).unwrap();
+    let dir = ready(list_shards(&db, None, 10)).unwrap();
     assert_eq!((dir.shards[0].rows, dir.shards[0].last_seq), (1, 7));
 }
 
@@ -143,15 +142,13 @@ fn bad_changes_apply_nothing() {
         change("s1", "t2", 2, Some(bad)),
     ]);
     assert_eq!(
-        block_on(apply_outbox_batch(&db, &m, &b))
-            .unwrap_err()
-            .code(),
+        ready(apply_outbox_batch(&db, &m, &b)).unwrap_err().code(),
         "TYPE_MISMATCH"
     );
     let mut unknown = change("s1", "t1", 1, None);
     unknown.entity = "Nope".into();
     assert_eq!(
-        block_on(apply_outbox_batch(&db, &m, &batch(vec![unknown])))
+        ready(apply_outbox_batch(&db, &m, &batch(vec![unknown])))
             .unwrap_err()
             .code(),
         "UNKNOWN_ENTITY"
@@ -175,9 +172,7 @@ fn batches_stay_within_d1_limits() {
         .collect();
     let big = batch(changes);
     assert_eq!(
-        block_on(apply_outbox_batch(&db, &m, &big))
-            .unwrap_err()
-            .code(),
+        ready(apply_outbox_batch(&db, &m, &big)).unwrap_err().code(),
         "TOO_LARGE"
     );
     let parts = big.split(&m).unwrap();
@@ -187,7 +182,7 @@ fn batches_stay_within_d1_limits() {
         let st = p.statements(&m).unwrap();
         assert!(st.len() <= limits::MAX_BATCH_STATEMENTS, "{}", st.len());
         assert!(st.iter().all(|s| s.params.len() <= limits::MAX_PARAMS));
-        block_on(apply_outbox_batch(&db, &m, p)).unwrap();
+        ready(apply_outbox_batch(&db, &m, p)).unwrap();
     }
     assert_eq!(dump(&db, &m).len(), 2000);
 }
@@ -265,7 +260,7 @@ fn random_faults_converge_to_the_source_of_truth() {
         if rng.below(8) == 0 {
             let b = batch(std::mem::take(outboxes.get_mut(&shard).unwrap()));
             for part in b.split(&m).unwrap() {
-                if block_on(apply_outbox_batch(&faulty, &m, &part)).is_err() {
+                if ready(apply_outbox_batch(&faulty, &m, &part)).is_err() {
                     pending.push(part);
                 }
             }
@@ -273,7 +268,7 @@ fn random_faults_converge_to_the_source_of_truth() {
         // Now and then retry a failed batch, picked at random (out of order).
         if !pending.is_empty() && rng.below(5) == 0 {
             let b = pending.swap_remove(rng.below(pending.len()));
-            if block_on(apply_outbox_batch(&faulty, &m, &b)).is_err() {
+            if ready(apply_outbox_batch(&faulty, &m, &b)).is_err() {
                 pending.push(b);
             }
         }
@@ -283,13 +278,13 @@ fn random_faults_converge_to_the_source_of_truth() {
         pending.extend(batch(changes).split(&m).unwrap());
     }
     while let Some(b) = pending.pop() {
-        if block_on(apply_outbox_batch(&faulty, &m, &b)).is_err() {
+        if ready(apply_outbox_batch(&faulty, &m, &b)).is_err() {
             pending.insert(0, b);
         }
     }
     assert!(faulty.failures.get() > 100, "{}", faulty.failures.get());
     // D1 equals the source of truth: nothing lost, nothing duplicated.
-    let stored = block_on(D1DataStore::new(&db, m.clone()).list("Todo", &[], 1000)).unwrap();
+    let stored = ready(D1DataStore::new(&db, m.clone()).list("Todo", &[], 1000)).unwrap();
     assert!(stored.next.is_some() || stored.rows.len() == truth.len());
     let got = dump(&db, &m);
     assert_eq!(got.len(), truth.len());
@@ -302,7 +297,7 @@ fn random_faults_converge_to_the_source_of_truth() {
         assert_eq!(have, &want, "{k:?}");
     }
     // The directory: live rows per shard and the newest seq of each.
-    let dir = block_on(list_shards(&db, None, 100)).unwrap();
+    let dir = ready(list_shards(&db, None, 100)).unwrap();
     assert_eq!(dir.shards.len(), 20);
     for info in dir.shards {
         let live = truth.keys().filter(|(s, _)| *s == info.shard).count() as i64;

@@ -10,18 +10,16 @@
 //!     type Error = ();
 //!     async fn rows_after(&self, _: &Query, _: Option<&Row>, _: usize) -> Result<Vec<Row>, ()> { Ok(vec![]) }
 //! }
-//! # fn block_on<F: std::future::Future>(f: F) -> F::Output {
-//! #     let mut f = std::pin::pin!(f);
-//! #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-//! #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
-//! # }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
 //! let e = Entity { name: "T".into(), fields: vec![], indexes: vec![] };
 //! let q = Query::parse(&e, &serde_json::json!({"entity":"T","limit":10}).into()).unwrap();
 //! let mut sub = Subscription::from_rows(q, vec![]);
 //! let row: Row = [("id".to_string(), "a".into())].into();
 //! let change = Change { entity: "T".into(), before: None, after: Some(row.clone()) };
-//! let diff = block_on(sub.apply(&change, &|_| true, &Empty)).unwrap();
+//! let diff = sub.apply(&change, &|_| true, &Empty).await.unwrap();
 //! assert_eq!(diff.added, vec![(0, row)]);
+//! # }
 //! ```
 //!
 //! The window holds the first `limit` rows (all rows without a limit) of the

@@ -7,19 +7,22 @@
 //! futures with any executor (the rusqlite ones never wait).
 //!
 //! ```
-//! # #[cfg(feature = "sqlite")] {
-//! use pylon_workers::store::{block_on, D1Executor, RusqliteExecutor, Statement};
+//! # #[cfg(feature = "sqlite")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use pylon_workers::store::{D1Executor, RusqliteExecutor, Statement};
 //! use pylon_workers::sql::SqlValue;
 //! let db = RusqliteExecutor::open_in_memory().unwrap();
-//! block_on(db.execute("CREATE TABLE t (x INTEGER NOT NULL)", &[])).unwrap();
+//! db.execute("CREATE TABLE t (x INTEGER NOT NULL)", &[]).await.unwrap();
 //! // One batch is one transaction: the failing second statement undoes the first.
 //! let bad = vec![
 //!     Statement::new("INSERT INTO t VALUES (?)", vec![SqlValue::Integer(1)]),
 //!     Statement::new("INSERT INTO t VALUES (NULL)", vec![]),
 //! ];
-//! assert!(block_on(db.batch(bad)).is_err());
-//! assert!(block_on(db.query("SELECT x FROM t", &[])).unwrap().is_empty());
+//! assert!(db.batch(bad).await.is_err());
+//! assert!(db.query("SELECT x FROM t", &[]).await.unwrap().is_empty());
 //! # }
+//! # #[cfg(not(feature = "sqlite"))] fn main() {}
 //! ```
 
 use crate::sql::SqlValue;
@@ -230,16 +233,5 @@ mod rusqlite_impl {
                 .map_err(|e| StorageError::new(e.to_string(), "COMMIT"))?;
             Ok(out)
         }
-    }
-}
-
-/// Drives a future that never waits (the rusqlite executors') to its end.
-/// Panics if the future waits: use a real executor for those.
-pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match f.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(v) => v,
-        std::task::Poll::Pending => panic!("block_on: the future waited"),
     }
 }

@@ -5,21 +5,24 @@
 //! ([`cold`]). See docs/d1.md.
 //!
 //! ```
-//! # #[cfg(feature = "sqlite")] {
+//! # #[cfg(feature = "sqlite")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
 //! use pylon_workers::manifest::Manifest;
-//! use pylon_workers::store::{block_on, schema, DataStore, RusqliteExecutor};
+//! use pylon_workers::store::{schema, DataStore, RusqliteExecutor};
 //! use pylon_workers::{D1DataStore, D1Executor};
 //! let m = Manifest::from_json_str(r#"{"entities":[{"name":"Todo","fields":[
 //!     {"name":"title","type":"string"}]}]}"#).unwrap();
 //! let db = RusqliteExecutor::open_in_memory().unwrap();
-//! for sql in schema::d1_schema(&m) { block_on(db.execute(&sql, &[])).unwrap(); }
+//! for sql in schema::d1_schema(&m) { db.execute(&sql, &[]).await.unwrap(); }
 //! let store = D1DataStore::new(&db, m).for_shard("room-1");
 //! let row = serde_json::from_value(serde_json::json!({"id":"t1","title":"a"})).unwrap();
-//! block_on(store.insert("Todo", row)).unwrap();
+//! store.insert("Todo", row).await.unwrap();
 //! let again = serde_json::from_value(serde_json::json!({"id":"t1","title":"b"})).unwrap();
-//! assert_eq!(block_on(store.insert("Todo", again)).unwrap_err().code(), "ALREADY_EXISTS");
-//! assert!(block_on(store.get("Todo", "t1")).unwrap().is_some());
+//! assert_eq!(store.insert("Todo", again).await.unwrap_err().code(), "ALREADY_EXISTS");
+//! assert!(store.get("Todo", "t1").await.unwrap().is_some());
 //! # }
+//! # #[cfg(not(feature = "sqlite"))] fn main() {}
 //! ```
 //!
 //! All traits here use `async fn` without `Send` bounds: Workers are
@@ -41,7 +44,7 @@ pub use cold::{cold_query, list_shards, ShardInfo, ShardPage};
 pub use error::StoreError;
 #[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
 pub use executor::RusqliteExecutor;
-pub use executor::{block_on, D1Executor, SqlConnExecutor, Statement};
+pub use executor::{D1Executor, SqlConnExecutor, Statement};
 pub use outbox::{apply_outbox_batch, OutboxBatch, OutboxChange};
 pub use policy_sql::read_filter;
 

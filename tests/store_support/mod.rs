@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use pylon_workers::manifest::Manifest;
-use pylon_workers::store::{block_on, schema, RusqliteExecutor};
+use pylon_workers::store::{schema, RusqliteExecutor};
 use pylon_workers::value::{Row, Value};
 use pylon_workers::D1Executor;
 
@@ -14,7 +14,7 @@ pub fn manifest() -> Manifest {
 pub fn d1(m: &Manifest) -> RusqliteExecutor {
     let db = RusqliteExecutor::open_in_memory().unwrap();
     for sql in schema::d1_schema(m) {
-        block_on(db.execute(&sql, &[])).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        ready(db.execute(&sql, &[])).unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
     db
 }
@@ -46,5 +46,17 @@ impl Rng {
     }
     pub fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
+    }
+}
+
+/// Resolves a future that must complete without waiting: the rusqlite
+/// executor's futures never wait, so a pending poll is a bug worth a panic.
+/// Test support only; the library itself is async all the way.
+pub fn ready<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("a rusqlite-backed future waited"),
     }
 }
