@@ -306,6 +306,60 @@ async fn subscriptions_and_rate_are_limited() {
     send(&mut e, "a", json!({"type":"ping"})).await;
     let out = send(&mut e, "a", json!({"type":"ping"})).await;
     assert_eq!(err_code(&to(&out, "a")), Some(ErrorCode::RateLimited));
+    assert!(!out.iter().any(|o| matches!(o, Outbound::Close { .. })));
+    // Ignoring the errors for a whole burst gets the socket closed (4429).
+    let mut closed = false;
+    for _ in 0..5 {
+        let out = send(&mut e, "a", json!({"type":"ping"})).await;
+        closed |= out
+            .iter()
+            .any(|o| matches!(o, Outbound::Close { code: 4429, .. }));
+    }
+    assert!(closed, "a client that keeps flooding is not cut off");
+}
+
+#[tokio::test]
+async fn a_result_over_the_frame_limit_is_refused() {
+    let mut cfg = ShardConfig::default();
+    cfg.limits.max_frame_bytes = 2_000;
+    let mut e =
+        ShardEngine::open(SqliteConn::open_in_memory().unwrap(), manifest(), "r", cfg).unwrap();
+    e.connect("a", info(None), 0).unwrap();
+    for i in 0..40 {
+        let out = send(
+            &mut e,
+            "a",
+            insert(
+                &format!("o{i}"),
+                vec![card(&format!("k{i}"), &"t".repeat(60), i)],
+            ),
+        )
+        .await;
+        assert!(matches!(&to(&out, "a")[..], [ServerMsg::Ack(_)]), "{out:?}");
+    }
+    let out = to(
+        &send(
+            &mut e,
+            "a",
+            json!({"type":"sub","id":"all","entity":"Card"}),
+        )
+        .await,
+        "a",
+    );
+    assert_eq!(err_code(&out), Some(ErrorCode::ResultTooLarge));
+    let out = to(
+        &send(
+            &mut e,
+            "a",
+            json!({"type":"sub","id":"few","entity":"Card","limit":3}),
+        )
+        .await,
+        "a",
+    );
+    assert!(
+        matches!(&out[0], ServerMsg::Snap(s) if s.rows.len() == 3),
+        "{out:?}"
+    );
 }
 
 #[tokio::test]

@@ -95,6 +95,8 @@ struct Conn {
     info: ConnInfo,
     subs: HashMap<String, SubKey>,
     bucket: TokenBucket,
+    /// Messages dropped in a row for the rate; a burst's worth closes.
+    dropped: u32,
 }
 
 struct LiveSub {
@@ -240,6 +242,7 @@ impl<C: SqlConn> ShardEngine<C> {
             info,
             subs: HashMap::new(),
             bucket: TokenBucket::new(l.msgs_per_sec, l.msg_burst, now_ms),
+            dropped: 0,
         }
     }
 
@@ -439,8 +442,19 @@ impl<C: SqlConn> ShardEngine<C> {
                 ClientMsg::Sub(s) => e.sub = Some(s.id.clone()),
                 _ => {}
             }
-            return vec![to(e)];
+            c.dropped += 1;
+            let mut out = vec![to(e)];
+            if c.dropped >= self.config.limits.msg_burst.max(1) {
+                // It keeps sending regardless of the errors: cut it off.
+                out.push(Outbound::Close {
+                    conn: conn.to_owned(),
+                    code: close::RATE_LIMITED,
+                    reason: "kept exceeding the message rate".into(),
+                });
+            }
+            return out;
         }
+        c.dropped = 0;
         let result = match msg {
             ClientMsg::Hello(h) => {
                 if let Some(client) = h.client {
@@ -529,6 +543,19 @@ impl<C: SqlConn> ShardEngine<C> {
             .await
             .map_err(|e| storage_err(&e))?;
 
+        let snap_msg = ServerMsg::Snap(Snap {
+            id: s.id.clone(),
+            seq,
+            rows: sub.rows().to_vec(),
+            count: sub.query().count.then(|| sub.count()),
+        });
+        let size = protocol::encode_server(c.info.encoding, &snap_msg).len();
+        if size > self.config.limits.max_frame_bytes {
+            return Err(err(
+                ErrorCode::ResultTooLarge,
+                format!("the result is {size} bytes, over the {} byte frame limit: narrow it or lower limit", self.config.limits.max_frame_bytes),
+            ));
+        }
         let mut out = Vec::new();
         let snap = |sub: &Subscription| {
             ServerMsg::Snap(Snap {
