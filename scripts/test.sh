@@ -27,3 +27,6 @@ PYLON_SKIP_BUILD=1 bash scripts/bundle-size.sh
 
 step "end-to-end suite against wrangler dev"
 PYLON_SKIP_BUILD=1 cargo test --features e2e --test e2e
+
+step "browser test: the demo app in headless Chromium against wrangler dev"
+node --test tests/browser/demo.test.mjs
