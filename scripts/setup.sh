@@ -32,6 +32,7 @@ install_crate() { # crate version command
 }
 install_crate worker-build "$WORKER_VERSION" worker-build
 install_crate wasm-bindgen-cli "$BINDGEN_VERSION" wasm-bindgen
+install_crate cargo-fuzz 0.13.1 cargo-fuzz
 
 # Install from the committed lock only when it changed since the last
 # install. Not `npm ci`: the registry reachable here lacks workerd's macOS

@@ -212,6 +212,11 @@ impl<'de> Deserialize<'de> for Value {
                 TaggedOwned::Null => Value::Null,
                 TaggedOwned::Bool(b) => Value::Bool(b),
                 TaggedOwned::Int(i) => Value::Int(i),
+                // JSON has no NaN or infinity; refusing them here keeps the
+                // two encodings of one message equal (found by fuzzing).
+                TaggedOwned::Float(f) if !f.is_finite() => {
+                    return Err(de::Error::custom("a non-finite float has no place in a value"))
+                }
                 TaggedOwned::Float(f) => Value::Float(f),
                 TaggedOwned::Text(t) => Value::Text(t),
                 TaggedOwned::List(l) => Value::List(l),
@@ -285,6 +290,16 @@ mod tests {
             serde_json::to_string(&v).unwrap(),
             r#"{"a":[1,2.5,"x",null,true]}"#
         );
+    }
+
+    #[test]
+    fn binary_refuses_non_finite_floats() {
+        for f in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let bytes = postcard::to_allocvec(&Value::Float(f)).unwrap();
+            assert!(postcard::from_bytes::<Value>(&bytes).is_err(), "{f}");
+        }
+        let ok = postcard::to_allocvec(&Value::Float(1.5)).unwrap();
+        assert_eq!(postcard::from_bytes::<Value>(&ok).unwrap(), Value::Float(1.5));
     }
 
     #[test]
