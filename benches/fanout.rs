@@ -104,7 +104,10 @@ impl WranglerDev {
         let started = Instant::now();
         loop {
             if let Some(status) = dev.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                bail!("wrangler dev exited early with {status}; see {}", log.display());
+                bail!(
+                    "wrangler dev exited early with {status}; see {}",
+                    log.display()
+                );
             }
             if let Ok(r) = http.get(dev.http("/healthz")).send().await {
                 if r.status().is_success() {
@@ -195,8 +198,10 @@ fn row(v: serde_json::Value) -> Row {
 }
 
 fn card(id: &str, position: f64) -> Row {
-    row(json!({"id": id, "title": format!("card {id}"), "done": false,
-               "position": position, "createdAt": "2026-11-23T00:00:00Z"}))
+    row(
+        json!({"id": id, "title": format!("card {id}"), "done": false,
+               "position": position, "createdAt": "2026-11-23T00:00:00Z"}),
+    )
 }
 
 fn window() -> Query {
@@ -214,10 +219,18 @@ async fn connect(port: u16, shard: &str, encoding: Encoding) -> Result<Client> {
             max: Duration::from_secs(2),
             factor: 2.0,
         });
-    tokio::time::timeout(Duration::from_secs(20), Client::connect(config))
-        .await
-        .context("connect timed out")?
-        .context("connect")
+    // A loaded machine (e.g. right after 1,000 sockets closed) can stall a
+    // handshake: three attempts, each bounded.
+    let mut last = None;
+    for _ in 0..3 {
+        match tokio::time::timeout(Duration::from_secs(20), Client::connect(config.clone())).await {
+            Ok(Ok(c)) => return Ok(c),
+            Ok(Err(e)) => last = Some(anyhow::Error::from(e).context("connect")),
+            Err(_) => last = Some(anyhow::anyhow!("connect timed out")),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("connect failed")))
 }
 
 /// Every 10th subscriber speaks JSON, the rest postcard.
@@ -435,7 +448,11 @@ async fn fanout(port: u16, n: usize, rounds: usize, warmup: usize) -> Result<Fan
                     let ack = writer.mutate(vec![op]);
                     let (ack, last) = tokio::join!(ack, last_arrival(&mut rx, kind, expect, n));
                     let ack = ack?;
-                    ensure!(ack.seq == expect, "another writer on {shard}? seq {} != {expect}", ack.seq);
+                    ensure!(
+                        ack.seq == expect,
+                        "another writer on {shard}? seq {} != {expect}",
+                        ack.seq
+                    );
                     seq = ack.seq;
                     last
                 }
@@ -520,7 +537,9 @@ async fn mutation_rate(
                             id: format!("seed{}", (w + lane) % SEED_ROWS),
                             set: row(json!({"title": format!("w{w}.{lane}.{k}")})),
                         };
-                        match tokio::time::timeout(Duration::from_secs(10), c.mutate(vec![op])).await {
+                        match tokio::time::timeout(Duration::from_secs(10), c.mutate(vec![op]))
+                            .await
+                        {
                             Ok(Ok(_)) => {
                                 ok.fetch_add(1, Ordering::Relaxed);
                             }
@@ -606,7 +625,10 @@ async fn cold_query(dev: &WranglerDev, port: u16, samples: usize) -> Result<Cold
     let (mut cold, mut warm, mut not_evicted) = (Vec::new(), Vec::new(), 0);
     for i in 0..samples {
         let before = wakes(http.clone()).await?;
-        eprintln!("  cold sample {}/{samples}: idling {IDLE_FOR_EVICTION:?}", i + 1);
+        eprintln!(
+            "  cold sample {}/{samples}: idling {IDLE_FOR_EVICTION:?}",
+            i + 1
+        );
         tokio::time::sleep(IDLE_FOR_EVICTION).await;
         let d = timed(http.clone()).await?;
         let after = wakes(http.clone()).await?;
@@ -670,7 +692,13 @@ async fn run() -> Result<()> {
     if wants("fanout") {
         for &n in &ns {
             eprintln!("fan-out, N = {n}");
-            fan.push(fanout(port, n, rounds, warmup).await?);
+            let f = fanout(port, n, rounds, warmup).await?;
+            let (l, b) = (stats(f.live.clone()), stats(f.bcast.clone()));
+            eprintln!(
+                "  live p50 {:.1} p99 {:.1} | bcast p50 {:.1} p99 {:.1} ms",
+                l.p50, l.p99, b.p50, b.p99
+            );
+            fan.push(f);
         }
     }
 
@@ -726,7 +754,18 @@ async fn run() -> Result<()> {
         println!("1. fan-out: write -> LAST of N subscribers (ms); baseline: bcast -> last of N, interleaved");
         println!(
             "{:>5} {:>6} | {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} | {:>7} {:>7} | {:>6} {:>8}",
-            "N", "rounds", "live p50", "p99", "max", "bcast p50", "p99", "max", "p50 x", "p99 x", "missed", "connect"
+            "N",
+            "rounds",
+            "live p50",
+            "p99",
+            "max",
+            "bcast p50",
+            "p99",
+            "max",
+            "p50 x",
+            "p99 x",
+            "missed",
+            "connect"
         );
         for f in &fan {
             let (l, b) = (stats(f.live.clone()), stats(f.bcast.clone()));
@@ -766,7 +805,11 @@ async fn run() -> Result<()> {
             "  warm:           n={} p50 {:.1} p95 {:.1} max {:.1}",
             w.n, w.p50, w.p95, w.max
         );
-        println!("  ratio cold/warm: p50 {:.1}x  p95 {:.1}x", k.p50 / w.p50, k.p95 / w.p95);
+        println!(
+            "  ratio cold/warm: p50 {:.1}x  p95 {:.1}x",
+            k.p50 / w.p50,
+            k.p95 / w.p95
+        );
     }
     Ok(())
 }
