@@ -1,0 +1,815 @@
+//! End-to-end throughput and latency against `wrangler dev`.
+//!
+//! ```sh
+//! bash scripts/build-worker.sh          # the bench builds nothing itself
+//! cargo bench --features client --bench fanout
+//! ```
+//!
+//! It expects `build/` (the release Worker) to exist and fails otherwise.
+//! It starts its own `wrangler dev` on a free loopback port with a temporary
+//! `--persist-to` (under `target/bench-fanout/`), and kills its process group
+//! at the end. Three measurements (see docs/benchmarks.md):
+//!
+//! 1. fan-out: a writer commits one row that enters every subscriber's live
+//!    query; time until the LAST of N subscribers holds the new seq. Baseline,
+//!    interleaved round by round: the writer sends `bcast` (forwarded, no
+//!    storage); time until the last of the N has the `Bcast` event.
+//! 2. acknowledged single-row mutations per second on one shard with 100
+//!    subscribers.
+//! 3. time to the answer of `POST /v1/shards/{shard}/query` on a shard that
+//!    workerd has evicted (idle ≥ 12 s), against the same request warm.
+//!
+//! Knobs (environment):
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `PYLON_BENCH_N` | `100,999` | fan-out subscriber counts (a shard takes 1,000 connections; the writer is one) |
+//! | `PYLON_BENCH_ROUNDS` | `100` | measured rounds per kind (live and bcast each) and N |
+//! | `PYLON_BENCH_WARMUP` | `10` | warm-up rounds per kind, not recorded |
+//! | `PYLON_BENCH_WRITERS` | `1,32` | writer counts for the mutation rate (each awaits its ack) |
+//! | `PYLON_BENCH_DEPTH` | `8` | mutations in flight per writer in the pipelined variant (0: skip it) |
+//! | `PYLON_BENCH_SECS` | `5` | length of one mutation-rate run |
+//! | `PYLON_BENCH_RUNS` | `3` | mutation-rate runs per variant (median reported) |
+//! | `PYLON_BENCH_COLD` | `5` | eviction samples (each idles 13 s; 0: skip) |
+//! | `PYLON_BENCH_ONLY` | all | comma list of `fanout`, `rate`, `cold` |
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use pylon_workers::client::{Backoff, Client, ClientConfig, Event, Query, Subscription};
+use pylon_workers::protocol::{Encoding, ErrorCode, Op};
+use pylon_workers::value::{Row, Value};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+/// workerd evicts an idle object after ~10 s.
+const IDLE_FOR_EVICTION: Duration = Duration::from_secs(13);
+/// How long one round may wait for its last receiver.
+const ROUND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Clients connected at once while filling a shard.
+const CONNECT_BATCH: usize = 50;
+/// Rows present before subscribing (the live window is 20).
+const SEED_ROWS: usize = 20;
+
+// ---------------------------------------------------------------------------
+// wrangler dev (the e2e harness's approach: own process group, free port)
+
+struct WranglerDev {
+    child: Option<Child>,
+    port: u16,
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+impl WranglerDev {
+    async fn start(persist: &Path, log: &Path) -> Result<Self> {
+        let port = free_port()?;
+        let inspector = free_port()?;
+        let log_file = File::options().create(true).append(true).open(log)?;
+        let script = format!(
+            "source scripts/env.sh && exec wrangler dev --ip 127.0.0.1 --port {port} \
+             --inspector-port {inspector} --persist-to '{}' --log-level warn",
+            persist.display()
+        );
+        let child = Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .current_dir(root())
+            .env("PYLON_SKIP_BUILD", "1")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .process_group(0)
+            .spawn()
+            .context("spawning wrangler dev")?;
+        let mut dev = WranglerDev {
+            child: Some(child),
+            port,
+        };
+        let http = reqwest::Client::new();
+        let started = Instant::now();
+        loop {
+            if let Some(status) = dev.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                bail!(
+                    "wrangler dev exited early with {status}; see {}",
+                    log.display()
+                );
+            }
+            if let Ok(r) = http.get(dev.http("/healthz")).send().await {
+                if r.status().is_success() {
+                    return Ok(dev);
+                }
+            }
+            if started.elapsed() > Duration::from_secs(90) {
+                bail!("wrangler dev not ready after 90 s; see {}", log.display());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn http(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for WranglerDev {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) of the process group this program created.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            let _ = child.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// small helpers
+
+fn env_list(name: &str, default: &str) -> Vec<usize> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect()
+}
+
+fn env_num(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+fn wants(part: &str) -> bool {
+    match std::env::var("PYLON_BENCH_ONLY") {
+        Ok(s) => s.split(',').any(|p| p.trim() == part),
+        Err(_) => true,
+    }
+}
+
+/// Nearest-rank percentile of sorted samples.
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+struct Stats {
+    n: usize,
+    p50: f64,
+    p95: f64,
+    p99: f64,
+    max: f64,
+}
+
+fn stats(mut v: Vec<f64>) -> Stats {
+    v.sort_by(|a, b| a.total_cmp(b));
+    Stats {
+        n: v.len(),
+        p50: pct(&v, 50.0),
+        p95: pct(&v, 95.0),
+        p99: pct(&v, 99.0),
+        max: v.last().copied().unwrap_or(f64::NAN),
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn row(v: serde_json::Value) -> Row {
+    serde_json::from_value(v).expect("a row")
+}
+
+fn card(id: &str, position: f64) -> Row {
+    row(
+        json!({"id": id, "title": format!("card {id}"), "done": false,
+               "position": position, "createdAt": "2026-11-23T00:00:00Z"}),
+    )
+}
+
+fn window() -> Query {
+    Query::new("Card")
+        .order(json!(["position"]).into())
+        .limit(20)
+}
+
+async fn connect(port: u16, shard: &str, encoding: Encoding) -> Result<Client> {
+    let config = ClientConfig::new(format!("ws://127.0.0.1:{port}"), shard)
+        .encoding(encoding)
+        .connect_timeout(Duration::from_secs(10))
+        .backoff(Backoff {
+            initial: Duration::from_millis(200),
+            max: Duration::from_secs(2),
+            factor: 2.0,
+        });
+    // A loaded machine (e.g. right after 1,000 sockets closed) can stall a
+    // handshake: three attempts, each bounded.
+    let mut last = None;
+    for _ in 0..3 {
+        match tokio::time::timeout(Duration::from_secs(20), Client::connect(config.clone())).await {
+            Ok(Ok(c)) => return Ok(c),
+            Ok(Err(e)) => last = Some(anyhow::Error::from(e).context("connect")),
+            Err(_) => last = Some(anyhow::anyhow!("connect timed out")),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("connect failed")))
+}
+
+/// Every 10th subscriber speaks JSON, the rest postcard.
+fn encoding_for(i: usize) -> Encoding {
+    if i % 10 == 9 {
+        Encoding::Json
+    } else {
+        Encoding::Postcard
+    }
+}
+
+/// Connects `n` clients to `shard`, each subscribed to [`window`], in
+/// batches of [`CONNECT_BATCH`].
+async fn subscribers(port: u16, shard: &str, n: usize) -> Result<Vec<(Client, Subscription)>> {
+    let started = Instant::now();
+    let mut out = Vec::with_capacity(n);
+    let mut next = 0;
+    while next < n {
+        let mut set = JoinSet::new();
+        for i in next..(next + CONNECT_BATCH).min(n) {
+            let shard = shard.to_owned();
+            set.spawn(async move {
+                let c = connect(port, &shard, encoding_for(i)).await?;
+                let s = tokio::time::timeout(Duration::from_secs(20), c.subscribe(window()))
+                    .await
+                    .context("subscribe timed out")??;
+                anyhow::Ok((c, s))
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            out.push(r??);
+        }
+        next = out.len();
+    }
+    eprintln!(
+        "  {n} subscribers on {shard} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(out)
+}
+
+async fn close_all(clients: Vec<Client>) {
+    for chunk in clients.chunks(100) {
+        let mut set = JoinSet::new();
+        for c in chunk {
+            let c = c.clone();
+            set.spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(5), c.close()).await;
+            });
+        }
+        while set.join_next().await.is_some() {}
+    }
+}
+
+/// Makes sure the soft open-files limit covers `need` descriptors, raising
+/// it within the hard limit if needed.
+fn ensure_fds(need: u64) -> Result<()> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        ensure!(
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0,
+            "getrlimit failed"
+        );
+        if (lim.rlim_cur as u64) < need {
+            let want = (need.max(8192) as libc::rlim_t).min(lim.rlim_max);
+            lim.rlim_cur = want;
+            ensure!(
+                libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0,
+                "setrlimit failed"
+            );
+        }
+    }
+    ensure!(
+        (lim.rlim_cur as u64) >= need,
+        "open files limit {} (hard {}) is below the {need} this bench needs",
+        lim.rlim_cur,
+        lim.rlim_max
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// 1. fan-out
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Live,
+    Bcast,
+}
+
+struct FanoutResult {
+    n: usize,
+    live: Vec<f64>,
+    bcast: Vec<f64>,
+    missed: usize,
+    connect_secs: f64,
+}
+
+/// One task per subscriber: records when its subscription reaches a new
+/// seq and when a `bcast` arrives, on an unbounded channel (no shared lock,
+/// no serialisation on one task).
+fn spawn_watcher(
+    client: &Client,
+    mut sub: Subscription,
+    tx: mpsc::UnboundedSender<(Kind, u64, Instant)>,
+) -> tokio::task::JoinHandle<()> {
+    let mut events = client.events();
+    tokio::spawn(async move {
+        let mut last = sub.seq().unwrap_or(0);
+        loop {
+            tokio::select! {
+                r = sub.changed() => {
+                    if r.is_err() { return; }
+                    let now = Instant::now();
+                    if let Some(s) = sub.seq() {
+                        if s > last {
+                            last = s;
+                            if tx.send((Kind::Live, s, now)).is_err() { return; }
+                        }
+                    }
+                }
+                e = events.recv() => match e {
+                    Ok(Event::Bcast(b)) => {
+                        let now = Instant::now();
+                        if let Value::Int(k) = b.data {
+                            if tx.send((Kind::Bcast, k as u64, now)).is_err() { return; }
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => return,
+                }
+            }
+        }
+    })
+}
+
+/// Waits until `n` receivers reported `(kind, >= key)`; returns the last
+/// arrival, or `None` after [`ROUND_TIMEOUT`].
+async fn last_arrival(
+    rx: &mut mpsc::UnboundedReceiver<(Kind, u64, Instant)>,
+    kind: Kind,
+    key: u64,
+    n: usize,
+) -> Option<Instant> {
+    let deadline = tokio::time::Instant::now() + ROUND_TIMEOUT;
+    let mut got = 0;
+    let mut last = None;
+    while got < n {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some((k, s, t))) => {
+                let hit = match kind {
+                    Kind::Live => s >= key,
+                    Kind::Bcast => s == key,
+                };
+                if k == kind && hit {
+                    got += 1;
+                    last = Some(last.map_or(t, |l: Instant| l.max(t)));
+                }
+            }
+            _ => return None,
+        }
+    }
+    last
+}
+
+async fn fanout(port: u16, n: usize, rounds: usize, warmup: usize) -> Result<FanoutResult> {
+    let shard = format!("fanout-{n}-{}", std::process::id());
+    let writer = connect(port, &shard, Encoding::Postcard).await?;
+    let seed: Vec<Op> = (0..SEED_ROWS)
+        .map(|i| Op::Insert {
+            entity: "Card".into(),
+            row: card(&format!("seed{i}"), 1000.0 + i as f64),
+        })
+        .collect();
+    let mut seq = writer.mutate(seed).await?.seq;
+
+    let started = Instant::now();
+    let subs = subscribers(port, &shard, n).await?;
+    let connect_secs = started.elapsed().as_secs_f64();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut clients = Vec::with_capacity(n);
+    let mut watchers = Vec::with_capacity(n);
+    for (c, s) in subs {
+        watchers.push(spawn_watcher(&c, s, tx.clone()));
+        clients.push(c);
+    }
+    drop(tx);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let (mut live, mut bcast, mut missed) = (Vec::new(), Vec::new(), 0);
+    for round in 0..(warmup + rounds) {
+        // A B, then B A: neither kind always goes first.
+        let order = if round % 2 == 0 {
+            [Kind::Live, Kind::Bcast]
+        } else {
+            [Kind::Bcast, Kind::Live]
+        };
+        for kind in order {
+            while rx.try_recv().is_ok() {}
+            let t0 = Instant::now();
+            let last = match kind {
+                Kind::Live => {
+                    let expect = seq + 1;
+                    let id = format!("r{round}");
+                    // Lowest position so far: it enters every window.
+                    let op = Op::Insert {
+                        entity: "Card".into(),
+                        row: card(&id, -(round as f64)),
+                    };
+                    let ack = writer.mutate(vec![op]);
+                    let (ack, last) = tokio::join!(ack, last_arrival(&mut rx, kind, expect, n));
+                    let ack = ack?;
+                    ensure!(
+                        ack.seq == expect,
+                        "another writer on {shard}? seq {} != {expect}",
+                        ack.seq
+                    );
+                    seq = ack.seq;
+                    last
+                }
+                Kind::Bcast => {
+                    let key = round as u64 + 1;
+                    writer.broadcast("bench", Value::Int(key as i64)).await?;
+                    last_arrival(&mut rx, kind, key, n).await
+                }
+            };
+            match last {
+                Some(t) if round >= warmup => {
+                    let d = ms(t.saturating_duration_since(t0));
+                    match kind {
+                        Kind::Live => live.push(d),
+                        Kind::Bcast => bcast.push(d),
+                    }
+                }
+                Some(_) => {}
+                None => missed += 1,
+            }
+            // Stay well under the per-connection message rate (100/s).
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+    for w in &watchers {
+        w.abort();
+    }
+    clients.push(writer);
+    close_all(clients).await;
+    Ok(FanoutResult {
+        n,
+        live,
+        bcast,
+        missed,
+        connect_secs,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// 2. acknowledged mutations per second
+
+struct RateResult {
+    label: String,
+    per_run: Vec<f64>,
+    rate_limited: u64,
+    failed: u64,
+}
+
+async fn mutation_rate(
+    port: u16,
+    shard: &str,
+    writers: usize,
+    depth: usize,
+    secs: u64,
+    runs: usize,
+) -> Result<RateResult> {
+    let mut ws = Vec::with_capacity(writers);
+    for _ in 0..writers {
+        ws.push(connect(port, shard, Encoding::Postcard).await?);
+    }
+    let ok = Arc::new(AtomicU64::new(0));
+    let limited = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let mut per_run = Vec::new();
+    for _ in 0..runs {
+        ok.store(0, Ordering::Relaxed);
+        let started = Instant::now();
+        let end = started + Duration::from_secs(secs);
+        let mut set = JoinSet::new();
+        for (w, c) in ws.iter().enumerate() {
+            for lane in 0..depth.max(1) {
+                let (c, ok, limited, failed) =
+                    (c.clone(), ok.clone(), limited.clone(), failed.clone());
+                set.spawn(async move {
+                    let mut k = 0u64;
+                    while Instant::now() < end {
+                        k += 1;
+                        // One of the 20 rows every subscriber holds: each
+                        // ack means a diff to all of them.
+                        let op = Op::Update {
+                            entity: "Card".into(),
+                            id: format!("seed{}", (w + lane) % SEED_ROWS),
+                            set: row(json!({"title": format!("w{w}.{lane}.{k}")})),
+                        };
+                        match tokio::time::timeout(Duration::from_secs(10), c.mutate(vec![op]))
+                            .await
+                        {
+                            Ok(Ok(_)) => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(Err(e)) if e.code() == Some(ErrorCode::RateLimited) => {
+                                limited.fetch_add(1, Ordering::Relaxed);
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                            }
+                            _ => {
+                                failed.fetch_add(1, Ordering::Relaxed);
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                            }
+                        }
+                    }
+                });
+            }
+        }
+        while set.join_next().await.is_some() {}
+        let took = started.elapsed().as_secs_f64();
+        per_run.push(ok.load(Ordering::Relaxed) as f64 / took);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    close_all(ws).await;
+    let label = if depth == 0 {
+        format!("{writers} writer(s), 1 in flight each")
+    } else {
+        format!("{writers} writer(s), {depth} in flight each")
+    };
+    Ok(RateResult {
+        label,
+        per_run,
+        rate_limited: limited.load(Ordering::Relaxed),
+        failed: failed.load(Ordering::Relaxed),
+    })
+}
+
+// ---------------------------------------------------------------------------
+// 3. first answer after an eviction
+
+struct ColdResult {
+    cold: Vec<f64>,
+    warm: Vec<f64>,
+    not_evicted: usize,
+}
+
+async fn cold_query(dev: &WranglerDev, port: u16, samples: usize) -> Result<ColdResult> {
+    let shard = format!("cold-{}", std::process::id());
+    let w = connect(port, &shard, Encoding::Postcard).await?;
+    let seed: Vec<Op> = (0..SEED_ROWS)
+        .map(|i| Op::Insert {
+            entity: "Card".into(),
+            row: card(&format!("c{i}"), i as f64),
+        })
+        .collect();
+    w.mutate(seed).await?;
+    w.close().await;
+    // A fresh TCP connection for every request, cold or warm alike.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()?;
+    let query_url = dev.http(&format!("/v1/shards/{shard}/query"));
+    let stats_url = dev.http(&format!("/v1/shards/{shard}/stats"));
+    let body = json!({"entity": "Card", "order": ["position"], "limit": 20});
+    let timed = |http: reqwest::Client| {
+        let (url, body) = (query_url.clone(), body.clone());
+        async move {
+            let t0 = Instant::now();
+            let r = http.post(&url).json(&body).send().await?;
+            let status = r.status();
+            let v: serde_json::Value = r.json().await?;
+            let d = ms(t0.elapsed());
+            ensure!(status.is_success(), "{status} {v}");
+            ensure!(v["rows"].as_array().map(Vec::len) == Some(SEED_ROWS), "{v}");
+            anyhow::Ok(d)
+        }
+    };
+    let wakes = |http: reqwest::Client| {
+        let url = stats_url.clone();
+        async move {
+            let v: serde_json::Value = http.get(&url).send().await?.json().await?;
+            anyhow::Ok(v["wakes"].as_u64().unwrap_or(0))
+        }
+    };
+    let (mut cold, mut warm, mut not_evicted) = (Vec::new(), Vec::new(), 0);
+    for i in 0..samples {
+        let before = wakes(http.clone()).await?;
+        eprintln!(
+            "  cold sample {}/{samples}: idling {IDLE_FOR_EVICTION:?}",
+            i + 1
+        );
+        tokio::time::sleep(IDLE_FOR_EVICTION).await;
+        let d = timed(http.clone()).await?;
+        let after = wakes(http.clone()).await?;
+        if after > before {
+            cold.push(d);
+        } else {
+            not_evicted += 1;
+        }
+        // The warm baseline, interleaved: the same request right after.
+        for _ in 0..5 {
+            warm.push(timed(http.clone()).await?);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(ColdResult {
+        cold,
+        warm,
+        not_evicted,
+    })
+}
+
+// ---------------------------------------------------------------------------
+
+#[tokio::main]
+async fn main() {
+    if let Err(e) = run().await {
+        eprintln!("fanout bench failed: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<()> {
+    let build = root().join("build").join("index.js");
+    ensure!(
+        build.exists(),
+        "{} is missing: build the Worker first (bash scripts/build-worker.sh); this bench builds nothing",
+        build.display()
+    );
+    let ns = env_list("PYLON_BENCH_N", "100,999");
+    let rounds = env_num("PYLON_BENCH_ROUNDS", 100);
+    let warmup = env_num("PYLON_BENCH_WARMUP", 10);
+    let writers = env_list("PYLON_BENCH_WRITERS", "1,32");
+    let depth = env_num("PYLON_BENCH_DEPTH", 8);
+    let secs = env_num("PYLON_BENCH_SECS", 5) as u64;
+    let runs = env_num("PYLON_BENCH_RUNS", 3);
+    let cold_samples = env_num("PYLON_BENCH_COLD", 5);
+    let max_n = ns.iter().copied().max().unwrap_or(0);
+    ensure_fds(max_n as u64 + 256)?;
+
+    let dir: PathBuf = root()
+        .join("target")
+        .join("bench-fanout")
+        .join(format!("run-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("state"))?;
+    let log = dir.join("wrangler.log");
+    let dev = WranglerDev::start(&dir.join("state"), &log).await?;
+    let port = dev.port;
+    eprintln!("wrangler dev on 127.0.0.1:{port}, log {}", log.display());
+
+    let mut fan = Vec::new();
+    if wants("fanout") {
+        for &n in &ns {
+            eprintln!("fan-out, N = {n}");
+            let f = fanout(port, n, rounds, warmup).await?;
+            let (l, b) = (stats(f.live.clone()), stats(f.bcast.clone()));
+            eprintln!(
+                "  live p50 {:.1} p99 {:.1} | bcast p50 {:.1} p99 {:.1} ms",
+                l.p50, l.p99, b.p50, b.p99
+            );
+            fan.push(f);
+        }
+    }
+
+    let mut rates = Vec::new();
+    if wants("rate") {
+        let shard = format!("rate-{}", std::process::id());
+        let w = connect(port, &shard, Encoding::Postcard).await?;
+        let seed: Vec<Op> = (0..SEED_ROWS)
+            .map(|i| Op::Insert {
+                entity: "Card".into(),
+                row: card(&format!("seed{i}"), i as f64),
+            })
+            .collect();
+        w.mutate(seed).await?;
+        w.close().await;
+        eprintln!("mutation rate, 100 subscribers");
+        let subs = subscribers(port, &shard, 100).await?;
+        // Keep the subscriptions alive (their clients drain the diffs).
+        let mut variants: Vec<(usize, usize)> = writers.iter().map(|&w| (w, 0)).collect();
+        if depth > 0 {
+            if let Some(&w) = writers.iter().max() {
+                variants.push((w, depth));
+            }
+        }
+        for (w, d) in variants {
+            eprintln!("  {w} writers, depth {d}");
+            rates.push(mutation_rate(port, &shard, w, d, secs, runs).await?);
+        }
+        let (clients, subs): (Vec<_>, Vec<_>) = subs.into_iter().unzip();
+        drop(subs);
+        close_all(clients).await;
+        // The same load with nobody subscribed: what the fan-out costs.
+        if let Some(&w) = writers.iter().max() {
+            eprintln!("  {w} writers, depth 0, no subscribers");
+            let mut r = mutation_rate(port, &shard, w, 0, secs, runs).await?;
+            r.label.push_str(", 0 subscribers");
+            rates.push(r);
+        }
+    }
+
+    let mut cold = None;
+    if wants("cold") && cold_samples > 0 {
+        eprintln!("first answer after eviction, {cold_samples} samples");
+        cold = Some(cold_query(&dev, port, cold_samples).await?);
+    }
+    drop(dev);
+
+    // ---- report
+    println!();
+    println!("pylon-workers under wrangler dev, 127.0.0.1, release Worker build");
+    if !fan.is_empty() {
+        println!();
+        println!("1. fan-out: write -> LAST of N subscribers (ms); baseline: bcast -> last of N, interleaved");
+        println!(
+            "{:>5} {:>6} | {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} | {:>7} {:>7} | {:>6} {:>8}",
+            "N",
+            "rounds",
+            "live p50",
+            "p99",
+            "max",
+            "bcast p50",
+            "p99",
+            "max",
+            "p50 x",
+            "p99 x",
+            "missed",
+            "connect"
+        );
+        for f in &fan {
+            let (l, b) = (stats(f.live.clone()), stats(f.bcast.clone()));
+            println!(
+                "{:>5} {:>6} | {:>8.1} {:>8.1} {:>8.1} | {:>9.1} {:>8.1} {:>8.1} | {:>7.2} {:>7.2} | {:>6} {:>7.1}s",
+                f.n, l.n.min(b.n), l.p50, l.p99, l.max, b.p50, b.p99, b.max,
+                l.p50 / b.p50, l.p99 / b.p99, f.missed, f.connect_secs
+            );
+        }
+    }
+    if !rates.is_empty() {
+        println!();
+        println!("2. acknowledged single-row updates per second, one shard, 100 subscribers ({secs} s runs)");
+        for r in &rates {
+            let mut v = r.per_run.clone();
+            v.sort_by(|a, b| a.total_cmp(b));
+            let runs: Vec<String> = r.per_run.iter().map(|x| format!("{x:.0}")).collect();
+            println!(
+                "  {:<36} median {:>7.0}/s  (runs: {})  rate-limited: {}  other errors: {}",
+                r.label,
+                pct(&v, 50.0),
+                runs.join(", "),
+                r.rate_limited,
+                r.failed
+            );
+        }
+    }
+    if let Some(c) = &cold {
+        let (k, w) = (stats(c.cold.clone()), stats(c.warm.clone()));
+        println!();
+        println!("3. POST /v1/shards/{{shard}}/query, fresh TCP connection each (ms)");
+        println!(
+            "  after eviction: n={} p50 {:.1} p95 {:.1} max {:.1}   (not evicted, dropped: {})",
+            k.n, k.p50, k.p95, k.max, c.not_evicted
+        );
+        println!(
+            "  warm:           n={} p50 {:.1} p95 {:.1} max {:.1}",
+            w.n, w.p50, w.p95, w.max
+        );
+        println!(
+            "  ratio cold/warm: p50 {:.1}x  p95 {:.1}x",
+            k.p50 / w.p50,
+            k.p95 / w.p95
+        );
+    }
+    Ok(())
+}
