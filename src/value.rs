@@ -215,7 +215,9 @@ impl<'de> Deserialize<'de> for Value {
                 // JSON has no NaN or infinity; refusing them here keeps the
                 // two encodings of one message equal (found by fuzzing).
                 TaggedOwned::Float(f) if !f.is_finite() => {
-                    return Err(de::Error::custom("a non-finite float has no place in a value"))
+                    return Err(de::Error::custom(
+                        "a non-finite float has no place in a value",
+                    ))
                 }
                 TaggedOwned::Float(f) => Value::Float(f),
                 TaggedOwned::Text(t) => Value::Text(t),
@@ -299,7 +301,10 @@ mod tests {
             assert!(postcard::from_bytes::<Value>(&bytes).is_err(), "{f}");
         }
         let ok = postcard::to_allocvec(&Value::Float(1.5)).unwrap();
-        assert_eq!(postcard::from_bytes::<Value>(&ok).unwrap(), Value::Float(1.5));
+        assert_eq!(
+            postcard::from_bytes::<Value>(&ok).unwrap(),
+            Value::Float(1.5)
+        );
     }
 
     #[test]

@@ -179,7 +179,17 @@ impl<'de> Visitor<'de> for Tagged {
             }
             1 => Value::Bool(v.newtype_variant()?),
             2 => Value::Int(v.newtype_variant()?),
-            3 => Value::Float(v.newtype_variant()?),
+            3 => {
+                // As in `Value`'s own impl: JSON has no NaN or infinity, so
+                // neither encoding may carry one (found by fuzzing).
+                let f: f64 = v.newtype_variant()?;
+                if !f.is_finite() {
+                    return Err(de::Error::custom(
+                        "a non-finite float has no place in a value",
+                    ));
+                }
+                Value::Float(f)
+            }
             4 => Value::Text(v.newtype_variant()?),
             5 => Value::List(v.newtype_variant_seed(ListSeed(self.0.inner()?))?),
             6 => Value::Map(v.newtype_variant_seed(MapSeed(self.0.inner()?))?),
