@@ -7,6 +7,11 @@
 //! a connection needs (its id, identity, encoding) rides in the socket's
 //! attachment; everything else is in storage. After a wake the engine is
 //! rebuilt lazily on the first event, from storage plus the attachments.
+//!
+//! Write-behind to D1: a mutation writes its changes to the outbox table in
+//! its own commit; the object's alarm drains the outbox to D1 in batches
+//! (see docs/d1.md). An alarm is set only while the outbox holds entries,
+//! so an idle shard can hibernate.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -21,16 +26,22 @@ use worker::{
 
 use super::do_sql::DoSql;
 use crate::api_error::ApiError;
+use crate::glue::d1::{D1Exec, D1_BINDING};
 use crate::glue::respond;
 use crate::manifest::Manifest;
 use crate::policy::AuthContext;
 use crate::protocol::{self, ClientMsg, Encoding, Frame, FrameRef, ServerMsg};
 use crate::route::{self, Route};
 use crate::shard::meta::{self, Meta};
-use crate::shard::{ConnInfo, Outbound, ShardConfig, ShardEngine};
+use crate::shard::{outbox_backoff_ms, ConnInfo, Outbound, ShardConfig, ShardEngine};
+use crate::store::apply_outbox_batch;
 use crate::value::Value;
 
 const NEXT_CONN: &str = "next_conn";
+/// After a write, the drain waits this long so a burst goes in one batch.
+const DRAIN_DELAY_MS: i64 = 100;
+/// A pending alarm this far past its time is taken as lost and set again.
+const ALARM_OVERDUE_MS: i64 = 5_000;
 const SCHEMA_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/schema.json"));
 
 /// The embedded manifest, parsed once per isolate (it never changes while
@@ -65,6 +76,9 @@ pub struct Shard {
     engine: RefCell<Option<ShardEngine<DoSql>>>,
     /// conn id -> socket, rebuilt with the engine.
     sockets: RefCell<HashMap<String, (WebSocket, Encoding)>>,
+    env: Env,
+    /// An alarm is known to be pending (set by this instance, not yet run).
+    alarm_armed: Cell<bool>,
 }
 
 fn now_ms() -> i64 {
@@ -325,6 +339,111 @@ impl Shard {
         }
     }
 
+    /// Sets an alarm if the outbox holds entries and none is pending.
+    /// Cheap when one is known to be pending (no storage call).
+    async fn arm_drain(&self) {
+        if self.alarm_armed.get() {
+            return;
+        }
+        let depth = match self.engine.try_borrow() {
+            Ok(e) => e.as_ref().map(|e| e.outbox_depth()),
+            Err(_) => return,
+        };
+        match depth {
+            Some(Ok(0)) | None => return,
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                worker::console_error!("shard: outbox depth: {e}");
+                return;
+            }
+        }
+        match self.state.storage().get_alarm().await {
+            Ok(Some(at)) if at > now_ms() - ALARM_OVERDUE_MS => self.alarm_armed.set(true),
+            Ok(_) => self.set_alarm_in(DRAIN_DELAY_MS).await,
+            Err(e) => worker::console_error!("shard: reading the alarm: {e}"),
+        }
+    }
+
+    async fn set_alarm_in(&self, delay_ms: i64) {
+        match self.state.storage().set_alarm(delay_ms.max(0)).await {
+            Ok(()) => self.alarm_armed.set(true),
+            Err(e) => worker::console_error!("shard: setting the alarm: {e}"),
+        }
+    }
+
+    /// One drain step: applies the oldest batch to D1, deletes it from the
+    /// outbox on success and re-arms while entries remain; on failure
+    /// records the error and re-arms with backoff. The batch is idempotent
+    /// (seq guard), so one applied but not deleted (kill -9 in between) is
+    /// simply applied again.
+    async fn drain(&self) {
+        let manifest = match manifest() {
+            Ok(m) => m,
+            Err(e) => {
+                worker::console_error!("shard: drain: {}", e.message);
+                return;
+            }
+        };
+        let at = worker::js_sys::Date::new(&(now_ms() as f64).into())
+            .to_iso_string()
+            .as_string();
+        let next = {
+            let Ok(engine) = self.engine.try_borrow() else {
+                self.set_alarm_in(DRAIN_DELAY_MS).await;
+                return;
+            };
+            let Some(engine) = engine.as_ref() else {
+                return;
+            };
+            engine.outbox_batch(at)
+        };
+        let (batch, through) = match next {
+            Ok(Some(b)) => b,
+            Ok(None) => return, // empty: leave no alarm, so the shard can rest
+            Err(e) => return self.drain_failed(&format!("reading the outbox: {e}")).await,
+        };
+        let db = match self.env.d1(D1_BINDING) {
+            Ok(db) => D1Exec(db),
+            Err(e) => {
+                return self
+                    .drain_failed(&format!("binding {D1_BINDING}: {e}"))
+                    .await
+            }
+        };
+        if let Err(e) = apply_outbox_batch(&db, &manifest, &batch).await {
+            return self.drain_failed(&format!("applying to D1: {e}")).await;
+        }
+        let left = match self.engine.try_borrow() {
+            Ok(engine) => match engine.as_ref() {
+                Some(engine) => engine
+                    .outbox_drained(through)
+                    .and_then(|()| engine.outbox_depth()),
+                None => Ok(0),
+            },
+            Err(_) => Ok(1),
+        };
+        match left {
+            Ok(0) => {}
+            Ok(_) => self.set_alarm_in(0).await,
+            Err(e) => {
+                self.drain_failed(&format!("deleting drained entries: {e}"))
+                    .await
+            }
+        }
+    }
+
+    async fn drain_failed(&self, error: &str) {
+        worker::console_error!("shard: outbox drain failed: {error}");
+        let attempts = match self.engine.try_borrow() {
+            Ok(engine) => engine
+                .as_ref()
+                .map(|e| e.outbox_failed(error).unwrap_or(1))
+                .unwrap_or(1),
+            Err(_) => 1,
+        };
+        self.set_alarm_in(outbox_backoff_ms(attempts)).await;
+    }
+
     fn stats(&self) -> Result<Response> {
         let engine = self
             .engine
@@ -335,6 +454,9 @@ impl Shard {
         v["wakes"] = json!(self.wakes.get());
         v["connections"] = json!(self.state.get_websockets().len());
         v["storage_bytes"] = json!(self.sql().0.database_size());
+        v["outbox"] = engine
+            .outbox_stats(now_ms())
+            .map_err(|e| fail("stats", e))?;
         respond::json(200, &v)
     }
 
@@ -358,7 +480,7 @@ impl Shard {
 }
 
 impl DurableObject for Shard {
-    fn new(state: State, _env: Env) -> Self {
+    fn new(state: State, env: Env) -> Self {
         // SQL storage is synchronous, so the wake is counted before any event.
         let wakes = Meta::open(&DoSql(state.storage().sql()))
             .and_then(|m| m.add(meta::WAKES, 1))
@@ -371,6 +493,8 @@ impl DurableObject for Shard {
             wakes: Cell::new(wakes),
             engine: RefCell::new(None),
             sockets: RefCell::new(HashMap::new()),
+            env,
+            alarm_armed: Cell::new(false),
         }
     }
 
@@ -396,6 +520,8 @@ impl DurableObject for Shard {
                 "no route /v1/shards/{shard}/{rest}"
             ))),
         };
+        // Any event re-arms a drain that is owed (e.g. after a restart).
+        self.arm_drain().await;
         result.or_else(|e| respond::internal(&format!("shard {shard}"), &e))
     }
 
@@ -408,6 +534,7 @@ impl DurableObject for Shard {
             WebSocketIncomingMessage::String(t) => self.on_frame(&ws, FrameRef::Text(t)).await,
             WebSocketIncomingMessage::Binary(b) => self.on_frame(&ws, FrameRef::Binary(b)).await,
         };
+        self.arm_drain().await;
         if let Err(e) = &r {
             worker::console_error!("shard: message failed: {e}");
             let err = ServerMsg::Err(protocol::ErrorMsg {
@@ -461,6 +588,14 @@ impl DurableObject for Shard {
     }
 
     async fn alarm(&self) -> Result<Response> {
+        // The alarm that was pending is this one.
+        self.alarm_armed.set(false);
+        if let Err(e) = self.ensure_engine(None).await {
+            worker::console_error!("shard: alarm: opening the shard: {e}");
+            self.set_alarm_in(outbox_backoff_ms(1)).await;
+            return Response::ok("");
+        }
+        self.drain().await;
         Response::ok("")
     }
 }

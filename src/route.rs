@@ -18,6 +18,10 @@ pub const MAX_SHARD_NAME: usize = 128;
 pub enum Route {
     /// `GET /healthz`
     Health,
+    /// `/v1/query`: a cold-path query, answered from D1.
+    ColdQuery,
+    /// `/v1/shards`: the shard directory, from D1.
+    ShardList,
     /// `/v1/shards/{shard}/{rest}`: handled by the Shard object `{shard}`.
     /// `rest` is what follows the shard name, without the leading slash.
     Shard { shard: String, rest: String },
@@ -25,8 +29,11 @@ pub enum Route {
 
 /// Routes a request path (no query string).
 pub fn parse(path: &str) -> Result<Route, ApiError> {
-    if path == "/healthz" {
-        return Ok(Route::Health);
+    match path {
+        "/healthz" => return Ok(Route::Health),
+        "/v1/query" => return Ok(Route::ColdQuery),
+        "/v1/shards" => return Ok(Route::ShardList),
+        _ => {}
     }
     if let Some(after) = path.strip_prefix("/v1/shards/") {
         let (shard, rest) = after.split_once('/').unwrap_or((after, ""));
@@ -74,6 +81,8 @@ mod tests {
     #[test]
     fn routes() {
         assert_eq!(parse("/nope").unwrap_err().code, "NOT_FOUND");
+        assert_eq!(parse("/v1/query"), Ok(Route::ColdQuery));
+        assert_eq!(parse("/v1/shards"), Ok(Route::ShardList));
         assert_eq!(parse("/v1/shards/").unwrap_err().code, "BAD_SHARD_NAME");
         assert_eq!(
             parse("/v1/shards/r1").unwrap(),

@@ -1,4 +1,5 @@
-//! The stateless router Worker: `GET /healthz`, and every
+//! The stateless router Worker: `GET /healthz`, the cold-path routes served
+//! from D1 (`POST /v1/query`, `GET /v1/shards`; see `cold.rs`), and every
 //! `/v1/shards/{shard}/...` request handed to the Shard object `{shard}`.
 
 use crate::api_error::ApiError;
@@ -18,6 +19,8 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             &json!({ "ok": true, "version": env!("CARGO_PKG_VERSION") }),
         ),
         Ok(Route::Health) => respond::error(&ApiError::method_not_allowed("use GET /healthz")),
+        Ok(Route::ColdQuery) => super::cold::query(req, &env).await,
+        Ok(Route::ShardList) => super::cold::shards(req, &env).await,
         Ok(Route::Shard { shard, .. }) => to_shard(&env, &shard, req).await,
         Err(e) => respond::error(&e),
     }

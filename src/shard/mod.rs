@@ -6,5 +6,7 @@ mod limiter;
 pub mod meta;
 pub mod store;
 
-pub use engine::{ConnInfo, Outbound, ShardConfig, ShardEngine};
-pub use store::{SchemaError, ShardStore};
+pub use engine::{
+    outbox_backoff_ms, ConnInfo, Outbound, ShardConfig, ShardEngine, OUTBOX_ATTEMPTS, OUTBOX_ERROR,
+};
+pub use store::{OutboxEntry, SchemaError, ShardStore};

@@ -1,9 +1,10 @@
 //! What a shard keeps in its SQLite storage, beside the manifest's tables:
 //! the change log (`_pylon_log`), applied op ids (`_pylon_ops`), live
-//! subscriptions (`_pylon_subs`) and presence (`_pylon_presence`). All of it
+//! subscriptions (`_pylon_subs`), presence (`_pylon_presence`) and the
+//! write-behind outbox to D1 (`_pylon_outbox`). All of it
 //! over [`SqlConn`], so it runs on Durable Object storage and rusqlite alike.
 //!
-//! Every write of a mutation (rows, log, op id, seq) is made in one event
+//! Every write of a mutation (rows, log, outbox, op id, seq) is made in one event
 //! with no I/O await in between, which Durable Objects commit atomically;
 //! the output gate holds the acks and diffs until that commit is durable.
 
@@ -33,6 +34,10 @@ const TABLES: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS _pylon_subs_conn ON _pylon_subs (conn)",
     "CREATE TABLE IF NOT EXISTS _pylon_presence (conn TEXT PRIMARY KEY NOT NULL, \
      state TEXT NOT NULL)",
+    // Changes not yet copied to D1, in commit order; `row` NULL = deleted.
+    "CREATE TABLE IF NOT EXISTS _pylon_outbox (seq INTEGER NOT NULL, idx INTEGER NOT NULL, \
+     entity TEXT NOT NULL, id TEXT NOT NULL, row TEXT, at INTEGER NOT NULL, \
+     PRIMARY KEY (seq, idx))",
 ];
 
 /// One entry of the change log: a row of `entity` before and after the
@@ -44,6 +49,18 @@ pub struct LogEntry {
     pub id: String,
     pub before: Option<Row>,
     pub after: Option<Row>,
+}
+
+/// One change waiting in the outbox: row `id` of `entity` after the
+/// mutation `seq` (`None`: deleted), written at `at_ms`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxEntry {
+    pub seq: u64,
+    pub idx: u64,
+    pub entity: String,
+    pub id: String,
+    pub row: Option<Row>,
+    pub at_ms: i64,
 }
 
 /// A subscription as stored: enough to rebuild it after the object wakes.
@@ -335,6 +352,84 @@ impl<C: SqlConn> ShardStore<C> {
                 &[SqlValue::Integer(ops_min_at_ms)],
             )
             .map(|_| ())
+    }
+
+    /// Drops what a failed mutation `seq` already wrote to the log and the
+    /// outbox (its rows are restored by the caller).
+    pub fn forget_seq(&self, seq: u64) -> Result<(), StorageError> {
+        for sql in [
+            "DELETE FROM _pylon_log WHERE seq = ?1",
+            "DELETE FROM _pylon_outbox WHERE seq = ?1",
+        ] {
+            self.conn.exec(sql, &[SqlValue::Integer(seq as i64)])?;
+        }
+        Ok(())
+    }
+
+    // ---- outbox (write-behind to D1) ----
+
+    pub fn append_outbox(&self, entry: &OutboxEntry) -> Result<(), StorageError> {
+        self.conn
+            .exec(
+                "INSERT INTO _pylon_outbox (seq, idx, entity, id, row, at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                &[
+                    SqlValue::Integer(entry.seq as i64),
+                    SqlValue::Integer(entry.idx as i64),
+                    SqlValue::Text(entry.entity.clone()),
+                    SqlValue::Text(entry.id.clone()),
+                    row_json(&entry.row),
+                    SqlValue::Integer(entry.at_ms),
+                ],
+            )
+            .map(|_| ())
+    }
+
+    /// The oldest `limit` entries, in commit order.
+    pub fn outbox_oldest(&self, limit: usize) -> Result<Vec<OutboxEntry>, StorageError> {
+        let rows = self.conn.exec(
+            "SELECT seq, idx, entity, id, row, at FROM _pylon_outbox ORDER BY seq, idx LIMIT ?1",
+            &[SqlValue::Integer(limit as i64)],
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|r| OutboxEntry {
+                seq: int(&r[0]).max(0) as u64,
+                idx: int(&r[1]).max(0) as u64,
+                entity: text(&r[2]).unwrap_or_default().to_owned(),
+                id: text(&r[3]).unwrap_or_default().to_owned(),
+                row: parse_row(&r[4]),
+                at_ms: int(&r[5]),
+            })
+            .collect())
+    }
+
+    /// Deletes the entries up to and including (`seq`, `idx`): the ones a
+    /// drain applied.
+    pub fn outbox_delete_through(&self, seq: u64, idx: u64) -> Result<(), StorageError> {
+        self.conn
+            .exec(
+                "DELETE FROM _pylon_outbox WHERE seq < ?1 OR (seq = ?1 AND idx <= ?2)",
+                &[SqlValue::Integer(seq as i64), SqlValue::Integer(idx as i64)],
+            )
+            .map(|_| ())
+    }
+
+    /// Entries waiting, and the time of the oldest.
+    pub fn outbox_depth(&self) -> Result<(u64, Option<i64>), StorageError> {
+        let rows = self
+            .conn
+            .exec("SELECT count(*), min(at) FROM _pylon_outbox", &[])?;
+        Ok(rows
+            .first()
+            .map(|r| {
+                let oldest = match r.get(1) {
+                    Some(SqlValue::Integer(t)) => Some(*t),
+                    _ => None,
+                };
+                (r.first().map(int).unwrap_or(0).max(0) as u64, oldest)
+            })
+            .unwrap_or((0, None)))
     }
 
     // ---- op ids ----

@@ -58,6 +58,7 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
         scenario!(scenarios::bad_input::run),
         scenario!(scenarios::hibernation::run),
         scenario!(scenarios::restart::run),
+        scenario!(scenarios::cold_path::run),
     ]
 }
 

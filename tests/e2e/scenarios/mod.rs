@@ -1,4 +1,5 @@
 pub mod bad_input;
+pub mod cold_path;
 pub mod health;
 pub mod hibernation;
 pub mod live;

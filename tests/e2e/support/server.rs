@@ -47,6 +47,7 @@ impl WranglerDev {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let inspector = free_port()?;
+        Self::migrate_d1(persist, log)?;
         let log_file = File::options().create(true).append(true).open(log)?;
         let script = format!(
             "source scripts/env.sh && exec wrangler dev --ip 127.0.0.1 --port {port} \
@@ -82,6 +83,35 @@ impl WranglerDev {
             bail!("wrangler dev is not on port {port}: {ready:?}");
         }
         Ok(dev)
+    }
+
+    /// Applies the D1 migrations to the local D1 under `persist`, once per
+    /// directory (as scripts/dev.sh does before `wrangler dev`).
+    fn migrate_d1(persist: &Path, log: &Path) -> Result<()> {
+        let marker = persist.join(".d1-migrated");
+        if marker.exists() {
+            return Ok(());
+        }
+        let log_file = File::options().create(true).append(true).open(log)?;
+        let script = format!(
+            "source scripts/env.sh && exec wrangler d1 migrations apply DB --local --persist-to '{}'",
+            persist.display()
+        );
+        let status = Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .current_dir(project_root())
+            .env("CI", "1") // never prompt
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .status()
+            .context("running wrangler d1 migrations apply")?;
+        if !status.success() {
+            bail!("wrangler d1 migrations apply failed with {status} (see the log)");
+        }
+        std::fs::write(&marker, b"")?;
+        Ok(())
     }
 
     pub fn http(&self, path: &str) -> String {

@@ -1,0 +1,124 @@
+//! The cold-path routes, answered from D1 alone (no shard is woken):
+//! `POST /v1/query` (`store::cold_query`) and `GET /v1/shards?after=&limit=`
+//! (`store::list_shards`). Every caller is anonymous until auth lands.
+
+use std::sync::{Arc, OnceLock};
+
+use crate::api_error::ApiError;
+use crate::glue::d1::{D1Exec, D1_BINDING};
+use crate::glue::respond;
+use crate::manifest::Manifest;
+use crate::policy::AuthContext;
+use crate::store::{cold_query, list_shards, StoreError};
+use worker::{Env, Method, Request, Response, Result};
+
+/// Request bodies are limited to this many bytes (413 above).
+pub(crate) const MAX_BODY: usize = 1 << 20;
+
+const SCHEMA_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/schema.json"));
+
+fn manifest() -> std::result::Result<Arc<Manifest>, ApiError> {
+    static MANIFEST: OnceLock<std::result::Result<Arc<Manifest>, String>> = OnceLock::new();
+    MANIFEST
+        .get_or_init(|| {
+            Manifest::from_json_str(SCHEMA_JSON)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(|e| ApiError::internal(format!("the manifest does not load: {e}")))
+}
+
+fn store_error(e: &StoreError) -> Result<Response> {
+    if let StoreError::Storage(s) = e {
+        worker::console_error!("cold path: {s}");
+    }
+    respond::error(&e.to_api_error())
+}
+
+fn d1(env: &Env) -> std::result::Result<D1Exec, Result<Response>> {
+    env.d1(D1_BINDING)
+        .map(D1Exec)
+        .map_err(|e| respond::internal(&format!("binding {D1_BINDING}"), &e))
+}
+
+/// `POST /v1/query`.
+pub(crate) async fn query(mut req: Request, env: &Env) -> Result<Response> {
+    if req.method() != Method::Post {
+        return respond::error(&ApiError::method_not_allowed("use POST /v1/query"));
+    }
+    let too_large = || {
+        respond::error(&ApiError::new(
+            413,
+            "TOO_LARGE",
+            format!("bodies are limited to {MAX_BODY} bytes"),
+        ))
+    };
+    let declared = req
+        .headers()
+        .get("Content-Length")?
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY) {
+        return too_large();
+    }
+    let Ok(bytes) = req.bytes().await else {
+        return respond::error(&ApiError::bad_request("BAD_REQUEST", "unreadable body"));
+    };
+    if bytes.len() > MAX_BODY {
+        return too_large();
+    }
+    let body: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            return respond::error(&ApiError::bad_request(
+                "BAD_QUERY",
+                format!("body is not JSON: {e}"),
+            ))
+        }
+    };
+    let manifest = match manifest() {
+        Ok(m) => m,
+        Err(e) => return respond::error(&e),
+    };
+    let db = match d1(env) {
+        Ok(db) => db,
+        Err(r) => return r,
+    };
+    match cold_query(&db, &manifest, &body, &AuthContext::anonymous()).await {
+        Ok(r) => respond::json(200, &serde_json::to_value(&r)?),
+        Err(e) => store_error(&e),
+    }
+}
+
+/// `GET /v1/shards?after=&limit=`.
+pub(crate) async fn shards(req: Request, env: &Env) -> Result<Response> {
+    if req.method() != Method::Get {
+        return respond::error(&ApiError::method_not_allowed("use GET /v1/shards"));
+    }
+    let url = req.url()?;
+    let mut after = None;
+    let mut limit = 0usize;
+    for (k, v) in url.query_pairs() {
+        match k.as_ref() {
+            "after" => after = Some(v.into_owned()),
+            "limit" => match v.parse::<usize>() {
+                Ok(n) if (1..=1000).contains(&n) => limit = n,
+                _ => {
+                    return respond::error(&ApiError::bad_request(
+                        "BAD_QUERY",
+                        "limit is an integer from 1 to 1000",
+                    ))
+                }
+            },
+            _ => {}
+        }
+    }
+    let db = match d1(env) {
+        Ok(db) => db,
+        Err(r) => return r,
+    };
+    match list_shards(&db, after.as_deref(), limit).await {
+        Ok(page) => respond::json(200, &serde_json::to_value(&page)?),
+        Err(e) => store_error(&e),
+    }
+}
