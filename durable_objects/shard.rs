@@ -116,8 +116,11 @@ impl Shard {
                     .unwrap_or_default(),
             }
         };
-        let mut engine = ShardEngine::open(sql, manifest, &name, ShardConfig::default())
-            .map_err(|e| fail("schema", e))?;
+        // Limits come from wrangler [vars] (docs/protocol.md, "Limits").
+        let config = ShardConfig::from_vars(|k| self.env.var(k).ok().map(|v| v.to_string()))
+            .map_err(|e| fail("configuration", e))?;
+        let mut engine =
+            ShardEngine::open(sql, manifest, &name, config).map_err(|e| fail("schema", e))?;
         let mut open = Vec::new();
         let mut sockets = HashMap::new();
         for ws in self.state.get_websockets() {

@@ -27,14 +27,15 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use super::config::ShardConfig;
 use super::limiter::TokenBucket;
 use super::store::{LogEntry, OutboxEntry, SchemaError, ShardStore, StoredSub};
 use crate::live::{self, Change, SubKey, Subscription, SubscriptionIndex};
 use crate::manifest::{self, Entity, Manifest};
 use crate::policy::AuthContext;
 use crate::protocol::{
-    self, close, reset_reason, Ack, ClientMsg, Encoding, ErrorCode, ErrorMsg, FrameRef, Limits,
-    Member, Op, Positioned, PresenceDiff, PresenceState, ServerMsg, Snap, Welcome, PROTOCOL,
+    self, close, reset_reason, Ack, ClientMsg, Encoding, ErrorCode, ErrorMsg, FrameRef, Member, Op,
+    Positioned, PresenceDiff, PresenceState, ServerMsg, Snap, Welcome, PROTOCOL,
 };
 use crate::query::{Query, QueryError};
 use crate::storage::{SqlConn, StorageError};
@@ -54,30 +55,6 @@ const OUTBOX_READ: usize = 1000;
 pub fn outbox_backoff_ms(attempts: i64) -> i64 {
     let doublings = attempts.saturating_sub(1).clamp(0, 6) as u32;
     (1000i64 << doublings).min(60_000)
-}
-
-/// Tunables of one shard; every one has a documented default.
-#[derive(Clone, Debug)]
-pub struct ShardConfig {
-    pub limits: Limits,
-    /// Change-log entries kept, in seqs (resume reaches back this far).
-    pub log_keep_seqs: u64,
-    /// Change-log entries older than this are dropped, in milliseconds.
-    pub log_keep_ms: i64,
-    /// A resume that would replay more touched rows than this gets a
-    /// `reset` and a fresh `snap` instead (cheaper for both sides).
-    pub max_resume_rows: usize,
-}
-
-impl Default for ShardConfig {
-    fn default() -> Self {
-        ShardConfig {
-            limits: Limits::default(),
-            log_keep_seqs: 10_000,
-            log_keep_ms: 7 * 24 * 3600 * 1000,
-            max_resume_rows: 1_000,
-        }
-    }
 }
 
 /// What the runtime knows of a connection; small enough for a WebSocket

@@ -1,12 +1,14 @@
 //! The shard engine: what one Durable Object does with its storage and its
 //! connections, with no Workers types (see `durable_objects/` for the glue).
 
+mod config;
 mod engine;
 mod limiter;
 pub mod meta;
 pub mod store;
 
+pub use config::{ConfigError, ShardConfig, VARS as CONFIG_VARS};
 pub use engine::{
-    outbox_backoff_ms, ConnInfo, Outbound, ShardConfig, ShardEngine, OUTBOX_ATTEMPTS, OUTBOX_ERROR,
+    outbox_backoff_ms, ConnInfo, Outbound, ShardEngine, OUTBOX_ATTEMPTS, OUTBOX_ERROR,
 };
 pub use store::{OutboxEntry, SchemaError, ShardStore};
