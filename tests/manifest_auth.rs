@@ -18,7 +18,10 @@ fn with_auth(auth: serde_json::Value) -> Result<Manifest, Vec<(String, &'static 
 fn absent_means_tokens_required() {
     let m = Manifest::from_value(json!({"entities": []})).unwrap();
     assert!(!m.auth().anonymous);
-    assert_eq!(m.auth().admit("x", None).unwrap_err().reason(), "MISSING_TOKEN");
+    assert_eq!(
+        m.auth().admit("x", None).unwrap_err().reason(),
+        "MISSING_TOKEN"
+    );
 }
 
 #[test]
@@ -46,15 +49,24 @@ fn full_section_loads() {
     assert!(a.admit("lobby", None).is_ok());
     let acme = AuthContext::user("u").with_tenant("acme");
     assert!(a.admit("team:acme", Some(&acme)).is_ok());
-    assert_eq!(a.admit("team:b", Some(&acme)).unwrap_err().code(), "FORBIDDEN");
-    assert_eq!(a.admit("ops:1", Some(&acme)).unwrap_err().code(), "FORBIDDEN");
+    assert_eq!(
+        a.admit("team:b", Some(&acme)).unwrap_err().code(),
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        a.admit("ops:1", Some(&acme)).unwrap_err().code(),
+        "FORBIDDEN"
+    );
 }
 
 #[test]
 fn rules_inherit_top_level_anonymous() {
     let m = with_auth(json!({"anonymous": true, "shards": [{"pattern": "room-*"}]})).unwrap();
     assert!(m.auth().admit("room-1", None).is_ok());
-    assert_eq!(m.auth().admit("lobby", None).unwrap_err().code(), "FORBIDDEN");
+    assert_eq!(
+        m.auth().admit("lobby", None).unwrap_err().code(),
+        "FORBIDDEN"
+    );
 }
 
 #[test]
@@ -86,18 +98,29 @@ fn problems_have_paths() {
     let mut want: Vec<_> = want.iter().map(|(p, c)| (p.to_string(), *c)).collect();
     want.sort();
     assert_eq!(got, want);
-    assert_eq!(with_auth(json!([])).unwrap_err(), [("auth".to_string(), "WRONG_TYPE")]);
+    assert_eq!(
+        with_auth(json!([])).unwrap_err(),
+        [("auth".to_string(), "WRONG_TYPE")]
+    );
 }
 
 #[test]
 fn example_schema_auth() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/schema.json")).unwrap();
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/schema.json"))
+            .unwrap();
     let m = Manifest::from_json_str(&text).unwrap();
     let a = m.auth();
     // curl against any ordinary shard keeps working without a token.
     assert!(a.admit("room-1", None).is_ok());
-    assert_eq!(a.admit("team:acme", None).unwrap_err().reason(), "MISSING_TOKEN");
+    assert_eq!(
+        a.admit("team:acme", None).unwrap_err().reason(),
+        "MISSING_TOKEN"
+    );
     let acme = AuthContext::user("u").with_tenant("acme");
     assert!(a.admit("team:acme", Some(&acme)).is_ok());
-    assert_eq!(a.admit("team:other", Some(&acme)).unwrap_err().reason(), "SHARD_DENIED");
+    assert_eq!(
+        a.admit("team:other", Some(&acme)).unwrap_err().reason(),
+        "SHARD_DENIED"
+    );
 }

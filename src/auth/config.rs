@@ -310,8 +310,13 @@ impl AuthConfig {
             )));
         };
         let Some(caller) = caller else {
-            let open = rule.allow_anonymous && rule.roles.is_empty() && !rule.pattern.has_bindings();
-            return if open { Ok(()) } else { Err(AuthError::MissingToken) };
+            let open =
+                rule.allow_anonymous && rule.roles.is_empty() && !rule.pattern.has_bindings();
+            return if open {
+                Ok(())
+            } else {
+                Err(AuthError::MissingToken)
+            };
         };
         if caller.is_admin {
             return Ok(());
@@ -340,21 +345,31 @@ impl AuthConfig {
             Some(name) => claim_text(claims, name)?,
             None => None,
         };
-        let roles = match c.roles.as_deref().and_then(|n| claims.get(n).map(|v| (n, v))) {
+        let roles = match c
+            .roles
+            .as_deref()
+            .and_then(|n| claims.get(n).map(|v| (n, v)))
+        {
             None | Some((_, Json::Null)) => Vec::new(),
             Some((_, Json::String(s))) => s.split_whitespace().map(str::to_owned).collect(),
             Some((n, Json::Array(list))) => list
                 .iter()
                 .map(|r| r.as_str().map(str::to_owned))
                 .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| AuthError::BadToken(format!("claim `{n}` is not a list of strings")))?,
+                .ok_or_else(|| {
+                    AuthError::BadToken(format!("claim `{n}` is not a list of strings"))
+                })?,
             Some((n, _)) => {
                 return Err(AuthError::BadToken(format!(
                     "claim `{n}` is not a list of strings"
                 )))
             }
         };
-        let is_admin = match c.is_admin.as_deref().and_then(|n| claims.get(n).map(|v| (n, v))) {
+        let is_admin = match c
+            .is_admin
+            .as_deref()
+            .and_then(|n| claims.get(n).map(|v| (n, v)))
+        {
             None | Some((_, Json::Null | Json::Bool(false))) => false,
             Some((_, Json::Bool(true))) => true,
             Some((n, _)) => return Err(AuthError::BadToken(format!("claim `{n}` is not a bool"))),

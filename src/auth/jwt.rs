@@ -96,7 +96,8 @@ pub fn verify_hs256(
         return Err(bad(format!("longer than {MAX_TOKEN_BYTES} bytes")));
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(bad("not three dot-separated parts"));
     };
@@ -115,7 +116,8 @@ pub fn verify_hs256(
     let sig = decode_part(s, "signature")?;
     let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(&token.as_bytes()[..h.len() + 1 + p.len()]);
-    mac.verify_slice(&sig).map_err(|_| AuthError::BadSignature)?;
+    mac.verify_slice(&sig)
+        .map_err(|_| AuthError::BadSignature)?;
 
     let claims = json_object(&decode_part(p, "payload")?, "payload")?;
     let skew = v.clock_skew_secs as f64;
@@ -151,7 +153,11 @@ pub fn verify_hs256(
 /// Signs `claims` as a compact HS256 JWT. For tests and development tools:
 /// production tokens come from the identity provider that holds the secret.
 pub fn sign_hs256(claims: &Json, secret: &[u8]) -> String {
-    sign_with_header(&serde_json::json!({"alg": "HS256", "typ": "JWT"}), claims, secret)
+    sign_with_header(
+        &serde_json::json!({"alg": "HS256", "typ": "JWT"}),
+        claims,
+        secret,
+    )
 }
 
 /// Like [`sign_hs256`] with any header (tests use it to forge `alg`).
@@ -189,7 +195,11 @@ mod tests {
 
     #[test]
     fn good_token() {
-        let c = check(&token(json!({"sub": "u1", "exp": NOW + 10})), &Validation::default()).unwrap();
+        let c = check(
+            &token(json!({"sub": "u1", "exp": NOW + 10})),
+            &Validation::default(),
+        )
+        .unwrap();
         assert_eq!(c["sub"], "u1");
         // Float dates are NumericDates too.
         let t = token(json!({"sub": "u1", "exp": NOW as f64 + 0.5, "nbf": NOW as f64 - 0.5}));
@@ -199,13 +209,19 @@ mod tests {
     #[test]
     fn bad_signature() {
         let t = token(json!({"sub": "u1", "exp": NOW + 10}));
-        assert_eq!(verify_hs256(&t, b"other", &Validation::default(), NOW), Err(AuthError::BadSignature));
+        assert_eq!(
+            verify_hs256(&t, b"other", &Validation::default(), NOW),
+            Err(AuthError::BadSignature)
+        );
         // A payload swapped under the old signature.
         let other = token(json!({"sub": "admin", "exp": NOW + 10}));
         let (h, rest) = t.split_once('.').unwrap();
         let sig = rest.rsplit_once('.').unwrap().1;
         let p = other.split('.').nth(1).unwrap();
-        assert_eq!(reason(check(&format!("{h}.{p}.{sig}"), &Validation::default())), "BAD_SIGNATURE");
+        assert_eq!(
+            reason(check(&format!("{h}.{p}.{sig}"), &Validation::default())),
+            "BAD_SIGNATURE"
+        );
         // One signature character changed.
         let (head, sig) = t.rsplit_once('.').unwrap();
         let flipped = if sig.starts_with('A') { "B" } else { "A" };
@@ -216,14 +232,32 @@ mod tests {
     #[test]
     fn time_checks_with_skew() {
         let v = Validation::default();
-        assert_eq!(reason(check(&token(json!({"exp": NOW - 61})), &v)), "EXPIRED");
+        assert_eq!(
+            reason(check(&token(json!({"exp": NOW - 61})), &v)),
+            "EXPIRED"
+        );
         assert_eq!(reason(check(&token(json!({"exp": NOW - 60})), &v)), "OK");
-        assert_eq!(reason(check(&token(json!({"exp": NOW + 99, "nbf": NOW + 61})), &v)), "NOT_YET_VALID");
-        assert_eq!(reason(check(&token(json!({"exp": NOW + 99, "nbf": NOW + 60})), &v)), "OK");
-        let strict = Validation { clock_skew_secs: 0, ..Validation::default() };
-        assert_eq!(reason(check(&token(json!({"exp": NOW - 1})), &strict)), "EXPIRED");
+        assert_eq!(
+            reason(check(&token(json!({"exp": NOW + 99, "nbf": NOW + 61})), &v)),
+            "NOT_YET_VALID"
+        );
+        assert_eq!(
+            reason(check(&token(json!({"exp": NOW + 99, "nbf": NOW + 60})), &v)),
+            "OK"
+        );
+        let strict = Validation {
+            clock_skew_secs: 0,
+            ..Validation::default()
+        };
+        assert_eq!(
+            reason(check(&token(json!({"exp": NOW - 1})), &strict)),
+            "EXPIRED"
+        );
         assert_eq!(reason(check(&token(json!({"sub": "u"})), &v)), "BAD_TOKEN");
-        assert_eq!(reason(check(&token(json!({"exp": "later"})), &v)), "BAD_TOKEN");
+        assert_eq!(
+            reason(check(&token(json!({"exp": "later"})), &v)),
+            "BAD_TOKEN"
+        );
     }
 
     #[test]
@@ -248,7 +282,10 @@ mod tests {
         assert_eq!(reason(check(&token(no_aud), &v)), "WRONG_AUDIENCE");
         // No audience configured: a token naming one is refused.
         let named = json!({"exp": exp, "aud": "pylon"});
-        assert_eq!(reason(check(&token(named), &Validation::default())), "WRONG_AUDIENCE");
+        assert_eq!(
+            reason(check(&token(named), &Validation::default())),
+            "WRONG_AUDIENCE"
+        );
     }
 
     #[test]
@@ -256,12 +293,19 @@ mod tests {
         let claims = json!({"sub": "u1", "exp": NOW + 10});
         for alg in ["none", "None", "HS384", "HS512", "RS256", "ES256", "hs256"] {
             let t = sign_with_header(&json!({"alg": alg}), &claims, SECRET);
-            assert_eq!(reason(check(&t, &Validation::default())), "BAD_TOKEN", "{alg}");
+            assert_eq!(
+                reason(check(&t, &Validation::default())),
+                "BAD_TOKEN",
+                "{alg}"
+            );
         }
         // alg none with an empty signature.
         let h = URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#);
         let p = URL_SAFE_NO_PAD.encode(claims.to_string());
-        assert_eq!(reason(check(&format!("{h}.{p}."), &Validation::default())), "BAD_TOKEN");
+        assert_eq!(
+            reason(check(&format!("{h}.{p}."), &Validation::default())),
+            "BAD_TOKEN"
+        );
         let t = sign_with_header(&json!({"typ": "JWT"}), &claims, SECRET);
         assert_eq!(reason(check(&t, &Validation::default())), "BAD_TOKEN");
         let t = sign_with_header(&json!({"alg": "HS256", "crit": ["b64"]}), &claims, SECRET);
@@ -279,7 +323,9 @@ mod tests {
             URL_SAFE_NO_PAD.encode("[1]"),
             URL_SAFE_NO_PAD.encode("{}")
         );
-        for t in ["", ".", "..", "a.b", "a.b.c.d", "!!.!!.!!", &long, &padded, &not_json] {
+        for t in [
+            "", ".", "..", "a.b", "a.b.c.d", "!!.!!.!!", &long, &padded, &not_json,
+        ] {
             assert_eq!(reason(check(t, &v)), "BAD_TOKEN", "{t:.40}");
         }
         // A payload that is not an object, correctly signed.

@@ -176,7 +176,11 @@ mod tests {
             (Some(&admin), "user:bob", "OK"),
         ];
         for (t, shard, want) in table {
-            assert_eq!(reason(&c, t.map(String::as_str), shard), want, "{shard} {t:?}");
+            assert_eq!(
+                reason(&c, t.map(String::as_str), shard),
+                want,
+                "{shard} {t:?}"
+            );
         }
         // No rule fits: denied to everyone, admins included.
         let narrow = AuthConfig {
@@ -185,7 +189,11 @@ mod tests {
         };
         assert_eq!(reason(&narrow, Some(&admin), "lobby"), "SHARD_DENIED");
         // No rules: `*` with the top-level `anonymous`.
-        let open = AuthConfig { anonymous: true, shards: vec![], ..config() };
+        let open = AuthConfig {
+            anonymous: true,
+            shards: vec![],
+            ..config()
+        };
         assert_eq!(reason(&open, None, "x"), "OK");
         assert_eq!(reason(&AuthConfig::default(), None, "x"), "MISSING_TOKEN");
         // A bad token is refused even where anonymous callers are welcome.
@@ -196,21 +204,41 @@ mod tests {
     fn claims_to_context() {
         let c = config();
         let t = token(json!({"tenant": "acme", "roles": ["a", "b"], "admin": false}));
-        let a = c.authenticate(Some(&t), Some(SECRET), "lobby", NOW).unwrap();
-        assert_eq!(a, AuthContext::user("ann").with_tenant("acme").with_roles(["a", "b"]));
+        let a = c
+            .authenticate(Some(&t), Some(SECRET), "lobby", NOW)
+            .unwrap();
+        assert_eq!(
+            a,
+            AuthContext::user("ann")
+                .with_tenant("acme")
+                .with_roles(["a", "b"])
+        );
         let t = token(json!({"roles": "a b", "sub": 42}));
-        let a = c.authenticate(Some(&t), Some(SECRET), "lobby", NOW).unwrap();
+        let a = c
+            .authenticate(Some(&t), Some(SECRET), "lobby", NOW)
+            .unwrap();
         assert_eq!(a, AuthContext::user("42").with_roles(["a", "b"]));
-        for bad in [json!({"sub": null}), json!({"sub": ""}), json!({"roles": [1]}),
-                    json!({"admin": "yes"}), json!({"tenant": {}})] {
-            assert_eq!(reason(&c, Some(&token(bad.clone())), "lobby"), "BAD_TOKEN", "{bad}");
+        for bad in [
+            json!({"sub": null}),
+            json!({"sub": ""}),
+            json!({"roles": [1]}),
+            json!({"admin": "yes"}),
+            json!({"tenant": {}}),
+        ] {
+            assert_eq!(
+                reason(&c, Some(&token(bad.clone())), "lobby"),
+                "BAD_TOKEN",
+                "{bad}"
+            );
         }
         // A mapping can be switched off.
         let mut off = config();
         off.claims.is_admin = None;
         off.claims.user_id = "uid".into();
         let t = token(json!({"uid": "u9", "admin": true}));
-        let a = off.authenticate(Some(&t), Some(SECRET), "lobby", NOW).unwrap();
+        let a = off
+            .authenticate(Some(&t), Some(SECRET), "lobby", NOW)
+            .unwrap();
         assert!(!a.is_admin && a.user_id.as_deref() == Some("u9"));
     }
 
@@ -218,20 +246,43 @@ mod tests {
     fn secrets_and_headers() {
         let c = config();
         let t = token(json!({}));
-        let short = c.authenticate(Some(&t), Some(b"short"), "lobby", NOW).unwrap_err();
+        let short = c
+            .authenticate(Some(&t), Some(b"short"), "lobby", NOW)
+            .unwrap_err();
         assert_eq!((short.reason(), short.status()), ("NOT_CONFIGURED", 500));
-        assert_eq!(c.authenticate(Some(&t), None, "lobby", NOW).unwrap_err().status(), 500);
+        assert_eq!(
+            c.authenticate(Some(&t), None, "lobby", NOW)
+                .unwrap_err()
+                .status(),
+            500
+        );
         // No token and no secret is fine where anonymous callers are let in.
         assert!(c.authenticate(None, None, "lobby", NOW).is_ok());
 
         assert_eq!(request_token(Some("Bearer abc"), None), Ok(Some("abc")));
-        assert_eq!(request_token(Some("bearer  abc "), Some("bearer.x")), Ok(Some("abc")));
-        assert_eq!(request_token(None, Some("pylon.v1.json, bearer.xyz")), Ok(Some("xyz")));
+        assert_eq!(
+            request_token(Some("bearer  abc "), Some("bearer.x")),
+            Ok(Some("abc"))
+        );
+        assert_eq!(
+            request_token(None, Some("pylon.v1.json, bearer.xyz")),
+            Ok(Some("xyz"))
+        );
         assert_eq!(request_token(None, Some("pylon.v1.json")), Ok(None));
-        assert_eq!(request_token(Some("Basic Zm9v"), None).unwrap_err().reason(), "BAD_TOKEN");
-        assert_eq!(request_token(Some("Bearer "), None).unwrap_err().reason(), "BAD_TOKEN");
+        assert_eq!(
+            request_token(Some("Basic Zm9v"), None)
+                .unwrap_err()
+                .reason(),
+            "BAD_TOKEN"
+        );
+        assert_eq!(
+            request_token(Some("Bearer "), None).unwrap_err().reason(),
+            "BAD_TOKEN"
+        );
 
-        let a = AuthContext::user("zoë").with_tenant("acme").with_roles(["r"]);
+        let a = AuthContext::user("zoë")
+            .with_tenant("acme")
+            .with_roles(["r"]);
         let h = encode_context(&a);
         assert!(h.is_ascii());
         assert_eq!(decode_context(&h), Some(a));

@@ -1,3 +1,4 @@
+pub mod auth;
 pub mod bad_input;
 pub mod health;
 pub mod hibernation;
