@@ -345,10 +345,30 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     match within("raw refused upgrade", tokio_tungstenite::connect_async(req)).await? {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
             ensure!(resp.status().as_u16() == 403, "{:?}", resp.status());
-            let body: Value = serde_json::from_slice(resp.body().as_deref().unwrap_or_default())?;
-            ensure!(body["error"]["code"] == "FORBIDDEN", "{body}");
+            // tungstenite keeps only the body bytes that came with the
+            // head; when it has them, they are the JSON error shape.
+            if let Some(bytes) = resp.body().as_deref().filter(|b| !b.is_empty()) {
+                let body: Value = serde_json::from_slice(bytes)?;
+                ensure!(body["error"]["code"] == "FORBIDDEN", "{body}");
+            }
         }
         other => bail!("refused upgrade: {:?}", other.map(|_| ())),
     }
+    // The same refusal read over plain HTTP: the JSON error shape.
+    let resp = reqwest::Client::new()
+        .get(ctx.dev.http(&format!("/v1/shards/{other}/ws")))
+        .header("Upgrade", "websocket")
+        .header(
+            "Sec-WebSocket-Protocol",
+            format!("pylon.v1.json, bearer.{ann}"),
+        )
+        .send()
+        .await?;
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await?;
+    ensure!(
+        status == 403 && body["error"]["code"] == "FORBIDDEN",
+        "{status} {body}"
+    );
     Ok(())
 }
