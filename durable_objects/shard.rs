@@ -205,7 +205,12 @@ impl Shard {
         self.deliver(out);
     }
 
-    async fn accept_socket(&self, req: &Request, shard: &str) -> Result<Response> {
+    async fn accept_socket(
+        &self,
+        req: &Request,
+        shard: &str,
+        auth: AuthContext,
+    ) -> Result<Response> {
         let upgrade = req.headers().get("Upgrade")?.unwrap_or_default();
         if !upgrade.eq_ignore_ascii_case("websocket") {
             return respond::error(&ApiError::new(
@@ -229,7 +234,7 @@ impl Shard {
             format!("c{}", m.add(NEXT_CONN, 1).map_err(|e| fail("meta", e))?)
         };
         let info = ConnInfo {
-            auth: AuthContext::anonymous(),
+            auth,
             encoding: negotiated.encoding,
             client: None,
         };
@@ -278,7 +283,7 @@ impl Shard {
             .map_err(|e| ApiError::bad_request("BAD_FRAME", format!("body is not JSON: {e}")))
     }
 
-    async fn http_mutate(&self, mut req: Request) -> Result<Response> {
+    async fn http_mutate(&self, mut req: Request, auth: &AuthContext) -> Result<Response> {
         let body = match Self::read_body(&mut req).await {
             Ok(b) => b,
             Err(e) => return respond::error(&e),
@@ -310,9 +315,7 @@ impl Shard {
                 .map_err(|e| fail("engine busy", e))?;
             let engine = engine.as_mut().ok_or_else(|| fail("engine", "not open"))?;
             let op = (!m.op.is_empty()).then_some(m.op);
-            engine
-                .mutate(None, &AuthContext::anonymous(), op, m.ops, now_ms())
-                .await
+            engine.mutate(None, auth, op, m.ops, now_ms()).await
         };
         match result {
             Ok((ack, out)) => {
@@ -326,7 +329,7 @@ impl Shard {
         }
     }
 
-    async fn http_query(&self, mut req: Request) -> Result<Response> {
+    async fn http_query(&self, mut req: Request, auth: &AuthContext) -> Result<Response> {
         let body = match Self::read_body(&mut req).await {
             Ok(b) => b,
             Err(e) => return respond::error(&e),
@@ -336,7 +339,7 @@ impl Shard {
             .try_borrow()
             .map_err(|e| fail("engine busy", e))?;
         let engine = engine.as_ref().ok_or_else(|| fail("engine", "not open"))?;
-        match engine.query(&AuthContext::anonymous(), &body) {
+        match engine.query(auth, &body) {
             Ok(v) => respond::json(200, &v),
             Err(e) => respond::error(&ApiError::from(&e)),
         }
@@ -507,15 +510,30 @@ impl DurableObject for Shard {
             Ok(_) => return respond::error(&ApiError::not_found("not a shard route")),
             Err(e) => return respond::error(&e),
         };
+        // The router authenticated the caller and put it here; requests
+        // reach this object only through the router.
+        let auth = match req.headers().get(crate::auth::AUTH_HEADER)? {
+            Some(h) => crate::auth::decode_context(&h),
+            None => None,
+        };
+        let Some(auth) = auth else {
+            worker::console_error!(
+                "shard: a request without the router's {} header",
+                crate::auth::AUTH_HEADER
+            );
+            return respond::error(&ApiError::internal(
+                "the request did not come through the router",
+            ));
+        };
         if let Err(e) = self.ensure_engine(Some(&shard)).await {
             return respond::internal("opening the shard", &e);
         }
         let method = req.method();
         let result = match (method.clone(), rest.as_str()) {
-            (Method::Get, "ws") => self.accept_socket(&req, &shard).await,
+            (Method::Get, "ws") => self.accept_socket(&req, &shard, auth).await,
             (Method::Get, "stats") => self.stats(),
-            (Method::Post, "mutate") => self.http_mutate(req).await,
-            (Method::Post, "query") => self.http_query(req).await,
+            (Method::Post, "mutate") => self.http_mutate(req, &auth).await,
+            (Method::Post, "query") => self.http_query(req, &auth).await,
             (_, "ws" | "stats" | "mutate" | "query") => respond::error(
                 &ApiError::method_not_allowed(format!("{method:?} is not allowed on {rest}")),
             ),

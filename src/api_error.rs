@@ -18,6 +18,8 @@ pub struct ApiError {
     pub status: u16,
     pub code: &'static str,
     pub message: String,
+    /// A finer code under `code`, e.g. `EXPIRED` under `UNAUTHORIZED`.
+    pub reason: Option<&'static str>,
 }
 
 impl ApiError {
@@ -26,7 +28,12 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            reason: None,
         }
+    }
+    pub fn with_reason(mut self, reason: &'static str) -> Self {
+        self.reason = Some(reason);
+        self
     }
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(404, "NOT_FOUND", message)
@@ -43,7 +50,11 @@ impl ApiError {
 
     /// The JSON body sent to the client.
     pub fn body(&self) -> serde_json::Value {
-        json!({ "error": { "code": self.code, "message": self.message } })
+        let mut body = json!({ "error": { "code": self.code, "message": self.message } });
+        if let Some(r) = self.reason {
+            body["error"]["reason"] = json!(r);
+        }
+        body
     }
 }
 

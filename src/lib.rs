@@ -5,6 +5,7 @@
 //! compiles for wasm32 only and only maps runtime events onto engine calls.
 
 pub mod api_error;
+pub mod auth;
 #[cfg(all(feature = "client", not(target_arch = "wasm32")))]
 pub mod client;
 pub mod live;

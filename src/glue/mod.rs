@@ -1,6 +1,7 @@
 //! Workers glue for the router: the fetch entry point and response helpers.
 //! wasm32 only; it maps requests onto engine calls and nothing more.
 
+pub(crate) mod auth;
 mod cold;
 pub(crate) mod d1;
 pub(crate) mod respond;

@@ -26,8 +26,13 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     }
 }
 
-/// Forwards the request unchanged; the object reads its name from the path.
+/// Authenticates the request, then forwards it with the caller in
+/// `x-pylon-auth` (see `glue::auth`); the object reads its name from the path.
 async fn to_shard(env: &Env, shard: &str, req: Request) -> Result<Response> {
+    let req = match crate::glue::auth::gate(env, shard, &req)? {
+        crate::glue::auth::Gate::Pass(fwd) => fwd,
+        crate::glue::auth::Gate::Refuse(resp) => return Ok(resp),
+    };
     let stub = match env
         .durable_object(SHARD_BINDING)
         .and_then(|ns| ns.get_by_name(shard))

@@ -82,6 +82,21 @@ pub enum Problem {
     EmptyPolicy {
         path: String,
     },
+    /// An `auth.shards[i].pattern` that does not parse.
+    InvalidPattern {
+        path: String,
+        reason: String,
+    },
+    /// A number outside its allowed range.
+    OutOfRange {
+        path: String,
+        min: u64,
+        max: u64,
+    },
+    /// A string that must not be empty.
+    EmptyString {
+        path: String,
+    },
 }
 
 impl Problem {
@@ -99,7 +114,10 @@ impl Problem {
             | Problem::UnknownField { path, .. }
             | Problem::EmptyIndex { path }
             | Problem::PolicyParse { path, .. }
-            | Problem::EmptyPolicy { path } => path,
+            | Problem::EmptyPolicy { path }
+            | Problem::InvalidPattern { path, .. }
+            | Problem::OutOfRange { path, .. }
+            | Problem::EmptyString { path } => path,
         }
     }
 
@@ -119,6 +137,9 @@ impl Problem {
             Problem::EmptyIndex { .. } => "EMPTY_INDEX",
             Problem::PolicyParse { .. } => "POLICY_PARSE",
             Problem::EmptyPolicy { .. } => "EMPTY_POLICY",
+            Problem::InvalidPattern { .. } => "INVALID_PATTERN",
+            Problem::OutOfRange { .. } => "OUT_OF_RANGE",
+            Problem::EmptyString { .. } => "EMPTY_STRING",
         }
     }
 }
@@ -154,6 +175,11 @@ impl fmt::Display for Problem {
             Problem::EmptyPolicy { .. } => f.write_str(
                 "a policy needs at least one of allowRead, allowInsert, allowUpdate, allowDelete, allowWrite, allow",
             ),
+            Problem::InvalidPattern { reason, .. } => write!(f, "invalid shard pattern: {reason}"),
+            Problem::OutOfRange { min, max, .. } => {
+                write!(f, "expected a whole number from {min} to {max}")
+            }
+            Problem::EmptyString { .. } => f.write_str("must not be empty"),
         }
     }
 }

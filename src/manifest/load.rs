@@ -16,6 +16,7 @@ use serde_json::{Map, Value as Json};
 use super::error::Problem;
 use super::model::{Entity, Field, FieldType, Index};
 use super::names::{check_name, is_sqlite_reserved, NameCheck};
+use crate::auth::{AuthConfig, ClaimNames, Pattern, ShardRule, Validation};
 use crate::policy::{Policies, Policy, Rule};
 
 /// What a manifest declares, validated.
@@ -24,11 +25,25 @@ pub(super) struct Loaded {
     pub version: Option<String>,
     pub entities: Vec<Entity>,
     pub policies: Policies,
+    pub auth: AuthConfig,
 }
 
 const ENTITY_KEYS: &[&str] = &["name", "fields", "indexes"];
 const FIELD_KEYS: &[&str] = &["name", "type", "optional", "unique"];
 const INDEX_KEYS: &[&str] = &["name", "fields", "unique"];
+const AUTH_KEYS: &[&str] = &[
+    "anonymous",
+    "issuer",
+    "audience",
+    "clockSkewSeconds",
+    "claims",
+    "shards",
+];
+const CLAIM_KEYS: &[&str] = &["userId", "tenantId", "roles", "isAdmin"];
+const SHARD_RULE_KEYS: &[&str] = &["pattern", "allowAnonymous", "roles"];
+/// Upper bound of `auth.clockSkewSeconds`.
+const MAX_CLOCK_SKEW: u64 = 3600;
+
 const POLICY_KEYS: &[&str] = &[
     "name",
     "entity",
@@ -72,12 +87,17 @@ pub(super) fn load(root: &Json) -> Result<Loaded, Vec<Problem>> {
     };
     cx.cross_check(&entities);
     let policies = cx.policies(top.get("policies"), &entities);
+    let auth = match top.get("auth") {
+        None | Some(Json::Null) => AuthConfig::default(),
+        Some(v) => cx.auth(v),
+    };
     if cx.problems.is_empty() {
         Ok(Loaded {
             name,
             version,
             entities,
             policies,
+            auth,
         })
     } else {
         Err(cx.problems)
@@ -535,5 +555,111 @@ impl Cx {
             }
         }
         Policies::new(out)
+    }
+
+    /// A non-empty string at `path.key`, if present.
+    fn opt_nonempty(&mut self, o: &Map<String, Json>, path: &str, key: &str) -> Option<String> {
+        let s = self.opt_str(o, path, key)?;
+        if s.is_empty() {
+            self.push(Problem::EmptyString {
+                path: join(path, key),
+            });
+            return None;
+        }
+        Some(s.to_owned())
+    }
+
+    /// The `auth` section (see docs/auth.md).
+    fn auth(&mut self, v: &Json) -> AuthConfig {
+        let mut config = AuthConfig::default();
+        let Some(o) = self.object(v, "auth") else {
+            return config;
+        };
+        self.known_keys(o, "auth", AUTH_KEYS);
+        config.anonymous = self.opt_bool(o, "auth", "anonymous");
+        config.validation = Validation {
+            issuer: self.opt_nonempty(o, "auth", "issuer"),
+            audience: self.opt_nonempty(o, "auth", "audience"),
+            clock_skew_secs: match o.get("clockSkewSeconds") {
+                None | Some(Json::Null) => Validation::default().clock_skew_secs,
+                Some(Json::Number(n)) if n.as_u64().is_some_and(|s| s <= MAX_CLOCK_SKEW) => {
+                    n.as_u64().unwrap_or_default()
+                }
+                Some(_) => {
+                    self.push(Problem::OutOfRange {
+                        path: "auth.clockSkewSeconds".into(),
+                        min: 0,
+                        max: MAX_CLOCK_SKEW,
+                    });
+                    0
+                }
+            },
+        };
+        if let Some(c) = o.get("claims").filter(|c| !c.is_null()) {
+            if let Some(c) = self.object(c, "auth.claims") {
+                self.known_keys(c, "auth.claims", CLAIM_KEYS);
+                let d = ClaimNames::default();
+                let path = "auth.claims";
+                // An explicit null switches a mapping off (userId cannot be).
+                let mapped = |cx: &mut Cx, key: &str, default: Option<String>| match c.get(key) {
+                    None => default,
+                    Some(Json::Null) => None,
+                    Some(_) => cx.opt_nonempty(c, path, key),
+                };
+                config.claims = ClaimNames {
+                    user_id: match c.get("userId") {
+                        None => d.user_id,
+                        Some(Json::Null) => {
+                            self.push(Problem::WrongType {
+                                path: "auth.claims.userId".into(),
+                                expected: "a claim name",
+                                given: "null",
+                            });
+                            d.user_id
+                        }
+                        Some(_) => self.opt_nonempty(c, path, "userId").unwrap_or(d.user_id),
+                    },
+                    tenant_id: mapped(self, "tenantId", d.tenant_id),
+                    roles: mapped(self, "roles", d.roles),
+                    is_admin: mapped(self, "isAdmin", d.is_admin),
+                };
+            }
+        }
+        for (i, r) in self.opt_array(o, "auth", "shards").iter().enumerate() {
+            let path = format!("auth.shards[{i}]");
+            let Some(r) = self.object(r, &path) else {
+                continue;
+            };
+            self.known_keys(r, &path, SHARD_RULE_KEYS);
+            let allow_anonymous = match r.get("allowAnonymous") {
+                None | Some(Json::Null) => config.anonymous,
+                Some(_) => self.opt_bool(r, &path, "allowAnonymous"),
+            };
+            let mut roles = Vec::new();
+            for (j, role) in self.opt_array(r, &path, "roles").iter().enumerate() {
+                match role {
+                    Json::String(s) if !s.is_empty() => roles.push(s.clone()),
+                    _ => self.wrong(role, &format!("{path}.roles[{j}]"), "a role name"),
+                }
+            }
+            let pattern = self.req_str(r, &path, "pattern").and_then(|p| {
+                Pattern::parse(p)
+                    .map_err(|reason| {
+                        self.push(Problem::InvalidPattern {
+                            path: join(&path, "pattern"),
+                            reason,
+                        })
+                    })
+                    .ok()
+            });
+            if let Some(pattern) = pattern {
+                config.shards.push(ShardRule {
+                    pattern,
+                    allow_anonymous,
+                    roles,
+                });
+            }
+        }
+        config
     }
 }

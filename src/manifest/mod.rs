@@ -34,6 +34,7 @@ pub use row::{
     columns, decode_row, insert_columns, update_columns, validate_insert, validate_update, RowError,
 };
 
+use crate::auth::AuthConfig;
 use crate::policy::Policies;
 
 /// A loaded, validated manifest.
@@ -43,6 +44,7 @@ pub struct Manifest {
     name: Option<String>,
     version: Option<String>,
     policies: Policies,
+    auth: AuthConfig,
     source: String,
 }
 
@@ -71,6 +73,7 @@ impl Manifest {
             name: l.name,
             version: l.version,
             policies: l.policies,
+            auth: l.auth,
             source,
         })
     }
@@ -92,6 +95,11 @@ impl Manifest {
     /// The policies, parsed at load.
     pub fn policies(&self) -> &Policies {
         &self.policies
+    }
+
+    /// The `auth` section (its defaults when absent: tokens required).
+    pub fn auth(&self) -> &AuthConfig {
+        &self.auth
     }
 
     /// The text the manifest was loaded from, to store and load again later.

@@ -55,6 +55,7 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
         scenario!(scenarios::health::run),
         scenario!(scenarios::routing::run),
         scenario!(scenarios::live::run),
+        scenario!(scenarios::auth::run),
         scenario!(scenarios::bad_input::run),
         scenario!(scenarios::hibernation::run),
         scenario!(scenarios::restart::run),

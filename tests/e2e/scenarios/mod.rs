@@ -1,3 +1,4 @@
+pub mod auth;
 pub mod bad_input;
 pub mod cold_path;
 pub mod health;

@@ -2,6 +2,8 @@
 
 pub mod server;
 
+pub use server::project_root;
+
 use std::future::Future;
 use std::time::Duration;
 

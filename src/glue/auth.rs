@@ -1,0 +1,123 @@
+//! The router's gate: authenticates a shard request against the manifest's
+//! `auth` section and rewrites it for the shard, or refuses it.
+//!
+//! The verified caller travels in `x-pylon-auth`; every incoming `x-pylon-*`
+//! header is removed first, so a client cannot supply its own. Tokens and
+//! the secret are never logged.
+
+use std::sync::{Arc, OnceLock};
+
+use worker::{Date, Env, Request, Response, Result};
+
+use crate::api_error::ApiError;
+use crate::auth::{self, AuthError};
+use crate::glue::respond;
+use crate::manifest::Manifest;
+
+const SCHEMA_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/schema.json"));
+
+/// The embedded manifest, parsed once per isolate.
+fn manifest() -> std::result::Result<Arc<Manifest>, String> {
+    static MANIFEST: OnceLock<std::result::Result<Arc<Manifest>, String>> = OnceLock::new();
+    MANIFEST
+        .get_or_init(|| {
+            Manifest::from_json_str(SCHEMA_JSON)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+}
+
+/// The HS256 key: a wrangler secret, or a var (`.dev.vars` locally).
+fn secret(env: &Env) -> Option<String> {
+    env.secret(auth::SECRET_VAR)
+        .map(|s| s.to_string())
+        .or_else(|_| env.var(auth::SECRET_VAR).map(|v| v.to_string()))
+        .ok()
+}
+
+/// What the gate decided.
+pub(crate) enum Gate {
+    /// The request to hand to the shard.
+    Pass(Request),
+    /// The answer to the client.
+    Refuse(Response),
+}
+
+fn refuse(e: &AuthError) -> Result<Gate> {
+    if let AuthError::NotConfigured(why) = e {
+        worker::console_error!("auth: {why}");
+    }
+    let mut resp = respond::error(&e.to_api_error())?;
+    if e.status() == 401 {
+        // RFC 6750 §3: a challenge, with invalid_token when one was sent.
+        let challenge = match e {
+            AuthError::MissingToken => "Bearer".to_owned(),
+            _ => format!(
+                "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                e.reason()
+            ),
+        };
+        resp.headers_mut().set("WWW-Authenticate", &challenge)?;
+    }
+    Ok(Gate::Refuse(resp))
+}
+
+/// Authenticates `req` for `shard`.
+pub(crate) fn gate(env: &Env, shard: &str, req: &Request) -> Result<Gate> {
+    let manifest = match manifest() {
+        Ok(m) => m,
+        Err(e) => {
+            worker::console_error!("auth: the manifest does not load: {e}");
+            return Ok(Gate::Refuse(respond::error(&ApiError::internal(
+                "the manifest does not load",
+            ))?));
+        }
+    };
+    let headers = req.headers();
+    let authorization = headers.get("Authorization")?;
+    let protocols = headers.get("Sec-WebSocket-Protocol")?;
+    let token = match auth::request_token(authorization.as_deref(), protocols.as_deref()) {
+        Ok(t) => t,
+        Err(e) => return refuse(&e),
+    };
+    let secret = secret(env);
+    let now = (Date::now().as_millis() / 1000) as i64;
+    let caller =
+        match manifest
+            .auth()
+            .authenticate(token, secret.as_deref().map(str::as_bytes), shard, now)
+        {
+            Ok(c) => c,
+            Err(e) => return refuse(&e),
+        };
+
+    let mut fwd = req.clone_mut()?;
+    let out = fwd.headers_mut()?;
+    let internal: Vec<String> = out
+        .keys()
+        .filter(|k| {
+            k.to_ascii_lowercase()
+                .starts_with(auth::INTERNAL_HEADER_PREFIX)
+        })
+        .collect();
+    for k in internal {
+        out.delete(&k)?;
+    }
+    // The shard needs the identity, not the credentials.
+    out.delete("Authorization")?;
+    if let Some(p) = protocols.as_deref() {
+        let kept: Vec<&str> = p
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty() && !e.starts_with("bearer."))
+            .collect();
+        if kept.is_empty() {
+            out.delete("Sec-WebSocket-Protocol")?;
+        } else {
+            out.set("Sec-WebSocket-Protocol", &kept.join(", "))?;
+        }
+    }
+    out.set(auth::AUTH_HEADER, &auth::encode_context(&caller))?;
+    Ok(Gate::Pass(fwd))
+}
