@@ -501,6 +501,8 @@ struct RateResult {
     failed: u64,
 }
 
+/// `ping_only`: the same load of round trips, but `ping`s (no storage, no
+/// fan-out): the per-event floor of this machine's runtime, as a baseline.
 async fn mutation_rate(
     port: u16,
     shard: &str,
@@ -508,6 +510,7 @@ async fn mutation_rate(
     depth: usize,
     secs: u64,
     runs: usize,
+    ping_only: bool,
 ) -> Result<RateResult> {
     let mut ws = Vec::with_capacity(writers);
     for _ in 0..writers {
@@ -537,10 +540,15 @@ async fn mutation_rate(
                             id: format!("seed{}", (w + lane) % SEED_ROWS),
                             set: row(json!({"title": format!("w{w}.{lane}.{k}")})),
                         };
-                        match tokio::time::timeout(Duration::from_secs(10), c.mutate(vec![op]))
-                            .await
-                        {
-                            Ok(Ok(_)) => {
+                        let done = async {
+                            if ping_only {
+                                c.ping().await.map(|_| ())
+                            } else {
+                                c.mutate(vec![op]).await.map(|_| ())
+                            }
+                        };
+                        match tokio::time::timeout(Duration::from_secs(10), done).await {
+                            Ok(Ok(())) => {
                                 ok.fetch_add(1, Ordering::Relaxed);
                             }
                             Ok(Err(e)) if e.code() == Some(ErrorCode::RateLimited) => {
@@ -725,7 +733,7 @@ async fn run() -> Result<()> {
         }
         for (w, d) in variants {
             eprintln!("  {w} writers, depth {d}");
-            rates.push(mutation_rate(port, &shard, w, d, secs, runs).await?);
+            rates.push(mutation_rate(port, &shard, w, d, secs, runs, false).await?);
         }
         let (clients, subs): (Vec<_>, Vec<_>) = subs.into_iter().unzip();
         drop(subs);
@@ -733,8 +741,13 @@ async fn run() -> Result<()> {
         // The same load with nobody subscribed: what the fan-out costs.
         if let Some(&w) = writers.iter().max() {
             eprintln!("  {w} writers, depth 0, no subscribers");
-            let mut r = mutation_rate(port, &shard, w, 0, secs, runs).await?;
+            let mut r = mutation_rate(port, &shard, w, 0, secs, runs, false).await?;
             r.label.push_str(", 0 subscribers");
+            rates.push(r);
+            // Baseline: the same round trips as pings (no storage, no diffs).
+            eprintln!("  {w} writers, ping round trips (baseline)");
+            let mut r = mutation_rate(port, &shard, w, 0, secs, runs, true).await?;
+            r.label = format!("{w} clients, ping round trips (baseline: no storage)");
             rates.push(r);
         }
     }

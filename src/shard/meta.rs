@@ -34,6 +34,12 @@ impl<'a, C: SqlConn> Meta<'a, C> {
         Ok(Self { conn })
     }
 
+    /// For a connection whose table [`Meta::open`] already created (the
+    /// shard store does at start-up): no DDL on the hot path.
+    pub fn existing(conn: &'a C) -> Self {
+        Self { conn }
+    }
+
     /// Adds `by` to an integer value (missing counts as 0) and returns the sum.
     pub fn add(&self, key: &str, by: i64) -> Result<i64, StorageError> {
         let rows = self.conn.exec(

@@ -127,8 +127,9 @@ impl<C: SqlConn> ShardStore<C> {
         &self.conn
     }
 
+    /// The meta table; created by [`ShardStore::ensure_schema`].
     pub fn meta(&self) -> Result<Meta<'_, C>, StorageError> {
-        Meta::open(&self.conn)
+        Ok(Meta::existing(&self.conn))
     }
 
     /// Creates the runtime's tables and brings the manifest's tables up to
@@ -137,7 +138,7 @@ impl<C: SqlConn> ShardStore<C> {
         for sql in TABLES {
             self.conn.exec(sql, &[])?;
         }
-        let meta = self.meta()?;
+        let meta = Meta::open(&self.conn)?;
         let stored = meta.text(SCHEMA)?;
         if stored.as_deref() == Some(manifest.source()) {
             return Ok(());
