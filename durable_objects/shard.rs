@@ -15,7 +15,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -28,7 +27,6 @@ use super::do_sql::DoSql;
 use crate::api_error::ApiError;
 use crate::glue::d1::{D1Exec, D1_BINDING};
 use crate::glue::respond;
-use crate::manifest::Manifest;
 use crate::policy::AuthContext;
 use crate::protocol::{self, ClientMsg, Encoding, Frame, FrameRef, ServerMsg};
 use crate::route::{self, Route};
@@ -42,21 +40,6 @@ const NEXT_CONN: &str = "next_conn";
 const DRAIN_DELAY_MS: i64 = 100;
 /// A pending alarm this far past its time is taken as lost and set again.
 const ALARM_OVERDUE_MS: i64 = 5_000;
-const SCHEMA_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/schema.json"));
-
-/// The embedded manifest, parsed once per isolate (it never changes while
-/// the isolate lives, so a static is safe across evictions).
-fn manifest() -> std::result::Result<Arc<Manifest>, ApiError> {
-    static MANIFEST: OnceLock<std::result::Result<Arc<Manifest>, String>> = OnceLock::new();
-    MANIFEST
-        .get_or_init(|| {
-            Manifest::from_json_str(SCHEMA_JSON)
-                .map(Arc::new)
-                .map_err(|e| e.to_string())
-        })
-        .clone()
-        .map_err(|e| ApiError::internal(format!("the manifest does not load: {e}")))
-}
 
 /// What survives hibernation with each socket (well under 16 KiB).
 #[derive(Serialize, Deserialize)]
@@ -100,7 +83,7 @@ impl Shard {
         if self.engine.borrow().is_some() {
             return Ok(());
         }
-        let manifest = manifest().map_err(|e| fail("manifest", e.message))?;
+        let manifest = crate::glue::schema::manifest().map_err(|e| fail("manifest", e.message))?;
         let sql = self.sql();
         let name = {
             let m = Meta::open(&sql).map_err(|e| fail("meta", e))?;
@@ -383,7 +366,7 @@ impl Shard {
     /// (seq guard), so one applied but not deleted (kill -9 in between) is
     /// simply applied again.
     async fn drain(&self) {
-        let manifest = match manifest() {
+        let manifest = match crate::glue::schema::manifest() {
             Ok(m) => m,
             Err(e) => {
                 worker::console_error!("shard: drain: {}", e.message);

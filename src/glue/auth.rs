@@ -5,28 +5,11 @@
 //! header is removed first, so a client cannot supply its own. Tokens and
 //! the secret are never logged.
 
-use std::sync::{Arc, OnceLock};
-
 use worker::{Date, Env, Request, Response, Result};
 
 use crate::api_error::ApiError;
 use crate::auth::{self, AuthError};
 use crate::glue::respond;
-use crate::manifest::Manifest;
-
-const SCHEMA_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/schema.json"));
-
-/// The embedded manifest, parsed once per isolate.
-fn manifest() -> std::result::Result<Arc<Manifest>, String> {
-    static MANIFEST: OnceLock<std::result::Result<Arc<Manifest>, String>> = OnceLock::new();
-    MANIFEST
-        .get_or_init(|| {
-            Manifest::from_json_str(SCHEMA_JSON)
-                .map(Arc::new)
-                .map_err(|e| e.to_string())
-        })
-        .clone()
-}
 
 /// The HS256 key: a wrangler secret, or a var (`.dev.vars` locally).
 fn secret(env: &Env) -> Option<String> {
@@ -65,7 +48,7 @@ fn refuse(e: &AuthError) -> Result<Gate> {
 
 /// Authenticates `req` for `shard`.
 pub(crate) fn gate(env: &Env, shard: &str, req: &Request) -> Result<Gate> {
-    let manifest = match manifest() {
+    let manifest = match crate::glue::schema::manifest() {
         Ok(m) => m,
         Err(e) => {
             worker::console_error!("auth: the manifest does not load: {e}");

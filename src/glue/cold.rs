@@ -2,32 +2,15 @@
 //! `POST /v1/query` (`store::cold_query`) and `GET /v1/shards?after=&limit=`
 //! (`store::list_shards`). Every caller is anonymous until auth lands.
 
-use std::sync::{Arc, OnceLock};
-
 use crate::api_error::ApiError;
 use crate::glue::d1::{D1Exec, D1_BINDING};
 use crate::glue::respond;
-use crate::manifest::Manifest;
 use crate::policy::AuthContext;
 use crate::store::{cold_query, list_shards, StoreError};
 use worker::{Env, Method, Request, Response, Result};
 
 /// Request bodies are limited to this many bytes (413 above).
 pub(crate) const MAX_BODY: usize = 1 << 20;
-
-const SCHEMA_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/schema.json"));
-
-fn manifest() -> std::result::Result<Arc<Manifest>, ApiError> {
-    static MANIFEST: OnceLock<std::result::Result<Arc<Manifest>, String>> = OnceLock::new();
-    MANIFEST
-        .get_or_init(|| {
-            Manifest::from_json_str(SCHEMA_JSON)
-                .map(Arc::new)
-                .map_err(|e| e.to_string())
-        })
-        .clone()
-        .map_err(|e| ApiError::internal(format!("the manifest does not load: {e}")))
-}
 
 fn store_error(e: &StoreError) -> Result<Response> {
     if let StoreError::Storage(s) = e {
@@ -76,7 +59,7 @@ pub(crate) async fn query(mut req: Request, env: &Env) -> Result<Response> {
             ))
         }
     };
-    let manifest = match manifest() {
+    let manifest = match crate::glue::schema::manifest() {
         Ok(m) => m,
         Err(e) => return respond::error(&e),
     };

@@ -6,3 +6,4 @@ mod cold;
 pub(crate) mod d1;
 pub(crate) mod respond;
 mod router;
+pub(crate) mod schema;
