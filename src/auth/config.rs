@@ -393,10 +393,42 @@ impl AuthConfig {
         shard: &str,
         now: i64,
     ) -> Result<AuthContext, AuthError> {
-        let Some(token) = token else {
-            self.admit(shard, None)?;
-            return Ok(AuthContext::anonymous());
-        };
+        match token {
+            None => {
+                self.admit(shard, None)?;
+                Ok(AuthContext::anonymous())
+            }
+            Some(_) => {
+                let caller = self.verified(token, secret, now)?;
+                self.admit(shard, Some(&caller))?;
+                Ok(caller)
+            }
+        }
+    }
+
+    /// The caller of a request that is not for one shard (cross-shard reads
+    /// on the cold path, where read policies filter every row): a verified
+    /// token, or anonymous where the manifest lets anonymous callers in.
+    pub fn identify(
+        &self,
+        token: Option<&str>,
+        secret: Option<&[u8]>,
+        now: i64,
+    ) -> Result<AuthContext, AuthError> {
+        match token {
+            None if self.anonymous => Ok(AuthContext::anonymous()),
+            None => Err(AuthError::MissingToken),
+            Some(_) => self.verified(token, secret, now),
+        }
+    }
+
+    fn verified(
+        &self,
+        token: Option<&str>,
+        secret: Option<&[u8]>,
+        now: i64,
+    ) -> Result<AuthContext, AuthError> {
+        let token = token.ok_or(AuthError::MissingToken)?;
         let secret = match secret {
             None => return Err(AuthError::NotConfigured("PYLON_JWT_SECRET is not set")),
             Some(s) if s.len() < MIN_SECRET_BYTES => {
@@ -407,8 +439,6 @@ impl AuthConfig {
             Some(s) => s,
         };
         let claims = super::jwt::verify_hs256(token, secret, &self.validation, now)?;
-        let caller = self.context(&claims)?;
-        self.admit(shard, Some(&caller))?;
-        Ok(caller)
+        self.context(&claims)
     }
 }

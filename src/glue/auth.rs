@@ -10,6 +10,7 @@ use worker::{Date, Env, Request, Response, Result};
 use crate::api_error::ApiError;
 use crate::auth::{self, AuthError};
 use crate::glue::respond;
+use crate::policy::AuthContext;
 
 /// The HS256 key: a wrangler secret, or a var (`.dev.vars` locally).
 fn secret(env: &Env) -> Option<String> {
@@ -28,6 +29,11 @@ pub(crate) enum Gate {
 }
 
 fn refuse(e: &AuthError) -> Result<Gate> {
+    Ok(Gate::Refuse(refusal(e)?))
+}
+
+/// The 401/403/500 answer for `e`.
+fn refusal(e: &AuthError) -> Result<Response> {
     if let AuthError::NotConfigured(why) = e {
         worker::console_error!("auth: {why}");
     }
@@ -43,7 +49,34 @@ fn refuse(e: &AuthError) -> Result<Gate> {
         };
         resp.headers_mut().set("WWW-Authenticate", &challenge)?;
     }
-    Ok(Gate::Refuse(resp))
+    Ok(resp)
+}
+
+/// The caller of a request that spans shards (the cold path): a verified
+/// token, or anonymous where the manifest allows it; `Err` is the answer.
+pub(crate) fn identify(
+    env: &Env,
+    req: &Request,
+) -> Result<std::result::Result<AuthContext, Response>> {
+    let manifest = match crate::glue::schema::manifest() {
+        Ok(m) => m,
+        Err(e) => return Ok(Err(respond::error(&e)?)),
+    };
+    let headers = req.headers();
+    let authorization = headers.get("Authorization")?;
+    let token = match auth::request_token(authorization.as_deref(), None) {
+        Ok(t) => t,
+        Err(e) => return Ok(Err(refusal(&e)?)),
+    };
+    let secret = secret(env);
+    let now = (Date::now().as_millis() / 1000) as i64;
+    match manifest
+        .auth()
+        .identify(token, secret.as_deref().map(str::as_bytes), now)
+    {
+        Ok(c) => Ok(Ok(c)),
+        Err(e) => Ok(Err(refusal(&e)?)),
+    }
 }
 
 /// Authenticates `req` for `shard`.

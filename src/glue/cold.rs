@@ -1,11 +1,11 @@
 //! The cold-path routes, answered from D1 alone (no shard is woken):
 //! `POST /v1/query` (`store::cold_query`) and `GET /v1/shards?after=&limit=`
-//! (`store::list_shards`). Every caller is anonymous until auth lands.
+//! (`store::list_shards`). Cross-shard reads run as the verified caller
+//! (`glue::auth::identify`), with read policies filtering every row.
 
 use crate::api_error::ApiError;
 use crate::glue::d1::{D1Exec, D1_BINDING};
 use crate::glue::respond;
-use crate::policy::AuthContext;
 use crate::store::{cold_query, list_shards, StoreError};
 use worker::{Env, Method, Request, Response, Result};
 
@@ -67,7 +67,11 @@ pub(crate) async fn query(mut req: Request, env: &Env) -> Result<Response> {
         Ok(db) => db,
         Err(r) => return r,
     };
-    match cold_query(&db, &manifest, &body, &AuthContext::anonymous()).await {
+    let caller = match crate::glue::auth::identify(env, &req)? {
+        Ok(c) => c,
+        Err(answer) => return Ok(answer),
+    };
+    match cold_query(&db, &manifest, &body, &caller).await {
         Ok(r) => respond::json(200, &serde_json::to_value(&r)?),
         Err(e) => store_error(&e),
     }

@@ -370,5 +370,26 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         status == 403 && body["error"]["code"] == "FORBIDDEN",
         "{status} {body}"
     );
+    // The cold path (cross-shard reads from D1) runs as the verified caller
+    // too: a forged token is refused there as well, a good one is served.
+    let cold = ctx.dev.http("/v1/query");
+    expect_refused(
+        "cold path, bad signature",
+        post(&cold, &query, Some(&forged), &[]).await?,
+        401,
+        "UNAUTHORIZED",
+        Some("BAD_SIGNATURE"),
+    )?;
+    let (status, body, _) = post(&cold, &query, Some(&ann), &[]).await?;
+    ensure!(
+        status == 200,
+        "cold path with a good token: {status} {body}"
+    );
+    for row in body["rows"].as_array().into_iter().flatten() {
+        ensure!(
+            row["ownerId"] == "ann",
+            "the cold path showed ann a row she may not read: {row}"
+        );
+    }
     Ok(())
 }
