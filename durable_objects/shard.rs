@@ -13,7 +13,7 @@
 //! (see docs/d1.md). An alarm is set only while the outbox holds entries,
 //! so an idle shard can hibernate.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
@@ -73,6 +73,23 @@ fn fail(context: &str, e: impl std::fmt::Display) -> worker::Error {
 }
 
 impl Shard {
+    /// The open engine, borrowed for one event's work (see `engine`).
+    fn engine_mut(&self) -> Result<RefMut<'_, ShardEngine<DoSql>>> {
+        let cell = self
+            .engine
+            .try_borrow_mut()
+            .map_err(|e| fail("engine busy", e))?;
+        RefMut::filter_map(cell, Option::as_mut).map_err(|_| fail("engine", "not open"))
+    }
+
+    fn engine_ref(&self) -> Result<Ref<'_, ShardEngine<DoSql>>> {
+        let cell = self
+            .engine
+            .try_borrow()
+            .map_err(|e| fail("engine busy", e))?;
+        Ref::filter_map(cell, Option::as_ref).map_err(|_| fail("engine", "not open"))
+    }
+
     fn sql(&self) -> DoSql {
         DoSql(self.state.storage().sql())
     }
@@ -232,11 +249,7 @@ impl Shard {
             .borrow_mut()
             .insert(conn.clone(), (pair.server.clone(), negotiated.encoding));
         let out = {
-            let mut engine = self
-                .engine
-                .try_borrow_mut()
-                .map_err(|e| fail("engine busy", e))?;
-            let engine = engine.as_mut().ok_or_else(|| fail("engine", "not open"))?;
+            let mut engine = self.engine_mut()?;
             engine
                 .connect(&conn, info, now_ms())
                 .map_err(|e| fail("connect", e))?
@@ -292,11 +305,7 @@ impl Shard {
             Err(e) => return respond::error(&ApiError::from(&e.to_err())),
         };
         let result = {
-            let mut engine = self
-                .engine
-                .try_borrow_mut()
-                .map_err(|e| fail("engine busy", e))?;
-            let engine = engine.as_mut().ok_or_else(|| fail("engine", "not open"))?;
+            let mut engine = self.engine_mut()?;
             let op = (!m.op.is_empty()).then_some(m.op);
             engine.mutate(None, auth, op, m.ops, now_ms()).await
         };
@@ -317,11 +326,7 @@ impl Shard {
             Ok(b) => b,
             Err(e) => return respond::error(&e),
         };
-        let engine = self
-            .engine
-            .try_borrow()
-            .map_err(|e| fail("engine busy", e))?;
-        let engine = engine.as_ref().ok_or_else(|| fail("engine", "not open"))?;
+        let engine = self.engine_ref()?;
         match engine.query(auth, &body) {
             Ok(v) => respond::json(200, &v),
             Err(e) => respond::error(&ApiError::from(&e)),
@@ -434,11 +439,7 @@ impl Shard {
     }
 
     fn stats(&self) -> Result<Response> {
-        let engine = self
-            .engine
-            .try_borrow()
-            .map_err(|e| fail("engine busy", e))?;
-        let engine = engine.as_ref().ok_or_else(|| fail("engine", "not open"))?;
+        let engine = self.engine_ref()?;
         let mut v = engine.stats().map_err(|e| fail("stats", e))?;
         v["wakes"] = json!(self.wakes.get());
         v["connections"] = json!(self.state.get_websockets().len());
@@ -456,11 +457,7 @@ impl Shard {
             return Ok(());
         };
         let out = {
-            let mut engine = self
-                .engine
-                .try_borrow_mut()
-                .map_err(|e| fail("engine busy", e))?;
-            let engine = engine.as_mut().ok_or_else(|| fail("engine", "not open"))?;
+            let mut engine = self.engine_mut()?;
             engine.message(&conn, frame, now_ms()).await
         };
         self.deliver(out);

@@ -164,6 +164,27 @@ fn to_wire(id: &str, from: u64, seq: u64, d: live::Diff) -> ServerMsg {
     })
 }
 
+fn snap(id: &str, seq: u64, sub: &Subscription) -> ServerMsg {
+    ServerMsg::Snap(Snap {
+        id: id.to_owned(),
+        seq,
+        rows: sub.rows().to_vec(),
+        count: sub.query().count.then(|| sub.count()),
+    })
+}
+
+/// A `reset` followed by the fresh `snap` it announces.
+fn reset_then(conn: &str, id: &str, reason: &str, snap: ServerMsg) -> [Outbound; 2] {
+    let reset = ServerMsg::Reset(protocol::Reset {
+        id: id.to_owned(),
+        reason: reason.into(),
+    });
+    [
+        Outbound::To(conn.to_owned(), reset),
+        Outbound::To(conn.to_owned(), snap),
+    ]
+}
+
 /// The query JSON of a `sub`, in the query language's shape.
 fn sub_query_json(s: &protocol::Sub) -> Value {
     let mut q = BTreeMap::new();
@@ -536,12 +557,9 @@ impl<C: SqlConn> ShardEngine<C> {
             .await
             .map_err(|e| storage_err(&e))?;
 
-        let snap_msg = ServerMsg::Snap(Snap {
-            id: s.id.clone(),
-            seq,
-            rows: sub.rows().to_vec(),
-            count: sub.query().count.then(|| sub.count()),
-        });
+        // Built once: measured against the frame limit, then sent if it is
+        // the answer.
+        let snap_msg = snap(&s.id, seq, &sub);
         let size = protocol::encode_server(c.info.encoding, &snap_msg).len();
         if size > self.config.limits.max_frame_bytes {
             return Err(err(
@@ -550,45 +568,19 @@ impl<C: SqlConn> ShardEngine<C> {
             ));
         }
         let mut out = Vec::new();
-        let snap = |sub: &Subscription| {
-            ServerMsg::Snap(Snap {
-                id: s.id.clone(),
-                seq,
-                rows: sub.rows().to_vec(),
-                count: sub.query().count.then(|| sub.count()),
-            })
-        };
         match s.since {
             Some(since) if since <= seq => match self.missed(&sub, &visible, since, seq).await {
                 Ok(Some(diff)) => out.push(Outbound::To(
                     conn.to_owned(),
                     to_wire(&s.id, since, seq, diff),
                 )),
-                Ok(None) => {
-                    out.push(Outbound::To(
-                        conn.to_owned(),
-                        ServerMsg::Reset(protocol::Reset {
-                            id: s.id.clone(),
-                            reason: reset_reason::TOO_OLD.into(),
-                        }),
-                    ));
-                    out.push(Outbound::To(conn.to_owned(), snap(&sub)));
-                }
+                Ok(None) => out.extend(reset_then(conn, &s.id, reset_reason::TOO_OLD, snap_msg)),
                 Err(e) => return Err(storage_err(&e)),
             },
-            Some(_) => {
-                // A seq this shard never reached: the client's state is from
-                // elsewhere (another deployment, wiped storage).
-                out.push(Outbound::To(
-                    conn.to_owned(),
-                    ServerMsg::Reset(protocol::Reset {
-                        id: s.id.clone(),
-                        reason: reset_reason::RESYNC.into(),
-                    }),
-                ));
-                out.push(Outbound::To(conn.to_owned(), snap(&sub)));
-            }
-            None => out.push(Outbound::To(conn.to_owned(), snap(&sub))),
+            // A seq this shard never reached: the client's state is from
+            // elsewhere (another deployment, wiped storage).
+            Some(_) => out.extend(reset_then(conn, &s.id, reset_reason::RESYNC, snap_msg)),
+            None => out.push(Outbound::To(conn.to_owned(), snap_msg)),
         }
         drop(visible);
         self.store
@@ -1055,21 +1047,12 @@ impl<C: SqlConn> ShardEngine<C> {
                         Subscription::load(live.sub.query().clone(), &visible, &*store).await
                     {
                         live.sub = new;
-                        out.push(Outbound::To(
-                            live.conn.clone(),
-                            ServerMsg::Reset(protocol::Reset {
-                                id: live.id.clone(),
-                                reason: reset_reason::RESYNC.into(),
-                            }),
-                        ));
-                        out.push(Outbound::To(
-                            live.conn.clone(),
-                            ServerMsg::Snap(Snap {
-                                id: live.id.clone(),
-                                seq,
-                                rows: live.sub.rows().to_vec(),
-                                count: live.sub.query().count.then(|| live.sub.count()),
-                            }),
+                        let fresh = snap(&live.id, seq, &live.sub);
+                        out.extend(reset_then(
+                            &live.conn,
+                            &live.id,
+                            reset_reason::RESYNC,
+                            fresh,
                         ));
                         live.seq = seq;
                         sent.push(key);
