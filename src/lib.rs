@@ -8,6 +8,7 @@ pub mod api_error;
 pub mod auth;
 #[cfg(all(feature = "client", not(target_arch = "wasm32")))]
 pub mod client;
+pub mod http;
 pub mod live;
 pub mod manifest;
 pub mod policy;

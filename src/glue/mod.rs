@@ -4,6 +4,8 @@
 pub(crate) mod auth;
 mod cold;
 pub(crate) mod d1;
+#[allow(dead_code)] // used by sign-in and JWKS
+pub(crate) mod fetch;
 pub(crate) mod respond;
 mod router;
 pub(crate) mod schema;
