@@ -161,6 +161,17 @@ impl Shard {
                             send(ws, &protocol::encode_server(*enc, &msg));
                         }
                     }
+                    Outbound::Many { conns, msg } => {
+                        let mut frames: HashMap<Encoding, Frame> = HashMap::new();
+                        for conn in conns {
+                            if let Some((ws, enc)) = sockets.get(&conn) {
+                                let frame = frames
+                                    .entry(*enc)
+                                    .or_insert_with(|| protocol::encode_server(*enc, &msg));
+                                send(ws, frame);
+                            }
+                        }
+                    }
                     Outbound::All { except, msg } => {
                         // Encode once per encoding, not once per socket.
                         let mut frames: HashMap<Encoding, Frame> = HashMap::new();

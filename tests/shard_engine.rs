@@ -70,6 +70,7 @@ fn to(out: &[Outbound], conn: &str) -> Vec<ServerMsg> {
     out.iter()
         .filter_map(|o| match o {
             Outbound::To(c, m) if c == conn => Some(m.clone()),
+            Outbound::Many { conns, msg } if conns.iter().any(|c| c == conn) => Some(msg.clone()),
             Outbound::All { except, msg } if except.as_deref() != Some(conn) => Some(msg.clone()),
             _ => None,
         })
@@ -547,4 +548,105 @@ async fn presence_joins_updates_and_leaves() {
         to(&out, "b").is_empty()
             && matches!(&to(&out, "c")[0], ServerMsg::Bcast(b) if b.from == "b")
     );
+}
+
+/// Subscriptions with the same query and visibility share one window: each
+/// still gets diffs with its own id and `from`, before and after a wake, and
+/// a member leaving does not disturb the others.
+#[tokio::test]
+async fn shared_windows_keep_each_subscription_exact() {
+    let path = temp_db("shared");
+    let mut e = open(&path);
+    for c in ["a", "b", "c"] {
+        e.connect(c, info(None), 0).unwrap();
+    }
+    let sub = |id: &str| json!({"type":"sub","id": id,"entity":"Card","order":["n"],"limit":2});
+    let mut held_a = rows_of(&to(&send(&mut e, "a", sub("s")).await, "a")[0]);
+    let out = to(
+        &send(&mut e, "a", insert("o1", vec![card("k5", "x", 5)])).await,
+        "a",
+    );
+    apply(&mut held_a, &out[0]);
+    // b joins the same window later (seq 1), with another id; c uses a's id.
+    let mut held_b = rows_of(&to(&send(&mut e, "b", sub("other")).await, "b")[0]);
+    let mut held_c = rows_of(&to(&send(&mut e, "c", sub("s")).await, "c")[0]);
+    assert_eq!(held_b, held_a);
+
+    let out = send(&mut e, "a", insert("o2", vec![card("k1", "y", 1)])).await;
+    // a and c share id and from (both at seq 1): one message for both.
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Outbound::Many { conns, .. } if conns.len() == 2)),
+        "{out:?}"
+    );
+    for (conn, held, id) in [
+        ("a", &mut held_a, "s"),
+        ("b", &mut held_b, "other"),
+        ("c", &mut held_c, "s"),
+    ] {
+        let msgs = to(&out, conn);
+        let ServerMsg::Diff(d) = &msgs[0] else {
+            panic!("{conn}: {msgs:?}")
+        };
+        assert_eq!((d.id.as_str(), d.from, d.seq), (id, 1, 2), "{conn}");
+        apply(held, &msgs[0]);
+    }
+    assert_eq!(held_a, held_b);
+    assert_eq!(held_a, held_c);
+
+    // c leaves; a and b keep receiving.
+    send(&mut e, "c", json!({"type":"unsub","id":"s"})).await;
+    let out = send(&mut e, "b", insert("o3", vec![card("k0", "z", 0)])).await;
+    assert!(to(&out, "c").is_empty(), "{out:?}");
+    apply(&mut held_a, &to(&out, "a")[0]);
+    apply(&mut held_b, &to(&out, "b")[0]);
+    // d subscribes at seq 3 and then nothing changes its window before a wake.
+    e.connect("d", info(None), 0).unwrap();
+    let mut held_d = rows_of(&to(&send(&mut e, "d", sub("s")).await, "d")[0]);
+    drop(e);
+
+    let mut e = open(&path);
+    e.restore(
+        vec![
+            ("a".into(), info(None)),
+            ("b".into(), info(None)),
+            ("d".into(), info(None)),
+        ],
+        0,
+    )
+    .await
+    .unwrap();
+    let out = send(&mut e, "a", insert("o4", vec![card("k00", "w", -1)])).await;
+    for (conn, held) in [("a", &mut held_a), ("b", &mut held_b), ("d", &mut held_d)] {
+        let msgs = to(&out, conn);
+        let ServerMsg::Diff(d) = &msgs[0] else {
+            panic!("{conn}: {msgs:?}")
+        };
+        // Everyone last heard of seq 3 (a and b by diff, d by its snapshot).
+        assert_eq!((d.from, d.seq), (3, 4), "{conn}");
+        apply(held, &msgs[0]);
+    }
+    let ids: Vec<_> = held_a.iter().map(|r| r["id"].clone()).collect();
+    assert_eq!(ids, [Value::from("k00"), Value::from("k0")]);
+    assert_eq!(held_a, held_b);
+    assert_eq!(held_a, held_d);
+}
+
+/// Under a read policy, callers with different identities never share a
+/// window, even with the same query and subscription id.
+#[tokio::test]
+async fn windows_are_not_shared_across_visibility() {
+    let mut e = open(&temp_db("shared-policy"));
+    e.connect("alice", info(Some("alice")), 0).unwrap();
+    e.connect("alice2", info(Some("alice")), 0).unwrap();
+    e.connect("bob", info(Some("bob")), 0).unwrap();
+    let sub = json!({"type":"sub","id":"n","entity":"Note"});
+    for c in ["alice", "alice2", "bob"] {
+        send(&mut e, c, sub.clone()).await;
+    }
+    let note = json!({"type":"mut","op":"n1","ops":[{"type":"insert","entity":"Note","row":{"id":"n1","owner":"alice","body":"hi"}}]});
+    let out = send(&mut e, "alice", note).await;
+    assert!(matches!(&to(&out, "alice")[0], ServerMsg::Diff(d) if d.added.len() == 1));
+    assert!(matches!(&to(&out, "alice2")[0], ServerMsg::Diff(d) if d.added.len() == 1));
+    assert!(to(&out, "bob").is_empty(), "bob saw alice's note: {out:?}");
 }

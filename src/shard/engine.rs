@@ -71,6 +71,9 @@ pub struct ConnInfo {
 pub enum Outbound {
     /// Send `msg` to one connection.
     To(String, ServerMsg),
+    /// Send the same `msg` to each of these connections (encode it once
+    /// per encoding, not once per socket).
+    Many { conns: Vec<String>, msg: ServerMsg },
     /// Send `msg` to every connection but `except`.
     All {
         except: Option<String>,
@@ -95,9 +98,29 @@ struct Conn {
 struct LiveSub {
     conn: String,
     id: String,
-    sub: Subscription,
+    /// The shared window this subscription reads.
+    window: SubKey,
     /// The last seq sent for this subscription (the next diff's `from`).
     seq: u64,
+}
+
+/// What makes two subscriptions see the same rows: the same query (its
+/// JSON) under the same visibility (`*` when the entity has no policy,
+/// else the caller itself), joined by a unit separator.
+type WindowIdent = String;
+
+/// One maintained result window, shared by every subscription with the
+/// same [`WindowIdent`]: a write is applied to it once, and its diff is
+/// built once, however many connections hold it.
+struct Window {
+    ident: WindowIdent,
+    sub: Subscription,
+    /// Whose read policies decide which rows it holds.
+    auth: AuthContext,
+    members: Vec<SubKey>,
+    /// The last seq this window sent a diff at (kept in storage, so that
+    /// subscriptions rebuilt after a wake know their next `from`).
+    sent: u64,
 }
 
 pub struct ShardEngine<C: SqlConn> {
@@ -107,6 +130,9 @@ pub struct ShardEngine<C: SqlConn> {
     config: ShardConfig,
     conns: HashMap<String, Conn>,
     subs: HashMap<SubKey, LiveSub>,
+    /// Keyed like `subs` (one key space); the index maps changes to these.
+    windows: HashMap<SubKey, Window>,
+    window_of: HashMap<WindowIdent, SubKey>,
     index: SubscriptionIndex,
     next_key: u64,
 }
@@ -212,6 +238,14 @@ fn readable<'a>(
     move |r: &Row| manifest.policies().can_read(entity, auth, r).is_allowed()
 }
 
+/// The entity a query JSON names (validated by the caller).
+fn query_entity(q: &Value) -> String {
+    q.get("entity")
+        .and_then(|e| e.as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 fn id_of(row: &Row) -> &str {
     row.get("id").and_then(|v| v.as_str()).unwrap_or_default()
 }
@@ -233,6 +267,8 @@ impl<C: SqlConn> ShardEngine<C> {
             config,
             conns: HashMap::new(),
             subs: HashMap::new(),
+            windows: HashMap::new(),
+            window_of: HashMap::new(),
             index: SubscriptionIndex::new(),
             next_key: 0,
         })
@@ -319,25 +355,108 @@ impl<C: SqlConn> ShardEngine<C> {
         let Ok(query) = Query::parse(entity, &stored.query) else {
             return self.store.delete_sub(&stored.conn, &stored.id);
         };
-        let auth = &self.conns[&stored.conn].info.auth;
-        let sub = Subscription::load(
-            query,
-            &readable(&self.manifest, &entity.name, auth),
-            &self.store,
-        )
-        .await?;
-        self.add_live(stored.conn, stored.id, sub, stored.seq);
+        let auth = self.conns[&stored.conn].info.auth.clone();
+        let window = self.window_for(&stored.query, query, &auth).await?;
+        // Answered at `stored.seq`, and sent every diff of its window since.
+        let seq = stored.seq.max(self.windows[&window].sent);
+        self.add_live(stored.conn, stored.id, window, seq);
         Ok(())
     }
 
-    fn add_live(&mut self, conn: String, id: String, sub: Subscription, seq: u64) {
+    fn take_key(&mut self) -> SubKey {
         let key = SubKey(self.next_key);
         self.next_key += 1;
+        key
+    }
+
+    /// The shared window for `query` as `auth` sees it: the open one, or a
+    /// new one loaded from storage (current as of the stored seq).
+    async fn window_for(
+        &mut self,
+        query_json: &Value,
+        query: Query,
+        auth: &AuthContext,
+    ) -> Result<SubKey, StorageError> {
+        let visibility = if self.manifest.policies().for_entity(&query.entity).is_open() {
+            "*".to_owned()
+        } else {
+            serde_json::to_string(auth).expect("an AuthContext serializes")
+        };
+        let ident = format!(
+            "{}\u{1f}{visibility}",
+            serde_json::to_string(query_json).expect("a Value serializes")
+        );
+        if let Some(&key) = self.window_of.get(&ident) {
+            return Ok(key);
+        }
+        let sent = self.store.window_seq(&ident)?;
+        let sub = Subscription::load(
+            query,
+            &readable(&self.manifest, &query_entity(query_json), auth),
+            &self.store,
+        )
+        .await?;
+        let key = self.take_key();
         self.index.insert(key, sub.query());
+        self.window_of.insert(ident.clone(), key);
+        self.windows.insert(
+            key,
+            Window {
+                ident,
+                sub,
+                auth: auth.clone(),
+                members: Vec::new(),
+                sent,
+            },
+        );
+        Ok(key)
+    }
+
+    fn add_live(&mut self, conn: String, id: String, window: SubKey, seq: u64) {
+        let key = self.take_key();
         if let Some(c) = self.conns.get_mut(&conn) {
             c.subs.insert(id.clone(), key);
         }
-        self.subs.insert(key, LiveSub { conn, id, sub, seq });
+        if let Some(w) = self.windows.get_mut(&window) {
+            w.members.push(key);
+        }
+        self.subs.insert(
+            key,
+            LiveSub {
+                conn,
+                id,
+                window,
+                seq,
+            },
+        );
+    }
+
+    /// Drops a subscription, and its window when nobody else reads it.
+    fn remove_live(&mut self, key: SubKey) {
+        let Some(live) = self.subs.remove(&key) else {
+            return;
+        };
+        self.release_window(live.window, Some(key));
+    }
+
+    /// Takes `member` out of the window and drops the window once empty.
+    fn release_window(&mut self, window: SubKey, member: Option<SubKey>) {
+        let Some(w) = self.windows.get_mut(&window) else {
+            return;
+        };
+        if let Some(m) = member {
+            w.members.retain(|k| *k != m);
+        }
+        if w.members.is_empty() {
+            let w = self.windows.remove(&window).expect("just seen");
+            self.window_of.remove(&w.ident);
+            self.index.remove(window);
+            if w.sent > 0 {
+                // Only tidiness: a stale row is never larger than a new
+                // member's own seq.
+                let _ = self.store.forget_window(&w.ident);
+            }
+        }
     }
 
     /// A new connection: `welcome` and the presence state, or a refusal
@@ -399,8 +518,7 @@ impl<C: SqlConn> ShardEngine<C> {
             return Ok(Vec::new());
         };
         for key in c.subs.values() {
-            self.subs.remove(key);
-            self.index.remove(*key);
+            self.remove_live(*key);
         }
         let had_presence = self.store.presence()?.iter().any(|(m, _)| m == conn);
         self.store.delete_conn(conn)?;
@@ -551,16 +669,50 @@ impl<C: SqlConn> ShardEngine<C> {
         let query_json = sub_query_json(&s);
         let query = Query::parse(entity, &query_json).map_err(|e| query_err(&e))?;
         let auth = c.info.auth.clone();
-        let visible = readable(&self.manifest, &entity.name, &auth);
+        let encoding = c.info.encoding;
         let seq = self.store.seq().map_err(|e| storage_err(&e))?;
-        let sub = Subscription::load(query, &visible, &self.store)
+        let window = self
+            .window_for(&query_json, query, &auth)
             .await
             .map_err(|e| storage_err(&e))?;
+        let result = self.answer_sub(conn, &s, encoding, window, seq).await;
+        match result {
+            Ok(out) => {
+                self.store
+                    .put_sub(&StoredSub {
+                        conn: conn.to_owned(),
+                        id: s.id.clone(),
+                        query: query_json,
+                        seq,
+                    })
+                    .map_err(|e| storage_err(&e))?;
+                self.add_live(conn.to_owned(), s.id, window, seq);
+                Ok(out)
+            }
+            Err(e) => {
+                self.release_window(window, None);
+                Err(e)
+            }
+        }
+    }
 
+    /// The first answer to a `sub` over `window`: a snapshot, or what was
+    /// missed since the client's `since`.
+    async fn answer_sub(
+        &self,
+        conn: &str,
+        s: &protocol::Sub,
+        encoding: Encoding,
+        window: SubKey,
+        seq: u64,
+    ) -> Result<Vec<Outbound>, ErrorMsg> {
+        let w = &self.windows[&window];
+        let sub = &w.sub;
+        let visible = readable(&self.manifest, &sub.query().entity, &w.auth);
         // Built once: measured against the frame limit, then sent if it is
         // the answer.
-        let snap_msg = snap(&s.id, seq, &sub);
-        let size = protocol::encode_server(c.info.encoding, &snap_msg).len();
+        let snap_msg = snap(&s.id, seq, sub);
+        let size = protocol::encode_server(encoding, &snap_msg).len();
         if size > self.config.limits.max_frame_bytes {
             return Err(err(
                 ErrorCode::ResultTooLarge,
@@ -569,7 +721,7 @@ impl<C: SqlConn> ShardEngine<C> {
         }
         let mut out = Vec::new();
         match s.since {
-            Some(since) if since <= seq => match self.missed(&sub, &visible, since, seq).await {
+            Some(since) if since <= seq => match self.missed(sub, &visible, since, seq).await {
                 Ok(Some(diff)) => out.push(Outbound::To(
                     conn.to_owned(),
                     to_wire(&s.id, since, seq, diff),
@@ -582,16 +734,6 @@ impl<C: SqlConn> ShardEngine<C> {
             Some(_) => out.extend(reset_then(conn, &s.id, reset_reason::RESYNC, snap_msg)),
             None => out.push(Outbound::To(conn.to_owned(), snap_msg)),
         }
-        drop(visible);
-        self.store
-            .put_sub(&StoredSub {
-                conn: conn.to_owned(),
-                id: s.id.clone(),
-                query: query_json,
-                seq,
-            })
-            .map_err(|e| storage_err(&e))?;
-        self.add_live(conn.to_owned(), s.id, sub, seq);
         Ok(out)
     }
 
@@ -694,8 +836,7 @@ impl<C: SqlConn> ShardEngine<C> {
                 )
             });
         };
-        self.subs.remove(&key);
-        self.index.remove(key);
+        self.remove_live(key);
         self.store
             .delete_sub(conn, id)
             .map_err(|e| storage_err(&e))?;
@@ -986,6 +1127,8 @@ impl<C: SqlConn> ShardEngine<C> {
     }
 
     /// Diffs of every subscription the changes can affect, sent with `seq`.
+    /// Each affected window is maintained once; its diff goes to all its
+    /// members, one message per distinct (subscription id, from seq).
     async fn fan_out(&mut self, changes: &[Change], seq: u64) -> Vec<Outbound> {
         let mut keys: Vec<SubKey> = Vec::new();
         for ch in changes {
@@ -996,36 +1139,35 @@ impl<C: SqlConn> ShardEngine<C> {
         let Self {
             store,
             manifest,
-            conns,
             subs,
+            windows,
             ..
         } = self;
         let mut out = Vec::new();
         let mut sent: Vec<SubKey> = Vec::new();
+        let mut advanced: Vec<SubKey> = Vec::new();
         for key in keys {
-            let Some(live) = subs.get_mut(&key) else {
+            let Some(w) = windows.get_mut(&key) else {
                 continue;
             };
-            let Some(conn) = conns.get(&live.conn) else {
-                continue;
-            };
-            let entity = live.sub.query().entity.clone();
-            let visible = readable(manifest, &entity, &conn.info.auth);
+            let before = sent.len();
+            let entity = w.sub.query().entity.clone();
+            let visible = readable(manifest, &entity, &w.auth);
             let diff = if let [change] = changes {
-                live.sub
+                w.sub
                     .apply(change, &visible, &*store)
                     .await
                     .map_err(|e| e.to_string())
             } else {
-                let old = live.sub.rows().to_vec();
-                let old_count = live.sub.count();
-                match Subscription::load(live.sub.query().clone(), &visible, &*store).await {
+                let old = w.sub.rows().to_vec();
+                let old_count = w.sub.count();
+                match Subscription::load(w.sub.query().clone(), &visible, &*store).await {
                     Ok(new) => {
                         let mut d = live::between(&old, new.rows());
                         if new.query().count && new.count() != old_count {
                             d.count = Some(new.count());
                         }
-                        live.sub = new;
+                        w.sub = new;
                         Ok(d)
                     }
                     Err(e) => Err(e.to_string()),
@@ -1034,38 +1176,68 @@ impl<C: SqlConn> ShardEngine<C> {
             match diff {
                 Ok(d) if d.is_empty() => {}
                 Ok(d) => {
-                    out.push(Outbound::To(
-                        live.conn.clone(),
-                        to_wire(&live.id, live.seq, seq, d),
-                    ));
-                    live.seq = seq;
-                    sent.push(key);
+                    // Members that share an id and a from seq (the common
+                    // case: the same app code on every client) share a message.
+                    let mut groups: Vec<((&str, u64), Vec<String>)> = Vec::new();
+                    for m in &w.members {
+                        let Some(live) = subs.get(m) else { continue };
+                        let at = (live.id.as_str(), live.seq);
+                        match groups.iter_mut().find(|(k, _)| *k == at) {
+                            Some((_, conns)) => conns.push(live.conn.clone()),
+                            None => groups.push((at, vec![live.conn.clone()])),
+                        }
+                        sent.push(*m);
+                    }
+                    let mut d = Some(d);
+                    let last = groups.len();
+                    for (i, ((id, from), conns)) in groups.into_iter().enumerate() {
+                        let diff = if i + 1 == last {
+                            d.take().expect("taken once, last")
+                        } else {
+                            d.clone().expect("not taken yet")
+                        };
+                        out.push(Outbound::Many {
+                            conns,
+                            msg: to_wire(id, from, seq, diff),
+                        });
+                    }
                 }
                 Err(_) => {
                     // The window could not be maintained: start it afresh.
                     if let Ok(new) =
-                        Subscription::load(live.sub.query().clone(), &visible, &*store).await
+                        Subscription::load(w.sub.query().clone(), &visible, &*store).await
                     {
-                        live.sub = new;
-                        let fresh = snap(&live.id, seq, &live.sub);
-                        out.extend(reset_then(
-                            &live.conn,
-                            &live.id,
-                            reset_reason::RESYNC,
-                            fresh,
-                        ));
-                        live.seq = seq;
-                        sent.push(key);
+                        w.sub = new;
+                        for m in &w.members {
+                            let Some(live) = subs.get(m) else { continue };
+                            let fresh = snap(&live.id, seq, &w.sub);
+                            out.extend(reset_then(
+                                &live.conn,
+                                &live.id,
+                                reset_reason::RESYNC,
+                                fresh,
+                            ));
+                            sent.push(*m);
+                        }
                     }
                 }
             }
+            if sent.len() > before {
+                w.sent = seq;
+                advanced.push(key);
+            }
         }
-        let advanced: Vec<(&str, &str)> = sent
+        for k in &sent {
+            if let Some(live) = subs.get_mut(k) {
+                live.seq = seq;
+            }
+        }
+        let idents: Vec<&str> = advanced
             .iter()
-            .filter_map(|k| subs.get(k))
-            .map(|l| (l.conn.as_str(), l.id.as_str()))
+            .filter_map(|k| windows.get(k))
+            .map(|w| w.ident.as_str())
             .collect();
-        if let Err(e) = store.advance_subs(&advanced, seq) {
+        if let Err(e) = store.advance_windows(&idents, seq) {
             // The diffs are still right; a later resume may just send a
             // fresh snapshot for these subscriptions.
             let _ = e;
@@ -1197,6 +1369,7 @@ impl<C: SqlConn> ShardEngine<C> {
             "seq": self.store.seq()?,
             "subscriptions": self.store.count_subs()?,
             "live_subscriptions": self.subs.len(),
+            "live_windows": self.windows.len(),
             "rows": rows,
             "log": { "oldest": log.map(|l| l.0), "newest": log.map(|l| l.1) },
         }))
