@@ -10,7 +10,9 @@
 //! rows per mutation, so every write is a diff for every subscriber. Every
 //! outbound message is encoded as the Worker would (per connection). Each
 //! figure is the median of 5 runs of `PYLON_SHARD_WRITES` writes (default
-//! 2,000). `PYLON_SHARD_SUBS` (default `0,100,999`: a shard takes 1,000 connections and the writer is one) sets N. Because wall
+//! 2,000). `PYLON_SHARD_BATCH` (default `1,32`) is how many queued writes
+//! one flush covers (1: every write sends its own diffs; see
+//! `ShardConfig::max_batch`). `PYLON_SHARD_SUBS` (default `0,100,999`: a shard takes 1,000 connections and the writer is one) sets N. Because wall
 //! time on a shared machine drifts, the same workload is meant to be run
 //! under `valgrind --tool=callgrind` for instruction counts when comparing
 //! changes: `PYLON_SHARD_RUNS=1 valgrind --tool=callgrind target/release/deps/shard-*`.
@@ -86,7 +88,7 @@ fn encode_all(out: &[Outbound], encodings: &std::collections::HashMap<String, En
     bytes
 }
 
-fn run(manifest: &Arc<Manifest>, subs: usize, writes: usize) -> f64 {
+fn run(manifest: &Arc<Manifest>, subs: usize, writes: usize, batch: usize) -> f64 {
     // In memory: a file would make every statement its own fsync'd commit,
     // which a Durable Object does not do (it commits once per event).
     let mut engine = ShardEngine::open(
@@ -114,6 +116,7 @@ fn run(manifest: &Arc<Manifest>, subs: usize, writes: usize) -> f64 {
         .collect();
     let seed = json!({"type": "mut", "op": "seed", "ops": rows}).to_string();
     ready(engine.message(&writer, FrameRef::Text(&seed), 0));
+    ready(engine.flush());
     for i in 0..subs {
         let conn = format!("s{i}");
         let enc = if i % 10 == 0 {
@@ -150,7 +153,11 @@ fn run(manifest: &Arc<Manifest>, subs: usize, writes: usize) -> f64 {
     let mut bytes = 0usize;
     for (i, f) in frames.iter().enumerate() {
         // Spread over time so the per-connection rate limit does not bite.
-        let out = ready(engine.message(&writer, FrameRef::Text(f), i as i64 * 1000));
+        let mut out = ready(engine.message(&writer, FrameRef::Text(f), i as i64 * 1000));
+        if (i + 1) % batch != 0 && i + 1 != writes {
+            continue; // queued, as in a Durable Object with messages waiting
+        }
+        out.extend(ready(engine.flush()));
         let delivered: usize = out
             .iter()
             .map(|o| match o {
@@ -179,13 +186,17 @@ fn main() {
     let writes = env_list("PYLON_SHARD_WRITES", "2000")[0];
     let runs = env_list("PYLON_SHARD_RUNS", "5")[0];
     println!("shard engine, {writes} single-row updates per run, median of {runs} runs");
-    for subs in env_list("PYLON_SHARD_SUBS", "0,100,999") {
-        let mut t: Vec<f64> = (0..runs).map(|_| run(&manifest, subs, writes)).collect();
-        t.sort_by(f64::total_cmp);
-        let med = t[t.len() / 2];
-        println!(
-            "  {subs:>5} subscribers: {med:>8.1} µs per write ({:.0} writes/s of engine time)",
-            1e6 / med
-        );
+    for batch in env_list("PYLON_SHARD_BATCH", "1,32") {
+        for subs in env_list("PYLON_SHARD_SUBS", "0,100,999") {
+            let mut t: Vec<f64> = (0..runs)
+                .map(|_| run(&manifest, subs, writes, batch))
+                .collect();
+            t.sort_by(f64::total_cmp);
+            let med = t[t.len() / 2];
+            println!(
+                "  flush every {batch:>2} writes, {subs:>3} subscribers: {med:>7.1} µs per write ({:.0} writes/s of engine time)",
+                1e6 / med
+            );
+        }
     }
 }

@@ -61,8 +61,12 @@ fn info(user: Option<&str>) -> ConnInfo {
     }
 }
 
+/// One message, then a flush, as the Durable Object does when nothing else
+/// is queued.
 async fn send(e: &mut Engine, conn: &str, msg: serde_json::Value) -> Vec<Outbound> {
-    e.message(conn, FrameRef::Text(&msg.to_string()), 0).await
+    let mut out = e.message(conn, FrameRef::Text(&msg.to_string()), 0).await;
+    out.extend(e.flush().await);
+    out
 }
 
 /// Messages addressed to `conn` (directly or to all).
@@ -246,7 +250,8 @@ async fn bad_input_gets_typed_errors_and_the_shard_keeps_serving() {
         ),
     ];
     for (frame, code) in cases {
-        let out = e.message("a", FrameRef::Text(frame), 0).await;
+        let mut out = e.message("a", FrameRef::Text(frame), 0).await;
+        out.extend(e.flush().await);
         assert_eq!(err_code(&to(&out, "a")), Some(code), "{frame}");
         assert!(
             !out.iter().any(|o| matches!(o, Outbound::Close { .. })),
@@ -649,4 +654,105 @@ async fn windows_are_not_shared_across_visibility() {
     assert!(matches!(&to(&out, "alice")[0], ServerMsg::Diff(d) if d.added.len() == 1));
     assert!(matches!(&to(&out, "alice2")[0], ServerMsg::Diff(d) if d.added.len() == 1));
     assert!(to(&out, "bob").is_empty(), "bob saw alice's note: {out:?}");
+}
+
+/// One message from `w`, without the flush.
+async fn raw(e: &mut Engine, msg: serde_json::Value) -> Vec<Outbound> {
+    e.message("w", FrameRef::Text(&msg.to_string()), 0).await
+}
+
+/// Writes queued together are flushed as one diff per subscription that
+/// spans all their seqs, followed by their acks and errors in order; a
+/// `sub` flushes first; `max_batch` writes force a flush.
+#[tokio::test]
+async fn queued_writes_coalesce_into_one_diff_per_subscription() {
+    let mut e = ShardEngine::open(
+        SqliteConn::open(temp_db("coalesce")).unwrap(),
+        manifest(),
+        "room",
+        ShardConfig {
+            max_batch: 3,
+            ..ShardConfig::default()
+        },
+    )
+    .unwrap();
+    e.connect("w", info(None), 0).unwrap();
+    e.connect("r", info(None), 0).unwrap();
+    let sub = json!({"type":"sub","id":"s","entity":"Card","order":["n"]});
+    let mut held = rows_of(&to(&send(&mut e, "r", sub.clone()).await, "r")[0]);
+    // Two writes and a failing one: nothing is sent until the flush.
+    assert!(raw(&mut e, insert("o1", vec![card("k1", "a", 1)]))
+        .await
+        .is_empty());
+    assert!(raw(&mut e, insert("o2", vec![card("k2", "b", 2)]))
+        .await
+        .is_empty());
+    assert!(e.has_unflushed());
+    let out = e.flush().await;
+    assert!(!e.has_unflushed());
+    let r = to(&out, "r");
+    assert_eq!(r.len(), 1, "{out:?}");
+    let ServerMsg::Diff(d) = &r[0] else {
+        panic!("{r:?}")
+    };
+    assert_eq!((d.from, d.seq, d.added.len()), (0, 2, 2));
+    apply(&mut held, &r[0]);
+    let w = to(&out, "w");
+    assert!(
+        matches!(&w[..], [ServerMsg::Ack(a), ServerMsg::Ack(b)] if a.op == "o1" && a.seq == 1 && b.op == "o2" && b.seq == 2),
+        "{w:?}"
+    );
+
+    // A write, then an update of the same row, then a failing write: the
+    // subscriber sees the net change; the writer, ack, ack, err in order.
+    raw(&mut e, insert("o3", vec![card("k3", "c", 3)])).await;
+    raw(&mut e, json!({"type":"mut","op":"o4","ops":[{"type":"update","entity":"Card","id":"k3","set":{"title":"c2"}}]})).await;
+    // The third write reaches max_batch: the flush comes with it.
+    let out = raw(&mut e, insert("o5", vec![card("k3", "dup", 9)])).await;
+    let r = to(&out, "r");
+    let ServerMsg::Diff(d) = &r[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!((d.from, d.seq), (2, 4));
+    assert_eq!(d.added.len(), 1);
+    assert_eq!(d.added[0].row["title"], Value::from("c2"));
+    apply(&mut held, &r[0]);
+    let w = to(&out, "w");
+    assert!(matches!(&w[0], ServerMsg::Ack(a) if a.op == "o3"), "{w:?}");
+    assert!(matches!(&w[1], ServerMsg::Ack(a) if a.op == "o4"), "{w:?}");
+    assert!(
+        matches!(&w[2], ServerMsg::Err(x) if x.op.as_deref() == Some("o5") && x.code == ErrorCode::AlreadyExists),
+        "{w:?}"
+    );
+
+    // A queued write, then a new subscription: it is flushed first, so the
+    // new member's snapshot already holds it and the old member gets its diff.
+    raw(&mut e, insert("o6", vec![card("k0", "z", 0)])).await;
+    e.connect("late", info(None), 0).unwrap();
+    let out = e.message("late", FrameRef::Text(&sub.to_string()), 0).await;
+    let r = to(&out, "r");
+    assert!(
+        matches!(&r[0], ServerMsg::Diff(d) if (d.from, d.seq) == (4, 5)),
+        "{out:?}"
+    );
+    apply(&mut held, &r[0]);
+    let late = to(&out, "late");
+    let snap = late
+        .iter()
+        .find(|m| matches!(m, ServerMsg::Snap(_)))
+        .unwrap();
+    assert_eq!(rows_of(snap), held);
+    let ids: Vec<_> = held.iter().map(|r| r["id"].clone()).collect();
+    assert_eq!(
+        ids,
+        [
+            Value::from("k0"),
+            Value::from("k1"),
+            Value::from("k2"),
+            Value::from("k3")
+        ]
+    );
+    assert!(to(&out, "w")
+        .iter()
+        .any(|m| matches!(m, ServerMsg::Ack(a) if a.op == "o6")));
 }

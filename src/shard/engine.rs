@@ -121,6 +121,113 @@ struct Window {
     /// The last seq this window sent a diff at (kept in storage, so that
     /// subscriptions rebuilt after a wake know their next `from`).
     sent: u64,
+    /// While writes are being coalesced: the rows (and count) its members
+    /// hold, as of its last diff. The next flush diffs against these.
+    held: Option<(Vec<Row>, u64)>,
+    /// It could not be maintained since the last flush: the flush sends
+    /// its members a reset and a fresh snapshot.
+    resync: bool,
+}
+
+/// Applies `changes` (all of one seq) to a window's rows; the diff its
+/// members need, or why the window must be reloaded.
+async fn update_window<C: SqlConn>(
+    sub: &mut Subscription,
+    changes: &[Change],
+    visible: &dyn Fn(&Row) -> bool,
+    store: &ShardStore<C>,
+) -> Result<live::Diff, String> {
+    if let [change] = changes {
+        return sub
+            .apply(change, visible, store)
+            .await
+            .map_err(|e| e.to_string());
+    }
+    let old_count = sub.count();
+    let new = Subscription::load(sub.query().clone(), visible, store)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut d = live::between(sub.rows(), new.rows());
+    if new.query().count && new.count() != old_count {
+        d.count = Some(new.count());
+    }
+    *sub = new;
+    Ok(d)
+}
+
+/// Sends `d` (the window's change up to `seq`) to each member of `w`: one
+/// message per distinct (subscription id, from seq), since members that
+/// share both (the same app code on every client) get identical frames.
+fn send_diff(
+    w: &Window,
+    subs: &mut HashMap<SubKey, LiveSub>,
+    d: live::Diff,
+    seq: u64,
+    out: &mut Vec<Outbound>,
+) {
+    let mut groups: Vec<((String, u64), Vec<String>)> = Vec::new();
+    for m in &w.members {
+        let Some(live) = subs.get_mut(m) else {
+            continue;
+        };
+        if live.seq >= seq {
+            continue; // answered after these changes: it holds them already
+        }
+        let at = (live.id.as_str(), live.seq);
+        match groups
+            .iter_mut()
+            .find(|((id, from), _)| (id.as_str(), *from) == at)
+        {
+            Some((_, conns)) => conns.push(live.conn.clone()),
+            None => groups.push(((live.id.clone(), live.seq), vec![live.conn.clone()])),
+        }
+        live.seq = seq;
+    }
+    let mut d = Some(d);
+    let last = groups.len();
+    for (i, ((id, from), conns)) in groups.into_iter().enumerate() {
+        let diff = if i + 1 == last {
+            d.take().expect("taken once, last")
+        } else {
+            d.clone().expect("not taken yet")
+        };
+        out.push(Outbound::Many {
+            conns,
+            msg: to_wire(&id, from, seq, diff),
+        });
+    }
+}
+
+/// Reloads a window that could not be maintained and sends each member a
+/// reset and the fresh snapshot. `false` if even the reload failed.
+async fn resync_window<C: SqlConn>(
+    w: &mut Window,
+    manifest: &Manifest,
+    subs: &mut HashMap<SubKey, LiveSub>,
+    store: &ShardStore<C>,
+    seq: u64,
+    out: &mut Vec<Outbound>,
+) -> bool {
+    let entity = w.sub.query().entity.clone();
+    let visible = readable(manifest, &entity, &w.auth);
+    let Ok(new) = Subscription::load(w.sub.query().clone(), &visible, store).await else {
+        return false;
+    };
+    w.sub = new;
+    for m in &w.members {
+        let Some(live) = subs.get_mut(m) else {
+            continue;
+        };
+        let fresh = snap(&live.id, seq, &w.sub);
+        out.extend(reset_then(
+            &live.conn,
+            &live.id,
+            reset_reason::RESYNC,
+            fresh,
+        ));
+        live.seq = seq;
+    }
+    true
 }
 
 pub struct ShardEngine<C: SqlConn> {
@@ -135,6 +242,10 @@ pub struct ShardEngine<C: SqlConn> {
     window_of: HashMap<WindowIdent, SubKey>,
     index: SubscriptionIndex,
     next_key: u64,
+    /// Coalescing (`config.max_batch` > 1): windows changed since the last
+    /// flush, and the acks and errors of the writes not flushed yet.
+    dirty: Vec<SubKey>,
+    pending: Vec<Outbound>,
 }
 
 fn err(code: ErrorCode, message: impl Into<String>) -> ErrorMsg {
@@ -271,6 +382,8 @@ impl<C: SqlConn> ShardEngine<C> {
             window_of: HashMap::new(),
             index: SubscriptionIndex::new(),
             next_key: 0,
+            dirty: Vec::new(),
+            pending: Vec::new(),
         })
     }
 
@@ -407,6 +520,8 @@ impl<C: SqlConn> ShardEngine<C> {
                 auth: auth.clone(),
                 members: Vec::new(),
                 sent,
+                held: None,
+                resync: false,
             },
         );
         Ok(key)
@@ -602,29 +717,43 @@ impl<C: SqlConn> ShardEngine<C> {
                 ServerMsg::Pong(protocol::Pong { t: p.t }),
             )]),
             ClientMsg::Sub(s) => {
+                // A new member must join a window with nothing unsent.
+                let mut out = self.flush().await;
                 let id = s.id.clone();
-                self.subscribe(conn, s).await.map_err(|mut e| {
-                    e.sub = Some(id);
-                    e
-                })
+                match self.subscribe(conn, s).await {
+                    Ok(o) => out.extend(o),
+                    Err(mut e) => {
+                        e.sub = Some(id);
+                        out.push(to(e));
+                    }
+                }
+                Ok(out)
             }
             ClientMsg::Unsub(u) => self.unsubscribe(conn, &u.id),
             ClientMsg::Mut(m) => {
                 let auth = c.info.auth.clone();
                 let op = m.op.clone();
-                match self
+                let (mut out, answer) = match self
                     .mutate(Some(conn), &auth, Some(m.op), m.ops, now_ms)
                     .await
                 {
-                    Ok((ack, mut out)) => {
-                        out.push(Outbound::To(conn.to_owned(), ServerMsg::Ack(ack)));
-                        Ok(out)
-                    }
+                    Ok((ack, out)) => (out, ServerMsg::Ack(ack)),
                     Err(mut e) => {
                         e.op = Some(op);
-                        Err(e)
+                        (Vec::new(), ServerMsg::Err(e))
                     }
+                };
+                let answer = Outbound::To(conn.to_owned(), answer);
+                if self.coalescing() {
+                    // After the diffs of the flush that covers this write.
+                    self.pending.push(answer);
+                    if self.pending.len() >= self.config.max_batch as usize {
+                        out.extend(self.flush().await);
+                    }
+                } else {
+                    out.push(answer);
                 }
+                Ok(out)
             }
             ClientMsg::Presence(p) => self.set_presence(conn, p.state),
             ClientMsg::Bcast(b) => Ok(vec![Outbound::All {
@@ -1126,9 +1255,17 @@ impl<C: SqlConn> ShardEngine<C> {
         })
     }
 
-    /// Diffs of every subscription the changes can affect, sent with `seq`.
-    /// Each affected window is maintained once; its diff goes to all its
-    /// members, one message per distinct (subscription id, from seq).
+    fn coalescing(&self) -> bool {
+        self.config.max_batch > 1
+    }
+
+    /// Whether a [`flush`](Self::flush) has anything to send.
+    pub fn has_unflushed(&self) -> bool {
+        !self.dirty.is_empty() || !self.pending.is_empty()
+    }
+
+    /// Applies the changes of `seq` to every window they can affect. Sends
+    /// the diffs now, or, when coalescing, leaves them for the next flush.
     async fn fan_out(&mut self, changes: &[Change], seq: u64) -> Vec<Outbound> {
         let mut keys: Vec<SubKey> = Vec::new();
         for ch in changes {
@@ -1136,112 +1273,127 @@ impl<C: SqlConn> ShardEngine<C> {
         }
         keys.sort_unstable_by_key(|k| k.0);
         keys.dedup();
+        let coalescing = self.coalescing();
         let Self {
             store,
             manifest,
             subs,
             windows,
+            dirty,
             ..
         } = self;
         let mut out = Vec::new();
-        let mut sent: Vec<SubKey> = Vec::new();
         let mut advanced: Vec<SubKey> = Vec::new();
         for key in keys {
             let Some(w) = windows.get_mut(&key) else {
                 continue;
             };
-            let before = sent.len();
             let entity = w.sub.query().entity.clone();
             let visible = readable(manifest, &entity, &w.auth);
-            let diff = if let [change] = changes {
-                w.sub
-                    .apply(change, &visible, &*store)
-                    .await
-                    .map_err(|e| e.to_string())
-            } else {
-                let old = w.sub.rows().to_vec();
-                let old_count = w.sub.count();
-                match Subscription::load(w.sub.query().clone(), &visible, &*store).await {
-                    Ok(new) => {
-                        let mut d = live::between(&old, new.rows());
-                        if new.query().count && new.count() != old_count {
-                            d.count = Some(new.count());
-                        }
-                        w.sub = new;
-                        Ok(d)
-                    }
-                    Err(e) => Err(e.to_string()),
+            if coalescing {
+                if w.held.is_none() {
+                    w.held = Some((w.sub.rows().to_vec(), w.sub.count()));
+                    dirty.push(key);
                 }
-            };
+                if !w.resync
+                    && update_window(&mut w.sub, changes, &visible, store)
+                        .await
+                        .is_err()
+                {
+                    w.resync = true;
+                }
+                continue;
+            }
+            let diff = update_window(&mut w.sub, changes, &visible, store).await;
+            drop(visible);
             match diff {
                 Ok(d) if d.is_empty() => {}
                 Ok(d) => {
-                    // Members that share an id and a from seq (the common
-                    // case: the same app code on every client) share a message.
-                    let mut groups: Vec<((&str, u64), Vec<String>)> = Vec::new();
-                    for m in &w.members {
-                        let Some(live) = subs.get(m) else { continue };
-                        let at = (live.id.as_str(), live.seq);
-                        match groups.iter_mut().find(|(k, _)| *k == at) {
-                            Some((_, conns)) => conns.push(live.conn.clone()),
-                            None => groups.push((at, vec![live.conn.clone()])),
-                        }
-                        sent.push(*m);
-                    }
-                    let mut d = Some(d);
-                    let last = groups.len();
-                    for (i, ((id, from), conns)) in groups.into_iter().enumerate() {
-                        let diff = if i + 1 == last {
-                            d.take().expect("taken once, last")
-                        } else {
-                            d.clone().expect("not taken yet")
-                        };
-                        out.push(Outbound::Many {
-                            conns,
-                            msg: to_wire(id, from, seq, diff),
-                        });
-                    }
+                    send_diff(w, subs, d, seq, &mut out);
+                    advanced.push(key);
                 }
                 Err(_) => {
-                    // The window could not be maintained: start it afresh.
-                    if let Ok(new) =
-                        Subscription::load(w.sub.query().clone(), &visible, &*store).await
-                    {
-                        w.sub = new;
-                        for m in &w.members {
-                            let Some(live) = subs.get(m) else { continue };
-                            let fresh = snap(&live.id, seq, &w.sub);
-                            out.extend(reset_then(
-                                &live.conn,
-                                &live.id,
-                                reset_reason::RESYNC,
-                                fresh,
-                            ));
-                            sent.push(*m);
-                        }
+                    if resync_window(w, manifest, subs, store, seq, &mut out).await {
+                        advanced.push(key);
                     }
                 }
             }
-            if sent.len() > before {
+        }
+        self.advance_windows(&advanced, seq);
+        out
+    }
+
+    /// Records that `keys` sent at `seq`, in memory and in storage.
+    fn advance_windows(&mut self, keys: &[SubKey], seq: u64) {
+        for k in keys {
+            if let Some(w) = self.windows.get_mut(k) {
                 w.sent = seq;
-                advanced.push(key);
             }
         }
-        for k in &sent {
-            if let Some(live) = subs.get_mut(k) {
-                live.seq = seq;
-            }
-        }
-        let idents: Vec<&str> = advanced
+        let idents: Vec<&str> = keys
             .iter()
-            .filter_map(|k| windows.get(k))
+            .filter_map(|k| self.windows.get(k))
             .map(|w| w.ident.as_str())
             .collect();
-        if let Err(e) = store.advance_windows(&idents, seq) {
+        if let Err(e) = self.store.advance_windows(&idents, seq) {
             // The diffs are still right; a later resume may just send a
             // fresh snapshot for these subscriptions.
             let _ = e;
         }
+    }
+
+    /// Sends what coalescing held back: one diff per changed window
+    /// covering every write since the last flush, then the acks (and
+    /// errors) of those writes, in order. Nothing when nothing is held.
+    pub async fn flush(&mut self) -> Vec<Outbound> {
+        if !self.has_unflushed() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        let seq = match self.store.seq() {
+            Ok(s) => s,
+            Err(_) => {
+                // Without the seq no diff can be labelled; the acks still
+                // go (the writes are durable), the windows stay dirty.
+                out.append(&mut self.pending);
+                return out;
+            }
+        };
+        let dirty = std::mem::take(&mut self.dirty);
+        let mut advanced = Vec::new();
+        {
+            let Self {
+                store,
+                manifest,
+                subs,
+                windows,
+                ..
+            } = self;
+            for key in dirty {
+                let Some(w) = windows.get_mut(&key) else {
+                    continue; // every member left
+                };
+                let Some((old, old_count)) = w.held.take() else {
+                    continue;
+                };
+                if std::mem::take(&mut w.resync) {
+                    if resync_window(w, manifest, subs, store, seq, &mut out).await {
+                        advanced.push(key);
+                    }
+                    continue;
+                }
+                let mut d = live::between(&old, w.sub.rows());
+                if w.sub.query().count && w.sub.count() != old_count {
+                    d.count = Some(w.sub.count());
+                }
+                if !d.is_empty() {
+                    send_diff(w, subs, d, seq, &mut out);
+                    advanced.push(key);
+                }
+            }
+        }
+        self.advance_windows(&advanced, seq);
+        out.append(&mut self.pending);
         out
     }
 
