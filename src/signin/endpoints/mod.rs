@@ -99,6 +99,8 @@ pub struct AuthResponse {
     /// Names in lower case; `set-cookie` may repeat.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// For the log only: what went wrong behind a 500.
+    pub internal: Option<String>,
 }
 
 impl AuthResponse {
@@ -110,6 +112,7 @@ impl AuthResponse {
                 ("cache-control".into(), "no-store".into()),
             ],
             body: body.to_string().into_bytes(),
+            internal: None,
         }
     }
 
@@ -121,6 +124,7 @@ impl AuthResponse {
                 ("cache-control".into(), "no-store".into()),
             ],
             body: Vec::new(),
+            internal: None,
         }
     }
 
@@ -129,6 +133,9 @@ impl AuthResponse {
         let mut r = Self::json(api.status, &api.body());
         if api.status == 401 {
             r.headers.push(("www-authenticate".into(), "Bearer".into()));
+        }
+        if e.is_internal() {
+            r.internal = Some(e.to_string());
         }
         r
     }
