@@ -169,13 +169,14 @@ impl SignInConfig {
         });
         if let Some(o) = &oidc {
             if o.name == "github"
+                || o.name == "email"
                 || !o
                     .name
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             {
                 return Err(
-                    "PYLON_OIDC_NAME must be lower-case letters, digits and -, and not github"
+                    "PYLON_OIDC_NAME must be lower-case letters, digits and -, and not github or email"
                         .into(),
                 );
             }
@@ -256,6 +257,10 @@ mod tests {
             .contains("PYLON_SESSION_TTL_SECS"));
         assert!(from(&[("PYLON_APP_ORIGINS", "https://a.example/path")]).is_err());
         assert!(from(&[("PYLON_PUBLIC_URL", "https://a.example/")]).is_ok());
+        for bad in ["email", "github", "Google", "a b"] {
+            let vars = [("PYLON_OIDC_CLIENT_ID", "c"), ("PYLON_OIDC_NAME", bad)];
+            assert!(from(&vars).is_err(), "{bad}");
+        }
         let c = from(&[
             ("PYLON_OIDC_CLIENT_ID", "cid"),
             ("PYLON_OIDC_TOKEN_URL", "http://127.0.0.1:9/token"),

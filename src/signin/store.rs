@@ -96,7 +96,7 @@ pub struct NewSession {
 
 /// Why a store operation said no.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "refusal", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Refusal {
     RefreshInvalid,
     /// The token was already used: session `sid` is now revoked.

@@ -12,8 +12,10 @@ use super::error::SignInError;
 use super::store::{AuthStore, Identity, NewSession, Refusal, User};
 use crate::storage::{SqlConn, StorageError};
 
+/// Externally tagged on the wire (`{"refresh": {...}}`): internally tagged
+/// enums cost far more wasm to deserialize.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum StoreCall {
     SignIn {
         identity: Identity,
@@ -62,7 +64,7 @@ pub enum StoreCall {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "reply", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum StoreReply {
     Done,
     Session { user: User, sid: String },
