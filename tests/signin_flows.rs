@@ -580,6 +580,7 @@ fn email_code_and_link() {
             "BAD_EMAIL"
         );
 
+        w.now_ms.set(w.now_ms.get() + 31_000); // past the resend gap
         w.browse(
             "POST",
             "email/start",
@@ -592,6 +593,17 @@ fn email_code_and_link() {
             w.http.mail.borrow().last().unwrap()["to"][0],
             "ann@example.com"
         );
+        // Again at once: the same answer, nothing sent, the code stays.
+        let sent = w.http.mail.borrow().len();
+        let again = w
+            .browse(
+                "POST",
+                "email/start",
+                &[],
+                json!({"email": "ann@example.com"}),
+            )
+            .await;
+        assert_eq!((again.status, w.http.mail.borrow().len()), (202, sent));
         let wrong = if c == "000000" { "000001" } else { "000000" };
         let r = w
             .browse(
@@ -630,6 +642,7 @@ fn email_code_and_link() {
         );
 
         // The link, on a fresh start: signs in the same user and redirects.
+        w.now_ms.set(w.now_ms.get() + 31_000); // past the resend gap
         w.browse(
             "POST",
             "email/start",
@@ -655,6 +668,7 @@ fn email_code_and_link() {
         );
 
         // Five wrong tries kill a code, even the right one after them.
+        w.now_ms.set(w.now_ms.get() + 31_000); // past the resend gap
         w.browse(
             "POST",
             "email/start",
@@ -684,6 +698,7 @@ fn email_code_and_link() {
         assert_eq!(code(&r), "CODE_INVALID");
 
         // Expired.
+        w.now_ms.set(w.now_ms.get() + 31_000); // past the resend gap
         w.browse(
             "POST",
             "email/start",

@@ -69,6 +69,8 @@ pub struct SignInConfig {
     /// How long the router trusts a "not revoked" answer (per isolate).
     pub revocation_cache_secs: i64,
     pub email_code_ttl_secs: i64,
+    /// No new email code for an address within this long of the last.
+    pub email_resend_secs: i64,
     /// Tenant and roles given to new users.
     pub default_tenant: Option<String>,
     pub default_roles: Vec<String>,
@@ -195,6 +197,7 @@ impl SignInConfig {
             refresh_ttl_secs: number(&get, "PYLON_REFRESH_TTL_SECS", 30 * day, 365 * day)?.max(1),
             revocation_cache_secs: number(&get, "PYLON_REVOCATION_CACHE_SECS", 10, 300)?,
             email_code_ttl_secs: number(&get, "PYLON_EMAIL_CODE_TTL_SECS", 600, 3600)?.max(1),
+            email_resend_secs: number(&get, "PYLON_EMAIL_RESEND_SECS", 30, 3600)?,
             default_tenant: text(&get, "PYLON_SIGNIN_TENANT"),
             default_roles: text(&get, "PYLON_SIGNIN_ROLES")
                 .unwrap_or_default()

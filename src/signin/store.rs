@@ -49,7 +49,8 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS auth_states (id TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS auth_email_codes (email TEXT PRIMARY KEY, code_hash TEXT NOT NULL,
         link_hash TEXT NOT NULL UNIQUE, redirect TEXT NOT NULL, expires_ms INTEGER NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0)",
+        attempts INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS auth_sessions_expiry ON auth_sessions (expires_ms)",
 ];
 
 /// SHA-256 of a token, hex: what the store keeps instead of the token.
@@ -105,6 +106,8 @@ pub enum Refusal {
     },
     StateUsed,
     CodeInvalid,
+    /// A code was sent to this address too recently; nothing was sent.
+    TooSoon,
 }
 
 pub struct AuthStore<C: SqlConn> {
@@ -154,6 +157,20 @@ impl<C: SqlConn> AuthStore<C> {
         }))
     }
 
+    /// Forgets sessions that have ended (their tokens have all expired by
+    /// then, so "unknown" answers as "not live" just as well).
+    fn purge(&self, now_ms: i64) -> Result<(), StorageError> {
+        self.conn.exec(
+            "DELETE FROM auth_refresh WHERE sid IN (SELECT sid FROM auth_sessions WHERE expires_ms < ?)",
+            &[int(now_ms)],
+        )?;
+        self.conn.exec(
+            "DELETE FROM auth_sessions WHERE expires_ms < ?",
+            &[int(now_ms)],
+        )?;
+        Ok(())
+    }
+
     /// Finds or creates the user of `id` and opens a session for it.
     pub fn sign_in(
         &self,
@@ -161,6 +178,7 @@ impl<C: SqlConn> AuthStore<C> {
         new: &NewSession,
         now_ms: i64,
     ) -> Result<User, StorageError> {
+        self.purge(now_ms)?;
         let found = self.conn.exec(
             "SELECT user_id FROM auth_identities WHERE provider = ? AND subject = ?",
             &[t(&id.provider), t(&id.subject)],
@@ -299,7 +317,10 @@ impl<C: SqlConn> AuthStore<C> {
         }
     }
 
-    /// Stores a new code and link for `email`, replacing any earlier one.
+    /// Stores a new code and link for `email`, replacing any earlier one,
+    /// unless one was issued less than `resend_gap_ms` ago (then `false`,
+    /// and the earlier code stays).
+    #[allow(clippy::too_many_arguments)]
     pub fn email_start(
         &self,
         email: &str,
@@ -307,24 +328,35 @@ impl<C: SqlConn> AuthStore<C> {
         link_hash: &str,
         redirect: &str,
         expires_ms: i64,
+        resend_gap_ms: i64,
         now_ms: i64,
-    ) -> Result<(), StorageError> {
+    ) -> Result<bool, StorageError> {
         self.conn.exec(
-            "DELETE FROM auth_email_codes WHERE expires_ms < ? OR email = ?",
-            &[int(now_ms), t(email)],
+            "DELETE FROM auth_email_codes WHERE expires_ms < ?",
+            &[int(now_ms)],
         )?;
+        let recent = self.conn.exec(
+            "SELECT 1 FROM auth_email_codes WHERE email = ? AND created_ms > ?",
+            &[t(email), int(now_ms - resend_gap_ms)],
+        )?;
+        if !recent.is_empty() {
+            return Ok(false);
+        }
+        self.conn
+            .exec("DELETE FROM auth_email_codes WHERE email = ?", &[t(email)])?;
         self.conn.exec(
-            "INSERT INTO auth_email_codes (email, code_hash, link_hash, redirect, expires_ms)
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO auth_email_codes (email, code_hash, link_hash, redirect, expires_ms, created_ms)
+             VALUES (?, ?, ?, ?, ?, ?)",
             &[
                 t(email),
                 t(code_hash),
                 t(link_hash),
                 t(redirect),
                 int(expires_ms),
+                int(now_ms),
             ],
         )?;
-        Ok(())
+        Ok(true)
     }
 
     /// Checks a typed code: the redirect target if right (the code is then
@@ -390,5 +422,76 @@ impl<C: SqlConn> AuthStore<C> {
             text(&r[0]).unwrap_or_default(),
             text(&r[1]).unwrap_or_default(),
         )))
+    }
+}
+
+#[cfg(all(test, feature = "sqlite", not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+    use crate::storage::SqliteConn;
+
+    fn session(sid: &str, refresh: &str, expires_ms: i64) -> NewSession {
+        NewSession {
+            user_id: format!("u-{sid}"),
+            tenant: None,
+            roles: vec!["r".into()],
+            sid: sid.into(),
+            refresh_hash: hash_token(refresh),
+            expires_ms,
+        }
+    }
+
+    fn count(s: &AuthStore<SqliteConn>, table: &str) -> i64 {
+        match s
+            .conn
+            .exec(&format!("SELECT COUNT(*) FROM {table}"), &[])
+            .unwrap()[0][0]
+        {
+            SqlValue::Integer(n) => n,
+            _ => -1,
+        }
+    }
+
+    #[test]
+    fn ended_sessions_are_purged_and_codes_throttled() {
+        let s = AuthStore::open(SqliteConn::open_in_memory().unwrap()).unwrap();
+        let id = |sub: &str| Identity {
+            provider: "email".into(),
+            subject: sub.into(),
+            email: Some(sub.into()),
+        };
+        let u = s
+            .sign_in(&id("a@x.io"), &session("s1", "r1", 1_000), 0)
+            .unwrap();
+        assert_eq!(u.roles, ["r"]);
+        assert!(s.live("s1", 999).unwrap() && !s.live("s1", 1_000).unwrap());
+        // The same identity later: same user, and the ended session is gone.
+        let again = s
+            .sign_in(&id("a@x.io"), &session("s2", "r2", 9_000), 2_000)
+            .unwrap();
+        assert_eq!(again.id, u.id);
+        assert_eq!(count(&s, "auth_sessions"), 1);
+        assert_eq!(count(&s, "auth_refresh"), 1);
+        assert_eq!(
+            s.refresh(&hash_token("r1"), &hash_token("r9"), 2_001)
+                .unwrap(),
+            Err(Refusal::RefreshInvalid)
+        );
+
+        assert!(s
+            .email_start("a@x.io", "c1", "l1", "/", 10_000, 30, 0)
+            .unwrap());
+        assert!(!s
+            .email_start("a@x.io", "c2", "l2", "/", 10_000, 30, 29)
+            .unwrap());
+        assert_eq!(
+            s.email_code("a@x.io", "c1", 29).unwrap().as_deref(),
+            Some("/")
+        );
+        assert!(s
+            .email_start("a@x.io", "c3", "l3", "/", 10_000, 30, 31)
+            .unwrap());
+        assert!(s.consume_state("st", 100, 0).unwrap());
+        assert!(!s.consume_state("st", 100, 50).unwrap());
     }
 }

@@ -50,6 +50,8 @@ pub enum StoreCall {
         link_hash: String,
         redirect: String,
         expires_ms: i64,
+        /// No new code within this long of the last one.
+        resend_gap_ms: i64,
         now_ms: i64,
     },
     EmailCode {
@@ -124,12 +126,23 @@ pub fn dispatch<C: SqlConn>(s: &AuthStore<C>, call: StoreCall) -> Result<StoreRe
             link_hash,
             redirect,
             expires_ms,
+            resend_gap_ms,
             now_ms,
         } => {
-            s.email_start(
-                &email, &code_hash, &link_hash, &redirect, expires_ms, now_ms,
+            let stored = s.email_start(
+                &email,
+                &code_hash,
+                &link_hash,
+                &redirect,
+                expires_ms,
+                resend_gap_ms,
+                now_ms,
             )?;
-            StoreReply::Done
+            if stored {
+                StoreReply::Done
+            } else {
+                StoreReply::Refused(Refusal::TooSoon)
+            }
         }
         EmailCode {
             email,

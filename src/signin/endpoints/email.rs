@@ -6,7 +6,9 @@
 //! digits) and the link token (32 random bytes) are stored as HMACs under
 //! the session secret, live `PYLON_EMAIL_CODE_TTL_SECS` (10 minutes), work
 //! once, and a code dies after 5 wrong tries. A new start for the same
-//! address replaces the old code and link.
+//! address replaces the old code and link, but not within
+//! `PYLON_EMAIL_RESEND_SECS` (30 s) of the last one: then nothing is sent
+//! and the answer is the same.
 
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{json, Value as Json};
@@ -16,7 +18,7 @@ use super::{AuthRequest, AuthResponse, SignIn};
 use crate::http::{percent_encode, HttpClient};
 use crate::signin::error::SignInError;
 use crate::signin::random::{digits, token, Random};
-use crate::signin::store::Identity;
+use crate::signin::store::{Identity, Refusal};
 use crate::signin::store_api::{unexpected, AuthBackend, StoreCall, StoreReply};
 use crate::signin::{email, redirect};
 
@@ -63,10 +65,14 @@ impl<H: HttpClient, B: AuthBackend, R: Random> SignIn<'_, H, B, R> {
             link_hash: keyed(secret, "link", &[&link_token]),
             redirect: target,
             expires_ms: self.now_ms + ttl * 1000,
+            resend_gap_ms: self.config.email_resend_secs * 1000,
             now_ms: self.now_ms,
         };
         match self.backend.call(call).await? {
             StoreReply::Done => {}
+            // Sent moments ago: the same answer, nothing sent (the earlier
+            // code still works).
+            StoreReply::Refused(Refusal::TooSoon) => return Ok(accepted()),
             r => return Err(unexpected(&r)),
         }
         let link = format!(
@@ -75,10 +81,7 @@ impl<H: HttpClient, B: AuthBackend, R: Random> SignIn<'_, H, B, R> {
         );
         let msg = email::message(&api.from, &address, &link, &code, (ttl + 59) / 60);
         email::send(self.http, api, &msg).await?;
-        Ok(AuthResponse::json(
-            202,
-            &json!({"ok": true, "message": "if this address can receive email, a sign-in link and code are on the way"}),
-        ))
+        Ok(accepted())
     }
 
     pub(super) async fn email_link(&self, req: &AuthRequest) -> Result<AuthResponse, SignInError> {
@@ -132,6 +135,14 @@ impl<H: HttpClient, B: AuthBackend, R: Random> SignIn<'_, H, B, R> {
         let cookies = self.session_cookies(req, &issued.access, &issued.refresh);
         Ok(AuthResponse::json(200, &self.token_body(&issued, in_body)).cookies(cookies))
     }
+}
+
+/// The one answer to every well-formed start.
+fn accepted() -> AuthResponse {
+    AuthResponse::json(
+        202,
+        &json!({"ok": true, "message": "if this address can receive email, a sign-in link and code are on the way"}),
+    )
 }
 
 fn identity(address: String) -> Identity {

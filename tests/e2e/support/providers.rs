@@ -272,6 +272,12 @@ impl Providers {
         m.mail.iter().rev().find(|msg| msg["to"][0] == to).cloned()
     }
 
+    /// How many messages went to `to`.
+    pub fn mail_count_to(&self, to: &str) -> usize {
+        let m = self.memory.lock().unwrap();
+        m.mail.iter().filter(|msg| msg["to"][0] == to).count()
+    }
+
     pub fn refusals(&self) -> Vec<String> {
         self.memory.lock().unwrap().refusals.clone()
     }
