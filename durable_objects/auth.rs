@@ -35,7 +35,7 @@ impl DurableObject for Auth {
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let call: StoreCall = match req.json().await {
             Ok(c) => c,
-            Err(e) => return Ok(Response::error(format!("not a store call: {e}"), 400)?),
+            Err(e) => return Response::error(format!("not a store call: {e}"), 400),
         };
         let mut slot = self.store.borrow_mut();
         if slot.is_none() {
