@@ -694,5 +694,45 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         ws_status(port, &format!("user:{zoe_uid}"), t).await? == Ok(()),
         "email session over ws"
     );
+
+    // Sessions and revocations live in the Auth object's storage, not in
+    // the isolate: after a kill -9 and restart, a live session still
+    // works, its refresh token still rotates, and a revoked one stays
+    // refused.
+    let zoe_access = t.to_owned();
+    let zoe_refresh = ok.body["refresh_token"]
+        .as_str()
+        .context("refresh_token")?
+        .to_owned();
+    ctx.restart().await?;
+    let base = ctx.dev.http("");
+    ensure!(
+        session_user(&base, &zoe_access).await? == zoe_uid,
+        "a session after a restart"
+    );
+    let r = post(
+        &format!("{base}/v1/auth/refresh"),
+        &json!({"refresh_token": zoe_refresh}),
+        &[],
+    )
+    .await?;
+    ensure!(
+        r.status == 200,
+        "refresh after a restart: {} {}",
+        r.status,
+        r.body
+    );
+    let a = post(
+        &ctx.dev.http(&format!("/v1/shards/{oidc_shard}/query")),
+        &json!({"entity": "Todo"}),
+        &[("authorization", &format!("Bearer {oidc_access}"))],
+    )
+    .await?;
+    ensure!(
+        a.status == 401 && a.reason() == "SESSION_REVOKED",
+        "a revoked session after a restart: {} {}",
+        a.status,
+        a.body
+    );
     Ok(())
 }
