@@ -16,6 +16,7 @@ pub mod protocol;
 pub mod query;
 pub mod route;
 pub mod shard;
+pub mod signin;
 pub mod sql;
 pub mod storage;
 pub mod store;

@@ -108,6 +108,17 @@ pub(crate) fn gate(env: &Env, shard: &str, req: &Request) -> Result<Gate> {
             Err(e) => return refuse(&e),
         };
 
+    Ok(Gate::Pass(forward(req, protocols.as_deref(), &caller)?))
+}
+
+/// `req` rewritten for the shard: incoming `x-pylon-*` headers,
+/// `Authorization` and `bearer.` subprotocol entries removed, `caller` in
+/// `x-pylon-auth`.
+pub(crate) fn forward(
+    req: &Request,
+    protocols: Option<&str>,
+    caller: &AuthContext,
+) -> Result<Request> {
     let mut fwd = req.clone_mut()?;
     let out = fwd.headers_mut()?;
     let internal: Vec<String> = out
@@ -122,7 +133,7 @@ pub(crate) fn gate(env: &Env, shard: &str, req: &Request) -> Result<Gate> {
     }
     // The shard needs the identity, not the credentials.
     out.delete("Authorization")?;
-    if let Some(p) = protocols.as_deref() {
+    if let Some(p) = protocols {
         let kept: Vec<&str> = p
             .split(',')
             .map(str::trim)
@@ -134,6 +145,6 @@ pub(crate) fn gate(env: &Env, shard: &str, req: &Request) -> Result<Gate> {
             out.set("Sec-WebSocket-Protocol", &kept.join(", "))?;
         }
     }
-    out.set(auth::AUTH_HEADER, &auth::encode_context(&caller))?;
-    Ok(Gate::Pass(fwd))
+    out.set(auth::AUTH_HEADER, &auth::encode_context(caller))?;
+    Ok(fwd)
 }

@@ -2,10 +2,13 @@
 //! wasm32 only; it maps requests onto engine calls and nothing more.
 
 pub(crate) mod auth;
+mod auth_store;
 mod cold;
 pub(crate) mod d1;
-#[allow(dead_code)] // used by sign-in and JWKS
 pub(crate) mod fetch;
+mod random;
 pub(crate) mod respond;
 mod router;
 pub(crate) mod schema;
+mod session_gate;
+mod signin;

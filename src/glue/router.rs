@@ -22,6 +22,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         Ok(Route::ColdQuery) => super::cold::query(req, &env).await,
         Ok(Route::ShardList) => super::cold::shards(req, &env).await,
         Ok(Route::Shard { shard, .. }) => to_shard(&env, &shard, req).await,
+        Ok(Route::Auth { rest }) => super::signin::handle(req, &env, &rest).await,
         Err(e) => respond::error(&e),
     }
 }
@@ -29,7 +30,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 /// Authenticates the request, then forwards it with the caller in
 /// `x-pylon-auth` (see `glue::auth`); the object reads its name from the path.
 async fn to_shard(env: &Env, shard: &str, req: Request) -> Result<Response> {
-    let req = match crate::glue::auth::gate(env, shard, &req)? {
+    let req = match crate::glue::session_gate::gate(env, shard, &req).await? {
         crate::glue::auth::Gate::Pass(fwd) => fwd,
         crate::glue::auth::Gate::Refuse(resp) => return Ok(resp),
     };

@@ -20,6 +20,8 @@ use support::server::{project_root, WranglerDev};
 
 pub struct Ctx {
     pub dev: WranglerDev,
+    /// Test OAuth providers and email API on 127.0.0.1 (sign-in scenario).
+    pub providers: support::providers::Providers,
     dir: PathBuf,
 }
 
@@ -56,6 +58,7 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
         scenario!(scenarios::routing::run),
         scenario!(scenarios::live::run),
         scenario!(scenarios::auth::run),
+        scenario!(scenarios::signin::run),
         scenario!(scenarios::bad_input::run),
         scenario!(scenarios::hibernation::run),
         scenario!(scenarios::restart::run),
@@ -99,6 +102,14 @@ async fn main() {
         .join(support::unique("run"));
     std::fs::create_dir_all(dir.join("state")).expect("creating the run directory");
     let log = dir.join("wrangler.log");
+    let providers = match support::providers::start().await {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("e2e: could not start the test providers: {e:#}");
+            std::process::exit(1);
+        }
+    };
+    support::server::set_vars(providers.vars());
     let dev = match WranglerDev::start(&dir.join("state"), &log).await {
         Ok(dev) => dev,
         Err(e) => {
@@ -110,6 +121,7 @@ async fn main() {
     };
     let mut ctx = Ctx {
         dev,
+        providers,
         dir: dir.clone(),
     };
 

@@ -6,3 +6,4 @@ pub mod hibernation;
 pub mod live;
 pub mod restart;
 pub mod routing;
+pub mod signin;

@@ -1,5 +1,7 @@
 //! Test support: the wrangler dev process, HTTP and WebSocket helpers.
 
+pub mod mini_http;
+pub mod providers;
 pub mod server;
 
 pub use server::project_root;

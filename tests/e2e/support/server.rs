@@ -13,6 +13,24 @@ use anyhow::{bail, Context, Result};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// `--var NAME:VALUE` pairs for every start (the test providers' URLs);
+/// set once, before the first start.
+static EXTRA_VARS: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+
+pub fn set_vars(vars: Vec<(String, String)>) {
+    let _ = EXTRA_VARS.set(vars);
+}
+
+/// The extra vars as shell words.
+fn var_args() -> String {
+    EXTRA_VARS
+        .get()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!(" --var '{k}:{}'", v.replace('\'', "'\\''")))
+        .collect()
+}
+
 pub struct WranglerDev {
     child: Option<Child>,
     pub port: u16,
@@ -51,8 +69,9 @@ impl WranglerDev {
         let log_file = File::options().create(true).append(true).open(log)?;
         let script = format!(
             "source scripts/env.sh && exec wrangler dev --ip 127.0.0.1 --port {port} \
-             --inspector-port {inspector} --persist-to '{}' --log-level info",
-            persist.display()
+             --inspector-port {inspector} --persist-to '{}' --log-level info{}",
+            persist.display(),
+            var_args()
         );
         let child = Command::new("bash")
             .arg("-c")
