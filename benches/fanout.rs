@@ -32,6 +32,7 @@
 //! | `PYLON_BENCH_RUNS` | `3` | mutation-rate runs per variant (median reported) |
 //! | `PYLON_BENCH_COLD` | `5` | eviction samples (each idles 13 s; 0: skip) |
 //! | `PYLON_BENCH_ONLY` | all | comma list of `fanout`, `rate`, `cold` |
+//! | `PYLON_BENCH_VARS` | none | `NAME:VALUE,...` wrangler vars for this run, e.g. `PYLON_MAX_BATCH:1` |
 
 use std::fs::File;
 use std::net::TcpListener;
@@ -80,9 +81,17 @@ impl WranglerDev {
         let port = free_port()?;
         let inspector = free_port()?;
         let log_file = File::options().create(true).append(true).open(log)?;
+        // PYLON_BENCH_VARS=NAME:VALUE,... sets wrangler vars (e.g. limits) for
+        // A/B runs on one build.
+        let vars: String = std::env::var("PYLON_BENCH_VARS")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|v| v.contains(':'))
+            .map(|v| format!(" --var '{}'", v.trim().replace('\'', "")))
+            .collect();
         let script = format!(
             "source scripts/env.sh && exec wrangler dev --ip 127.0.0.1 --port {port} \
-             --inspector-port {inspector} --persist-to '{}' --log-level warn",
+             --inspector-port {inspector} --persist-to '{}' --log-level warn{vars}",
             persist.display()
         );
         let child = Command::new("bash")

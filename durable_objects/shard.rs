@@ -39,6 +39,9 @@ use crate::value::Value;
 const NEXT_CONN: &str = "next_conn";
 /// After a write, the drain waits this long so a burst goes in one batch.
 const DRAIN_DELAY_MS: i64 = 100;
+/// Flushes of coalesced writes are at least this far apart (see
+/// `flush_soon`); the most a write's diffs and ack wait on a busy shard.
+const FLUSH_GAP_MS: i64 = 4;
 /// A pending alarm this far past its time is taken as lost and set again.
 const ALARM_OVERDUE_MS: i64 = 5_000;
 
@@ -65,6 +68,8 @@ pub struct Shard {
     alarm_armed: Cell<bool>,
     /// A handler is waiting to flush coalesced diffs (see `flush_soon`).
     flush_due: Cell<bool>,
+    /// When the last flush ran (event time, ms).
+    flushed_at: Cell<i64>,
 }
 
 fn now_ms() -> i64 {
@@ -321,9 +326,11 @@ impl Shard {
         let result = {
             let mut engine = self.engine_mut()?;
             let op = (!m.op.is_empty()).then_some(m.op);
+            // Writes queued before this one go first, in arrival order.
+            let mut flushed = engine.flush().await;
             let r = engine.mutate(None, auth, op, m.ops, now_ms()).await;
             // The answer is this response: subscribers get their diffs now.
-            let flushed = engine.flush().await;
+            flushed.extend(engine.flush().await);
             (r, flushed)
         };
         let (result, flushed) = result;
@@ -486,23 +493,25 @@ impl Shard {
         self.flush_soon().await
     }
 
-    /// Sends the diffs and acks the engine held back, once the messages
-    /// already queued for this object have run: their writes join the same
-    /// flush, so a busy shard sends one diff per subscription per batch
-    /// instead of one per write, and an idle one sends at once.
+    /// Sends the diffs and acks the engine held back. An idle shard (no
+    /// flush in the last `FLUSH_GAP_MS`) flushes at once; a busy one waits
+    /// out the gap, and the writes that arrive meanwhile join the same
+    /// flush: one diff per subscription per batch instead of one per write.
     async fn flush_soon(&self) -> Result<()> {
         if self.flush_due.get() || !self.engine_ref()?.has_unflushed() {
             return Ok(());
         }
-        self.flush_due.set(true);
-        // A zero timer: a turn of the event loop, in which other queued
-        // messages are delivered to this object first.
-        Delay::from(Duration::ZERO).await;
+        let wait = self.flushed_at.get() + FLUSH_GAP_MS - now_ms();
+        if wait > 0 {
+            self.flush_due.set(true);
+            Delay::from(Duration::from_millis(wait as u64)).await;
+        }
         self.flush_due.set(false);
         let out = {
             let mut engine = self.engine_mut()?;
             engine.flush().await
         };
+        self.flushed_at.set(now_ms());
         self.deliver(out);
         Ok(())
     }
@@ -525,6 +534,7 @@ impl DurableObject for Shard {
             env,
             alarm_armed: Cell::new(false),
             flush_due: Cell::new(false),
+            flushed_at: Cell::new(0),
         }
     }
 

@@ -26,9 +26,9 @@ pub struct ShardConfig {
     /// `reset` and a fresh `snap` instead (cheaper for both sides).
     pub max_resume_rows: usize,
     /// Writes whose diffs may be coalesced into one flush. The Durable
-    /// Object flushes as soon as the writes already queued have run (so an
-    /// idle shard sends at once), and in any case every this many writes.
-    /// `1` sends each write's diffs with its ack.
+    /// Object flushes at once when idle and at most every few milliseconds
+    /// when busy, and in any case every this many writes. `1` sends each
+    /// write's diffs with its ack.
     pub max_batch: u32,
 }
 

@@ -95,6 +95,15 @@ struct Conn {
     dropped: u32,
 }
 
+/// A `mut` waiting for the next flush.
+struct QueuedMut {
+    conn: String,
+    auth: AuthContext,
+    op: String,
+    ops: Vec<Op>,
+    now_ms: i64,
+}
+
 struct LiveSub {
     conn: String,
     id: String,
@@ -242,8 +251,10 @@ pub struct ShardEngine<C: SqlConn> {
     window_of: HashMap<WindowIdent, SubKey>,
     index: SubscriptionIndex,
     next_key: u64,
-    /// Coalescing (`config.max_batch` > 1): windows changed since the last
-    /// flush, and the acks and errors of the writes not flushed yet.
+    /// Coalescing (`config.max_batch` > 1): the writes received since the
+    /// last flush (applied by it, together, in one storage commit), windows
+    /// changed since the last flush, and the acks and errors not sent yet.
+    queued: Vec<QueuedMut>,
     dirty: Vec<SubKey>,
     pending: Vec<Outbound>,
 }
@@ -382,6 +393,7 @@ impl<C: SqlConn> ShardEngine<C> {
             window_of: HashMap::new(),
             index: SubscriptionIndex::new(),
             next_key: 0,
+            queued: Vec::new(),
             dirty: Vec::new(),
             pending: Vec::new(),
         })
@@ -731,28 +743,24 @@ impl<C: SqlConn> ShardEngine<C> {
             }
             ClientMsg::Unsub(u) => self.unsubscribe(conn, &u.id),
             ClientMsg::Mut(m) => {
-                let auth = c.info.auth.clone();
-                let op = m.op.clone();
-                let (mut out, answer) = match self
-                    .mutate(Some(conn), &auth, Some(m.op), m.ops, now_ms)
-                    .await
-                {
-                    Ok((ack, out)) => (out, ServerMsg::Ack(ack)),
-                    Err(mut e) => {
-                        e.op = Some(op);
-                        (Vec::new(), ServerMsg::Err(e))
-                    }
+                let queued = QueuedMut {
+                    conn: conn.to_owned(),
+                    auth: c.info.auth.clone(),
+                    op: m.op,
+                    ops: m.ops,
+                    now_ms,
                 };
-                let answer = Outbound::To(conn.to_owned(), answer);
                 if self.coalescing() {
-                    // After the diffs of the flush that covers this write.
-                    self.pending.push(answer);
-                    if self.pending.len() >= self.config.max_batch as usize {
-                        out.extend(self.flush().await);
+                    // Applied by the next flush, with the others queued.
+                    self.queued.push(queued);
+                    if self.queued.len() >= self.config.max_batch as usize {
+                        return self.flush().await;
                     }
-                } else {
-                    out.push(answer);
+                    return Vec::new();
                 }
+                let mut out = Vec::new();
+                let answer = self.apply_queued(queued, &mut out).await;
+                out.push(answer);
                 Ok(out)
             }
             ClientMsg::Presence(p) => self.set_presence(conn, p.state),
@@ -1261,7 +1269,27 @@ impl<C: SqlConn> ShardEngine<C> {
 
     /// Whether a [`flush`](Self::flush) has anything to send.
     pub fn has_unflushed(&self) -> bool {
-        !self.dirty.is_empty() || !self.pending.is_empty()
+        !self.queued.is_empty() || !self.dirty.is_empty() || !self.pending.is_empty()
+    }
+
+    /// Applies one `mut`; its `ack` or `err` for the writer. Diffs sent now
+    /// (when not coalescing) go to `out`.
+    async fn apply_queued(&mut self, q: QueuedMut, out: &mut Vec<Outbound>) -> Outbound {
+        let op = q.op.clone();
+        let answer = match self
+            .mutate(Some(&q.conn), &q.auth, Some(q.op), q.ops, q.now_ms)
+            .await
+        {
+            Ok((ack, diffs)) => {
+                out.extend(diffs);
+                ServerMsg::Ack(ack)
+            }
+            Err(mut e) => {
+                e.op = Some(op);
+                ServerMsg::Err(e)
+            }
+        };
+        Outbound::To(q.conn, answer)
     }
 
     /// Applies the changes of `seq` to every window they can affect. Sends
@@ -1350,6 +1378,12 @@ impl<C: SqlConn> ShardEngine<C> {
             return Vec::new();
         }
         let mut out = Vec::new();
+        // The queued writes first, in arrival order: their diffs are only
+        // marked on the windows, their answers wait in `pending`.
+        for q in std::mem::take(&mut self.queued) {
+            let answer = self.apply_queued(q, &mut out).await;
+            self.pending.push(answer);
+        }
         let seq = match self.store.seq() {
             Ok(s) => s,
             Err(_) => {
