@@ -67,7 +67,7 @@ pub(crate) async fn query(mut req: Request, env: &Env) -> Result<Response> {
         Ok(db) => db,
         Err(r) => return r,
     };
-    let caller = match crate::glue::auth::identify(env, &req)? {
+    let caller = match crate::glue::auth::identify(env, &req).await? {
         Ok(c) => c,
         Err(answer) => return Ok(answer),
     };

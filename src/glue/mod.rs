@@ -4,8 +4,9 @@
 pub(crate) mod auth;
 mod cold;
 pub(crate) mod d1;
-#[allow(dead_code)] // used by sign-in and JWKS
+#[allow(dead_code)] // also for sign-in
 pub(crate) mod fetch;
 pub(crate) mod respond;
 mod router;
 pub(crate) mod schema;
+pub(crate) mod verify;

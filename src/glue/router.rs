@@ -29,7 +29,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 /// Authenticates the request, then forwards it with the caller in
 /// `x-pylon-auth` (see `glue::auth`); the object reads its name from the path.
 async fn to_shard(env: &Env, shard: &str, req: Request) -> Result<Response> {
-    let req = match crate::glue::auth::gate(env, shard, &req)? {
+    let req = match crate::glue::auth::gate(env, shard, &req).await? {
         crate::glue::auth::Gate::Pass(fwd) => fwd,
         crate::glue::auth::Gate::Refuse(resp) => return Ok(resp),
     };

@@ -16,10 +16,13 @@ use std::pin::Pin;
 use std::time::Instant;
 
 use anyhow::Result;
+use support::jwks::{JwksServer, TestKeys};
 use support::server::{project_root, WranglerDev};
 
 pub struct Ctx {
     pub dev: WranglerDev,
+    /// The JWKS endpoint the Worker's `PYLON_JWKS_URL` points at.
+    pub jwks: JwksServer,
     dir: PathBuf,
 }
 
@@ -29,10 +32,12 @@ impl Ctx {
         self.dev.kill9();
         // Same port: clients reconnect to the URL they know.
         let port = self.dev.port;
+        let vars = self.dev.vars.clone();
         self.dev = WranglerDev::start_on(
             port,
             &self.dir.join("state"),
             &self.dir.join("wrangler.log"),
+            &vars,
         )
         .await?;
         Ok(())
@@ -56,6 +61,7 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
         scenario!(scenarios::routing::run),
         scenario!(scenarios::live::run),
         scenario!(scenarios::auth::run),
+        scenario!(scenarios::jwks::run),
         scenario!(scenarios::bad_input::run),
         scenario!(scenarios::hibernation::run),
         scenario!(scenarios::restart::run),
@@ -99,7 +105,12 @@ async fn main() {
         .join(support::unique("run"));
     std::fs::create_dir_all(dir.join("state")).expect("creating the run directory");
     let log = dir.join("wrangler.log");
-    let dev = match WranglerDev::start(&dir.join("state"), &log).await {
+    let keys = TestKeys::load().expect("the test keys in tests/fixtures/jwt");
+    let jwks = JwksServer::start(keys.initial())
+        .await
+        .expect("starting the JWKS server");
+    let vars = vec![("PYLON_JWKS_URL".to_owned(), jwks.url())];
+    let dev = match WranglerDev::start(&dir.join("state"), &log, &vars).await {
         Ok(dev) => dev,
         Err(e) => {
             eprintln!("e2e: could not start wrangler dev: {e:#}");
@@ -110,6 +121,7 @@ async fn main() {
     };
     let mut ctx = Ctx {
         dev,
+        jwks,
         dir: dir.clone(),
     };
 

@@ -3,6 +3,7 @@ pub mod bad_input;
 pub mod cold_path;
 pub mod health;
 pub mod hibernation;
+pub mod jwks;
 pub mod live;
 pub mod restart;
 pub mod routing;

@@ -1,5 +1,6 @@
 //! Test support: the wrangler dev process, HTTP and WebSocket helpers.
 
+pub mod jwks;
 pub mod server;
 
 pub use server::project_root;

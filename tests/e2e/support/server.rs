@@ -15,6 +15,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
 pub struct WranglerDev {
     child: Option<Child>,
+    /// `--var NAME:VALUE` pairs given to wrangler (kept for restarts).
+    pub vars: Vec<(String, String)>,
     pub port: u16,
     pub persist: PathBuf,
     pub log: PathBuf,
@@ -31,12 +33,17 @@ pub fn project_root() -> &'static Path {
 impl WranglerDev {
     /// Starts wrangler dev on the already-built Worker and waits until
     /// `/healthz` answers.
-    pub async fn start(persist: &Path, log: &Path) -> Result<Self> {
-        Self::start_on(free_port()?, persist, log).await
+    pub async fn start(persist: &Path, log: &Path, vars: &[(String, String)]) -> Result<Self> {
+        Self::start_on(free_port()?, persist, log, vars).await
     }
 
     /// Like `start`, on a given port (a restart keeps the clients' URL).
-    pub async fn start_on(port: u16, persist: &Path, log: &Path) -> Result<Self> {
+    pub async fn start_on(
+        port: u16,
+        persist: &Path,
+        log: &Path,
+        vars: &[(String, String)],
+    ) -> Result<Self> {
         // wrangler silently picks another port when this one is busy (a
         // killed workerd can hold it for a moment): wait until it is free.
         let free_by = Instant::now() + Duration::from_secs(30);
@@ -49,9 +56,13 @@ impl WranglerDev {
         let inspector = free_port()?;
         Self::migrate_d1(persist, log)?;
         let log_file = File::options().create(true).append(true).open(log)?;
+        let var_args: String = vars
+            .iter()
+            .map(|(k, v)| format!(" --var '{k}:{v}'"))
+            .collect();
         let script = format!(
             "source scripts/env.sh && exec wrangler dev --ip 127.0.0.1 --port {port} \
-             --inspector-port {inspector} --persist-to '{}' --log-level info",
+             --inspector-port {inspector} --persist-to '{}' --log-level info{var_args}",
             persist.display()
         );
         let child = Command::new("bash")
@@ -68,6 +79,7 @@ impl WranglerDev {
             .context("spawning wrangler dev")?;
         let mut dev = Self {
             child: Some(child),
+            vars: vars.to_vec(),
             port,
             persist: persist.into(),
             log: log.into(),
