@@ -180,6 +180,8 @@ impl Shard {
                         }
                         closed.push(conn);
                     }
+                    // Taken out by `on_frame` before delivery; never sent.
+                    Outbound::Verify { .. } => {}
                 }
             }
         }
@@ -460,7 +462,21 @@ impl Shard {
             let mut engine = self.engine_mut()?;
             engine.message(&conn, frame, now_ms()).await
         };
+        let (verify, out): (Vec<_>, Vec<_>) = out
+            .into_iter()
+            .partition(|o| matches!(o, Outbound::Verify { .. }));
         self.deliver(out);
+        // A `hello` with a token: verified with the router's code (HS256 and
+        // JWKS), outside any engine borrow (a JWKS fetch may await).
+        for v in verify {
+            let Outbound::Verify { conn, token } = v else {
+                continue;
+            };
+            let verified =
+                crate::glue::verify::verify_token(&self.env, &token, now_ms() / 1000).await;
+            let out = self.engine_mut()?.hello_verified(&conn, verified);
+            self.deliver(out);
+        }
         Ok(())
     }
 }

@@ -30,6 +30,7 @@ use serde_json::json;
 use super::config::ShardConfig;
 use super::limiter::TokenBucket;
 use super::store::{LogEntry, OutboxEntry, SchemaError, ShardStore, StoredSub};
+use crate::auth::AuthError;
 use crate::live::{self, Change, SubKey, Subscription, SubscriptionIndex};
 use crate::manifest::{self, Entity, Manifest};
 use crate::policy::AuthContext;
@@ -82,6 +83,10 @@ pub enum Outbound {
         code: u16,
         reason: String,
     },
+    /// A `hello` carried a token: verify it (the runtime holds the keys and
+    /// may need the network) and hand the result to
+    /// [`ShardEngine::hello_verified`]. Never carries a token to a socket.
+    Verify { conn: String, token: String },
 }
 
 struct Conn {
@@ -474,6 +479,12 @@ impl<C: SqlConn> ShardEngine<C> {
                 if let Some(client) = h.client {
                     c.info.client = Some(client);
                 }
+                if let Some(token) = h.token {
+                    return vec![Outbound::Verify {
+                        conn: conn.to_owned(),
+                        token,
+                    }];
+                }
                 let enc = c.info.encoding;
                 self.welcome(conn, enc)
                     .map(|w| vec![Outbound::To(conn.to_owned(), w)])
@@ -519,6 +530,56 @@ impl<C: SqlConn> ShardEngine<C> {
             }]),
         };
         result.unwrap_or_else(|e| vec![to(e)])
+    }
+
+    /// The second half of a `hello` with a token, once the runtime has
+    /// verified it. The connection keeps its identity unless the token is
+    /// valid, admitted to this shard, and describes exactly the caller the
+    /// connection already has (same user, tenant, roles, admin flag): live
+    /// windows were computed for that caller, so a different one needs a
+    /// new connection. Answered with `welcome`, or an `err`
+    /// (`UNAUTHORIZED`, `FORBIDDEN`, `UNAVAILABLE`); the socket stays open.
+    pub fn hello_verified(
+        &mut self,
+        conn: &str,
+        verified: Result<AuthContext, AuthError>,
+    ) -> Vec<Outbound> {
+        let Some(c) = self.conns.get(conn) else {
+            return Vec::new();
+        };
+        let to = |m: ErrorMsg| vec![Outbound::To(conn.to_owned(), ServerMsg::Err(m))];
+        let caller = match verified.and_then(|a| self.manifest.auth().decide(&self.shard, Some(a)))
+        {
+            Ok(a) => a,
+            Err(e) => {
+                let code = match e.status() {
+                    403 => ErrorCode::Forbidden,
+                    503 => ErrorCode::Unavailable,
+                    500 => ErrorCode::Internal,
+                    _ => ErrorCode::Unauthorized,
+                };
+                return to(err(code, format!("{}: {e}", e.reason())));
+            }
+        };
+        if caller.user_id != c.info.auth.user_id {
+            return to(err(
+                ErrorCode::Forbidden,
+                "IDENTITY_CHANGED: the token names another user (or the connection is \
+                 anonymous); open a new connection to change users",
+            ));
+        }
+        if caller != c.info.auth {
+            return to(err(
+                ErrorCode::Forbidden,
+                "IDENTITY_CHANGED: the token's tenant, roles or admin flag differ from \
+                 the connection's; open a new connection to use them",
+            ));
+        }
+        let enc = c.info.encoding;
+        match self.welcome(conn, enc) {
+            Ok(w) => vec![Outbound::To(conn.to_owned(), w)],
+            Err(e) => to(storage_err(&e)),
+        }
     }
 
     fn entity(&self, name: &str) -> Result<&Entity, ErrorMsg> {

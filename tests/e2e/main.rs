@@ -62,6 +62,7 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
         scenario!(scenarios::live::run),
         scenario!(scenarios::auth::run),
         scenario!(scenarios::jwks::run),
+        scenario!(scenarios::hello::run),
         scenario!(scenarios::bad_input::run),
         scenario!(scenarios::hibernation::run),
         scenario!(scenarios::restart::run),

@@ -2,6 +2,7 @@ pub mod auth;
 pub mod bad_input;
 pub mod cold_path;
 pub mod health;
+pub mod hello;
 pub mod hibernation;
 pub mod jwks;
 pub mod live;
