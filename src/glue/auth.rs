@@ -16,8 +16,8 @@ use crate::policy::AuthContext;
 
 /// What the gate decided.
 pub(crate) enum Gate {
-    /// The request to hand to the shard.
-    Pass(Request),
+    /// The request to hand to the shard, and its caller.
+    Pass(Request, AuthContext),
     /// The answer to the client.
     Refuse(Response),
 }
@@ -122,5 +122,5 @@ pub(crate) async fn gate(env: &Env, shard: &str, req: &Request) -> Result<Gate> 
         }
     }
     out.set(auth::AUTH_HEADER, &auth::encode_context(&caller))?;
-    Ok(Gate::Pass(fwd))
+    Ok(Gate::Pass(fwd, caller))
 }

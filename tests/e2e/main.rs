@@ -20,10 +20,11 @@ use support::jwks::{JwksServer, TestKeys};
 use support::server::{project_root, WranglerDev};
 
 pub struct Ctx {
+    /// The run's directory (state, logs).
+    pub dir: PathBuf,
     pub dev: WranglerDev,
     /// The JWKS endpoint the Worker's `PYLON_JWKS_URL` points at.
     pub jwks: JwksServer,
-    dir: PathBuf,
 }
 
 impl Ctx {
@@ -33,11 +34,13 @@ impl Ctx {
         // Same port: clients reconnect to the URL they know.
         let port = self.dev.port;
         let vars = self.dev.vars.clone();
+        let env = self.dev.env.clone();
         self.dev = WranglerDev::start_on(
             port,
             &self.dir.join("state"),
             &self.dir.join("wrangler.log"),
             &vars,
+            env.as_deref(),
         )
         .await?;
         Ok(())
@@ -63,6 +66,8 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
         scenario!(scenarios::auth::run),
         scenario!(scenarios::jwks::run),
         scenario!(scenarios::hello::run),
+        scenario!(scenarios::edge::run),
+        scenario!(scenarios::rate_limit::run),
         scenario!(scenarios::bad_input::run),
         scenario!(scenarios::hibernation::run),
         scenario!(scenarios::restart::run),
@@ -110,7 +115,13 @@ async fn main() {
     let jwks = JwksServer::start(keys.initial())
         .await
         .expect("starting the JWKS server");
-    let vars = vec![("PYLON_JWKS_URL".to_owned(), jwks.url())];
+    let vars = vec![
+        ("PYLON_JWKS_URL".to_owned(), jwks.url()),
+        (
+            "PYLON_CORS_ORIGINS".to_owned(),
+            scenarios::edge::ALLOWED_ORIGIN.to_owned(),
+        ),
+    ];
     let dev = match WranglerDev::start(&dir.join("state"), &log, &vars).await {
         Ok(dev) => dev,
         Err(e) => {

@@ -17,6 +17,8 @@ pub struct WranglerDev {
     child: Option<Child>,
     /// `--var NAME:VALUE` pairs given to wrangler (kept for restarts).
     pub vars: Vec<(String, String)>,
+    /// `--env`, if not the top-level configuration.
+    pub env: Option<String>,
     pub port: u16,
     pub persist: PathBuf,
     pub log: PathBuf,
@@ -34,7 +36,17 @@ impl WranglerDev {
     /// Starts wrangler dev on the already-built Worker and waits until
     /// `/healthz` answers.
     pub async fn start(persist: &Path, log: &Path, vars: &[(String, String)]) -> Result<Self> {
-        Self::start_on(free_port()?, persist, log, vars).await
+        Self::start_on(free_port()?, persist, log, vars, None).await
+    }
+
+    /// Like `start`, with a wrangler environment (`--env`).
+    pub async fn start_env(
+        persist: &Path,
+        log: &Path,
+        vars: &[(String, String)],
+        env: &str,
+    ) -> Result<Self> {
+        Self::start_on(free_port()?, persist, log, vars, Some(env)).await
     }
 
     /// Like `start`, on a given port (a restart keeps the clients' URL).
@@ -43,6 +55,7 @@ impl WranglerDev {
         persist: &Path,
         log: &Path,
         vars: &[(String, String)],
+        env: Option<&str>,
     ) -> Result<Self> {
         // wrangler silently picks another port when this one is busy (a
         // killed workerd can hold it for a moment): wait until it is free.
@@ -56,10 +69,13 @@ impl WranglerDev {
         let inspector = free_port()?;
         Self::migrate_d1(persist, log)?;
         let log_file = File::options().create(true).append(true).open(log)?;
-        let var_args: String = vars
+        let mut var_args: String = vars
             .iter()
             .map(|(k, v)| format!(" --var '{k}:{v}'"))
             .collect();
+        if let Some(e) = env {
+            var_args.push_str(&format!(" --env '{e}'"));
+        }
         let script = format!(
             "source scripts/env.sh && exec wrangler dev --ip 127.0.0.1 --port {port} \
              --inspector-port {inspector} --persist-to '{}' --log-level info{var_args}",
@@ -80,6 +96,7 @@ impl WranglerDev {
         let mut dev = Self {
             child: Some(child),
             vars: vars.to_vec(),
+            env: env.map(str::to_owned),
             port,
             persist: persist.into(),
             log: log.into(),
