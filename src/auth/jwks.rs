@@ -106,6 +106,8 @@ pub struct JwksCache {
     in_flight: bool,
     /// Fetches started (for tests and stats).
     pub fetches: u64,
+    /// Why the last fetch failed, until the runtime takes it to log it.
+    last_error: Option<String>,
 }
 
 /// What to do for a token, given the cache.
@@ -191,6 +193,12 @@ impl JwksCache {
     fn abandon(&mut self) {
         self.in_flight = false;
     }
+
+    /// The cause of the last failed fetch, once (for the runtime's log; it
+    /// names the URL and the failure, never a token).
+    pub fn take_error(&mut self) -> Option<String> {
+        self.last_error.take()
+    }
 }
 
 /// `max-age` of a `Cache-Control` value (`no-cache`/`no-store` give 0,
@@ -263,19 +271,10 @@ async fn refresh<C: HttpClient>(
         }
         Err(why) => {
             c.fetch_failed(now);
-            // The URL is configuration, not a secret; the cause helps ops.
-            #[cfg(target_arch = "wasm32")]
-            worker_log(&format!("auth: JWKS fetch from {} failed: {why}", p.url));
-            #[cfg(not(target_arch = "wasm32"))]
-            let _ = why;
+            c.last_error = Some(format!("JWKS fetch from {} failed: {why}", p.url));
             c.usable(p, now).ok_or(AuthError::JwksUnavailable)
         }
     }
-}
-
-#[cfg(target_arch = "wasm32")]
-fn worker_log(msg: &str) {
-    worker::console_warn!("{msg}");
 }
 
 /// The keys to check a token with `alg` and `kid` at `now`: from the cache,
@@ -409,6 +408,21 @@ mod tests {
         empty.fetch_failed(0);
         assert_eq!(empty.next(&p, 9), Next::Unavailable);
         assert_eq!(empty.next(&p, 10), Next::Fetch);
+    }
+
+    #[test]
+    fn a_failed_fetch_leaves_its_cause_for_the_log() {
+        let c = RefCell::new(JwksCache::default());
+        let p = policy();
+        let down = crate::auth::NoHttp;
+        let r = futures_util::FutureExt::now_or_never(key_set(&c, &down, &p, Alg::Rs256, None, 0));
+        assert_eq!(r, Some(Err(AuthError::JwksUnavailable)));
+        let why = c.borrow_mut().take_error().unwrap();
+        assert!(
+            why.contains("http://127.0.0.1:9/") && why.contains("no HTTP client"),
+            "{why}"
+        );
+        assert_eq!(c.borrow_mut().take_error(), None);
     }
 
     #[test]

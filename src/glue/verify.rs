@@ -75,7 +75,11 @@ pub(crate) async fn verify_token(
             http: &http,
         }),
     };
-    auth::verify_token(config, token, &keys, now).await
+    let result = auth::verify_token(config, token, &keys, now).await;
+    if let Some(why) = cache.borrow_mut().take_error() {
+        worker::console_warn!("auth: {why}");
+    }
+    result
 }
 
 /// Seconds since the Unix epoch, as tokens count them.
