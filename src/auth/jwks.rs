@@ -194,6 +194,12 @@ impl JwksCache {
         self.in_flight = false;
     }
 
+    /// Whether a fetch is under way (a caller without usable keys may wait
+    /// for it rather than fail).
+    pub fn fetch_in_flight(&self) -> bool {
+        self.in_flight
+    }
+
     /// The cause of the last failed fetch, once (for the runtime's log; it
     /// names the URL and the failure, never a token).
     pub fn take_error(&mut self) -> Option<String> {

@@ -10,8 +10,9 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::Duration;
 
-use worker::Env;
+use worker::{Delay, Env};
 
 use crate::auth::jwks::{check_url, JwksCache, JwksPolicy};
 use crate::auth::{self, AuthError, Jwks, Keys};
@@ -75,12 +76,28 @@ pub(crate) async fn verify_token(
             http: &http,
         }),
     };
-    let result = auth::verify_token(config, token, &keys, now).await;
+    let mut result = auth::verify_token(config, token, &keys, now).await;
+    // Nothing cached yet and another request's fetch under way: wait for
+    // it (polling the shared cache, never awaiting the other request's I/O)
+    // instead of answering 503 to every request of a cold start.
+    let mut waited = Duration::ZERO;
+    while result == Err(AuthError::JwksUnavailable)
+        && cache.borrow().fetch_in_flight()
+        && waited < JWKS_WAIT
+    {
+        Delay::from(JWKS_POLL).await;
+        waited += JWKS_POLL;
+        result = auth::verify_token(config, token, &keys, now).await;
+    }
     if let Some(why) = cache.borrow_mut().take_error() {
         worker::console_warn!("auth: {why}");
     }
     result
 }
+
+/// How long a request waits for another's JWKS fetch, and how often it looks.
+const JWKS_WAIT: Duration = Duration::from_secs(6);
+const JWKS_POLL: Duration = Duration::from_millis(25);
 
 /// Seconds since the Unix epoch, as tokens count them.
 pub(crate) fn now_secs() -> i64 {

@@ -4,6 +4,8 @@
 //! flood of random kids (the endpoint is not hammered), a key rotation,
 //! and the endpoint down again while cached keys keep working.
 //!
+//! A burst of concurrent first requests waits for one fetch.
+//!
 //! The example manifest sets `auth.jwks.minRefreshSeconds` to 2, so waits
 //! below poll for up to a few seconds where a refetch must be allowed.
 
@@ -96,9 +98,28 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     ensure!(retry.is_some(), "down, no cache: no Retry-After");
     ensure!(jwks.hits() >= 1, "the Worker did not try the JWKS URL");
 
-    // Up again: served once the refresh interval allows a new fetch.
+    // Up again, and slow: once the refresh interval allows a new fetch,
+    // concurrent first requests wait for the one fetch instead of each
+    // fetching or failing.
     jwks.set_up(true);
-    until(&own, &rs, 200).await?;
+    jwks.set_delay_ms(400);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let before = jwks.hits();
+    let burst: Vec<_> = (0..8).map(|_| query(&own, &rs)).collect();
+    for (i, got) in futures_util::future::join_all(burst)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        let (s, body, _) = got?;
+        ensure!(s == 200, "concurrent first request {i}: {s} {body}");
+    }
+    ensure!(
+        jwks.hits() - before == 1,
+        "{} fetches for one cold burst",
+        jwks.hits() - before
+    );
+    jwks.set_delay_ms(0);
     let (s, body, _) = query(&own, &es).await?;
     ensure!(s == 200, "ES256: {s} {body}");
     // The caller is the token's subject: someone else's user shard is 403.

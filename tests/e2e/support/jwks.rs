@@ -57,6 +57,8 @@ struct State {
     doc: Value,
     up: bool,
     hits: u64,
+    /// Answers wait this long (a slow provider).
+    delay_ms: u64,
 }
 
 #[derive(Clone)]
@@ -73,6 +75,7 @@ impl JwksServer {
             doc,
             up: true,
             hits: 0,
+            delay_ms: 0,
         }));
         let shared = state.clone();
         tokio::spawn(async move {
@@ -87,11 +90,12 @@ impl JwksServer {
                             Ok(k) => n += k,
                         }
                     }
-                    let (up, body) = {
+                    let (up, body, delay) = {
                         let mut s = state.lock().unwrap();
                         s.hits += 1;
-                        (s.up, s.doc.to_string())
+                        (s.up, s.doc.to_string(), s.delay_ms)
                     };
+                    tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
                     if !up {
                         return; // closed unanswered: the endpoint is down
                     }
@@ -119,6 +123,10 @@ impl JwksServer {
 
     pub fn set_doc(&self, doc: Value) {
         self.state.lock().unwrap().doc = doc;
+    }
+
+    pub fn set_delay_ms(&self, ms: u64) {
+        self.state.lock().unwrap().delay_ms = ms;
     }
 
     pub fn set_up(&self, up: bool) {
