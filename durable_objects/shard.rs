@@ -62,6 +62,9 @@ pub struct Shard {
     env: Env,
     /// An alarm is known to be pending (set by this instance, not yet run).
     alarm_armed: Cell<bool>,
+    /// Users over their message rate on this shard, until (ms): a cache of
+    /// the binding's answer; empty again after a wake (lets users through).
+    users_over: RefCell<HashMap<String, i64>>,
 }
 
 fn now_ms() -> i64 {
@@ -454,13 +457,25 @@ impl Shard {
 
     async fn on_frame(&self, ws: &WebSocket, frame: FrameRef<'_>) -> Result<()> {
         self.ensure_engine(None).await?;
-        let Some(conn) = ws.deserialize_attachment::<Attachment>()?.map(|a| a.conn) else {
+        let Some(Attachment { conn, info }) = ws.deserialize_attachment::<Attachment>()? else {
             let _ = ws.close(Some(protocol::close::INTERNAL), Some("no attachment"));
             return Ok(());
         };
+        // A verified user's messages also count against the user, across
+        // every socket and shard (docs/edge.md). Counted after the message
+        // is handled and enforced from the next one on: awaiting the
+        // binding first would let this socket's later frames overtake it.
+        let now = now_ms();
+        let user = crate::edge::limits::user_key(&info.auth);
+        let blocked = user.as_ref().is_some_and(|u| {
+            self.users_over
+                .borrow()
+                .get(u)
+                .is_some_and(|&until| now < until)
+        });
         let out = {
             let mut engine = self.engine_mut()?;
-            engine.message(&conn, frame, now_ms()).await
+            engine.message_within(&conn, frame, now, !blocked).await
         };
         let (verify, out): (Vec<_>, Vec<_>) = out
             .into_iter()
@@ -476,6 +491,15 @@ impl Shard {
                 crate::glue::verify::verify_token(&self.env, &token, now_ms() / 1000).await;
             let out = self.engine_mut()?.hello_verified(&conn, verified);
             self.deliver(out);
+        }
+        if let (Some(user), false) = (user, blocked) {
+            let binding = crate::edge::limits::USER_MSG_BINDING;
+            if !crate::glue::edge::allowed(&self.env, binding, user.clone()).await {
+                let period = i64::from(crate::edge::limits::PERIOD_SECS) * 1000;
+                let mut over = self.users_over.borrow_mut();
+                over.retain(|_, until| *until > now);
+                over.insert(user, now + period);
+            }
         }
         Ok(())
     }
@@ -497,6 +521,7 @@ impl DurableObject for Shard {
             sockets: RefCell::new(HashMap::new()),
             env,
             alarm_armed: Cell::new(false),
+            users_over: RefCell::new(HashMap::new()),
         }
     }
 

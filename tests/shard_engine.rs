@@ -619,3 +619,34 @@ async fn hello_with_a_token_keeps_the_identity_unless_it_is_the_same_caller() {
     let out = send(&mut e, "c2", json!({"type": "hello", "client": "t/1"})).await;
     assert!(matches!(to(&out, "c2")[..], [ServerMsg::Welcome(_)]));
 }
+
+#[tokio::test]
+async fn a_user_over_the_runtime_limit_gets_rate_limited_without_a_close() {
+    let path = temp_db("user-limit");
+    let mut e = open(&path);
+    e.connect("c1", info(Some("ann")), 0).unwrap();
+    let m = json!({"type": "mut", "op": "o1", "ops": [{"type": "insert", "entity": "Card",
+                   "row": card("k1", "t", 1)}]});
+    // Over the user's limit: dropped with the op id, many times, never closed.
+    for _ in 0..500 {
+        let out = e
+            .message_within("c1", FrameRef::Text(&m.to_string()), 0, false)
+            .await;
+        assert!(!out.iter().any(|o| matches!(o, Outbound::Close { .. })));
+        match &to(&out, "c1")[..] {
+            [ServerMsg::Err(err)] => {
+                assert_eq!(err.code, ErrorCode::RateLimited);
+                assert_eq!(err.op.as_deref(), Some("o1"));
+                assert!(err.message.contains("user"), "{}", err.message);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Within it again: applied.
+    let out = e
+        .message_within("c1", FrameRef::Text(&m.to_string()), 0, true)
+        .await;
+    assert!(to(&out, "c1")
+        .iter()
+        .any(|m| matches!(m, ServerMsg::Ack(_))));
+}

@@ -8,8 +8,9 @@
 //! * per user: requests with a verified token also count against the user,
 //!   across connections, shards and addresses.
 //!
-//! A WebSocket upgrade is a request; the messages on an open socket are
-//! limited per connection by the shard (`shard::limiter`).
+//! A WebSocket upgrade is a request. Messages on open sockets are limited
+//! per connection by the shard (`shard::limiter`) and, for verified users,
+//! per user across connections and shards ([`USER_MSG_BINDING`]).
 //!
 //! ```
 //! use pylon_workers::edge::limits::{client_key, user_key, refusal, Scope, PERIOD_SECS};
@@ -29,7 +30,10 @@ use crate::policy::AuthContext;
 pub const CLIENT_BINDING: &str = "PYLON_CLIENT_LIMITER";
 /// The binding counting requests per user.
 pub const USER_BINDING: &str = "PYLON_USER_LIMITER";
-/// Both bindings' `simple.period` in wrangler.toml; also the `Retry-After`.
+/// The binding counting WebSocket messages per user, across the user's
+/// connections and shards (checked by the Shard, answered with `err`).
+pub const USER_MSG_BINDING: &str = "PYLON_USER_MSG_LIMITER";
+/// The bindings' `simple.period` in wrangler.toml; also the `Retry-After`.
 pub const PERIOD_SECS: u32 = 10;
 
 /// Which limit a request exceeded.

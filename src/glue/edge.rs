@@ -87,33 +87,37 @@ pub(crate) fn finish(
 }
 
 /// Counts one request against `key` in the `scope`'s binding; the 429
-/// answer when over the limit. A missing binding or a failing call lets the
-/// request through (logged): limits protect, they must not take the API down.
+/// answer when over the limit.
 pub(crate) async fn limit(env: &Env, scope: Scope, key: String) -> Result<Option<Response>> {
     let binding = match scope {
         Scope::Client => limits::CLIENT_BINDING,
         Scope::User => limits::USER_BINDING,
     };
+    if allowed(env, binding, key).await {
+        return Ok(None);
+    }
+    let mut resp = respond::error(&limits::refusal(scope))?;
+    resp.headers_mut()
+        .set("Retry-After", &PERIOD_SECS.to_string())?;
+    Ok(Some(resp))
+}
+
+/// Whether one more event fits under `key` in `binding`. A missing binding
+/// or a failing call lets it through (logged): limits protect, they must
+/// not take the API down.
+pub(crate) async fn allowed(env: &Env, binding: &str, key: String) -> bool {
     let limiter = match env.rate_limiter(binding) {
         Ok(l) => l,
         Err(e) => {
-            warn_once(&format!(
-                "binding {binding}: {e}; requests are not rate limited"
-            ));
-            return Ok(None);
+            warn_once(&format!("binding {binding}: {e}; not rate limited"));
+            return true;
         }
     };
     match limiter.limit(key).await {
-        Ok(o) if o.success => Ok(None),
-        Ok(_) => {
-            let mut resp = respond::error(&limits::refusal(scope))?;
-            resp.headers_mut()
-                .set("Retry-After", &PERIOD_SECS.to_string())?;
-            Ok(Some(resp))
-        }
+        Ok(o) => o.success,
         Err(e) => {
             worker::console_error!("edge: {binding}: {e}");
-            Ok(None)
+            true
         }
     }
 }

@@ -4,7 +4,7 @@
 pub(crate) mod auth;
 mod cold;
 pub(crate) mod d1;
-mod edge;
+pub(crate) mod edge;
 #[allow(dead_code)] // also for sign-in
 pub(crate) mod fetch;
 pub(crate) mod respond;

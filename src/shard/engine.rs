@@ -425,6 +425,22 @@ impl<C: SqlConn> ShardEngine<C> {
     /// One frame from a connection. Bad input gets an `err` (and, when the
     /// frame itself is the problem, a close); nothing else is affected.
     pub async fn message(&mut self, conn: &str, frame: FrameRef<'_>, now_ms: i64) -> Vec<Outbound> {
+        self.message_within(conn, frame, now_ms, true).await
+    }
+
+    /// [`ShardEngine::message`] when the runtime has also counted the frame
+    /// against a limit of its own (the caller's per-user message rate,
+    /// docs/edge.md): `user_within` false drops it with `err RATE_LIMITED`
+    /// like the connection's own limit does, without counting towards the
+    /// close for persistent excess (other sockets of the user may be the
+    /// ones sending).
+    pub async fn message_within(
+        &mut self,
+        conn: &str,
+        frame: FrameRef<'_>,
+        now_ms: i64,
+        user_within: bool,
+    ) -> Vec<Outbound> {
         let Some(c) = self.conns.get_mut(conn) else {
             return vec![Outbound::Close {
                 conn: conn.to_owned(),
@@ -451,15 +467,22 @@ impl<C: SqlConn> ShardEngine<C> {
                 return out;
             }
         };
-        if !c.bucket.take(now_ms) {
+        if !user_within || !c.bucket.take(now_ms) {
             let mut e = err(
                 ErrorCode::RateLimited,
-                "over the message rate; the message was dropped",
+                if user_within {
+                    "over the message rate; the message was dropped"
+                } else {
+                    "over this user's message rate (all connections); the message was dropped"
+                },
             );
             match &msg {
                 ClientMsg::Mut(m) => e.op = Some(m.op.clone()),
                 ClientMsg::Sub(s) => e.sub = Some(s.id.clone()),
                 _ => {}
+            }
+            if !user_within {
+                return vec![to(e)];
             }
             c.dropped += 1;
             let mut out = vec![to(e)];

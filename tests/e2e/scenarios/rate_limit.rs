@@ -4,7 +4,8 @@
 //! connection): a user over the limit gets 429 RATE_LIMITED (USER_RATE)
 //! with Retry-After over HTTP and at the upgrade while another user is
 //! still served; the address over its limit gets CLIENT_RATE; a socket
-//! sending too fast gets `err RATE_LIMITED`.
+//! sending too fast gets `err RATE_LIMITED`; so does a user whose sockets
+//! on two shards together send more than 8 messages per 10 s.
 //!
 //! The bindings count in windows aligned to the clock (10 s), so the
 //! scenario starts at the beginning of one — a wait that is the point.
@@ -140,6 +141,67 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
             other => bail!("expected err RATE_LIMITED, got {other:?}"),
         }
     }
+
+    // Messages per user across sockets and shards (8 per 10 s here): each
+    // socket stays under its own limit, together they exceed the user's.
+    next_window().await;
+    let carol = token(&unique("carol"));
+    let open = |shard: String| {
+        let config = ClientConfig::new(format!("ws://127.0.0.1:{}", dev.port), shard).token(&carol);
+        async move {
+            let mut raw = within("connect", RawConnection::connect(&config)).await??;
+            within("welcome", raw.recv_welcome()).await??;
+            anyhow::Ok(raw)
+        }
+    };
+    let mut a = open(unique("room")).await?;
+    let mut b = open(unique("room")).await?;
+    for t in 0..5 {
+        ensure!(
+            ping(&mut a, t).await?.is_none(),
+            "socket a, ping {t}: refused early"
+        );
+    }
+    let mut refused = None;
+    for t in 0..8 {
+        if let Some(message) = ping(&mut b, t).await? {
+            ensure!(message.contains("user"), "socket b: {message}");
+            refused = Some(t);
+            break;
+        }
+    }
+    ensure!(
+        matches!(refused, Some(t) if t >= 3),
+        "the user's 8 messages per 10 s were not enforced across sockets: {refused:?}"
+    );
+    // The other shard learns it from its next counted message.
+    let mut refused_a = false;
+    for t in 5..8 {
+        if ping(&mut a, t).await?.is_some() {
+            refused_a = true;
+            break;
+        }
+    }
+    ensure!(refused_a, "socket a on another shard kept being served");
     drop(dev);
     Ok(())
+}
+
+/// Sends a ping and waits for its pong (`None`) or an `err RATE_LIMITED`
+/// (its message); paced under the per-connection rate (5/s).
+async fn ping(raw: &mut RawConnection, t: i64) -> Result<Option<String>> {
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    raw.send_text(json!({"type": "ping", "t": t}).to_string())
+        .await?;
+    loop {
+        match within("pong or err", raw.recv()).await?? {
+            Received::Msg(ServerMsg::Pong(_)) => return Ok(None),
+            Received::Msg(ServerMsg::Err(e)) => {
+                ensure!(e.code == ErrorCode::RateLimited, "{e:?}");
+                return Ok(Some(e.message));
+            }
+            Received::Msg(_) => continue,
+            other => bail!("expected pong or err, got {other:?}"),
+        }
+    }
 }
