@@ -15,12 +15,13 @@
 
 use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::collections::HashMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use worker::{
-    durable_object, Date, DurableObject, Env, Method, Request, Response, Result, State, WebSocket,
-    WebSocketIncomingMessage, WebSocketPair,
+    durable_object, Date, Delay, DurableObject, Env, Method, Request, Response, Result, State,
+    WebSocket, WebSocketIncomingMessage, WebSocketPair,
 };
 
 use super::do_sql::DoSql;
@@ -62,6 +63,8 @@ pub struct Shard {
     env: Env,
     /// An alarm is known to be pending (set by this instance, not yet run).
     alarm_armed: Cell<bool>,
+    /// A handler is waiting to flush coalesced diffs (see `flush_soon`).
+    flush_due: Cell<bool>,
     /// Users over their message rate on this shard, until (ms): a cache of
     /// the binding's answer; empty again after a wake (lets users through).
     users_over: RefCell<HashMap<String, i64>>,
@@ -162,6 +165,17 @@ impl Shard {
                     Outbound::To(conn, msg) => {
                         if let Some((ws, enc)) = sockets.get(&conn) {
                             send(ws, &protocol::encode_server(*enc, &msg));
+                        }
+                    }
+                    Outbound::Many { conns, msg } => {
+                        let mut frames: HashMap<Encoding, Frame> = HashMap::new();
+                        for conn in conns {
+                            if let Some((ws, enc)) = sockets.get(&conn) {
+                                let frame = frames
+                                    .entry(*enc)
+                                    .or_insert_with(|| protocol::encode_server(*enc, &msg));
+                                send(ws, frame);
+                            }
                         }
                     }
                     Outbound::All { except, msg } => {
@@ -312,17 +326,25 @@ impl Shard {
         let result = {
             let mut engine = self.engine_mut()?;
             let op = (!m.op.is_empty()).then_some(m.op);
-            engine.mutate(None, auth, op, m.ops, now_ms()).await
+            let r = engine.mutate(None, auth, op, m.ops, now_ms()).await;
+            // The answer is this response: subscribers get their diffs now.
+            let flushed = engine.flush().await;
+            (r, flushed)
         };
+        let (result, flushed) = result;
         match result {
             Ok((ack, out)) => {
                 self.deliver(out);
+                self.deliver(flushed);
                 respond::json(
                     200,
                     &json!({ "op": ack.op, "seq": ack.seq, "dup": ack.dup }),
                 )
             }
-            Err(e) => respond::error(&ApiError::from(&e)),
+            Err(e) => {
+                self.deliver(flushed);
+                respond::error(&ApiError::from(&e))
+            }
         }
     }
 
@@ -481,6 +503,8 @@ impl Shard {
             .into_iter()
             .partition(|o| matches!(o, Outbound::Verify { .. }));
         self.deliver(out);
+        // Held-back diffs and acks first: the awaits below must not delay them.
+        self.flush_soon().await?;
         // A `hello` with a token: verified with the router's code (HS256 and
         // JWKS), outside any engine borrow (a JWKS fetch may await).
         for v in verify {
@@ -503,6 +527,27 @@ impl Shard {
         }
         Ok(())
     }
+
+    /// Sends the diffs and acks the engine held back, once the messages
+    /// already queued for this object have run: their writes join the same
+    /// flush, so a busy shard sends one diff per subscription per batch
+    /// instead of one per write, and an idle one sends at once.
+    async fn flush_soon(&self) -> Result<()> {
+        if self.flush_due.get() || !self.engine_ref()?.has_unflushed() {
+            return Ok(());
+        }
+        self.flush_due.set(true);
+        // A zero timer: a turn of the event loop, in which other queued
+        // messages are delivered to this object first.
+        Delay::from(Duration::ZERO).await;
+        self.flush_due.set(false);
+        let out = {
+            let mut engine = self.engine_mut()?;
+            engine.flush().await
+        };
+        self.deliver(out);
+        Ok(())
+    }
 }
 
 impl DurableObject for Shard {
@@ -521,6 +566,7 @@ impl DurableObject for Shard {
             sockets: RefCell::new(HashMap::new()),
             env,
             alarm_armed: Cell::new(false),
+            flush_due: Cell::new(false),
             users_over: RefCell::new(HashMap::new()),
         }
     }

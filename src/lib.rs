@@ -17,6 +17,7 @@ pub mod protocol;
 pub mod query;
 pub mod route;
 pub mod shard;
+pub mod signin;
 pub mod sql;
 pub mod storage;
 pub mod store;

@@ -22,6 +22,8 @@ pub enum Route {
     ColdQuery,
     /// `/v1/shards`: the shard directory, from D1.
     ShardList,
+    /// `/v1/auth/{rest}`: sign-in and sessions (docs/sign-in.md).
+    Auth { rest: String },
     /// `/v1/shards/{shard}/{rest}`: handled by the Shard object `{shard}`.
     /// `rest` is what follows the shard name, without the leading slash.
     Shard { shard: String, rest: String },
@@ -34,6 +36,11 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
         "/v1/query" => return Ok(Route::ColdQuery),
         "/v1/shards" => return Ok(Route::ShardList),
         _ => {}
+    }
+    if let Some(rest) = path.strip_prefix("/v1/auth/") {
+        return Ok(Route::Auth {
+            rest: rest.to_owned(),
+        });
     }
     if let Some(after) = path.strip_prefix("/v1/shards/") {
         let (shard, rest) = after.split_once('/').unwrap_or((after, ""));
@@ -83,6 +90,12 @@ mod tests {
         assert_eq!(parse("/nope").unwrap_err().code, "NOT_FOUND");
         assert_eq!(parse("/v1/query"), Ok(Route::ColdQuery));
         assert_eq!(parse("/v1/shards"), Ok(Route::ShardList));
+        assert_eq!(
+            parse("/v1/auth/oauth/github/start"),
+            Ok(Route::Auth {
+                rest: "oauth/github/start".into()
+            })
+        );
         assert_eq!(parse("/v1/shards/").unwrap_err().code, "BAD_SHARD_NAME");
         assert_eq!(
             parse("/v1/shards/r1").unwrap(),

@@ -61,8 +61,12 @@ fn info(user: Option<&str>) -> ConnInfo {
     }
 }
 
+/// One message, then a flush, as the Durable Object does when nothing else
+/// is queued.
 async fn send(e: &mut Engine, conn: &str, msg: serde_json::Value) -> Vec<Outbound> {
-    e.message(conn, FrameRef::Text(&msg.to_string()), 0).await
+    let mut out = e.message(conn, FrameRef::Text(&msg.to_string()), 0).await;
+    out.extend(e.flush().await);
+    out
 }
 
 /// Messages addressed to `conn` (directly or to all).
@@ -70,6 +74,7 @@ fn to(out: &[Outbound], conn: &str) -> Vec<ServerMsg> {
     out.iter()
         .filter_map(|o| match o {
             Outbound::To(c, m) if c == conn => Some(m.clone()),
+            Outbound::Many { conns, msg } if conns.iter().any(|c| c == conn) => Some(msg.clone()),
             Outbound::All { except, msg } if except.as_deref() != Some(conn) => Some(msg.clone()),
             _ => None,
         })
@@ -245,7 +250,8 @@ async fn bad_input_gets_typed_errors_and_the_shard_keeps_serving() {
         ),
     ];
     for (frame, code) in cases {
-        let out = e.message("a", FrameRef::Text(frame), 0).await;
+        let mut out = e.message("a", FrameRef::Text(frame), 0).await;
+        out.extend(e.flush().await);
         assert_eq!(err_code(&to(&out, "a")), Some(code), "{frame}");
         assert!(
             !out.iter().any(|o| matches!(o, Outbound::Close { .. })),
@@ -642,11 +648,214 @@ async fn a_user_over_the_runtime_limit_gets_rate_limited_without_a_close() {
             other => panic!("{other:?}"),
         }
     }
-    // Within it again: applied.
-    let out = e
+    // Within it again: applied (the ack comes with the flush).
+    let mut out = e
         .message_within("c1", FrameRef::Text(&m.to_string()), 0, true)
         .await;
+    out.extend(e.flush().await);
     assert!(to(&out, "c1")
         .iter()
         .any(|m| matches!(m, ServerMsg::Ack(_))));
+}
+
+/// Subscriptions with the same query and visibility share one window: each
+/// still gets diffs with its own id and `from`, before and after a wake, and
+/// a member leaving does not disturb the others.
+#[tokio::test]
+async fn shared_windows_keep_each_subscription_exact() {
+    let path = temp_db("shared");
+    let mut e = open(&path);
+    for c in ["a", "b", "c"] {
+        e.connect(c, info(None), 0).unwrap();
+    }
+    let sub = |id: &str| json!({"type":"sub","id": id,"entity":"Card","order":["n"],"limit":2});
+    let mut held_a = rows_of(&to(&send(&mut e, "a", sub("s")).await, "a")[0]);
+    let out = to(
+        &send(&mut e, "a", insert("o1", vec![card("k5", "x", 5)])).await,
+        "a",
+    );
+    apply(&mut held_a, &out[0]);
+    // b joins the same window later (seq 1), with another id; c uses a's id.
+    let mut held_b = rows_of(&to(&send(&mut e, "b", sub("other")).await, "b")[0]);
+    let mut held_c = rows_of(&to(&send(&mut e, "c", sub("s")).await, "c")[0]);
+    assert_eq!(held_b, held_a);
+
+    let out = send(&mut e, "a", insert("o2", vec![card("k1", "y", 1)])).await;
+    // a and c share id and from (both at seq 1): one message for both.
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Outbound::Many { conns, .. } if conns.len() == 2)),
+        "{out:?}"
+    );
+    for (conn, held, id) in [
+        ("a", &mut held_a, "s"),
+        ("b", &mut held_b, "other"),
+        ("c", &mut held_c, "s"),
+    ] {
+        let msgs = to(&out, conn);
+        let ServerMsg::Diff(d) = &msgs[0] else {
+            panic!("{conn}: {msgs:?}")
+        };
+        assert_eq!((d.id.as_str(), d.from, d.seq), (id, 1, 2), "{conn}");
+        apply(held, &msgs[0]);
+    }
+    assert_eq!(held_a, held_b);
+    assert_eq!(held_a, held_c);
+
+    // c leaves; a and b keep receiving.
+    send(&mut e, "c", json!({"type":"unsub","id":"s"})).await;
+    let out = send(&mut e, "b", insert("o3", vec![card("k0", "z", 0)])).await;
+    assert!(to(&out, "c").is_empty(), "{out:?}");
+    apply(&mut held_a, &to(&out, "a")[0]);
+    apply(&mut held_b, &to(&out, "b")[0]);
+    // d subscribes at seq 3 and then nothing changes its window before a wake.
+    e.connect("d", info(None), 0).unwrap();
+    let mut held_d = rows_of(&to(&send(&mut e, "d", sub("s")).await, "d")[0]);
+    drop(e);
+
+    let mut e = open(&path);
+    e.restore(
+        vec![
+            ("a".into(), info(None)),
+            ("b".into(), info(None)),
+            ("d".into(), info(None)),
+        ],
+        0,
+    )
+    .await
+    .unwrap();
+    let out = send(&mut e, "a", insert("o4", vec![card("k00", "w", -1)])).await;
+    for (conn, held) in [("a", &mut held_a), ("b", &mut held_b), ("d", &mut held_d)] {
+        let msgs = to(&out, conn);
+        let ServerMsg::Diff(d) = &msgs[0] else {
+            panic!("{conn}: {msgs:?}")
+        };
+        // Everyone last heard of seq 3 (a and b by diff, d by its snapshot).
+        assert_eq!((d.from, d.seq), (3, 4), "{conn}");
+        apply(held, &msgs[0]);
+    }
+    let ids: Vec<_> = held_a.iter().map(|r| r["id"].clone()).collect();
+    assert_eq!(ids, [Value::from("k00"), Value::from("k0")]);
+    assert_eq!(held_a, held_b);
+    assert_eq!(held_a, held_d);
+}
+
+/// Under a read policy, callers with different identities never share a
+/// window, even with the same query and subscription id.
+#[tokio::test]
+async fn windows_are_not_shared_across_visibility() {
+    let mut e = open(&temp_db("shared-policy"));
+    e.connect("alice", info(Some("alice")), 0).unwrap();
+    e.connect("alice2", info(Some("alice")), 0).unwrap();
+    e.connect("bob", info(Some("bob")), 0).unwrap();
+    let sub = json!({"type":"sub","id":"n","entity":"Note"});
+    for c in ["alice", "alice2", "bob"] {
+        send(&mut e, c, sub.clone()).await;
+    }
+    let note = json!({"type":"mut","op":"n1","ops":[{"type":"insert","entity":"Note","row":{"id":"n1","owner":"alice","body":"hi"}}]});
+    let out = send(&mut e, "alice", note).await;
+    assert!(matches!(&to(&out, "alice")[0], ServerMsg::Diff(d) if d.added.len() == 1));
+    assert!(matches!(&to(&out, "alice2")[0], ServerMsg::Diff(d) if d.added.len() == 1));
+    assert!(to(&out, "bob").is_empty(), "bob saw alice's note: {out:?}");
+}
+
+/// One message from `w`, without the flush.
+async fn raw(e: &mut Engine, msg: serde_json::Value) -> Vec<Outbound> {
+    e.message("w", FrameRef::Text(&msg.to_string()), 0).await
+}
+
+/// Writes queued together are flushed as one diff per subscription that
+/// spans all their seqs, followed by their acks and errors in order; a
+/// `sub` flushes first; `max_batch` writes force a flush.
+#[tokio::test]
+async fn queued_writes_coalesce_into_one_diff_per_subscription() {
+    let mut e = ShardEngine::open(
+        SqliteConn::open(temp_db("coalesce")).unwrap(),
+        manifest(),
+        "room",
+        ShardConfig {
+            max_batch: 3,
+            ..ShardConfig::default()
+        },
+    )
+    .unwrap();
+    e.connect("w", info(None), 0).unwrap();
+    e.connect("r", info(None), 0).unwrap();
+    let sub = json!({"type":"sub","id":"s","entity":"Card","order":["n"]});
+    let mut held = rows_of(&to(&send(&mut e, "r", sub.clone()).await, "r")[0]);
+    // Two writes and a failing one: nothing is sent until the flush.
+    assert!(raw(&mut e, insert("o1", vec![card("k1", "a", 1)]))
+        .await
+        .is_empty());
+    assert!(raw(&mut e, insert("o2", vec![card("k2", "b", 2)]))
+        .await
+        .is_empty());
+    assert!(e.has_unflushed());
+    let out = e.flush().await;
+    assert!(!e.has_unflushed());
+    let r = to(&out, "r");
+    assert_eq!(r.len(), 1, "{out:?}");
+    let ServerMsg::Diff(d) = &r[0] else {
+        panic!("{r:?}")
+    };
+    assert_eq!((d.from, d.seq, d.added.len()), (0, 2, 2));
+    apply(&mut held, &r[0]);
+    let w = to(&out, "w");
+    assert!(
+        matches!(&w[..], [ServerMsg::Ack(a), ServerMsg::Ack(b)] if a.op == "o1" && a.seq == 1 && b.op == "o2" && b.seq == 2),
+        "{w:?}"
+    );
+
+    // A write, then an update of the same row, then a failing write: the
+    // subscriber sees the net change; the writer, ack, ack, err in order.
+    raw(&mut e, insert("o3", vec![card("k3", "c", 3)])).await;
+    raw(&mut e, json!({"type":"mut","op":"o4","ops":[{"type":"update","entity":"Card","id":"k3","set":{"title":"c2"}}]})).await;
+    // The third write reaches max_batch: the flush comes with it.
+    let out = raw(&mut e, insert("o5", vec![card("k3", "dup", 9)])).await;
+    let r = to(&out, "r");
+    let ServerMsg::Diff(d) = &r[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!((d.from, d.seq), (2, 4));
+    assert_eq!(d.added.len(), 1);
+    assert_eq!(d.added[0].row["title"], Value::from("c2"));
+    apply(&mut held, &r[0]);
+    let w = to(&out, "w");
+    assert!(matches!(&w[0], ServerMsg::Ack(a) if a.op == "o3"), "{w:?}");
+    assert!(matches!(&w[1], ServerMsg::Ack(a) if a.op == "o4"), "{w:?}");
+    assert!(
+        matches!(&w[2], ServerMsg::Err(x) if x.op.as_deref() == Some("o5") && x.code == ErrorCode::AlreadyExists),
+        "{w:?}"
+    );
+
+    // A queued write, then a new subscription: it is flushed first, so the
+    // new member's snapshot already holds it and the old member gets its diff.
+    raw(&mut e, insert("o6", vec![card("k0", "z", 0)])).await;
+    e.connect("late", info(None), 0).unwrap();
+    let out = e.message("late", FrameRef::Text(&sub.to_string()), 0).await;
+    let r = to(&out, "r");
+    assert!(
+        matches!(&r[0], ServerMsg::Diff(d) if (d.from, d.seq) == (4, 5)),
+        "{out:?}"
+    );
+    apply(&mut held, &r[0]);
+    let late = to(&out, "late");
+    let snap = late
+        .iter()
+        .find(|m| matches!(m, ServerMsg::Snap(_)))
+        .unwrap();
+    assert_eq!(rows_of(snap), held);
+    let ids: Vec<_> = held.iter().map(|r| r["id"].clone()).collect();
+    assert_eq!(
+        ids,
+        [
+            Value::from("k0"),
+            Value::from("k1"),
+            Value::from("k2"),
+            Value::from("k3")
+        ]
+    );
+    assert!(to(&out, "w")
+        .iter()
+        .any(|m| matches!(m, ServerMsg::Ack(a) if a.op == "o6")));
 }

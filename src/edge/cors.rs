@@ -17,8 +17,9 @@
 
 /// Methods a browser may use cross-origin.
 pub const METHODS: &str = "GET, POST, OPTIONS";
-/// Request headers a browser may send cross-origin.
-pub const ALLOWED_HEADERS: &[&str] = &["authorization", "content-type"];
+/// Request headers a browser may send cross-origin (`x-csrf-token`: the
+/// sign-in cookie's double-submit header, docs/sign-in.md).
+pub const ALLOWED_HEADERS: &[&str] = &["authorization", "content-type", "x-csrf-token"];
 /// Response headers scripts may read.
 pub const EXPOSED: &str = "Retry-After, WWW-Authenticate";
 /// How long a browser may cache a preflight answer, in seconds.
@@ -133,7 +134,7 @@ impl Cors {
         h.push(("access-control-allow-methods", METHODS.into()));
         h.push((
             "access-control-allow-headers",
-            "Authorization, Content-Type".into(),
+            "Authorization, Content-Type, X-CSRF-Token".into(),
         ));
         h.push(("access-control-max-age", MAX_AGE.into()));
         Preflight::Allowed(h)
@@ -194,7 +195,7 @@ mod tests {
         let ok = c.preflight(
             Some("https://app.example"),
             Some("POST"),
-            Some("authorization, content-type"),
+            Some("authorization, content-type, x-csrf-token"),
         );
         let Preflight::Allowed(h) = ok else {
             panic!("{ok:?}")

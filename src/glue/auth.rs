@@ -95,6 +95,18 @@ pub(crate) async fn gate(env: &Env, shard: &str, req: &Request) -> Result<Gate> 
         Ok(c) => c,
         Err(e) => return refuse(&e),
     };
+    let fwd = forward(req, protocols.as_deref(), &caller)?;
+    Ok(Gate::Pass(fwd, caller))
+}
+
+/// `req` rewritten for the shard: incoming `x-pylon-*` headers,
+/// `Authorization` and `bearer.` subprotocol entries removed, `caller` in
+/// `x-pylon-auth`.
+pub(crate) fn forward(
+    req: &Request,
+    protocols: Option<&str>,
+    caller: &AuthContext,
+) -> Result<Request> {
     let mut fwd = req.clone_mut()?;
     let out = fwd.headers_mut()?;
     let internal: Vec<String> = out
@@ -109,7 +121,7 @@ pub(crate) async fn gate(env: &Env, shard: &str, req: &Request) -> Result<Gate> 
     }
     // The shard needs the identity, not the credentials.
     out.delete("Authorization")?;
-    if let Some(p) = protocols.as_deref() {
+    if let Some(p) = protocols {
         let kept: Vec<&str> = p
             .split(',')
             .map(str::trim)
@@ -121,6 +133,6 @@ pub(crate) async fn gate(env: &Env, shard: &str, req: &Request) -> Result<Gate> 
             out.set("Sec-WebSocket-Protocol", &kept.join(", "))?;
         }
     }
-    out.set(auth::AUTH_HEADER, &auth::encode_context(&caller))?;
-    Ok(Gate::Pass(fwd, caller))
+    out.set(auth::AUTH_HEADER, &auth::encode_context(caller))?;
+    Ok(fwd)
 }

@@ -1,7 +1,7 @@
 //! The cold-path routes, answered from D1 alone (no shard is woken):
 //! `POST /v1/query` (`store::cold_query`) and `GET /v1/shards?after=&limit=`
 //! (`store::list_shards`). Cross-shard reads run as the verified caller
-//! (`glue::auth::identify`), with read policies filtering every row.
+//! (`glue::session_gate::identify`), with read policies filtering every row.
 
 use crate::api_error::ApiError;
 use crate::glue::d1::{D1Exec, D1_BINDING};
@@ -67,7 +67,7 @@ pub(crate) async fn query(mut req: Request, env: &Env) -> Result<Response> {
         Ok(db) => db,
         Err(r) => return r,
     };
-    let caller = match crate::glue::auth::identify(env, &req).await? {
+    let caller = match crate::glue::session_gate::identify(env, &req).await? {
         Ok(c) => c,
         Err(answer) => return Ok(answer),
     };

@@ -2,12 +2,15 @@
 //! wasm32 only; it maps requests onto engine calls and nothing more.
 
 pub(crate) mod auth;
+mod auth_store;
 mod cold;
 pub(crate) mod d1;
 pub(crate) mod edge;
-#[allow(dead_code)] // also for sign-in
 pub(crate) mod fetch;
+mod random;
 pub(crate) mod respond;
 mod router;
 pub(crate) mod schema;
+mod session_gate;
+mod signin;
 pub(crate) mod verify;

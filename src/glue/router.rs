@@ -36,9 +36,10 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
     let route = route::parse(&req.path());
     if matches!(
         route,
-        Ok(Route::ColdQuery | Route::ShardList | Route::Shard { .. })
+        Ok(Route::ColdQuery | Route::ShardList | Route::Shard { .. } | Route::Auth { .. })
     ) {
-        // Per client first, before any token is verified.
+        // Per client first, before any token is verified (sign-in routes
+        // too: they send email and call identity providers).
         if let Some(r) = edge::limit(env, Scope::Client, edge::client_key(&req)?).await? {
             return Ok(r);
         }
@@ -52,6 +53,7 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
         Ok(Route::ColdQuery) => super::cold::query(req, env).await,
         Ok(Route::ShardList) => super::cold::shards(req, env).await,
         Ok(Route::Shard { shard, .. }) => to_shard(env, &shard, req).await,
+        Ok(Route::Auth { rest }) => super::signin::handle(req, env, &rest).await,
         Err(e) => respond::error(&e),
     }
 }
@@ -70,7 +72,7 @@ pub(crate) async fn user_limit(
 /// Authenticates the request, then forwards it with the caller in
 /// `x-pylon-auth` (see `glue::auth`); the object reads its name from the path.
 async fn to_shard(env: &Env, shard: &str, req: Request) -> Result<Response> {
-    let req = match crate::glue::auth::gate(env, shard, &req).await? {
+    let req = match crate::glue::session_gate::gate(env, shard, &req).await? {
         crate::glue::auth::Gate::Pass(fwd, caller) => {
             if let Some(r) = user_limit(env, &caller).await? {
                 return Ok(r);

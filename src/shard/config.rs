@@ -25,6 +25,11 @@ pub struct ShardConfig {
     /// A resume that would replay more touched rows than this gets a
     /// `reset` and a fresh `snap` instead (cheaper for both sides).
     pub max_resume_rows: usize,
+    /// Writes whose diffs may be coalesced into one flush. The Durable
+    /// Object flushes as soon as the writes already queued have run (so an
+    /// idle shard sends at once), and in any case every this many writes.
+    /// `1` sends each write's diffs with its ack.
+    pub max_batch: u32,
 }
 
 impl Default for ShardConfig {
@@ -34,6 +39,7 @@ impl Default for ShardConfig {
             log_keep_seqs: 10_000,
             log_keep_ms: 7 * 24 * 3600 * 1000,
             max_resume_rows: 1_000,
+            max_batch: 256,
         }
     }
 }
@@ -77,6 +83,10 @@ pub const VARS: &[(&str, &str)] = &[
         "PYLON_MAX_RESUME_ROWS",
         "touched rows above which a resume gets a reset (1000)",
     ),
+    (
+        "PYLON_MAX_BATCH",
+        "writes whose diffs one flush may coalesce; 1 = none (256)",
+    ),
 ];
 
 /// A variable that is set but is not a positive whole number.
@@ -119,6 +129,7 @@ impl ShardConfig {
                 "PYLON_LOG_KEEP_SEQS" => c.log_keep_seqs = n,
                 "PYLON_LOG_KEEP_SECS" => c.log_keep_ms = (n as i64).saturating_mul(1000),
                 "PYLON_MAX_RESUME_ROWS" => c.max_resume_rows = n as usize,
+                "PYLON_MAX_BATCH" => c.max_batch = small()?,
                 _ => unreachable!("every name in VARS is handled"),
             }
         }
@@ -143,6 +154,7 @@ mod tests {
         assert_eq!(c.log_keep_seqs, 7);
         assert_eq!(c.log_keep_ms, 7000);
         assert_eq!(c.max_resume_rows, 7);
+        assert_eq!(c.max_batch, 7);
     }
 
     #[test]

@@ -72,6 +72,9 @@ pub struct ConnInfo {
 pub enum Outbound {
     /// Send `msg` to one connection.
     To(String, ServerMsg),
+    /// Send the same `msg` to each of these connections (encode it once
+    /// per encoding, not once per socket).
+    Many { conns: Vec<String>, msg: ServerMsg },
     /// Send `msg` to every connection but `except`.
     All {
         except: Option<String>,
@@ -100,9 +103,136 @@ struct Conn {
 struct LiveSub {
     conn: String,
     id: String,
-    sub: Subscription,
+    /// The shared window this subscription reads.
+    window: SubKey,
     /// The last seq sent for this subscription (the next diff's `from`).
     seq: u64,
+}
+
+/// What makes two subscriptions see the same rows: the same query (its
+/// JSON) under the same visibility (`*` when the entity has no policy,
+/// else the caller itself), joined by a unit separator.
+type WindowIdent = String;
+
+/// One maintained result window, shared by every subscription with the
+/// same [`WindowIdent`]: a write is applied to it once, and its diff is
+/// built once, however many connections hold it.
+struct Window {
+    ident: WindowIdent,
+    sub: Subscription,
+    /// Whose read policies decide which rows it holds.
+    auth: AuthContext,
+    members: Vec<SubKey>,
+    /// The last seq this window sent a diff at (kept in storage, so that
+    /// subscriptions rebuilt after a wake know their next `from`).
+    sent: u64,
+    /// While writes are being coalesced: the rows (and count) its members
+    /// hold, as of its last diff. The next flush diffs against these.
+    held: Option<(Vec<Row>, u64)>,
+    /// It could not be maintained since the last flush: the flush sends
+    /// its members a reset and a fresh snapshot.
+    resync: bool,
+}
+
+/// Applies `changes` (all of one seq) to a window's rows; the diff its
+/// members need, or why the window must be reloaded.
+async fn update_window<C: SqlConn>(
+    sub: &mut Subscription,
+    changes: &[Change],
+    visible: &dyn Fn(&Row) -> bool,
+    store: &ShardStore<C>,
+) -> Result<live::Diff, String> {
+    if let [change] = changes {
+        return sub
+            .apply(change, visible, store)
+            .await
+            .map_err(|e| e.to_string());
+    }
+    let old_count = sub.count();
+    let new = Subscription::load(sub.query().clone(), visible, store)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut d = live::between(sub.rows(), new.rows());
+    if new.query().count && new.count() != old_count {
+        d.count = Some(new.count());
+    }
+    *sub = new;
+    Ok(d)
+}
+
+/// Sends `d` (the window's change up to `seq`) to each member of `w`: one
+/// message per distinct (subscription id, from seq), since members that
+/// share both (the same app code on every client) get identical frames.
+fn send_diff(
+    w: &Window,
+    subs: &mut HashMap<SubKey, LiveSub>,
+    d: live::Diff,
+    seq: u64,
+    out: &mut Vec<Outbound>,
+) {
+    let mut groups: Vec<((String, u64), Vec<String>)> = Vec::new();
+    for m in &w.members {
+        let Some(live) = subs.get_mut(m) else {
+            continue;
+        };
+        if live.seq >= seq {
+            continue; // answered after these changes: it holds them already
+        }
+        let at = (live.id.as_str(), live.seq);
+        match groups
+            .iter_mut()
+            .find(|((id, from), _)| (id.as_str(), *from) == at)
+        {
+            Some((_, conns)) => conns.push(live.conn.clone()),
+            None => groups.push(((live.id.clone(), live.seq), vec![live.conn.clone()])),
+        }
+        live.seq = seq;
+    }
+    let mut d = Some(d);
+    let last = groups.len();
+    for (i, ((id, from), conns)) in groups.into_iter().enumerate() {
+        let diff = if i + 1 == last {
+            d.take().expect("taken once, last")
+        } else {
+            d.clone().expect("not taken yet")
+        };
+        out.push(Outbound::Many {
+            conns,
+            msg: to_wire(&id, from, seq, diff),
+        });
+    }
+}
+
+/// Reloads a window that could not be maintained and sends each member a
+/// reset and the fresh snapshot. `false` if even the reload failed.
+async fn resync_window<C: SqlConn>(
+    w: &mut Window,
+    manifest: &Manifest,
+    subs: &mut HashMap<SubKey, LiveSub>,
+    store: &ShardStore<C>,
+    seq: u64,
+    out: &mut Vec<Outbound>,
+) -> bool {
+    let entity = w.sub.query().entity.clone();
+    let visible = readable(manifest, &entity, &w.auth);
+    let Ok(new) = Subscription::load(w.sub.query().clone(), &visible, store).await else {
+        return false;
+    };
+    w.sub = new;
+    for m in &w.members {
+        let Some(live) = subs.get_mut(m) else {
+            continue;
+        };
+        let fresh = snap(&live.id, seq, &w.sub);
+        out.extend(reset_then(
+            &live.conn,
+            &live.id,
+            reset_reason::RESYNC,
+            fresh,
+        ));
+        live.seq = seq;
+    }
+    true
 }
 
 pub struct ShardEngine<C: SqlConn> {
@@ -112,8 +242,15 @@ pub struct ShardEngine<C: SqlConn> {
     config: ShardConfig,
     conns: HashMap<String, Conn>,
     subs: HashMap<SubKey, LiveSub>,
+    /// Keyed like `subs` (one key space); the index maps changes to these.
+    windows: HashMap<SubKey, Window>,
+    window_of: HashMap<WindowIdent, SubKey>,
     index: SubscriptionIndex,
     next_key: u64,
+    /// Coalescing (`config.max_batch` > 1): windows changed since the last
+    /// flush, and the acks and errors of the writes not flushed yet.
+    dirty: Vec<SubKey>,
+    pending: Vec<Outbound>,
 }
 
 fn err(code: ErrorCode, message: impl Into<String>) -> ErrorMsg {
@@ -217,6 +354,14 @@ fn readable<'a>(
     move |r: &Row| manifest.policies().can_read(entity, auth, r).is_allowed()
 }
 
+/// The entity a query JSON names (validated by the caller).
+fn query_entity(q: &Value) -> String {
+    q.get("entity")
+        .and_then(|e| e.as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 fn id_of(row: &Row) -> &str {
     row.get("id").and_then(|v| v.as_str()).unwrap_or_default()
 }
@@ -238,8 +383,12 @@ impl<C: SqlConn> ShardEngine<C> {
             config,
             conns: HashMap::new(),
             subs: HashMap::new(),
+            windows: HashMap::new(),
+            window_of: HashMap::new(),
             index: SubscriptionIndex::new(),
             next_key: 0,
+            dirty: Vec::new(),
+            pending: Vec::new(),
         })
     }
 
@@ -324,25 +473,110 @@ impl<C: SqlConn> ShardEngine<C> {
         let Ok(query) = Query::parse(entity, &stored.query) else {
             return self.store.delete_sub(&stored.conn, &stored.id);
         };
-        let auth = &self.conns[&stored.conn].info.auth;
-        let sub = Subscription::load(
-            query,
-            &readable(&self.manifest, &entity.name, auth),
-            &self.store,
-        )
-        .await?;
-        self.add_live(stored.conn, stored.id, sub, stored.seq);
+        let auth = self.conns[&stored.conn].info.auth.clone();
+        let window = self.window_for(&stored.query, query, &auth).await?;
+        // Answered at `stored.seq`, and sent every diff of its window since.
+        let seq = stored.seq.max(self.windows[&window].sent);
+        self.add_live(stored.conn, stored.id, window, seq);
         Ok(())
     }
 
-    fn add_live(&mut self, conn: String, id: String, sub: Subscription, seq: u64) {
+    fn take_key(&mut self) -> SubKey {
         let key = SubKey(self.next_key);
         self.next_key += 1;
+        key
+    }
+
+    /// The shared window for `query` as `auth` sees it: the open one, or a
+    /// new one loaded from storage (current as of the stored seq).
+    async fn window_for(
+        &mut self,
+        query_json: &Value,
+        query: Query,
+        auth: &AuthContext,
+    ) -> Result<SubKey, StorageError> {
+        let visibility = if self.manifest.policies().for_entity(&query.entity).is_open() {
+            "*".to_owned()
+        } else {
+            serde_json::to_string(auth).expect("an AuthContext serializes")
+        };
+        let ident = format!(
+            "{}\u{1f}{visibility}",
+            serde_json::to_string(query_json).expect("a Value serializes")
+        );
+        if let Some(&key) = self.window_of.get(&ident) {
+            return Ok(key);
+        }
+        let sent = self.store.window_seq(&ident)?;
+        let sub = Subscription::load(
+            query,
+            &readable(&self.manifest, &query_entity(query_json), auth),
+            &self.store,
+        )
+        .await?;
+        let key = self.take_key();
         self.index.insert(key, sub.query());
+        self.window_of.insert(ident.clone(), key);
+        self.windows.insert(
+            key,
+            Window {
+                ident,
+                sub,
+                auth: auth.clone(),
+                members: Vec::new(),
+                sent,
+                held: None,
+                resync: false,
+            },
+        );
+        Ok(key)
+    }
+
+    fn add_live(&mut self, conn: String, id: String, window: SubKey, seq: u64) {
+        let key = self.take_key();
         if let Some(c) = self.conns.get_mut(&conn) {
             c.subs.insert(id.clone(), key);
         }
-        self.subs.insert(key, LiveSub { conn, id, sub, seq });
+        if let Some(w) = self.windows.get_mut(&window) {
+            w.members.push(key);
+        }
+        self.subs.insert(
+            key,
+            LiveSub {
+                conn,
+                id,
+                window,
+                seq,
+            },
+        );
+    }
+
+    /// Drops a subscription, and its window when nobody else reads it.
+    fn remove_live(&mut self, key: SubKey) {
+        let Some(live) = self.subs.remove(&key) else {
+            return;
+        };
+        self.release_window(live.window, Some(key));
+    }
+
+    /// Takes `member` out of the window and drops the window once empty.
+    fn release_window(&mut self, window: SubKey, member: Option<SubKey>) {
+        let Some(w) = self.windows.get_mut(&window) else {
+            return;
+        };
+        if let Some(m) = member {
+            w.members.retain(|k| *k != m);
+        }
+        if w.members.is_empty() {
+            let w = self.windows.remove(&window).expect("just seen");
+            self.window_of.remove(&w.ident);
+            self.index.remove(window);
+            if w.sent > 0 {
+                // Only tidiness: a stale row is never larger than a new
+                // member's own seq.
+                let _ = self.store.forget_window(&w.ident);
+            }
+        }
     }
 
     /// A new connection: `welcome` and the presence state, or a refusal
@@ -404,8 +638,7 @@ impl<C: SqlConn> ShardEngine<C> {
             return Ok(Vec::new());
         };
         for key in c.subs.values() {
-            self.subs.remove(key);
-            self.index.remove(*key);
+            self.remove_live(*key);
         }
         let had_presence = self.store.presence()?.iter().any(|(m, _)| m == conn);
         self.store.delete_conn(conn)?;
@@ -518,29 +751,43 @@ impl<C: SqlConn> ShardEngine<C> {
                 ServerMsg::Pong(protocol::Pong { t: p.t }),
             )]),
             ClientMsg::Sub(s) => {
+                // A new member must join a window with nothing unsent.
+                let mut out = self.flush().await;
                 let id = s.id.clone();
-                self.subscribe(conn, s).await.map_err(|mut e| {
-                    e.sub = Some(id);
-                    e
-                })
+                match self.subscribe(conn, s).await {
+                    Ok(o) => out.extend(o),
+                    Err(mut e) => {
+                        e.sub = Some(id);
+                        out.push(to(e));
+                    }
+                }
+                Ok(out)
             }
             ClientMsg::Unsub(u) => self.unsubscribe(conn, &u.id),
             ClientMsg::Mut(m) => {
                 let auth = c.info.auth.clone();
                 let op = m.op.clone();
-                match self
+                let (mut out, answer) = match self
                     .mutate(Some(conn), &auth, Some(m.op), m.ops, now_ms)
                     .await
                 {
-                    Ok((ack, mut out)) => {
-                        out.push(Outbound::To(conn.to_owned(), ServerMsg::Ack(ack)));
-                        Ok(out)
-                    }
+                    Ok((ack, out)) => (out, ServerMsg::Ack(ack)),
                     Err(mut e) => {
                         e.op = Some(op);
-                        Err(e)
+                        (Vec::new(), ServerMsg::Err(e))
                     }
+                };
+                let answer = Outbound::To(conn.to_owned(), answer);
+                if self.coalescing() {
+                    // After the diffs of the flush that covers this write.
+                    self.pending.push(answer);
+                    if self.pending.len() >= self.config.max_batch as usize {
+                        out.extend(self.flush().await);
+                    }
+                } else {
+                    out.push(answer);
                 }
+                Ok(out)
             }
             ClientMsg::Presence(p) => self.set_presence(conn, p.state),
             ClientMsg::Bcast(b) => Ok(vec![Outbound::All {
@@ -635,16 +882,50 @@ impl<C: SqlConn> ShardEngine<C> {
         let query_json = sub_query_json(&s);
         let query = Query::parse(entity, &query_json).map_err(|e| query_err(&e))?;
         let auth = c.info.auth.clone();
-        let visible = readable(&self.manifest, &entity.name, &auth);
+        let encoding = c.info.encoding;
         let seq = self.store.seq().map_err(|e| storage_err(&e))?;
-        let sub = Subscription::load(query, &visible, &self.store)
+        let window = self
+            .window_for(&query_json, query, &auth)
             .await
             .map_err(|e| storage_err(&e))?;
+        let result = self.answer_sub(conn, &s, encoding, window, seq).await;
+        match result {
+            Ok(out) => {
+                self.store
+                    .put_sub(&StoredSub {
+                        conn: conn.to_owned(),
+                        id: s.id.clone(),
+                        query: query_json,
+                        seq,
+                    })
+                    .map_err(|e| storage_err(&e))?;
+                self.add_live(conn.to_owned(), s.id, window, seq);
+                Ok(out)
+            }
+            Err(e) => {
+                self.release_window(window, None);
+                Err(e)
+            }
+        }
+    }
 
+    /// The first answer to a `sub` over `window`: a snapshot, or what was
+    /// missed since the client's `since`.
+    async fn answer_sub(
+        &self,
+        conn: &str,
+        s: &protocol::Sub,
+        encoding: Encoding,
+        window: SubKey,
+        seq: u64,
+    ) -> Result<Vec<Outbound>, ErrorMsg> {
+        let w = &self.windows[&window];
+        let sub = &w.sub;
+        let visible = readable(&self.manifest, &sub.query().entity, &w.auth);
         // Built once: measured against the frame limit, then sent if it is
         // the answer.
-        let snap_msg = snap(&s.id, seq, &sub);
-        let size = protocol::encode_server(c.info.encoding, &snap_msg).len();
+        let snap_msg = snap(&s.id, seq, sub);
+        let size = protocol::encode_server(encoding, &snap_msg).len();
         if size > self.config.limits.max_frame_bytes {
             return Err(err(
                 ErrorCode::ResultTooLarge,
@@ -653,7 +934,7 @@ impl<C: SqlConn> ShardEngine<C> {
         }
         let mut out = Vec::new();
         match s.since {
-            Some(since) if since <= seq => match self.missed(&sub, &visible, since, seq).await {
+            Some(since) if since <= seq => match self.missed(sub, &visible, since, seq).await {
                 Ok(Some(diff)) => out.push(Outbound::To(
                     conn.to_owned(),
                     to_wire(&s.id, since, seq, diff),
@@ -666,16 +947,6 @@ impl<C: SqlConn> ShardEngine<C> {
             Some(_) => out.extend(reset_then(conn, &s.id, reset_reason::RESYNC, snap_msg)),
             None => out.push(Outbound::To(conn.to_owned(), snap_msg)),
         }
-        drop(visible);
-        self.store
-            .put_sub(&StoredSub {
-                conn: conn.to_owned(),
-                id: s.id.clone(),
-                query: query_json,
-                seq,
-            })
-            .map_err(|e| storage_err(&e))?;
-        self.add_live(conn.to_owned(), s.id, sub, seq);
         Ok(out)
     }
 
@@ -778,8 +1049,7 @@ impl<C: SqlConn> ShardEngine<C> {
                 )
             });
         };
-        self.subs.remove(&key);
-        self.index.remove(key);
+        self.remove_live(key);
         self.store
             .delete_sub(conn, id)
             .map_err(|e| storage_err(&e))?;
@@ -1069,7 +1339,17 @@ impl<C: SqlConn> ShardEngine<C> {
         })
     }
 
-    /// Diffs of every subscription the changes can affect, sent with `seq`.
+    fn coalescing(&self) -> bool {
+        self.config.max_batch > 1
+    }
+
+    /// Whether a [`flush`](Self::flush) has anything to send.
+    pub fn has_unflushed(&self) -> bool {
+        !self.dirty.is_empty() || !self.pending.is_empty()
+    }
+
+    /// Applies the changes of `seq` to every window they can affect. Sends
+    /// the diffs now, or, when coalescing, leaves them for the next flush.
     async fn fan_out(&mut self, changes: &[Change], seq: u64) -> Vec<Outbound> {
         let mut keys: Vec<SubKey> = Vec::new();
         for ch in changes {
@@ -1077,83 +1357,127 @@ impl<C: SqlConn> ShardEngine<C> {
         }
         keys.sort_unstable_by_key(|k| k.0);
         keys.dedup();
+        let coalescing = self.coalescing();
         let Self {
             store,
             manifest,
-            conns,
             subs,
+            windows,
+            dirty,
             ..
         } = self;
         let mut out = Vec::new();
-        let mut sent: Vec<SubKey> = Vec::new();
+        let mut advanced: Vec<SubKey> = Vec::new();
         for key in keys {
-            let Some(live) = subs.get_mut(&key) else {
+            let Some(w) = windows.get_mut(&key) else {
                 continue;
             };
-            let Some(conn) = conns.get(&live.conn) else {
-                continue;
-            };
-            let entity = live.sub.query().entity.clone();
-            let visible = readable(manifest, &entity, &conn.info.auth);
-            let diff = if let [change] = changes {
-                live.sub
-                    .apply(change, &visible, &*store)
-                    .await
-                    .map_err(|e| e.to_string())
-            } else {
-                let old = live.sub.rows().to_vec();
-                let old_count = live.sub.count();
-                match Subscription::load(live.sub.query().clone(), &visible, &*store).await {
-                    Ok(new) => {
-                        let mut d = live::between(&old, new.rows());
-                        if new.query().count && new.count() != old_count {
-                            d.count = Some(new.count());
-                        }
-                        live.sub = new;
-                        Ok(d)
-                    }
-                    Err(e) => Err(e.to_string()),
+            let entity = w.sub.query().entity.clone();
+            let visible = readable(manifest, &entity, &w.auth);
+            if coalescing {
+                if w.held.is_none() {
+                    w.held = Some((w.sub.rows().to_vec(), w.sub.count()));
+                    dirty.push(key);
                 }
-            };
+                if !w.resync
+                    && update_window(&mut w.sub, changes, &visible, store)
+                        .await
+                        .is_err()
+                {
+                    w.resync = true;
+                }
+                continue;
+            }
+            let diff = update_window(&mut w.sub, changes, &visible, store).await;
+            drop(visible);
             match diff {
                 Ok(d) if d.is_empty() => {}
                 Ok(d) => {
-                    out.push(Outbound::To(
-                        live.conn.clone(),
-                        to_wire(&live.id, live.seq, seq, d),
-                    ));
-                    live.seq = seq;
-                    sent.push(key);
+                    send_diff(w, subs, d, seq, &mut out);
+                    advanced.push(key);
                 }
                 Err(_) => {
-                    // The window could not be maintained: start it afresh.
-                    if let Ok(new) =
-                        Subscription::load(live.sub.query().clone(), &visible, &*store).await
-                    {
-                        live.sub = new;
-                        let fresh = snap(&live.id, seq, &live.sub);
-                        out.extend(reset_then(
-                            &live.conn,
-                            &live.id,
-                            reset_reason::RESYNC,
-                            fresh,
-                        ));
-                        live.seq = seq;
-                        sent.push(key);
+                    if resync_window(w, manifest, subs, store, seq, &mut out).await {
+                        advanced.push(key);
                     }
                 }
             }
         }
-        let advanced: Vec<(&str, &str)> = sent
+        self.advance_windows(&advanced, seq);
+        out
+    }
+
+    /// Records that `keys` sent at `seq`, in memory and in storage.
+    fn advance_windows(&mut self, keys: &[SubKey], seq: u64) {
+        for k in keys {
+            if let Some(w) = self.windows.get_mut(k) {
+                w.sent = seq;
+            }
+        }
+        let idents: Vec<&str> = keys
             .iter()
-            .filter_map(|k| subs.get(k))
-            .map(|l| (l.conn.as_str(), l.id.as_str()))
+            .filter_map(|k| self.windows.get(k))
+            .map(|w| w.ident.as_str())
             .collect();
-        if let Err(e) = store.advance_subs(&advanced, seq) {
+        if let Err(e) = self.store.advance_windows(&idents, seq) {
             // The diffs are still right; a later resume may just send a
             // fresh snapshot for these subscriptions.
             let _ = e;
         }
+    }
+
+    /// Sends what coalescing held back: one diff per changed window
+    /// covering every write since the last flush, then the acks (and
+    /// errors) of those writes, in order. Nothing when nothing is held.
+    pub async fn flush(&mut self) -> Vec<Outbound> {
+        if !self.has_unflushed() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        let seq = match self.store.seq() {
+            Ok(s) => s,
+            Err(_) => {
+                // Without the seq no diff can be labelled; the acks still
+                // go (the writes are durable), the windows stay dirty.
+                out.append(&mut self.pending);
+                return out;
+            }
+        };
+        let dirty = std::mem::take(&mut self.dirty);
+        let mut advanced = Vec::new();
+        {
+            let Self {
+                store,
+                manifest,
+                subs,
+                windows,
+                ..
+            } = self;
+            for key in dirty {
+                let Some(w) = windows.get_mut(&key) else {
+                    continue; // every member left
+                };
+                let Some((old, old_count)) = w.held.take() else {
+                    continue;
+                };
+                if std::mem::take(&mut w.resync) {
+                    if resync_window(w, manifest, subs, store, seq, &mut out).await {
+                        advanced.push(key);
+                    }
+                    continue;
+                }
+                let mut d = live::between(&old, w.sub.rows());
+                if w.sub.query().count && w.sub.count() != old_count {
+                    d.count = Some(w.sub.count());
+                }
+                if !d.is_empty() {
+                    send_diff(w, subs, d, seq, &mut out);
+                    advanced.push(key);
+                }
+            }
+        }
+        self.advance_windows(&advanced, seq);
+        out.append(&mut self.pending);
         out
     }
 
@@ -1281,6 +1605,7 @@ impl<C: SqlConn> ShardEngine<C> {
             "seq": self.store.seq()?,
             "subscriptions": self.store.count_subs()?,
             "live_subscriptions": self.subs.len(),
+            "live_windows": self.windows.len(),
             "rows": rows,
             "log": { "oldest": log.map(|l| l.0), "newest": log.map(|l| l.1) },
         }))

@@ -32,6 +32,12 @@ const TABLES: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS _pylon_subs (key TEXT PRIMARY KEY NOT NULL, conn TEXT NOT NULL, \
      id TEXT NOT NULL, query TEXT NOT NULL, seq INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS _pylon_subs_conn ON _pylon_subs (conn)",
+    // The last seq each shared window sent a diff at; a subscription's own
+    // row keeps the seq it was answered at. Its next diff's `from` is the
+    // larger of the two (see ShardEngine), so a write updates one row per
+    // window instead of one per subscriber.
+    "CREATE TABLE IF NOT EXISTS _pylon_windows (ident TEXT PRIMARY KEY NOT NULL, \
+     seq INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS _pylon_presence (conn TEXT PRIMARY KEY NOT NULL, \
      state TEXT NOT NULL)",
     // Changes not yet copied to D1, in commit order; `row` NULL = deleted.
@@ -498,20 +504,39 @@ impl<C: SqlConn> ShardStore<C> {
             .map(|_| ())
     }
 
-    /// Marks the subscriptions `(conn, id)` as sent up to `seq`: one
+    /// Records that the windows `idents` sent a diff at `seq`: one
     /// statement, however many there are.
-    pub fn advance_subs(&self, keys: &[(&str, &str)], seq: u64) -> Result<(), StorageError> {
-        if keys.is_empty() {
+    pub fn advance_windows(&self, idents: &[&str], seq: u64) -> Result<(), StorageError> {
+        if idents.is_empty() {
             return Ok(());
         }
-        let list: Vec<String> = keys.iter().map(|(c, i)| sub_key(c, i)).collect();
         self.conn
             .exec(
-                "UPDATE _pylon_subs SET seq = ?1 WHERE key IN (SELECT value FROM json_each(?2))",
+                "INSERT INTO _pylon_windows (ident, seq) SELECT value, ?1 FROM json_each(?2) \
+                 WHERE true ON CONFLICT (ident) DO UPDATE SET seq = excluded.seq",
                 &[
                     SqlValue::Integer(seq as i64),
-                    SqlValue::Text(serde_json::to_string(&list).expect("strings serialize")),
+                    SqlValue::Text(serde_json::to_string(idents).expect("strings serialize")),
                 ],
+            )
+            .map(|_| ())
+    }
+
+    /// The seq window `ident` last sent a diff at (0: never).
+    pub fn window_seq(&self, ident: &str) -> Result<u64, StorageError> {
+        let rows = self.conn.exec(
+            "SELECT seq FROM _pylon_windows WHERE ident = ?1",
+            &[SqlValue::Text(ident.into())],
+        )?;
+        Ok(rows.first().map(|r| int(&r[0]).max(0) as u64).unwrap_or(0))
+    }
+
+    /// Forgets a window nobody reads any more.
+    pub fn forget_window(&self, ident: &str) -> Result<(), StorageError> {
+        self.conn
+            .exec(
+                "DELETE FROM _pylon_windows WHERE ident = ?1",
+                &[SqlValue::Text(ident.into())],
             )
             .map(|_| ())
     }

@@ -25,6 +25,8 @@ pub struct Ctx {
     pub dev: WranglerDev,
     /// The JWKS endpoint the Worker's `PYLON_JWKS_URL` points at.
     pub jwks: JwksServer,
+    /// Test OAuth providers and email API on 127.0.0.1 (sign-in scenario).
+    pub providers: support::providers::Providers,
 }
 
 impl Ctx {
@@ -66,6 +68,7 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
         scenario!(scenarios::auth::run),
         scenario!(scenarios::jwks::run),
         scenario!(scenarios::hello::run),
+        scenario!(scenarios::signin::run),
         scenario!(scenarios::edge::run),
         scenario!(scenarios::rate_limit::run),
         scenario!(scenarios::bad_input::run),
@@ -111,6 +114,14 @@ async fn main() {
         .join(support::unique("run"));
     std::fs::create_dir_all(dir.join("state")).expect("creating the run directory");
     let log = dir.join("wrangler.log");
+    let providers = match support::providers::start().await {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("e2e: could not start the test providers: {e:#}");
+            std::process::exit(1);
+        }
+    };
+    support::server::set_vars(providers.vars());
     let keys = TestKeys::load().expect("the test keys in tests/fixtures/jwt");
     let jwks = JwksServer::start(keys.initial())
         .await
@@ -134,6 +145,7 @@ async fn main() {
     let mut ctx = Ctx {
         dev,
         jwks,
+        providers,
         dir: dir.clone(),
     };
 

@@ -57,3 +57,12 @@ export {
   type Snap,
   type Welcome,
 } from "./protocol.js";
+export {
+  browserSession,
+  readCookie,
+  SessionError,
+  CSRF_COOKIE,
+  CSRF_HEADER,
+  type BrowserSession,
+  type SessionOptions,
+} from "./session.js";

@@ -10,3 +10,4 @@ pub mod live;
 pub mod rate_limit;
 pub mod restart;
 pub mod routing;
+pub mod signin;

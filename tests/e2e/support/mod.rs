@@ -1,6 +1,8 @@
 //! Test support: the wrangler dev process, HTTP and WebSocket helpers.
 
 pub mod jwks;
+pub mod mini_http;
+pub mod providers;
 pub mod server;
 
 pub use server::project_root;

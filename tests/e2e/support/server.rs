@@ -13,6 +13,24 @@ use anyhow::{bail, Context, Result};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// `--var NAME:VALUE` pairs for every start (the test providers' URLs);
+/// set once, before the first start.
+static EXTRA_VARS: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+
+pub fn set_vars(vars: Vec<(String, String)>) {
+    let _ = EXTRA_VARS.set(vars);
+}
+
+/// The extra vars as shell words.
+fn var_args() -> String {
+    EXTRA_VARS
+        .get()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!(" --var '{k}:{}'", v.replace('\'', "'\\''")))
+        .collect()
+}
+
 pub struct WranglerDev {
     child: Option<Child>,
     /// `--var NAME:VALUE` pairs given to wrangler (kept for restarts).
@@ -69,17 +87,18 @@ impl WranglerDev {
         let inspector = free_port()?;
         Self::migrate_d1(persist, log)?;
         let log_file = File::options().create(true).append(true).open(log)?;
-        let mut var_args: String = vars
+        let mut local_args: String = vars
             .iter()
             .map(|(k, v)| format!(" --var '{k}:{v}'"))
             .collect();
         if let Some(e) = env {
-            var_args.push_str(&format!(" --env '{e}'"));
+            local_args.push_str(&format!(" --env '{e}'"));
         }
         let script = format!(
             "source scripts/env.sh && exec wrangler dev --ip 127.0.0.1 --port {port} \
-             --inspector-port {inspector} --persist-to '{}' --log-level info{var_args}",
-            persist.display()
+             --inspector-port {inspector} --persist-to '{}' --log-level info{}{local_args}",
+            persist.display(),
+            var_args()
         );
         let child = Command::new("bash")
             .arg("-c")
