@@ -70,6 +70,9 @@ pub struct Shard {
     flush_due: Cell<bool>,
     /// When the last flush ran (event time, ms).
     flushed_at: Cell<i64>,
+    /// Users over their message rate on this shard, until (ms): a cache of
+    /// the binding's answer; empty again after a wake (lets users through).
+    users_over: RefCell<HashMap<String, i64>>,
 }
 
 fn now_ms() -> i64 {
@@ -199,6 +202,8 @@ impl Shard {
                         }
                         closed.push(conn);
                     }
+                    // Taken out by `on_frame` before delivery; never sent.
+                    Outbound::Verify { .. } => {}
                 }
             }
         }
@@ -481,16 +486,53 @@ impl Shard {
 
     async fn on_frame(&self, ws: &WebSocket, frame: FrameRef<'_>) -> Result<()> {
         self.ensure_engine(None).await?;
-        let Some(conn) = ws.deserialize_attachment::<Attachment>()?.map(|a| a.conn) else {
+        let Some(Attachment { conn, info }) = ws.deserialize_attachment::<Attachment>()? else {
             let _ = ws.close(Some(protocol::close::INTERNAL), Some("no attachment"));
             return Ok(());
         };
+        // A verified user's messages also count against the user, across
+        // every socket and shard (docs/edge.md). Counted after the message
+        // is handled and enforced from the next one on: awaiting the
+        // binding first would let this socket's later frames overtake it.
+        let now = now_ms();
+        let user = crate::edge::limits::user_key(&info.auth);
+        let blocked = user.as_ref().is_some_and(|u| {
+            self.users_over
+                .borrow()
+                .get(u)
+                .is_some_and(|&until| now < until)
+        });
         let out = {
             let mut engine = self.engine_mut()?;
-            engine.message(&conn, frame, now_ms()).await
+            engine.message_within(&conn, frame, now, !blocked).await
         };
+        let (verify, out): (Vec<_>, Vec<_>) = out
+            .into_iter()
+            .partition(|o| matches!(o, Outbound::Verify { .. }));
         self.deliver(out);
-        self.flush_soon().await
+        // Held-back diffs and acks first: the awaits below must not delay them.
+        self.flush_soon().await?;
+        // A `hello` with a token: verified with the router's code (HS256 and
+        // JWKS), outside any engine borrow (a JWKS fetch may await).
+        for v in verify {
+            let Outbound::Verify { conn, token } = v else {
+                continue;
+            };
+            let verified =
+                crate::glue::verify::verify_token(&self.env, &token, now_ms() / 1000).await;
+            let out = self.engine_mut()?.hello_verified(&conn, verified);
+            self.deliver(out);
+        }
+        if let (Some(user), false) = (user, blocked) {
+            let binding = crate::edge::limits::USER_MSG_BINDING;
+            if !crate::glue::edge::allowed(&self.env, binding, user.clone()).await {
+                let period = i64::from(crate::edge::limits::PERIOD_SECS) * 1000;
+                let mut over = self.users_over.borrow_mut();
+                over.retain(|_, until| *until > now);
+                over.insert(user, now + period);
+            }
+        }
+        Ok(())
     }
 
     /// Sends the diffs and acks the engine held back. An idle shard (no
@@ -535,6 +577,7 @@ impl DurableObject for Shard {
             alarm_armed: Cell::new(false),
             flush_due: Cell::new(false),
             flushed_at: Cell::new(0),
+            users_over: RefCell::new(HashMap::new()),
         }
     }
 

@@ -6,6 +6,7 @@
 
 pub mod api_error;
 pub mod auth;
+pub mod edge;
 #[cfg(all(feature = "client", not(target_arch = "wasm32")))]
 pub mod client;
 pub mod http;

@@ -124,3 +124,55 @@ fn example_schema_auth() {
         "SHARD_DENIED"
     );
 }
+
+#[test]
+fn jwks_section_loads_with_defaults() {
+    use pylon_workers::auth::Alg;
+    let m = with_auth(json!({"jwks": {"url": "https://id.example/jwks.json"}})).unwrap();
+    let j = m.auth().jwks.clone().unwrap();
+    assert_eq!(j.url, "https://id.example/jwks.json");
+    assert_eq!(
+        (j.cache_secs, j.min_refresh_secs, j.max_stale_secs),
+        (600, 30, 3600)
+    );
+    assert_eq!(j.algorithms, vec![Alg::Rs256, Alg::Es256]);
+    let m = with_auth(
+        json!({"jwks": {"url": "http://127.0.0.1:9000/k", "cacheSeconds": 60,
+        "minRefreshSeconds": 2, "maxStaleSeconds": 0, "algorithms": ["ES256"]}}),
+    )
+    .unwrap();
+    let j = m.auth().jwks.clone().unwrap();
+    assert_eq!(
+        (j.cache_secs, j.min_refresh_secs, j.max_stale_secs),
+        (60, 2, 0)
+    );
+    assert_eq!(j.algorithms, vec![Alg::Es256]);
+    assert!(with_auth(json!({})).unwrap().auth().jwks.is_none());
+}
+
+#[test]
+fn jwks_problems_have_paths() {
+    let problems = with_auth(json!({"jwks": {
+        "url": "http://id.example/jwks.json",
+        "cacheSeconds": 5,
+        "minRefreshSeconds": 0,
+        "algorithms": ["HS256", "none"],
+        "extra": 1
+    }}))
+    .unwrap_err();
+    for want in [
+        ("auth.jwks.url", "INVALID_URL"),
+        ("auth.jwks.cacheSeconds", "OUT_OF_RANGE"),
+        ("auth.jwks.minRefreshSeconds", "OUT_OF_RANGE"),
+        ("auth.jwks.algorithms[0]", "WRONG_TYPE"),
+        ("auth.jwks.algorithms[1]", "WRONG_TYPE"),
+        ("auth.jwks.extra", "UNKNOWN_KEY"),
+    ] {
+        assert!(
+            problems.iter().any(|(p, c)| (p.as_str(), *c) == want),
+            "{want:?} in {problems:?}"
+        );
+    }
+    let missing = with_auth(json!({"jwks": {}})).unwrap_err();
+    assert_eq!(missing, vec![("auth.jwks".to_owned(), "MISSING_KEY")]);
+}

@@ -555,6 +555,109 @@ async fn presence_joins_updates_and_leaves() {
     );
 }
 
+#[tokio::test]
+async fn hello_with_a_token_keeps_the_identity_unless_it_is_the_same_caller() {
+    use pylon_workers::auth::AuthError;
+    let path = temp_db("hello-token");
+    let mut e = open(&path);
+    e.connect("c1", info(Some("ann")), 0).unwrap();
+    // The token goes to the runtime to verify, never back to a socket.
+    let out = send(&mut e, "c1", json!({"type": "hello", "token": "t.o.k"})).await;
+    assert_eq!(
+        out,
+        vec![Outbound::Verify {
+            conn: "c1".into(),
+            token: "t.o.k".into()
+        }]
+    );
+    let ann = AuthContext::user("ann");
+    let welcome = e.hello_verified("c1", Ok(ann.clone()));
+    assert!(matches!(to(&welcome, "c1")[..], [ServerMsg::Welcome(_)]));
+    let refused = [
+        (Err(AuthError::Expired), ErrorCode::Unauthorized, "EXPIRED"),
+        (
+            Err(AuthError::BadSignature),
+            ErrorCode::Unauthorized,
+            "BAD_SIGNATURE",
+        ),
+        (
+            Err(AuthError::JwksUnavailable),
+            ErrorCode::Unavailable,
+            "JWKS_UNAVAILABLE",
+        ),
+        (
+            Ok(AuthContext::user("bob")),
+            ErrorCode::Forbidden,
+            "IDENTITY_CHANGED",
+        ),
+        (
+            Ok(ann.clone().with_roles(["moderator"])),
+            ErrorCode::Forbidden,
+            "IDENTITY_CHANGED",
+        ),
+    ];
+    for (verified, code, reason) in refused {
+        let out = to(&e.hello_verified("c1", verified), "c1");
+        match &out[..] {
+            [ServerMsg::Err(m)] => {
+                assert_eq!(m.code, code, "{reason}");
+                assert!(m.message.starts_with(reason), "{}", m.message);
+            }
+            other => panic!("{reason}: {other:?}"),
+        }
+    }
+    // Still ann: her own note is writable, bob's is not.
+    let note = |id: &str, owner: &str| {
+        json!({"type": "mut", "op": id, "ops": [{"type": "insert", "entity": "Note",
+               "row": {"id": id, "owner": owner, "body": "x"}}]})
+    };
+    let out = send(&mut e, "c1", note("n1", "ann")).await;
+    assert!(to(&out, "c1")
+        .iter()
+        .any(|m| matches!(m, ServerMsg::Ack(_))));
+    let out = send(&mut e, "c1", note("n2", "bob")).await;
+    assert_eq!(err_code(&to(&out, "c1")), Some(ErrorCode::Forbidden));
+    // An anonymous connection cannot become someone over hello.
+    e.connect("c2", info(None), 0).unwrap();
+    let out = to(&e.hello_verified("c2", Ok(ann)), "c2");
+    assert_eq!(err_code(&out), Some(ErrorCode::Forbidden));
+    // A hello without a token is answered at once.
+    let out = send(&mut e, "c2", json!({"type": "hello", "client": "t/1"})).await;
+    assert!(matches!(to(&out, "c2")[..], [ServerMsg::Welcome(_)]));
+}
+
+#[tokio::test]
+async fn a_user_over_the_runtime_limit_gets_rate_limited_without_a_close() {
+    let path = temp_db("user-limit");
+    let mut e = open(&path);
+    e.connect("c1", info(Some("ann")), 0).unwrap();
+    let m = json!({"type": "mut", "op": "o1", "ops": [{"type": "insert", "entity": "Card",
+                   "row": card("k1", "t", 1)}]});
+    // Over the user's limit: dropped with the op id, many times, never closed.
+    for _ in 0..500 {
+        let out = e
+            .message_within("c1", FrameRef::Text(&m.to_string()), 0, false)
+            .await;
+        assert!(!out.iter().any(|o| matches!(o, Outbound::Close { .. })));
+        match &to(&out, "c1")[..] {
+            [ServerMsg::Err(err)] => {
+                assert_eq!(err.code, ErrorCode::RateLimited);
+                assert_eq!(err.op.as_deref(), Some("o1"));
+                assert!(err.message.contains("user"), "{}", err.message);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Within it again: applied (the ack comes with the flush).
+    let mut out = e
+        .message_within("c1", FrameRef::Text(&m.to_string()), 0, true)
+        .await;
+    out.extend(e.flush().await);
+    assert!(to(&out, "c1")
+        .iter()
+        .any(|m| matches!(m, ServerMsg::Ack(_))));
+}
+
 /// Subscriptions with the same query and visibility share one window: each
 /// still gets diffs with its own id and `from`, before and after a wake, and
 /// a member leaving does not disturb the others.

@@ -21,6 +21,7 @@
 use serde_json::{Map, Value as Json};
 
 use super::error::AuthError;
+use super::jwks::JwksPolicy;
 use super::jwt::Validation;
 use crate::policy::AuthContext;
 
@@ -35,6 +36,8 @@ pub struct AuthConfig {
     /// not say otherwise.
     pub anonymous: bool,
     pub validation: Validation,
+    /// RS256/ES256 keys from a JWKS URL (`auth.jwks`), if configured.
+    pub jwks: Option<JwksPolicy>,
     pub claims: ClaimNames,
     /// In order; the first whose pattern fits a shard name governs it.
     /// Empty means one rule `*` with `allowAnonymous` = `anonymous`.
@@ -382,10 +385,12 @@ impl AuthConfig {
         })
     }
 
-    /// The whole edge decision for one request to `shard`: verifies the
-    /// token (if any) with `secret` at `now` (Unix seconds), builds the
-    /// caller, and checks the shard rules. A token that is present but
-    /// invalid is refused even where anonymous callers are let in.
+    /// The whole edge decision for one request to `shard`, for HS256
+    /// tokens (the Worker uses [`crate::auth::verify_token`], which adds
+    /// JWKS keys, then [`AuthConfig::decide`]): verifies the token (if any)
+    /// with `secret` at `now` (Unix seconds), builds the caller, and checks
+    /// the shard rules. A token that is present but invalid is refused even
+    /// where anonymous callers are let in.
     pub fn authenticate(
         &self,
         token: Option<&str>,
@@ -393,17 +398,20 @@ impl AuthConfig {
         shard: &str,
         now: i64,
     ) -> Result<AuthContext, AuthError> {
-        match token {
-            None => {
-                self.admit(shard, None)?;
-                Ok(AuthContext::anonymous())
-            }
-            Some(_) => {
-                let caller = self.verified(token, secret, now)?;
-                self.admit(shard, Some(&caller))?;
-                Ok(caller)
-            }
-        }
+        let caller = token
+            .map(|t| self.verified_hs256(t, secret, now))
+            .transpose()?;
+        self.decide(shard, caller)
+    }
+
+    /// The shard rules applied to a verified caller (`None`: no token).
+    pub fn decide(
+        &self,
+        shard: &str,
+        caller: Option<AuthContext>,
+    ) -> Result<AuthContext, AuthError> {
+        self.admit(shard, caller.as_ref())?;
+        Ok(caller.unwrap_or_else(AuthContext::anonymous))
     }
 
     /// The caller of a request that is not for one shard (cross-shard reads
@@ -415,30 +423,40 @@ impl AuthConfig {
         secret: Option<&[u8]>,
         now: i64,
     ) -> Result<AuthContext, AuthError> {
-        match token {
+        let caller = token
+            .map(|t| self.verified_hs256(t, secret, now))
+            .transpose()?;
+        self.identify_caller(caller)
+    }
+
+    /// [`AuthConfig::identify`] for a caller already verified.
+    pub fn identify_caller(&self, caller: Option<AuthContext>) -> Result<AuthContext, AuthError> {
+        match caller {
+            Some(c) => Ok(c),
             None if self.anonymous => Ok(AuthContext::anonymous()),
             None => Err(AuthError::MissingToken),
-            Some(_) => self.verified(token, secret, now),
         }
     }
 
-    fn verified(
+    fn verified_hs256(
         &self,
-        token: Option<&str>,
+        token: &str,
         secret: Option<&[u8]>,
         now: i64,
     ) -> Result<AuthContext, AuthError> {
-        let token = token.ok_or(AuthError::MissingToken)?;
-        let secret = match secret {
-            None => return Err(AuthError::NotConfigured("PYLON_JWT_SECRET is not set")),
-            Some(s) if s.len() < MIN_SECRET_BYTES => {
-                return Err(AuthError::NotConfigured(
-                    "PYLON_JWT_SECRET is shorter than 32 bytes",
-                ))
-            }
-            Some(s) => s,
-        };
-        let claims = super::jwt::verify_hs256(token, secret, &self.validation, now)?;
+        let claims =
+            super::jwt::verify_hs256(token, checked_secret(secret)?, &self.validation, now)?;
         self.context(&claims)
+    }
+}
+
+/// The HS256 secret, if it is long enough.
+pub(crate) fn checked_secret(secret: Option<&[u8]>) -> Result<&[u8], AuthError> {
+    match secret {
+        None => Err(AuthError::NotConfigured("PYLON_JWT_SECRET is not set")),
+        Some(s) if s.len() < MIN_SECRET_BYTES => Err(AuthError::NotConfigured(
+            "PYLON_JWT_SECRET is shorter than 32 bytes",
+        )),
+        Some(s) => Ok(s),
     }
 }

@@ -30,6 +30,14 @@ pub enum AuthError {
     WrongIssuer,
     #[error("the token's audience is not accepted")]
     WrongAudience,
+    /// The token names a `kid` (or, without one, an algorithm) that no key
+    /// of the JWKS has, even after a refresh.
+    #[error("no key of the JWKS fits the token's kid")]
+    UnknownKey,
+    /// RS256/ES256 keys are needed but the JWKS could not be fetched and no
+    /// usable copy is cached.
+    #[error("the token signing keys cannot be fetched now; retry shortly")]
+    JwksUnavailable,
     /// A valid caller that may not use this shard.
     #[error("{0}")]
     Forbidden(String),
@@ -39,27 +47,30 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// 401, 403, or 500 for [`AuthError::NotConfigured`].
+    /// 401, 403, 500 for [`AuthError::NotConfigured`], 503 for
+    /// [`AuthError::JwksUnavailable`].
     pub fn status(&self) -> u16 {
         match self {
             AuthError::Forbidden(_) => 403,
             AuthError::NotConfigured(_) => 500,
+            AuthError::JwksUnavailable => 503,
             _ => 401,
         }
     }
 
-    /// `UNAUTHORIZED`, `FORBIDDEN` or `INTERNAL`.
+    /// `UNAUTHORIZED`, `FORBIDDEN`, `UNAVAILABLE` or `INTERNAL`.
     pub fn code(&self) -> &'static str {
         match self {
             AuthError::Forbidden(_) => "FORBIDDEN",
             AuthError::NotConfigured(_) => "INTERNAL",
+            AuthError::JwksUnavailable => "UNAVAILABLE",
             _ => "UNAUTHORIZED",
         }
     }
 
     /// The specific reason: `MISSING_TOKEN`, `BAD_TOKEN`, `BAD_SIGNATURE`,
     /// `EXPIRED`, `NOT_YET_VALID`, `WRONG_ISSUER`, `WRONG_AUDIENCE`,
-    /// `SHARD_DENIED`, `NOT_CONFIGURED`.
+    /// `UNKNOWN_KEY`, `JWKS_UNAVAILABLE`, `SHARD_DENIED`, `NOT_CONFIGURED`.
     pub fn reason(&self) -> &'static str {
         match self {
             AuthError::MissingToken => "MISSING_TOKEN",
@@ -69,6 +80,8 @@ impl AuthError {
             AuthError::NotYetValid => "NOT_YET_VALID",
             AuthError::WrongIssuer => "WRONG_ISSUER",
             AuthError::WrongAudience => "WRONG_AUDIENCE",
+            AuthError::UnknownKey => "UNKNOWN_KEY",
+            AuthError::JwksUnavailable => "JWKS_UNAVAILABLE",
             AuthError::Forbidden(_) => "SHARD_DENIED",
             AuthError::NotConfigured(_) => "NOT_CONFIGURED",
         }

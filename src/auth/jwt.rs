@@ -1,9 +1,13 @@
-//! HS256 JSON Web Tokens (RFC 7519): verification with `exp`, `nbf`, `iss`
-//! and `aud` checks, and signing for tests and development tools.
+//! JSON Web Tokens (RFC 7519): the compact form split and its header read
+//! ([`decode`]), HS256 verification, the `exp`, `nbf`, `iss` and `aud`
+//! checks, and HS256 signing for tests and development tools. RS256 and
+//! ES256 signatures are checked against JWKS keys ([`crate::auth::jwk`]).
 //!
-//! Only `HS256` is accepted; `none` and every other `alg` are refused
-//! before the signature is looked at, so a token cannot choose how it is
-//! checked. The signature is compared in constant time.
+//! Only `HS256`, `RS256` and `ES256` are read; `none` and every other `alg`
+//! are refused before the signature is looked at, and the key that checks
+//! a token is chosen by its type (the secret for HS256 only, JWKS keys for
+//! RS256/ES256 only), so a token cannot choose how it is checked. The HMAC
+//! is compared in constant time.
 //!
 //! ```
 //! use pylon_workers::auth::{jwt, AuthError, Validation};
@@ -81,17 +85,54 @@ fn numeric_date(claims: &Map<String, Json>, key: &str) -> Result<Option<f64>, Au
     }
 }
 
-/// Verifies a compact HS256 JWT at `now` (seconds since the Unix epoch)
-/// and returns its claims.
-///
-/// Checks, in order: size and shape, `alg` (only `HS256`; a `crit` header
-/// is refused), the signature, `exp` (required), `nbf`, `iss`, `aud`.
-pub fn verify_hs256(
-    token: &str,
-    secret: &[u8],
-    v: &Validation,
-    now: i64,
-) -> Result<Map<String, Json>, AuthError> {
+/// A signing algorithm this crate accepts. `none` and every other `alg`
+/// are refused before anything else is looked at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Alg {
+    /// HMAC-SHA-256 with the shared secret.
+    Hs256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, a public key from the JWKS.
+    Rs256,
+    /// ECDSA on P-256 with SHA-256, a public key from the JWKS.
+    Es256,
+}
+
+impl Alg {
+    /// The JOSE name (`HS256`, `RS256`, `ES256`); case-sensitive.
+    pub fn parse(s: &str) -> Option<Alg> {
+        match s {
+            "HS256" => Some(Alg::Hs256),
+            "RS256" => Some(Alg::Rs256),
+            "ES256" => Some(Alg::Es256),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Alg::Hs256 => "HS256",
+            Alg::Rs256 => "RS256",
+            Alg::Es256 => "ES256",
+        }
+    }
+}
+
+/// A compact JWS split and its header read; nothing verified yet.
+#[derive(Debug)]
+pub struct Decoded<'a> {
+    pub alg: Alg,
+    /// The header's `kid`, if any.
+    pub kid: Option<String>,
+    /// `header.payload`, the bytes the signature covers.
+    pub signing_input: &'a [u8],
+    pub signature: Vec<u8>,
+    payload: &'a str,
+}
+
+/// Splits `token` and reads its header: size, three base64url parts, a
+/// JSON header with an accepted `alg`, no `crit`. The payload is read only
+/// after the signature verifies ([`Decoded::claims`]).
+pub fn decode(token: &str) -> Result<Decoded<'_>, AuthError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(bad(format!("longer than {MAX_TOKEN_BYTES} bytes")));
     }
@@ -102,32 +143,58 @@ pub fn verify_hs256(
         return Err(bad("not three dot-separated parts"));
     };
     let header = json_object(&decode_part(h, "header")?, "header")?;
-    match header.get("alg").and_then(Json::as_str) {
-        Some("HS256") => {}
-        Some(alg) => {
-            let shown: String = alg.chars().take(16).collect();
-            return Err(bad(format!("alg {shown:?} is not accepted (only HS256)")));
-        }
+    let alg = match header.get("alg").and_then(Json::as_str) {
+        Some(name) => Alg::parse(name).ok_or_else(|| {
+            let shown: String = name.chars().take(16).collect();
+            bad(format!(
+                "alg {shown:?} is not accepted (HS256, RS256, ES256)"
+            ))
+        })?,
         None => return Err(bad("the header has no `alg`")),
-    }
+    };
     if header.contains_key("crit") {
         return Err(bad("`crit` header parameters are not supported"));
     }
-    let sig = decode_part(s, "signature")?;
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(&token.as_bytes()[..h.len() + 1 + p.len()]);
-    mac.verify_slice(&sig)
-        .map_err(|_| AuthError::BadSignature)?;
+    let kid = match header.get("kid") {
+        None | Some(Json::Null) => None,
+        Some(Json::String(k)) if k.len() <= 256 => Some(k.clone()),
+        Some(_) => return Err(bad("`kid` is not a string of at most 256 bytes")),
+    };
+    Ok(Decoded {
+        alg,
+        kid,
+        signing_input: &token.as_bytes()[..h.len() + 1 + p.len()],
+        signature: decode_part(s, "signature")?,
+        payload: p,
+    })
+}
 
-    let claims = json_object(&decode_part(p, "payload")?, "payload")?;
+impl Decoded<'_> {
+    /// The claims, once the signature is verified, checked against `v` at
+    /// `now`: `exp` (required), `nbf`, `iss`, `aud`.
+    pub fn claims(&self, v: &Validation, now: i64) -> Result<Map<String, Json>, AuthError> {
+        let claims = json_object(&decode_part(self.payload, "payload")?, "payload")?;
+        check_claims(&claims, v, now)?;
+        Ok(claims)
+    }
+}
+
+/// HMAC-SHA-256 of the signing input against `sig`, in constant time.
+pub fn verify_hmac(secret: &[u8], signing_input: &[u8], sig: &[u8]) -> Result<(), AuthError> {
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(signing_input);
+    mac.verify_slice(sig).map_err(|_| AuthError::BadSignature)
+}
+
+fn check_claims(claims: &Map<String, Json>, v: &Validation, now: i64) -> Result<(), AuthError> {
     let skew = v.clock_skew_secs as f64;
     let now = now as f64;
-    match numeric_date(&claims, "exp")? {
+    match numeric_date(claims, "exp")? {
         None => return Err(bad("`exp` is required")),
         Some(exp) if now > exp + skew => return Err(AuthError::Expired),
         Some(_) => {}
     }
-    if let Some(nbf) = numeric_date(&claims, "nbf")? {
+    if let Some(nbf) = numeric_date(claims, "nbf")? {
         if now + skew < nbf {
             return Err(AuthError::NotYetValid);
         }
@@ -147,7 +214,29 @@ pub fn verify_hs256(
     if !aud_ok {
         return Err(AuthError::WrongAudience);
     }
-    Ok(claims)
+    Ok(())
+}
+
+/// Verifies a compact HS256 JWT at `now` (seconds since the Unix epoch)
+/// and returns its claims.
+///
+/// Checks, in order: size and shape, `alg` (only `HS256` here; a `crit`
+/// header is refused), the signature, `exp` (required), `nbf`, `iss`, `aud`.
+pub fn verify_hs256(
+    token: &str,
+    secret: &[u8],
+    v: &Validation,
+    now: i64,
+) -> Result<Map<String, Json>, AuthError> {
+    let d = decode(token)?;
+    if d.alg != Alg::Hs256 {
+        return Err(bad(format!(
+            "alg {} is not accepted here (only HS256)",
+            d.alg.as_str()
+        )));
+    }
+    verify_hmac(secret, d.signing_input, &d.signature)?;
+    d.claims(v, now)
 }
 
 /// Signs `claims` as a compact HS256 JWT. For tests and development tools:
@@ -170,6 +259,15 @@ pub fn sign_with_header(header: &Json, claims: &Json, secret: &[u8]) -> String {
     let sig = mac.finalize().into_bytes();
     out.push('.');
     out.push_str(&URL_SAFE_NO_PAD.encode(sig));
+    out
+}
+
+/// `header.payload` of a token with these parts, unsigned (the signing
+/// helpers for RS256/ES256 in [`crate::auth::sign`] append the signature).
+pub fn signing_input(header: &Json, claims: &Json) -> String {
+    let mut out = URL_SAFE_NO_PAD.encode(header.to_string());
+    out.push('.');
+    out.push_str(&URL_SAFE_NO_PAD.encode(claims.to_string()));
     out
 }
 
@@ -291,7 +389,9 @@ mod tests {
     #[test]
     fn other_algorithms_refused() {
         let claims = json!({"sub": "u1", "exp": NOW + 10});
-        for alg in ["none", "None", "HS384", "HS512", "RS256", "ES256", "hs256"] {
+        for alg in [
+            "none", "None", "HS384", "HS512", "RS256", "ES256", "hs256", "RS384", "PS256",
+        ] {
             let t = sign_with_header(&json!({"alg": alg}), &claims, SECRET);
             assert_eq!(
                 reason(check(&t, &Validation::default())),

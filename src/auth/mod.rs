@@ -1,4 +1,5 @@
-//! Authentication at the edge: HS256 JWTs checked by the router Worker,
+//! Authentication at the edge: JWTs (HS256 with the shared secret, RS256
+//! and ES256 with keys from a JWKS URL) checked by the router Worker,
 //! turned into an [`AuthContext`] by the manifest's `auth` section, and
 //! matched against its shard rules before a request reaches a shard.
 //!
@@ -17,11 +18,18 @@
 
 mod config;
 mod error;
+pub mod jwk;
+pub mod jwks;
 pub mod jwt;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod sign;
+mod verify;
 
 pub use config::{AuthConfig, Binding, ClaimNames, Pattern, ShardRule, MIN_SECRET_BYTES};
 pub use error::AuthError;
-pub use jwt::Validation;
+pub use jwks::JwksPolicy;
+pub use jwt::{Alg, Validation};
+pub use verify::{verify_token, Jwks, Keys, NoHttp};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -37,6 +45,10 @@ pub const INTERNAL_HEADER_PREFIX: &str = "x-pylon-";
 
 /// The Worker secret (or var) holding the HS256 key.
 pub const SECRET_VAR: &str = "PYLON_JWT_SECRET";
+
+/// The Worker var that, when set, replaces `auth.jwks.url` (a staging
+/// identity provider, or a test server on 127.0.0.1).
+pub const JWKS_URL_VAR: &str = "PYLON_JWKS_URL";
 
 /// The token of a request: `Authorization: Bearer <token>`, else a
 /// `bearer.<token>` entry of `Sec-WebSocket-Protocol`. An `Authorization`
@@ -123,6 +135,7 @@ mod tests {
     fn config() -> AuthConfig {
         AuthConfig {
             anonymous: false,
+            jwks: None,
             validation: Validation {
                 issuer: Some("iss".into()),
                 audience: Some("pylon".into()),

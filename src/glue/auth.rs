@@ -1,29 +1,23 @@
 //! The router's gate: authenticates a shard request against the manifest's
 //! `auth` section and rewrites it for the shard, or refuses it.
 //!
-//! The verified caller travels in `x-pylon-auth`; every incoming `x-pylon-*`
-//! header is removed first, so a client cannot supply its own. Tokens and
-//! the secret are never logged.
+//! Tokens become callers in `glue::verify::verify_token` only. The verified
+//! caller travels in `x-pylon-auth`; every incoming `x-pylon-*` header is
+//! removed first, so a client cannot supply its own. Tokens and the secret
+//! are never logged.
 
-use worker::{Date, Env, Request, Response, Result};
+use worker::{Env, Request, Response, Result};
 
 use crate::api_error::ApiError;
 use crate::auth::{self, AuthError};
 use crate::glue::respond;
+use crate::glue::verify::{now_secs, verify_token};
 use crate::policy::AuthContext;
-
-/// The HS256 key: a wrangler secret, or a var (`.dev.vars` locally).
-fn secret(env: &Env) -> Option<String> {
-    env.secret(auth::SECRET_VAR)
-        .map(|s| s.to_string())
-        .or_else(|_| env.var(auth::SECRET_VAR).map(|v| v.to_string()))
-        .ok()
-}
 
 /// What the gate decided.
 pub(crate) enum Gate {
-    /// The request to hand to the shard.
-    Pass(Request),
+    /// The request to hand to the shard, and its caller.
+    Pass(Request, AuthContext),
     /// The answer to the client.
     Refuse(Response),
 }
@@ -32,12 +26,15 @@ fn refuse(e: &AuthError) -> Result<Gate> {
     Ok(Gate::Refuse(refusal(e)?))
 }
 
-/// The 401/403/500 answer for `e`.
-fn refusal(e: &AuthError) -> Result<Response> {
+/// The 401/403/500/503 answer for `e`.
+pub(crate) fn refusal(e: &AuthError) -> Result<Response> {
     if let AuthError::NotConfigured(why) = e {
         worker::console_error!("auth: {why}");
     }
     let mut resp = respond::error(&e.to_api_error())?;
+    if let AuthError::JwksUnavailable = e {
+        resp.headers_mut().set("Retry-After", "5")?;
+    }
     if e.status() == 401 {
         // RFC 6750 §3: a challenge, with invalid_token when one was sent.
         let challenge = match e {
@@ -54,7 +51,7 @@ fn refusal(e: &AuthError) -> Result<Response> {
 
 /// The caller of a request that spans shards (the cold path): a verified
 /// token, or anonymous where the manifest allows it; `Err` is the answer.
-pub(crate) fn identify(
+pub(crate) async fn identify(
     env: &Env,
     req: &Request,
 ) -> Result<std::result::Result<AuthContext, Response>> {
@@ -64,23 +61,19 @@ pub(crate) fn identify(
     };
     let headers = req.headers();
     let authorization = headers.get("Authorization")?;
-    let token = match auth::request_token(authorization.as_deref(), None) {
-        Ok(t) => t,
-        Err(e) => return Ok(Err(refusal(&e)?)),
+    let caller = match auth::request_token(authorization.as_deref(), None) {
+        Ok(Some(t)) => verify_token(env, t, now_secs()).await.map(Some),
+        Ok(None) => Ok(None),
+        Err(e) => Err(e),
     };
-    let secret = secret(env);
-    let now = (Date::now().as_millis() / 1000) as i64;
-    match manifest
-        .auth()
-        .identify(token, secret.as_deref().map(str::as_bytes), now)
-    {
+    match caller.and_then(|c| manifest.auth().identify_caller(c)) {
         Ok(c) => Ok(Ok(c)),
         Err(e) => Ok(Err(refusal(&e)?)),
     }
 }
 
 /// Authenticates `req` for `shard`.
-pub(crate) fn gate(env: &Env, shard: &str, req: &Request) -> Result<Gate> {
+pub(crate) async fn gate(env: &Env, shard: &str, req: &Request) -> Result<Gate> {
     let manifest = match crate::glue::schema::manifest() {
         Ok(m) => m,
         Err(e) => {
@@ -93,22 +86,17 @@ pub(crate) fn gate(env: &Env, shard: &str, req: &Request) -> Result<Gate> {
     let headers = req.headers();
     let authorization = headers.get("Authorization")?;
     let protocols = headers.get("Sec-WebSocket-Protocol")?;
-    let token = match auth::request_token(authorization.as_deref(), protocols.as_deref()) {
-        Ok(t) => t,
+    let caller = match auth::request_token(authorization.as_deref(), protocols.as_deref()) {
+        Ok(Some(t)) => verify_token(env, t, now_secs()).await.map(Some),
+        Ok(None) => Ok(None),
+        Err(e) => Err(e),
+    };
+    let caller = match caller.and_then(|c| manifest.auth().decide(shard, c)) {
+        Ok(c) => c,
         Err(e) => return refuse(&e),
     };
-    let secret = secret(env);
-    let now = (Date::now().as_millis() / 1000) as i64;
-    let caller =
-        match manifest
-            .auth()
-            .authenticate(token, secret.as_deref().map(str::as_bytes), shard, now)
-        {
-            Ok(c) => c,
-            Err(e) => return refuse(&e),
-        };
-
-    Ok(Gate::Pass(forward(req, protocols.as_deref(), &caller)?))
+    let fwd = forward(req, protocols.as_deref(), &caller)?;
+    Ok(Gate::Pass(fwd, caller))
 }
 
 /// `req` rewritten for the shard: incoming `x-pylon-*` headers,

@@ -71,6 +71,9 @@ pub(crate) async fn query(mut req: Request, env: &Env) -> Result<Response> {
         Ok(c) => c,
         Err(answer) => return Ok(answer),
     };
+    if let Some(r) = super::router::user_limit(env, &caller).await? {
+        return Ok(r);
+    }
     match cold_query(&db, &manifest, &body, &caller).await {
         Ok(r) => respond::json(200, &serde_json::to_value(&r)?),
         Err(e) => store_error(&e),

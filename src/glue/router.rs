@@ -1,9 +1,12 @@
 //! The stateless router Worker: `GET /healthz`, the cold-path routes served
 //! from D1 (`POST /v1/query`, `GET /v1/shards`; see `cold.rs`), and every
 //! `/v1/shards/{shard}/...` request handed to the Shard object `{shard}`.
+//! Around them, the edge layer (`edge.rs`): CORS, security headers, and
+//! rate limits per client (before auth) and per user (after it).
 
 use crate::api_error::ApiError;
-use crate::glue::respond;
+use crate::edge::limits::{user_key, Scope};
+use crate::glue::{edge, respond};
 use crate::route::{self, Route};
 use serde_json::json;
 use worker::{event, Context, Env, Method, Request, Response, Result};
@@ -13,17 +16,56 @@ const SHARD_BINDING: &str = "SHARD";
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    match route::parse(&req.path()) {
+    let origin = req.headers().get("Origin")?;
+    let https = req.url().map(|u| u.scheme() == "https").unwrap_or(false);
+    let cors = edge::cors(&env);
+    let preflight = match req.method() {
+        Method::Options => edge::preflight(&req, &cors)?,
+        _ => None,
+    };
+    let (resp, cors) = match preflight {
+        Some((answer, true)) => (answer, cors),
+        // A refused preflight: no CORS headers at all (Vary only).
+        Some((answer, false)) => (answer, Default::default()),
+        None => (route(req, &env).await?, cors),
+    };
+    edge::finish(resp, origin.as_deref(), https, &cors)
+}
+
+async fn route(req: Request, env: &Env) -> Result<Response> {
+    let route = route::parse(&req.path());
+    if matches!(
+        route,
+        Ok(Route::ColdQuery | Route::ShardList | Route::Shard { .. } | Route::Auth { .. })
+    ) {
+        // Per client first, before any token is verified (sign-in routes
+        // too: they send email and call identity providers).
+        if let Some(r) = edge::limit(env, Scope::Client, edge::client_key(&req)?).await? {
+            return Ok(r);
+        }
+    }
+    match route {
         Ok(Route::Health) if req.method() == Method::Get => respond::json(
             200,
             &json!({ "ok": true, "version": env!("CARGO_PKG_VERSION") }),
         ),
         Ok(Route::Health) => respond::error(&ApiError::method_not_allowed("use GET /healthz")),
-        Ok(Route::ColdQuery) => super::cold::query(req, &env).await,
-        Ok(Route::ShardList) => super::cold::shards(req, &env).await,
-        Ok(Route::Shard { shard, .. }) => to_shard(&env, &shard, req).await,
-        Ok(Route::Auth { rest }) => super::signin::handle(req, &env, &rest).await,
+        Ok(Route::ColdQuery) => super::cold::query(req, env).await,
+        Ok(Route::ShardList) => super::cold::shards(req, env).await,
+        Ok(Route::Shard { shard, .. }) => to_shard(env, &shard, req).await,
+        Ok(Route::Auth { rest }) => super::signin::handle(req, env, &rest).await,
         Err(e) => respond::error(&e),
+    }
+}
+
+/// The per-user limit for a verified caller (`None`: within it).
+pub(crate) async fn user_limit(
+    env: &Env,
+    caller: &crate::policy::AuthContext,
+) -> Result<Option<Response>> {
+    match user_key(caller) {
+        Some(key) => edge::limit(env, Scope::User, key).await,
+        None => Ok(None),
     }
 }
 
@@ -31,7 +73,12 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 /// `x-pylon-auth` (see `glue::auth`); the object reads its name from the path.
 async fn to_shard(env: &Env, shard: &str, req: Request) -> Result<Response> {
     let req = match crate::glue::session_gate::gate(env, shard, &req).await? {
-        crate::glue::auth::Gate::Pass(fwd) => fwd,
+        crate::glue::auth::Gate::Pass(fwd, caller) => {
+            if let Some(r) = user_limit(env, &caller).await? {
+                return Ok(r);
+            }
+            fwd
+        }
         crate::glue::auth::Gate::Refuse(resp) => return Ok(resp),
     };
     let stub = match env

@@ -93,7 +93,7 @@ async fn session_caller(
 /// else through the JWT gate.
 pub(crate) async fn gate(env: &Env, shard: &str, req: &Request) -> Result<Gate> {
     let caller = match session_caller(env, req).await? {
-        None => return crate::glue::auth::gate(env, shard, req),
+        None => return crate::glue::auth::gate(env, shard, req).await,
         Some(Err(resp)) => return Ok(Gate::Refuse(resp)),
         Some(Ok(c)) => c,
     };
@@ -108,7 +108,7 @@ pub(crate) async fn gate(env: &Env, shard: &str, req: &Request) -> Result<Gate> 
     let mut fwd = crate::glue::auth::forward(req, protocols.as_deref(), &caller)?;
     // The shard needs the identity, not the browser's cookies.
     fwd.headers_mut()?.delete("Cookie")?;
-    Ok(Gate::Pass(fwd))
+    Ok(Gate::Pass(fwd, caller))
 }
 
 /// The caller of a cross-shard request (the cold path): a session, else
@@ -118,7 +118,7 @@ pub(crate) async fn identify(
     req: &Request,
 ) -> Result<std::result::Result<AuthContext, Response>> {
     match session_caller(env, req).await? {
-        None => crate::glue::auth::identify(env, req),
+        None => crate::glue::auth::identify(env, req).await,
         Some(r) => Ok(r),
     }
 }

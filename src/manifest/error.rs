@@ -87,6 +87,11 @@ pub enum Problem {
         path: String,
         reason: String,
     },
+    /// A URL that is not usable (`auth.jwks.url`).
+    InvalidUrl {
+        path: String,
+        reason: String,
+    },
     /// A number outside its allowed range.
     OutOfRange {
         path: String,
@@ -116,6 +121,7 @@ impl Problem {
             | Problem::PolicyParse { path, .. }
             | Problem::EmptyPolicy { path }
             | Problem::InvalidPattern { path, .. }
+            | Problem::InvalidUrl { path, .. }
             | Problem::OutOfRange { path, .. }
             | Problem::EmptyString { path } => path,
         }
@@ -138,6 +144,7 @@ impl Problem {
             Problem::PolicyParse { .. } => "POLICY_PARSE",
             Problem::EmptyPolicy { .. } => "EMPTY_POLICY",
             Problem::InvalidPattern { .. } => "INVALID_PATTERN",
+            Problem::InvalidUrl { .. } => "INVALID_URL",
             Problem::OutOfRange { .. } => "OUT_OF_RANGE",
             Problem::EmptyString { .. } => "EMPTY_STRING",
         }
@@ -176,6 +183,7 @@ impl fmt::Display for Problem {
                 "a policy needs at least one of allowRead, allowInsert, allowUpdate, allowDelete, allowWrite, allow",
             ),
             Problem::InvalidPattern { reason, .. } => write!(f, "invalid shard pattern: {reason}"),
+            Problem::InvalidUrl { reason, .. } => write!(f, "invalid URL: {reason}"),
             Problem::OutOfRange { min, max, .. } => {
                 write!(f, "expected a whole number from {min} to {max}")
             }

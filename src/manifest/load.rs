@@ -16,7 +16,8 @@ use serde_json::{Map, Value as Json};
 use super::error::Problem;
 use super::model::{Entity, Field, FieldType, Index};
 use super::names::{check_name, is_sqlite_reserved, NameCheck};
-use crate::auth::{AuthConfig, ClaimNames, Pattern, ShardRule, Validation};
+use crate::auth::jwks::{self, JwksPolicy};
+use crate::auth::{Alg, AuthConfig, ClaimNames, Pattern, ShardRule, Validation};
 use crate::policy::{Policies, Policy, Rule};
 
 /// What a manifest declares, validated.
@@ -36,8 +37,16 @@ const AUTH_KEYS: &[&str] = &[
     "issuer",
     "audience",
     "clockSkewSeconds",
+    "jwks",
     "claims",
     "shards",
+];
+const JWKS_KEYS: &[&str] = &[
+    "url",
+    "cacheSeconds",
+    "minRefreshSeconds",
+    "maxStaleSeconds",
+    "algorithms",
 ];
 const CLAIM_KEYS: &[&str] = &["userId", "tenantId", "roles", "isAdmin"];
 const SHARD_RULE_KEYS: &[&str] = &["pattern", "allowAnonymous", "roles"];
@@ -569,6 +578,93 @@ impl Cx {
         Some(s.to_owned())
     }
 
+    /// A whole number from `min` to `max` at `path.key`, or `default`.
+    fn ranged(
+        &mut self,
+        o: &Map<String, Json>,
+        path: &str,
+        key: &str,
+        default: u64,
+        (min, max): (u64, u64),
+    ) -> u64 {
+        match o.get(key) {
+            None | Some(Json::Null) => default,
+            Some(Json::Number(n)) if n.as_u64().is_some_and(|v| (min..=max).contains(&v)) => {
+                n.as_u64().unwrap_or(default)
+            }
+            Some(_) => {
+                self.push(Problem::OutOfRange {
+                    path: join(path, key),
+                    min,
+                    max,
+                });
+                default
+            }
+        }
+    }
+
+    /// `auth.jwks`: where RS256/ES256 keys come from and how long they are
+    /// kept (see docs/auth.md and `auth::jwks`).
+    fn jwks(&mut self, v: &Json) -> Option<JwksPolicy> {
+        let path = "auth.jwks";
+        let o = self.object(v, path)?;
+        self.known_keys(o, path, JWKS_KEYS);
+        let url = self.req_str(o, path, "url").and_then(|u| {
+            jwks::check_url(u)
+                .map_err(|reason| {
+                    self.push(Problem::InvalidUrl {
+                        path: join(path, "url"),
+                        reason,
+                    })
+                })
+                .ok()
+                .map(|()| u.to_owned())
+        });
+        let d = JwksPolicy::new("");
+        let ttl = (jwks::MIN_TTL_SECS, jwks::MAX_TTL_SECS);
+        let cache_secs = self.ranged(o, path, "cacheSeconds", d.cache_secs, ttl);
+        let min_refresh_secs =
+            self.ranged(o, path, "minRefreshSeconds", d.min_refresh_secs, (1, 3_600));
+        let max_stale_secs = self.ranged(
+            o,
+            path,
+            "maxStaleSeconds",
+            d.max_stale_secs,
+            (0, 7 * 86_400),
+        );
+        let mut algorithms = Vec::new();
+        let list = match o.get("algorithms") {
+            None | Some(Json::Null) => None,
+            Some(_) => Some(self.opt_array(o, path, "algorithms")),
+        };
+        for (i, a) in list.unwrap_or_default().iter().enumerate() {
+            match a.as_str().and_then(Alg::parse) {
+                Some(alg @ (Alg::Rs256 | Alg::Es256)) if !algorithms.contains(&alg) => {
+                    algorithms.push(alg)
+                }
+                _ => self.wrong(
+                    a,
+                    &format!("{path}.algorithms[{i}]"),
+                    "\"RS256\" or \"ES256\"",
+                ),
+            }
+        }
+        if list.is_none() {
+            algorithms = d.algorithms;
+        } else if algorithms.is_empty() {
+            self.push(Problem::EmptyString {
+                path: join(path, "algorithms"),
+            });
+        }
+        Some(JwksPolicy {
+            url: url?,
+            cache_secs,
+            min_refresh_secs,
+            max_stale_secs,
+            algorithms,
+        })
+    }
+
     /// The `auth` section (see docs/auth.md).
     fn auth(&mut self, v: &Json) -> AuthConfig {
         let mut config = AuthConfig::default();
@@ -595,6 +691,9 @@ impl Cx {
                 }
             },
         };
+        if let Some(j) = o.get("jwks").filter(|j| !j.is_null()) {
+            config.jwks = self.jwks(j);
+        }
         if let Some(c) = o.get("claims").filter(|c| !c.is_null()) {
             if let Some(c) = self.object(c, "auth.claims") {
                 self.known_keys(c, "auth.claims", CLAIM_KEYS);

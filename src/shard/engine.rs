@@ -30,6 +30,7 @@ use serde_json::json;
 use super::config::ShardConfig;
 use super::limiter::TokenBucket;
 use super::store::{LogEntry, OutboxEntry, SchemaError, ShardStore, StoredSub};
+use crate::auth::AuthError;
 use crate::live::{self, Change, SubKey, Subscription, SubscriptionIndex};
 use crate::manifest::{self, Entity, Manifest};
 use crate::policy::AuthContext;
@@ -85,6 +86,10 @@ pub enum Outbound {
         code: u16,
         reason: String,
     },
+    /// A `hello` carried a token: verify it (the runtime holds the keys and
+    /// may need the network) and hand the result to
+    /// [`ShardEngine::hello_verified`]. Never carries a token to a socket.
+    Verify { conn: String, token: String },
 }
 
 struct Conn {
@@ -665,6 +670,22 @@ impl<C: SqlConn> ShardEngine<C> {
     /// One frame from a connection. Bad input gets an `err` (and, when the
     /// frame itself is the problem, a close); nothing else is affected.
     pub async fn message(&mut self, conn: &str, frame: FrameRef<'_>, now_ms: i64) -> Vec<Outbound> {
+        self.message_within(conn, frame, now_ms, true).await
+    }
+
+    /// [`ShardEngine::message`] when the runtime has also counted the frame
+    /// against a limit of its own (the caller's per-user message rate,
+    /// docs/edge.md): `user_within` false drops it with `err RATE_LIMITED`
+    /// like the connection's own limit does, without counting towards the
+    /// close for persistent excess (other sockets of the user may be the
+    /// ones sending).
+    pub async fn message_within(
+        &mut self,
+        conn: &str,
+        frame: FrameRef<'_>,
+        now_ms: i64,
+        user_within: bool,
+    ) -> Vec<Outbound> {
         let Some(c) = self.conns.get_mut(conn) else {
             return vec![Outbound::Close {
                 conn: conn.to_owned(),
@@ -691,15 +712,22 @@ impl<C: SqlConn> ShardEngine<C> {
                 return out;
             }
         };
-        if !c.bucket.take(now_ms) {
+        if !user_within || !c.bucket.take(now_ms) {
             let mut e = err(
                 ErrorCode::RateLimited,
-                "over the message rate; the message was dropped",
+                if user_within {
+                    "over the message rate; the message was dropped"
+                } else {
+                    "over this user's message rate (all connections); the message was dropped"
+                },
             );
             match &msg {
                 ClientMsg::Mut(m) => e.op = Some(m.op.clone()),
                 ClientMsg::Sub(s) => e.sub = Some(s.id.clone()),
                 _ => {}
+            }
+            if !user_within {
+                return vec![to(e)];
             }
             c.dropped += 1;
             let mut out = vec![to(e)];
@@ -718,6 +746,12 @@ impl<C: SqlConn> ShardEngine<C> {
             ClientMsg::Hello(h) => {
                 if let Some(client) = h.client {
                     c.info.client = Some(client);
+                }
+                if let Some(token) = h.token {
+                    return vec![Outbound::Verify {
+                        conn: conn.to_owned(),
+                        token,
+                    }];
                 }
                 let enc = c.info.encoding;
                 self.welcome(conn, enc)
@@ -774,6 +808,56 @@ impl<C: SqlConn> ShardEngine<C> {
             }]),
         };
         result.unwrap_or_else(|e| vec![to(e)])
+    }
+
+    /// The second half of a `hello` with a token, once the runtime has
+    /// verified it. The connection keeps its identity unless the token is
+    /// valid, admitted to this shard, and describes exactly the caller the
+    /// connection already has (same user, tenant, roles, admin flag): live
+    /// windows were computed for that caller, so a different one needs a
+    /// new connection. Answered with `welcome`, or an `err`
+    /// (`UNAUTHORIZED`, `FORBIDDEN`, `UNAVAILABLE`); the socket stays open.
+    pub fn hello_verified(
+        &mut self,
+        conn: &str,
+        verified: Result<AuthContext, AuthError>,
+    ) -> Vec<Outbound> {
+        let Some(c) = self.conns.get(conn) else {
+            return Vec::new();
+        };
+        let to = |m: ErrorMsg| vec![Outbound::To(conn.to_owned(), ServerMsg::Err(m))];
+        let caller = match verified.and_then(|a| self.manifest.auth().decide(&self.shard, Some(a)))
+        {
+            Ok(a) => a,
+            Err(e) => {
+                let code = match e.status() {
+                    403 => ErrorCode::Forbidden,
+                    503 => ErrorCode::Unavailable,
+                    500 => ErrorCode::Internal,
+                    _ => ErrorCode::Unauthorized,
+                };
+                return to(err(code, format!("{}: {e}", e.reason())));
+            }
+        };
+        if caller.user_id != c.info.auth.user_id {
+            return to(err(
+                ErrorCode::Forbidden,
+                "IDENTITY_CHANGED: the token names another user (or the connection is \
+                 anonymous); open a new connection to change users",
+            ));
+        }
+        if caller != c.info.auth {
+            return to(err(
+                ErrorCode::Forbidden,
+                "IDENTITY_CHANGED: the token's tenant, roles or admin flag differ from \
+                 the connection's; open a new connection to use them",
+            ));
+        }
+        let enc = c.info.encoding;
+        match self.welcome(conn, enc) {
+            Ok(w) => vec![Outbound::To(conn.to_owned(), w)],
+            Err(e) => to(storage_err(&e)),
+        }
     }
 
     fn entity(&self, name: &str) -> Result<&Entity, ErrorMsg> {

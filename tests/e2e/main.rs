@@ -16,13 +16,17 @@ use std::pin::Pin;
 use std::time::Instant;
 
 use anyhow::Result;
+use support::jwks::{JwksServer, TestKeys};
 use support::server::{project_root, WranglerDev};
 
 pub struct Ctx {
+    /// The run's directory (state, logs).
+    pub dir: PathBuf,
     pub dev: WranglerDev,
+    /// The JWKS endpoint the Worker's `PYLON_JWKS_URL` points at.
+    pub jwks: JwksServer,
     /// Test OAuth providers and email API on 127.0.0.1 (sign-in scenario).
     pub providers: support::providers::Providers,
-    dir: PathBuf,
 }
 
 impl Ctx {
@@ -31,10 +35,14 @@ impl Ctx {
         self.dev.kill9();
         // Same port: clients reconnect to the URL they know.
         let port = self.dev.port;
+        let vars = self.dev.vars.clone();
+        let env = self.dev.env.clone();
         self.dev = WranglerDev::start_on(
             port,
             &self.dir.join("state"),
             &self.dir.join("wrangler.log"),
+            &vars,
+            env.as_deref(),
         )
         .await?;
         Ok(())
@@ -58,7 +66,11 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
         scenario!(scenarios::routing::run),
         scenario!(scenarios::live::run),
         scenario!(scenarios::auth::run),
+        scenario!(scenarios::jwks::run),
+        scenario!(scenarios::hello::run),
         scenario!(scenarios::signin::run),
+        scenario!(scenarios::edge::run),
+        scenario!(scenarios::rate_limit::run),
         scenario!(scenarios::bad_input::run),
         scenario!(scenarios::hibernation::run),
         scenario!(scenarios::restart::run),
@@ -110,7 +122,18 @@ async fn main() {
         }
     };
     support::server::set_vars(providers.vars());
-    let dev = match WranglerDev::start(&dir.join("state"), &log).await {
+    let keys = TestKeys::load().expect("the test keys in tests/fixtures/jwt");
+    let jwks = JwksServer::start(keys.initial())
+        .await
+        .expect("starting the JWKS server");
+    let vars = vec![
+        ("PYLON_JWKS_URL".to_owned(), jwks.url()),
+        (
+            "PYLON_CORS_ORIGINS".to_owned(),
+            scenarios::edge::ALLOWED_ORIGIN.to_owned(),
+        ),
+    ];
+    let dev = match WranglerDev::start(&dir.join("state"), &log, &vars).await {
         Ok(dev) => dev,
         Err(e) => {
             eprintln!("e2e: could not start wrangler dev: {e:#}");
@@ -121,6 +144,7 @@ async fn main() {
     };
     let mut ctx = Ctx {
         dev,
+        jwks,
         providers,
         dir: dir.clone(),
     };

@@ -13,7 +13,7 @@ use crate::Ctx;
 const AUDIENCE: &str = "pylon-dev";
 
 /// The development secret wrangler dev reads from `.dev.vars`.
-fn dev_secret() -> Result<String> {
+pub(crate) fn dev_secret() -> Result<String> {
     let text = std::fs::read_to_string(project_root().join(".dev.vars"))?;
     let line = text
         .lines()

@@ -1,9 +1,13 @@
 pub mod auth;
 pub mod bad_input;
 pub mod cold_path;
+pub mod edge;
 pub mod health;
+pub mod hello;
 pub mod hibernation;
+pub mod jwks;
 pub mod live;
+pub mod rate_limit;
 pub mod restart;
 pub mod routing;
 pub mod signin;

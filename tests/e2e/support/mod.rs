@@ -1,5 +1,6 @@
 //! Test support: the wrangler dev process, HTTP and WebSocket helpers.
 
+pub mod jwks;
 pub mod mini_http;
 pub mod providers;
 pub mod server;

@@ -33,6 +33,10 @@ fn var_args() -> String {
 
 pub struct WranglerDev {
     child: Option<Child>,
+    /// `--var NAME:VALUE` pairs given to wrangler (kept for restarts).
+    pub vars: Vec<(String, String)>,
+    /// `--env`, if not the top-level configuration.
+    pub env: Option<String>,
     pub port: u16,
     pub persist: PathBuf,
     pub log: PathBuf,
@@ -49,12 +53,28 @@ pub fn project_root() -> &'static Path {
 impl WranglerDev {
     /// Starts wrangler dev on the already-built Worker and waits until
     /// `/healthz` answers.
-    pub async fn start(persist: &Path, log: &Path) -> Result<Self> {
-        Self::start_on(free_port()?, persist, log).await
+    pub async fn start(persist: &Path, log: &Path, vars: &[(String, String)]) -> Result<Self> {
+        Self::start_on(free_port()?, persist, log, vars, None).await
+    }
+
+    /// Like `start`, with a wrangler environment (`--env`).
+    pub async fn start_env(
+        persist: &Path,
+        log: &Path,
+        vars: &[(String, String)],
+        env: &str,
+    ) -> Result<Self> {
+        Self::start_on(free_port()?, persist, log, vars, Some(env)).await
     }
 
     /// Like `start`, on a given port (a restart keeps the clients' URL).
-    pub async fn start_on(port: u16, persist: &Path, log: &Path) -> Result<Self> {
+    pub async fn start_on(
+        port: u16,
+        persist: &Path,
+        log: &Path,
+        vars: &[(String, String)],
+        env: Option<&str>,
+    ) -> Result<Self> {
         // wrangler silently picks another port when this one is busy (a
         // killed workerd can hold it for a moment): wait until it is free.
         let free_by = Instant::now() + Duration::from_secs(30);
@@ -67,9 +87,16 @@ impl WranglerDev {
         let inspector = free_port()?;
         Self::migrate_d1(persist, log)?;
         let log_file = File::options().create(true).append(true).open(log)?;
+        let mut local_args: String = vars
+            .iter()
+            .map(|(k, v)| format!(" --var '{k}:{v}'"))
+            .collect();
+        if let Some(e) = env {
+            local_args.push_str(&format!(" --env '{e}'"));
+        }
         let script = format!(
             "source scripts/env.sh && exec wrangler dev --ip 127.0.0.1 --port {port} \
-             --inspector-port {inspector} --persist-to '{}' --log-level info{}",
+             --inspector-port {inspector} --persist-to '{}' --log-level info{}{local_args}",
             persist.display(),
             var_args()
         );
@@ -87,6 +114,8 @@ impl WranglerDev {
             .context("spawning wrangler dev")?;
         let mut dev = Self {
             child: Some(child),
+            vars: vars.to_vec(),
+            env: env.map(str::to_owned),
             port,
             persist: persist.into(),
             log: log.into(),
