@@ -82,7 +82,7 @@ fn encode_all(out: &[Outbound], encodings: &std::collections::HashMap<String, En
                     };
                 }
             }
-            Outbound::Close { .. } => {}
+            Outbound::Close { .. } | Outbound::Verify { .. } => {}
         }
     }
     bytes
