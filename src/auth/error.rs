@@ -38,6 +38,10 @@ pub enum AuthError {
     /// usable copy is cached.
     #[error("the token signing keys cannot be fetched now; retry shortly")]
     JwksUnavailable,
+    /// One of our session tokens whose session was revoked (logout, or a
+    /// refresh token used twice).
+    #[error("the session has been revoked")]
+    Revoked,
     /// A valid caller that may not use this shard.
     #[error("{0}")]
     Forbidden(String),
@@ -70,7 +74,8 @@ impl AuthError {
 
     /// The specific reason: `MISSING_TOKEN`, `BAD_TOKEN`, `BAD_SIGNATURE`,
     /// `EXPIRED`, `NOT_YET_VALID`, `WRONG_ISSUER`, `WRONG_AUDIENCE`,
-    /// `UNKNOWN_KEY`, `JWKS_UNAVAILABLE`, `SHARD_DENIED`, `NOT_CONFIGURED`.
+    /// `UNKNOWN_KEY`, `JWKS_UNAVAILABLE`, `SESSION_REVOKED`, `SHARD_DENIED`,
+    /// `NOT_CONFIGURED`.
     pub fn reason(&self) -> &'static str {
         match self {
             AuthError::MissingToken => "MISSING_TOKEN",
@@ -82,6 +87,7 @@ impl AuthError {
             AuthError::WrongAudience => "WRONG_AUDIENCE",
             AuthError::UnknownKey => "UNKNOWN_KEY",
             AuthError::JwksUnavailable => "JWKS_UNAVAILABLE",
+            AuthError::Revoked => "SESSION_REVOKED",
             AuthError::Forbidden(_) => "SHARD_DENIED",
             AuthError::NotConfigured(_) => "NOT_CONFIGURED",
         }

@@ -58,6 +58,9 @@ pub(crate) async fn verify_token(
     token: &str,
     now: i64,
 ) -> Result<AuthContext, AuthError> {
+    if crate::signin::session::is_session_token(token) {
+        return verify_session(env, token).await;
+    }
     let manifest = crate::glue::schema::manifest()
         .map_err(|_| AuthError::NotConfigured("the manifest does not load"))?;
     let config = manifest.auth();
@@ -93,6 +96,32 @@ pub(crate) async fn verify_token(
         worker::console_warn!("auth: {why}");
     }
     result
+}
+
+/// One of our own session tokens: signature and expiry, and the session
+/// still live in the Auth object (the router's check, see
+/// `glue::session_gate`). Cookies and CSRF are the router's business; a
+/// token here came as a bearer token (or in a `hello`).
+async fn verify_session(env: &Env, token: &str) -> Result<AuthContext, AuthError> {
+    use crate::glue::signin as glue_signin;
+    use crate::signin::SignInError;
+    let config = glue_signin::config(env)
+        .map_err(|_| AuthError::NotConfigured("sign-in is not configured"))?;
+    let Some(secret) = config.secret.as_deref() else {
+        return Err(AuthError::NotConfigured(
+            "a session token arrived but PYLON_SESSION_SECRET is not set",
+        ));
+    };
+    let backend = glue_signin::backend(env, &config);
+    match crate::signin::check_session(secret, &backend, token, glue_signin::now_ms()).await {
+        Ok(claims) => Ok(claims.context()),
+        Err(SignInError::Unauthenticated(e)) => Err(e),
+        Err(SignInError::Revoked) => Err(AuthError::Revoked),
+        Err(e) => {
+            worker::console_error!("session: {e}");
+            Err(AuthError::NotConfigured("the session store failed"))
+        }
+    }
 }
 
 /// How long a request waits for another's JWKS fetch, and how often it looks.

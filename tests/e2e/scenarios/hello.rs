@@ -34,7 +34,7 @@ async fn answer(raw: &mut RawConnection) -> Result<std::result::Result<(), (Erro
     }
 }
 
-async fn hello(
+pub(crate) async fn hello(
     raw: &mut RawConnection,
     token: &str,
 ) -> Result<std::result::Result<(), (ErrorCode, String)>> {

@@ -12,9 +12,9 @@
 use std::collections::HashMap;
 
 use anyhow::{bail, ensure, Context, Result};
-use pylon_workers::client::{ClientConfig, ClientError, Query};
+use pylon_workers::client::{ClientConfig, ClientError, Query, RawConnection};
 use pylon_workers::http::form_urldecode;
-use pylon_workers::protocol::Encoding;
+use pylon_workers::protocol::{Encoding, ErrorCode};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -493,6 +493,16 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         ws_status(port, &oidc_shard, &oidc_access).await? == Ok(()),
         "oidc session over ws"
     );
+    // A socket opened with the session, and a `hello` renewing it: the
+    // shard verifies session tokens like the router does.
+    let config = ClientConfig::new(format!("ws://127.0.0.1:{port}"), &oidc_shard)
+        .token(oidc_access.clone());
+    let mut raw = within("connect", RawConnection::connect(&config)).await??;
+    within("welcome", raw.recv_welcome()).await??;
+    ensure!(
+        super::hello::hello(&mut raw, &oidc_access).await?.is_ok(),
+        "hello with the live session token"
+    );
     let out = post(
         &format!("{base}/v1/auth/logout"),
         &json!({}),
@@ -521,6 +531,10 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         ws_status(port, &oidc_shard, &oidc_access).await? == Err(401),
         "ws upgrade after logout"
     );
+    match super::hello::hello(&mut raw, &oidc_access).await? {
+        Err((ErrorCode::Unauthorized, m)) if m.contains("revoked") => {}
+        other => bail!("hello with a revoked session: {other:?}"),
+    }
 
     // --- Refusals in the OAuth flow.
     let mut eve = Browser::new(&base)?;
