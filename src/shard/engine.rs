@@ -1333,12 +1333,9 @@ impl<C: SqlConn> ShardEngine<C> {
         {
             return Err(err(ErrorCode::Forbidden, d.to_string()));
         }
-        self.store
-            .update_row(entity, id, &cols)
-            .map_err(|e| storage_err(&e))?;
         let after = self
             .store
-            .get_row(entity, id)
+            .update_row(entity, id, &cols)
             .map_err(|e| storage_err(&e))?;
         Ok(Change {
             entity: entity.name.clone(),

@@ -93,6 +93,9 @@ pub enum SchemaError {
 
 pub struct ShardStore<C: SqlConn> {
     conn: C,
+    /// The stored seq, once read: only this store writes it, so every
+    /// mutation need not read it back.
+    seq: std::cell::Cell<Option<u64>>,
 }
 
 fn text(v: &SqlValue) -> Option<&str> {
@@ -126,7 +129,10 @@ fn sub_key(conn: &str, id: &str) -> String {
 
 impl<C: SqlConn> ShardStore<C> {
     pub fn new(conn: C) -> Self {
-        Self { conn }
+        Self {
+            conn,
+            seq: std::cell::Cell::new(None),
+        }
     }
 
     pub fn conn(&self) -> &C {
@@ -162,12 +168,21 @@ impl<C: SqlConn> ShardStore<C> {
     }
 
     pub fn seq(&self) -> Result<u64, StorageError> {
-        Ok(self.meta()?.int(SEQ)?.max(0) as u64)
+        if let Some(seq) = self.seq.get() {
+            return Ok(seq);
+        }
+        let seq = self.meta()?.int(SEQ)?.max(0) as u64;
+        self.seq.set(Some(seq));
+        Ok(seq)
     }
 
     /// Takes the next seq (stored in the same commit as the change).
     pub fn next_seq(&self) -> Result<u64, StorageError> {
-        Ok(self.meta()?.add(SEQ, 1)?.max(0) as u64)
+        // Unknown until the write succeeds: a failed one leaves it unread.
+        self.seq.set(None);
+        let seq = self.meta()?.add(SEQ, 1)?.max(0) as u64;
+        self.seq.set(Some(seq));
+        Ok(seq)
     }
 
     // ---- rows ----
@@ -208,29 +223,40 @@ impl<C: SqlConn> ShardStore<C> {
     }
 
     /// Updates encoded columns (from `manifest::update_columns`) of row `id`.
+    /// Updates the row and returns it as stored now (`None`: no such row).
     pub fn update_row(
         &self,
         entity: &Entity,
         id: &str,
         cols: &[(&str, SqlValue)],
-    ) -> Result<(), StorageError> {
+    ) -> Result<Option<Row>, StorageError> {
         if cols.is_empty() {
-            return Ok(());
+            return self.get_row(entity, id);
         }
         let sets: Vec<String> = cols
             .iter()
             .enumerate()
             .map(|(i, (c, _))| format!("{} = ?{}", manifest::quote_ident(c), i + 1))
             .collect();
+        let all = manifest::columns(entity);
+        // RETURNING: the row after the update in the same statement.
         let sql = format!(
-            "UPDATE {} SET {} WHERE \"id\" = ?{}",
+            "UPDATE {} SET {} WHERE \"id\" = ?{} RETURNING {}",
             manifest::quote_ident(&entity.name),
             sets.join(", "),
-            cols.len() + 1
+            cols.len() + 1,
+            all.iter()
+                .map(|c| manifest::quote_ident(c))
+                .collect::<Vec<_>>()
+                .join(", "),
         );
         let mut params: Vec<SqlValue> = cols.iter().map(|(_, v)| v.clone()).collect();
         params.push(SqlValue::Text(id.into()));
-        self.conn.exec(&sql, &params).map(|_| ())
+        let rows = self.conn.exec(&sql, &params)?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .map(|values| manifest::decode_row(entity, all.iter().copied().zip(values))))
     }
 
     pub fn delete_row(&self, entity: &Entity, id: &str) -> Result<(), StorageError> {
