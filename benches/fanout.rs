@@ -32,6 +32,7 @@
 //! | `PYLON_BENCH_RUNS` | `3` | mutation-rate runs per variant (median reported) |
 //! | `PYLON_BENCH_COLD` | `5` | eviction samples (each idles 13 s; 0: skip) |
 //! | `PYLON_BENCH_ONLY` | all | comma list of `fanout`, `rate`, `cold` |
+//! | `PYLON_BENCH_IDLE_SECS` | `13` | idle before each eviction sample |
 //! | `PYLON_BENCH_VARS` | none | `NAME:VALUE,...` wrangler vars for this run, e.g. `PYLON_MAX_BATCH:1` |
 
 use std::fs::File;
@@ -52,6 +53,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 /// workerd evicts an idle object after ~10 s.
+/// Default idle before a cold sample (`PYLON_BENCH_IDLE_SECS`).
 const IDLE_FOR_EVICTION: Duration = Duration::from_secs(13);
 /// How long one round may wait for its last receiver.
 const ROUND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -639,14 +641,19 @@ async fn cold_query(dev: &WranglerDev, port: u16, samples: usize) -> Result<Cold
             anyhow::Ok(v["wakes"].as_u64().unwrap_or(0))
         }
     };
+    let idle = std::env::var("PYLON_BENCH_IDLE_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(IDLE_FOR_EVICTION);
     let (mut cold, mut warm, mut not_evicted) = (Vec::new(), Vec::new(), 0);
     for i in 0..samples {
         let before = wakes(http.clone()).await?;
         eprintln!(
-            "  cold sample {}/{samples}: idling {IDLE_FOR_EVICTION:?}",
+            "  cold sample {}/{samples}: idling {idle:?}",
             i + 1
         );
-        tokio::time::sleep(IDLE_FOR_EVICTION).await;
+        tokio::time::sleep(idle).await;
         let d = timed(http.clone()).await?;
         let after = wakes(http.clone()).await?;
         if after > before {
