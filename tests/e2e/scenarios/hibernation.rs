@@ -10,10 +10,13 @@ use crate::Ctx;
 
 /// Locally, workerd evicts an object after ~10 s with no events.
 pub const IDLE_FOR_EVICTION: Duration = Duration::from_secs(13);
+/// Idle periods to wait at most for one eviction.
+const EVICTION_TRIES: usize = 4;
 
 /// With sockets open and a live query subscribed, the shard idles until it
-/// is evicted. Then an HTTP write wakes a new instance (`wakes` went up),
-/// which rebuilds the subscription from storage and sends the right diff
+/// is evicted (`wakes` went up when next asked). Then an HTTP write reaches
+/// the new instance, which rebuilt the subscription from storage and sends
+/// the right diff
 /// (its `from` is the seq the client holds); the sockets stayed open and
 /// their attachments (connection ids, encodings) are intact.
 pub async fn run(ctx: &mut Ctx) -> Result<()> {
@@ -34,7 +37,23 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     let before = get_json(&ctx.dev.http(&format!("/v1/shards/{shard}/stats"))).await?;
 
     // The wait is the point: nothing may happen while the object goes idle.
-    tokio::time::sleep(IDLE_FOR_EVICTION).await;
+    // workerd does not always evict right after ~10 s, so look (a stats
+    // request wakes an evicted object and rebuilds its subscriptions) and
+    // idle again until it was.
+    let w0 = before["wakes"].as_u64().unwrap_or(0);
+    let mut evicted = false;
+    for _ in 0..EVICTION_TRIES {
+        tokio::time::sleep(IDLE_FOR_EVICTION).await;
+        let now = get_json(&ctx.dev.http(&format!("/v1/shards/{shard}/stats"))).await?;
+        if now["wakes"].as_u64().unwrap_or(0) > w0 {
+            evicted = true;
+            break;
+        }
+    }
+    ensure!(
+        evicted,
+        "the object was not evicted in {EVICTION_TRIES} idle periods of {IDLE_FOR_EVICTION:?}"
+    );
 
     let (status, body) = post(&ctx.dev.http(&format!("/v1/shards/{shard}/mutate")),
         &json!({"op": "after-nap", "ops": [{"type": "insert", "entity": "Card", "row": card("after", "after", 2.0)}]})).await?;
