@@ -649,10 +649,7 @@ async fn cold_query(dev: &WranglerDev, port: u16, samples: usize) -> Result<Cold
     let (mut cold, mut warm, mut not_evicted) = (Vec::new(), Vec::new(), 0);
     for i in 0..samples {
         let before = wakes(http.clone()).await?;
-        eprintln!(
-            "  cold sample {}/{samples}: idling {idle:?}",
-            i + 1
-        );
+        eprintln!("  cold sample {}/{samples}: idling {idle:?}", i + 1);
         tokio::time::sleep(idle).await;
         let d = timed(http.clone()).await?;
         let after = wakes(http.clone()).await?;

@@ -39,9 +39,6 @@ use crate::value::Value;
 const NEXT_CONN: &str = "next_conn";
 /// After a write, the drain waits this long so a burst goes in one batch.
 const DRAIN_DELAY_MS: i64 = 100;
-/// Flushes of coalesced writes are at least this far apart (see
-/// `flush_soon`); the most a write's diffs and ack wait on a busy shard.
-const FLUSH_GAP_MS: i64 = 4;
 /// A pending alarm this far past its time is taken as lost and set again.
 const ALARM_OVERDUE_MS: i64 = 5_000;
 
@@ -536,14 +533,18 @@ impl Shard {
     }
 
     /// Sends the diffs and acks the engine held back. An idle shard (no
-    /// flush in the last `FLUSH_GAP_MS`) flushes at once; a busy one waits
+    /// flush in the last `PYLON_FLUSH_GAP_MS`) flushes at once; a busy one waits
     /// out the gap, and the writes that arrive meanwhile join the same
     /// flush: one diff per subscription per batch instead of one per write.
     async fn flush_soon(&self) -> Result<()> {
-        if self.flush_due.get() || !self.engine_ref()?.has_unflushed() {
-            return Ok(());
-        }
-        let wait = self.flushed_at.get() + FLUSH_GAP_MS - now_ms();
+        let gap = {
+            let engine = self.engine_ref()?;
+            if self.flush_due.get() || !engine.has_unflushed() {
+                return Ok(());
+            }
+            engine.flush_gap_ms()
+        };
+        let wait = self.flushed_at.get() + gap - now_ms();
         if wait > 0 {
             self.flush_due.set(true);
             Delay::from(Duration::from_millis(wait as u64)).await;

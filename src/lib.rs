@@ -6,9 +6,9 @@
 
 pub mod api_error;
 pub mod auth;
-pub mod edge;
 #[cfg(all(feature = "client", not(target_arch = "wasm32")))]
 pub mod client;
+pub mod edge;
 pub mod http;
 pub mod live;
 pub mod manifest;

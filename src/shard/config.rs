@@ -30,6 +30,9 @@ pub struct ShardConfig {
     /// when busy, and in any case every this many writes. `1` sends each
     /// write's diffs with its ack.
     pub max_batch: u32,
+    /// A busy shard flushes at most this often (ms); the most a write's
+    /// diffs and ack wait for the writes that join its batch.
+    pub flush_gap_ms: u32,
 }
 
 impl Default for ShardConfig {
@@ -40,6 +43,7 @@ impl Default for ShardConfig {
             log_keep_ms: 7 * 24 * 3600 * 1000,
             max_resume_rows: 1_000,
             max_batch: 256,
+            flush_gap_ms: 4,
         }
     }
 }
@@ -87,6 +91,10 @@ pub const VARS: &[(&str, &str)] = &[
         "PYLON_MAX_BATCH",
         "writes whose diffs one flush may coalesce; 1 = none (256)",
     ),
+    (
+        "PYLON_FLUSH_GAP_MS",
+        "least time between two flushes of a busy shard, ms (4)",
+    ),
 ];
 
 /// A variable that is set but is not a positive whole number.
@@ -130,6 +138,7 @@ impl ShardConfig {
                 "PYLON_LOG_KEEP_SECS" => c.log_keep_ms = (n as i64).saturating_mul(1000),
                 "PYLON_MAX_RESUME_ROWS" => c.max_resume_rows = n as usize,
                 "PYLON_MAX_BATCH" => c.max_batch = small()?,
+                "PYLON_FLUSH_GAP_MS" => c.flush_gap_ms = small()?,
                 _ => unreachable!("every name in VARS is handled"),
             }
         }
@@ -155,6 +164,7 @@ mod tests {
         assert_eq!(c.log_keep_ms, 7000);
         assert_eq!(c.max_resume_rows, 7);
         assert_eq!(c.max_batch, 7);
+        assert_eq!(c.flush_gap_ms, 7);
     }
 
     #[test]

@@ -1349,6 +1349,11 @@ impl<C: SqlConn> ShardEngine<C> {
     }
 
     /// Whether a [`flush`](Self::flush) has anything to send.
+    /// The least time between two flushes of a busy shard, ms.
+    pub fn flush_gap_ms(&self) -> i64 {
+        i64::from(self.config.flush_gap_ms)
+    }
+
     pub fn has_unflushed(&self) -> bool {
         !self.queued.is_empty() || !self.dirty.is_empty() || !self.pending.is_empty()
     }

@@ -495,8 +495,8 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     );
     // A socket opened with the session, and a `hello` renewing it: the
     // shard verifies session tokens like the router does.
-    let config = ClientConfig::new(format!("ws://127.0.0.1:{port}"), &oidc_shard)
-        .token(oidc_access.clone());
+    let config =
+        ClientConfig::new(format!("ws://127.0.0.1:{port}"), &oidc_shard).token(oidc_access.clone());
     let mut raw = within("connect", RawConnection::connect(&config)).await??;
     within("welcome", raw.recv_welcome()).await??;
     ensure!(
