@@ -72,6 +72,28 @@ pub struct Shard {
     users_over: RefCell<HashMap<String, i64>>,
 }
 
+/// Sends one frame; a socket that fails to take it does not stop the others.
+fn send_frame(ws: &WebSocket, frame: &Frame) {
+    let r = match frame {
+        Frame::Text(t) => ws.send_with_str(t),
+        Frame::Binary(b) => ws.send_with_bytes(b),
+    };
+    if let Err(e) = r {
+        worker::console_warn!("shard: send failed: {e}");
+    }
+}
+
+/// Sends `msg` to each socket, encoded once per encoding, not once per socket.
+fn send_to_each<'a>(sockets: impl Iterator<Item = &'a (WebSocket, Encoding)>, msg: &ServerMsg) {
+    let mut frames: HashMap<Encoding, Frame> = HashMap::new();
+    for (ws, enc) in sockets {
+        let frame = frames
+            .entry(*enc)
+            .or_insert_with(|| protocol::encode_server(*enc, msg));
+        send_frame(ws, frame);
+    }
+}
+
 fn now_ms() -> i64 {
     Date::now().as_millis() as i64
 }
@@ -153,45 +175,22 @@ impl Shard {
         let mut closed = Vec::new();
         {
             let sockets = self.sockets.borrow();
-            let send = |ws: &WebSocket, frame: &Frame| {
-                let r = match frame {
-                    Frame::Text(t) => ws.send_with_str(t),
-                    Frame::Binary(b) => ws.send_with_bytes(b),
-                };
-                if let Err(e) = r {
-                    worker::console_warn!("shard: send failed: {e}");
-                }
-            };
             for o in out {
                 match o {
                     Outbound::To(conn, msg) => {
                         if let Some((ws, enc)) = sockets.get(&conn) {
-                            send(ws, &protocol::encode_server(*enc, &msg));
+                            send_frame(ws, &protocol::encode_server(*enc, &msg));
                         }
                     }
                     Outbound::Many { conns, msg } => {
-                        let mut frames: HashMap<Encoding, Frame> = HashMap::new();
-                        for conn in conns {
-                            if let Some((ws, enc)) = sockets.get(&conn) {
-                                let frame = frames
-                                    .entry(*enc)
-                                    .or_insert_with(|| protocol::encode_server(*enc, &msg));
-                                send(ws, frame);
-                            }
-                        }
+                        send_to_each(conns.iter().filter_map(|c| sockets.get(c)), &msg);
                     }
                     Outbound::All { except, msg } => {
-                        // Encode once per encoding, not once per socket.
-                        let mut frames: HashMap<Encoding, Frame> = HashMap::new();
-                        for (conn, (ws, enc)) in sockets.iter() {
-                            if except.as_deref() == Some(conn.as_str()) {
-                                continue;
-                            }
-                            let frame = frames
-                                .entry(*enc)
-                                .or_insert_with(|| protocol::encode_server(*enc, &msg));
-                            send(ws, frame);
-                        }
+                        let others = sockets
+                            .iter()
+                            .filter(|(conn, _)| except.as_deref() != Some(conn.as_str()))
+                            .map(|(_, socket)| socket);
+                        send_to_each(others, &msg);
                     }
                     Outbound::Close { conn, code, reason } => {
                         if let Some((ws, _)) = sockets.get(&conn) {
@@ -648,10 +647,7 @@ impl DurableObject for Shard {
                 .flatten()
                 .map(|a| a.info.encoding)
                 .unwrap_or_default();
-            let _ = match protocol::encode_server(enc, &err) {
-                Frame::Text(t) => ws.send_with_str(t),
-                Frame::Binary(b) => ws.send_with_bytes(b),
-            };
+            send_frame(&ws, &protocol::encode_server(enc, &err));
         }
         Ok(())
     }

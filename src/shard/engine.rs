@@ -365,14 +365,6 @@ fn readable<'a>(
     move |r: &Row| manifest.policies().can_read(entity, auth, r).is_allowed()
 }
 
-/// The entity a query JSON names (validated by the caller).
-fn query_entity(q: &Value) -> String {
-    q.get("entity")
-        .and_then(|e| e.as_str())
-        .unwrap_or_default()
-        .to_owned()
-}
-
 fn id_of(row: &Row) -> &str {
     row.get("id").and_then(|v| v.as_str()).unwrap_or_default()
 }
@@ -520,12 +512,9 @@ impl<C: SqlConn> ShardEngine<C> {
             return Ok(key);
         }
         let sent = self.store.window_seq(&ident)?;
-        let sub = Subscription::load(
-            query,
-            &readable(&self.manifest, &query_entity(query_json), auth),
-            &self.store,
-        )
-        .await?;
+        let entity = query.entity.clone();
+        let sub = Subscription::load(query, &readable(&self.manifest, &entity, auth), &self.store)
+            .await?;
         let key = self.take_key();
         self.index.insert(key, sub.query());
         self.window_of.insert(ident.clone(), key);
@@ -1348,12 +1337,12 @@ impl<C: SqlConn> ShardEngine<C> {
         self.config.max_batch > 1
     }
 
-    /// Whether a [`flush`](Self::flush) has anything to send.
     /// The least time between two flushes of a busy shard, ms.
     pub fn flush_gap_ms(&self) -> i64 {
         i64::from(self.config.flush_gap_ms)
     }
 
+    /// Whether a [`flush`](Self::flush) has anything to send.
     pub fn has_unflushed(&self) -> bool {
         !self.queued.is_empty() || !self.dirty.is_empty() || !self.pending.is_empty()
     }
