@@ -14,7 +14,7 @@ use crate::glue::{respond, signin as glue_signin};
 use crate::policy::AuthContext;
 use crate::signin::csrf::{check, CsrfInput};
 use crate::signin::session::request_session;
-use crate::signin::{check_session, cookie, AuthResponse, SignInError};
+use crate::signin::{cookie, AuthResponse, SignInError};
 
 /// The 401/403/500 for a refused session.
 fn refusal(e: &SignInError) -> Result<Response> {
@@ -48,16 +48,14 @@ async fn session_caller(
     let Some((token, via_cookie)) = request_session(bearer, cookies.as_deref()) else {
         return Ok(None);
     };
+    // Configuration problems answer first, as for any session request.
     let config = match glue_signin::config(env) {
         Ok(c) => c,
         Err(e) => return Ok(Some(Err(refusal(&e)?))),
     };
-    let Some(secret) = config.secret.as_deref() else {
-        let e = SignInError::NotConfigured(
-            "a session token arrived but PYLON_SESSION_SECRET is not set".into(),
-        );
+    if let Err(e) = glue_signin::session_secret(&config) {
         return Ok(Some(Err(refusal(&e)?)));
-    };
+    }
     if via_cookie {
         let url = req.url()?;
         let upgrade = headers
@@ -82,9 +80,8 @@ async fn session_caller(
             return Ok(Some(Err(refusal(&e)?)));
         }
     }
-    let backend = glue_signin::backend(env, &config);
-    match check_session(secret, &backend, token, glue_signin::now_ms()).await {
-        Ok(claims) => Ok(Some(Ok(claims.context()))),
+    match glue_signin::session_context(env, token).await {
+        Ok(caller) => Ok(Some(Ok(caller))),
         Err(e) => Ok(Some(Err(refusal(&e)?))),
     }
 }

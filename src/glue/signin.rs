@@ -49,6 +49,31 @@ pub(crate) fn backend<'a>(env: &'a Env, c: &SignInConfig) -> DoBackend<'a> {
     }
 }
 
+/// The key session tokens are signed with; an error when sessions are not
+/// set up.
+pub(crate) fn session_secret(c: &SignInConfig) -> std::result::Result<&[u8], SignInError> {
+    c.secret.as_deref().ok_or_else(|| {
+        SignInError::NotConfigured(
+            "a session token arrived but PYLON_SESSION_SECRET is not set".into(),
+        )
+    })
+}
+
+/// The caller a session token names: its signature and expiry, and the
+/// session still live in the Auth object. The router's session gate and
+/// `glue::verify::verify_token` (the shard's `hello`) both check here.
+pub(crate) async fn session_context(
+    env: &Env,
+    token: &str,
+) -> std::result::Result<crate::policy::AuthContext, SignInError> {
+    let config = config(env)?;
+    let secret = session_secret(&config)?;
+    let backend = backend(env, &config);
+    crate::signin::check_session(secret, &backend, token, now_ms())
+        .await
+        .map(|claims| claims.context())
+}
+
 pub(crate) fn now_ms() -> i64 {
     Date::now().as_millis() as i64
 }

@@ -103,20 +103,14 @@ pub(crate) async fn verify_token(
 /// `glue::session_gate`). Cookies and CSRF are the router's business; a
 /// token here came as a bearer token (or in a `hello`).
 async fn verify_session(env: &Env, token: &str) -> Result<AuthContext, AuthError> {
-    use crate::glue::signin as glue_signin;
     use crate::signin::SignInError;
-    let config = glue_signin::config(env)
-        .map_err(|_| AuthError::NotConfigured("sign-in is not configured"))?;
-    let Some(secret) = config.secret.as_deref() else {
-        return Err(AuthError::NotConfigured(
-            "a session token arrived but PYLON_SESSION_SECRET is not set",
-        ));
-    };
-    let backend = glue_signin::backend(env, &config);
-    match crate::signin::check_session(secret, &backend, token, glue_signin::now_ms()).await {
-        Ok(claims) => Ok(claims.context()),
+    match crate::glue::signin::session_context(env, token).await {
+        Ok(caller) => Ok(caller),
         Err(SignInError::Unauthenticated(e)) => Err(e),
         Err(SignInError::Revoked) => Err(AuthError::Revoked),
+        Err(SignInError::NotConfigured(_)) => {
+            Err(AuthError::NotConfigured("sign-in is not configured"))
+        }
         Err(e) => {
             worker::console_error!("session: {e}");
             Err(AuthError::NotConfigured("the session store failed"))
