@@ -20,7 +20,7 @@ use crate::signin::oauth::{authorize_url, identify, AuthorizeParams};
 use crate::signin::random::{token, Random};
 use crate::signin::store::Refusal;
 use crate::signin::store_api::{unexpected, AuthBackend, StoreCall, StoreReply};
-use crate::signin::{pkce, redirect, ProviderKind};
+use crate::signin::{pkce, redirect, ProviderConfig, ProviderKind};
 
 /// How long a started sign-in may take, seconds.
 pub const OAUTH_TTL_SECS: i64 = 600;
@@ -32,15 +32,19 @@ fn callback_url(base: &str, provider: &str) -> String {
 }
 
 impl<H: HttpClient, B: AuthBackend, R: Random> SignIn<'_, H, B, R> {
+    /// The configured provider `name`; the error names it (cut short).
+    fn provider(&self, name: &str) -> Result<&ProviderConfig, SignInError> {
+        self.config
+            .provider(name)
+            .ok_or_else(|| SignInError::UnknownProvider(name.chars().take(40).collect()))
+    }
+
     pub(super) async fn oauth_start(
         &self,
         req: &AuthRequest,
         name: &str,
     ) -> Result<AuthResponse, SignInError> {
-        let p = self
-            .config
-            .provider(name)
-            .ok_or_else(|| SignInError::UnknownProvider(name.chars().take(40).collect()))?;
+        let p = self.provider(name)?;
         let secret = self.secret()?;
         let base = self.config.base(&req.origin);
         let target = redirect::target(req.query("redirect"), base, &self.config.app_origins)?;
@@ -81,10 +85,7 @@ impl<H: HttpClient, B: AuthBackend, R: Random> SignIn<'_, H, B, R> {
         req: &AuthRequest,
         name: &str,
     ) -> Result<AuthResponse, SignInError> {
-        let p = self
-            .config
-            .provider(name)
-            .ok_or_else(|| SignInError::UnknownProvider(name.chars().take(40).collect()))?;
+        let p = self.provider(name)?;
         let secret = self.secret()?;
         let cookie = req.cookie(cookie::OAUTH).ok_or(SignInError::BadState(
             "no sign-in in progress in this browser (the pylon_oauth cookie is missing)",
