@@ -33,7 +33,16 @@
 //! | `PYLON_BENCH_COLD` | `5` | eviction samples (each idles 13 s; 0: skip) |
 //! | `PYLON_BENCH_ONLY` | all | comma list of `fanout`, `rate`, `cold` |
 //! | `PYLON_BENCH_IDLE_SECS` | `13` | idle before each eviction sample |
-//! | `PYLON_BENCH_VARS` | none | `NAME:VALUE,...` wrangler vars for this run, e.g. `PYLON_MAX_BATCH:1` |
+//! | `PYLON_BENCH_VARS` | none | `NAME:VALUE,...` wrangler vars for this run, e.g. `PYLON_MAX_BATCH:1`; added to [`BENCH_VARS`] (a name given here wins) |
+//! | `PYLON_BENCH_OBSERVABILITY` | `0` | `1` keeps `wrangler dev`'s local observability collector on (see below) |
+//!
+//! `wrangler dev` (4.x) streams a trace of every invocation (each WebSocket
+//! message is one) to a local observability collector in the same workerd
+//! process, for its local dashboard. On the object's thread that costs
+//! about as much as our own work (perf: ~40% of it). Deployed Workers have
+//! no such collector in the isolate, so the bench turns it off
+//! (`X_LOCAL_OBSERVABILITY=false`) unless told otherwise, and says so in
+//! its report.
 
 use std::fs::File;
 use std::net::TcpListener;
@@ -61,6 +70,35 @@ const ROUND_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_BATCH: usize = 50;
 /// Rows present before subscribing (the live window is 20).
 const SEED_ROWS: usize = 20;
+/// Wrangler vars every run sets: the per-connection message limit
+/// (default 100/s) would otherwise cap a writer's rate; the bench measures
+/// the shard, and the limit has its own e2e scenario.
+const BENCH_VARS: &[(&str, &str)] = &[
+    ("PYLON_MSGS_PER_SEC", "100000"),
+    ("PYLON_MSG_BURST", "100000"),
+];
+
+/// `PYLON_BENCH_VARS` over [`BENCH_VARS`], as (name, value) pairs.
+fn bench_vars() -> Vec<(String, String)> {
+    let given: Vec<(String, String)> = std::env::var("PYLON_BENCH_VARS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|v| v.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().replace('\'', "")))
+        .collect();
+    let mut vars: Vec<(String, String)> = BENCH_VARS
+        .iter()
+        .filter(|(k, _)| !given.iter().any(|(g, _)| g == k))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    vars.extend(given);
+    vars
+}
+
+/// Whether `wrangler dev`'s local observability collector stays on.
+fn observability_on() -> bool {
+    std::env::var("PYLON_BENCH_OBSERVABILITY").is_ok_and(|v| v == "1")
+}
 
 // ---------------------------------------------------------------------------
 // wrangler dev (the e2e harness's approach: own process group, free port)
@@ -83,13 +121,10 @@ impl WranglerDev {
         let port = free_port()?;
         let inspector = free_port()?;
         let log_file = File::options().create(true).append(true).open(log)?;
-        // PYLON_BENCH_VARS=NAME:VALUE,... sets wrangler vars (e.g. limits) for
-        // A/B runs on one build.
-        let vars: String = std::env::var("PYLON_BENCH_VARS")
-            .unwrap_or_default()
-            .split(',')
-            .filter(|v| v.contains(':'))
-            .map(|v| format!(" --var '{}'", v.trim().replace('\'', "")))
+        // Wrangler vars (limits, A/B settings on one build): see bench_vars.
+        let vars: String = bench_vars()
+            .iter()
+            .map(|(k, v)| format!(" --var '{k}:{v}'"))
             .collect();
         let script = format!(
             "source scripts/env.sh && exec wrangler dev --ip 127.0.0.1 --port {port} \
@@ -101,6 +136,10 @@ impl WranglerDev {
             .arg(script)
             .current_dir(root())
             .env("PYLON_SKIP_BUILD", "1")
+            .env(
+                "X_LOCAL_OBSERVABILITY",
+                if observability_on() { "true" } else { "false" },
+            )
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file)
@@ -757,11 +796,15 @@ async fn run() -> Result<()> {
             let mut r = mutation_rate(port, &shard, w, 0, secs, runs, false).await?;
             r.label.push_str(", 0 subscribers");
             rates.push(r);
-            // Baseline: the same round trips as pings (no storage, no diffs).
-            eprintln!("  {w} writers, ping round trips (baseline)");
-            let mut r = mutation_rate(port, &shard, w, 0, secs, runs, true).await?;
-            r.label = format!("{w} clients, ping round trips (baseline: no storage)");
-            rates.push(r);
+            // Baseline: the same round trips as pings (no storage, no diffs),
+            // one in flight and pipelined like the writes.
+            let depths = if depth > 0 { vec![0, depth] } else { vec![0] };
+            for d in depths {
+                eprintln!("  {w} writers, depth {d}, ping round trips (baseline)");
+                let mut r = mutation_rate(port, &shard, w, d, secs, runs, true).await?;
+                r.label = format!("{w} clients x {} in flight, pings (floor)", d.max(1));
+                rates.push(r);
+            }
         }
     }
 
@@ -775,6 +818,15 @@ async fn run() -> Result<()> {
     // ---- report
     println!();
     println!("pylon-workers under wrangler dev, 127.0.0.1, release Worker build");
+    let vars: Vec<String> = bench_vars()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    println!(
+        "wrangler local observability: {}; vars: {}",
+        if observability_on() { "on" } else { "off" },
+        vars.join(" ")
+    );
     if !fan.is_empty() {
         println!();
         println!("1. fan-out: write -> LAST of N subscribers (ms); baseline: bcast -> last of N, interleaved");
