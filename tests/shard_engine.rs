@@ -7,7 +7,7 @@ use pylon_workers::manifest::Manifest;
 use pylon_workers::policy::AuthContext;
 use pylon_workers::protocol::{Encoding, ErrorCode, FrameRef, ServerMsg};
 use pylon_workers::shard::{ConnInfo, Outbound, ShardConfig, ShardEngine};
-use pylon_workers::storage::SqliteConn;
+use pylon_workers::storage::{SqlConn, SqliteConn};
 use pylon_workers::value::{Row, Value};
 use serde_json::json;
 
@@ -858,4 +858,212 @@ async fn queued_writes_coalesce_into_one_diff_per_subscription() {
     assert!(to(&out, "w")
         .iter()
         .any(|m| matches!(m, ServerMsg::Ack(a) if a.op == "o6")));
+}
+
+/// The same writes, flushed as one batch or applied one at a time, leave
+/// the same rows, log, outbox, op ids and seq; a retried op id inside the
+/// batch gets the first one's ack, a failing write takes no seq.
+#[tokio::test]
+async fn a_batch_records_exactly_what_single_writes_record() {
+    let writes = [
+        insert("a", vec![card("k1", "one", 1), card("k2", "two", 2)]),
+        json!({"type":"mut","op":"b","ops":[
+            {"type":"update","entity":"Card","id":"k1","set":{"title":"one'"}},
+            {"type":"update","entity":"Card","id":"k1","set":{"title":"one''"}},
+            {"type":"delete","entity":"Card","id":"k2"}]}),
+        insert("a", vec![card("k9", "retried", 9)]),
+        insert("c", vec![card("k1", "clash", 0)]),
+        json!({"type":"mut","op":"d","ops":[]}),
+        json!({"type":"mut","op":"e","ops":[{"type":"upsert","entity":"Card","row":card("k2","back",2)}]}),
+    ];
+    let mut answers = Vec::new();
+    let mut stores = Vec::new();
+    for max_batch in [256, 1] {
+        let mut e = ShardEngine::open(
+            SqliteConn::open_in_memory().unwrap(),
+            manifest(),
+            "room",
+            ShardConfig {
+                max_batch,
+                ..ShardConfig::default()
+            },
+        )
+        .unwrap();
+        e.connect("w", info(None), 0).unwrap();
+        let mut out = Vec::new();
+        for (i, w) in writes.iter().enumerate() {
+            out.extend(e.message("w", FrameRef::Text(&w.to_string()), 1000 + i as i64).await);
+        }
+        out.extend(e.flush().await);
+        let got: Vec<String> = to(&out, "w")
+            .iter()
+            .map(|m| match m {
+                ServerMsg::Ack(a) => format!("ack {} {} {}", a.op, a.seq, a.dup),
+                ServerMsg::Err(x) => format!("err {:?} {:?}", x.op, x.code),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        answers.push(got);
+        let s = e.store();
+        let log: Vec<_> = s.log_since(0).unwrap();
+        let outbox: Vec<_> = s
+            .outbox_oldest(100)
+            .unwrap()
+            .into_iter()
+            .map(|o| (o.seq, o.idx, o.entity, o.id, o.row))
+            .collect();
+        let rows = s
+            .conn()
+            .exec("SELECT id, title FROM \"Card\" ORDER BY id", &[])
+            .unwrap();
+        let ops = s.op_seqs(&["a", "b", "c", "d", "e"]).unwrap();
+        stores.push((log, outbox, rows, ops, s.seq().unwrap()));
+    }
+    assert_eq!(
+        answers[0],
+        [
+            "ack a 1 false",
+            "ack b 2 false",
+            "ack a 1 true",
+            "err Some(\"c\") AlreadyExists",
+            "ack d 2 false",
+            "ack e 3 false"
+        ]
+    );
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(stores[0], stores[1]);
+    let (log, outbox, rows, ops, seq) = &stores[0];
+    assert_eq!(*seq, 3);
+    assert_eq!(log.len(), 2 + 3 + 1);
+    // Row k1 written twice in seq 2: the outbox holds only its last state.
+    let k1_in_2: Vec<_> = outbox.iter().filter(|o| o.0 == 2 && o.3 == "k1").collect();
+    assert_eq!(k1_in_2.len(), 1);
+    assert_eq!(
+        k1_in_2[0].4.as_ref().unwrap()["title"],
+        Value::from("one''")
+    );
+    assert_eq!(rows.len(), 2);
+    // Only ops that applied something are remembered.
+    assert_eq!(ops.len(), 3, "{ops:?}");
+    assert_eq!((ops["a"], ops["b"], ops["e"]), (1, 2, 3));
+}
+
+/// Fails every statement that starts with a given text while `fail` is set.
+struct FailingConn {
+    inner: SqliteConn,
+    fail: std::rc::Rc<std::cell::Cell<Option<&'static str>>>,
+}
+
+impl SqlConn for FailingConn {
+    fn exec(
+        &self,
+        sql: &str,
+        params: &[pylon_workers::sql::SqlValue],
+    ) -> Result<Vec<Vec<pylon_workers::sql::SqlValue>>, pylon_workers::storage::StorageError> {
+        if let Some(prefix) = self.fail.get() {
+            if sql.starts_with(prefix) {
+                return Err(pylon_workers::storage::StorageError::new("disk I/O error", sql));
+            }
+        }
+        self.inner.exec(sql, params)
+    }
+}
+
+/// A flush whose record cannot be written undoes every write of the batch,
+/// answers each with an error, and reloads the windows they touched; the
+/// shard then goes on from the same seq.
+#[tokio::test]
+async fn a_batch_that_cannot_be_recorded_is_undone_and_answered_with_errors() {
+    for failing in [
+        "INSERT INTO _pylon_log",
+        "INSERT INTO _pylon_outbox",
+        "INSERT INTO _pylon_ops",
+        "INSERT INTO _pylon_meta",
+    ] {
+        record_fails_at(failing).await;
+    }
+}
+
+async fn record_fails_at(failing: &'static str) {
+    let fail = std::rc::Rc::new(std::cell::Cell::new(None));
+    let conn = FailingConn {
+        inner: SqliteConn::open_in_memory().unwrap(),
+        fail: fail.clone(),
+    };
+    let mut e = ShardEngine::open(conn, manifest(), "room", ShardConfig::default()).unwrap();
+    e.connect("w", info(None), 0).unwrap();
+    e.connect("r", info(None), 0).unwrap();
+    let sub = json!({"type":"sub","id":"s","entity":"Card","order":["n"]});
+    e.message("w", FrameRef::Text(&insert("o1", vec![card("k1", "a", 1)]).to_string()), 0)
+        .await;
+    e.flush().await;
+    let out = e.message("r", FrameRef::Text(&sub.to_string()), 0).await;
+    let before = rows_of(&to(&out, "r")[0]);
+    assert_eq!(before.len(), 1);
+
+    for (op, id, n) in [("o2", "k2", 2), ("o3", "k3", 3)] {
+        let w = insert(op, vec![card(id, "x", n)]);
+        e.message("w", FrameRef::Text(&w.to_string()), 0).await;
+    }
+    let update = json!({"type":"mut","op":"o4","ops":[{"type":"update","entity":"Card","id":"k1","set":{"title":"changed"}}]});
+    e.message("w", FrameRef::Text(&update.to_string()), 0).await;
+    fail.set(Some(failing));
+    let out = e.flush().await;
+    fail.set(None);
+    let w = to(&out, "w");
+    assert_eq!(w.len(), 3, "{failing}: {w:?}");
+    for (m, op) in w.iter().zip(["o2", "o3", "o4"]) {
+        assert!(
+            matches!(m, ServerMsg::Err(x) if x.op.as_deref() == Some(op) && x.code == ErrorCode::Internal),
+            "{m:?}"
+        );
+    }
+    // The subscriber is told to reload and gets the rows as they were.
+    let r = to(&out, "r");
+    assert!(matches!(&r[0], ServerMsg::Reset(x) if x.id == "s"), "{r:?}");
+    assert_eq!(rows_of(&r[1]), before);
+    let s = e.store();
+    assert_eq!(s.seq().unwrap(), 1);
+    assert_eq!(s.log_since(0).unwrap().len(), 1);
+    assert!(s.op_seqs(&["o2", "o3", "o4"]).unwrap().is_empty());
+
+    // Retried, they apply from the same seq on.
+    e.message("w", FrameRef::Text(&insert("o2", vec![card("k2", "x", 2)]).to_string()), 0)
+        .await;
+    let out = e.flush().await;
+    assert!(
+        matches!(&to(&out, "w")[..], [ServerMsg::Ack(a)] if a.op == "o2" && a.seq == 2 && !a.dup),
+        "{out:?}"
+    );
+}
+
+/// Retention by age drops every entry older than the limit (and keeps the
+/// rest), found without scanning the log; retention by count still holds.
+#[tokio::test]
+async fn the_log_keeps_entries_by_age_and_by_count() {
+    let mut cfg = ShardConfig::default();
+    cfg.log_keep_ms = 50_000;
+    let mut e =
+        ShardEngine::open(SqliteConn::open_in_memory().unwrap(), manifest(), "r", cfg).unwrap();
+    e.connect("w", info(None), 0).unwrap();
+    // Seq i + 1 is written at i seconds; retention runs every 100 seqs.
+    for i in 0..200i64 {
+        let w = insert(&format!("o{i}"), vec![card(&format!("k{i}"), "t", i)]);
+        e.message("w", FrameRef::Text(&w.to_string()), i * 1000).await;
+        e.flush().await;
+    }
+    // At seq 200 (t = 199 s) everything before t = 149 s is gone.
+    assert_eq!(e.store().log_range().unwrap(), Some((150, 200)));
+
+    let mut cfg = ShardConfig::default();
+    cfg.log_keep_seqs = 30;
+    let mut e =
+        ShardEngine::open(SqliteConn::open_in_memory().unwrap(), manifest(), "r", cfg).unwrap();
+    e.connect("w", info(None), 0).unwrap();
+    for i in 0..100i64 {
+        let w = insert(&format!("o{i}"), vec![card(&format!("k{i}"), "t", i)]);
+        e.message("w", FrameRef::Text(&w.to_string()), 0).await;
+    }
+    e.flush().await;
+    assert_eq!(e.store().log_range().unwrap(), Some((71, 100)));
 }

@@ -29,7 +29,7 @@ use serde_json::json;
 
 use super::config::ShardConfig;
 use super::limiter::TokenBucket;
-use super::store::{LogEntry, OutboxEntry, SchemaError, ShardStore, StoredSub};
+use super::store::{LogEntry, SchemaError, ShardStore, StoredSub, WriteRecord};
 use crate::auth::AuthError;
 use crate::live::{self, Change, SubKey, Subscription, SubscriptionIndex};
 use crate::manifest::{self, Entity, Manifest};
@@ -107,6 +107,32 @@ struct QueuedMut {
     op: String,
     ops: Vec<Op>,
     now_ms: i64,
+}
+
+/// A mutation applied to the rows, not yet recorded.
+struct Applied {
+    seq: u64,
+    op: String,
+    at_ms: i64,
+    changes: Vec<Change>,
+}
+
+impl Applied {
+    fn ack(&self) -> Ack {
+        Ack {
+            op: self.op.clone(),
+            seq: self.seq,
+            dup: false,
+        }
+    }
+}
+
+/// What applying a mutation came to.
+enum Prepared {
+    /// Nothing to apply: a retried op id (its first ack) or no ops.
+    Answered(Ack),
+    /// Rows written; to be recorded, then fanned out.
+    Applied(Applied),
 }
 
 struct LiveSub {
@@ -1091,8 +1117,10 @@ impl<C: SqlConn> ShardEngine<C> {
     }
 
     /// Applies `ops` all or nothing as the next seq, on behalf of `auth`
-    /// (from connection `from`, or over HTTP). Returns the ack and the diffs
-    /// for every affected subscription; the caller sends the ack after them.
+    /// (from connection `from`, or over HTTP), and records it. Returns the
+    /// ack and the diffs for every affected subscription (held for the next
+    /// flush when coalescing); the caller sends the ack after them. A
+    /// retried op id gets its first ack back and changes nothing.
     pub async fn mutate(
         &mut self,
         from: Option<&str>,
@@ -1101,6 +1129,39 @@ impl<C: SqlConn> ShardEngine<C> {
         ops: Vec<Op>,
         now_ms: i64,
     ) -> Result<(Ack, Vec<Outbound>), ErrorMsg> {
+        let _ = from;
+        let op_id = op.unwrap_or_default();
+        let first = if op_id.is_empty() {
+            None
+        } else {
+            let known = self
+                .store
+                .op_seqs(&[op_id.as_str()])
+                .map_err(|e| storage_err(&e))?;
+            known.get(&op_id).copied()
+        };
+        let seq = self.store.seq().map_err(|e| storage_err(&e))? + 1;
+        let applied = match self.apply_mutation(auth, op_id, ops, now_ms, seq, first)? {
+            Prepared::Answered(ack) => return Ok((ack, Vec::new())),
+            Prepared::Applied(a) => a,
+        };
+        self.record(std::slice::from_ref(&applied))?;
+        let out = self.fan_out(&applied.changes, seq).await;
+        Ok((applied.ack(), out))
+    }
+
+    /// Applies a mutation's ops to the rows at `seq`, all or nothing, but
+    /// records nothing (see [`Self::record`]). `first`: the seq its op id
+    /// was already applied at.
+    fn apply_mutation(
+        &self,
+        auth: &AuthContext,
+        op_id: String,
+        ops: Vec<Op>,
+        now_ms: i64,
+        seq: u64,
+        first: Option<u64>,
+    ) -> Result<Prepared, ErrorMsg> {
         let max_ops = self.config.limits.max_ops_per_mut as usize;
         if ops.len() > max_ops {
             return Err(err(
@@ -1108,31 +1169,20 @@ impl<C: SqlConn> ShardEngine<C> {
                 format!("at most {max_ops} ops in one mutation"),
             ));
         }
-        let op_id = op.unwrap_or_default();
-        if !op_id.is_empty() {
-            if let Some(seq) = self.store.op_seq(&op_id).map_err(|e| storage_err(&e))? {
-                return Ok((
-                    Ack {
-                        op: op_id,
-                        seq,
-                        dup: true,
-                    },
-                    Vec::new(),
-                ));
-            }
+        if let Some(seq) = first {
+            return Ok(Prepared::Answered(Ack {
+                op: op_id,
+                seq,
+                dup: true,
+            }));
         }
-        let seq = self.store.seq().map_err(|e| storage_err(&e))? + 1;
         if ops.is_empty() {
-            return Ok((
-                Ack {
-                    op: op_id,
-                    seq: seq - 1,
-                    dup: false,
-                },
-                Vec::new(),
-            ));
+            return Ok(Prepared::Answered(Ack {
+                op: op_id,
+                seq: seq - 1,
+                dup: false,
+            }));
         }
-
         let mut changes: Vec<Change> = Vec::with_capacity(ops.len());
         for (idx, op) in ops.into_iter().enumerate() {
             match self.apply_op(auth, op, seq, idx) {
@@ -1143,66 +1193,48 @@ impl<C: SqlConn> ShardEngine<C> {
                 }
             }
         }
-        let written = (|| -> Result<(), StorageError> {
-            for (idx, ch) in changes.iter().enumerate() {
-                let entry = LogEntry {
-                    seq,
-                    entity: ch.entity.clone(),
-                    id: ch.id().unwrap_or_default().to_owned(),
-                    before: ch.before.clone(),
-                    after: ch.after.clone(),
-                };
-                self.store.append_log(seq, idx, &entry, now_ms)?;
+        Ok(Prepared::Applied(Applied {
+            seq,
+            op: op_id,
+            at_ms: now_ms,
+            changes,
+        }))
+    }
+
+    /// Records applied mutations (their seqs consecutive, after the stored
+    /// one): log, outbox, op ids and seq in one statement per table. On a
+    /// failure their rows are put back and the caller answers with the error.
+    fn record(&mut self, batch: &[Applied]) -> Result<(), ErrorMsg> {
+        let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+            return Ok(());
+        };
+        let records: Vec<WriteRecord<'_>> = batch
+            .iter()
+            .map(|a| WriteRecord {
+                seq: a.seq,
+                op: &a.op,
+                at_ms: a.at_ms,
+                changes: &a.changes,
+            })
+            .collect();
+        if let Err(e) = self.store.record_writes(&records) {
+            for a in batch.iter().rev() {
+                self.undo(&a.changes);
             }
-            // The outbox gets each row's final state in this mutation (a
-            // row written twice in one seq must reach D1 as its last write).
-            for (idx, ch) in changes.iter().enumerate() {
-                let id = ch.id().unwrap_or_default();
-                let last = !changes[idx + 1..]
-                    .iter()
-                    .any(|later| later.entity == ch.entity && later.id() == Some(id));
-                if last {
-                    self.store.append_outbox(&OutboxEntry {
-                        seq,
-                        idx: idx as u64,
-                        entity: ch.entity.clone(),
-                        id: id.to_owned(),
-                        row: ch.after.clone(),
-                        at_ms: now_ms,
-                    })?;
-                }
-            }
-            if !op_id.is_empty() {
-                self.store.record_op(&op_id, seq, now_ms)?;
-            }
-            let stored = self.store.next_seq()?;
-            debug_assert_eq!(stored, seq);
-            Ok(())
-        })();
-        if let Err(e) = written {
-            self.undo(&changes);
-            let _ = self.store.forget_seq(seq);
             return Err(storage_err(&e));
         }
-        if seq % 100 == 0 {
+        // Retention, every 100 seqs.
+        if last.seq / 100 > (first.seq - 1) / 100 {
             let c = &self.config;
+            let now_ms = last.at_ms;
             let _ = self.store.prune(
-                seq,
+                last.seq,
                 c.log_keep_seqs,
                 now_ms - c.log_keep_ms,
                 now_ms - c.limits.op_retention_secs as i64 * 1000,
             );
         }
-        let out = self.fan_out(&changes, seq).await;
-        let _ = from;
-        Ok((
-            Ack {
-                op: op_id,
-                seq,
-                dup: false,
-            },
-            out,
-        ))
+        Ok(())
     }
 
     /// Puts back the rows of already-applied changes, newest first.
@@ -1367,6 +1399,84 @@ impl<C: SqlConn> ShardEngine<C> {
         Outbound::To(q.conn, answer)
     }
 
+    /// Applies a flush's queued writes in arrival order (each one's rows,
+    /// then its windows, so a window that reads storage sees exactly the
+    /// writes before it), records them all at once, and queues their
+    /// answers in `pending`. If recording fails, every write of the batch
+    /// is undone and answered with the error; the windows they touched are
+    /// reloaded by this flush.
+    async fn apply_batch(&mut self, queued: Vec<QueuedMut>, out: &mut Vec<Outbound>) {
+        if queued.is_empty() {
+            return;
+        }
+        let ids: Vec<&str> = queued
+            .iter()
+            .map(|q| q.op.as_str())
+            .filter(|op| !op.is_empty())
+            .collect();
+        let start = self
+            .store
+            .op_seqs(&ids)
+            .and_then(|known| Ok((known, self.store.seq()?)));
+        let (mut known, base) = match start {
+            Ok(s) => s,
+            Err(e) => {
+                for q in queued {
+                    let mut e = storage_err(&e);
+                    e.op = Some(q.op);
+                    self.pending.push(Outbound::To(q.conn, ServerMsg::Err(e)));
+                }
+                return;
+            }
+        };
+        let mut batch: Vec<Applied> = Vec::new();
+        // Each write's connection and answer, in arrival order.
+        let mut answers: Vec<(String, Result<Ack, ErrorMsg>)> = Vec::with_capacity(queued.len());
+        for q in queued {
+            let seq = base + batch.len() as u64 + 1;
+            let first = known.get(&q.op).copied();
+            let op = q.op.clone();
+            match self.apply_mutation(&q.auth, q.op, q.ops, q.now_ms, seq, first) {
+                Ok(Prepared::Answered(ack)) => answers.push((q.conn, Ok(ack))),
+                Ok(Prepared::Applied(a)) => {
+                    out.extend(self.fan_out(&a.changes, seq).await);
+                    if !a.op.is_empty() {
+                        known.insert(a.op.clone(), seq);
+                    }
+                    answers.push((q.conn, Ok(a.ack())));
+                    batch.push(a);
+                }
+                Err(mut e) => {
+                    e.op = Some(op);
+                    answers.push((q.conn, Err(e)));
+                }
+            }
+        }
+        if let Err(e) = self.record(&batch) {
+            for key in &self.dirty {
+                if let Some(w) = self.windows.get_mut(key) {
+                    w.resync = true;
+                }
+            }
+            for (_, answer) in &mut answers {
+                if let Ok(ack) = answer {
+                    if !ack.dup && ack.seq > base {
+                        let mut e = e.clone();
+                        e.op = Some(ack.op.clone());
+                        *answer = Err(e);
+                    }
+                }
+            }
+        }
+        for (conn, answer) in answers {
+            let msg = match answer {
+                Ok(ack) => ServerMsg::Ack(ack),
+                Err(e) => ServerMsg::Err(e),
+            };
+            self.pending.push(Outbound::To(conn, msg));
+        }
+    }
+
     /// Applies the changes of `seq` to every window they can affect. Sends
     /// the diffs now, or, when coalescing, leaves them for the next flush.
     async fn fan_out(&mut self, changes: &[Change], seq: u64) -> Vec<Outbound> {
@@ -1455,10 +1565,8 @@ impl<C: SqlConn> ShardEngine<C> {
         let mut out = Vec::new();
         // The queued writes first, in arrival order: their diffs are only
         // marked on the windows, their answers wait in `pending`.
-        for q in std::mem::take(&mut self.queued) {
-            let answer = self.apply_queued(q, &mut out).await;
-            self.pending.push(answer);
-        }
+        let queued = std::mem::take(&mut self.queued);
+        self.apply_batch(queued, &mut out).await;
         let seq = match self.store.seq() {
             Ok(s) => s,
             Err(_) => {

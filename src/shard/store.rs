@@ -8,7 +8,9 @@
 //! with no I/O await in between, which Durable Objects commit atomically;
 //! the output gate holds the acks and diffs until that commit is durable.
 
-use crate::live::WindowSource;
+use std::collections::HashMap;
+
+use crate::live::{Change, WindowSource};
 use crate::manifest::{self, Entity, Manifest};
 use crate::query::Query;
 use crate::sql::SqlValue;
@@ -69,6 +71,16 @@ pub struct OutboxEntry {
     pub at_ms: i64,
 }
 
+/// One applied mutation, to be recorded by [`ShardStore::record_writes`]:
+/// its seq, op id (empty: none), when, and its changes in order.
+#[derive(Clone, Copy, Debug)]
+pub struct WriteRecord<'a> {
+    pub seq: u64,
+    pub op: &'a str,
+    pub at_ms: i64,
+    pub changes: &'a [Change],
+}
+
 /// A subscription as stored: enough to rebuild it after the object wakes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredSub {
@@ -112,11 +124,10 @@ fn int(v: &SqlValue) -> i64 {
     }
 }
 
-fn row_json(row: &Option<Row>) -> SqlValue {
-    match row {
-        Some(r) => SqlValue::Text(serde_json::to_string(r).expect("rows always serialize to JSON")),
-        None => SqlValue::Null,
-    }
+/// A row as the JSON text stored in the log and the outbox.
+fn row_text(row: &Option<Row>) -> Option<String> {
+    row.as_ref()
+        .map(|r| serde_json::to_string(r).expect("rows always serialize to JSON"))
 }
 
 fn parse_row(v: &SqlValue) -> Option<Row> {
@@ -176,13 +187,104 @@ impl<C: SqlConn> ShardStore<C> {
         Ok(seq)
     }
 
-    /// Takes the next seq (stored in the same commit as the change).
-    pub fn next_seq(&self) -> Result<u64, StorageError> {
-        // Unknown until the write succeeds: a failed one leaves it unread.
+    /// Records the changes of `writes` (in seq order, seqs following the
+    /// stored one without gaps): their log entries, their outbox entries,
+    /// their op ids and the new seq, in one statement per table however
+    /// many writes a flush holds. Made in the same event as the row writes,
+    /// so the runtime commits them together.
+    pub fn record_writes(&self, writes: &[WriteRecord<'_>]) -> Result<(), StorageError> {
+        let Some(last) = writes.last() else {
+            return Ok(());
+        };
+        let mut log = Vec::new();
+        let mut outbox = Vec::new();
+        let mut ops = Vec::new();
+        for w in writes {
+            for (idx, ch) in w.changes.iter().enumerate() {
+                let id = ch.id().unwrap_or_default();
+                log.push(serde_json::json!([
+                    w.seq,
+                    idx,
+                    ch.entity,
+                    id,
+                    row_text(&ch.before),
+                    row_text(&ch.after),
+                    w.at_ms
+                ]));
+                // The outbox gets each row's final state in this mutation (a
+                // row written twice in one seq must reach D1 as its last write).
+                let last_of_row = !w.changes[idx + 1..]
+                    .iter()
+                    .any(|later| later.entity == ch.entity && later.id() == Some(id));
+                if last_of_row {
+                    outbox.push(serde_json::json!([
+                        w.seq,
+                        idx,
+                        ch.entity,
+                        id,
+                        row_text(&ch.after),
+                        w.at_ms
+                    ]));
+                }
+            }
+            if !w.op.is_empty() {
+                ops.push(serde_json::json!([w.op, w.seq, w.at_ms]));
+            }
+        }
+        // Unknown until the record succeeds: a failed one leaves it unread.
         self.seq.set(None);
-        let seq = self.meta()?.add(SEQ, 1)?.max(0) as u64;
-        self.seq.set(Some(seq));
-        Ok(seq)
+        let recorded = self.insert_records(log, outbox, ops).and_then(|()| {
+            self.meta()?.set(SEQ, SqlValue::Integer(last.seq as i64))
+        });
+        if let Err(e) = recorded {
+            // Nothing of these seqs may stay (the rows are put back by the
+            // caller); a failure here too leaves it to the runtime, which
+            // discards an event's writes when storage itself broke.
+            let first = writes[0].seq as i64;
+            for sql in [
+                "DELETE FROM _pylon_log WHERE seq >= ?1",
+                "DELETE FROM _pylon_outbox WHERE seq >= ?1",
+                "DELETE FROM _pylon_ops WHERE seq >= ?1",
+            ] {
+                let _ = self.conn.exec(sql, &[SqlValue::Integer(first)]);
+            }
+            return Err(e);
+        }
+        self.seq.set(Some(last.seq));
+        Ok(())
+    }
+
+    fn insert_records(
+        &self,
+        log: Vec<serde_json::Value>,
+        outbox: Vec<serde_json::Value>,
+        ops: Vec<serde_json::Value>,
+    ) -> Result<(), StorageError> {
+        for (sql, rows) in [
+            (
+                "INSERT INTO _pylon_log (seq, idx, entity, id, before, after, at) \
+                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
+                 value ->> 5, value ->> 6 FROM json_each(?1)",
+                log,
+            ),
+            (
+                "INSERT INTO _pylon_outbox (seq, idx, entity, id, row, at) \
+                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
+                 value ->> 5 FROM json_each(?1)",
+                outbox,
+            ),
+            (
+                "INSERT INTO _pylon_ops (op, seq, at) \
+                 SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?1)",
+                ops,
+            ),
+        ] {
+            if !rows.is_empty() {
+                let json = serde_json::Value::Array(rows).to_string();
+                self.conn.exec(sql, &[SqlValue::Text(json)])?;
+            }
+        }
+        Ok(())
     }
 
     // ---- rows ----
@@ -312,30 +414,6 @@ impl<C: SqlConn> ShardStore<C> {
 
     // ---- change log ----
 
-    pub fn append_log(
-        &self,
-        seq: u64,
-        idx: usize,
-        entry: &LogEntry,
-        at_ms: i64,
-    ) -> Result<(), StorageError> {
-        self.conn
-            .exec(
-                "INSERT INTO _pylon_log (seq, idx, entity, id, before, after, at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                &[
-                    SqlValue::Integer(seq as i64),
-                    SqlValue::Integer(idx as i64),
-                    SqlValue::Text(entry.entity.clone()),
-                    SqlValue::Text(entry.id.clone()),
-                    row_json(&entry.before),
-                    row_json(&entry.after),
-                    SqlValue::Integer(at_ms),
-                ],
-            )
-            .map(|_| ())
-    }
-
     /// Entries with seq > `since`, in order.
     pub fn log_since(&self, since: u64) -> Result<Vec<LogEntry>, StorageError> {
         let rows = self.conn.exec(
@@ -375,8 +453,13 @@ impl<C: SqlConn> ShardStore<C> {
         ops_min_at_ms: i64,
     ) -> Result<(), StorageError> {
         let floor = seq.saturating_sub(keep_seqs) as i64;
+        // Entries are appended in seq order as time goes on, so everything
+        // before the oldest entry young enough to keep is old: found by
+        // walking the key from the start, not by scanning the whole log.
         self.conn.exec(
-            "DELETE FROM _pylon_log WHERE seq <= ?1 OR at < ?2",
+            "DELETE FROM _pylon_log WHERE seq <= max(?1, coalesce( \
+               (SELECT seq FROM _pylon_log WHERE at >= ?2 ORDER BY seq LIMIT 1) - 1, \
+               (SELECT max(seq) FROM _pylon_log)))",
             &[SqlValue::Integer(floor), SqlValue::Integer(min_at_ms)],
         )?;
         self.conn
@@ -387,36 +470,7 @@ impl<C: SqlConn> ShardStore<C> {
             .map(|_| ())
     }
 
-    /// Drops what a failed mutation `seq` already wrote to the log and the
-    /// outbox (its rows are restored by the caller).
-    pub fn forget_seq(&self, seq: u64) -> Result<(), StorageError> {
-        for sql in [
-            "DELETE FROM _pylon_log WHERE seq = ?1",
-            "DELETE FROM _pylon_outbox WHERE seq = ?1",
-        ] {
-            self.conn.exec(sql, &[SqlValue::Integer(seq as i64)])?;
-        }
-        Ok(())
-    }
-
     // ---- outbox (write-behind to D1) ----
-
-    pub fn append_outbox(&self, entry: &OutboxEntry) -> Result<(), StorageError> {
-        self.conn
-            .exec(
-                "INSERT INTO _pylon_outbox (seq, idx, entity, id, row, at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                &[
-                    SqlValue::Integer(entry.seq as i64),
-                    SqlValue::Integer(entry.idx as i64),
-                    SqlValue::Text(entry.entity.clone()),
-                    SqlValue::Text(entry.id.clone()),
-                    row_json(&entry.row),
-                    SqlValue::Integer(entry.at_ms),
-                ],
-            )
-            .map(|_| ())
-    }
 
     /// The oldest `limit` entries, in commit order.
     pub fn outbox_oldest(&self, limit: usize) -> Result<Vec<OutboxEntry>, StorageError> {
@@ -467,26 +521,21 @@ impl<C: SqlConn> ShardStore<C> {
 
     // ---- op ids ----
 
-    /// The seq an op id was first applied at, if it was.
-    pub fn op_seq(&self, op: &str) -> Result<Option<u64>, StorageError> {
+    /// The seq each of `ops` was first applied at, for those that were
+    /// (one statement for a whole flush).
+    pub fn op_seqs(&self, ops: &[&str]) -> Result<HashMap<String, u64>, StorageError> {
+        if ops.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let json = serde_json::to_string(ops).expect("strings serialize");
         let rows = self.conn.exec(
-            "SELECT seq FROM _pylon_ops WHERE op = ?1",
-            &[SqlValue::Text(op.into())],
+            "SELECT op, seq FROM _pylon_ops WHERE op IN (SELECT value FROM json_each(?1))",
+            &[SqlValue::Text(json)],
         )?;
-        Ok(rows.first().and_then(|r| r.first()).map(|v| int(v) as u64))
-    }
-
-    pub fn record_op(&self, op: &str, seq: u64, at_ms: i64) -> Result<(), StorageError> {
-        self.conn
-            .exec(
-                "INSERT INTO _pylon_ops (op, seq, at) VALUES (?1, ?2, ?3)",
-                &[
-                    SqlValue::Text(op.into()),
-                    SqlValue::Integer(seq as i64),
-                    SqlValue::Integer(at_ms),
-                ],
-            )
-            .map(|_| ())
+        Ok(rows
+            .iter()
+            .filter_map(|r| Some((text(&r[0])?.to_owned(), int(&r[1]) as u64)))
+            .collect())
     }
 
     // ---- subscriptions ----
