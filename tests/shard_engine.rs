@@ -892,7 +892,10 @@ async fn a_batch_records_exactly_what_single_writes_record() {
         e.connect("w", info(None), 0).unwrap();
         let mut out = Vec::new();
         for (i, w) in writes.iter().enumerate() {
-            out.extend(e.message("w", FrameRef::Text(&w.to_string()), 1000 + i as i64).await);
+            out.extend(
+                e.message("w", FrameRef::Text(&w.to_string()), 1000 + i as i64)
+                    .await,
+            );
         }
         out.extend(e.flush().await);
         let got: Vec<String> = to(&out, "w")
@@ -962,7 +965,10 @@ impl SqlConn for FailingConn {
     ) -> Result<Vec<Vec<pylon_workers::sql::SqlValue>>, pylon_workers::storage::StorageError> {
         if let Some(prefix) = self.fail.get() {
             if sql.starts_with(prefix) {
-                return Err(pylon_workers::storage::StorageError::new("disk I/O error", sql));
+                return Err(pylon_workers::storage::StorageError::new(
+                    "disk I/O error",
+                    sql,
+                ));
             }
         }
         self.inner.exec(sql, params)
@@ -994,8 +1000,12 @@ async fn record_fails_at(failing: &'static str) {
     e.connect("w", info(None), 0).unwrap();
     e.connect("r", info(None), 0).unwrap();
     let sub = json!({"type":"sub","id":"s","entity":"Card","order":["n"]});
-    e.message("w", FrameRef::Text(&insert("o1", vec![card("k1", "a", 1)]).to_string()), 0)
-        .await;
+    e.message(
+        "w",
+        FrameRef::Text(&insert("o1", vec![card("k1", "a", 1)]).to_string()),
+        0,
+    )
+    .await;
     e.flush().await;
     let out = e.message("r", FrameRef::Text(&sub.to_string()), 0).await;
     let before = rows_of(&to(&out, "r")[0]);
@@ -1028,8 +1038,12 @@ async fn record_fails_at(failing: &'static str) {
     assert!(s.op_seqs(&["o2", "o3", "o4"]).unwrap().is_empty());
 
     // Retried, they apply from the same seq on.
-    e.message("w", FrameRef::Text(&insert("o2", vec![card("k2", "x", 2)]).to_string()), 0)
-        .await;
+    e.message(
+        "w",
+        FrameRef::Text(&insert("o2", vec![card("k2", "x", 2)]).to_string()),
+        0,
+    )
+    .await;
     let out = e.flush().await;
     assert!(
         matches!(&to(&out, "w")[..], [ServerMsg::Ack(a)] if a.op == "o2" && a.seq == 2 && !a.dup),
@@ -1041,22 +1055,27 @@ async fn record_fails_at(failing: &'static str) {
 /// rest), found without scanning the log; retention by count still holds.
 #[tokio::test]
 async fn the_log_keeps_entries_by_age_and_by_count() {
-    let mut cfg = ShardConfig::default();
-    cfg.log_keep_ms = 50_000;
+    let cfg = ShardConfig {
+        log_keep_ms: 50_000,
+        ..ShardConfig::default()
+    };
     let mut e =
         ShardEngine::open(SqliteConn::open_in_memory().unwrap(), manifest(), "r", cfg).unwrap();
     e.connect("w", info(None), 0).unwrap();
     // Seq i + 1 is written at i seconds; retention runs every 100 seqs.
     for i in 0..200i64 {
         let w = insert(&format!("o{i}"), vec![card(&format!("k{i}"), "t", i)]);
-        e.message("w", FrameRef::Text(&w.to_string()), i * 1000).await;
+        e.message("w", FrameRef::Text(&w.to_string()), i * 1000)
+            .await;
         e.flush().await;
     }
     // At seq 200 (t = 199 s) everything before t = 149 s is gone.
     assert_eq!(e.store().log_range().unwrap(), Some((150, 200)));
 
-    let mut cfg = ShardConfig::default();
-    cfg.log_keep_seqs = 30;
+    let cfg = ShardConfig {
+        log_keep_seqs: 30,
+        ..ShardConfig::default()
+    };
     let mut e =
         ShardEngine::open(SqliteConn::open_in_memory().unwrap(), manifest(), "r", cfg).unwrap();
     e.connect("w", info(None), 0).unwrap();

@@ -233,9 +233,9 @@ impl<C: SqlConn> ShardStore<C> {
         }
         // Unknown until the record succeeds: a failed one leaves it unread.
         self.seq.set(None);
-        let recorded = self.insert_records(log, outbox, ops).and_then(|()| {
-            self.meta()?.set(SEQ, SqlValue::Integer(last.seq as i64))
-        });
+        let recorded = self
+            .insert_records(log, outbox, ops)
+            .and_then(|()| self.meta()?.set(SEQ, SqlValue::Integer(last.seq as i64)));
         if let Err(e) = recorded {
             // Nothing of these seqs may stay (the rows are put back by the
             // caller); a failure here too leaves it to the runtime, which
