@@ -1055,34 +1055,42 @@ async fn record_fails_at(failing: &'static str) {
 /// rest), found without scanning the log; retention by count still holds.
 #[tokio::test]
 async fn the_log_keeps_entries_by_age_and_by_count() {
-    let cfg = ShardConfig {
+    // Seq i + 1 is written at i seconds; retention runs every 100 seqs.
+    let by_age = ShardConfig {
         log_keep_ms: 50_000,
         ..ShardConfig::default()
     };
-    let mut e =
-        ShardEngine::open(SqliteConn::open_in_memory().unwrap(), manifest(), "r", cfg).unwrap();
-    e.connect("w", info(None), 0).unwrap();
-    // Seq i + 1 is written at i seconds; retention runs every 100 seqs.
-    for i in 0..200i64 {
-        let w = insert(&format!("o{i}"), vec![card(&format!("k{i}"), "t", i)]);
-        e.message("w", FrameRef::Text(&w.to_string()), i * 1000)
-            .await;
-        e.flush().await;
-    }
+    let e = write_cards(by_age, 200, |i| i * 1000, true).await;
     // At seq 200 (t = 199 s) everything before t = 149 s is gone.
     assert_eq!(e.store().log_range().unwrap(), Some((150, 200)));
 
-    let cfg = ShardConfig {
+    // One flush of 100 writes, all at t = 0.
+    let by_count = ShardConfig {
         log_keep_seqs: 30,
         ..ShardConfig::default()
     };
+    let e = write_cards(by_count, 100, |_| 0, false).await;
+    assert_eq!(e.store().log_range().unwrap(), Some((71, 100)));
+}
+
+/// A fresh in-memory shard after `n` single-card inserts, the i-th at
+/// `at(i)` ms, flushed after each or once at the end.
+async fn write_cards(
+    cfg: ShardConfig,
+    n: i64,
+    at: impl Fn(i64) -> i64,
+    flush_each: bool,
+) -> Engine {
     let mut e =
         ShardEngine::open(SqliteConn::open_in_memory().unwrap(), manifest(), "r", cfg).unwrap();
     e.connect("w", info(None), 0).unwrap();
-    for i in 0..100i64 {
+    for i in 0..n {
         let w = insert(&format!("o{i}"), vec![card(&format!("k{i}"), "t", i)]);
-        e.message("w", FrameRef::Text(&w.to_string()), 0).await;
+        e.message("w", FrameRef::Text(&w.to_string()), at(i)).await;
+        if flush_each {
+            e.flush().await;
+        }
     }
     e.flush().await;
-    assert_eq!(e.store().log_range().unwrap(), Some((71, 100)));
+    e
 }

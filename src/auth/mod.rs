@@ -18,6 +18,8 @@
 
 mod config;
 mod error;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod fuzz;
 pub mod jwk;
 pub mod jwks;
 pub mod jwt;
