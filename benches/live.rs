@@ -11,9 +11,6 @@
 //! separately and subtracted, and reported on its own line.
 
 use std::cell::Cell;
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use pylon_workers::live::{Change, SubKey, Subscription, SubscriptionIndex, WindowSource};
@@ -25,25 +22,9 @@ use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 use serde_json::json;
 
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n as u64) as usize
-    }
-}
-
-fn ready<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-}
+#[path = "../tests/gen_support/mod.rs"]
+mod gen_support;
+use gen_support::{ready, Rng};
 
 fn entity() -> Entity {
     let f = |name: &str, ty| Field {

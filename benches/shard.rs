@@ -17,10 +17,7 @@
 //! under `valgrind --tool=callgrind` for instruction counts when comparing
 //! changes: `PYLON_SHARD_RUNS=1 valgrind --tool=callgrind target/release/deps/shard-*`.
 
-use std::future::Future;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use pylon_workers::manifest::Manifest;
@@ -30,15 +27,9 @@ use pylon_workers::shard::{ConnInfo, Outbound, ShardConfig, ShardEngine};
 use pylon_workers::storage::SqliteConn;
 use serde_json::json;
 
-fn ready<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-}
+#[path = "../tests/gen_support/mod.rs"]
+mod gen_support;
+use gen_support::ready;
 
 fn env_list(name: &str, default: &str) -> Vec<usize> {
     std::env::var(name)

@@ -7,20 +7,8 @@ use pylon_workers::auth::fuzz::fuzz_token;
 use pylon_workers::auth::jwt;
 use serde_json::json;
 
-/// xorshift64*: small, seeded, good enough to pick mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+mod gen_support;
+use gen_support::Rng;
 
 fn seeds() -> Vec<Vec<u8>> {
     let secret = b"fuzzing-secret-fuzzing-secret-32b";
