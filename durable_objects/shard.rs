@@ -31,7 +31,7 @@ use crate::glue::respond;
 use crate::policy::AuthContext;
 use crate::protocol::{self, ClientMsg, Encoding, Frame, FrameRef, ServerMsg};
 use crate::route::{self, Route};
-use crate::shard::meta::{self, Meta};
+use crate::storage::meta::{self, Meta};
 use crate::shard::{outbox_backoff_ms, ConnInfo, Outbound, ShardConfig, ShardEngine};
 use crate::store::apply_outbox_batch;
 use crate::value::Value;

@@ -5,10 +5,12 @@
 //! compiles for wasm32 only and only maps runtime events onto engine calls.
 
 pub mod api_error;
+pub mod app;
 pub mod auth;
 #[cfg(all(feature = "client", not(target_arch = "wasm32")))]
 pub mod client;
 pub mod edge;
+pub mod host;
 pub mod http;
 pub mod live;
 pub mod manifest;
@@ -21,6 +23,7 @@ pub mod signin;
 pub mod sql;
 pub mod storage;
 pub mod store;
+pub mod time;
 pub mod value;
 
 pub use store::{D1DataStore, D1Executor, DataStore};

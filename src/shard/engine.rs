@@ -430,6 +430,15 @@ impl<C: SqlConn> ShardEngine<C> {
         &self.shard
     }
 
+    pub fn config(&self) -> &ShardConfig {
+        &self.config
+    }
+
+    /// What the runtime knows of an open connection.
+    pub fn conn_info(&self, conn: &str) -> Option<&ConnInfo> {
+        self.conns.get(conn).map(|c| &c.info)
+    }
+
     pub fn connections(&self) -> usize {
         self.conns.len()
     }

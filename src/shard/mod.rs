@@ -4,11 +4,12 @@
 mod config;
 mod engine;
 mod limiter;
-pub mod meta;
+mod object;
 pub mod store;
 
 pub use config::{ConfigError, ShardConfig, VARS as CONFIG_VARS};
 pub use engine::{
     outbox_backoff_ms, ConnInfo, Outbound, ShardEngine, OUTBOX_ATTEMPTS, OUTBOX_ERROR,
 };
+pub use object::{LiveShard, DRAIN_DELAY_MS};
 pub use store::{OutboxEntry, SchemaError, ShardStore};

@@ -17,7 +17,7 @@ use crate::sql::SqlValue;
 use crate::storage::{SqlConn, StorageError};
 use crate::value::{Row, Value};
 
-use super::meta::Meta;
+use crate::storage::meta::Meta;
 
 /// Meta key of the shard's current seq.
 pub const SEQ: &str = "seq";

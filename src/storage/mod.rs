@@ -17,6 +17,8 @@
 
 use crate::sql::SqlValue;
 
+pub mod meta;
+
 /// A statement that failed, with the database's own message.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error("SQL failed: {message} (in `{statement}`)")]
@@ -51,3 +53,10 @@ pub trait SqlConn {
 mod sqlite_conn;
 #[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
 pub use sqlite_conn::SqliteConn;
+
+/// A shared handle is a connection too (the host and its object each hold one).
+impl<T: SqlConn + ?Sized> SqlConn for std::rc::Rc<T> {
+    fn exec(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, StorageError> {
+        (**self).exec(sql, params)
+    }
+}

@@ -1,9 +1,9 @@
-//! Small named values a shard keeps beside its rows: its name, how many
-//! times it woke, its current seq. One table, `_pylon_meta`.
+//! Small named values an object keeps beside its data: its name, how many
+//! times it woke, a shard's current seq. One table, `_pylon_meta`.
 //!
 //! ```
 //! # #[cfg(feature = "sqlite")] {
-//! use pylon_workers::shard::meta::Meta;
+//! use pylon_workers::storage::meta::Meta;
 //! use pylon_workers::storage::SqliteConn;
 //! let db = SqliteConn::open_in_memory().unwrap();
 //! let meta = Meta::open(&db).unwrap();

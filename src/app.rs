@@ -1,0 +1,56 @@
+//! What a user's app brings to the runtime, declared in one place: its
+//! manifest (entities, indexes, policies, auth rules) and, as the runtime
+//! grows, its own object kinds, simulation states and functions. The app
+//! crate builds one [`App`] and hands it to the Worker's entry points with
+//! `pylon_workers::export!` (docs/apps.md).
+//!
+//! ```
+//! use pylon_workers::app::App;
+//! let app = App::new(r#"{"entities":[{"name":"Card","fields":[{"name":"title","type":"string"}]}]}"#);
+//! assert_eq!(app.manifest().unwrap().entities[0].name, "Card");
+//! let broken = App::new("{");
+//! assert_eq!(broken.manifest().unwrap_err().code, "INTERNAL");
+//! ```
+
+use std::sync::{Arc, OnceLock};
+
+use crate::api_error::ApiError;
+use crate::manifest::Manifest;
+
+/// A user's app: built once per isolate, never changed afterwards (so it
+/// may live in a static across Durable Object evictions).
+pub struct App {
+    manifest_json: &'static str,
+    manifest: OnceLock<Result<Arc<Manifest>, String>>,
+}
+
+impl App {
+    /// An app serving the manifest in `manifest_json` (usually
+    /// `include_str!("../schema.json")`). It is parsed on first use; a
+    /// manifest that does not load makes every request answer 500 with the
+    /// reason, and `cargo test` of the app (or `pylon-migrations --check`)
+    /// catches it before a deploy.
+    pub fn new(manifest_json: &'static str) -> App {
+        App {
+            manifest_json,
+            manifest: OnceLock::new(),
+        }
+    }
+
+    /// The parsed manifest, or a 500 that says why it does not load.
+    pub fn manifest(&self) -> Result<Arc<Manifest>, ApiError> {
+        self.manifest
+            .get_or_init(|| {
+                Manifest::from_json_str(self.manifest_json)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(|e| ApiError::internal(format!("the manifest does not load: {e}")))
+    }
+
+    /// The manifest's source text.
+    pub fn manifest_json(&self) -> &'static str {
+        self.manifest_json
+    }
+}

@@ -1,0 +1,404 @@
+//! The live-query shard as a hosted object ([`crate::host::Object`]): the
+//! engine ([`ShardEngine`]) does the live queries and writes; this file
+//! decides when things happen around it — when coalesced diffs are
+//! flushed, when and how often the outbox is drained to D1 (and the
+//! backoff after a failure), and which users are over their message rate.
+//!
+//! Routes (after `/v1/shards/{shard}/`): `ws` (upgrade), `POST mutate`,
+//! `POST query`; the host answers `GET stats`.
+
+use std::collections::HashMap;
+
+use serde_json::json;
+
+use super::engine::{outbox_backoff_ms, ConnInfo, Outbound, ShardEngine};
+use super::ShardConfig;
+use crate::api_error::ApiError;
+use crate::edge::limits::{user_key, PERIOD_SECS, USER_MSG_BINDING};
+use crate::host::{Action, ConnState, IoCall, IoOutcome, Method, Object, Open, OpenError};
+use crate::host::{Request, Response};
+use crate::protocol::{self, ClientMsg, Encoding, FrameRef, ServerMsg};
+use crate::storage::SqlConn;
+use crate::value::Value;
+
+/// The flush timer (held back a few ms to batch writes; not durable).
+const FLUSH: &str = "flush";
+/// The outbox drain timer (durable).
+const OUTBOX: &str = "outbox";
+/// After a write, the drain waits this long so a burst goes in one batch.
+pub const DRAIN_DELAY_MS: i64 = 100;
+
+type ShardAction = Action<ServerMsg, ConnInfo>;
+
+impl ConnState for ConnInfo {
+    fn encoding(&self) -> Encoding {
+        self.encoding
+    }
+}
+
+/// What an I/O call was for.
+enum Waiting {
+    /// A `hello`'s token, for this connection.
+    Verify { conn: String },
+    /// The user-wide message limit, for this user.
+    UserRate { user: String },
+    /// An outbox batch, through this (seq, idx).
+    Drain { through: (u64, u64) },
+}
+
+/// One shard, hosted.
+pub struct LiveShard<C: SqlConn> {
+    engine: ShardEngine<C>,
+    /// Users over their message rate on this shard, until (ms): the rate
+    /// binding's answer, cached; empty again after a wake (lets users
+    /// through until the binding says otherwise).
+    users_over: HashMap<String, i64>,
+    /// When the last flush ran.
+    flushed_at: i64,
+    /// A drain is scheduled or in flight.
+    drain_armed: bool,
+    waiting: HashMap<u64, Waiting>,
+    next_tag: u64,
+}
+
+impl<C: SqlConn> LiveShard<C> {
+    pub fn engine(&self) -> &ShardEngine<C> {
+        &self.engine
+    }
+
+    fn tag(&mut self, w: Waiting) -> u64 {
+        self.next_tag += 1;
+        self.waiting.insert(self.next_tag, w);
+        self.next_tag
+    }
+
+    /// The engine's outbound messages as host actions.
+    fn actions(&mut self, out: Vec<Outbound>) -> Vec<ShardAction> {
+        out.into_iter()
+            .map(|o| match o {
+                Outbound::To(c, m) => Action::To(c, m),
+                Outbound::Many { conns, msg } => Action::Many { conns, msg },
+                Outbound::All { except, msg } => Action::All { except, msg },
+                Outbound::Close { conn, code, reason } => Action::Close { conn, code, reason },
+                Outbound::Verify { conn, token } => {
+                    let tag = self.tag(Waiting::Verify { conn });
+                    Action::Io {
+                        tag,
+                        call: IoCall::VerifyToken { token },
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// Held-back diffs and acks: an idle shard (no flush within the gap)
+    /// flushes right after this event, a busy one when the gap is over,
+    /// and the writes that arrive meanwhile join the same flush.
+    fn flush_soon(&self, now_ms: i64, out: &mut Vec<ShardAction>) {
+        if self.engine.has_unflushed() {
+            let at = (self.flushed_at + self.engine.flush_gap_ms()).max(now_ms);
+            out.push(Action::Soon {
+                name: FLUSH.into(),
+                at_ms: at,
+            });
+        }
+    }
+
+    /// Schedules a drain when the outbox holds entries and none is due.
+    fn arm_drain(&mut self, now_ms: i64, out: &mut Vec<ShardAction>) {
+        if self.drain_armed {
+            return;
+        }
+        match self.engine.outbox_depth() {
+            Ok(0) => {}
+            Ok(_) => {
+                self.drain_armed = true;
+                out.push(Action::SetTimer {
+                    name: OUTBOX.into(),
+                    at_ms: now_ms + DRAIN_DELAY_MS,
+                });
+            }
+            // Reading the depth failed: the next event tries again.
+            Err(_) => {}
+        }
+    }
+
+    /// What follows every event: the flush and the drain it calls for.
+    fn after(&mut self, now_ms: i64, mut out: Vec<ShardAction>) -> Vec<ShardAction> {
+        self.flush_soon(now_ms, &mut out);
+        self.arm_drain(now_ms, &mut out);
+        out
+    }
+
+    async fn flush(&mut self, now_ms: i64) -> Vec<ShardAction> {
+        let out = self.engine.flush().await;
+        self.flushed_at = now_ms;
+        self.actions(out)
+    }
+
+    /// One drain step: the oldest batch of the outbox, for the host to
+    /// apply to D1 (idempotent by seq, so a batch applied twice after a
+    /// restart is harmless).
+    fn drain(&mut self, now_ms: i64) -> Vec<ShardAction> {
+        let at = crate::time::rfc3339_from_ms(now_ms);
+        match self.engine.outbox_batch(Some(at)) {
+            Ok(Some((batch, through))) => {
+                self.drain_armed = true;
+                let tag = self.tag(Waiting::Drain { through });
+                vec![Action::Io {
+                    tag,
+                    call: IoCall::ApplyOutbox(batch),
+                }]
+            }
+            // Empty: no timer is left, so the shard can rest.
+            Ok(None) => {
+                self.drain_armed = false;
+                Vec::new()
+            }
+            Err(e) => self.drain_failed(&format!("reading the outbox: {e}"), now_ms),
+        }
+    }
+
+    fn drained(&mut self, through: (u64, u64), now_ms: i64) -> Vec<ShardAction> {
+        match self
+            .engine
+            .outbox_drained(through)
+            .and_then(|()| self.engine.outbox_depth())
+        {
+            Ok(0) => {
+                self.drain_armed = false;
+                Vec::new()
+            }
+            Ok(_) => vec![Action::SetTimer {
+                name: OUTBOX.into(),
+                at_ms: now_ms,
+            }],
+            Err(e) => self.drain_failed(&format!("deleting drained entries: {e}"), now_ms),
+        }
+    }
+
+    /// Records the failure and tries again after a backoff (1 s doubling
+    /// to 60 s); the error shows in the shard's stats.
+    fn drain_failed(&mut self, error: &str, now_ms: i64) -> Vec<ShardAction> {
+        let attempts = self.engine.outbox_failed(error).unwrap_or(1);
+        self.drain_armed = true;
+        vec![Action::SetTimer {
+            name: OUTBOX.into(),
+            at_ms: now_ms + outbox_backoff_ms(attempts),
+        }]
+    }
+
+    async fn http_mutate(&mut self, req: &Request, now_ms: i64) -> (Response, Vec<ShardAction>) {
+        let body = match json_body(req) {
+            Ok(b) => b,
+            Err(e) => return (e.into(), Vec::new()),
+        };
+        // The body is the `mut` message without its type: one parser for both.
+        let mut framed = match body {
+            Value::Map(m) => m,
+            _ => {
+                let e = ApiError::bad_request("BAD_MESSAGE", "the body is an object {op?, ops}");
+                return (e.into(), Vec::new());
+            }
+        };
+        framed.insert("type".into(), Value::from("mut"));
+        framed
+            .entry("op".to_owned())
+            .or_insert_with(|| Value::from(""));
+        let text = serde_json::to_string(&Value::Map(framed)).expect("values serialize");
+        let m = match protocol::decode_client(Encoding::Json, text.as_bytes()) {
+            Ok(ClientMsg::Mut(m)) => m,
+            Ok(_) => unreachable!("the type was set to mut"),
+            Err(e) => return (ApiError::from(&e.to_err()).into(), Vec::new()),
+        };
+        let op = (!m.op.is_empty()).then_some(m.op);
+        // Writes queued before this one go first, in arrival order.
+        let mut out = self.engine.flush().await;
+        let result = self
+            .engine
+            .mutate(None, &req.caller, op, m.ops, now_ms)
+            .await;
+        // The answer is this response: subscribers get their diffs now.
+        let resp = match result {
+            Ok((ack, diffs)) => {
+                out.extend(diffs);
+                Response::ok(json!({ "op": ack.op, "seq": ack.seq, "dup": ack.dup }))
+            }
+            Err(e) => ApiError::from(&e).into(),
+        };
+        out.extend(self.engine.flush().await);
+        self.flushed_at = now_ms;
+        (resp, self.actions(out))
+    }
+}
+
+/// The JSON body of a request.
+fn json_body(req: &Request) -> Result<Value, ApiError> {
+    serde_json::from_slice(&req.body)
+        .map_err(|e| ApiError::bad_request("BAD_FRAME", format!("body is not JSON: {e}")))
+}
+
+impl<C: SqlConn> Object<C> for LiveShard<C> {
+    type Msg = ServerMsg;
+    type Conn = ConnInfo;
+
+    async fn open(
+        init: Open<'_, C>,
+        conns: Vec<(String, ConnInfo)>,
+    ) -> Result<(Self, Vec<ShardAction>), OpenError> {
+        let manifest = init.app.manifest()?;
+        // Limits come from wrangler [vars] (docs/protocol.md, "Limits").
+        let config = ShardConfig::from_vars(init.vars).map_err(|e| OpenError::Config(e.to_string()))?;
+        let mut engine = ShardEngine::open(init.sql, manifest, &init.name, config)
+            .map_err(|e| OpenError::Other(format!("schema: {e}")))?;
+        let out = engine.restore(conns, init.now_ms).await?;
+        let mut shard = LiveShard {
+            engine,
+            users_over: HashMap::new(),
+            // Never flushed: the first write is flushed at once.
+            flushed_at: i64::MIN / 2,
+            drain_armed: false,
+            waiting: HashMap::new(),
+            next_tag: 0,
+        };
+        let out = shard.actions(out);
+        // A drain owed from before the wake (or a restart) is scheduled.
+        let out = shard.after(init.now_ms, out);
+        Ok((shard, out))
+    }
+
+    fn max_body_bytes(&self) -> usize {
+        self.engine.config().limits.max_frame_bytes
+    }
+
+    fn accept(&mut self, req: &Request, encoding: Encoding, _now_ms: i64) -> Result<ConnInfo, Response> {
+        if req.rest != "ws" {
+            return Err(ApiError::not_found(format!("no socket at /v1/shards/{}/{}", req.object, req.rest)).into());
+        }
+        Ok(ConnInfo {
+            auth: req.caller.clone(),
+            encoding,
+            client: None,
+        })
+    }
+
+    async fn on_connect(&mut self, conn: &str, state: ConnInfo, now_ms: i64) -> Vec<ShardAction> {
+        let out = match self.engine.connect(conn, state, now_ms) {
+            Ok(out) => out,
+            Err(_) => vec![Outbound::Close {
+                conn: conn.to_owned(),
+                code: protocol::close::INTERNAL,
+                reason: "the shard failed to take the connection".into(),
+            }],
+        };
+        let out = self.actions(out);
+        self.after(now_ms, out)
+    }
+
+    async fn on_message(&mut self, conn: &str, frame: FrameRef<'_>, now_ms: i64) -> Vec<ShardAction> {
+        // A verified user's messages also count against the user, across
+        // every socket and shard (docs/edge.md): counted after the message
+        // is handled and enforced from the next one on.
+        let user = self.engine.conn_info(conn).and_then(|i| user_key(&i.auth));
+        let blocked = user
+            .as_ref()
+            .is_some_and(|u| self.users_over.get(u).is_some_and(|&until| now_ms < until));
+        let out = self.engine.message_within(conn, frame, now_ms, !blocked).await;
+        let mut out = self.actions(out);
+        if let (Some(user), false) = (user, blocked) {
+            let tag = self.tag(Waiting::UserRate { user: user.clone() });
+            out.push(Action::Io {
+                tag,
+                call: IoCall::RateLimit {
+                    binding: USER_MSG_BINDING,
+                    key: user,
+                },
+            });
+        }
+        self.after(now_ms, out)
+    }
+
+    async fn on_close(&mut self, conn: &str, now_ms: i64) -> Vec<ShardAction> {
+        let out = self.engine.close(conn).unwrap_or_default();
+        let out = self.actions(out);
+        self.after(now_ms, out)
+    }
+
+    async fn on_request(&mut self, req: Request, now_ms: i64) -> (Response, Vec<ShardAction>) {
+        let (resp, out) = match (req.method, req.rest.as_str()) {
+            (Method::Post, "mutate") => self.http_mutate(&req, now_ms).await,
+            (Method::Post, "query") => {
+                let r = match json_body(&req).and_then(|b| {
+                    self.engine
+                        .query(&req.caller, &b)
+                        .map_err(|e| ApiError::from(&e))
+                }) {
+                    Ok(v) => Response::ok(v),
+                    Err(e) => e.into(),
+                };
+                (r, Vec::new())
+            }
+            (Method::Get, "ws") => (
+                ApiError::new(426, "UPGRADE_REQUIRED", "this endpoint takes a WebSocket upgrade")
+                    .into(),
+                Vec::new(),
+            ),
+            (m, "ws" | "stats" | "mutate" | "query") => (
+                ApiError::method_not_allowed(format!("{m:?} is not allowed on {}", req.rest))
+                    .into(),
+                Vec::new(),
+            ),
+            (_, rest) => (
+                ApiError::not_found(format!("no route /v1/shards/{}/{rest}", req.object)).into(),
+                Vec::new(),
+            ),
+        };
+        (resp, self.after(now_ms, out))
+    }
+
+    async fn on_timer(&mut self, name: &str, now_ms: i64) -> Vec<ShardAction> {
+        let out = match name {
+            FLUSH => self.flush(now_ms).await,
+            OUTBOX => self.drain(now_ms),
+            _ => Vec::new(),
+        };
+        self.after(now_ms, out)
+    }
+
+    async fn on_io(&mut self, tag: u64, outcome: IoOutcome, now_ms: i64) -> Vec<ShardAction> {
+        let out = match (self.waiting.remove(&tag), outcome) {
+            (Some(Waiting::Verify { conn }), IoOutcome::Verified(result)) => {
+                let out = self.engine.hello_verified(&conn, result);
+                self.actions(out)
+            }
+            (Some(Waiting::UserRate { user }), IoOutcome::RateLimited { allowed }) => {
+                if !allowed {
+                    let period = i64::from(PERIOD_SECS) * 1000;
+                    self.users_over.retain(|_, until| *until > now_ms);
+                    self.users_over.insert(user, now_ms + period);
+                }
+                Vec::new()
+            }
+            (Some(Waiting::Drain { through }), IoOutcome::Applied(Ok(()))) => {
+                self.drained(through, now_ms)
+            }
+            (Some(Waiting::Drain { .. }), IoOutcome::Applied(Err(e))) => {
+                self.drain_failed(&e, now_ms)
+            }
+            _ => Vec::new(),
+        };
+        self.after(now_ms, out)
+    }
+
+    fn stats(&self, now_ms: i64) -> serde_json::Value {
+        let mut v = self
+            .engine
+            .stats()
+            .unwrap_or_else(|e| json!({ "error": e.to_string() }));
+        v["outbox"] = self
+            .engine
+            .outbox_stats(now_ms)
+            .unwrap_or_else(|e| json!({ "error": e.to_string() }));
+        v
+    }
+}

@@ -1,0 +1,193 @@
+//! The host's decisions for the live-query shard, on a local host with a
+//! virtual clock (the same `HostCore` the Worker runs): when coalesced
+//! diffs are flushed, the outbox drain on its timer and its backoff, the
+//! alarm left when nothing is owed, the per-user rate cache, and what an
+//! eviction keeps.
+
+use std::rc::Rc;
+
+use pylon_workers::app::App;
+use pylon_workers::host::local::LocalHost;
+use pylon_workers::host::{IoCall, IoOutcome, Method};
+use pylon_workers::policy::AuthContext;
+use pylon_workers::protocol::{self, Encoding, ErrorCode, Frame, FrameRef, ServerMsg};
+use pylon_workers::shard::{LiveShard, DRAIN_DELAY_MS};
+use pylon_workers::storage::SqliteConn;
+use serde_json::json;
+
+const MANIFEST: &str = r#"{"entities":[{"name":"Card","fields":[
+    {"name":"title","type":"string"},{"name":"n","type":"int"}]}]}"#;
+
+type Host = LocalHost<Rc<SqliteConn>, LiveShard<Rc<SqliteConn>>>;
+
+fn app() -> &'static App {
+    static APP: std::sync::OnceLock<App> = std::sync::OnceLock::new();
+    APP.get_or_init(|| App::new(MANIFEST))
+}
+
+fn host() -> Host {
+    let db = Rc::new(SqliteConn::open_in_memory().unwrap());
+    LocalHost::open(db, "room-1", app()).unwrap()
+}
+
+fn send(h: &mut Host, conn: &str, msg: serde_json::Value) {
+    h.message(conn, FrameRef::Text(&msg.to_string())).unwrap();
+}
+
+/// Sends a message written as JSON in the postcard encoding.
+fn send_postcard(h: &mut Host, conn: &str, msg: serde_json::Value) {
+    let m = protocol::decode_client(Encoding::Json, msg.to_string().as_bytes()).unwrap();
+    let frame = protocol::encode_client(Encoding::Postcard, &m);
+    h.message(conn, frame.as_ref()).unwrap();
+}
+
+fn received(h: &mut Host, conn: &str) -> Vec<ServerMsg> {
+    h.take_sent(conn)
+        .into_iter()
+        .map(|f| match f {
+            Frame::Text(t) => protocol::decode_server(Encoding::Json, t.as_bytes()).unwrap(),
+            Frame::Binary(b) => protocol::decode_server(Encoding::Postcard, &b).unwrap(),
+        })
+        .collect()
+}
+
+fn insert(op: &str, id: &str, n: i64) -> serde_json::Value {
+    json!({"type":"mut","op":op,"ops":[{"type":"insert","entity":"Card",
+        "row":{"id":id,"title":"t","n":n}}]})
+}
+
+#[test]
+fn a_write_is_flushed_at_once_and_drained_on_the_outbox_timer() {
+    let mut h = host();
+    let (a, b) = (h.connect(Encoding::Json).unwrap(), h.connect(Encoding::Postcard).unwrap());
+    send_postcard(&mut h, &b, json!({"type":"sub","id":"s","entity":"Card"}));
+    received(&mut h, &a);
+    assert!(received(&mut h, &b).iter().any(|m| matches!(m, ServerMsg::Snap(_))));
+    assert_eq!(h.alarm(), None, "nothing owed, no alarm");
+
+    send(&mut h, &a, insert("o1", "c1", 1));
+    // An idle shard flushes right after the event: the ack and the diff.
+    assert!(received(&mut h, &a).iter().any(|m| matches!(m, ServerMsg::Ack(k) if k.op == "o1")));
+    let got = received(&mut h, &b);
+    assert!(got.iter().any(|m| matches!(m, ServerMsg::Diff(_))), "{got:?}");
+    // The outbox holds the write: a drain is due shortly, on the alarm.
+    assert_eq!(h.alarm(), Some(h.now_ms() + DRAIN_DELAY_MS));
+    assert!(h.io_log.is_empty());
+    h.advance(DRAIN_DELAY_MS).unwrap();
+    assert!(matches!(h.io_log.as_slice(), [IoCall::ApplyOutbox(b)] if b.changes.len() == 1));
+    assert_eq!(h.alarm(), None, "drained: the shard can rest");
+    assert_eq!(h.stats()["outbox"]["depth"], 0);
+    assert_eq!(h.stats()["alarm_pending"], false);
+}
+
+#[test]
+fn a_failing_drain_backs_off_and_recovers() {
+    let mut h = host();
+    let fail = Rc::new(std::cell::Cell::new(true));
+    let f = fail.clone();
+    h.on_io(move |call| match call {
+        IoCall::ApplyOutbox(_) if f.get() => IoOutcome::Applied(Err("D1 is down".into())),
+        IoCall::ApplyOutbox(_) => IoOutcome::Applied(Ok(())),
+        _ => IoOutcome::RateLimited { allowed: true },
+    });
+    let a = h.connect(Encoding::Json).unwrap();
+    send(&mut h, &a, insert("o1", "c1", 1));
+    h.advance(DRAIN_DELAY_MS).unwrap();
+    let t0 = h.now_ms();
+    assert_eq!(h.alarm(), Some(t0 + 1000), "first retry after 1 s");
+    h.advance(1000).unwrap();
+    assert_eq!(h.alarm(), Some(t0 + 1000 + 2000), "then 2 s");
+    let stats = h.stats();
+    assert_eq!(stats["outbox"]["attempts"], 2);
+    assert_eq!(stats["outbox"]["last_error"], "D1 is down");
+    fail.set(false);
+    h.advance(2000).unwrap();
+    assert_eq!(h.alarm(), None);
+    assert_eq!(h.stats()["outbox"]["depth"], 0);
+    assert_eq!(h.stats()["outbox"]["attempts"], 0);
+    assert_eq!(h.io_log.len(), 3);
+}
+
+#[test]
+fn an_eviction_keeps_sockets_subscriptions_and_the_owed_drain() {
+    let mut h = host();
+    let (a, b) = (h.connect(Encoding::Json).unwrap(), h.connect(Encoding::Json).unwrap());
+    send(&mut h, &b, json!({"type":"sub","id":"s","entity":"Card"}));
+    send(&mut h, &a, insert("o1", "c1", 1));
+    received(&mut h, &b);
+    let owed = h.alarm();
+    assert!(owed.is_some());
+    h.evict();
+    assert_eq!(h.alarm(), owed, "the platform keeps the alarm");
+    send(&mut h, &a, insert("o2", "c2", 2));
+    assert_eq!(h.wakes(), 2);
+    let got = received(&mut h, &b);
+    assert!(
+        got.iter().any(|m| matches!(m, ServerMsg::Diff(d) if d.from == 1 && d.seq == 2)),
+        "{got:?}"
+    );
+    h.advance(DRAIN_DELAY_MS).unwrap();
+    // Both writes reach D1, in one batch or two.
+    let applied: usize = h
+        .io_log
+        .iter()
+        .map(|c| match c {
+            IoCall::ApplyOutbox(b) => b.changes.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(applied, 2);
+    assert_eq!(h.alarm(), None);
+}
+
+#[test]
+fn a_user_over_the_shared_limit_is_refused_until_the_period_ends() {
+    let mut h = host();
+    let over = Rc::new(std::cell::Cell::new(false));
+    let o = over.clone();
+    h.on_io(move |call| match call {
+        IoCall::RateLimit { .. } => IoOutcome::RateLimited { allowed: !o.get() },
+        _ => IoOutcome::Applied(Ok(())),
+    });
+    let a = h
+        .connect_as(Encoding::Json, AuthContext::user("u1"))
+        .unwrap();
+    received(&mut h, &a);
+    over.set(true);
+    send(&mut h, &a, json!({"type":"ping","t":1}));
+    // That one was let through; the binding's "no" applies from the next.
+    assert!(matches!(received(&mut h, &a).as_slice(), [ServerMsg::Pong(_)]));
+    send(&mut h, &a, json!({"type":"ping","t":2}));
+    assert!(matches!(received(&mut h, &a).as_slice(),
+        [ServerMsg::Err(e)] if e.code == ErrorCode::RateLimited));
+    over.set(false);
+    h.advance(10_000).unwrap();
+    send(&mut h, &a, json!({"type":"ping","t":3}));
+    assert!(matches!(received(&mut h, &a).as_slice(), [ServerMsg::Pong(_)]));
+    // Anonymous connections are not counted against any user.
+    let anon = h.connect(Encoding::Json).unwrap();
+    let calls = h.io_log.len();
+    send(&mut h, &anon, json!({"type":"ping"}));
+    assert_eq!(h.io_log.len(), calls);
+}
+
+#[test]
+fn http_routes_answer_with_typed_errors() {
+    let mut h = host();
+    let r = h.request(Method::Get, "ws", json!(null)).unwrap();
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (426, Some("UPGRADE_REQUIRED")));
+    let r = h.request(Method::Get, "mutate", json!(null)).unwrap();
+    assert_eq!(r.status, 405);
+    let r = h.request(Method::Post, "nope", json!({})).unwrap();
+    assert_eq!(r.status, 404);
+    let r = h
+        .request(Method::Post, "mutate", json!({"op":"h1","ops":[{"type":"insert",
+            "entity":"Card","row":{"id":"c1","title":"x","n":1}}]}))
+        .unwrap();
+    assert_eq!((r.status, r.body["seq"].as_u64()), (200, Some(1)));
+    let r = h
+        .request(Method::Post, "query", json!({"entity":"Card"}))
+        .unwrap();
+    assert_eq!(r.body["rows"][0]["id"], "c1");
+    assert_eq!(h.alarm(), Some(h.now_ms() + DRAIN_DELAY_MS));
+}
