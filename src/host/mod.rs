@@ -16,7 +16,8 @@
 //! use pylon_workers::host::{local::LocalHost, Action, Object, Open, OpenError};
 //! use pylon_workers::host::{ConnState, Request, Response, Wire};
 //! use pylon_workers::protocol::{Encoding, Frame, FrameRef};
-//! use pylon_workers::storage::SqliteConn;
+//! use pylon_workers::storage::{SqlConn, SqliteConn};
+//! use std::rc::Rc;
 //!
 //! /// Echoes every text frame to everyone, and counts them in a timer.
 //! struct Echo;
@@ -26,10 +27,10 @@
 //! struct Text(String);
 //! impl Wire for Text { fn encode(&self, _: Encoding) -> Frame { Frame::Text(self.0.clone()) } }
 //!
-//! impl Object<SqliteConn> for Echo {
+//! impl<C: SqlConn> Object<C> for Echo {
 //!     type Msg = Text;
 //!     type Conn = Peer;
-//!     async fn open(_: Open<'_, SqliteConn>, _: Vec<(String, Peer)>) -> Result<(Self, Vec<Action<Text, Peer>>), OpenError> {
+//!     async fn open(_: Open<'_, C>, _: Vec<(String, Peer)>) -> Result<(Self, Vec<Action<Text, Peer>>), OpenError> {
 //!         Ok((Echo, Vec::new()))
 //!     }
 //!     fn accept(&mut self, _: &Request, _: Encoding, _: i64) -> Result<Peer, Response> { Ok(Peer) }
@@ -39,7 +40,7 @@
 //!     }
 //! }
 //!
-//! let mut host = LocalHost::<SqliteConn, Echo>::open_in_memory("room").unwrap();
+//! let mut host = LocalHost::<Rc<SqliteConn>, Echo>::open_in_memory("room").unwrap();
 //! let a = host.connect(Encoding::Json).unwrap();
 //! let b = host.connect(Encoding::Json).unwrap();
 //! host.message(&a, FrameRef::Text("hi")).unwrap();
