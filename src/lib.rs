@@ -10,6 +10,7 @@ pub mod auth;
 #[cfg(all(feature = "client", not(target_arch = "wasm32")))]
 pub mod client;
 pub mod edge;
+pub mod export;
 pub mod host;
 pub mod http;
 pub mod live;
@@ -30,6 +31,20 @@ pub use store::{D1DataStore, D1Executor, DataStore};
 
 #[cfg(target_arch = "wasm32")]
 mod glue;
+
+/// The Workers runtime an app's `export!` wires up (wasm32 only): the
+/// router's entry point and the Durable Object host with the runtime's own
+/// object kinds.
+#[cfg(target_arch = "wasm32")]
+pub mod runtime {
+    pub use crate::durable_objects::do_sql::DoSql;
+    pub use crate::durable_objects::host::Host;
+    pub use crate::glue::router::fetch;
+    /// The live-query shard over Durable Object storage.
+    pub type LiveShard = crate::shard::LiveShard<DoSql>;
+    /// The sign-in store over Durable Object storage.
+    pub type AuthStore = crate::signin::object::AuthObject<DoSql>;
+}
 
 #[cfg(target_arch = "wasm32")]
 #[path = "../durable_objects/mod.rs"]

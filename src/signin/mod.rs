@@ -29,6 +29,7 @@ pub mod endpoints;
 mod error;
 pub mod github;
 pub mod oauth;
+pub mod object;
 pub mod oidc;
 pub mod pkce;
 pub mod random;

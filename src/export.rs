@@ -1,0 +1,109 @@
+//! `export!`: the few lines that turn an app crate into a Worker. It writes
+//! the Worker's `fetch` entry point and one Durable Object class per object
+//! kind — the runtime's own (`Shard`, `Auth`) and the app's — each a thin
+//! wrapper around the shared host. Nothing is exported by the library
+//! itself; an app that does not call `export!` exports nothing.
+//!
+//! ```ignore
+//! // examples/minimal/src/lib.rs
+//! fn app() -> pylon_workers::app::App {
+//!     pylon_workers::app::App::new(include_str!("../schema.json"))
+//! }
+//! pylon_workers::export!(app);
+//! ```
+//!
+//! With kinds of the app's own (each an `Object`; see docs/host.md),
+//! bound in wrangler.toml under the class name given here:
+//!
+//! ```ignore
+//! pylon_workers::export!(app, objects { Lobby: my_app::LobbyObject });
+//! ```
+//!
+//! The app crate depends on `worker` (wasm32 only, the same pinned version
+//! as this crate), because the entry-point macros name it.
+
+/// Exports the Worker of an app: see the module docs of `pylon_workers::export`.
+#[macro_export]
+macro_rules! export {
+    ($app:path) => {
+        $crate::export!($app, objects {});
+    };
+    ($app:path, objects { $($class:ident : $kind:ty),* $(,)? }) => {
+        /// The app, built once per isolate.
+        #[cfg(target_arch = "wasm32")]
+        fn __pylon_app() -> &'static $crate::app::App {
+            static APP: ::std::sync::OnceLock<$crate::app::App> = ::std::sync::OnceLock::new();
+            APP.get_or_init($app)
+        }
+
+        #[cfg(target_arch = "wasm32")]
+        #[::worker::event(fetch)]
+        async fn __pylon_fetch(
+            req: ::worker::Request,
+            env: ::worker::Env,
+            ctx: ::worker::Context,
+        ) -> ::worker::Result<::worker::Response> {
+            $crate::runtime::fetch(req, env, ctx, __pylon_app()).await
+        }
+
+        $crate::__pylon_object!(Shard, $crate::runtime::LiveShard);
+        $crate::__pylon_object!(Auth, $crate::runtime::AuthStore);
+        $( $crate::__pylon_object!($class, $kind); )*
+    };
+}
+
+/// One Durable Object class around the host (used by `export!`).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __pylon_object {
+    ($class:ident, $kind:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        #[::worker::durable_object]
+        pub struct $class {
+            host: $crate::runtime::Host<$kind>,
+        }
+
+        #[cfg(target_arch = "wasm32")]
+        impl ::worker::DurableObject for $class {
+            fn new(state: ::worker::State, env: ::worker::Env) -> Self {
+                Self {
+                    host: $crate::runtime::Host::new(state, env, __pylon_app()),
+                }
+            }
+
+            async fn fetch(&self, req: ::worker::Request) -> ::worker::Result<::worker::Response> {
+                self.host.fetch(req).await
+            }
+
+            async fn websocket_message(
+                &self,
+                ws: ::worker::WebSocket,
+                message: ::worker::WebSocketIncomingMessage,
+            ) -> ::worker::Result<()> {
+                self.host.websocket_message(ws, message).await
+            }
+
+            async fn websocket_close(
+                &self,
+                ws: ::worker::WebSocket,
+                code: usize,
+                reason: String,
+                was_clean: bool,
+            ) -> ::worker::Result<()> {
+                self.host.websocket_close(ws, code, reason, was_clean).await
+            }
+
+            async fn websocket_error(
+                &self,
+                ws: ::worker::WebSocket,
+                error: ::worker::Error,
+            ) -> ::worker::Result<()> {
+                self.host.websocket_error(ws, error).await
+            }
+
+            async fn alarm(&self) -> ::worker::Result<::worker::Response> {
+                self.host.alarm().await
+            }
+        }
+    };
+}
