@@ -38,7 +38,10 @@ mod tests {
     fn leap_days_and_ends_of_years() {
         assert_eq!(rfc3339_from_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(rfc3339_from_ms(946_684_799_999), "1999-12-31T23:59:59.999Z");
-        assert_eq!(rfc3339_from_ms(4_107_542_400_000), "2100-03-01T00:00:00.000Z");
+        assert_eq!(
+            rfc3339_from_ms(4_107_542_400_000),
+            "2100-03-01T00:00:00.000Z"
+        );
         assert_eq!(rfc3339_from_ms(-1), "1969-12-31T23:59:59.999Z");
         // Every written time is one the manifest's datetime check accepts.
         for ms in [0, 1_000_000_000_123, 1_764_565_200_123] {

@@ -11,10 +11,11 @@
 //! describe themselves (`deserialize_any` is unsupported there).
 
 use std::collections::BTreeMap;
-use std::fmt;
 
-use serde::de::{self, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Serialize, Serializer};
+
+pub(crate) mod decode;
+pub use decode::MAX_DEPTH;
 
 /// One row of an entity: field name to value. Every row has an `id` (text).
 pub type Row = BTreeMap<String, Value>;
@@ -164,17 +165,6 @@ enum TaggedRef<'a> {
     Map(&'a BTreeMap<String, Value>),
 }
 
-#[derive(Deserialize)]
-enum TaggedOwned {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Text(String),
-    List(Vec<Value>),
-    Map(BTreeMap<String, Value>),
-}
-
 impl Serialize for Value {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if s.is_human_readable() {
@@ -200,84 +190,6 @@ impl Serialize for Value {
             };
             tagged.serialize(s)
         }
-    }
-}
-
-impl<'de> Deserialize<'de> for Value {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        if d.is_human_readable() {
-            d.deserialize_any(JsonVisitor)
-        } else {
-            Ok(match TaggedOwned::deserialize(d)? {
-                TaggedOwned::Null => Value::Null,
-                TaggedOwned::Bool(b) => Value::Bool(b),
-                TaggedOwned::Int(i) => Value::Int(i),
-                // JSON has no NaN or infinity; refusing them here keeps the
-                // two encodings of one message equal (found by fuzzing).
-                TaggedOwned::Float(f) if !f.is_finite() => {
-                    return Err(de::Error::custom(
-                        "a non-finite float has no place in a value",
-                    ))
-                }
-                TaggedOwned::Float(f) => Value::Float(f),
-                TaggedOwned::Text(t) => Value::Text(t),
-                TaggedOwned::List(l) => Value::List(l),
-                TaggedOwned::Map(m) => Value::Map(m),
-            })
-        }
-    }
-}
-
-struct JsonVisitor;
-
-impl<'de> Visitor<'de> for JsonVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        Value::deserialize(d)
-    }
-    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
-        Ok(Value::Bool(b))
-    }
-    fn visit_i64<E>(self, i: i64) -> Result<Value, E> {
-        Ok(Value::Int(i))
-    }
-    fn visit_u64<E>(self, u: u64) -> Result<Value, E> {
-        Ok(i64::try_from(u)
-            .map(Value::Int)
-            .unwrap_or(Value::Float(u as f64)))
-    }
-    fn visit_f64<E>(self, f: f64) -> Result<Value, E> {
-        Ok(Value::Float(f))
-    }
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
-        Ok(Value::Text(s.to_owned()))
-    }
-    fn visit_string<E: de::Error>(self, s: String) -> Result<Value, E> {
-        Ok(Value::Text(s))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
-        while let Some(v) = seq.next_element()? {
-            out.push(v);
-        }
-        Ok(Value::List(out))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = BTreeMap::new();
-        while let Some((k, v)) = map.next_entry::<String, Value>()? {
-            out.insert(k, v);
-        }
-        Ok(Value::Map(out))
     }
 }
 

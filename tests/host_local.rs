@@ -59,17 +59,27 @@ fn insert(op: &str, id: &str, n: i64) -> serde_json::Value {
 #[test]
 fn a_write_is_flushed_at_once_and_drained_on_the_outbox_timer() {
     let mut h = host();
-    let (a, b) = (h.connect(Encoding::Json).unwrap(), h.connect(Encoding::Postcard).unwrap());
+    let (a, b) = (
+        h.connect(Encoding::Json).unwrap(),
+        h.connect(Encoding::Postcard).unwrap(),
+    );
     send_postcard(&mut h, &b, json!({"type":"sub","id":"s","entity":"Card"}));
     received(&mut h, &a);
-    assert!(received(&mut h, &b).iter().any(|m| matches!(m, ServerMsg::Snap(_))));
+    assert!(received(&mut h, &b)
+        .iter()
+        .any(|m| matches!(m, ServerMsg::Snap(_))));
     assert_eq!(h.alarm(), None, "nothing owed, no alarm");
 
     send(&mut h, &a, insert("o1", "c1", 1));
     // An idle shard flushes right after the event: the ack and the diff.
-    assert!(received(&mut h, &a).iter().any(|m| matches!(m, ServerMsg::Ack(k) if k.op == "o1")));
+    assert!(received(&mut h, &a)
+        .iter()
+        .any(|m| matches!(m, ServerMsg::Ack(k) if k.op == "o1")));
     let got = received(&mut h, &b);
-    assert!(got.iter().any(|m| matches!(m, ServerMsg::Diff(_))), "{got:?}");
+    assert!(
+        got.iter().any(|m| matches!(m, ServerMsg::Diff(_))),
+        "{got:?}"
+    );
     // The outbox holds the write: a drain is due shortly, on the alarm.
     assert_eq!(h.alarm(), Some(h.now_ms() + DRAIN_DELAY_MS));
     assert!(h.io_log.is_empty());
@@ -111,7 +121,10 @@ fn a_failing_drain_backs_off_and_recovers() {
 #[test]
 fn an_eviction_keeps_sockets_subscriptions_and_the_owed_drain() {
     let mut h = host();
-    let (a, b) = (h.connect(Encoding::Json).unwrap(), h.connect(Encoding::Json).unwrap());
+    let (a, b) = (
+        h.connect(Encoding::Json).unwrap(),
+        h.connect(Encoding::Json).unwrap(),
+    );
     send(&mut h, &b, json!({"type":"sub","id":"s","entity":"Card"}));
     send(&mut h, &a, insert("o1", "c1", 1));
     received(&mut h, &b);
@@ -123,7 +136,8 @@ fn an_eviction_keeps_sockets_subscriptions_and_the_owed_drain() {
     assert_eq!(h.wakes(), 2);
     let got = received(&mut h, &b);
     assert!(
-        got.iter().any(|m| matches!(m, ServerMsg::Diff(d) if d.from == 1 && d.seq == 2)),
+        got.iter()
+            .any(|m| matches!(m, ServerMsg::Diff(d) if d.from == 1 && d.seq == 2)),
         "{got:?}"
     );
     h.advance(DRAIN_DELAY_MS).unwrap();
@@ -156,14 +170,20 @@ fn a_user_over_the_shared_limit_is_refused_until_the_period_ends() {
     over.set(true);
     send(&mut h, &a, json!({"type":"ping","t":1}));
     // That one was let through; the binding's "no" applies from the next.
-    assert!(matches!(received(&mut h, &a).as_slice(), [ServerMsg::Pong(_)]));
+    assert!(matches!(
+        received(&mut h, &a).as_slice(),
+        [ServerMsg::Pong(_)]
+    ));
     send(&mut h, &a, json!({"type":"ping","t":2}));
     assert!(matches!(received(&mut h, &a).as_slice(),
         [ServerMsg::Err(e)] if e.code == ErrorCode::RateLimited));
     over.set(false);
     h.advance(10_000).unwrap();
     send(&mut h, &a, json!({"type":"ping","t":3}));
-    assert!(matches!(received(&mut h, &a).as_slice(), [ServerMsg::Pong(_)]));
+    assert!(matches!(
+        received(&mut h, &a).as_slice(),
+        [ServerMsg::Pong(_)]
+    ));
     // Anonymous connections are not counted against any user.
     let anon = h.connect(Encoding::Json).unwrap();
     let calls = h.io_log.len();
@@ -175,14 +195,21 @@ fn a_user_over_the_shared_limit_is_refused_until_the_period_ends() {
 fn http_routes_answer_with_typed_errors() {
     let mut h = host();
     let r = h.request(Method::Get, "ws", json!(null)).unwrap();
-    assert_eq!((r.status, r.body["error"]["code"].as_str()), (426, Some("UPGRADE_REQUIRED")));
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (426, Some("UPGRADE_REQUIRED"))
+    );
     let r = h.request(Method::Get, "mutate", json!(null)).unwrap();
     assert_eq!(r.status, 405);
     let r = h.request(Method::Post, "nope", json!({})).unwrap();
     assert_eq!(r.status, 404);
     let r = h
-        .request(Method::Post, "mutate", json!({"op":"h1","ops":[{"type":"insert",
-            "entity":"Card","row":{"id":"c1","title":"x","n":1}}]}))
+        .request(
+            Method::Post,
+            "mutate",
+            json!({"op":"h1","ops":[{"type":"insert",
+            "entity":"Card","row":{"id":"c1","title":"x","n":1}}]}),
+        )
         .unwrap();
     assert_eq!((r.status, r.body["seq"].as_u64()), (200, Some(1)));
     let r = h

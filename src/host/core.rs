@@ -300,7 +300,11 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
         v
     }
 
-    async fn finish(&mut self, actions: Vec<Action<K::Msg, K::Conn>>, now_ms: i64) -> Effects<K, C> {
+    async fn finish(
+        &mut self,
+        actions: Vec<Action<K::Msg, K::Conn>>,
+        now_ms: i64,
+    ) -> Effects<K, C> {
         let mut out = Vec::new();
         self.carry_out(actions, now_ms, &mut out).await;
         self.check_alarm(now_ms, &mut out);

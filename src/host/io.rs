@@ -27,7 +27,9 @@ pub enum IoCall {
 #[derive(Clone, Debug, PartialEq)]
 pub enum IoOutcome {
     Verified(Result<AuthContext, AuthError>),
-    RateLimited { allowed: bool },
+    RateLimited {
+        allowed: bool,
+    },
     /// `Err` carries what failed, for the object's records and the log.
     Applied(Result<(), String>),
 }

@@ -159,7 +159,13 @@ impl<C: SqlConn + Clone, K: Object<C>> LocalHost<C, K> {
             .collect();
         let vars = self.vars.clone();
         let get = move |k: &str| vars.get(k).cloned();
-        let fx = ready_now(self.core.open(Some(&self.name.clone()), sockets, self.app, &get, self.now_ms))?;
+        let fx = ready_now(self.core.open(
+            Some(&self.name.clone()),
+            sockets,
+            self.app,
+            &get,
+            self.now_ms,
+        ))?;
         self.carry_out(fx);
         Ok(())
     }
@@ -202,7 +208,11 @@ impl<C: SqlConn + Clone, K: Object<C>> LocalHost<C, K> {
     }
 
     /// Opens a socket as `caller`: its id, or the object's refusal.
-    pub fn connect_as(&mut self, encoding: Encoding, caller: AuthContext) -> Result<String, Response> {
+    pub fn connect_as(
+        &mut self,
+        encoding: Encoding,
+        caller: AuthContext,
+    ) -> Result<String, Response> {
         self.ensure_open()
             .map_err(|e| Response::from(crate::api_error::ApiError::internal(e.to_string())))?;
         let req = Request {
@@ -243,7 +253,8 @@ impl<C: SqlConn + Clone, K: Object<C>> LocalHost<C, K> {
     pub fn close(&mut self, conn: &str) -> Result<(), OpenError> {
         self.ensure_open()?;
         if let Some(s) = self.sockets.get_mut(conn) {
-            s.closed.get_or_insert((1000, "closed by the client".into()));
+            s.closed
+                .get_or_insert((1000, "closed by the client".into()));
         }
         let fx = ready_now(self.core.closed(conn, self.now_ms));
         self.carry_out(fx);
@@ -302,9 +313,11 @@ impl<C: SqlConn + Clone, K: Object<C>> LocalHost<C, K> {
                 }
                 Effect::Attach { conn, state } => {
                     if let Some(s) = self.sockets.get_mut(&conn) {
-                        s.attachment =
-                            serde_json::to_value(Attachment { conn: conn.clone(), info: state })
-                                .unwrap_or_default();
+                        s.attachment = serde_json::to_value(Attachment {
+                            conn: conn.clone(),
+                            info: state,
+                        })
+                        .unwrap_or_default();
                     }
                 }
                 Effect::SetAlarm(at) => self.alarm = Some(at),

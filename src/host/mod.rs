@@ -57,8 +57,8 @@ mod object;
 mod request;
 pub mod timers;
 
-pub use action::{Action, ConnState, Wire};
 pub use self::core::{Attachment, Effect, HostCore};
+pub use action::{Action, ConnState, Wire};
 pub use io::{IoCall, IoOutcome};
 pub use object::{Object, Open, OpenError};
 pub use request::{Method, Request, Response};

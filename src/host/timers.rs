@@ -57,7 +57,9 @@ impl<'a, C: SqlConn> Timers<'a, C> {
 
     /// The earliest timer's time.
     pub fn next(&self) -> Result<Option<i64>, StorageError> {
-        let rows = self.conn.exec("SELECT MIN(at_ms) FROM _pylon_timers", &[])?;
+        let rows = self
+            .conn
+            .exec("SELECT MIN(at_ms) FROM _pylon_timers", &[])?;
         Ok(match rows.first().and_then(|r| r.first()) {
             Some(SqlValue::Integer(at)) => Some(*at),
             _ => None,

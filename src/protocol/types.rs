@@ -571,4 +571,4 @@ impl Default for Limits {
 
 /// Containers (lists and maps) nest at most this deep inside any one
 /// `Value` field, in both encodings; a row counts as one level.
-pub const MAX_VALUE_DEPTH: usize = 64;
+pub const MAX_VALUE_DEPTH: usize = crate::value::MAX_DEPTH;

@@ -248,7 +248,8 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
     ) -> Result<(Self, Vec<ShardAction>), OpenError> {
         let manifest = init.app.manifest()?;
         // Limits come from wrangler [vars] (docs/protocol.md, "Limits").
-        let config = ShardConfig::from_vars(init.vars).map_err(|e| OpenError::Config(e.to_string()))?;
+        let config =
+            ShardConfig::from_vars(init.vars).map_err(|e| OpenError::Config(e.to_string()))?;
         let mut engine = ShardEngine::open(init.sql, manifest, &init.name, config)
             .map_err(|e| OpenError::Other(format!("schema: {e}")))?;
         let out = engine.restore(conns, init.now_ms).await?;
@@ -271,9 +272,18 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
         self.engine.config().limits.max_frame_bytes
     }
 
-    fn accept(&mut self, req: &Request, encoding: Encoding, _now_ms: i64) -> Result<ConnInfo, Response> {
+    fn accept(
+        &mut self,
+        req: &Request,
+        encoding: Encoding,
+        _now_ms: i64,
+    ) -> Result<ConnInfo, Response> {
         if req.rest != "ws" {
-            return Err(ApiError::not_found(format!("no socket at /v1/shards/{}/{}", req.object, req.rest)).into());
+            return Err(ApiError::not_found(format!(
+                "no socket at /v1/shards/{}/{}",
+                req.object, req.rest
+            ))
+            .into());
         }
         Ok(ConnInfo {
             auth: req.caller.clone(),
@@ -295,7 +305,12 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
         self.after(now_ms, out)
     }
 
-    async fn on_message(&mut self, conn: &str, frame: FrameRef<'_>, now_ms: i64) -> Vec<ShardAction> {
+    async fn on_message(
+        &mut self,
+        conn: &str,
+        frame: FrameRef<'_>,
+        now_ms: i64,
+    ) -> Vec<ShardAction> {
         // A verified user's messages also count against the user, across
         // every socket and shard (docs/edge.md): counted after the message
         // is handled and enforced from the next one on.
@@ -303,7 +318,10 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
         let blocked = user
             .as_ref()
             .is_some_and(|u| self.users_over.get(u).is_some_and(|&until| now_ms < until));
-        let out = self.engine.message_within(conn, frame, now_ms, !blocked).await;
+        let out = self
+            .engine
+            .message_within(conn, frame, now_ms, !blocked)
+            .await;
         let mut out = self.actions(out);
         if let (Some(user), false) = (user, blocked) {
             let tag = self.tag(Waiting::UserRate { user: user.clone() });
@@ -339,8 +357,12 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
                 (r, Vec::new())
             }
             (Method::Get, "ws") => (
-                ApiError::new(426, "UPGRADE_REQUIRED", "this endpoint takes a WebSocket upgrade")
-                    .into(),
+                ApiError::new(
+                    426,
+                    "UPGRADE_REQUIRED",
+                    "this endpoint takes a WebSocket upgrade",
+                )
+                .into(),
                 Vec::new(),
             ),
             (m, "ws" | "stats" | "mutate" | "query") => (
