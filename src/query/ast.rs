@@ -15,6 +15,7 @@ use crate::manifest::{Entity, FieldType};
 use crate::sql::SqlValue;
 
 use super::cursor::Cursor;
+use super::order::OrderKey;
 
 /// A checked query on one entity. Build it with [`Query::parse`].
 #[derive(Clone, Debug, PartialEq)]
@@ -72,14 +73,6 @@ pub enum CmpOp {
     Gte,
     Lt,
     Lte,
-}
-
-/// One sort key.
-#[derive(Clone, Debug, PartialEq)]
-pub struct OrderKey {
-    pub field: String,
-    pub ty: FieldType,
-    pub desc: bool,
 }
 
 impl Filter {

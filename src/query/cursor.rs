@@ -21,9 +21,8 @@ use crate::manifest::FieldType;
 use crate::sql::SqlValue;
 use crate::value::Row;
 
-use super::ast::OrderKey;
 use super::error::QueryError;
-use super::eval::key_of;
+use super::order::{key_of, OrderKey};
 
 /// A position in a query's order: one storage value per sort key.
 #[derive(Clone, Debug, PartialEq)]

@@ -28,15 +28,19 @@ mod error;
 mod eval;
 mod like;
 pub mod limits;
+mod order;
 mod parse;
+mod stored;
 
-pub use ast::{CmpOp, Filter, OrderKey, Query};
+pub use ast::{CmpOp, Filter, Query};
+pub use order::OrderKey;
 pub use compile::quote_ident;
 pub use cursor::Cursor;
 pub use error::QueryError;
-pub use eval::{compare_rows, matches};
-pub(crate) use eval::{stored, Stored};
+pub use eval::matches;
 pub use like::like;
+pub use order::compare_rows;
+pub(crate) use stored::{stored, Stored};
 
 use std::cmp::Ordering;
 
@@ -48,7 +52,7 @@ impl Query {
     pub fn admits(&self, row: &Row) -> bool {
         matches(&self.filter, row)
             && self.after.as_ref().is_none_or(|c| {
-                eval::compare_to_keys(&self.order, row, &c.keys) == Ordering::Greater
+                order::compare_to_keys(&self.order, row, &c.keys) == Ordering::Greater
             })
     }
 

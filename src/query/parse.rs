@@ -16,7 +16,8 @@ use crate::manifest::{Entity, FieldType};
 use crate::sql::{to_sql, SqlValue};
 use crate::value::Value;
 
-use super::ast::{column_type, CmpOp, Filter, OrderKey, Query};
+use super::ast::{column_type, CmpOp, Filter, Query};
+use super::order::OrderKey;
 use super::cursor::Cursor;
 use super::error::QueryError;
 use super::limits::*;
