@@ -41,7 +41,7 @@ fn percentiles(mut d: Vec<Duration>) -> (f64, f64) {
 }
 
 fn main() {
-    let m = Manifest::from_json_str(include_str!("../examples/schema.json")).unwrap();
+    let m = Manifest::from_json_str(include_str!("../examples/board/schema.json")).unwrap();
     let path = std::env::temp_dir().join(format!("pylon-cold-bench-{}.sqlite", std::process::id()));
     let _ = std::fs::remove_file(&path);
     let db = RusqliteExecutor::open(&path).unwrap();

@@ -171,7 +171,7 @@ fn run(manifest: &Arc<Manifest>, subs: usize, writes: usize, batch: usize) -> f6
 
 fn main() {
     let manifest = Arc::new(
-        Manifest::from_json_str(include_str!("../examples/schema.json"))
+        Manifest::from_json_str(include_str!("../examples/board/schema.json"))
             .expect("the example manifest loads"),
     );
     let writes = env_list("PYLON_SHARD_WRITES", "2000")[0];

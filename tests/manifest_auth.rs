@@ -107,7 +107,7 @@ fn problems_have_paths() {
 #[test]
 fn example_schema_auth() {
     let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/schema.json"))
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/board/schema.json"))
             .unwrap();
     let m = Manifest::from_json_str(&text).unwrap();
     let a = m.auth();

@@ -4,7 +4,7 @@ use pylon_workers::manifest::{create_statements, plan_migration, Manifest};
 use pylon_workers::policy::AuthContext;
 use pylon_workers::value::{Row, Value};
 
-const EXAMPLE: &str = include_str!("../examples/schema.json");
+const EXAMPLE: &str = include_str!("../examples/board/schema.json");
 
 fn row(json: &str) -> Row {
     match serde_json::from_str::<Value>(json).unwrap() {

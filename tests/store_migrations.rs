@@ -79,7 +79,7 @@ fn generator_evolves_and_check_catches_stale_files() {
         std::fs::copy(root().join("migrations").join(f), dir.join(f)).unwrap();
     }
     let mut v2: serde_json::Value =
-        serde_json::from_str(include_str!("../examples/schema.json")).unwrap();
+        serde_json::from_str(include_str!("../examples/board/schema.json")).unwrap();
     let todo_at = v2["entities"]
         .as_array()
         .unwrap()

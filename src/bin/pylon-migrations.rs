@@ -2,7 +2,7 @@
 //! apply`: numbered `NNNN_<name>.sql` files in `migrations/`.
 //!
 //! ```text
-//! cargo run --bin pylon-migrations -- [--manifest examples/schema.json]
+//! cargo run --bin pylon-migrations -- [--manifest examples/board/schema.json]
 //!     [--dir migrations] [--name schema] [--check]
 //! ```
 //!
@@ -21,7 +21,7 @@ mod native {
 
     use pylon_workers::manifest::Manifest;
     use pylon_workers::store::schema::{
-        d1_schema, plan_d1_migration, recorded_manifest, render_migration,
+        d1_schema, directory_table, plan_d1_migration, recorded_manifest, render_migration,
     };
     use pylon_workers::store::RusqliteExecutor;
 
@@ -34,7 +34,7 @@ mod native {
 
     fn parse_args() -> Result<Args, String> {
         let mut a = Args {
-            manifest: "examples/schema.json".into(),
+            manifest: "examples/board/schema.json".into(),
             dir: "migrations".into(),
             name: "schema".into(),
             check: false,
@@ -165,7 +165,12 @@ mod native {
                 applied = Some(m.map_err(|e| format!("{}: {e}", path.display()))?);
             }
         }
-        let plan = plan_d1_migration(applied.as_ref(), &target).map_err(|e| e.to_string())?;
+        let mut plan = plan_d1_migration(applied.as_ref(), &target).map_err(|e| e.to_string())?;
+        if files.is_empty() {
+            // A new app's first migration also creates the shard directory
+            // (this project's own was written by hand as 0001).
+            plan.insert(0, directory_table());
+        }
         let number = files.last().map_or(1, |(n, _)| n + 1);
         let path = args.dir.join(format!("{number:04}_{}.sql", args.name));
         if args.check {

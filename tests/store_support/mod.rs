@@ -7,7 +7,7 @@ use pylon_workers::value::{Row, Value};
 use pylon_workers::D1Executor;
 
 pub fn manifest() -> Manifest {
-    Manifest::from_json_str(include_str!("../../examples/schema.json")).unwrap()
+    Manifest::from_json_str(include_str!("../../examples/board/schema.json")).unwrap()
 }
 
 /// A fresh in-memory D1 with the schema of `m`.

@@ -9,7 +9,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use crate::support::{ids, project_root, unique, wait_rows, within};
 use crate::Ctx;
 
-/// The example schema's audience (examples/schema.json `auth.audience`).
+/// The example schema's audience (examples/board/schema.json `auth.audience`).
 const AUDIENCE: &str = "pylon-dev";
 
 /// The development secret wrangler dev reads from `.dev.vars`.

@@ -1,0 +1,22 @@
+//! The demo board (`public/` is its page): cards anyone in a room can add
+//! and tick, with presence, plus the policy-guarded entities of the
+//! example schema (`Todo`, `Message`, `Channel`, `User`). Everything it
+//! adds to the runtime is declared here.
+
+use pylon_workers::app::App;
+
+/// The board's app: its manifest (`schema.json`, or `PYLON_SCHEMA`).
+pub fn app() -> App {
+    App::new(include_str!(concat!(env!("OUT_DIR"), "/schema.json")))
+}
+
+pylon_workers::export!(app);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_manifest_loads() {
+        let m = super::app().manifest().expect("the board's manifest loads");
+        assert!(m.entity("Card").is_some());
+    }
+}
