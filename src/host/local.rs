@@ -4,7 +4,6 @@
 //! attachments, as the platform does.
 
 use std::collections::BTreeMap;
-use std::rc::Rc;
 
 use super::core::{Attachment, Effect, HostCore};
 use super::io::{IoCall, IoOutcome};
@@ -46,6 +45,7 @@ pub struct LocalHost<C: SqlConn + Clone, K: Object<C>> {
 }
 
 /// The app a local host serves when the test gives none.
+#[cfg(feature = "sqlite")]
 fn empty_app() -> &'static App {
     static APP: std::sync::OnceLock<App> = std::sync::OnceLock::new();
     APP.get_or_init(|| App::new(r#"{"entities":[]}"#))
@@ -64,12 +64,14 @@ fn default_io(call: &IoCall) -> IoOutcome {
 }
 
 #[cfg(feature = "sqlite")]
-impl<K: Object<Rc<crate::storage::SqliteConn>>> LocalHost<Rc<crate::storage::SqliteConn>, K> {
+impl<K: Object<std::rc::Rc<crate::storage::SqliteConn>>>
+    LocalHost<std::rc::Rc<crate::storage::SqliteConn>, K>
+{
     /// A host over a fresh in-memory SQLite database.
     pub fn open_in_memory(name: &str) -> Result<Self, OpenError> {
         let db = crate::storage::SqliteConn::open_in_memory()
             .map_err(|e| OpenError::Other(e.to_string()))?;
-        Self::open(Rc::new(db), name, empty_app())
+        Self::open(std::rc::Rc::new(db), name, empty_app())
     }
 }
 

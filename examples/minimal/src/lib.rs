@@ -1,6 +1,6 @@
 //! The smallest app: a manifest, and the line that exports the Worker.
 
-fn app() -> pylon_workers::app::App {
+pub fn app() -> pylon_workers::app::App {
     pylon_workers::app::App::new(include_str!("../schema.json"))
 }
 
