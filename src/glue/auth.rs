@@ -11,7 +11,7 @@ use worker::{Env, Request, Response, Result};
 use crate::api_error::ApiError;
 use crate::auth::{self, AuthError};
 use crate::glue::respond;
-use crate::glue::verify::{now_secs, verify_token};
+use crate::glue::verify::{now_secs, verify_credential, verify_token};
 use crate::policy::AuthContext;
 
 /// What the gate decided.
@@ -86,26 +86,32 @@ pub(crate) async fn gate(env: &Env, shard: &str, req: &Request) -> Result<Gate> 
     let headers = req.headers();
     let authorization = headers.get("Authorization")?;
     let protocols = headers.get("Sec-WebSocket-Protocol")?;
-    let caller = match auth::request_token(authorization.as_deref(), protocols.as_deref()) {
-        Ok(Some(t)) => verify_token(env, t, now_secs()).await.map(Some),
+    let verified = match auth::request_token(authorization.as_deref(), protocols.as_deref()) {
+        Ok(Some(t)) => verify_credential(env, t, now_secs()).await.map(Some),
         Ok(None) => Ok(None),
         Err(e) => Err(e),
     };
-    let caller = match caller.and_then(|c| manifest.auth().decide(shard, c)) {
+    let (caller, lease) = match verified {
+        Ok(Some((c, l))) => (Some(c), l),
+        Ok(None) => (None, auth::Lease::default()),
+        Err(e) => return refuse(&e),
+    };
+    let caller = match manifest.auth().decide(shard, caller) {
         Ok(c) => c,
         Err(e) => return refuse(&e),
     };
-    let fwd = forward(req, protocols.as_deref(), &caller)?;
+    let fwd = forward(req, protocols.as_deref(), &caller, &lease)?;
     Ok(Gate::Pass(fwd, caller))
 }
 
 /// `req` rewritten for the shard: incoming `x-pylon-*` headers,
-/// `Authorization` and `bearer.` subprotocol entries removed, `caller` in
-/// `x-pylon-auth`.
+/// `Authorization` and `bearer.` subprotocol entries removed, `caller` and
+/// its lease (when its token ends, its session) in `x-pylon-auth`.
 pub(crate) fn forward(
     req: &Request,
     protocols: Option<&str>,
     caller: &AuthContext,
+    lease: &auth::Lease,
 ) -> Result<Request> {
     let mut fwd = req.clone_mut()?;
     let out = fwd.headers_mut()?;
@@ -133,6 +139,6 @@ pub(crate) fn forward(
             out.set("Sec-WebSocket-Protocol", &kept.join(", "))?;
         }
     }
-    out.set(auth::AUTH_HEADER, &auth::encode_context(caller))?;
+    out.set(auth::AUTH_HEADER, &auth::encode_caller(caller, lease))?;
     Ok(fwd)
 }

@@ -58,6 +58,31 @@ impl DoBackend<'_> {
     }
 }
 
+impl DoBackend<'_> {
+    /// [`StoreCall::Live`] without trusting a cached "live" (a cached
+    /// "revoked" still answers): for checks that come at the cache's
+    /// interval already. The answer is cached like any other.
+    pub(crate) async fn live_now(&self, sid: &str, now_ms: i64) -> Result<bool, SignInError> {
+        CACHE.with(|c| c.borrow_mut().set_ttl(self.cache_ttl_ms));
+        if CACHE.with(|c| c.borrow().get(sid, now_ms)) == Known::Revoked {
+            return Ok(false);
+        }
+        let live = match self.send(&StoreCall::Live { sid: sid.to_owned(), now_ms }).await? {
+            StoreReply::Live { live } => live,
+            r => return Err(crate::signin::store_api::unexpected(&r)),
+        };
+        CACHE.with(|c| {
+            let mut c = c.borrow_mut();
+            if live {
+                c.live(sid, now_ms);
+            } else {
+                c.revoked(sid, now_ms + self.token_ttl_ms + 60_000);
+            }
+        });
+        Ok(live)
+    }
+}
+
 impl AuthBackend for DoBackend<'_> {
     async fn call(&self, call: StoreCall) -> Result<StoreReply, SignInError> {
         CACHE.with(|c| c.borrow_mut().set_ttl(self.cache_ttl_ms));

@@ -12,5 +12,5 @@ pub(crate) mod respond;
 mod router;
 pub(crate) mod schema;
 mod session_gate;
-mod signin;
+pub(crate) mod signin;
 pub(crate) mod verify;

@@ -37,7 +37,7 @@ fn refusal(e: &SignInError) -> Result<Response> {
 async fn session_caller(
     env: &Env,
     req: &Request,
-) -> Result<Option<std::result::Result<AuthContext, Response>>> {
+) -> Result<Option<std::result::Result<(AuthContext, auth::Lease), Response>>> {
     let headers = req.headers();
     let authorization = headers.get("Authorization")?;
     let protocols = headers.get("Sec-WebSocket-Protocol")?;
@@ -81,7 +81,7 @@ async fn session_caller(
         }
     }
     match glue_signin::session_context(env, token).await {
-        Ok(caller) => Ok(Some(Ok(caller))),
+        Ok(verified) => Ok(Some(Ok(verified))),
         Err(e) => Ok(Some(Err(refusal(&e)?))),
     }
 }
@@ -89,7 +89,7 @@ async fn session_caller(
 /// Authenticates `req` for `shard`: session credentials here, anything
 /// else through the JWT gate.
 pub(crate) async fn gate(env: &Env, shard: &str, req: &Request) -> Result<Gate> {
-    let caller = match session_caller(env, req).await? {
+    let (caller, lease) = match session_caller(env, req).await? {
         None => return crate::glue::auth::gate(env, shard, req).await,
         Some(Err(resp)) => return Ok(Gate::Refuse(resp)),
         Some(Ok(c)) => c,
@@ -102,7 +102,7 @@ pub(crate) async fn gate(env: &Env, shard: &str, req: &Request) -> Result<Gate> 
         return Ok(Gate::Refuse(refusal(&SignInError::Unauthenticated(e))?));
     }
     let protocols = req.headers().get("Sec-WebSocket-Protocol")?;
-    let mut fwd = crate::glue::auth::forward(req, protocols.as_deref(), &caller)?;
+    let mut fwd = crate::glue::auth::forward(req, protocols.as_deref(), &caller, &lease)?;
     // The shard needs the identity, not the browser's cookies.
     fwd.headers_mut()?.delete("Cookie")?;
     Ok(Gate::Pass(fwd, caller))
@@ -116,6 +116,6 @@ pub(crate) async fn identify(
 ) -> Result<std::result::Result<AuthContext, Response>> {
     match session_caller(env, req).await? {
         None => crate::glue::auth::identify(env, req).await,
-        Some(r) => Ok(r),
+        Some(r) => Ok(r.map(|(caller, _)| caller)),
     }
 }
