@@ -28,6 +28,7 @@ use super::do_sql::DoSql;
 use crate::api_error::ApiError;
 use crate::glue::d1::{D1Exec, D1_BINDING};
 use crate::glue::respond;
+use crate::auth::Lease;
 use crate::policy::AuthContext;
 use crate::protocol::{self, ClientMsg, Encoding, Frame, FrameRef, ServerMsg};
 use crate::route::{self, Route};
@@ -200,6 +201,13 @@ impl Shard {
                     }
                     // Taken out by `on_frame` before delivery; never sent.
                     Outbound::Verify { .. } => {}
+                    Outbound::Attach { conn, info } => {
+                        if let Some((ws, _)) = sockets.get(&conn) {
+                            if let Err(e) = ws.serialize_attachment(Attachment { conn, info }) {
+                                worker::console_error!("shard: attachment: {e}");
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -230,6 +238,7 @@ impl Shard {
         req: &Request,
         shard: &str,
         auth: AuthContext,
+        lease: Lease,
     ) -> Result<Response> {
         let upgrade = req.headers().get("Upgrade")?.unwrap_or_default();
         if !upgrade.eq_ignore_ascii_case("websocket") {
@@ -257,6 +266,8 @@ impl Shard {
             auth,
             encoding: negotiated.encoding,
             client: None,
+            lease,
+            ended: None,
         };
 
         let pair = WebSocketPair::new()?;
@@ -515,9 +526,15 @@ impl Shard {
                 continue;
             };
             let verified =
-                crate::glue::verify::verify_token(&self.env, &token, now_ms() / 1000).await;
-            let out = self.engine_mut()?.hello_verified(&conn, verified);
+                crate::glue::verify::verify_credential(&self.env, &token, now_ms() / 1000).await;
+            let out = {
+                let mut engine = self.engine_mut()?;
+                engine.hello_verified(&conn, verified, now_ms()).await
+            };
             self.deliver(out);
+        }
+        if info.lease.sid.is_some() {
+            self.check_revocation(&conn, now).await?;
         }
         if let (Some(user), false) = (user, blocked) {
             let binding = crate::edge::limits::USER_MSG_BINDING;
@@ -527,6 +544,31 @@ impl Shard {
                 over.retain(|_, until| *until > now);
                 over.insert(user, now + period);
             }
+        }
+        Ok(())
+    }
+
+    /// Asks the Auth object whether the connection's session was revoked,
+    /// when the engine says a check is due (docs/auth.md, "Open sockets").
+    /// After the message was handled, like the user limit above: awaiting
+    /// first would let this socket's later frames overtake it.
+    async fn check_revocation(&self, conn: &str, now: i64) -> Result<()> {
+        // Only session tokens have a session, and they need sign-in's
+        // configuration, which holds the interval.
+        let Ok(config) = crate::glue::signin::config(&self.env) else {
+            return Ok(());
+        };
+        let every_ms = config.revocation_cache_secs.saturating_mul(1000);
+        let Some(sid) = self.engine_mut()?.revocation_due(conn, now, every_ms) else {
+            return Ok(());
+        };
+        match crate::glue::signin::session_live(&self.env, &sid).await {
+            Ok(live) => {
+                let out = self.engine_mut()?.session_checked(conn, &sid, live, now_ms());
+                self.deliver(out);
+            }
+            // Asked again at the next check.
+            Err(e) => worker::console_warn!("shard: revocation check: {e}"),
         }
         Ok(())
     }
@@ -589,11 +631,11 @@ impl DurableObject for Shard {
         };
         // The router authenticated the caller and put it here; requests
         // reach this object only through the router.
-        let auth = match req.headers().get(crate::auth::AUTH_HEADER)? {
-            Some(h) => crate::auth::decode_context(&h),
+        let caller = match req.headers().get(crate::auth::AUTH_HEADER)? {
+            Some(h) => crate::auth::decode_caller(&h),
             None => None,
         };
-        let Some(auth) = auth else {
+        let Some((auth, lease)) = caller else {
             worker::console_error!(
                 "shard: a request without the router's {} header",
                 crate::auth::AUTH_HEADER
@@ -607,7 +649,7 @@ impl DurableObject for Shard {
         }
         let method = req.method();
         let result = match (method.clone(), rest.as_str()) {
-            (Method::Get, "ws") => self.accept_socket(&req, &shard, auth).await,
+            (Method::Get, "ws") => self.accept_socket(&req, &shard, auth, lease).await,
             (Method::Get, "stats") => self.stats(),
             (Method::Post, "mutate") => self.http_mutate(req, &auth).await,
             (Method::Post, "query") => self.http_query(req, &auth).await,

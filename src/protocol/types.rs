@@ -295,6 +295,23 @@ pub struct ErrorMsg {
     pub sub: Option<String>,
 }
 
+impl ErrorMsg {
+    /// The reasons an `UNAUTHORIZED` message starts with (then `:`) when
+    /// an open connection's identity ended (docs/auth.md, "Open sockets").
+    pub const IDENTITY_ENDED: [&'static str; 2] = ["TOKEN_EXPIRED", "SESSION_REVOKED"];
+
+    /// Whether this says the connection's token expired or its session
+    /// was revoked: a `hello` with a fresh token renews it.
+    pub fn identity_ended(&self) -> bool {
+        self.code == ErrorCode::Unauthorized
+            && Self::IDENTITY_ENDED.iter().any(|r| {
+                self.message
+                    .strip_prefix(r)
+                    .is_some_and(|rest| rest.starts_with(':'))
+            })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
 pub struct PresenceState {
     #[serde(deserialize_with = "bounded::vec")]

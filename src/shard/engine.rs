@@ -13,7 +13,8 @@
 //!     r#"{"entities":[{"name":"Card","fields":[{"name":"title","type":"string"}]}]}"#).unwrap();
 //! let db = SqliteConn::open_in_memory().unwrap();
 //! let mut shard = ShardEngine::open(db, manifest.into(), "room-1", ShardConfig::default()).unwrap();
-//! let info = ConnInfo { auth: AuthContext::anonymous(), encoding: Encoding::Json, client: None };
+//! let info = ConnInfo { auth: AuthContext::anonymous(), encoding: Encoding::Json, client: None,
+//!                       lease: Default::default(), ended: None };
 //! let out = shard.connect("c1", info, 0).unwrap();
 //! assert!(matches!(&out[0], Outbound::To(c, ServerMsg::Welcome(w)) if c == "c1" && w.seq == 0));
 //! # }
@@ -30,7 +31,7 @@ use serde_json::json;
 use super::config::ShardConfig;
 use super::limiter::TokenBucket;
 use super::store::{LogEntry, SchemaError, ShardStore, StoredSub, WriteRecord};
-use crate::auth::AuthError;
+use crate::auth::{AuthError, Lease};
 use crate::live::{self, Change, SubKey, Subscription, SubscriptionIndex};
 use crate::manifest::{self, Entity, Manifest};
 use crate::policy::AuthContext;
@@ -42,6 +43,9 @@ use crate::query::{Query, QueryError};
 use crate::storage::{SqlConn, StorageError};
 use crate::store::{OutboxBatch, OutboxChange, StoreError};
 use crate::value::{Row, Value};
+
+mod identity;
+pub use identity::Ended;
 
 /// Meta key: failed drain attempts in a row (reset by a success).
 pub const OUTBOX_ATTEMPTS: &str = "outbox_attempts";
@@ -65,6 +69,14 @@ pub struct ConnInfo {
     pub auth: AuthContext,
     pub encoding: Encoding,
     pub client: Option<String>,
+    /// How long `auth` holds: the token's `exp`, its session (attachments
+    /// written before this field existed read as no expiry).
+    #[serde(default)]
+    pub lease: Lease,
+    /// Set once the identity ended and the connection was told
+    /// (docs/auth.md, "Open sockets"); cleared by a renewing `hello`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<Ended>,
 }
 
 /// Something for the runtime to do on the engine's behalf.
@@ -90,6 +102,9 @@ pub enum Outbound {
     /// may need the network) and hand the result to
     /// [`ShardEngine::hello_verified`]. Never carries a token to a socket.
     Verify { conn: String, token: String },
+    /// The connection's info changed (a renewed lease, an ended identity):
+    /// keep it in the socket's attachment so a wake restores it.
+    Attach { conn: String, info: ConnInfo },
 }
 
 struct Conn {
@@ -98,6 +113,9 @@ struct Conn {
     bucket: TokenBucket,
     /// Messages dropped in a row for the rate; a burst's worth closes.
     dropped: u32,
+    /// When its session was last known live (ms; the upgrade's check, a
+    /// renewal, or [`ShardEngine::revocation_due`]).
+    checked_ms: i64,
 }
 
 /// A `mut` waiting for the next flush.
@@ -198,9 +216,11 @@ async fn update_window<C: SqlConn>(
 /// Sends `d` (the window's change up to `seq`) to each member of `w`: one
 /// message per distinct (subscription id, from seq), since members that
 /// share both (the same app code on every client) get identical frames.
+/// Members of `paused` connections are skipped and keep their seq.
 fn send_diff(
     w: &Window,
     subs: &mut HashMap<SubKey, LiveSub>,
+    paused: &HashSet<String>,
     d: live::Diff,
     seq: u64,
     out: &mut Vec<Outbound>,
@@ -212,6 +232,9 @@ fn send_diff(
         };
         if live.seq >= seq {
             continue; // answered after these changes: it holds them already
+        }
+        if !paused.is_empty() && paused.contains(&live.conn) {
+            continue; // its identity ended: caught up when renewed
         }
         let at = (live.id.as_str(), live.seq);
         match groups
@@ -244,6 +267,7 @@ async fn resync_window<C: SqlConn>(
     w: &mut Window,
     manifest: &Manifest,
     subs: &mut HashMap<SubKey, LiveSub>,
+    paused: &HashSet<String>,
     store: &ShardStore<C>,
     seq: u64,
     out: &mut Vec<Outbound>,
@@ -258,6 +282,9 @@ async fn resync_window<C: SqlConn>(
         let Some(live) = subs.get_mut(m) else {
             continue;
         };
+        if paused.contains(&live.conn) {
+            continue;
+        }
         let fresh = snap(&live.id, seq, &w.sub);
         out.extend(reset_then(
             &live.conn,
@@ -288,6 +315,13 @@ pub struct ShardEngine<C: SqlConn> {
     queued: Vec<QueuedMut>,
     dirty: Vec<SubKey>,
     pending: Vec<Outbound>,
+    /// Connections whose identity ended (docs/auth.md, "Open sockets"):
+    /// their subscriptions get no diffs until renewed.
+    paused: HashSet<String>,
+    /// The latest event time seen (ms): the clock of a flush.
+    clock_ms: i64,
+    /// The earliest time a lease of a connection not yet ended runs out.
+    next_end_ms: i64,
 }
 
 fn err(code: ErrorCode, message: impl Into<String>) -> ErrorMsg {
@@ -419,6 +453,9 @@ impl<C: SqlConn> ShardEngine<C> {
             queued: Vec::new(),
             dirty: Vec::new(),
             pending: Vec::new(),
+            paused: HashSet::new(),
+            clock_ms: i64::MIN,
+            next_end_ms: i64::MAX,
         })
     }
 
@@ -441,6 +478,7 @@ impl<C: SqlConn> ShardEngine<C> {
             subs: HashMap::new(),
             bucket: TokenBucket::new(l.msgs_per_sec, l.msg_burst, now_ms),
             dropped: 0,
+            checked_ms: now_ms,
         }
     }
 
@@ -453,10 +491,18 @@ impl<C: SqlConn> ShardEngine<C> {
         open: Vec<(String, ConnInfo)>,
         now_ms: i64,
     ) -> Result<Vec<Outbound>, StorageError> {
+        self.tick(now_ms);
         for (id, info) in open {
-            let conn = self.new_conn(info, now_ms);
+            let ended = info.ended.is_some();
+            let mut conn = self.new_conn(info, now_ms);
+            // Unknown since when: its next message checks its session.
+            conn.checked_ms = i64::MIN;
+            if ended {
+                self.paused.insert(id.clone());
+            }
             self.conns.insert(id, conn);
         }
+        self.next_end_ms = self.earliest_end();
         let mut gone = HashSet::new();
         for stored in self.store.all_subs()? {
             if !self.conns.contains_key(&stored.conn) {
@@ -487,7 +533,7 @@ impl<C: SqlConn> ShardEngine<C> {
                 }),
             });
         }
-        Ok(out)
+        Ok(self.without_paused(out))
     }
 
     async fn rebuild_sub(&mut self, stored: StoredSub) -> Result<(), StorageError> {
@@ -505,8 +551,13 @@ impl<C: SqlConn> ShardEngine<C> {
         };
         let auth = self.conns[&stored.conn].info.auth.clone();
         let window = self.window_for(&stored.query, query, &auth).await?;
-        // Answered at `stored.seq`, and sent every diff of its window since.
-        let seq = stored.seq.max(self.windows[&window].sent);
+        // Answered at `stored.seq`, and sent every diff of its window since
+        // (a paused one none since its stored seq, see `end_identity`).
+        let seq = if self.paused.contains(&stored.conn) {
+            stored.seq
+        } else {
+            stored.seq.max(self.windows[&window].sent)
+        };
         self.add_live(stored.conn, stored.id, window, seq);
         Ok(())
     }
@@ -630,7 +681,11 @@ impl<C: SqlConn> ShardEngine<C> {
                 },
             ]);
         }
+        self.tick(now_ms);
         let encoding = info.encoding;
+        if let Some(end) = info.lease.ends_ms(self.skew_secs()) {
+            self.next_end_ms = self.next_end_ms.min(end);
+        }
         let c = self.new_conn(info, now_ms);
         self.conns.insert(conn.to_owned(), c);
         Ok(vec![
@@ -664,19 +719,20 @@ impl<C: SqlConn> ShardEngine<C> {
         let Some(c) = self.conns.remove(conn) else {
             return Ok(Vec::new());
         };
+        self.paused.remove(conn);
         for key in c.subs.values() {
             self.remove_live(*key);
         }
         let had_presence = self.store.presence()?.iter().any(|(m, _)| m == conn);
         self.store.delete_conn(conn)?;
         Ok(if had_presence {
-            vec![Outbound::All {
+            self.without_paused(vec![Outbound::All {
                 except: None,
                 msg: ServerMsg::PresenceDiff(PresenceDiff {
                     leaves: vec![conn.to_owned()],
                     ..Default::default()
                 }),
-            }]
+            }])
         } else {
             Vec::new()
         })
@@ -757,6 +813,11 @@ impl<C: SqlConn> ShardEngine<C> {
             return out;
         }
         c.dropped = 0;
+        // An ended identity: refused until a `hello` renews it.
+        if let Some(refused) = self.refuse_if_ended(conn, &msg, now_ms) {
+            return refused;
+        }
+        let c = self.conns.get_mut(conn).expect("looked up above");
         let result = match msg {
             ClientMsg::Hello(h) => {
                 if let Some(client) = h.client {
@@ -822,27 +883,34 @@ impl<C: SqlConn> ShardEngine<C> {
                 }),
             }]),
         };
-        result.unwrap_or_else(|e| vec![to(e)])
+        self.without_paused(result.unwrap_or_else(|e| vec![to(e)]))
     }
 
     /// The second half of a `hello` with a token, once the runtime has
-    /// verified it. The connection keeps its identity unless the token is
-    /// valid, admitted to this shard, and describes exactly the caller the
-    /// connection already has (same user, tenant, roles, admin flag): live
-    /// windows were computed for that caller, so a different one needs a
-    /// new connection. Answered with `welcome`, or an `err`
-    /// (`UNAUTHORIZED`, `FORBIDDEN`, `UNAVAILABLE`); the socket stays open.
-    pub fn hello_verified(
+    /// verified it (at `now_ms`). The connection keeps its identity unless
+    /// the token is valid, admitted to this shard, and describes exactly
+    /// the caller the connection already has (same user, tenant, roles,
+    /// admin flag): live windows were computed for that caller, so a
+    /// different one needs a new connection. Answered with `welcome` (and
+    /// the token's lease renews the connection's, see [`Self::renew`]), or
+    /// an `err` (`UNAUTHORIZED`, `FORBIDDEN`, `UNAVAILABLE`); the socket
+    /// stays open.
+    pub async fn hello_verified(
         &mut self,
         conn: &str,
-        verified: Result<AuthContext, AuthError>,
+        verified: Result<(AuthContext, Lease), AuthError>,
+        now_ms: i64,
     ) -> Vec<Outbound> {
+        self.tick(now_ms);
         let Some(c) = self.conns.get(conn) else {
             return Vec::new();
         };
         let to = |m: ErrorMsg| vec![Outbound::To(conn.to_owned(), ServerMsg::Err(m))];
-        let caller = match verified.and_then(|a| self.manifest.auth().decide(&self.shard, Some(a)))
-        {
+        let decided = verified.and_then(|(a, lease)| {
+            let a = self.manifest.auth().decide(&self.shard, Some(a))?;
+            Ok((a, lease))
+        });
+        let (caller, lease) = match decided {
             Ok(a) => a,
             Err(e) => {
                 let code = match e.status() {
@@ -870,7 +938,7 @@ impl<C: SqlConn> ShardEngine<C> {
         }
         let enc = c.info.encoding;
         match self.welcome(conn, enc) {
-            Ok(w) => vec![Outbound::To(conn.to_owned(), w)],
+            Ok(w) => self.renew(conn, lease, now_ms, w).await,
             Err(e) => to(storage_err(&e)),
         }
     }
@@ -1130,6 +1198,7 @@ impl<C: SqlConn> ShardEngine<C> {
         now_ms: i64,
     ) -> Result<(Ack, Vec<Outbound>), ErrorMsg> {
         let _ = from;
+        self.tick(now_ms);
         let op_id = op.unwrap_or_default();
         let first = if op_id.is_empty() {
             None
@@ -1480,6 +1549,7 @@ impl<C: SqlConn> ShardEngine<C> {
     /// Applies the changes of `seq` to every window they can affect. Sends
     /// the diffs now, or, when coalescing, leaves them for the next flush.
     async fn fan_out(&mut self, changes: &[Change], seq: u64) -> Vec<Outbound> {
+        let mut out = self.sweep_ended();
         let mut keys: Vec<SubKey> = Vec::new();
         for ch in changes {
             self.index.affected_into(ch, &mut keys);
@@ -1493,9 +1563,9 @@ impl<C: SqlConn> ShardEngine<C> {
             subs,
             windows,
             dirty,
+            paused,
             ..
         } = self;
-        let mut out = Vec::new();
         let mut advanced: Vec<SubKey> = Vec::new();
         for key in keys {
             let Some(w) = windows.get_mut(&key) else {
@@ -1522,11 +1592,11 @@ impl<C: SqlConn> ShardEngine<C> {
             match diff {
                 Ok(d) if d.is_empty() => {}
                 Ok(d) => {
-                    send_diff(w, subs, d, seq, &mut out);
+                    send_diff(w, subs, paused, d, seq, &mut out);
                     advanced.push(key);
                 }
                 Err(_) => {
-                    if resync_window(w, manifest, subs, store, seq, &mut out).await {
+                    if resync_window(w, manifest, subs, paused, store, seq, &mut out).await {
                         advanced.push(key);
                     }
                 }
@@ -1562,7 +1632,7 @@ impl<C: SqlConn> ShardEngine<C> {
         if !self.has_unflushed() {
             return Vec::new();
         }
-        let mut out = Vec::new();
+        let mut out = self.sweep_ended();
         // The queued writes first, in arrival order: their diffs are only
         // marked on the windows, their answers wait in `pending`.
         let queued = std::mem::take(&mut self.queued);
@@ -1584,6 +1654,7 @@ impl<C: SqlConn> ShardEngine<C> {
                 manifest,
                 subs,
                 windows,
+                paused,
                 ..
             } = self;
             for key in dirty {
@@ -1594,7 +1665,7 @@ impl<C: SqlConn> ShardEngine<C> {
                     continue;
                 };
                 if std::mem::take(&mut w.resync) {
-                    if resync_window(w, manifest, subs, store, seq, &mut out).await {
+                    if resync_window(w, manifest, subs, paused, store, seq, &mut out).await {
                         advanced.push(key);
                     }
                     continue;
@@ -1604,7 +1675,7 @@ impl<C: SqlConn> ShardEngine<C> {
                     d.count = Some(w.sub.count());
                 }
                 if !d.is_empty() {
-                    send_diff(w, subs, d, seq, &mut out);
+                    send_diff(w, subs, paused, d, seq, &mut out);
                     advanced.push(key);
                 }
             }

@@ -9,6 +9,6 @@ pub mod store;
 
 pub use config::{ConfigError, ShardConfig, VARS as CONFIG_VARS};
 pub use engine::{
-    outbox_backoff_ms, ConnInfo, Outbound, ShardEngine, OUTBOX_ATTEMPTS, OUTBOX_ERROR,
+    outbox_backoff_ms, ConnInfo, Ended, Outbound, ShardEngine, OUTBOX_ATTEMPTS, OUTBOX_ERROR,
 };
 pub use store::{OutboxEntry, SchemaError, ShardStore};

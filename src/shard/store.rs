@@ -557,6 +557,20 @@ impl<C: SqlConn> ShardStore<C> {
             .map(|_| ())
     }
 
+    /// Sets the seq a subscription was last sent (a paused one's, whose
+    /// window goes on without it).
+    pub fn set_sub_seq(&self, conn: &str, id: &str, seq: u64) -> Result<(), StorageError> {
+        self.conn
+            .exec(
+                "UPDATE _pylon_subs SET seq = ?2 WHERE key = ?1",
+                &[
+                    SqlValue::Text(sub_key(conn, id)),
+                    SqlValue::Integer(seq as i64),
+                ],
+            )
+            .map(|_| ())
+    }
+
     pub fn delete_sub(&self, conn: &str, id: &str) -> Result<(), StorageError> {
         self.conn
             .exec(
