@@ -68,6 +68,7 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
         scenario!(scenarios::auth::run),
         scenario!(scenarios::jwks::run),
         scenario!(scenarios::hello::run),
+        scenario!(scenarios::expiry::run),
         scenario!(scenarios::signin::run),
         scenario!(scenarios::edge::run),
         scenario!(scenarios::rate_limit::run),

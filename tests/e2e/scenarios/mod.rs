@@ -2,6 +2,7 @@ pub mod auth;
 pub mod bad_input;
 pub mod cold_path;
 pub mod edge;
+pub mod expiry;
 pub mod health;
 pub mod hello;
 pub mod hibernation;
