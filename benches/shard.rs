@@ -73,7 +73,7 @@ fn encode_all(out: &[Outbound], encodings: &std::collections::HashMap<String, En
                     };
                 }
             }
-            Outbound::Close { .. } | Outbound::Verify { .. } => {}
+            Outbound::Close { .. } | Outbound::Verify { .. } | Outbound::Attach { .. } => {}
         }
     }
     bytes
