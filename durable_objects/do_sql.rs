@@ -28,11 +28,16 @@ fn from_js(v: SqlStorageValue) -> SqlValue {
 }
 
 /// The kind of a failed statement. Durable Object SQL reports failures as
-/// JavaScript errors that carry SQLite's message but not its result code,
-/// so this is the one place that reads the message: SQLite words every
-/// UNIQUE and PRIMARY KEY clash as "UNIQUE constraint failed: <table>.<col>".
+/// JavaScript errors whose message carries SQLite's text and result code
+/// (`UNIQUE constraint failed: T.c: SQLITE_CONSTRAINT (extended:
+/// SQLITE_CONSTRAINT_UNIQUE)`) but no code property, so this is the one
+/// place that reads the message: the extended code's name, or SQLite's
+/// fixed wording for both clashes where a runtime leaves the code out.
 fn kind_of(message: &str) -> StorageErrorKind {
-    if message.contains("UNIQUE constraint failed") {
+    if message.contains("SQLITE_CONSTRAINT_UNIQUE")
+        || message.contains("SQLITE_CONSTRAINT_PRIMARYKEY")
+        || message.contains("UNIQUE constraint failed")
+    {
         StorageErrorKind::UniqueViolation
     } else {
         StorageErrorKind::Other
