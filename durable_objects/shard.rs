@@ -447,10 +447,7 @@ impl Shard {
         match left {
             Ok(0) => {}
             Ok(_) => self.set_alarm_in(0).await,
-            Err(e) => {
-                self.drain_failed("deleting drained entries", &e)
-                    .await
-            }
+            Err(e) => self.drain_failed("deleting drained entries", &e).await,
         }
     }
 
