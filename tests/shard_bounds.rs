@@ -250,7 +250,7 @@ async fn pages_through_read_policies_are_full_and_complete() {
     let (all, pages) = all_pages(&e, &bob, json!({"entity": "Note"}));
     assert_eq!(all, ["n06000", "n06001", "n06002"]);
     assert_eq!(pages, 2);
-    assert!(6000 > MAX_SCAN);
+    const { assert!(6000 > MAX_SCAN) };
 }
 
 #[tokio::test]

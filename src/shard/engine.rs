@@ -104,6 +104,9 @@ struct Conn {
     refusals: Refusals,
 }
 
+/// A row's encoded columns, as `manifest::insert_columns` gives them.
+type Columns<'e> = Vec<(&'e str, SqlValue)>;
+
 /// A `mut` waiting for the next flush.
 struct QueuedMut {
     conn: String,
@@ -1374,7 +1377,7 @@ impl<C: SqlConn> ShardEngine<C> {
         entity: &'e Entity,
         auth: &AuthContext,
         row: &Row,
-    ) -> Result<(Row, Vec<(&'e str, SqlValue)>), ErrorMsg> {
+    ) -> Result<(Row, Columns<'e>), ErrorMsg> {
         let cols = manifest::insert_columns(entity, row).map_err(|e| row_err(&e))?;
         let new = manifest::decode_row(entity, cols.iter().map(|(c, v)| (*c, v.clone())));
         if let crate::policy::Decision::Deny(d) =
