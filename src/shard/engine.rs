@@ -29,7 +29,10 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::config::ShardConfig;
-use super::limiter::TokenBucket;
+use super::http_query::{self, QueryFailure};
+use super::limiter::{Refusals, TokenBucket};
+use super::presence::PresenceBook;
+use super::refusal;
 use super::store::{LogEntry, SchemaError, ShardStore, StoredSub, WriteRecord};
 use crate::auth::{AuthError, Lease};
 use crate::live::{self, Change, SubKey, Subscription, SubscriptionIndex};
@@ -40,6 +43,7 @@ use crate::protocol::{
     Positioned, PresenceDiff, PresenceState, ServerMsg, Snap, Welcome, PROTOCOL,
 };
 use crate::query::{Query, QueryError};
+use crate::sql::SqlValue;
 use crate::storage::{SqlConn, StorageError};
 use crate::store::{OutboxBatch, OutboxChange, StoreError};
 use crate::value::{Row, Value};
@@ -111,12 +115,15 @@ struct Conn {
     info: ConnInfo,
     subs: HashMap<String, SubKey>,
     bucket: TokenBucket,
-    /// Messages dropped in a row for the rate; a burst's worth closes.
-    dropped: u32,
+    /// Messages dropped for the rate; a burst's worth within a window closes.
+    refusals: Refusals,
     /// When its session was last known live (ms; the upgrade's check, a
     /// renewal, or [`ShardEngine::revocation_due`]).
     checked_ms: i64,
 }
+
+/// A row's encoded columns, as `manifest::insert_columns` gives them.
+type Columns<'e> = Vec<(&'e str, SqlValue)>;
 
 /// A `mut` waiting for the next flush.
 struct QueuedMut {
@@ -322,6 +329,8 @@ pub struct ShardEngine<C: SqlConn> {
     clock_ms: i64,
     /// The earliest time a lease of a connection not yet ended runs out.
     next_end_ms: i64,
+    /// Sizes of the stored presence, for its bounds.
+    presence: PresenceBook,
 }
 
 fn err(code: ErrorCode, message: impl Into<String>) -> ErrorMsg {
@@ -333,10 +342,10 @@ fn err(code: ErrorCode, message: impl Into<String>) -> ErrorMsg {
     }
 }
 
-fn storage_err(e: &StorageError) -> ErrorMsg {
-    if e.is_unique_violation() {
-        return err(ErrorCode::UniqueViolation, e.message.clone());
-    }
+/// Storage failed: a generic `INTERNAL`. SQLite's text names tables and
+/// columns, so it goes to the log (the runtime's `SqlConn` writes it
+/// there), never into an answer.
+fn storage_err(_: &StorageError) -> ErrorMsg {
     err(
         ErrorCode::Internal,
         "the shard's storage failed; the change was not applied",
@@ -417,6 +426,39 @@ fn sub_query_json(s: &protocol::Sub) -> Value {
     Value::Map(q)
 }
 
+/// The answer to a message dropped for the rate (the connection's own, or
+/// the user's when `user_within` is false), sent before the frame is
+/// decoded, so it names no `op` or `sub`. Enough refusals of the
+/// connection's own rate within a window close it; the user's rate does
+/// not count towards that (the user's other sockets may be the ones
+/// sending).
+fn rate_refused(
+    conn: &str,
+    c: &mut Conn,
+    now_ms: i64,
+    user_within: bool,
+    max_refusals: u32,
+) -> Vec<Outbound> {
+    let e = err(
+        ErrorCode::RateLimited,
+        if user_within {
+            "over the message rate; the message was dropped"
+        } else {
+            "over this user's message rate (all connections); the message was dropped"
+        },
+    );
+    let mut out = vec![Outbound::To(conn.to_owned(), ServerMsg::Err(e))];
+    if user_within && c.refusals.count(now_ms, max_refusals) {
+        // It keeps sending regardless of the errors: cut it off.
+        out.push(Outbound::Close {
+            conn: conn.to_owned(),
+            code: close::RATE_LIMITED,
+            reason: "kept exceeding the message rate".into(),
+        });
+    }
+    out
+}
+
 fn readable<'a>(
     manifest: &'a Manifest,
     entity: &'a str,
@@ -439,6 +481,7 @@ impl<C: SqlConn> ShardEngine<C> {
     ) -> Result<Self, SchemaError> {
         let store = ShardStore::new(conn);
         store.ensure_schema(&manifest)?;
+        let presence = PresenceBook::load(&store)?;
         Ok(ShardEngine {
             store,
             manifest,
@@ -456,6 +499,7 @@ impl<C: SqlConn> ShardEngine<C> {
             paused: HashSet::new(),
             clock_ms: i64::MIN,
             next_end_ms: i64::MAX,
+            presence,
         })
     }
 
@@ -477,7 +521,7 @@ impl<C: SqlConn> ShardEngine<C> {
             info,
             subs: HashMap::new(),
             bucket: TokenBucket::new(l.msgs_per_sec, l.msg_burst, now_ms),
-            dropped: 0,
+            refusals: Refusals::default(),
             checked_ms: now_ms,
         }
     }
@@ -522,6 +566,7 @@ impl<C: SqlConn> ShardEngine<C> {
         }
         for conn in &gone {
             self.store.delete_conn(conn)?;
+            self.presence.set(conn, None);
         }
         let mut out = Vec::new();
         if !leaves.is_empty() {
@@ -723,8 +768,9 @@ impl<C: SqlConn> ShardEngine<C> {
         for key in c.subs.values() {
             self.remove_live(*key);
         }
-        let had_presence = self.store.presence()?.iter().any(|(m, _)| m == conn);
+        let had_presence = self.presence.holds(conn);
         self.store.delete_conn(conn)?;
+        self.presence.set(conn, None);
         Ok(if had_presence {
             self.without_paused(vec![Outbound::All {
                 except: None,
@@ -765,6 +811,10 @@ impl<C: SqlConn> ShardEngine<C> {
             }];
         };
         let to = |m: ErrorMsg| Outbound::To(conn.to_owned(), ServerMsg::Err(m));
+        // The rate first: a dropped frame costs no decoding.
+        if !user_within || !c.bucket.take(now_ms) {
+            return rate_refused(conn, c, now_ms, user_within, self.config.limits.msg_burst);
+        }
         let msg = match protocol::decode_client_frame(
             c.info.encoding,
             frame,
@@ -783,36 +833,6 @@ impl<C: SqlConn> ShardEngine<C> {
                 return out;
             }
         };
-        if !user_within || !c.bucket.take(now_ms) {
-            let mut e = err(
-                ErrorCode::RateLimited,
-                if user_within {
-                    "over the message rate; the message was dropped"
-                } else {
-                    "over this user's message rate (all connections); the message was dropped"
-                },
-            );
-            match &msg {
-                ClientMsg::Mut(m) => e.op = Some(m.op.clone()),
-                ClientMsg::Sub(s) => e.sub = Some(s.id.clone()),
-                _ => {}
-            }
-            if !user_within {
-                return vec![to(e)];
-            }
-            c.dropped += 1;
-            let mut out = vec![to(e)];
-            if c.dropped >= self.config.limits.msg_burst.max(1) {
-                // It keeps sending regardless of the errors: cut it off.
-                out.push(Outbound::Close {
-                    conn: conn.to_owned(),
-                    code: close::RATE_LIMITED,
-                    reason: "kept exceeding the message rate".into(),
-                });
-            }
-            return out;
-        }
-        c.dropped = 0;
         // An ended identity: refused until a `hello` renews it.
         if let Some(refused) = self.refuse_if_ended(conn, &msg, now_ms) {
             return refused;
@@ -1147,16 +1167,22 @@ impl<C: SqlConn> ShardEngine<C> {
         Ok(Vec::new())
     }
 
+    /// Sets (or with null clears) a connection's presence, within the
+    /// bounds per connection and per shard; a refused one changes nothing.
     fn set_presence(&mut self, conn: &str, state: Value) -> Result<Vec<Outbound>, ErrorMsg> {
-        let present = self
-            .store
-            .presence()
-            .map_err(|e| storage_err(&e))?
-            .iter()
-            .any(|(m, _)| m == conn);
+        let present = self.presence.holds(conn);
+        let size = (!state.is_null()).then(|| {
+            serde_json::to_string(&state)
+                .expect("values serialize")
+                .len()
+        });
+        if let Some(size) = size {
+            self.presence.admit(conn, size, &self.config.limits)?;
+        }
         self.store
             .set_presence(conn, &state)
             .map_err(|e| storage_err(&e))?;
+        self.presence.set(conn, size);
         let member = || {
             vec![Member {
                 conn: conn.to_owned(),
@@ -1332,31 +1358,30 @@ impl<C: SqlConn> ShardEngine<C> {
         let denied = |d: crate::policy::Denial<'_>| err(ErrorCode::Forbidden, d.to_string());
         let store = &self.store;
         let name = entity.name.clone();
+        // Rows the caller cannot read are answered for as if absent, unless
+        // a policy lets the caller write them (see `refusal`).
+        let can_see = |row: &Row| policies.can_read(&name, auth, row).is_allowed();
         match op {
             Op::Insert { mut row, .. } => {
                 if !row.contains_key("id") {
                     // Ids the server makes are unique within the shard.
                     row.insert("id".into(), Value::Text(format!("s{seq}.{idx}")));
                 }
-                let cols = manifest::insert_columns(entity, &row).map_err(|e| row_err(&e))?;
-                let id = id_of(&row).to_owned();
-                if store
-                    .get_row(entity, &id)
-                    .map_err(|e| storage_err(&e))?
-                    .is_some()
-                {
-                    return Err(err(
-                        ErrorCode::AlreadyExists,
-                        format!("{name} {id:?} already exists"),
-                    ));
-                }
-                let new = manifest::decode_row(entity, cols.iter().map(|(c, v)| (*c, v.clone())));
-                if let crate::policy::Decision::Deny(d) = policies.can_insert(&name, auth, &new) {
-                    return Err(denied(d));
+                let (new, cols) = self.insertable(entity, auth, &row)?;
+                let id = id_of(&new).to_owned();
+                if let Some(existing) = store.get_row(entity, &id).map_err(|e| storage_err(&e))? {
+                    return Err(if can_see(&existing) {
+                        err(
+                            ErrorCode::AlreadyExists,
+                            format!("{name} {id:?} already exists"),
+                        )
+                    } else {
+                        refusal::refused("insert", &name)
+                    });
                 }
                 store
                     .insert_row(entity, &cols)
-                    .map_err(|e| storage_err(&e))?;
+                    .map_err(|e| self.write_failed(entity, auth, "insert", &id, &cols, &e))?;
                 Ok(Change {
                     entity: name,
                     before: None,
@@ -1364,38 +1389,45 @@ impl<C: SqlConn> ShardEngine<C> {
                 })
             }
             Op::Update { id, set, .. } => {
+                let cols = manifest::update_columns(entity, &set).map_err(|e| row_err(&e))?;
                 let before = store
                     .get_row(entity, &id)
                     .map_err(|e| storage_err(&e))?
-                    .ok_or_else(|| {
-                        err(ErrorCode::NotFound, format!("{name} {id:?} does not exist"))
-                    })?;
-                self.update(entity, auth, before, &id, &set)
+                    .ok_or_else(|| refusal::not_found(&name, &id))?;
+                self.update(entity, auth, before, &id, &set, &cols)
             }
             Op::Upsert { row, .. } => {
                 let id = match row.get("id") {
                     Some(Value::Text(id)) if !id.is_empty() => id.clone(),
                     _ => return Err(err(ErrorCode::BadMessage, "upsert needs the row's id")),
                 };
-                match store.get_row(entity, &id).map_err(|e| storage_err(&e))? {
-                    Some(before) => {
-                        let mut set = row;
-                        set.remove("id");
-                        self.update(entity, auth, before, &id, &set)
-                    }
-                    None => self.apply_op(auth, Op::Insert { entity: name, row }, seq, idx),
+                let Some(before) = store.get_row(entity, &id).map_err(|e| storage_err(&e))? else {
+                    return self.apply_op(auth, Op::Insert { entity: name, row }, seq, idx);
+                };
+                let mut set = row.clone();
+                set.remove("id");
+                if !can_see(&before)
+                    && !policies.can_update(&name, auth, &before, &set).is_allowed()
+                {
+                    // Answered as the insert it would be were the row absent.
+                    self.insertable(entity, auth, &row)?;
+                    return Err(refusal::refused("insert", &name));
                 }
+                let cols = manifest::update_columns(entity, &set).map_err(|e| row_err(&e))?;
+                self.update(entity, auth, before, &id, &set, &cols)
             }
             Op::Delete { id, .. } => {
                 let before = store
                     .get_row(entity, &id)
                     .map_err(|e| storage_err(&e))?
-                    .ok_or_else(|| {
-                        err(ErrorCode::NotFound, format!("{name} {id:?} does not exist"))
-                    })?;
+                    .ok_or_else(|| refusal::not_found(&name, &id))?;
                 if let crate::policy::Decision::Deny(d) = policies.can_delete(&name, auth, &before)
                 {
-                    return Err(denied(d));
+                    return Err(if can_see(&before) {
+                        denied(d)
+                    } else {
+                        refusal::not_found(&name, &id)
+                    });
                 }
                 store.delete_row(entity, &id).map_err(|e| storage_err(&e))?;
                 Ok(Change {
@@ -1407,6 +1439,56 @@ impl<C: SqlConn> ShardEngine<C> {
         }
     }
 
+    /// A row to insert, checked against the manifest and the insert
+    /// policies: the row as it will be stored, and its encoded columns.
+    fn insertable<'e>(
+        &self,
+        entity: &'e Entity,
+        auth: &AuthContext,
+        row: &Row,
+    ) -> Result<(Row, Columns<'e>), ErrorMsg> {
+        let cols = manifest::insert_columns(entity, row).map_err(|e| row_err(&e))?;
+        let new = manifest::decode_row(entity, cols.iter().map(|(c, v)| (*c, v.clone())));
+        if let crate::policy::Decision::Deny(d) =
+            self.manifest
+                .policies()
+                .can_insert(&entity.name, auth, &new)
+        {
+            return Err(err(ErrorCode::Forbidden, d.to_string()));
+        }
+        Ok((new, cols))
+    }
+
+    /// The answer to an `action` that storage refused: a unique clash names
+    /// its field(s) when the caller may read the row it clashes with, and
+    /// is the generic refusal otherwise; anything else is `INTERNAL`.
+    /// `cols`: the row's columns as written (all of them).
+    fn write_failed(
+        &self,
+        entity: &Entity,
+        auth: &AuthContext,
+        action: &str,
+        id: &str,
+        cols: &[(&str, SqlValue)],
+        e: &StorageError,
+    ) -> ErrorMsg {
+        if !e.is_unique_violation() {
+            return storage_err(e);
+        }
+        match self.store.unique_clash(entity, id, cols) {
+            Ok(Some((fields, row))) => {
+                let policies = self.manifest.policies();
+                if policies.can_read(&entity.name, auth, &row).is_allowed() {
+                    refusal::unique_violation(&entity.name, &fields)
+                } else {
+                    refusal::refused(action, &entity.name)
+                }
+            }
+            Ok(None) => refusal::refused(action, &entity.name),
+            Err(e) => storage_err(&e),
+        }
+    }
+
     fn update(
         &self,
         entity: &Entity,
@@ -1414,19 +1496,31 @@ impl<C: SqlConn> ShardEngine<C> {
         before: Row,
         id: &str,
         set: &Row,
+        cols: &[(&str, SqlValue)],
     ) -> Result<Change, ErrorMsg> {
-        let cols = manifest::update_columns(entity, set).map_err(|e| row_err(&e))?;
+        let policies = self.manifest.policies();
         if let crate::policy::Decision::Deny(d) =
-            self.manifest
-                .policies()
-                .can_update(&entity.name, auth, &before, set)
+            policies.can_update(&entity.name, auth, &before, set)
         {
-            return Err(err(ErrorCode::Forbidden, d.to_string()));
+            return Err(
+                if policies.can_read(&entity.name, auth, &before).is_allowed() {
+                    err(ErrorCode::Forbidden, d.to_string())
+                } else {
+                    refusal::not_found(&entity.name, id)
+                },
+            );
         }
-        let after = self
-            .store
-            .update_row(entity, id, &cols)
-            .map_err(|e| storage_err(&e))?;
+        let after = self.store.update_row(entity, id, cols).map_err(|e| {
+            // The whole row as it would be, to find what it clashes with.
+            let mut whole = manifest::insert_columns(entity, &before).unwrap_or_default();
+            for (c, v) in cols {
+                match whole.iter_mut().find(|(w, _)| w == c) {
+                    Some(slot) => slot.1 = v.clone(),
+                    None => whole.push((c, v.clone())),
+                }
+            }
+            self.write_failed(entity, auth, "update", id, &whole, &e)
+        })?;
         Ok(Change {
             entity: entity.name.clone(),
             before: Some(before),
@@ -1685,41 +1779,18 @@ impl<C: SqlConn> ShardEngine<C> {
         out
     }
 
-    /// A one-shot query (HTTP), with read policies applied.
+    /// A one-shot query (HTTP), with read policies applied and the answer
+    /// bounded (see [`http_query`]).
     pub fn query(&self, auth: &AuthContext, json: &Value) -> Result<serde_json::Value, ErrorMsg> {
         let name = Query::entity_name(json)
             .ok_or_else(|| err(ErrorCode::BadQuery, "a query names its entity"))?;
         let entity = self.entity(name)?;
         let query = Query::parse(entity, json).map_err(|e| query_err(&e))?;
-        let visible = readable(&self.manifest, &entity.name, auth);
         let seq = self.store.seq().map_err(|e| storage_err(&e))?;
-        if query.count {
-            // Counting through the policy means reading the rows.
-            let all = Query {
-                count: false,
-                ..query.clone()
-            };
-            let n = self
-                .store
-                .query_rows(&all)
-                .map_err(|e| storage_err(&e))?
-                .iter()
-                .filter(|r| visible(r))
-                .count();
-            return Ok(json!({ "seq": seq, "count": n }));
-        }
-        let rows: Vec<Row> = self
-            .store
-            .query_rows(&query)
-            .map_err(|e| storage_err(&e))?
-            .into_iter()
-            .filter(|r| visible(r))
-            .collect();
-        let next = match (query.limit, rows.last()) {
-            (Some(l), Some(last)) if rows.len() >= l => Some(query.cursor_after(last)),
-            _ => None,
-        };
-        Ok(json!({ "seq": seq, "rows": rows, "next": next }))
+        http_query::answer(&self.store, &self.manifest, auth, query, seq).map_err(|f| match f {
+            QueryFailure::Refused(e) => e,
+            QueryFailure::Storage(e) => storage_err(&e),
+        })
     }
 
     // ---- write-behind to D1 ----

@@ -73,6 +73,7 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
         scenario!(scenarios::edge::run),
         scenario!(scenarios::rate_limit::run),
         scenario!(scenarios::bad_input::run),
+        scenario!(scenarios::bounds::run),
         scenario!(scenarios::hibernation::run),
         scenario!(scenarios::restart::run),
         scenario!(scenarios::cold_path::run),

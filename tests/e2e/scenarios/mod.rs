@@ -1,5 +1,6 @@
 pub mod auth;
 pub mod bad_input;
+pub mod bounds;
 pub mod cold_path;
 pub mod edge;
 pub mod expiry;
