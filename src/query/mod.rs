@@ -22,20 +22,24 @@
 //! [`Entity`]: crate::manifest::Entity
 
 mod ast;
+pub mod budget;
 mod compile;
 mod cursor;
 mod error;
 mod eval;
+mod glob;
 mod like;
 pub mod limits;
 mod parse;
 
 pub use ast::{CmpOp, Filter, OrderKey, Query};
+pub(crate) use compile::filter_sql;
 pub use compile::quote_ident;
 pub use cursor::Cursor;
 pub use error::QueryError;
 pub use eval::{compare_rows, matches};
 pub(crate) use eval::{stored, Stored};
+pub use glob::glob;
 pub use like::like;
 
 use std::cmp::Ordering;
