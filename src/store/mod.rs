@@ -35,6 +35,7 @@ mod executor;
 pub mod outbox;
 mod policy_sql;
 pub mod schema;
+pub mod shard_access;
 
 use std::sync::Arc;
 
