@@ -3,6 +3,7 @@
 
 pub(crate) mod auth;
 mod auth_store;
+pub(crate) mod body;
 mod cold;
 pub(crate) mod d1;
 pub(crate) mod edge;
