@@ -340,15 +340,12 @@ impl AuthConfig {
         std::borrow::Cow::Borrowed(&self.shards)
     }
 
-    /// The rule that governs `shard`: the first whose pattern fits it.
-    fn rule_for(&self, shard: &str) -> Option<ShardRule> {
-        self.rules().iter().find(|r| r.pattern.fits(shard)).cloned()
-    }
-
     /// Whether `caller` (`None`: no token) may use `shard`. Admins may use
     /// every shard some rule fits.
     pub fn admit(&self, shard: &str, caller: Option<&AuthContext>) -> Result<(), AuthError> {
-        let Some(rule) = self.rule_for(shard) else {
+        let rules = self.rules();
+        // The rule that governs `shard`: the first whose pattern fits it.
+        let Some(rule) = rules.iter().find(|r| r.pattern.fits(shard)) else {
             return Err(AuthError::Forbidden(format!(
                 "no shard rule lets anyone use {shard:?}"
             )));

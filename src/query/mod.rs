@@ -65,4 +65,9 @@ impl Query {
     pub fn cursor_after(&self, row: &Row) -> String {
         Cursor::from_row(&self.order, row).encode(&self.order)
     }
+
+    /// The length of [`Query::cursor_after`]`(row)`, without building it.
+    pub fn cursor_len_after(&self, row: &Row) -> usize {
+        Cursor::encoded_len(&self.order, row)
+    }
 }

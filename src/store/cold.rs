@@ -207,8 +207,8 @@ async fn answer<E: D1Executor>(
     let mut p = core.prepare(&q, after, both(shards, policy))?;
     let mut rows = Vec::new();
     let mut budget = PageBudget::new(MAX_RESULT_BYTES, json_len(&ColdResult::empty()));
-    // The cursor after the last row taken, as `next` if the budget ends the page.
-    let mut last_taken: Option<String> = None;
+    // The position of the last row taken: `next` if the budget ends the page.
+    let mut last_taken: Option<Cursor> = None;
     let mut scanned = 0;
     let next = loop {
         let batch = core.fetch(&p).await?;
@@ -218,8 +218,8 @@ async fn answer<E: D1Executor>(
             scanned += 1;
             if visible(manifest, &policies, auth, row) {
                 let json = json_row(row);
-                let cursor = p.cursor_after(row);
-                let (size, next_size) = (json_len(&json), json_len(&cursor));
+                // The cursor is hex: its JSON is it in quotes.
+                let (size, next_size) = (json_len(&json), 2 + p.cursor_len_after(row));
                 if !budget.take(size, next_size) {
                     if rows.is_empty() {
                         return Err(StoreError::ResultTooLarge {
@@ -227,11 +227,11 @@ async fn answer<E: D1Executor>(
                             limit: MAX_RESULT_BYTES,
                         });
                     }
-                    stop = last_taken.take();
+                    stop = last_taken.take().map(|c| c.encode(&p.order));
                     break;
                 }
                 rows.push(json);
-                last_taken = Some(cursor);
+                last_taken = Some(Cursor::from_row(&p.order, row));
             }
             if rows.len() == limit || (in_memory && scanned >= MAX_SCAN) {
                 stop = Some(p.cursor_after(row));
