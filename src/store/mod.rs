@@ -32,6 +32,8 @@ pub mod cold;
 mod core;
 mod error;
 mod executor;
+#[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
+pub mod fuzz;
 pub mod outbox;
 mod policy_sql;
 pub mod schema;
