@@ -1,5 +1,6 @@
 pub mod auth;
 pub mod bad_input;
+pub mod cold_access;
 pub mod cold_path;
 pub mod edge;
 pub mod health;
