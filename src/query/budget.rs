@@ -71,6 +71,12 @@ impl PageBudget {
         true
     }
 
+    /// Whether the answer, ending now with a `next` of `next` bytes, stays
+    /// within the limit.
+    pub fn fits_next(&self, next: usize) -> bool {
+        self.used + next <= self.limit
+    }
+
     /// What the answer needs for one more row: the bytes it would have.
     pub fn needed(&self, row: usize, next: usize) -> usize {
         self.used + usize::from(self.rows > 0) + row + next

@@ -57,7 +57,9 @@ use super::{Aggregate, AggregateOp, AggregateRow, D1DataStore};
 
 /// `limit` when the request gives none.
 pub const DEFAULT_LIMIT: usize = 100;
-/// Rows examined per request when read policies are checked in memory.
+/// Rows examined per request: reached only where rows are dropped after
+/// the SQL (read policies checked in memory), since a page of `limit`
+/// rows fetched by a filter in SQL is taken whole.
 pub const MAX_SCAN: usize = 5000;
 
 /// Which rows a caller may read, as the cold path applies it.
@@ -199,10 +201,9 @@ async fn answer<E: D1Executor>(
         Some(v) => v.as_u64().unwrap_or(0) as usize, // checked by Query::parse
     };
     let q = Query::parse(entity, &serde_json::Value::Object(query).into())?;
-    let (policy, in_memory) = match filter {
-        ReadFilter::All => (None, false),
-        ReadFilter::Sql(f) => (Some(f), false),
-        ReadFilter::InMemory => (None, true),
+    let policy = match filter {
+        ReadFilter::Sql(f) => Some(f),
+        ReadFilter::All | ReadFilter::InMemory => None,
     };
     let mut p = core.prepare(&q, after, both(shards, policy))?;
     let mut rows = Vec::new();
@@ -233,15 +234,31 @@ async fn answer<E: D1Executor>(
                 rows.push(json);
                 last_taken = Some(Cursor::from_row(&p.order, row));
             }
-            if rows.len() == limit || (in_memory && scanned >= MAX_SCAN) {
-                stop = Some(p.cursor_after(row));
+            if rows.len() == limit || scanned >= MAX_SCAN {
+                // After this row; if it was not taken, its cursor must
+                // still fit the answer (else after the last row taken).
+                let after = p.cursor_after(row);
+                stop = if budget.fits_next(2 + after.len()) {
+                    Some(after)
+                } else {
+                    match last_taken.take() {
+                        Some(c) => Some(c.encode(&p.order)),
+                        None => {
+                            return Err(StoreError::ResultTooLarge {
+                                bytes: budget.used() + 2 + after.len(),
+                                limit: MAX_RESULT_BYTES,
+                            })
+                        }
+                    }
+                };
                 break;
             }
         }
         if stop.is_some() || !full {
             break stop;
         }
-        // Only in memory can a full batch leave the page short.
+        // Rows checked in memory (read policies that do not compile) can
+        // leave a full batch's page short: fetch on.
         let last = batch.last().map(|r| Cursor::from_row(&p.order, r));
         p.after = last;
     };
