@@ -300,10 +300,7 @@ impl Shard {
         let max = protocol::Limits::default().max_frame_bytes;
         let bytes = crate::glue::body::read_capped(req, max)
             .await
-            .map_err(|e| match e.status {
-                413 => ApiError::new(413, "FRAME_TOO_LARGE", e.message),
-                _ => e,
-            })?;
+            .map_err(|e| e.to_api_error("FRAME_TOO_LARGE"))?;
         serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::bad_request("BAD_FRAME", format!("body is not JSON: {e}")))
     }

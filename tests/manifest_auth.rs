@@ -176,3 +176,19 @@ fn jwks_problems_have_paths() {
     let missing = with_auth(json!({"jwks": {}})).unwrap_err();
     assert_eq!(missing, vec![("auth.jwks".to_owned(), "MISSING_KEY")]);
 }
+
+/// The cold path and the directory identify their caller with
+/// `identify_caller`: no token is refused unless `anonymous` is true.
+#[test]
+fn cross_shard_callers_need_a_token_unless_anonymous() {
+    let closed = with_auth(json!({"anonymous": false})).unwrap();
+    let e = closed.auth().identify_caller(None).unwrap_err();
+    assert_eq!((e.status(), e.reason()), (401, "MISSING_TOKEN"));
+    let u = AuthContext::user("u");
+    assert_eq!(closed.auth().identify_caller(Some(u.clone())).unwrap(), u);
+    let open = with_auth(json!({"anonymous": true})).unwrap();
+    assert_eq!(
+        open.auth().identify_caller(None).unwrap(),
+        AuthContext::anonymous()
+    );
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use pylon_workers::manifest::Manifest;
 use pylon_workers::policy::AuthContext;
 use pylon_workers::protocol::{ErrorCode, ErrorMsg, FrameRef, Op, ServerMsg};
-use pylon_workers::query::limits::MAX_ANSWER_BYTES;
+use pylon_workers::query::limits::MAX_RESULT_BYTES;
 use pylon_workers::shard::http_query::{DEFAULT_LIMIT, MAX_SCAN};
 use pylon_workers::shard::{ConnInfo, Outbound, ShardConfig, ShardEngine, REFUSAL_WINDOW_MS};
 use pylon_workers::sql::SqlValue;
@@ -109,7 +109,7 @@ fn all_pages(e: &Engine, auth: &AuthContext, q: serde_json::Value) -> (Vec<Strin
     loop {
         let a = query(e, auth, q.clone()).unwrap();
         let size = serde_json::to_string(&a).unwrap().len();
-        assert!(size <= MAX_ANSWER_BYTES, "a page of {size} bytes");
+        assert!(size <= MAX_RESULT_BYTES, "a page of {size} bytes");
         pages += 1;
         all.extend(ids(&a));
         match a["next"].as_str() {
@@ -172,7 +172,7 @@ async fn a_single_row_over_the_budget_is_result_too_large() {
     let mut e = open();
     let anon = AuthContext::anonymous();
     // Over HTTP a body is at most 1 MiB; the engine itself takes more.
-    let huge = "z".repeat(MAX_ANSWER_BYTES + 1);
+    let huge = "z".repeat(MAX_RESULT_BYTES + 1);
     write(
         &mut e,
         &anon,

@@ -16,6 +16,7 @@
 //!
 //! See docs/auth.md.
 
+mod access;
 mod config;
 mod error;
 #[cfg(not(target_arch = "wasm32"))]
@@ -28,6 +29,7 @@ mod lease;
 pub mod sign;
 mod verify;
 
+pub use access::{token_caller, AccessClause, ShardAccess};
 pub use config::{AuthConfig, Binding, ClaimNames, Pattern, ShardRule, MIN_SECRET_BYTES};
 pub use error::AuthError;
 pub use jwks::JwksPolicy;

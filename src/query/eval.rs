@@ -25,6 +25,7 @@ use crate::sql::{to_sql, SqlValue};
 use crate::value::{Row, Value};
 
 use super::ast::{CmpOp, Filter, OrderKey};
+use super::glob::glob;
 use super::like::like;
 
 /// A borrowed storage-form value.
@@ -163,6 +164,10 @@ pub fn matches(filter: &Filter, row: &Row) -> bool {
         }
         Filter::Like { field, pattern } => match row.get(field) {
             Some(Value::Text(s)) => like(pattern, s),
+            _ => false,
+        },
+        Filter::Glob { field, pattern } => match row.get(field) {
+            Some(Value::Text(s)) => glob(pattern, s),
             _ => false,
         },
         Filter::Null { field, is_null } => {

@@ -22,20 +22,24 @@
 //! [`Entity`]: crate::manifest::Entity
 
 mod ast;
+pub mod budget;
 mod compile;
 mod cursor;
 mod error;
 mod eval;
+mod glob;
 mod like;
 pub mod limits;
 mod parse;
 
 pub use ast::{CmpOp, Filter, OrderKey, Query};
+pub(crate) use compile::filter_sql;
 pub use compile::quote_ident;
 pub use cursor::Cursor;
 pub use error::QueryError;
 pub use eval::{compare_rows, matches};
 pub(crate) use eval::{stored, Stored};
+pub use glob::glob;
 pub use like::like;
 
 use std::cmp::Ordering;
@@ -60,5 +64,10 @@ impl Query {
     /// The cursor text for continuing after `row`.
     pub fn cursor_after(&self, row: &Row) -> String {
         Cursor::from_row(&self.order, row).encode(&self.order)
+    }
+
+    /// The length of [`Query::cursor_after`]`(row)`, without building it.
+    pub fn cursor_len_after(&self, row: &Row) -> usize {
+        Cursor::encoded_len(&self.order, row)
     }
 }

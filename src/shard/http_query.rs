@@ -2,7 +2,7 @@
 //! bounded like every answer (docs/protocol.md, "HTTP queries"):
 //!
 //! - `limit` defaults to [`DEFAULT_LIMIT`] (at most `query::limits::MAX_LIMIT`);
-//! - the answer's JSON stays within `query::limits::MAX_ANSWER_BYTES`: the
+//! - the answer's JSON stays within `query::limits::MAX_RESULT_BYTES`: the
 //!   page stops before the row that would exceed it and `next` continues
 //!   from there; a single row larger than that is `RESULT_TOO_LARGE`;
 //! - read policies are checked per row while paging, so a page is short
@@ -23,7 +23,7 @@ use super::store::ShardStore;
 use crate::manifest::Manifest;
 use crate::policy::AuthContext;
 use crate::protocol::{ErrorCode, ErrorMsg};
-use crate::query::limits::MAX_ANSWER_BYTES;
+use crate::query::limits::MAX_RESULT_BYTES;
 use crate::query::Query;
 use crate::storage::{SqlConn, StorageError};
 use crate::value::Row;
@@ -95,7 +95,7 @@ impl<'a, C: SqlConn> Batches<'a, C> {
             return Ok(Vec::new());
         }
         let by_size = match self.read_bytes.checked_div(self.read_rows) {
-            Some(avg) => (MAX_ANSWER_BYTES / avg.max(1)).clamp(1, MAX_BATCH),
+            Some(avg) => (MAX_RESULT_BYTES / avg.max(1)).clamp(1, MAX_BATCH),
             None => FIRST_BATCH,
         };
         let n = by_size.min(want).max(1);
@@ -141,7 +141,7 @@ pub fn answer<C: SqlConn>(
         return Ok(json!({ "seq": seq, "count": n }));
     }
     let limit = *query.limit.get_or_insert(DEFAULT_LIMIT);
-    let budget = MAX_ANSWER_BYTES - ENVELOPE_BYTES;
+    let budget = MAX_RESULT_BYTES - ENVELOPE_BYTES;
     let mut rows: Vec<Row> = Vec::new();
     let mut used = 0;
     let mut scanned = 0;
@@ -159,7 +159,7 @@ pub fn answer<C: SqlConn>(
                 if used + size + 1 > budget {
                     let Some(last) = rows.last() else {
                         return Err(too_large(format!(
-                            "row {:?} is {size} bytes as JSON, over the {MAX_ANSWER_BYTES} byte \
+                            "row {:?} is {size} bytes as JSON, over the {MAX_RESULT_BYTES} byte \
                              answer limit: read it over a WebSocket or in parts",
                             id_of(&row)
                         )));

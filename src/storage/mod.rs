@@ -63,6 +63,15 @@ impl StorageError {
     pub fn is_unique_violation(&self) -> bool {
         self.kind == StorageErrorKind::UniqueViolation
     }
+
+    /// Whether the statement names a table the database does not have (a
+    /// D1 whose migrations were not applied). SQLite reports this only as
+    /// the generic `SQLITE_ERROR` with the text `no such table: T`, and D1
+    /// hands on nothing but that text (`D1_ERROR: no such table: T:
+    /// SQLITE_ERROR`), so the text is the one thing to recognise.
+    pub fn is_missing_table(&self) -> bool {
+        self.message.contains("no such table")
+    }
 }
 
 /// Synchronous SQL over one database. Rows come back positionally, in the

@@ -77,6 +77,7 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
         scenario!(scenarios::hibernation::run),
         scenario!(scenarios::restart::run),
         scenario!(scenarios::cold_path::run),
+        scenario!(scenarios::cold_access::run),
     ]
 }
 

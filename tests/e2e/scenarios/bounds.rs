@@ -24,7 +24,7 @@ use super::auth::dev_secret;
 use crate::support::{card, unique, within};
 use crate::Ctx;
 
-/// The answer budget (`query::limits::MAX_ANSWER_BYTES`).
+/// The answer budget (`query::limits::MAX_RESULT_BYTES`).
 const BUDGET: usize = 1 << 20;
 /// The default presence bounds (docs/protocol.md, "Limits").
 const PRESENCE_MAX: usize = 16 * 1024;

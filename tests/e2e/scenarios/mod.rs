@@ -1,6 +1,7 @@
 pub mod auth;
 pub mod bad_input;
 pub mod bounds;
+pub mod cold_access;
 pub mod cold_path;
 pub mod edge;
 pub mod expiry;
