@@ -104,6 +104,18 @@ fn main() {
 
     let admin = AuthContext::admin();
     let owner = AuthContext::user("u7");
+    // Shard rules: the example's (`team:{tenantId}`, `user:{userId}`, then
+    // `*`) put every `shard-NNN` under `*` minus the two prefixes, a scan;
+    // with `shard-{tenantId}*` a tenant "04" has the 10 shards
+    // shard-040..049, a range of the primary key.
+    let moderator = AuthContext::user("mod").with_roles(["moderator"]);
+    let mut tenants: serde_json::Value =
+        serde_json::from_str(include_str!("../examples/board/schema.json")).unwrap();
+    tenants["auth"]["shards"] = json!([{"pattern": "shard-{tenantId}*"}]);
+    let by_tenant = Manifest::from_value(tenants).unwrap();
+    let tenant = AuthContext::user("u7")
+        .with_tenant("04")
+        .with_roles(["moderator"]);
     let queries: Vec<(&str, serde_json::Value, &AuthContext, usize)> = vec![
         (
             "owner's todos across shards, by createdAt (policy in SQL, index)",
@@ -159,13 +171,50 @@ fn main() {
             &admin,
             100,
         ),
+        (
+            "count across shards, shard rules `*` minus team:, user: (scan)",
+            json!({"entity": "Todo", "aggregate": {"op": "count"}}),
+            &moderator,
+            20,
+        ),
+        (
+            "all shards, done=true by -order, shard rules `*` minus team:, user:",
+            json!({"entity": "Todo", "where": {"done": true}, "order": ["-order"], "limit": 50}),
+            &moderator,
+            20,
+        ),
+    ];
+    // A tenant's shards under `shard-{tenantId}*` (another manifest).
+    let tenant_queries: Vec<(&str, serde_json::Value, &AuthContext, usize)> = vec![
+        (
+            "a tenant's 10 of 100 shards (rule shard-{tenantId}*: key range), first 50 by id",
+            json!({"entity": "Todo", "limit": 50}),
+            &tenant,
+            200,
+        ),
+        (
+            "a tenant's 10 of 100 shards, done=true by -order",
+            json!({"entity": "Todo", "where": {"done": true}, "order": ["-order"], "limit": 50}),
+            &tenant,
+            100,
+        ),
+        (
+            "a tenant's 10 of 100 shards, count",
+            json!({"entity": "Todo", "aggregate": {"op": "count"}}),
+            &tenant,
+            100,
+        ),
     ];
     println!("\ncold queries over {total} rows in {SHARDS} shards (p50 / p95, ms):");
-    for (name, body, auth, n) in &queries {
+    let runs = queries
+        .iter()
+        .map(|q| (&m, q))
+        .chain(tenant_queries.iter().map(|q| (&by_tenant, q)));
+    for (m, (name, body, auth, n)) in runs {
         let mut times = Vec::with_capacity(*n);
         for _ in 0..*n {
             let t = Instant::now();
-            let r = ready(cold_query(&db, &m, body, auth)).unwrap();
+            let r = ready(cold_query(&db, m, body, auth)).unwrap();
             std::hint::black_box(&r);
             times.push(t.elapsed());
         }

@@ -73,7 +73,7 @@ fn encode_all(out: &[Outbound], encodings: &std::collections::HashMap<String, En
                     };
                 }
             }
-            Outbound::Close { .. } | Outbound::Verify { .. } => {}
+            Outbound::Close { .. } | Outbound::Verify { .. } | Outbound::Attach { .. } => {}
         }
     }
     bytes
@@ -95,6 +95,8 @@ fn run(manifest: &Arc<Manifest>, subs: usize, writes: usize, batch: usize) -> f6
         auth: AuthContext::user("bench"),
         encoding,
         client: None,
+        lease: Default::default(),
+        ended: None,
     };
     engine.connect(&writer, info(Encoding::Json), 0).unwrap();
     encodings.insert(writer.clone(), Encoding::Json);

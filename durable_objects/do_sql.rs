@@ -1,10 +1,13 @@
 //! [`SqlConn`] over Durable Object SQLite storage.
 
 use crate::sql::SqlValue;
-use crate::storage::{SqlConn, StorageError};
+use crate::storage::{SqlConn, StorageError, StorageErrorKind};
 use worker::{SqlStorage, SqlStorageValue};
 
-pub(crate) struct DoSql(pub SqlStorage);
+/// A handle on one object's SQLite (cheap to clone: the host and its
+/// object each hold one).
+#[derive(Clone)]
+pub struct DoSql(pub SqlStorage);
 
 fn to_js(v: &SqlValue) -> SqlStorageValue {
     match v {
@@ -27,9 +30,35 @@ fn from_js(v: SqlStorageValue) -> SqlValue {
     }
 }
 
+/// The kind of a failed statement. Durable Object SQL reports failures as
+/// JavaScript errors whose message carries SQLite's text and result code
+/// (`UNIQUE constraint failed: T.c: SQLITE_CONSTRAINT (extended:
+/// SQLITE_CONSTRAINT_UNIQUE)`) but no code property, so this is the one
+/// place that reads the message: the extended code's name, or SQLite's
+/// fixed wording for both clashes where a runtime leaves the code out.
+fn kind_of(message: &str) -> StorageErrorKind {
+    if message.contains("SQLITE_CONSTRAINT_UNIQUE")
+        || message.contains("SQLITE_CONSTRAINT_PRIMARYKEY")
+        || message.contains("UNIQUE constraint failed")
+    {
+        StorageErrorKind::UniqueViolation
+    } else {
+        StorageErrorKind::Other
+    }
+}
+
+/// A failed statement, logged here with SQLite's text: answers carry a
+/// generic message only (the engine never forwards this text).
+fn fail(e: worker::Error, sql: &str) -> StorageError {
+    let message = e.to_string();
+    let err = StorageError::new(message.clone(), sql).with_kind(kind_of(&message));
+    worker::console_warn!("storage: {err}");
+    err
+}
+
 impl SqlConn for DoSql {
     fn exec(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, StorageError> {
-        let fail = |e: worker::Error| StorageError::new(e.to_string(), sql);
+        let fail = |e: worker::Error| fail(e, sql);
         let cursor = self
             .0
             .exec(sql, params.iter().map(to_js).collect::<Vec<_>>())

@@ -102,7 +102,7 @@ impl<K: Object<DoSql>> Host<K> {
     /// request for the object. The router has parsed the path and verified
     /// the caller; both arrive in internal headers.
     pub async fn fetch(&self, req: WRequest) -> Result<WResponse> {
-        let target = match crate::glue::forward::Target::read(&req)? {
+        let target = match crate::glue::target::Target::read(&req)? {
             Ok(t) => t,
             Err(e) => return respond::error(&e),
         };
@@ -132,6 +132,7 @@ impl<K: Object<DoSql>> Host<K> {
             rest: target.rest,
             query,
             caller: target.caller,
+            lease: target.lease,
             body: Vec::new(),
         };
         if upgrade {
@@ -151,7 +152,8 @@ impl<K: Object<DoSql>> Host<K> {
         let mut req = req;
         request.body = match crate::glue::body::read_capped(&mut req, max).await {
             Ok(b) => b,
-            Err(e) => return respond::error(&e),
+            // The size limit of a body is the object's frame limit.
+            Err(e) => return respond::error(&e.to_api_error("FRAME_TOO_LARGE")),
         };
         let (resp, effects) = {
             let mut core = self.core.borrow_mut();
@@ -211,6 +213,12 @@ impl<K: Object<DoSql>> Host<K> {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> Result<()> {
+        // Once the object has closed a socket (a flood gets 4429), the
+        // runtime still hands over what the client had sent before it saw
+        // the close: drop it unread. 1 is the WebSocket readyState OPEN.
+        if ws.as_ref().ready_state() != 1 {
+            return Ok(());
+        }
         if let Err(e) = self.ensure_open(None).await {
             worker::console_error!("host: opening for a message: {e}");
             // The client reconnects with backoff; the next event retries.

@@ -14,22 +14,33 @@ pub(crate) async fn perform(env: &Env, app: &App, call: IoCall) -> IoOutcome {
     match call {
         IoCall::VerifyToken { token } => {
             let now = Date::now().as_millis() as i64 / 1000;
-            IoOutcome::Verified(crate::glue::verify::verify_token(env, app, &token, now).await)
+            IoOutcome::Verified(crate::glue::verify::verify_credential(env, app, &token, now).await)
         }
+        IoCall::SessionLive { sid } => IoOutcome::SessionLive(
+            crate::glue::signin::session_live(env, &sid)
+                .await
+                .map_err(|e| e.to_string()),
+        ),
         IoCall::RateLimit { binding, key } => IoOutcome::RateLimited {
             allowed: crate::glue::edge::allowed(env, binding, key).await,
         },
         IoCall::ApplyOutbox(batch) => {
+            // The detail (D1's or SQLite's text) goes to the log; the
+            // object records only the stage that failed.
+            let fail = |stage: &str, detail: &dyn std::fmt::Display| {
+                worker::console_error!("outbox drain failed: {stage}: {detail}");
+                stage.to_owned()
+            };
             let applied = async {
-                let manifest = app.manifest().map_err(|e| e.message)?;
+                let manifest = app.manifest().map_err(|e| fail("the manifest", &e))?;
                 let db = env
                     .d1(D1_BINDING)
                     .map(D1Exec)
-                    .map_err(|e| format!("binding {D1_BINDING}: {e}"))?;
+                    .map_err(|e| fail(&format!("binding {D1_BINDING}"), &e))?;
                 apply_outbox_batch(&db, &manifest, &batch)
                     .await
                     .map(|_| ())
-                    .map_err(|e| format!("applying to D1: {e}"))
+                    .map_err(|e| fail("applying to D1", &e))
             };
             IoOutcome::Applied(applied.await)
         }

@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# Builds the Worker bundle (build/index.js + wasm) with worker-build, and
-# the demo app's client library (scripts/build-demo.sh).
+# Builds an app's Worker bundle (index.js + wasm) with worker-build:
+# `bash scripts/build-worker.sh [APP_DIR]`, APP_DIR relative to the project
+# root, default `examples/board` (the demo, whose bundle goes to `build/`,
+# where the root wrangler.toml looks); any other app's goes to APP_DIR/build.
+# The demo also gets the page's client library (scripts/build-demo.sh).
 # wrangler runs this as its build command. PYLON_SKIP_BUILD=1 makes it a
-# no-op, for the test harness, which builds once and starts wrangler often.
+# no-op when the bundle exists, for the test harness, which builds once and
+# starts wrangler often.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-if [[ "${PYLON_SKIP_BUILD:-}" == 1 && -f "$ROOT/build/index.js" ]]; then
+app="${1:-examples/board}"
+if [[ "$app" == examples/board ]]; then out="$ROOT/build"; else out="$ROOT/$app/build"; fi
+if [[ "${PYLON_SKIP_BUILD:-}" == 1 && -f "$out/index.js" ]]; then
   exit 0
 fi
 cd "$ROOT"
-bash scripts/build-demo.sh
-exec worker-build --release
+[[ "$app" == examples/board ]] && bash scripts/build-demo.sh
+# worker-build takes the output directory relative to the app's crate.
+rel_out="$(realpath -m --relative-to="$ROOT/$app" "$out")"
+exec worker-build --release --out-dir "$rel_out" "$ROOT/$app"

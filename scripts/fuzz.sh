@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Fuzzes, with libFuzzer, for SECONDS each (default 20; the test command's
-# short budget):
+# Fuzzes, with libFuzzer, for SECONDS each (default 13: the test command's
+# short budget, about 40 s for the three):
 #   decode  both protocol decoders (fuzz/fuzz_targets/decode.rs)
 #   token   token and key readers  (fuzz/fuzz_targets/token.rs)
+#   cold    cold-path query bodies on SQLite (fuzz/fuzz_targets/cold.rs)
 # A long run: bash scripts/fuzz.sh 3600. One target: bash scripts/fuzz.sh 60 token
 # A crash is saved under fuzz/artifacts/<target>/; keep it as a regression
 # input in tests/fuzz_regressions/ once fixed.
@@ -13,10 +14,10 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
-secs="${1:-20}"
+secs="${1:-13}"
 shift || true
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(decode token)
+[[ ${#targets[@]} -gt 0 ]] || targets=(decode token cold)
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 for target in "${targets[@]}"; do

@@ -13,8 +13,8 @@ step() { echo; echo "==> $*"; }
 step "native tests (engine, protocol, client; real SQLite)"
 cargo test --features client
 
-step "fuzzing the protocol decoders and the token readers (short budget; bash scripts/fuzz.sh 3600 for a long run)"
-bash scripts/fuzz.sh "${PYLON_FUZZ_SECS:-20}"
+step "fuzzing the protocol decoders, the token readers and the cold query (short budget; bash scripts/fuzz.sh 3600 for a long run)"
+bash scripts/fuzz.sh "${PYLON_FUZZ_SECS:-13}"
 
 step "D1 migrations match the manifest"
 cargo run -q --bin pylon-migrations -- --check

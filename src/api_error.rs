@@ -69,7 +69,7 @@ impl From<&crate::protocol::ErrorMsg> for ApiError {
             C::Forbidden => 403,
             C::Unauthorized => 401,
             C::RateLimited => 429,
-            C::FrameTooLarge | C::ResultTooLarge | C::TooManyOps => 413,
+            C::FrameTooLarge | C::ResultTooLarge | C::PresenceTooLarge | C::TooManyOps => 413,
             C::TooManyConnections | C::Unavailable => 503,
             C::Internal | C::Unknown => 500,
             _ => 400,

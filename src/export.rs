@@ -29,6 +29,10 @@ macro_rules! export {
         $crate::export!($app, objects {});
     };
     ($app:path, objects { $($class:ident : $kind:ty),* $(,)? }) => {
+        // wasm-bindgen's expansion of the classes names `wasm_bindgen`.
+        #[cfg(target_arch = "wasm32")]
+        use ::worker::wasm_bindgen;
+
         /// The app, built once per isolate.
         #[cfg(target_arch = "wasm32")]
         fn __pylon_app() -> &'static $crate::app::App {

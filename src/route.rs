@@ -53,10 +53,14 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
     Err(ApiError::not_found(format!("no route for {path}")))
 }
 
+/// Whether `c` may appear in a shard name: `A-Z a-z 0-9 . _ - :`.
+pub fn is_shard_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':')
+}
+
 /// Shard names are 1 to 128 characters of `A-Z a-z 0-9 . _ - :`.
 pub fn validate_shard_name(name: &str) -> Result<(), ApiError> {
-    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':');
-    if name.is_empty() || name.len() > MAX_SHARD_NAME || !name.chars().all(ok_char) {
+    if name.is_empty() || name.len() > MAX_SHARD_NAME || !name.chars().all(is_shard_name_char) {
         let shown: String = name.chars().take(40).collect();
         return Err(ApiError::bad_request(
             "BAD_SHARD_NAME",

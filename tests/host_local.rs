@@ -96,7 +96,7 @@ fn a_failing_drain_backs_off_and_recovers() {
     let fail = Rc::new(std::cell::Cell::new(true));
     let f = fail.clone();
     h.on_io(move |call| match call {
-        IoCall::ApplyOutbox(_) if f.get() => IoOutcome::Applied(Err("D1 is down".into())),
+        IoCall::ApplyOutbox(_) if f.get() => IoOutcome::Applied(Err("applying to D1".into())),
         IoCall::ApplyOutbox(_) => IoOutcome::Applied(Ok(())),
         _ => IoOutcome::RateLimited { allowed: true },
     });
@@ -109,7 +109,10 @@ fn a_failing_drain_backs_off_and_recovers() {
     assert_eq!(h.alarm(), Some(t0 + 1000 + 2000), "then 2 s");
     let stats = h.stats();
     assert_eq!(stats["outbox"]["attempts"], 2);
-    assert_eq!(stats["outbox"]["last_error"], "D1 is down");
+    assert_eq!(
+        stats["outbox"]["last_error"],
+        "applying to D1 failed (the detail is in the Worker's log)"
+    );
     fail.set(false);
     h.advance(2000).unwrap();
     assert_eq!(h.alarm(), None);

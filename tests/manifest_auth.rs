@@ -106,9 +106,11 @@ fn problems_have_paths() {
 
 #[test]
 fn example_schema_auth() {
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/board/schema.json"))
-            .unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/board/schema.json"
+    ))
+    .unwrap();
     let m = Manifest::from_json_str(&text).unwrap();
     let a = m.auth();
     // curl against any ordinary shard keeps working without a token.
@@ -175,4 +177,20 @@ fn jwks_problems_have_paths() {
     }
     let missing = with_auth(json!({"jwks": {}})).unwrap_err();
     assert_eq!(missing, vec![("auth.jwks".to_owned(), "MISSING_KEY")]);
+}
+
+/// The cold path and the directory identify their caller with
+/// `identify_caller`: no token is refused unless `anonymous` is true.
+#[test]
+fn cross_shard_callers_need_a_token_unless_anonymous() {
+    let closed = with_auth(json!({"anonymous": false})).unwrap();
+    let e = closed.auth().identify_caller(None).unwrap_err();
+    assert_eq!((e.status(), e.reason()), (401, "MISSING_TOKEN"));
+    let u = AuthContext::user("u");
+    assert_eq!(closed.auth().identify_caller(Some(u.clone())).unwrap(), u);
+    let open = with_auth(json!({"anonymous": true})).unwrap();
+    assert_eq!(
+        open.auth().identify_caller(None).unwrap(),
+        AuthContext::anonymous()
+    );
 }

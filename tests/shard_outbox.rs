@@ -243,7 +243,7 @@ async fn drains_in_batches_until_d1_equals_the_shard_and_retries_are_harmless() 
     assert!(batches > 1, "{batches}");
     assert_eq!(e.outbox_depth().unwrap(), 0);
     assert_eq!(d1_rows(&db, &m, "s2"), shard_rows(&e));
-    let dir = ready(list_shards(&db, None, 10)).unwrap();
+    let dir = ready(list_shards(&db, &m, &AuthContext::admin(), None, 10)).unwrap();
     assert_eq!(dir.shards.len(), 1);
     assert_eq!(dir.shards[0].rows, 200);
     assert_eq!(dir.shards[0].last_seq, e.store().seq().unwrap() as i64);

@@ -199,16 +199,74 @@ fn request_errors() {
 
 #[test]
 fn shard_directory_pages() {
-    let (_, db) = setup();
-    let p = ready(list_shards(&db, None, 3)).unwrap();
+    let (m, db) = setup();
+    let anyone = AuthContext::anonymous();
+    let p = ready(list_shards(&db, &m, &anyone, None, 3)).unwrap();
     let names: Vec<_> = p.shards.iter().map(|s| s.shard.as_str()).collect();
     assert_eq!(names, ["s0", "s1", "s2"]);
     assert_eq!(p.shards[0].rows, 30);
-    let p2 = ready(list_shards(&db, p.next.as_deref(), 3)).unwrap();
+    let p2 = ready(list_shards(&db, &m, &anyone, p.next.as_deref(), 3)).unwrap();
     assert_eq!(p2.shards.len(), 1);
     assert_eq!(p2.next, None);
     assert_eq!(
         serde_json::to_value(&p2).unwrap(),
         json!({"shards": [{"shard": "s3", "rows": 30, "lastSeq": 0, "lastChange": null}], "next": null})
     );
+}
+
+#[test]
+fn pages_stay_within_the_byte_budget() {
+    use pylon_workers::query::limits::MAX_RESULT_BYTES;
+    let m = manifest();
+    let db = d1(&m);
+    let store = D1DataStore::new(&db, m.clone());
+    let card = |id: &str, title: String| {
+        row(
+            json!({"id": id, "title": title, "done": false, "position": 1.0,
+                   "createdAt": "2026-11-23T00:00:00Z"}),
+        )
+    };
+    let lobby = store.shard("lobby");
+    for i in 0..3 {
+        let title = format!("{i}{}", "x".repeat(400 * 1024));
+        ready(lobby.insert("Card", card(&format!("c{i}"), title))).unwrap();
+    }
+    let anyone = AuthContext::anonymous();
+    let mut body = json!({"entity": "Card", "shard": "lobby"});
+    let mut sizes = Vec::new();
+    let mut ids = Vec::new();
+    loop {
+        let page = ready(cold_query(&db, &m, &body, &anyone)).unwrap();
+        let bytes = serde_json::to_vec(&page).unwrap().len();
+        assert!(bytes <= MAX_RESULT_BYTES, "{bytes}");
+        let (rows, next) = rows(page);
+        sizes.push(rows.len());
+        ids.extend(rows.iter().map(|r| r["id"].as_str().unwrap().to_owned()));
+        match next {
+            Some(n) => body["after"] = json!(n),
+            None => break,
+        }
+    }
+    assert_eq!(
+        sizes,
+        [2, 1],
+        "two rows of 400 KiB fit in 1 MiB, three do not"
+    );
+    assert_eq!(ids, ["c0", "c1", "c2"]);
+    // An aggregate over the same rows, grouped by the big titles.
+    let agg = json!({"entity": "Card", "aggregate": {"op": "count", "groupBy": "title"}});
+    let e = ready(cold_query(&db, &m, &agg, &anyone)).unwrap_err();
+    assert_eq!((e.status(), e.code()), (413, "RESULT_TOO_LARGE"));
+    // One row alone over the budget: a typed error, not a page.
+    let title = "y".repeat(MAX_RESULT_BYTES);
+    ready(store.shard("huge").insert("Card", card("big", title))).unwrap();
+    let e = ready(cold_query(
+        &db,
+        &m,
+        &json!({"entity": "Card", "shard": "huge"}),
+        &anyone,
+    ))
+    .unwrap_err();
+    assert_eq!((e.status(), e.code()), (413, "RESULT_TOO_LARGE"));
+    assert_eq!(e.to_api_error().code, "RESULT_TOO_LARGE");
 }

@@ -216,7 +216,14 @@ fn d1_store_crud() {
     assert_eq!(all.rows.len(), 2);
     assert_eq!(all.shards, ["s1", "s2"]);
     // The directory counts live rows.
-    let dir = ready(pylon_workers::store::list_shards(&db, None, 10)).unwrap();
+    let dir = ready(pylon_workers::store::list_shards(
+        &db,
+        &m,
+        &pylon_workers::policy::AuthContext::admin(),
+        None,
+        10,
+    ))
+    .unwrap();
     assert_eq!(dir.shards.len(), 2);
     assert_eq!(dir.shards[0].rows, 1 + 3 + 2); // todos, users, messages
 }

@@ -7,6 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
 use pylon_workers::manifest::Manifest;
+use pylon_workers::policy::AuthContext;
 use pylon_workers::sql::SqlValue;
 use pylon_workers::storage::StorageError;
 use pylon_workers::store::{
@@ -77,7 +78,7 @@ fn in_order_retried_and_out_of_order() {
     let rows = dump(&db, &m);
     assert_eq!(rows[&("s1".into(), "t1".into())]["title"], v2["title"]);
     assert_eq!(seq_of(&db, "s1", "t1"), (2, 0));
-    let dir = ready(list_shards(&db, None, 10)).unwrap();
+    let dir = ready(list_shards(&db, &m, &AuthContext::admin(), None, 10)).unwrap();
     assert_eq!((dir.shards[0].rows, dir.shards[0].last_seq), (1, 2));
     // Several changes of one row in one batch: the newest wins, whatever the order.
     ready(apply_outbox_batch(
@@ -127,7 +128,7 @@ fn deletes_against_late_upserts() {
     // A re-insert (newer seq) revives.
     ready(apply_outbox_batch(&db, &m, &up(4))).unwrap();
     assert_eq!(dump(&db, &m).len(), 1);
-    let dir = ready(list_shards(&db, None, 10)).unwrap();
+    let dir = ready(list_shards(&db, &m, &AuthContext::admin(), None, 10)).unwrap();
     assert_eq!((dir.shards[0].rows, dir.shards[0].last_seq), (1, 7));
 }
 
@@ -297,7 +298,7 @@ fn random_faults_converge_to_the_source_of_truth() {
         assert_eq!(have, &want, "{k:?}");
     }
     // The directory: live rows per shard and the newest seq of each.
-    let dir = ready(list_shards(&db, None, 100)).unwrap();
+    let dir = ready(list_shards(&db, &m, &AuthContext::admin(), None, 100)).unwrap();
     assert_eq!(dir.shards.len(), 20);
     for info in dir.shards {
         let live = truth.keys().filter(|(s, _)| *s == info.shard).count() as i64;

@@ -24,6 +24,7 @@ use super::error::AuthError;
 use super::jwks::JwksPolicy;
 use super::jwt::Validation;
 use crate::policy::AuthContext;
+use crate::route::is_shard_name_char;
 
 /// HS256 secrets shorter than this (256 bits) are refused.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -192,7 +193,7 @@ impl Pattern {
                     parts.push(Part::Var(binding));
                     rest = &rest[end + 1..];
                 }
-                c if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':') => {
+                c if is_shard_name_char(c) => {
                     lit.push(c);
                     rest = &rest[1..];
                 }
@@ -250,6 +251,40 @@ impl Pattern {
         }
         glob(&g, shard.as_bytes())
     }
+
+    /// The names the pattern fits, as an SQLite GLOB: literal text (shard
+    /// name characters only, never a GLOB metacharacter), `*`, and `?*`
+    /// for a placeholder (any non-empty text).
+    pub fn fits_glob(&self) -> String {
+        let mut g = String::new();
+        for p in &self.parts {
+            match p {
+                Part::Lit(l) => g.push_str(l),
+                Part::Star => g.push('*'),
+                Part::Var(_) => g.push_str("?*"),
+            }
+        }
+        g
+    }
+
+    /// The names the pattern admits for `caller`, as an SQLite GLOB; `None`
+    /// when it admits none: a placeholder without a value, or with a
+    /// character no shard name holds (a claim may hold `*`, `?` or `[`;
+    /// [`Pattern::admits`] compares them literally, so they never match).
+    pub fn admits_glob(&self, caller: &AuthContext) -> Option<String> {
+        let mut g = String::new();
+        for p in &self.parts {
+            match p {
+                Part::Lit(l) => g.push_str(l),
+                Part::Star => g.push('*'),
+                Part::Var(b) => match b.value(caller) {
+                    Some(v) if !v.is_empty() && v.chars().all(is_shard_name_char) => g.push_str(v),
+                    _ => return None,
+                },
+            }
+        }
+        Some(g)
+    }
 }
 
 /// Who may use the shards a pattern fits.
@@ -295,19 +330,22 @@ fn claim_text(claims: &Map<String, Json>, name: &str) -> Result<Option<String>, 
 }
 
 impl AuthConfig {
-    /// The rules in force: `shards`, or the implicit `*` rule.
-    fn rule_for(&self, shard: &str) -> Option<ShardRule> {
+    /// The rules in force, in order: `shards`, or the implicit `*` rule.
+    pub fn rules(&self) -> std::borrow::Cow<'_, [ShardRule]> {
         if self.shards.is_empty() {
             let star = Pattern::parse("*").expect("a valid pattern");
-            return Some(ShardRule::new(star).allow_anonymous(self.anonymous));
+            let rule = ShardRule::new(star).allow_anonymous(self.anonymous);
+            return std::borrow::Cow::Owned(vec![rule]);
         }
-        self.shards.iter().find(|r| r.pattern.fits(shard)).cloned()
+        std::borrow::Cow::Borrowed(&self.shards)
     }
 
     /// Whether `caller` (`None`: no token) may use `shard`. Admins may use
     /// every shard some rule fits.
     pub fn admit(&self, shard: &str, caller: Option<&AuthContext>) -> Result<(), AuthError> {
-        let Some(rule) = self.rule_for(shard) else {
+        let rules = self.rules();
+        // The rule that governs `shard`: the first whose pattern fits it.
+        let Some(rule) = rules.iter().find(|r| r.pattern.fits(shard)) else {
             return Err(AuthError::Forbidden(format!(
                 "no shard rule lets anyone use {shard:?}"
             )));

@@ -16,6 +16,7 @@
 //!
 //! See docs/auth.md.
 
+mod access;
 mod config;
 mod error;
 #[cfg(not(target_arch = "wasm32"))]
@@ -23,15 +24,18 @@ pub mod fuzz;
 pub mod jwk;
 pub mod jwks;
 pub mod jwt;
+mod lease;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod sign;
 mod verify;
 
+pub use access::{token_caller, AccessClause, ShardAccess};
 pub use config::{AuthConfig, Binding, ClaimNames, Pattern, ShardRule, MIN_SECRET_BYTES};
 pub use error::AuthError;
 pub use jwks::JwksPolicy;
 pub use jwt::{Alg, Validation};
-pub use verify::{verify_token, Jwks, Keys, NoHttp};
+pub use lease::Lease;
+pub use verify::{verify_credential, verify_token, Jwks, Keys, NoHttp};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -79,13 +83,35 @@ pub fn request_token<'a>(
 /// The [`AUTH_HEADER`] value for a caller: base64url of its JSON (header
 /// values must be Latin-1; ids need not be).
 pub fn encode_context(a: &AuthContext) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(a).expect("an AuthContext serializes"))
+    encode_caller(a, &Lease::default())
+}
+
+/// [`encode_context`] with the caller's [`Lease`]: its `exp` and `sid`
+/// beside the caller's fields, in the same JSON object (so a reader that
+/// knows only [`AuthContext`] still reads it).
+pub fn encode_caller(a: &AuthContext, lease: &Lease) -> String {
+    let mut v = serde_json::to_value(a).expect("an AuthContext serializes");
+    if let (serde_json::Value::Object(m), Ok(serde_json::Value::Object(l))) =
+        (&mut v, serde_json::to_value(lease))
+    {
+        m.extend(l);
+    }
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&v).expect("JSON serializes"))
 }
 
 /// Reads an [`AUTH_HEADER`] value; `None` if it is not one.
 pub fn decode_context(header: &str) -> Option<AuthContext> {
+    decode_caller(header).map(|(a, _)| a)
+}
+
+/// Reads an [`AUTH_HEADER`] value with its [`Lease`] (empty when the
+/// value has none).
+pub fn decode_caller(header: &str) -> Option<(AuthContext, Lease)> {
     let bytes = URL_SAFE_NO_PAD.decode(header.trim()).ok()?;
-    serde_json::from_slice(&bytes).ok()
+    Some((
+        serde_json::from_slice(&bytes).ok()?,
+        serde_json::from_slice(&bytes).ok()?,
+    ))
 }
 
 #[cfg(test)]
@@ -300,7 +326,17 @@ mod tests {
             .with_roles(["r"]);
         let h = encode_context(&a);
         assert!(h.is_ascii());
-        assert_eq!(decode_context(&h), Some(a));
+        assert_eq!(decode_context(&h), Some(a.clone()));
         assert_eq!(decode_context("!!"), None);
+        // The lease rides beside the caller; a value without one reads as
+        // an empty lease, and an old reader still finds the caller.
+        assert_eq!(decode_caller(&h), Some((a.clone(), Lease::default())));
+        let lease = Lease {
+            exp: Some(1_900_000_000),
+            sid: Some("s_1".into()),
+        };
+        let h = encode_caller(&a, &lease);
+        assert_eq!(decode_caller(&h), Some((a.clone(), lease)));
+        assert_eq!(decode_context(&h), Some(a));
     }
 }

@@ -19,6 +19,7 @@ use super::config::{checked_secret, AuthConfig};
 use super::error::AuthError;
 use super::jwks::{self, JwksCache, JwksPolicy};
 use super::jwt::{self, Alg};
+use super::lease::Lease;
 use crate::http::{HttpClient, HttpError, HttpRequest, HttpResponse};
 use crate::policy::AuthContext;
 
@@ -56,18 +57,30 @@ impl HttpClient for NoHttp {
 }
 
 /// Verifies `token` at `now` (Unix seconds) and returns its caller.
-///
-/// The header's `alg` picks the key *type* and nothing else: HS256 is
-/// checked with the secret only, RS256/ES256 with a JWKS key of that type
-/// only (never the other way round); `none` and other algorithms were
-/// refused by [`jwt::decode`]. Then `exp`/`nbf`/`iss`/`aud`, then the
-/// claim mapping.
 pub async fn verify_token<C: HttpClient>(
     config: &AuthConfig,
     token: &str,
     keys: &Keys<'_, C>,
     now: i64,
 ) -> Result<AuthContext, AuthError> {
+    verify_credential(config, token, keys, now)
+        .await
+        .map(|(caller, _)| caller)
+}
+
+/// [`verify_token`], with how long the token holds: its [`Lease`].
+///
+/// The header's `alg` picks the key *type* and nothing else: HS256 is
+/// checked with the secret only, RS256/ES256 with a JWKS key of that type
+/// only (never the other way round); `none` and other algorithms were
+/// refused by [`jwt::decode`]. Then `exp`/`nbf`/`iss`/`aud`, then the
+/// claim mapping.
+pub async fn verify_credential<C: HttpClient>(
+    config: &AuthConfig,
+    token: &str,
+    keys: &Keys<'_, C>,
+    now: i64,
+) -> Result<(AuthContext, Lease), AuthError> {
     let d = jwt::decode(token)?;
     match d.alg {
         Alg::Hs256 => {
@@ -98,5 +111,5 @@ pub async fn verify_token<C: HttpClient>(
         }
     }
     let claims = d.claims(&config.validation, now)?;
-    config.context(&claims)
+    Ok((config.context(&claims)?, Lease::of_claims(&claims)))
 }

@@ -200,6 +200,24 @@ impl ClientError {
         }
     }
 
+    /// Whether the server refused this because the connection's identity
+    /// ended (`UNAUTHORIZED`, `TOKEN_EXPIRED:` / `SESSION_REVOKED:`, see
+    /// [`ErrorMsg::identity_ended`]): renew with [`Client::set_token`],
+    /// then retry (a mutation with [`Client::mutate_with_id`] and the same
+    /// op id).
+    pub fn identity_ended(&self) -> bool {
+        match self {
+            ClientError::Server { code, message } => ErrorMsg {
+                code: *code,
+                message: message.clone(),
+                op: None,
+                sub: None,
+            }
+            .identity_ended(),
+            _ => false,
+        }
+    }
+
     fn from_err(e: &ErrorMsg) -> ClientError {
         ClientError::Server {
             code: e.code,

@@ -9,9 +9,10 @@
 use worker::{Env, Request, Response, Result};
 
 use crate::api_error::ApiError;
+use crate::app::App;
 use crate::auth::{self, AuthError};
 use crate::glue::respond;
-use crate::glue::verify::{now_secs, verify_token};
+use crate::glue::verify::{now_secs, verify_credential, verify_token};
 use crate::policy::AuthContext;
 
 /// What the gate decided.
@@ -53,16 +54,17 @@ pub(crate) fn refusal(e: &AuthError) -> Result<Response> {
 /// token, or anonymous where the manifest allows it; `Err` is the answer.
 pub(crate) async fn identify(
     env: &Env,
+    app: &App,
     req: &Request,
 ) -> Result<std::result::Result<AuthContext, Response>> {
-    let manifest = match crate::glue::schema::manifest() {
+    let manifest = match app.manifest() {
         Ok(m) => m,
         Err(e) => return Ok(Err(respond::error(&e)?)),
     };
     let headers = req.headers();
     let authorization = headers.get("Authorization")?;
     let caller = match auth::request_token(authorization.as_deref(), None) {
-        Ok(Some(t)) => verify_token(env, t, now_secs()).await.map(Some),
+        Ok(Some(t)) => verify_token(env, app, t, now_secs()).await.map(Some),
         Ok(None) => Ok(None),
         Err(e) => Err(e),
     };
@@ -73,8 +75,8 @@ pub(crate) async fn identify(
 }
 
 /// Authenticates `req` for `shard`.
-pub(crate) async fn gate(env: &Env, shard: &str, req: &Request) -> Result<Gate> {
-    let manifest = match crate::glue::schema::manifest() {
+pub(crate) async fn gate(env: &Env, app: &App, shard: &str, req: &Request) -> Result<Gate> {
+    let manifest = match app.manifest() {
         Ok(m) => m,
         Err(e) => {
             worker::console_error!("auth: the manifest does not load: {e}");
@@ -86,26 +88,32 @@ pub(crate) async fn gate(env: &Env, shard: &str, req: &Request) -> Result<Gate> 
     let headers = req.headers();
     let authorization = headers.get("Authorization")?;
     let protocols = headers.get("Sec-WebSocket-Protocol")?;
-    let caller = match auth::request_token(authorization.as_deref(), protocols.as_deref()) {
-        Ok(Some(t)) => verify_token(env, t, now_secs()).await.map(Some),
+    let verified = match auth::request_token(authorization.as_deref(), protocols.as_deref()) {
+        Ok(Some(t)) => verify_credential(env, app, t, now_secs()).await.map(Some),
         Ok(None) => Ok(None),
         Err(e) => Err(e),
     };
-    let caller = match caller.and_then(|c| manifest.auth().decide(shard, c)) {
+    let (caller, lease) = match verified {
+        Ok(Some((c, l))) => (Some(c), l),
+        Ok(None) => (None, auth::Lease::default()),
+        Err(e) => return refuse(&e),
+    };
+    let caller = match manifest.auth().decide(shard, caller) {
         Ok(c) => c,
         Err(e) => return refuse(&e),
     };
-    let fwd = forward(req, protocols.as_deref(), &caller)?;
+    let fwd = forward(req, protocols.as_deref(), &caller, &lease)?;
     Ok(Gate::Pass(fwd, caller))
 }
 
 /// `req` rewritten for the shard: incoming `x-pylon-*` headers,
-/// `Authorization` and `bearer.` subprotocol entries removed, `caller` in
-/// `x-pylon-auth`.
+/// `Authorization` and `bearer.` subprotocol entries removed, `caller` and
+/// its lease (when its token ends, its session) in `x-pylon-auth`.
 pub(crate) fn forward(
     req: &Request,
     protocols: Option<&str>,
     caller: &AuthContext,
+    lease: &auth::Lease,
 ) -> Result<Request> {
     let mut fwd = req.clone_mut()?;
     let out = fwd.headers_mut()?;
@@ -133,6 +141,6 @@ pub(crate) fn forward(
             out.set("Sec-WebSocket-Protocol", &kept.join(", "))?;
         }
     }
-    out.set(auth::AUTH_HEADER, &auth::encode_context(caller))?;
+    out.set(auth::AUTH_HEADER, &auth::encode_caller(caller, lease))?;
     Ok(fwd)
 }

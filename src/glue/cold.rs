@@ -1,11 +1,16 @@
 //! The cold-path routes, answered from D1 alone (no shard is woken):
 //! `POST /v1/query` (`store::cold_query`) and `GET /v1/shards?after=&limit=`
-//! (`store::list_shards`). Cross-shard reads run as the verified caller
-//! (`glue::session_gate::identify`), with read policies filtering every row.
+//! (`store::list_shards`). Both run as the verified caller
+//! (`glue::session_gate::identify`: no token where the manifest has
+//! `anonymous: false` is a 401), count against the per-user limit, and see
+//! only the shards the manifest's shard rules let the caller enter.
 
 use crate::api_error::ApiError;
+use crate::app::App;
+use crate::glue::body::read_capped;
 use crate::glue::d1::{D1Exec, D1_BINDING};
 use crate::glue::respond;
+use crate::policy::AuthContext;
 use crate::store::{cold_query, list_shards, StoreError};
 use worker::{Env, Method, Request, Response, Result};
 
@@ -13,10 +18,17 @@ use worker::{Env, Method, Request, Response, Result};
 pub(crate) const MAX_BODY: usize = 1 << 20;
 
 fn store_error(e: &StoreError) -> Result<Response> {
-    if let StoreError::Storage(s) = e {
-        worker::console_error!("cold path: {s}");
+    match e {
+        StoreError::Storage(s) => worker::console_error!("cold path: {s}"),
+        StoreError::NotMigrated => worker::console_error!("cold path: {e}"),
+        _ => {}
     }
-    respond::error(&e.to_api_error())
+    match e {
+        // The same answer (and challenge) as the router's gate gives for
+        // the shard itself.
+        StoreError::Access(a) => crate::glue::auth::refusal(a),
+        e => respond::error(&e.to_api_error()),
+    }
 }
 
 fn d1(env: &Env) -> std::result::Result<D1Exec, Result<Response>> {
@@ -25,31 +37,27 @@ fn d1(env: &Env) -> std::result::Result<D1Exec, Result<Response>> {
         .map_err(|e| respond::internal(&format!("binding {D1_BINDING}"), &e))
 }
 
+/// The verified caller within the per-user limit, or the answer.
+async fn caller(env: &Env, app: &App, req: &Request) -> Result<std::result::Result<AuthContext, Response>> {
+    let caller = match crate::glue::session_gate::identify(env, app, req).await? {
+        Ok(c) => c,
+        Err(answer) => return Ok(Err(answer)),
+    };
+    if let Some(r) = super::router::user_limit(env, &caller).await? {
+        return Ok(Err(r));
+    }
+    Ok(Ok(caller))
+}
+
 /// `POST /v1/query`.
-pub(crate) async fn query(mut req: Request, env: &Env) -> Result<Response> {
+pub(crate) async fn query(mut req: Request, env: &Env, app: &App) -> Result<Response> {
     if req.method() != Method::Post {
         return respond::error(&ApiError::method_not_allowed("use POST /v1/query"));
     }
-    let too_large = || {
-        respond::error(&ApiError::new(
-            413,
-            "TOO_LARGE",
-            format!("bodies are limited to {MAX_BODY} bytes"),
-        ))
+    let bytes = match read_capped(&mut req, MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => return respond::error(&e.to_api_error("TOO_LARGE")),
     };
-    let declared = req
-        .headers()
-        .get("Content-Length")?
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY) {
-        return too_large();
-    }
-    let Ok(bytes) = req.bytes().await else {
-        return respond::error(&ApiError::bad_request("BAD_REQUEST", "unreadable body"));
-    };
-    if bytes.len() > MAX_BODY {
-        return too_large();
-    }
     let body: serde_json::Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
         Err(e) => {
@@ -59,7 +67,7 @@ pub(crate) async fn query(mut req: Request, env: &Env) -> Result<Response> {
             ))
         }
     };
-    let manifest = match crate::glue::schema::manifest() {
+    let manifest = match app.manifest() {
         Ok(m) => m,
         Err(e) => return respond::error(&e),
     };
@@ -67,13 +75,10 @@ pub(crate) async fn query(mut req: Request, env: &Env) -> Result<Response> {
         Ok(db) => db,
         Err(r) => return r,
     };
-    let caller = match crate::glue::session_gate::identify(env, &req).await? {
+    let caller = match caller(env, app, &req).await? {
         Ok(c) => c,
         Err(answer) => return Ok(answer),
     };
-    if let Some(r) = super::router::user_limit(env, &caller).await? {
-        return Ok(r);
-    }
     match cold_query(&db, &manifest, &body, &caller).await {
         Ok(r) => respond::json(200, &serde_json::to_value(&r)?),
         Err(e) => store_error(&e),
@@ -81,7 +86,7 @@ pub(crate) async fn query(mut req: Request, env: &Env) -> Result<Response> {
 }
 
 /// `GET /v1/shards?after=&limit=`.
-pub(crate) async fn shards(req: Request, env: &Env) -> Result<Response> {
+pub(crate) async fn shards(req: Request, env: &Env, app: &App) -> Result<Response> {
     if req.method() != Method::Get {
         return respond::error(&ApiError::method_not_allowed("use GET /v1/shards"));
     }
@@ -103,11 +108,19 @@ pub(crate) async fn shards(req: Request, env: &Env) -> Result<Response> {
             _ => {}
         }
     }
+    let manifest = match app.manifest() {
+        Ok(m) => m,
+        Err(e) => return respond::error(&e),
+    };
     let db = match d1(env) {
         Ok(db) => db,
         Err(r) => return r,
     };
-    match list_shards(&db, after.as_deref(), limit).await {
+    let caller = match caller(env, app, &req).await? {
+        Ok(c) => c,
+        Err(answer) => return Ok(answer),
+    };
+    match list_shards(&db, &manifest, &caller, after.as_deref(), limit).await {
         Ok(page) => respond::json(200, &serde_json::to_value(&page)?),
         Err(e) => store_error(&e),
     }

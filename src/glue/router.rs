@@ -1,21 +1,24 @@
 //! The stateless router Worker: `GET /healthz`, the cold-path routes served
 //! from D1 (`POST /v1/query`, `GET /v1/shards`; see `cold.rs`), and every
-//! `/v1/shards/{shard}/...` request handed to the Shard object `{shard}`.
+//! `/v1/shards/{shard}/...` request handed to the Shard object `{shard}`,
+//! with the parsed path and the verified caller (`target.rs`). An app's
+//! `export!` makes [`fetch`] its Worker's entry point.
 //! Around them, the edge layer (`edge.rs`): CORS, security headers, and
 //! rate limits per client (before auth) and per user (after it).
 
 use crate::api_error::ApiError;
+use crate::app::App;
 use crate::edge::limits::{user_key, Scope};
 use crate::glue::{edge, respond};
 use crate::route::{self, Route};
 use serde_json::json;
-use worker::{event, Context, Env, Method, Request, Response, Result};
+use worker::{Context, Env, Method, Request, Response, Result};
 
 /// The Durable Object namespace binding of the Shard class (wrangler.toml).
 const SHARD_BINDING: &str = "SHARD";
 
-#[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+/// The Worker's `fetch` for `app`.
+pub async fn fetch(req: Request, env: Env, _ctx: Context, app: &'static App) -> Result<Response> {
     let origin = req.headers().get("Origin")?;
     let https = req.url().map(|u| u.scheme() == "https").unwrap_or(false);
     let cors = edge::cors(&env);
@@ -27,12 +30,12 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         Some((answer, true)) => (answer, cors),
         // A refused preflight: no CORS headers at all (Vary only).
         Some((answer, false)) => (answer, Default::default()),
-        None => (route(req, &env).await?, cors),
+        None => (route(req, &env, app).await?, cors),
     };
     edge::finish(resp, origin.as_deref(), https, &cors)
 }
 
-async fn route(req: Request, env: &Env) -> Result<Response> {
+async fn route(req: Request, env: &Env, app: &App) -> Result<Response> {
     let route = route::parse(&req.path());
     if matches!(
         route,
@@ -50,9 +53,9 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
             &json!({ "ok": true, "version": env!("CARGO_PKG_VERSION") }),
         ),
         Ok(Route::Health) => respond::error(&ApiError::method_not_allowed("use GET /healthz")),
-        Ok(Route::ColdQuery) => super::cold::query(req, env).await,
-        Ok(Route::ShardList) => super::cold::shards(req, env).await,
-        Ok(Route::Shard { shard, .. }) => to_shard(env, &shard, req).await,
+        Ok(Route::ColdQuery) => super::cold::query(req, env, app).await,
+        Ok(Route::ShardList) => super::cold::shards(req, env, app).await,
+        Ok(Route::Shard { shard, rest }) => to_shard(env, app, &shard, &rest, req).await,
         Ok(Route::Auth { rest }) => super::signin::handle(req, env, &rest).await,
         Err(e) => respond::error(&e),
     }
@@ -70,13 +73,14 @@ pub(crate) async fn user_limit(
 }
 
 /// Authenticates the request, then forwards it with the caller in
-/// `x-pylon-auth` (see `glue::auth`); the object reads its name from the path.
-async fn to_shard(env: &Env, shard: &str, req: Request) -> Result<Response> {
-    let req = match crate::glue::session_gate::gate(env, shard, &req).await? {
-        crate::glue::auth::Gate::Pass(fwd, caller) => {
+/// `x-pylon-auth` (see `glue::auth`) and the parsed path (`target.rs`).
+async fn to_shard(env: &Env, app: &App, shard: &str, rest: &str, req: Request) -> Result<Response> {
+    let req = match crate::glue::session_gate::gate(env, app, shard, &req).await? {
+        crate::glue::auth::Gate::Pass(mut fwd, caller) => {
             if let Some(r) = user_limit(env, &caller).await? {
                 return Ok(r);
             }
+            crate::glue::target::write_route(fwd.headers_mut()?, shard, rest)?;
             fwd
         }
         crate::glue::auth::Gate::Refuse(resp) => return Ok(resp),

@@ -8,6 +8,7 @@
 
 use worker::{Env, Request, Response, Result};
 
+use crate::app::App;
 use crate::auth;
 use crate::glue::auth::Gate;
 use crate::glue::{respond, signin as glue_signin};
@@ -37,7 +38,7 @@ fn refusal(e: &SignInError) -> Result<Response> {
 async fn session_caller(
     env: &Env,
     req: &Request,
-) -> Result<Option<std::result::Result<AuthContext, Response>>> {
+) -> Result<Option<std::result::Result<(AuthContext, auth::Lease), Response>>> {
     let headers = req.headers();
     let authorization = headers.get("Authorization")?;
     let protocols = headers.get("Sec-WebSocket-Protocol")?;
@@ -81,20 +82,20 @@ async fn session_caller(
         }
     }
     match glue_signin::session_context(env, token).await {
-        Ok(caller) => Ok(Some(Ok(caller))),
+        Ok(verified) => Ok(Some(Ok(verified))),
         Err(e) => Ok(Some(Err(refusal(&e)?))),
     }
 }
 
 /// Authenticates `req` for `shard`: session credentials here, anything
 /// else through the JWT gate.
-pub(crate) async fn gate(env: &Env, shard: &str, req: &Request) -> Result<Gate> {
-    let caller = match session_caller(env, req).await? {
-        None => return crate::glue::auth::gate(env, shard, req).await,
+pub(crate) async fn gate(env: &Env, app: &App, shard: &str, req: &Request) -> Result<Gate> {
+    let (caller, lease) = match session_caller(env, req).await? {
+        None => return crate::glue::auth::gate(env, app, shard, req).await,
         Some(Err(resp)) => return Ok(Gate::Refuse(resp)),
         Some(Ok(c)) => c,
     };
-    let manifest = match crate::glue::schema::manifest() {
+    let manifest = match app.manifest() {
         Ok(m) => m,
         Err(e) => return Ok(Gate::Refuse(respond::error(&e)?)),
     };
@@ -102,7 +103,7 @@ pub(crate) async fn gate(env: &Env, shard: &str, req: &Request) -> Result<Gate> 
         return Ok(Gate::Refuse(refusal(&SignInError::Unauthenticated(e))?));
     }
     let protocols = req.headers().get("Sec-WebSocket-Protocol")?;
-    let mut fwd = crate::glue::auth::forward(req, protocols.as_deref(), &caller)?;
+    let mut fwd = crate::glue::auth::forward(req, protocols.as_deref(), &caller, &lease)?;
     // The shard needs the identity, not the browser's cookies.
     fwd.headers_mut()?.delete("Cookie")?;
     Ok(Gate::Pass(fwd, caller))
@@ -112,10 +113,11 @@ pub(crate) async fn gate(env: &Env, shard: &str, req: &Request) -> Result<Gate> 
 /// what the JWT gate's `identify` says.
 pub(crate) async fn identify(
     env: &Env,
+    app: &App,
     req: &Request,
 ) -> Result<std::result::Result<AuthContext, Response>> {
     match session_caller(env, req).await? {
-        None => crate::glue::auth::identify(env, req).await,
-        Some(r) => Ok(r),
+        None => crate::glue::auth::identify(env, app, req).await,
+        Some(r) => Ok(r.map(|(caller, _)| caller)),
     }
 }

@@ -59,19 +59,28 @@ pub(crate) fn session_secret(c: &SignInConfig) -> std::result::Result<&[u8], Sig
     })
 }
 
-/// The caller a session token names: its signature and expiry, and the
-/// session still live in the Auth object. The router's session gate and
-/// `glue::verify::verify_token` (the shard's `hello`) both check here.
+/// The caller a session token names, and its lease: its signature and
+/// expiry, and the session still live in the Auth object. The router's
+/// session gate and `glue::verify::verify_token` (the shard's `hello`)
+/// both check here.
 pub(crate) async fn session_context(
     env: &Env,
     token: &str,
-) -> std::result::Result<crate::policy::AuthContext, SignInError> {
+) -> std::result::Result<(crate::policy::AuthContext, crate::auth::Lease), SignInError> {
     let config = config(env)?;
     let secret = session_secret(&config)?;
     let backend = backend(env, &config);
     crate::signin::check_session(secret, &backend, token, now_ms())
         .await
-        .map(|claims| claims.context())
+        .map(|claims| (claims.context(), claims.lease()))
+}
+
+/// Whether session `sid` is still live, asked of the Auth object itself
+/// (an open socket's periodic check, which already waited the cache's
+/// interval; a revocation this isolate has seen answers at once).
+pub(crate) async fn session_live(env: &Env, sid: &str) -> std::result::Result<bool, SignInError> {
+    let config = config(env)?;
+    backend(env, &config).live_now(sid, now_ms()).await
 }
 
 pub(crate) fn now_ms() -> i64 {

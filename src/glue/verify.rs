@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use worker::{Delay, Env};
 
+use crate::app::App;
 use crate::auth::jwks::{check_url, JwksCache, JwksPolicy};
-use crate::auth::{self, AuthError, Jwks, Keys};
+use crate::auth::{self, AuthError, Jwks, Keys, Lease};
 use crate::glue::fetch::WorkerFetch;
 use crate::policy::AuthContext;
 
@@ -55,13 +56,26 @@ pub(crate) fn jwks_policy(
 /// here (see `AuthConfig::decide`).
 pub(crate) async fn verify_token(
     env: &Env,
+    app: &App,
     token: &str,
     now: i64,
 ) -> Result<AuthContext, AuthError> {
+    verify_credential(env, app, token, now).await.map(|(c, _)| c)
+}
+
+/// [`verify_token`], with how long the token holds (its `exp`, and the
+/// session of a session token): what an open socket keeps.
+pub(crate) async fn verify_credential(
+    env: &Env,
+    app: &App,
+    token: &str,
+    now: i64,
+) -> Result<(AuthContext, Lease), AuthError> {
     if crate::signin::session::is_session_token(token) {
         return verify_session(env, token).await;
     }
-    let manifest = crate::glue::schema::manifest()
+    let manifest = app
+        .manifest()
         .map_err(|_| AuthError::NotConfigured("the manifest does not load"))?;
     let config = manifest.auth();
     let secret = secret(env);
@@ -79,7 +93,7 @@ pub(crate) async fn verify_token(
             http: &http,
         }),
     };
-    let mut result = auth::verify_token(config, token, &keys, now).await;
+    let mut result = auth::verify_credential(config, token, &keys, now).await;
     // Nothing cached yet and another request's fetch under way: wait for
     // it (polling the shared cache, never awaiting the other request's I/O)
     // instead of answering 503 to every request of a cold start.
@@ -90,7 +104,7 @@ pub(crate) async fn verify_token(
     {
         Delay::from(JWKS_POLL).await;
         waited += JWKS_POLL;
-        result = auth::verify_token(config, token, &keys, now).await;
+        result = auth::verify_credential(config, token, &keys, now).await;
     }
     if let Some(why) = cache.borrow_mut().take_error() {
         worker::console_warn!("auth: {why}");
@@ -102,10 +116,10 @@ pub(crate) async fn verify_token(
 /// still live in the Auth object (the router's check, see
 /// `glue::session_gate`). Cookies and CSRF are the router's business; a
 /// token here came as a bearer token (or in a `hello`).
-async fn verify_session(env: &Env, token: &str) -> Result<AuthContext, AuthError> {
+async fn verify_session(env: &Env, token: &str) -> Result<(AuthContext, Lease), AuthError> {
     use crate::signin::SignInError;
     match crate::glue::signin::session_context(env, token).await {
-        Ok(caller) => Ok(caller),
+        Ok(verified) => Ok(verified),
         Err(SignInError::Unauthenticated(e)) => Err(e),
         Err(SignInError::Revoked) => Err(AuthError::Revoked),
         Err(SignInError::NotConfigured(_)) => {

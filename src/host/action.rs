@@ -65,6 +65,9 @@ pub enum Action<M, S> {
     /// interleave with its state half-changed). The host performs it and
     /// hands the outcome to `on_io(tag, …)`.
     Io { tag: u64, call: IoCall },
+    /// A line for the Worker's log (what failed, with detail no client
+    /// should see).
+    Log(String),
 }
 
 impl<M, S> Action<M, S> {

@@ -396,6 +396,7 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
                     *at = (*at).min(at_ms);
                 }
                 Action::Io { tag, call } => out.push(Effect::Io { tag, call }),
+                Action::Log(line) => out.push(Effect::Log(line)),
             }
         }
         if timers_changed {

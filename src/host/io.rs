@@ -6,7 +6,7 @@
 //! the call after the event and delivers the outcome as a new event,
 //! `on_io(tag, outcome)`, with the tag the object chose.
 
-use crate::auth::AuthError;
+use crate::auth::{AuthError, Lease};
 use crate::policy::AuthContext;
 use crate::store::OutboxBatch;
 
@@ -16,6 +16,9 @@ pub enum IoCall {
     /// Verify a bearer token exactly as the router does (HS256, JWKS keys,
     /// our own session tokens).
     VerifyToken { token: String },
+    /// Whether the session `sid` (one of our session tokens') is still live,
+    /// asked of the Auth object (not of a cache).
+    SessionLive { sid: String },
     /// Count one hit against a Rate Limiting binding under `key`.
     RateLimit { binding: &'static str, key: String },
     /// Apply a batch of the object's outbox to D1 (idempotent by shard and
@@ -26,10 +29,14 @@ pub enum IoCall {
 /// The outcome of an [`IoCall`], by call.
 #[derive(Clone, Debug, PartialEq)]
 pub enum IoOutcome {
-    Verified(Result<AuthContext, AuthError>),
+    /// The caller and how long its identity lasts.
+    Verified(Result<(AuthContext, Lease), AuthError>),
+    /// `Err` when the Auth object could not tell (ask again later).
+    SessionLive(Result<bool, String>),
     RateLimited {
         allowed: bool,
     },
-    /// `Err` carries what failed, for the object's records and the log.
+    /// `Err` names the stage that failed; the detail (D1's text) went to
+    /// the Worker's log, never into an answer or the object's records.
     Applied(Result<(), String>),
 }

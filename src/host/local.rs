@@ -10,6 +10,7 @@ use super::io::{IoCall, IoOutcome};
 use super::object::{Object, OpenError};
 use super::request::{Method, Request, Response};
 use crate::app::App;
+use crate::auth::Lease;
 use crate::policy::AuthContext;
 use crate::protocol::{Encoding, Frame, FrameRef};
 use crate::storage::SqlConn;
@@ -58,6 +59,7 @@ fn default_io(call: &IoCall) -> IoOutcome {
         IoCall::VerifyToken { .. } => IoOutcome::Verified(Err(crate::auth::AuthError::BadToken(
             "no verifier in this test".into(),
         ))),
+        IoCall::SessionLive { .. } => IoOutcome::SessionLive(Ok(true)),
         IoCall::RateLimit { .. } => IoOutcome::RateLimited { allowed: true },
         IoCall::ApplyOutbox(_) => IoOutcome::Applied(Ok(())),
     }
@@ -187,6 +189,7 @@ impl<C: SqlConn + Clone, K: Object<C>> LocalHost<C, K> {
             rest: rest.to_owned(),
             query: Vec::new(),
             caller,
+            lease: Default::default(),
             body: serde_json::to_vec(&body).unwrap_or_default(),
         };
         let (resp, fx) = ready_now(self.core.request(req, self.now_ms));
@@ -215,6 +218,16 @@ impl<C: SqlConn + Clone, K: Object<C>> LocalHost<C, K> {
         encoding: Encoding,
         caller: AuthContext,
     ) -> Result<String, Response> {
+        self.connect_with(encoding, caller, Lease::default())
+    }
+
+    /// Opens a socket as `caller` whose identity lasts as `lease` says.
+    pub fn connect_with(
+        &mut self,
+        encoding: Encoding,
+        caller: AuthContext,
+        lease: Lease,
+    ) -> Result<String, Response> {
         self.ensure_open()
             .map_err(|e| Response::from(crate::api_error::ApiError::internal(e.to_string())))?;
         let req = Request {
@@ -223,6 +236,7 @@ impl<C: SqlConn + Clone, K: Object<C>> LocalHost<C, K> {
             rest: "ws".into(),
             query: Vec::new(),
             caller,
+            lease,
             body: Vec::new(),
         };
         let (conn, state) = self.core.accept(&req, encoding, self.now_ms)?;

@@ -3,6 +3,7 @@
 //! parsed the path; the host has read the body (within the object's cap).
 
 use crate::api_error::ApiError;
+use crate::auth::Lease;
 use crate::policy::AuthContext;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +28,8 @@ pub struct Request {
     pub query: Vec<(String, String)>,
     /// The caller the router verified.
     pub caller: AuthContext,
+    /// How long that identity lasts (the token's `exp`, its session).
+    pub lease: Lease,
     /// The body, at most the object's `max_body_bytes`.
     pub body: Vec<u8>,
 }

@@ -295,6 +295,23 @@ pub struct ErrorMsg {
     pub sub: Option<String>,
 }
 
+impl ErrorMsg {
+    /// The reasons an `UNAUTHORIZED` message starts with (then `:`) when
+    /// an open connection's identity ended (docs/auth.md, "Open sockets").
+    pub const IDENTITY_ENDED: [&'static str; 2] = ["TOKEN_EXPIRED", "SESSION_REVOKED"];
+
+    /// Whether this says the connection's token expired or its session
+    /// was revoked: a `hello` with a fresh token renews it.
+    pub fn identity_ended(&self) -> bool {
+        self.code == ErrorCode::Unauthorized
+            && Self::IDENTITY_ENDED.iter().any(|r| {
+                self.message
+                    .strip_prefix(r)
+                    .is_some_and(|rest| rest.starts_with(':'))
+            })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
 pub struct PresenceState {
     #[serde(deserialize_with = "bounded::vec")]
@@ -440,6 +457,9 @@ error_codes! {
     /// A subscription's result would not fit in one frame; narrow the
     /// query or lower `limit`. The connection stays open.
     ResultTooLarge = "RESULT_TOO_LARGE",
+    /// A `presence` over the per-connection limit, or one that would take
+    /// the shard's presence over its total; the previous presence stays.
+    PresenceTooLarge = "PRESENCE_TOO_LARGE",
     /// A `mut` has more ops than the shard allows.
     TooManyOps = "TOO_MANY_OPS",
     /// The shard holds the maximum number of connections (sent before
@@ -553,6 +573,11 @@ pub struct Limits {
     pub max_ops_per_mut: u32,
     /// How long applied op ids are remembered for deduplication, in seconds.
     pub op_retention_secs: u64,
+    /// Bytes of one connection's presence (its JSON).
+    pub max_presence_bytes: usize,
+    /// Bytes of presence of all a shard's connections together, so that
+    /// `presence_state` stays well within a frame.
+    pub max_presence_total_bytes: usize,
 }
 
 impl Default for Limits {
@@ -565,6 +590,8 @@ impl Default for Limits {
             msg_burst: 200,
             max_ops_per_mut: 1_000,
             op_retention_secs: 24 * 60 * 60,
+            max_presence_bytes: 16 * 1024,
+            max_presence_total_bytes: 512 * 1024,
         }
     }
 }

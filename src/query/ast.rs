@@ -60,6 +60,10 @@ pub enum Filter {
     },
     /// SQLite `LIKE` on a text field.
     Like { field: String, pattern: String },
+    /// SQLite `GLOB` (case-sensitive) on a text field. Not part of the
+    /// query language (the parser never makes one): stores use it to keep
+    /// a query to the shards a caller may enter (`store::shard_access`).
+    Glob { field: String, pattern: String },
     /// `is_null`: the field is null (or absent); else it is not.
     Null { field: String, is_null: bool },
 }

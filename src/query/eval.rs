@@ -19,6 +19,7 @@ use std::cmp::Ordering;
 use crate::value::{Row, Value};
 
 use super::ast::{CmpOp, Filter};
+use super::glob::glob;
 use super::like::like;
 use super::stored::{cmp_stored, stored, Stored};
 
@@ -65,6 +66,10 @@ pub fn matches(filter: &Filter, row: &Row) -> bool {
         }
         Filter::Like { field, pattern } => match row.get(field) {
             Some(Value::Text(s)) => like(pattern, s),
+            _ => false,
+        },
+        Filter::Glob { field, pattern } => match row.get(field) {
+            Some(Value::Text(s)) => glob(pattern, s),
             _ => false,
         },
         Filter::Null { field, is_null } => {

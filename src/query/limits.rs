@@ -21,3 +21,9 @@ pub const MAX_LIKE_PATTERN: usize = 256;
 /// Bound parameters of one statement, including those of the worst-case
 /// `after` cursor and the `LIMIT` (a Durable Object SQLite limit is 100).
 pub const MAX_PARAMS: usize = 100;
+/// Bytes of JSON one HTTP answer with rows may hold, all of it counted
+/// (rows, cursor, envelope): the cold path's `POST /v1/query` and a
+/// shard's `POST /v1/shards/{s}/query`. A page that would grow past it
+/// ends early with `next`, so the client pages on; a single row over it is
+/// `RESULT_TOO_LARGE` (413). The same 1 MiB as a WebSocket frame.
+pub const MAX_RESULT_BYTES: usize = 1 << 20;

@@ -22,10 +22,12 @@
 //! [`Entity`]: crate::manifest::Entity
 
 mod ast;
+pub mod budget;
 mod compile;
 mod cursor;
 mod error;
 mod eval;
+mod glob;
 mod like;
 pub mod limits;
 mod order;
@@ -33,11 +35,13 @@ mod parse;
 mod stored;
 
 pub use ast::{CmpOp, Filter, Query};
-pub use order::OrderKey;
+pub(crate) use compile::filter_sql;
 pub use compile::quote_ident;
 pub use cursor::Cursor;
 pub use error::QueryError;
 pub use eval::matches;
+pub use glob::glob;
+pub use order::OrderKey;
 pub use like::like;
 pub use order::compare_rows;
 pub(crate) use stored::{stored, Stored};
@@ -64,5 +68,10 @@ impl Query {
     /// The cursor text for continuing after `row`.
     pub fn cursor_after(&self, row: &Row) -> String {
         Cursor::from_row(&self.order, row).encode(&self.order)
+    }
+
+    /// The length of [`Query::cursor_after`]`(row)`, without building it.
+    pub fn cursor_len_after(&self, row: &Row) -> usize {
+        Cursor::encoded_len(&self.order, row)
     }
 }

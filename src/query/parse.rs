@@ -115,6 +115,7 @@ pub(crate) fn param_count(f: &Filter) -> usize {
         Filter::And(p) | Filter::Or(p) => p.iter().map(param_count).sum(),
         Filter::Not(inner) => param_count(inner),
         Filter::Cmp { .. } | Filter::Like { .. } => 1,
+        Filter::Glob { pattern, .. } => usize::from(!super::compile::inlines_glob(pattern)),
         Filter::In { values, .. } => values.len(),
         Filter::Null { .. } => 0,
     }

@@ -68,7 +68,7 @@ pub const VARS: &[(&str, &str)] = &[
     ),
     (
         "PYLON_MSG_BURST",
-        "messages a connection may send at once (200)",
+        "messages a connection may send at once, and rate refusals within 10 s that close it (200)",
     ),
     ("PYLON_MAX_OPS_PER_MUT", "ops in one mutation (1000)"),
     (
@@ -94,6 +94,14 @@ pub const VARS: &[(&str, &str)] = &[
     (
         "PYLON_FLUSH_GAP_MS",
         "least time between two flushes of a busy shard, ms (4)",
+    ),
+    (
+        "PYLON_MAX_PRESENCE_BYTES",
+        "bytes of one connection's presence (16384)",
+    ),
+    (
+        "PYLON_MAX_PRESENCE_TOTAL_BYTES",
+        "bytes of presence of all a shard's connections together (524288)",
     ),
 ];
 
@@ -139,6 +147,8 @@ impl ShardConfig {
                 "PYLON_MAX_RESUME_ROWS" => c.max_resume_rows = n as usize,
                 "PYLON_MAX_BATCH" => c.max_batch = small()?,
                 "PYLON_FLUSH_GAP_MS" => c.flush_gap_ms = small()?,
+                "PYLON_MAX_PRESENCE_BYTES" => c.limits.max_presence_bytes = n as usize,
+                "PYLON_MAX_PRESENCE_TOTAL_BYTES" => c.limits.max_presence_total_bytes = n as usize,
                 _ => unreachable!("every name in VARS is handled"),
             }
         }
@@ -165,6 +175,8 @@ mod tests {
         assert_eq!(c.max_resume_rows, 7);
         assert_eq!(c.max_batch, 7);
         assert_eq!(c.flush_gap_ms, 7);
+        assert_eq!(c.limits.max_presence_bytes, 7);
+        assert_eq!(c.limits.max_presence_total_bytes, 7);
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //!     r#"{"entities":[{"name":"Card","fields":[{"name":"title","type":"string"}]}]}"#).unwrap();
 //! let db = SqliteConn::open_in_memory().unwrap();
 //! let mut shard = ShardEngine::open(db, manifest.into(), "room-1", ShardConfig::default()).unwrap();
-//! let info = ConnInfo { auth: AuthContext::anonymous(), encoding: Encoding::Json, client: None };
+//! let info = ConnInfo { auth: AuthContext::anonymous(), encoding: Encoding::Json, client: None,
+//!                       lease: Default::default(), ended: None };
 //! let out = shard.connect("c1", info, 0).unwrap();
 //! assert!(matches!(&out[0], Outbound::To(c, ServerMsg::Welcome(w)) if c == "c1" && w.seq == 0));
 //! # }
@@ -28,9 +29,12 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::config::ShardConfig;
-use super::limiter::TokenBucket;
+use super::http_query::{self, QueryFailure};
+use super::limiter::{Refusals, TokenBucket};
+use super::presence::PresenceBook;
+use super::refusal;
 use super::store::{LogEntry, SchemaError, ShardStore, StoredSub, WriteRecord};
-use crate::auth::AuthError;
+use crate::auth::{AuthError, Lease};
 use crate::live::{self, Change, SubKey, Subscription, SubscriptionIndex};
 use crate::manifest::{self, Entity, Manifest};
 use crate::policy::AuthContext;
@@ -39,9 +43,13 @@ use crate::protocol::{
     Positioned, PresenceDiff, PresenceState, ServerMsg, Snap, Welcome, PROTOCOL,
 };
 use crate::query::{Query, QueryError};
+use crate::sql::SqlValue;
 use crate::storage::{SqlConn, StorageError};
 use crate::store::{OutboxBatch, OutboxChange, StoreError};
 use crate::value::{Row, Value};
+
+mod identity;
+pub use identity::Ended;
 
 /// Meta key: failed drain attempts in a row (reset by a success).
 pub const OUTBOX_ATTEMPTS: &str = "outbox_attempts";
@@ -65,6 +73,14 @@ pub struct ConnInfo {
     pub auth: AuthContext,
     pub encoding: Encoding,
     pub client: Option<String>,
+    /// How long `auth` holds: the token's `exp`, its session (attachments
+    /// written before this field existed read as no expiry).
+    #[serde(default)]
+    pub lease: Lease,
+    /// Set once the identity ended and the connection was told
+    /// (docs/auth.md, "Open sockets"); cleared by a renewing `hello`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<Ended>,
 }
 
 /// Something for the runtime to do on the engine's behalf.
@@ -90,15 +106,24 @@ pub enum Outbound {
     /// may need the network) and hand the result to
     /// [`ShardEngine::hello_verified`]. Never carries a token to a socket.
     Verify { conn: String, token: String },
+    /// The connection's info changed (a renewed lease, an ended identity):
+    /// keep it in the socket's attachment so a wake restores it.
+    Attach { conn: String, info: ConnInfo },
 }
 
 struct Conn {
     info: ConnInfo,
     subs: HashMap<String, SubKey>,
     bucket: TokenBucket,
-    /// Messages dropped in a row for the rate; a burst's worth closes.
-    dropped: u32,
+    /// Messages dropped for the rate; a burst's worth within a window closes.
+    refusals: Refusals,
+    /// When its session was last known live (ms; the upgrade's check, a
+    /// renewal, or [`ShardEngine::revocation_due`]).
+    checked_ms: i64,
 }
+
+/// A row's encoded columns, as `manifest::insert_columns` gives them.
+type Columns<'e> = Vec<(&'e str, SqlValue)>;
 
 /// A `mut` waiting for the next flush.
 struct QueuedMut {
@@ -198,9 +223,11 @@ async fn update_window<C: SqlConn>(
 /// Sends `d` (the window's change up to `seq`) to each member of `w`: one
 /// message per distinct (subscription id, from seq), since members that
 /// share both (the same app code on every client) get identical frames.
+/// Members of `paused` connections are skipped and keep their seq.
 fn send_diff(
     w: &Window,
     subs: &mut HashMap<SubKey, LiveSub>,
+    paused: &HashSet<String>,
     d: live::Diff,
     seq: u64,
     out: &mut Vec<Outbound>,
@@ -212,6 +239,9 @@ fn send_diff(
         };
         if live.seq >= seq {
             continue; // answered after these changes: it holds them already
+        }
+        if !paused.is_empty() && paused.contains(&live.conn) {
+            continue; // its identity ended: caught up when renewed
         }
         let at = (live.id.as_str(), live.seq);
         match groups
@@ -244,6 +274,7 @@ async fn resync_window<C: SqlConn>(
     w: &mut Window,
     manifest: &Manifest,
     subs: &mut HashMap<SubKey, LiveSub>,
+    paused: &HashSet<String>,
     store: &ShardStore<C>,
     seq: u64,
     out: &mut Vec<Outbound>,
@@ -258,6 +289,9 @@ async fn resync_window<C: SqlConn>(
         let Some(live) = subs.get_mut(m) else {
             continue;
         };
+        if paused.contains(&live.conn) {
+            continue;
+        }
         let fresh = snap(&live.id, seq, &w.sub);
         out.extend(reset_then(
             &live.conn,
@@ -288,6 +322,15 @@ pub struct ShardEngine<C: SqlConn> {
     queued: Vec<QueuedMut>,
     dirty: Vec<SubKey>,
     pending: Vec<Outbound>,
+    /// Connections whose identity ended (docs/auth.md, "Open sockets"):
+    /// their subscriptions get no diffs until renewed.
+    paused: HashSet<String>,
+    /// The latest event time seen (ms): the clock of a flush.
+    clock_ms: i64,
+    /// The earliest time a lease of a connection not yet ended runs out.
+    next_end_ms: i64,
+    /// Sizes of the stored presence, for its bounds.
+    presence: PresenceBook,
 }
 
 fn err(code: ErrorCode, message: impl Into<String>) -> ErrorMsg {
@@ -299,10 +342,10 @@ fn err(code: ErrorCode, message: impl Into<String>) -> ErrorMsg {
     }
 }
 
-fn storage_err(e: &StorageError) -> ErrorMsg {
-    if e.is_unique_violation() {
-        return err(ErrorCode::UniqueViolation, e.message.clone());
-    }
+/// Storage failed: a generic `INTERNAL`. SQLite's text names tables and
+/// columns, so it goes to the log (the runtime's `SqlConn` writes it
+/// there), never into an answer.
+fn storage_err(_: &StorageError) -> ErrorMsg {
     err(
         ErrorCode::Internal,
         "the shard's storage failed; the change was not applied",
@@ -383,6 +426,39 @@ fn sub_query_json(s: &protocol::Sub) -> Value {
     Value::Map(q)
 }
 
+/// The answer to a message dropped for the rate (the connection's own, or
+/// the user's when `user_within` is false), sent before the frame is
+/// decoded, so it names no `op` or `sub`. Enough refusals of the
+/// connection's own rate within a window close it; the user's rate does
+/// not count towards that (the user's other sockets may be the ones
+/// sending).
+fn rate_refused(
+    conn: &str,
+    c: &mut Conn,
+    now_ms: i64,
+    user_within: bool,
+    max_refusals: u32,
+) -> Vec<Outbound> {
+    let e = err(
+        ErrorCode::RateLimited,
+        if user_within {
+            "over the message rate; the message was dropped"
+        } else {
+            "over this user's message rate (all connections); the message was dropped"
+        },
+    );
+    let mut out = vec![Outbound::To(conn.to_owned(), ServerMsg::Err(e))];
+    if user_within && c.refusals.count(now_ms, max_refusals) {
+        // It keeps sending regardless of the errors: cut it off.
+        out.push(Outbound::Close {
+            conn: conn.to_owned(),
+            code: close::RATE_LIMITED,
+            reason: "kept exceeding the message rate".into(),
+        });
+    }
+    out
+}
+
 fn readable<'a>(
     manifest: &'a Manifest,
     entity: &'a str,
@@ -405,6 +481,7 @@ impl<C: SqlConn> ShardEngine<C> {
     ) -> Result<Self, SchemaError> {
         let store = ShardStore::new(conn);
         store.ensure_schema(&manifest)?;
+        let presence = PresenceBook::load(&store)?;
         Ok(ShardEngine {
             store,
             manifest,
@@ -419,6 +496,10 @@ impl<C: SqlConn> ShardEngine<C> {
             queued: Vec::new(),
             dirty: Vec::new(),
             pending: Vec::new(),
+            paused: HashSet::new(),
+            clock_ms: i64::MIN,
+            next_end_ms: i64::MAX,
+            presence,
         })
     }
 
@@ -449,7 +530,8 @@ impl<C: SqlConn> ShardEngine<C> {
             info,
             subs: HashMap::new(),
             bucket: TokenBucket::new(l.msgs_per_sec, l.msg_burst, now_ms),
-            dropped: 0,
+            refusals: Refusals::default(),
+            checked_ms: now_ms,
         }
     }
 
@@ -462,10 +544,18 @@ impl<C: SqlConn> ShardEngine<C> {
         open: Vec<(String, ConnInfo)>,
         now_ms: i64,
     ) -> Result<Vec<Outbound>, StorageError> {
+        self.tick(now_ms);
         for (id, info) in open {
-            let conn = self.new_conn(info, now_ms);
+            let ended = info.ended.is_some();
+            let mut conn = self.new_conn(info, now_ms);
+            // Unknown since when: its next message checks its session.
+            conn.checked_ms = i64::MIN;
+            if ended {
+                self.paused.insert(id.clone());
+            }
             self.conns.insert(id, conn);
         }
+        self.next_end_ms = self.earliest_end();
         let mut gone = HashSet::new();
         for stored in self.store.all_subs()? {
             if !self.conns.contains_key(&stored.conn) {
@@ -485,6 +575,7 @@ impl<C: SqlConn> ShardEngine<C> {
         }
         for conn in &gone {
             self.store.delete_conn(conn)?;
+            self.presence.set(conn, None);
         }
         let mut out = Vec::new();
         if !leaves.is_empty() {
@@ -496,7 +587,7 @@ impl<C: SqlConn> ShardEngine<C> {
                 }),
             });
         }
-        Ok(out)
+        Ok(self.without_paused(out))
     }
 
     async fn rebuild_sub(&mut self, stored: StoredSub) -> Result<(), StorageError> {
@@ -514,8 +605,13 @@ impl<C: SqlConn> ShardEngine<C> {
         };
         let auth = self.conns[&stored.conn].info.auth.clone();
         let window = self.window_for(&stored.query, query, &auth).await?;
-        // Answered at `stored.seq`, and sent every diff of its window since.
-        let seq = stored.seq.max(self.windows[&window].sent);
+        // Answered at `stored.seq`, and sent every diff of its window since
+        // (a paused one none since its stored seq, see `end_identity`).
+        let seq = if self.paused.contains(&stored.conn) {
+            stored.seq
+        } else {
+            stored.seq.max(self.windows[&window].sent)
+        };
         self.add_live(stored.conn, stored.id, window, seq);
         Ok(())
     }
@@ -639,7 +735,11 @@ impl<C: SqlConn> ShardEngine<C> {
                 },
             ]);
         }
+        self.tick(now_ms);
         let encoding = info.encoding;
+        if let Some(end) = info.lease.ends_ms(self.skew_secs()) {
+            self.next_end_ms = self.next_end_ms.min(end);
+        }
         let c = self.new_conn(info, now_ms);
         self.conns.insert(conn.to_owned(), c);
         Ok(vec![
@@ -673,19 +773,21 @@ impl<C: SqlConn> ShardEngine<C> {
         let Some(c) = self.conns.remove(conn) else {
             return Ok(Vec::new());
         };
+        self.paused.remove(conn);
         for key in c.subs.values() {
             self.remove_live(*key);
         }
-        let had_presence = self.store.presence()?.iter().any(|(m, _)| m == conn);
+        let had_presence = self.presence.holds(conn);
         self.store.delete_conn(conn)?;
+        self.presence.set(conn, None);
         Ok(if had_presence {
-            vec![Outbound::All {
+            self.without_paused(vec![Outbound::All {
                 except: None,
                 msg: ServerMsg::PresenceDiff(PresenceDiff {
                     leaves: vec![conn.to_owned()],
                     ..Default::default()
                 }),
-            }]
+            }])
         } else {
             Vec::new()
         })
@@ -718,6 +820,10 @@ impl<C: SqlConn> ShardEngine<C> {
             }];
         };
         let to = |m: ErrorMsg| Outbound::To(conn.to_owned(), ServerMsg::Err(m));
+        // The rate first: a dropped frame costs no decoding.
+        if !user_within || !c.bucket.take(now_ms) {
+            return rate_refused(conn, c, now_ms, user_within, self.config.limits.msg_burst);
+        }
         let msg = match protocol::decode_client_frame(
             c.info.encoding,
             frame,
@@ -736,36 +842,11 @@ impl<C: SqlConn> ShardEngine<C> {
                 return out;
             }
         };
-        if !user_within || !c.bucket.take(now_ms) {
-            let mut e = err(
-                ErrorCode::RateLimited,
-                if user_within {
-                    "over the message rate; the message was dropped"
-                } else {
-                    "over this user's message rate (all connections); the message was dropped"
-                },
-            );
-            match &msg {
-                ClientMsg::Mut(m) => e.op = Some(m.op.clone()),
-                ClientMsg::Sub(s) => e.sub = Some(s.id.clone()),
-                _ => {}
-            }
-            if !user_within {
-                return vec![to(e)];
-            }
-            c.dropped += 1;
-            let mut out = vec![to(e)];
-            if c.dropped >= self.config.limits.msg_burst.max(1) {
-                // It keeps sending regardless of the errors: cut it off.
-                out.push(Outbound::Close {
-                    conn: conn.to_owned(),
-                    code: close::RATE_LIMITED,
-                    reason: "kept exceeding the message rate".into(),
-                });
-            }
-            return out;
+        // An ended identity: refused until a `hello` renews it.
+        if let Some(refused) = self.refuse_if_ended(conn, &msg, now_ms) {
+            return refused;
         }
-        c.dropped = 0;
+        let c = self.conns.get_mut(conn).expect("looked up above");
         let result = match msg {
             ClientMsg::Hello(h) => {
                 if let Some(client) = h.client {
@@ -831,27 +912,34 @@ impl<C: SqlConn> ShardEngine<C> {
                 }),
             }]),
         };
-        result.unwrap_or_else(|e| vec![to(e)])
+        self.without_paused(result.unwrap_or_else(|e| vec![to(e)]))
     }
 
     /// The second half of a `hello` with a token, once the runtime has
-    /// verified it. The connection keeps its identity unless the token is
-    /// valid, admitted to this shard, and describes exactly the caller the
-    /// connection already has (same user, tenant, roles, admin flag): live
-    /// windows were computed for that caller, so a different one needs a
-    /// new connection. Answered with `welcome`, or an `err`
-    /// (`UNAUTHORIZED`, `FORBIDDEN`, `UNAVAILABLE`); the socket stays open.
-    pub fn hello_verified(
+    /// verified it (at `now_ms`). The connection keeps its identity unless
+    /// the token is valid, admitted to this shard, and describes exactly
+    /// the caller the connection already has (same user, tenant, roles,
+    /// admin flag): live windows were computed for that caller, so a
+    /// different one needs a new connection. Answered with `welcome` (and
+    /// the token's lease renews the connection's, see [`Self::renew`]), or
+    /// an `err` (`UNAUTHORIZED`, `FORBIDDEN`, `UNAVAILABLE`); the socket
+    /// stays open.
+    pub async fn hello_verified(
         &mut self,
         conn: &str,
-        verified: Result<AuthContext, AuthError>,
+        verified: Result<(AuthContext, Lease), AuthError>,
+        now_ms: i64,
     ) -> Vec<Outbound> {
+        self.tick(now_ms);
         let Some(c) = self.conns.get(conn) else {
             return Vec::new();
         };
         let to = |m: ErrorMsg| vec![Outbound::To(conn.to_owned(), ServerMsg::Err(m))];
-        let caller = match verified.and_then(|a| self.manifest.auth().decide(&self.shard, Some(a)))
-        {
+        let decided = verified.and_then(|(a, lease)| {
+            let a = self.manifest.auth().decide(&self.shard, Some(a))?;
+            Ok((a, lease))
+        });
+        let (caller, lease) = match decided {
             Ok(a) => a,
             Err(e) => {
                 let code = match e.status() {
@@ -879,7 +967,7 @@ impl<C: SqlConn> ShardEngine<C> {
         }
         let enc = c.info.encoding;
         match self.welcome(conn, enc) {
-            Ok(w) => vec![Outbound::To(conn.to_owned(), w)],
+            Ok(w) => self.renew(conn, lease, now_ms, w).await,
             Err(e) => to(storage_err(&e)),
         }
     }
@@ -1088,16 +1176,22 @@ impl<C: SqlConn> ShardEngine<C> {
         Ok(Vec::new())
     }
 
+    /// Sets (or with null clears) a connection's presence, within the
+    /// bounds per connection and per shard; a refused one changes nothing.
     fn set_presence(&mut self, conn: &str, state: Value) -> Result<Vec<Outbound>, ErrorMsg> {
-        let present = self
-            .store
-            .presence()
-            .map_err(|e| storage_err(&e))?
-            .iter()
-            .any(|(m, _)| m == conn);
+        let present = self.presence.holds(conn);
+        let size = (!state.is_null()).then(|| {
+            serde_json::to_string(&state)
+                .expect("values serialize")
+                .len()
+        });
+        if let Some(size) = size {
+            self.presence.admit(conn, size, &self.config.limits)?;
+        }
         self.store
             .set_presence(conn, &state)
             .map_err(|e| storage_err(&e))?;
+        self.presence.set(conn, size);
         let member = || {
             vec![Member {
                 conn: conn.to_owned(),
@@ -1139,6 +1233,7 @@ impl<C: SqlConn> ShardEngine<C> {
         now_ms: i64,
     ) -> Result<(Ack, Vec<Outbound>), ErrorMsg> {
         let _ = from;
+        self.tick(now_ms);
         let op_id = op.unwrap_or_default();
         let first = if op_id.is_empty() {
             None
@@ -1272,31 +1367,30 @@ impl<C: SqlConn> ShardEngine<C> {
         let denied = |d: crate::policy::Denial<'_>| err(ErrorCode::Forbidden, d.to_string());
         let store = &self.store;
         let name = entity.name.clone();
+        // Rows the caller cannot read are answered for as if absent, unless
+        // a policy lets the caller write them (see `refusal`).
+        let can_see = |row: &Row| policies.can_read(&name, auth, row).is_allowed();
         match op {
             Op::Insert { mut row, .. } => {
                 if !row.contains_key("id") {
                     // Ids the server makes are unique within the shard.
                     row.insert("id".into(), Value::Text(format!("s{seq}.{idx}")));
                 }
-                let cols = manifest::insert_columns(entity, &row).map_err(|e| row_err(&e))?;
-                let id = id_of(&row).to_owned();
-                if store
-                    .get_row(entity, &id)
-                    .map_err(|e| storage_err(&e))?
-                    .is_some()
-                {
-                    return Err(err(
-                        ErrorCode::AlreadyExists,
-                        format!("{name} {id:?} already exists"),
-                    ));
-                }
-                let new = manifest::decode_row(entity, cols.iter().map(|(c, v)| (*c, v.clone())));
-                if let crate::policy::Decision::Deny(d) = policies.can_insert(&name, auth, &new) {
-                    return Err(denied(d));
+                let (new, cols) = self.insertable(entity, auth, &row)?;
+                let id = id_of(&new).to_owned();
+                if let Some(existing) = store.get_row(entity, &id).map_err(|e| storage_err(&e))? {
+                    return Err(if can_see(&existing) {
+                        err(
+                            ErrorCode::AlreadyExists,
+                            format!("{name} {id:?} already exists"),
+                        )
+                    } else {
+                        refusal::refused("insert", &name)
+                    });
                 }
                 store
                     .insert_row(entity, &cols)
-                    .map_err(|e| storage_err(&e))?;
+                    .map_err(|e| self.write_failed(entity, auth, "insert", &id, &cols, &e))?;
                 Ok(Change {
                     entity: name,
                     before: None,
@@ -1304,38 +1398,45 @@ impl<C: SqlConn> ShardEngine<C> {
                 })
             }
             Op::Update { id, set, .. } => {
+                let cols = manifest::update_columns(entity, &set).map_err(|e| row_err(&e))?;
                 let before = store
                     .get_row(entity, &id)
                     .map_err(|e| storage_err(&e))?
-                    .ok_or_else(|| {
-                        err(ErrorCode::NotFound, format!("{name} {id:?} does not exist"))
-                    })?;
-                self.update(entity, auth, before, &id, &set)
+                    .ok_or_else(|| refusal::not_found(&name, &id))?;
+                self.update(entity, auth, before, &id, &set, &cols)
             }
             Op::Upsert { row, .. } => {
                 let id = match row.get("id") {
                     Some(Value::Text(id)) if !id.is_empty() => id.clone(),
                     _ => return Err(err(ErrorCode::BadMessage, "upsert needs the row's id")),
                 };
-                match store.get_row(entity, &id).map_err(|e| storage_err(&e))? {
-                    Some(before) => {
-                        let mut set = row;
-                        set.remove("id");
-                        self.update(entity, auth, before, &id, &set)
-                    }
-                    None => self.apply_op(auth, Op::Insert { entity: name, row }, seq, idx),
+                let Some(before) = store.get_row(entity, &id).map_err(|e| storage_err(&e))? else {
+                    return self.apply_op(auth, Op::Insert { entity: name, row }, seq, idx);
+                };
+                let mut set = row.clone();
+                set.remove("id");
+                if !can_see(&before)
+                    && !policies.can_update(&name, auth, &before, &set).is_allowed()
+                {
+                    // Answered as the insert it would be were the row absent.
+                    self.insertable(entity, auth, &row)?;
+                    return Err(refusal::refused("insert", &name));
                 }
+                let cols = manifest::update_columns(entity, &set).map_err(|e| row_err(&e))?;
+                self.update(entity, auth, before, &id, &set, &cols)
             }
             Op::Delete { id, .. } => {
                 let before = store
                     .get_row(entity, &id)
                     .map_err(|e| storage_err(&e))?
-                    .ok_or_else(|| {
-                        err(ErrorCode::NotFound, format!("{name} {id:?} does not exist"))
-                    })?;
+                    .ok_or_else(|| refusal::not_found(&name, &id))?;
                 if let crate::policy::Decision::Deny(d) = policies.can_delete(&name, auth, &before)
                 {
-                    return Err(denied(d));
+                    return Err(if can_see(&before) {
+                        denied(d)
+                    } else {
+                        refusal::not_found(&name, &id)
+                    });
                 }
                 store.delete_row(entity, &id).map_err(|e| storage_err(&e))?;
                 Ok(Change {
@@ -1347,6 +1448,56 @@ impl<C: SqlConn> ShardEngine<C> {
         }
     }
 
+    /// A row to insert, checked against the manifest and the insert
+    /// policies: the row as it will be stored, and its encoded columns.
+    fn insertable<'e>(
+        &self,
+        entity: &'e Entity,
+        auth: &AuthContext,
+        row: &Row,
+    ) -> Result<(Row, Columns<'e>), ErrorMsg> {
+        let cols = manifest::insert_columns(entity, row).map_err(|e| row_err(&e))?;
+        let new = manifest::decode_row(entity, cols.iter().map(|(c, v)| (*c, v.clone())));
+        if let crate::policy::Decision::Deny(d) =
+            self.manifest
+                .policies()
+                .can_insert(&entity.name, auth, &new)
+        {
+            return Err(err(ErrorCode::Forbidden, d.to_string()));
+        }
+        Ok((new, cols))
+    }
+
+    /// The answer to an `action` that storage refused: a unique clash names
+    /// its field(s) when the caller may read the row it clashes with, and
+    /// is the generic refusal otherwise; anything else is `INTERNAL`.
+    /// `cols`: the row's columns as written (all of them).
+    fn write_failed(
+        &self,
+        entity: &Entity,
+        auth: &AuthContext,
+        action: &str,
+        id: &str,
+        cols: &[(&str, SqlValue)],
+        e: &StorageError,
+    ) -> ErrorMsg {
+        if !e.is_unique_violation() {
+            return storage_err(e);
+        }
+        match self.store.unique_clash(entity, id, cols) {
+            Ok(Some((fields, row))) => {
+                let policies = self.manifest.policies();
+                if policies.can_read(&entity.name, auth, &row).is_allowed() {
+                    refusal::unique_violation(&entity.name, &fields)
+                } else {
+                    refusal::refused(action, &entity.name)
+                }
+            }
+            Ok(None) => refusal::refused(action, &entity.name),
+            Err(e) => storage_err(&e),
+        }
+    }
+
     fn update(
         &self,
         entity: &Entity,
@@ -1354,19 +1505,31 @@ impl<C: SqlConn> ShardEngine<C> {
         before: Row,
         id: &str,
         set: &Row,
+        cols: &[(&str, SqlValue)],
     ) -> Result<Change, ErrorMsg> {
-        let cols = manifest::update_columns(entity, set).map_err(|e| row_err(&e))?;
+        let policies = self.manifest.policies();
         if let crate::policy::Decision::Deny(d) =
-            self.manifest
-                .policies()
-                .can_update(&entity.name, auth, &before, set)
+            policies.can_update(&entity.name, auth, &before, set)
         {
-            return Err(err(ErrorCode::Forbidden, d.to_string()));
+            return Err(
+                if policies.can_read(&entity.name, auth, &before).is_allowed() {
+                    err(ErrorCode::Forbidden, d.to_string())
+                } else {
+                    refusal::not_found(&entity.name, id)
+                },
+            );
         }
-        let after = self
-            .store
-            .update_row(entity, id, &cols)
-            .map_err(|e| storage_err(&e))?;
+        let after = self.store.update_row(entity, id, cols).map_err(|e| {
+            // The whole row as it would be, to find what it clashes with.
+            let mut whole = manifest::insert_columns(entity, &before).unwrap_or_default();
+            for (c, v) in cols {
+                match whole.iter_mut().find(|(w, _)| w == c) {
+                    Some(slot) => slot.1 = v.clone(),
+                    None => whole.push((c, v.clone())),
+                }
+            }
+            self.write_failed(entity, auth, "update", id, &whole, &e)
+        })?;
         Ok(Change {
             entity: entity.name.clone(),
             before: Some(before),
@@ -1489,6 +1652,7 @@ impl<C: SqlConn> ShardEngine<C> {
     /// Applies the changes of `seq` to every window they can affect. Sends
     /// the diffs now, or, when coalescing, leaves them for the next flush.
     async fn fan_out(&mut self, changes: &[Change], seq: u64) -> Vec<Outbound> {
+        let mut out = self.sweep_ended();
         let mut keys: Vec<SubKey> = Vec::new();
         for ch in changes {
             self.index.affected_into(ch, &mut keys);
@@ -1502,9 +1666,9 @@ impl<C: SqlConn> ShardEngine<C> {
             subs,
             windows,
             dirty,
+            paused,
             ..
         } = self;
-        let mut out = Vec::new();
         let mut advanced: Vec<SubKey> = Vec::new();
         for key in keys {
             let Some(w) = windows.get_mut(&key) else {
@@ -1531,11 +1695,11 @@ impl<C: SqlConn> ShardEngine<C> {
             match diff {
                 Ok(d) if d.is_empty() => {}
                 Ok(d) => {
-                    send_diff(w, subs, d, seq, &mut out);
+                    send_diff(w, subs, paused, d, seq, &mut out);
                     advanced.push(key);
                 }
                 Err(_) => {
-                    if resync_window(w, manifest, subs, store, seq, &mut out).await {
+                    if resync_window(w, manifest, subs, paused, store, seq, &mut out).await {
                         advanced.push(key);
                     }
                 }
@@ -1571,7 +1735,7 @@ impl<C: SqlConn> ShardEngine<C> {
         if !self.has_unflushed() {
             return Vec::new();
         }
-        let mut out = Vec::new();
+        let mut out = self.sweep_ended();
         // The queued writes first, in arrival order: their diffs are only
         // marked on the windows, their answers wait in `pending`.
         let queued = std::mem::take(&mut self.queued);
@@ -1593,6 +1757,7 @@ impl<C: SqlConn> ShardEngine<C> {
                 manifest,
                 subs,
                 windows,
+                paused,
                 ..
             } = self;
             for key in dirty {
@@ -1603,7 +1768,7 @@ impl<C: SqlConn> ShardEngine<C> {
                     continue;
                 };
                 if std::mem::take(&mut w.resync) {
-                    if resync_window(w, manifest, subs, store, seq, &mut out).await {
+                    if resync_window(w, manifest, subs, paused, store, seq, &mut out).await {
                         advanced.push(key);
                     }
                     continue;
@@ -1613,7 +1778,7 @@ impl<C: SqlConn> ShardEngine<C> {
                     d.count = Some(w.sub.count());
                 }
                 if !d.is_empty() {
-                    send_diff(w, subs, d, seq, &mut out);
+                    send_diff(w, subs, paused, d, seq, &mut out);
                     advanced.push(key);
                 }
             }
@@ -1623,41 +1788,18 @@ impl<C: SqlConn> ShardEngine<C> {
         out
     }
 
-    /// A one-shot query (HTTP), with read policies applied.
+    /// A one-shot query (HTTP), with read policies applied and the answer
+    /// bounded (see [`http_query`]).
     pub fn query(&self, auth: &AuthContext, json: &Value) -> Result<serde_json::Value, ErrorMsg> {
         let name = Query::entity_name(json)
             .ok_or_else(|| err(ErrorCode::BadQuery, "a query names its entity"))?;
         let entity = self.entity(name)?;
         let query = Query::parse(entity, json).map_err(|e| query_err(&e))?;
-        let visible = readable(&self.manifest, &entity.name, auth);
         let seq = self.store.seq().map_err(|e| storage_err(&e))?;
-        if query.count {
-            // Counting through the policy means reading the rows.
-            let all = Query {
-                count: false,
-                ..query.clone()
-            };
-            let n = self
-                .store
-                .query_rows(&all)
-                .map_err(|e| storage_err(&e))?
-                .iter()
-                .filter(|r| visible(r))
-                .count();
-            return Ok(json!({ "seq": seq, "count": n }));
-        }
-        let rows: Vec<Row> = self
-            .store
-            .query_rows(&query)
-            .map_err(|e| storage_err(&e))?
-            .into_iter()
-            .filter(|r| visible(r))
-            .collect();
-        let next = match (query.limit, rows.last()) {
-            (Some(l), Some(last)) if rows.len() >= l => Some(query.cursor_after(last)),
-            _ => None,
-        };
-        Ok(json!({ "seq": seq, "rows": rows, "next": next }))
+        http_query::answer(&self.store, &self.manifest, auth, query, seq).map_err(|f| match f {
+            QueryFailure::Refused(e) => e,
+            QueryFailure::Storage(e) => storage_err(&e),
+        })
     }
 
     // ---- write-behind to D1 ----

@@ -1,6 +1,8 @@
-//! A token bucket: `rate` messages per second on average, `burst` at once.
-//! In memory only: after the object wakes every bucket starts full, which
-//! errs on the side of letting clients through.
+//! A token bucket: `rate` messages per second on average, `burst` at once;
+//! and the count of a connection's refusals, which closes a connection that
+//! keeps sending regardless. In memory only: after the object wakes every
+//! bucket starts full and every count at zero, which errs on the side of
+//! letting clients through.
 
 #[derive(Clone, Debug)]
 pub struct TokenBucket {
@@ -34,9 +36,48 @@ impl TokenBucket {
     }
 }
 
+/// The window in which a connection's rate refusals are counted: this many
+/// refusals ([`crate::protocol::Limits::msg_burst`]) within it, counted from
+/// the first, close the connection (4429).
+pub const REFUSAL_WINDOW_MS: i64 = 10_000;
+
+/// A connection's rate refusals in the current window. A message let
+/// through does not reset it: only the window's end does.
+#[derive(Clone, Debug, Default)]
+pub struct Refusals {
+    started_ms: i64,
+    count: u32,
+}
+
+impl Refusals {
+    /// Counts a refusal at `now_ms`; whether it is the `max`-th within one
+    /// window.
+    pub fn count(&mut self, now_ms: i64, max: u32) -> bool {
+        if self.count == 0 || now_ms - self.started_ms >= REFUSAL_WINDOW_MS {
+            self.started_ms = now_ms;
+            self.count = 0;
+        }
+        self.count += 1;
+        self.count >= max.max(1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::TokenBucket;
+    use super::{Refusals, TokenBucket, REFUSAL_WINDOW_MS};
+
+    #[test]
+    fn refusals_close_within_a_window_only() {
+        let mut r = Refusals::default();
+        assert!(!r.count(0, 3) && !r.count(5_000, 3));
+        assert!(r.count(9_999, 3), "the third within 10 s");
+        let mut r = Refusals::default();
+        assert!(!r.count(0, 3) && !r.count(1, 3));
+        // A new window starts with the first refusal after the old one ends.
+        assert!(!r.count(REFUSAL_WINDOW_MS, 3));
+        assert!(!r.count(REFUSAL_WINDOW_MS + 1, 3));
+        assert!(r.count(REFUSAL_WINDOW_MS + 2, 3));
+    }
 
     #[test]
     fn burst_then_rate() {

@@ -44,6 +44,8 @@ enum Waiting {
     UserRate { user: String },
     /// An outbox batch, through this (seq, idx).
     Drain { through: (u64, u64) },
+    /// Whether this connection's session is still live.
+    Session { conn: String, sid: String },
 }
 
 /// One shard, hosted.
@@ -57,6 +59,9 @@ pub struct LiveShard<C: SqlConn> {
     flushed_at: i64,
     /// A drain is scheduled or in flight.
     drain_armed: bool,
+    /// How often an open socket's session is checked for revocation (ms);
+    /// `None` when sign-in is not configured (no session tokens exist).
+    revocation_every_ms: Option<i64>,
     waiting: HashMap<u64, Waiting>,
     next_tag: u64,
 }
@@ -80,6 +85,7 @@ impl<C: SqlConn> LiveShard<C> {
                 Outbound::Many { conns, msg } => Action::Many { conns, msg },
                 Outbound::All { except, msg } => Action::All { except, msg },
                 Outbound::Close { conn, code, reason } => Action::Close { conn, code, reason },
+                Outbound::Attach { conn, info } => Action::SaveConn { conn, state: info },
                 Outbound::Verify { conn, token } => {
                     let tag = self.tag(Waiting::Verify { conn });
                     Action::Io {
@@ -155,7 +161,7 @@ impl<C: SqlConn> LiveShard<C> {
                 self.drain_armed = false;
                 Vec::new()
             }
-            Err(e) => self.drain_failed(&format!("reading the outbox: {e}"), now_ms),
+            Err(e) => self.drain_failed("reading the outbox", &e.to_string(), now_ms),
         }
     }
 
@@ -173,19 +179,45 @@ impl<C: SqlConn> LiveShard<C> {
                 name: OUTBOX.into(),
                 at_ms: now_ms,
             }],
-            Err(e) => self.drain_failed(&format!("deleting drained entries: {e}"), now_ms),
+            Err(e) => self.drain_failed("deleting drained entries", &e.to_string(), now_ms),
         }
     }
 
-    /// Records the failure and tries again after a backoff (1 s doubling
-    /// to 60 s); the error shows in the shard's stats.
-    fn drain_failed(&mut self, error: &str, now_ms: i64) -> Vec<ShardAction> {
-        let attempts = self.engine.outbox_failed(error).unwrap_or(1);
+    /// Records the stage that failed (the stats show it; the detail, D1's
+    /// or SQLite's text, goes to the log only) and tries again after a
+    /// backoff (1 s doubling to 60 s).
+    fn drain_failed(&mut self, stage: &str, detail: &str, now_ms: i64) -> Vec<ShardAction> {
+        let record = format!("{stage} failed (the detail is in the Worker's log)");
+        let attempts = self.engine.outbox_failed(&record).unwrap_or(1);
         self.drain_armed = true;
-        vec![Action::SetTimer {
+        let mut out = Vec::new();
+        if !detail.is_empty() {
+            out.push(Action::Log(format!("shard: outbox drain failed: {stage}: {detail}")));
+        }
+        out.push(Action::SetTimer {
             name: OUTBOX.into(),
             at_ms: now_ms + outbox_backoff_ms(attempts),
-        }]
+        });
+        out
+    }
+
+    /// Asks whether the connection's session was revoked, when a check is
+    /// due (docs/auth.md, "Open sockets"): after the message was handled,
+    /// so this socket's later frames cannot overtake it.
+    fn check_revocation(&mut self, conn: &str, now_ms: i64, out: &mut Vec<ShardAction>) {
+        let Some(every) = self.revocation_every_ms else {
+            return;
+        };
+        if let Some(sid) = self.engine.revocation_due(conn, now_ms, every) {
+            let tag = self.tag(Waiting::Session {
+                conn: conn.to_owned(),
+                sid: sid.clone(),
+            });
+            out.push(Action::Io {
+                tag,
+                call: IoCall::SessionLive { sid },
+            });
+        }
     }
 
     async fn http_mutate(&mut self, req: &Request, now_ms: i64) -> (Response, Vec<ShardAction>) {
@@ -259,6 +291,9 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
             // Never flushed: the first write is flushed at once.
             flushed_at: i64::MIN / 2,
             drain_armed: false,
+            revocation_every_ms: crate::signin::config::SignInConfig::from_vars(init.vars)
+                .ok()
+                .map(|c| c.revocation_cache_secs.saturating_mul(1000)),
             waiting: HashMap::new(),
             next_tag: 0,
         };
@@ -289,6 +324,8 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
             auth: req.caller.clone(),
             encoding,
             client: None,
+            lease: req.lease.clone(),
+            ended: None,
         })
     }
 
@@ -323,6 +360,7 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
             .message_within(conn, frame, now_ms, !blocked)
             .await;
         let mut out = self.actions(out);
+        self.check_revocation(conn, now_ms, &mut out);
         if let (Some(user), false) = (user, blocked) {
             let tag = self.tag(Waiting::UserRate { user: user.clone() });
             out.push(Action::Io {
@@ -390,7 +428,7 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
     async fn on_io(&mut self, tag: u64, outcome: IoOutcome, now_ms: i64) -> Vec<ShardAction> {
         let out = match (self.waiting.remove(&tag), outcome) {
             (Some(Waiting::Verify { conn }), IoOutcome::Verified(result)) => {
-                let out = self.engine.hello_verified(&conn, result);
+                let out = self.engine.hello_verified(&conn, result, now_ms).await;
                 self.actions(out)
             }
             (Some(Waiting::UserRate { user }), IoOutcome::RateLimited { allowed }) => {
@@ -404,8 +442,16 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
             (Some(Waiting::Drain { through }), IoOutcome::Applied(Ok(()))) => {
                 self.drained(through, now_ms)
             }
-            (Some(Waiting::Drain { .. }), IoOutcome::Applied(Err(e))) => {
-                self.drain_failed(&e, now_ms)
+            (Some(Waiting::Drain { .. }), IoOutcome::Applied(Err(stage))) => {
+                self.drain_failed(&stage, "", now_ms)
+            }
+            (Some(Waiting::Session { conn, sid }), IoOutcome::SessionLive(Ok(live))) => {
+                let out = self.engine.session_checked(&conn, &sid, live, now_ms);
+                self.actions(out)
+            }
+            // Asked again at the next check.
+            (Some(Waiting::Session { .. }), IoOutcome::SessionLive(Err(e))) => {
+                vec![Action::Log(format!("shard: revocation check: {e}"))]
             }
             _ => Vec::new(),
         };

@@ -412,6 +412,82 @@ impl<C: SqlConn> ShardStore<C> {
         Ok(rows.into_iter().map(|r| query.decode_row(r)).collect())
     }
 
+    /// The rows matching a query's filter (its `limit` and cursor ignored).
+    pub fn count_matching(&self, query: &Query) -> Result<u64, StorageError> {
+        let q = Query {
+            count: true,
+            ..query.clone()
+        };
+        let (sql, params) = q.to_sql();
+        let rows = self.conn.exec(&sql, &params)?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.first())
+            .map(int)
+            .unwrap_or(0)
+            .max(0) as u64)
+    }
+
+    /// The first stored row, other than `id`, that holds the same values
+    /// as `cols` in every field of one of the entity's unique constraints
+    /// (a unique field, or a unique index), with that constraint's fields.
+    /// Null values never clash (SQLite's UNIQUE allows many nulls).
+    pub fn unique_clash(
+        &self,
+        entity: &Entity,
+        id: &str,
+        cols: &[(&str, SqlValue)],
+    ) -> Result<Option<(Vec<String>, Row)>, StorageError> {
+        let constraints = entity
+            .fields
+            .iter()
+            .filter(|f| f.unique)
+            .map(|f| vec![f.name.clone()])
+            .chain(
+                entity
+                    .indexes
+                    .iter()
+                    .filter(|i| i.unique)
+                    .map(|i| i.fields.clone()),
+            );
+        let all = manifest::columns(entity);
+        for fields in constraints {
+            let values: Option<Vec<SqlValue>> = fields
+                .iter()
+                .map(|f| {
+                    cols.iter()
+                        .find(|(c, _)| c == f)
+                        .map(|(_, v)| v.clone())
+                        .filter(|v| *v != SqlValue::Null)
+                })
+                .collect();
+            let Some(mut params) = values else {
+                continue;
+            };
+            let conds: Vec<String> = fields
+                .iter()
+                .enumerate()
+                .map(|(i, f)| format!("{} = ?{}", manifest::quote_ident(f), i + 1))
+                .collect();
+            let sql = format!(
+                "SELECT {} FROM {} WHERE {} AND \"id\" != ?{} LIMIT 1",
+                all.iter()
+                    .map(|c| manifest::quote_ident(c))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                manifest::quote_ident(&entity.name),
+                conds.join(" AND "),
+                fields.len() + 1
+            );
+            params.push(SqlValue::Text(id.into()));
+            if let Some(values) = self.conn.exec(&sql, &params)?.into_iter().next() {
+                let row = manifest::decode_row(entity, all.iter().copied().zip(values));
+                return Ok(Some((fields, row)));
+            }
+        }
+        Ok(None)
+    }
+
     // ---- change log ----
 
     /// Entries with seq > `since`, in order.
@@ -557,6 +633,20 @@ impl<C: SqlConn> ShardStore<C> {
             .map(|_| ())
     }
 
+    /// Sets the seq a subscription was last sent (a paused one's, whose
+    /// window goes on without it).
+    pub fn set_sub_seq(&self, conn: &str, id: &str, seq: u64) -> Result<(), StorageError> {
+        self.conn
+            .exec(
+                "UPDATE _pylon_subs SET seq = ?2 WHERE key = ?1",
+                &[
+                    SqlValue::Text(sub_key(conn, id)),
+                    SqlValue::Integer(seq as i64),
+                ],
+            )
+            .map(|_| ())
+    }
+
     pub fn delete_sub(&self, conn: &str, id: &str) -> Result<(), StorageError> {
         self.conn
             .exec(
@@ -665,6 +755,21 @@ impl<C: SqlConn> ShardStore<C> {
                 ],
             )
             .map(|_| ())
+    }
+
+    /// Each stored presence's size in bytes (of its JSON text).
+    pub fn presence_sizes(&self) -> Result<Vec<(String, usize)>, StorageError> {
+        let rows = self.conn.exec(
+            "SELECT conn, length(CAST(state AS BLOB)) FROM _pylon_presence",
+            &[],
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let conn = text(&r[0]).unwrap_or_default().to_owned();
+                (conn, int(&r[1]).max(0) as usize)
+            })
+            .collect())
     }
 
     pub fn presence(&self) -> Result<Vec<(String, Value)>, StorageError> {

@@ -17,7 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value as Json};
 
-use crate::auth::{jwt, AuthError, Validation};
+use crate::auth::{jwt, AuthError, Lease, Validation};
 use crate::policy::AuthContext;
 
 pub const SESSION_KID: &str = "pylon-session";
@@ -44,6 +44,15 @@ impl SessionClaims {
             is_admin: false,
             tenant_id: self.tenant.clone(),
             roles: self.roles.clone(),
+        }
+    }
+
+    /// How long the token holds: its `exp`, and the session to check for
+    /// revocation.
+    pub fn lease(&self) -> Lease {
+        Lease {
+            exp: Some(self.exp),
+            sid: Some(self.sid.clone()),
         }
     }
 }

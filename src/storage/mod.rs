@@ -19,27 +19,60 @@ use crate::sql::SqlValue;
 
 pub mod meta;
 
-/// A statement that failed, with the database's own message.
+/// A statement that failed, with the database's own message. The message
+/// and statement are for the log only: they name tables and columns, so
+/// answers to clients never carry them (docs/policies.md).
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error("SQL failed: {message} (in `{statement}`)")]
 pub struct StorageError {
+    /// What kind of failure, from SQLite's result code where the
+    /// connection reports one (see [`StorageErrorKind`]).
+    pub kind: StorageErrorKind,
     pub message: String,
     /// The statement, cut to a readable length.
     pub statement: String,
+}
+
+/// The failures the engine treats differently from "storage broke".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StorageErrorKind {
+    /// A UNIQUE or PRIMARY KEY constraint refused the statement
+    /// (`SQLITE_CONSTRAINT_UNIQUE`, `SQLITE_CONSTRAINT_PRIMARYKEY`).
+    UniqueViolation,
+    /// Anything else.
+    #[default]
+    Other,
 }
 
 impl StorageError {
     pub fn new(message: impl Into<String>, statement: &str) -> Self {
         let statement = statement.chars().take(200).collect();
         Self {
+            kind: StorageErrorKind::Other,
             message: message.into(),
             statement,
         }
     }
 
+    /// The same error, of kind `kind`.
+    pub fn with_kind(mut self, kind: StorageErrorKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
     /// Whether SQLite refused the statement for a UNIQUE or PRIMARY KEY clash.
     pub fn is_unique_violation(&self) -> bool {
-        self.message.contains("UNIQUE constraint failed")
+        self.kind == StorageErrorKind::UniqueViolation
+    }
+
+    /// Whether the statement names a table the database does not have (a
+    /// D1 whose migrations were not applied). SQLite reports this only as
+    /// the generic `SQLITE_ERROR` with the text `no such table: T`, and D1
+    /// hands on nothing but that text (`D1_ERROR: no such table: T:
+    /// SQLITE_ERROR`), so the text is the one thing to recognise.
+    pub fn is_missing_table(&self) -> bool {
+        self.message.contains("no such table")
     }
 }
 

@@ -1,6 +1,6 @@
 //! [`SqlConn`] over rusqlite, for native tests, benchmarks and tools.
 
-use super::{SqlConn, StorageError};
+use super::{SqlConn, StorageError, StorageErrorKind};
 use crate::sql::SqlValue;
 use rusqlite::types::{ToSqlOutput, Value as RValue, ValueRef};
 
@@ -38,9 +38,21 @@ fn from_ref(v: ValueRef<'_>) -> SqlValue {
     }
 }
 
+/// The kind of a failure, by SQLite's extended result code.
+fn kind_of(e: &rusqlite::Error) -> StorageErrorKind {
+    use rusqlite::ffi;
+    match e.sqlite_error().map(|f| f.extended_code) {
+        Some(ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY) => {
+            StorageErrorKind::UniqueViolation
+        }
+        _ => StorageErrorKind::Other,
+    }
+}
+
 impl SqlConn for SqliteConn {
     fn exec(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, StorageError> {
-        let fail = |e: rusqlite::Error| StorageError::new(e.to_string(), sql);
+        let fail =
+            |e: rusqlite::Error| StorageError::new(e.to_string(), sql).with_kind(kind_of(&e));
         let mut stmt = self.0.prepare_cached(sql).map_err(fail)?;
         let columns = stmt.column_count();
         let mut rows = stmt

@@ -1,5 +1,6 @@
 //! The cold path: queries that span shards, answered from D1 with the
-//! caller's read policies applied, and the shard directory.
+//! manifest's shard rules and the caller's read policies applied, and the
+//! shard directory.
 //!
 //! `POST /v1/query` bodies:
 //!
@@ -12,8 +13,19 @@
 //!
 //! `where` and `order` are the engine's query language (docs/queries.md);
 //! `limit` defaults to 100 (at most 1000); `shard` restricts to one shard.
+//! A page also ends early, with `next`, where one more row would take the
+//! answer past `query::limits::MAX_RESULT_BYTES` of JSON; a single row
+//! over it is `RESULT_TOO_LARGE` (413).
 //! `aggregate.op` is `count` (of rows, or of non-null `field`), `sum`,
 //! `min` or `max` (with `field`); `groupBy` is optional.
+//!
+//! Shard rules: the caller sees only rows of shards the manifest's rules
+//! let it enter (`auth.shards`, as for a request to the shard itself),
+//! checked in SQL on `_shard` (`store::shard_access`) for rows and
+//! aggregates alike; a named `shard` the caller may not enter is refused
+//! with the shard's own answer (`StoreError::Access`: 401
+//! `MISSING_TOKEN`, 403 `SHARD_DENIED`). A D1 without tables answers
+//! `D1_NOT_MIGRATED` (503).
 //!
 //! Read policies: the caller sees only rows `can_read` allows. When the
 //! entity's `allowRead` rules compile to SQL for this caller (the usual
@@ -23,12 +35,15 @@
 //! (at most `MAX_SCAN` rows are examined per request) and `next` continues
 //! after the last row examined, so paging stays complete and in order;
 //! aggregates are refused (`BAD_QUERY`) for such policies. Returned rows
-//! are always checked in memory as well.
+//! are always checked in memory as well (shard rules and policies).
 
 use serde::Serialize;
 
+use crate::auth::token_caller;
 use crate::manifest::Manifest;
 use crate::policy::AuthContext;
+use crate::query::budget::{json_len, PageBudget};
+use crate::query::limits::MAX_RESULT_BYTES;
 use crate::query::{Cursor, Filter, Query};
 use crate::sql::SqlValue;
 use crate::value::{Row, Value};
@@ -36,11 +51,15 @@ use crate::value::{Row, Value};
 use super::error::StoreError;
 use super::executor::D1Executor;
 use super::policy_sql::read_filter;
+use super::schema::{DIRECTORY, SHARD};
+use super::shard_access::{shard_condition, shard_filter};
 use super::{Aggregate, AggregateOp, AggregateRow, D1DataStore};
 
 /// `limit` when the request gives none.
 pub const DEFAULT_LIMIT: usize = 100;
-/// Rows examined per request when read policies are checked in memory.
+/// Rows examined per request: reached only where rows are dropped after
+/// the SQL (read policies checked in memory), since a page of `limit`
+/// rows fetched by a filter in SQL is taken whole.
 pub const MAX_SCAN: usize = 5000;
 
 /// Which rows a caller may read, as the cold path applies it.
@@ -68,12 +87,33 @@ pub enum ColdResult {
     },
 }
 
+impl ColdResult {
+    /// A page without rows or `next`: the envelope of every page.
+    fn empty() -> Self {
+        ColdResult::Rows {
+            rows: Vec::new(),
+            next: None,
+        }
+    }
+}
+
 fn bad(reason: impl Into<String>) -> StoreError {
     StoreError::bad(reason)
 }
 
 /// Answers a `POST /v1/query` body for `auth` (see the module docs).
 pub async fn cold_query<E: D1Executor>(
+    executor: &E,
+    manifest: &Manifest,
+    request: &serde_json::Value,
+    auth: &AuthContext,
+) -> Result<ColdResult, StoreError> {
+    answer(executor, manifest, request, auth)
+        .await
+        .map_err(StoreError::in_d1)
+}
+
+async fn answer<E: D1Executor>(
     executor: &E,
     manifest: &Manifest,
     request: &serde_json::Value,
@@ -99,10 +139,15 @@ pub async fn cold_query<E: D1Executor>(
         .ok_or_else(|| StoreError::UnknownEntity {
             entity: name.to_owned(),
         })?;
+    let rules = manifest.auth();
     let mut store = D1DataStore::new(executor, manifest.clone());
     match body.get("shard") {
         None | Some(serde_json::Value::Null) => {}
-        Some(serde_json::Value::String(s)) => store = store.for_shard(s.clone()),
+        Some(serde_json::Value::String(s)) => {
+            // Refused as the shard itself refuses the caller.
+            rules.admit_caller(s, auth).map_err(StoreError::Access)?;
+            store = store.for_shard(s.clone());
+        }
         Some(_) => return Err(bad("`shard` is a string")),
     }
     let after = match body.get("after") {
@@ -116,6 +161,8 @@ pub async fn cold_query<E: D1Executor>(
             query.insert(k.to_owned(), v.clone());
         }
     }
+    // Only shards the caller may enter, in SQL.
+    let shards = shard_filter(&rules.shard_access(token_caller(auth)), SHARD);
     let filter = read_filter(manifest, entity, auth);
     let policies = manifest.policies().for_entity(name);
     let core = store.core();
@@ -126,7 +173,7 @@ pub async fn cold_query<E: D1Executor>(
         }
         let agg = parse_aggregate(agg)?;
         let q = Query::parse(entity, &serde_json::Value::Object(query).into())?;
-        let extra = match filter {
+        let policy = match filter {
             ReadFilter::All => None,
             ReadFilter::Sql(f) => Some(f),
             ReadFilter::InMemory => {
@@ -135,7 +182,14 @@ pub async fn cold_query<E: D1Executor>(
                 )))
             }
         };
-        let aggregate = core.aggregate(&q, &agg, extra).await?;
+        let aggregate = core.aggregate(&q, &agg, both(shards, policy)).await?;
+        let bytes = json_len(&aggregate);
+        if bytes > MAX_RESULT_BYTES {
+            return Err(StoreError::ResultTooLarge {
+                bytes,
+                limit: MAX_RESULT_BYTES,
+            });
+        }
         return Ok(ColdResult::Aggregate { aggregate });
     }
 
@@ -147,13 +201,15 @@ pub async fn cold_query<E: D1Executor>(
         Some(v) => v.as_u64().unwrap_or(0) as usize, // checked by Query::parse
     };
     let q = Query::parse(entity, &serde_json::Value::Object(query).into())?;
-    let (extra, in_memory) = match filter {
-        ReadFilter::All => (None, false),
-        ReadFilter::Sql(f) => (Some(f), false),
-        ReadFilter::InMemory => (None, true),
+    let policy = match filter {
+        ReadFilter::Sql(f) => Some(f),
+        ReadFilter::All | ReadFilter::InMemory => None,
     };
-    let mut p = core.prepare(&q, after, extra)?;
+    let mut p = core.prepare(&q, after, both(shards, policy))?;
     let mut rows = Vec::new();
+    let mut budget = PageBudget::new(MAX_RESULT_BYTES, json_len(&ColdResult::empty()));
+    // The position of the last row taken: `next` if the budget ends the page.
+    let mut last_taken: Option<Cursor> = None;
     let mut scanned = 0;
     let next = loop {
         let batch = core.fetch(&p).await?;
@@ -161,22 +217,76 @@ pub async fn cold_query<E: D1Executor>(
         let mut stop = None;
         for row in &batch {
             scanned += 1;
-            if policies.can_read(auth, &strip(row)).is_allowed() {
-                rows.push(json_row(row));
+            if visible(manifest, &policies, auth, row) {
+                let json = json_row(row);
+                // The cursor is hex: its JSON is it in quotes.
+                let (size, next_size) = (json_len(&json), 2 + p.cursor_len_after(row));
+                if !budget.take(size, next_size) {
+                    if rows.is_empty() {
+                        return Err(StoreError::ResultTooLarge {
+                            bytes: budget.needed(size, next_size),
+                            limit: MAX_RESULT_BYTES,
+                        });
+                    }
+                    stop = last_taken.take().map(|c| c.encode(&p.order));
+                    break;
+                }
+                rows.push(json);
+                last_taken = Some(Cursor::from_row(&p.order, row));
             }
-            if rows.len() == limit || (in_memory && scanned >= MAX_SCAN) {
-                stop = Some(p.cursor_after(row));
+            if rows.len() == limit || scanned >= MAX_SCAN {
+                // After this row; if it was not taken, its cursor must
+                // still fit the answer (else after the last row taken).
+                let after = p.cursor_after(row);
+                stop = if budget.fits_next(2 + after.len()) {
+                    Some(after)
+                } else {
+                    match last_taken.take() {
+                        Some(c) => Some(c.encode(&p.order)),
+                        None => {
+                            return Err(StoreError::ResultTooLarge {
+                                bytes: budget.used() + 2 + after.len(),
+                                limit: MAX_RESULT_BYTES,
+                            })
+                        }
+                    }
+                };
                 break;
             }
         }
         if stop.is_some() || !full {
             break stop;
         }
-        // Only in memory can a full batch leave the page short.
+        // Rows checked in memory (read policies that do not compile) can
+        // leave a full batch's page short: fetch on.
         let last = batch.last().map(|r| Cursor::from_row(&p.order, r));
         p.after = last;
     };
     Ok(ColdResult::Rows { rows, next })
+}
+
+/// Whether a fetched row may go to the caller: checked again in memory,
+/// although the SQL already admitted it (its shard by the shard rules, the
+/// row by the read policies).
+fn visible(
+    manifest: &Manifest,
+    policies: &crate::policy::EntityPolicies<'_>,
+    auth: &AuthContext,
+    row: &Row,
+) -> bool {
+    let shard_ok = match row.get(SHARD) {
+        Some(Value::Text(s)) => manifest.auth().admit_caller(s, auth).is_ok(),
+        _ => false,
+    };
+    shard_ok && policies.can_read(auth, &strip(row)).is_allowed()
+}
+
+/// The filters present, ANDed.
+fn both(a: Option<Filter>, b: Option<Filter>) -> Option<Filter> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(Filter::And(vec![a, b])),
+        (a, b) => a.or(b),
+    }
 }
 
 /// The row without `_shard`, as policies see it.
@@ -239,10 +349,26 @@ pub struct ShardPage {
     pub next: Option<String>,
 }
 
-/// `GET /v1/shards?after=&limit=`: the shards after `after` (a shard name),
-/// `limit` of them (1..=1000, default 100 when 0).
+/// `GET /v1/shards?after=&limit=`: the shards `auth` may enter (by the
+/// manifest's shard rules, in SQL; admins see every shard some rule fits)
+/// after `after` (a shard name), `limit` of them (1..=1000, default 100
+/// when 0).
 pub async fn list_shards<E: D1Executor>(
     executor: &E,
+    manifest: &Manifest,
+    auth: &AuthContext,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<ShardPage, StoreError> {
+    directory_page(executor, manifest, auth, after, limit)
+        .await
+        .map_err(StoreError::in_d1)
+}
+
+async fn directory_page<E: D1Executor>(
+    executor: &E,
+    manifest: &Manifest,
+    auth: &AuthContext,
     after: Option<&str>,
     limit: usize,
 ) -> Result<ShardPage, StoreError> {
@@ -251,14 +377,18 @@ pub async fn list_shards<E: D1Executor>(
     } else {
         limit.min(crate::query::limits::MAX_LIMIT)
     };
+    let rules = manifest.auth();
+    let access = rules.shard_access(token_caller(auth));
+    let (cond, mut params) = shard_condition(&access, "shard").unwrap_or(("1".into(), Vec::new()));
+    params.insert(0, SqlValue::Text(after.unwrap_or("").to_owned()));
+    params.push(SqlValue::Integer(limit as i64));
     let rows = executor
         .query(
-            "SELECT shard, \"rows\", last_seq, last_change FROM _pylon_shards \
-             WHERE shard > ? ORDER BY shard LIMIT ?",
-            &[
-                SqlValue::Text(after.unwrap_or("").to_owned()),
-                SqlValue::Integer(limit as i64),
-            ],
+            &format!(
+                "SELECT shard, \"rows\", last_seq, last_change FROM {DIRECTORY} \
+                 WHERE shard > ? AND {cond} ORDER BY shard LIMIT ?"
+            ),
+            &params,
         )
         .await?;
     let int = |v: &SqlValue| match v {
@@ -270,6 +400,11 @@ pub async fn list_shards<E: D1Executor>(
         SqlValue::Text(t) => Some(t.clone()),
         _ => None,
     };
+    // `next` follows the last row fetched, so paging stays complete even
+    // if the check in memory below ever dropped one.
+    let next = (rows.len() == limit)
+        .then(|| rows.last().and_then(|r| r.first()).and_then(text))
+        .flatten();
     let shards: Vec<ShardInfo> = rows
         .iter()
         .filter(|r| r.len() == 4)
@@ -279,9 +414,7 @@ pub async fn list_shards<E: D1Executor>(
             last_seq: int(&r[2]),
             last_change: text(&r[3]),
         })
+        .filter(|s| rules.admit_caller(&s.shard, auth).is_ok())
         .collect();
-    let next = (shards.len() == limit)
-        .then(|| shards.last().map(|s| s.shard.clone()))
-        .flatten();
     Ok(ShardPage { shards, next })
 }

@@ -7,6 +7,7 @@
 //! ```
 
 use crate::api_error::ApiError;
+use crate::auth::AuthError;
 use crate::manifest::RowError;
 use crate::query::QueryError;
 use crate::storage::StorageError;
@@ -44,6 +45,18 @@ pub enum StoreError {
     /// More than fits one D1 batch or statement (see `store::limits`).
     #[error("too large: {what} exceeds the limit of {limit}")]
     TooLarge { what: &'static str, limit: usize },
+    /// One row (or an aggregate) alone is over the answer's byte budget
+    /// (`query::limits::MAX_RESULT_BYTES`).
+    #[error("the result needs {bytes} bytes, over the {limit} byte limit of an answer: select fewer rows or narrow the aggregate")]
+    ResultTooLarge { bytes: usize, limit: usize },
+    /// The caller may not enter the shard the request names: answered
+    /// exactly as the shard's own gate answers (`MISSING_TOKEN`,
+    /// `SHARD_DENIED`).
+    #[error(transparent)]
+    Access(AuthError),
+    /// D1 has no tables: its migrations were not applied.
+    #[error("the D1 database has no schema yet: apply its migrations with `wrangler d1 migrations apply DB --local` (wrangler dev) or `wrangler d1 migrations apply DB --remote` (the deployed database)")]
+    NotMigrated,
     /// The database failed; the message may carry internals.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -63,6 +76,9 @@ impl StoreError {
             StoreError::BadQuery { .. } => "BAD_QUERY",
             StoreError::ShardRequired => "SHARD_REQUIRED",
             StoreError::TooLarge { .. } => "TOO_LARGE",
+            StoreError::ResultTooLarge { .. } => "RESULT_TOO_LARGE",
+            StoreError::Access(e) => e.code(),
+            StoreError::NotMigrated => "D1_NOT_MIGRATED",
             StoreError::Storage(_) => "STORAGE",
         }
     }
@@ -72,6 +88,9 @@ impl StoreError {
         match self {
             StoreError::NotFound { .. } => 404,
             StoreError::AlreadyExists { .. } | StoreError::UniqueViolation { .. } => 409,
+            StoreError::ResultTooLarge { .. } => 413,
+            StoreError::Access(e) => e.status(),
+            StoreError::NotMigrated => 503,
             StoreError::Storage(_) => 500,
             _ => 400,
         }
@@ -82,7 +101,17 @@ impl StoreError {
     pub fn to_api_error(&self) -> ApiError {
         match self {
             StoreError::Storage(_) => ApiError::new(500, "STORAGE", "storage failed"),
+            StoreError::Access(e) => e.to_api_error(),
             e => ApiError::new(e.status(), e.code(), e.to_string()),
+        }
+    }
+
+    /// The error as the cold path reports it: a storage failure that says
+    /// D1 has no tables becomes [`StoreError::NotMigrated`].
+    pub fn in_d1(self) -> Self {
+        match self {
+            StoreError::Storage(e) if e.is_missing_table() => StoreError::NotMigrated,
+            e => e,
         }
     }
 

@@ -32,9 +32,12 @@ pub mod cold;
 mod core;
 mod error;
 mod executor;
+#[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
+pub mod fuzz;
 pub mod outbox;
 mod policy_sql;
 pub mod schema;
+pub mod shard_access;
 
 use std::sync::Arc;
 

@@ -68,13 +68,16 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
         scenario!(scenarios::auth::run),
         scenario!(scenarios::jwks::run),
         scenario!(scenarios::hello::run),
+        scenario!(scenarios::expiry::run),
         scenario!(scenarios::signin::run),
         scenario!(scenarios::edge::run),
         scenario!(scenarios::rate_limit::run),
         scenario!(scenarios::bad_input::run),
+        scenario!(scenarios::bounds::run),
         scenario!(scenarios::hibernation::run),
         scenario!(scenarios::restart::run),
         scenario!(scenarios::cold_path::run),
+        scenario!(scenarios::cold_access::run),
     ]
 }
 

@@ -26,6 +26,7 @@ import {
   type Welcome,
 } from "./protocol.js";
 import { orderKeys, type OrderKey, type Query } from "./query.js";
+import { identityEnded, jwtExpiry, renewalDelay } from "./token.js";
 
 /** The part of the WebSocket API the client uses (the browser's and Node 22's global `WebSocket` fit). */
 export interface WebSocketLike {
@@ -58,6 +59,12 @@ export interface ConnectOptions {
   keepaliveMs?: number;
   /** How long an attempt may take to reach `welcome`. Default 10 000. */
   connectTimeoutMs?: number;
+  /**
+   * Renew the connection's token this long before its `exp` (read from the
+   * JWT, unverified): `hello` with a fresh token from a `token` function.
+   * Default 20 000; 0 renews only when the server says the token expired.
+   */
+  renewBeforeMs?: number;
   /** Source of randomness in [0, 1) for the backoff jitter. Default `Math.random`. */
   random?: () => number;
 }
@@ -279,6 +286,7 @@ export class PylonClient {
   private readonly backoff: BackoffOptions;
   private readonly keepaliveMs: number;
   private readonly connectTimeoutMs: number;
+  private readonly renewBeforeMs: number;
   private readonly random: () => number;
 
   private current: ConnectionState = { state: "connecting", attempt: 0 };
@@ -292,6 +300,19 @@ export class PylonClient {
   private keepaliveTimer: ReturnType<typeof setInterval> | undefined;
   private lastRecv = 0;
   private stopped = false;
+
+  // Renewal (docs/auth.md, "Open sockets"): the token the connection holds
+  // (offered at the upgrade, or accepted by a `hello`), the one a `hello`
+  // in flight offers, whether the server said the identity ended, and what
+  // it refused meanwhile (sent again once renewed).
+  private attemptToken: string | undefined;
+  private heldToken: string | undefined;
+  private renewing: string | undefined;
+  private renewTimer: ReturnType<typeof setTimeout> | undefined;
+  private ended = false;
+  private renewFailures = 0;
+  private readonly refusedMuts = new Set<string>();
+  private readonly refusedSubs = new Set<LiveQuery>();
 
   private readonly subs = new Map<number, LiveQuery>();
   private readonly wire = new Map<string, LiveQuery>();
@@ -315,6 +336,7 @@ export class PylonClient {
     this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
     this.keepaliveMs = options.keepaliveMs ?? 30_000;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+    this.renewBeforeMs = options.renewBeforeMs ?? 20_000;
     this.random = options.random ?? Math.random;
     void this.open();
   }
@@ -418,8 +440,9 @@ export class PylonClient {
   async setToken(token: TokenSource): Promise<void> {
     this.token = token;
     if (!this.isLive()) return;
+    const ws = this.ws;
     const t = await this.resolveToken();
-    if (this.isLive()) this.send(this.helloMsg(t));
+    if (this.ws === ws && this.isLive()) this.sendHello(t);
   }
 
   /** Stops for good: closes the socket (1000), rejects pending mutations and pings, ends subscriptions. */
@@ -460,6 +483,92 @@ export class PylonClient {
     };
   }
 
+  /** Sends `hello`; with a token, the `welcome` answering it makes that token the connection's. */
+  private sendHello(token: string | undefined): void {
+    if (token !== undefined && token !== "") this.renewing = token;
+    this.send(this.helloMsg(token));
+  }
+
+  /** Arms the renewal timer for the held token's `exp`, when there is one and a function to ask. */
+  private scheduleRenewal(): void {
+    if (this.renewTimer !== undefined) clearTimeout(this.renewTimer);
+    this.renewTimer = undefined;
+    const exp = jwtExpiry(this.heldToken);
+    if (!(this.renewBeforeMs > 0) || exp === undefined || typeof this.token !== "function") return;
+    this.renewTimer = setTimeout(() => {
+      this.renewTimer = undefined;
+      void this.renew();
+    }, renewalDelay(exp, now(), this.renewBeforeMs));
+  }
+
+  /**
+   * Sends `hello` with a token newly asked from the token source: before the
+   * held one expires, or because the server said the identity ended. A
+   * source that gives nothing new cannot renew: ignored ahead of time,
+   * treated as a refusal once the identity ended.
+   */
+  private async renew(): Promise<void> {
+    if (!this.isLive() || this.renewing !== undefined) return;
+    const ws = this.ws;
+    let t: string | undefined;
+    try {
+      t = await this.resolveToken();
+    } catch (e) {
+      t = undefined;
+      if (!this.ended) this.emit("error", new PylonError("UNAUTHORIZED", `token: ${String(e)}`));
+    }
+    if (this.ws !== ws || !this.isLive() || this.renewing !== undefined) return;
+    if (t === undefined || t === "" || t === this.heldToken) {
+      if (this.ended) this.renewRefused(new PylonError("UNAUTHORIZED", "no new token to renew the connection with"));
+      return;
+    }
+    this.sendHello(t);
+  }
+
+  /** A renewal failed. Ahead of time that is only reported; once the identity ended, one more try, then a reconnect as after close 4401. */
+  private renewRefused(error: PylonError): void {
+    this.renewing = undefined;
+    if (!this.ended) {
+      this.emit("error", error);
+      return;
+    }
+    this.renewFailures++;
+    if (this.renewFailures < 2) {
+      void this.renew();
+      return;
+    }
+    this.drop(CloseCode.UNAUTHORIZED, `renewal refused: ${error.message}`.slice(0, 100));
+  }
+
+  /** An `err` saying the identity ended (TOKEN_EXPIRED / SESSION_REVOKED): keep what it refused for after the renewal, and renew. */
+  private onIdentityEnded(error: PylonError): void {
+    this.ended = true;
+    const m = error.op === undefined ? undefined : this.muts.get(error.op);
+    if (m && m.ackSeq === undefined) this.refusedMuts.add(m.op);
+    const sub = error.sub === undefined ? undefined : this.wire.get(error.sub);
+    if (sub) this.refusedSubs.add(sub);
+    void this.renew();
+  }
+
+  /** The connection took a renewed token: paused queries catch up from the server; refused requests go again. */
+  private onRenewed(): void {
+    this.heldToken = this.renewing;
+    this.renewing = undefined;
+    this.renewFailures = 0;
+    const wasEnded = this.ended;
+    this.ended = false;
+    this.scheduleRenewal();
+    if (!wasEnded) return;
+    for (const m of this.muts.values()) {
+      if (this.refusedMuts.has(m.op) && m.ackSeq === undefined) this.send({ type: "mut", op: m.op, ops: m.ops });
+    }
+    this.refusedMuts.clear();
+    for (const sub of this.refusedSubs) {
+      if (this.wire.get(sub.wireId) === sub) this.send(this.subMsg(sub, sub.held));
+    }
+    this.refusedSubs.clear();
+  }
+
   private async open(): Promise<void> {
     if (this.stopped) return;
     this.setState({ state: "connecting", attempt: this.attempt });
@@ -471,6 +580,7 @@ export class PylonClient {
       return;
     }
     if (this.stopped) return;
+    this.attemptToken = token;
     const protocols = [SUBPROTOCOL];
     if (token !== undefined && token !== "") protocols.push(`bearer.${token}`);
     let ws: WebSocketLike;
@@ -533,6 +643,14 @@ export class PylonClient {
     this.timer = undefined;
     if (this.keepaliveTimer !== undefined) clearInterval(this.keepaliveTimer);
     this.keepaliveTimer = undefined;
+    // A new connection starts with a new identity; `resume` resends all.
+    if (this.renewTimer !== undefined) clearTimeout(this.renewTimer);
+    this.renewTimer = undefined;
+    this.renewing = undefined;
+    this.ended = false;
+    this.renewFailures = 0;
+    this.refusedMuts.clear();
+    this.refusedSubs.clear();
   }
 
   /**
@@ -657,6 +775,16 @@ export class PylonClient {
           ...(msg.op === undefined ? {} : { op: msg.op }),
           ...(msg.sub === undefined ? {} : { sub: msg.sub }),
         });
+        if (msg.op === undefined && msg.sub === undefined && this.renewing !== undefined) {
+          // The answer to the renewing hello (or a notice crossing it: the
+          // retry in renewRefused covers that).
+          this.renewRefused(error);
+          return;
+        }
+        if (identityEnded(msg)) {
+          this.onIdentityEnded(error);
+          return;
+        }
         const m = msg.op === undefined ? undefined : this.muts.get(msg.op);
         if (m && m.ackSeq === undefined) {
           this.muts.delete(m.op);
@@ -717,7 +845,13 @@ export class PylonClient {
     }
     this.setState({ state: "live", conn: w.conn, seq: w.seq });
     this.emit("welcome", w);
-    if (!first) return; // the answer to a hello
+    if (!first) {
+      // The answer to a hello: with a token, the connection now holds it.
+      if (this.renewing !== undefined) this.onRenewed();
+      return;
+    }
+    this.heldToken = this.attemptToken;
+    this.scheduleRenewal();
     const waiters = this.liveWaiters;
     this.liveWaiters = [];
     for (const x of waiters) x.resolve();
@@ -725,7 +859,7 @@ export class PylonClient {
       const ws = this.ws;
       void this.resolveToken().then(
         (t) => {
-          if (this.ws === ws && this.isLive()) this.send(this.helloMsg(t));
+          if (this.ws === ws && this.isLive()) this.sendHello(t);
         },
         () => {},
       );

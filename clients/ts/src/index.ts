@@ -57,6 +57,7 @@ export {
   type Snap,
   type Welcome,
 } from "./protocol.js";
+export { identityEnded, jwtExpiry, renewalDelay, IDENTITY_ENDED } from "./token.js";
 export {
   browserSession,
   readCookie,

@@ -142,6 +142,9 @@ export const CloseCode = {
   OVERLOADED: 4503,
 } as const;
 
+/** `err.code` of a `presence` refused for its size (per connection or the shard's total); the previous presence stays. */
+export const PRESENCE_TOO_LARGE = "PRESENCE_TOO_LARGE";
+
 /** Error codes the server sends (`err.code`); others may appear (newer servers). */
 export const RETRYABLE_CODES: ReadonlySet<string> = new Set(["RATE_LIMITED", "UNAVAILABLE", "INTERNAL"]);
 

@@ -405,3 +405,103 @@ test("keepalive: pings after silence and drops a connection that stays silent", 
   await client.ready();
   client.close();
 });
+
+/** An unsigned JWT-shaped token (the client never verifies) expiring at `exp` (Unix seconds). */
+function jwt(name: string, exp: number): string {
+  const part = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  return `${part({ alg: "HS256" })}.${part({ sub: "ann", n: name, exp })}.sig`;
+}
+
+test("renews before the token's exp: hello with a fresh token; its welcome reschedules the next", async () => {
+  const soon = () => Math.floor(Date.now() / 1000) + 1; // halfway is ~0.5 s away
+  let n = 0;
+  const { client, conn } = await open({ token: () => jwt(`t${n++}`, soon()) });
+  const hello = await conn.recv(3000);
+  assert.equal(hello.type, "hello");
+  const claims = (t: string) => JSON.parse(Buffer.from(t.split(".")[1]!, "base64url").toString());
+  assert.equal(claims(conn.protocols[1]!.slice("bearer.".length)).n, "t0");
+  assert.equal(claims(hello.token).n, "t1", "a fresh token");
+  conn.send({ type: "welcome", protocol: "pylon.v1", shard: "team-42", seq: 0, conn: "c-1", encoding: "json" });
+  const again = await conn.recv(3000);
+  assert.equal(again.type, "hello", "renewed again before the new token's exp");
+  assert.equal(claims(again.token).n, "t2");
+  client.close();
+});
+
+test("renewal is off with renewBeforeMs: 0 and with a static token", async () => {
+  const exp = Math.floor(Date.now() / 1000) + 1;
+  const off = await open({ token: () => jwt("x", exp), renewBeforeMs: 0 });
+  const fixed = await open({ token: jwt("y", exp) });
+  await new Promise((r) => setTimeout(r, 800));
+  assert.equal(off.conn.unread, 0);
+  assert.equal(fixed.conn.unread, 0);
+  off.client.close();
+  fixed.client.close();
+});
+
+test("TOKEN_EXPIRED: renews; refused writes and subscriptions go again; paused queries catch up exactly", async () => {
+  const far = Math.floor(Date.now() / 1000) + 3600;
+  let n = 0;
+  const { client, conn } = await open({ token: () => jwt(`t${n++}`, far), renewBeforeMs: 0 });
+  const sub = client.subscribe({ entity: "Todo", order: ["title"] });
+  await conn.expect("sub");
+  conn.send({ type: "snap", id: "s1", seq: 1, rows: [{ id: "a", title: "a" }] });
+  await sub.ready();
+
+  // The shard noticed the expiry: one pushed err, and the client renews.
+  const errors: string[] = [];
+  client.on("error", (e) => errors.push(e.code));
+  conn.send({ type: "err", code: "UNAUTHORIZED", message: "TOKEN_EXPIRED: the connection's token expired; ..." });
+  const hello = await conn.expect("hello");
+  assert.equal(hello.token, jwt("t1", far));
+  // Meanwhile a write and a new query, refused while expired: kept.
+  const done = client.mutate([{ type: "insert", entity: "Todo", row: { id: "m", title: "m" } }], { opId: "op-m" });
+  await conn.expect("mut");
+  conn.send({ type: "err", code: "UNAUTHORIZED", message: "TOKEN_EXPIRED: ...", op: "op-m" });
+  const other = client.subscribe({ entity: "Note" });
+  await conn.expect("sub");
+  conn.send({ type: "err", code: "UNAUTHORIZED", message: "TOKEN_EXPIRED: ...", sub: "s2" });
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(other.status, "pending", "not failed");
+
+  // Renewed: the shard catches the paused query up; the client resends.
+  conn.send({ type: "welcome", protocol: "pylon.v1", shard: "team-42", seq: 3, conn: "c-1", encoding: "json" });
+  conn.send({ type: "presence_state", members: [] });
+  conn.send({ type: "diff", id: "s1", from: 1, seq: 3, added: [{ pos: 1, row: { id: "b", title: "b" } }], changed: [], removed: [] });
+  assert.deepEqual(await conn.recv(), { type: "mut", op: "op-m", ops: [{ type: "insert", entity: "Todo", row: { id: "m", title: "m" } }] });
+  assert.deepEqual(await conn.recv(), { type: "sub", id: "s2", entity: "Note" });
+  conn.send({ type: "diff", id: "s1", from: 3, seq: 4, added: [{ pos: 2, row: { id: "m", title: "m" } }], changed: [], removed: [] });
+  conn.send({ type: "ack", op: "op-m", seq: 4, dup: false });
+  assert.deepEqual(await done, { op: "op-m", seq: 4, dup: false });
+  await until(() => sub.seq === 4, "the diffs");
+  assert.deepEqual(ids(sub.rows), ["a", "b", "m"]);
+  assert.equal(sub.status, "live");
+  assert.deepEqual(errors, [], "a handled expiry is no error");
+  client.close();
+});
+
+test("a refused renewal is tried once more, then the client reconnects with a fresh token", async () => {
+  const far = Math.floor(Date.now() / 1000) + 3600;
+  let n = 0;
+  const { client, conn } = await open({ token: () => jwt(`t${n++}`, far), renewBeforeMs: 0 });
+  const sub = client.subscribe({ entity: "Todo" });
+  await conn.expect("sub");
+  conn.send({ type: "snap", id: "s1", seq: 5, rows: [] });
+  await sub.ready();
+  conn.send({ type: "err", code: "UNAUTHORIZED", message: "SESSION_REVOKED: the connection's session was revoked; ..." });
+  assert.equal((await conn.expect("hello")).token, jwt("t1", far));
+  conn.send({ type: "err", code: "UNAUTHORIZED", message: "SESSION_REVOKED: the session was revoked" });
+  assert.equal((await conn.expect("hello")).token, jwt("t2", far));
+  conn.send({ type: "err", code: "UNAUTHORIZED", message: "SESSION_REVOKED: the session was revoked" });
+  const conn2 = await server.nextConnection();
+  assert.deepEqual(conn2.protocols, ["pylon.v1.json", `bearer.${jwt("t3", far)}`]);
+  conn2.welcome(6);
+  assert.deepEqual(await conn2.recv(), { type: "sub", id: "s1", entity: "Todo", since: 5 });
+  client.close();
+
+  // A static token cannot renew: the client stops as after close 4401.
+  const fixed = await open({ token: jwt("static", far) });
+  fixed.conn.send({ type: "err", code: "UNAUTHORIZED", message: "TOKEN_EXPIRED: ..." });
+  await until(() => fixed.client.state.state === "closed", "the client stops");
+  assert.equal((fixed.client.state as { code?: number }).code, 4401);
+});

@@ -1,7 +1,10 @@
 pub mod auth;
 pub mod bad_input;
+pub mod bounds;
+pub mod cold_access;
 pub mod cold_path;
 pub mod edge;
+pub mod expiry;
 pub mod health;
 pub mod hello;
 pub mod hibernation;

@@ -67,6 +67,16 @@ impl WranglerDev {
         Self::start_on(free_port()?, persist, log, vars, Some(env)).await
     }
 
+    /// Like `start`, without applying the D1 migrations: the Worker's D1
+    /// has no tables.
+    pub async fn start_unmigrated(
+        persist: &Path,
+        log: &Path,
+        vars: &[(String, String)],
+    ) -> Result<Self> {
+        Self::launch(free_port()?, persist, log, vars, None, false).await
+    }
+
     /// Like `start`, on a given port (a restart keeps the clients' URL).
     pub async fn start_on(
         port: u16,
@@ -74,6 +84,17 @@ impl WranglerDev {
         log: &Path,
         vars: &[(String, String)],
         env: Option<&str>,
+    ) -> Result<Self> {
+        Self::launch(port, persist, log, vars, env, true).await
+    }
+
+    async fn launch(
+        port: u16,
+        persist: &Path,
+        log: &Path,
+        vars: &[(String, String)],
+        env: Option<&str>,
+        migrate: bool,
     ) -> Result<Self> {
         // wrangler silently picks another port when this one is busy (a
         // killed workerd can hold it for a moment): wait until it is free.
@@ -85,7 +106,9 @@ impl WranglerDev {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let inspector = free_port()?;
-        Self::migrate_d1(persist, log)?;
+        if migrate {
+            Self::migrate_d1(persist, log)?;
+        }
         let log_file = File::options().create(true).append(true).open(log)?;
         let mut local_args: String = vars
             .iter()
