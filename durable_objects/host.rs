@@ -200,9 +200,13 @@ impl<K: Object<DoSql>> Host<K> {
         Ok(resp)
     }
 
-    /// The connection id a socket's attachment names.
+    /// The connection id a socket's attachment names (only that is read).
     fn conn_of(ws: &WebSocket) -> Option<String> {
-        ws.deserialize_attachment::<Attachment<serde_json::Value>>()
+        #[derive(serde::Deserialize)]
+        struct ConnId {
+            conn: String,
+        }
+        ws.deserialize_attachment::<ConnId>()
             .ok()
             .flatten()
             .map(|a| a.conn)

@@ -51,15 +51,37 @@ macro_rules! export {
         }
 
         $crate::__pylon_object!(Shard, $crate::runtime::LiveShard);
-        $crate::__pylon_object!(Auth, $crate::runtime::AuthStore);
+        $crate::__pylon_object!(Auth, $crate::runtime::AuthStore, fetch);
         $( $crate::__pylon_object!($class, $kind); )*
     };
 }
 
-/// One Durable Object class around the host (used by `export!`).
+/// One Durable Object class around the host (used by `export!`); with
+/// `fetch`, a class that answers requests only (no sockets, no alarm), so
+/// no code for the other callbacks goes into the bundle.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __pylon_object {
+    ($class:ident, $kind:ty, fetch) => {
+        #[cfg(target_arch = "wasm32")]
+        #[::worker::durable_object(fetch)]
+        pub struct $class {
+            host: $crate::runtime::Host<$kind>,
+        }
+
+        #[cfg(target_arch = "wasm32")]
+        impl ::worker::DurableObject for $class {
+            fn new(state: ::worker::State, env: ::worker::Env) -> Self {
+                Self {
+                    host: $crate::runtime::Host::new(state, env, __pylon_app()),
+                }
+            }
+
+            async fn fetch(&self, req: ::worker::Request) -> ::worker::Result<::worker::Response> {
+                self.host.fetch(req).await
+            }
+        }
+    };
     ($class:ident, $kind:ty) => {
         #[cfg(target_arch = "wasm32")]
         #[::worker::durable_object]

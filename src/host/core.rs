@@ -6,7 +6,7 @@
 //!
 //! [`LocalHost`]: super::local::LocalHost
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use serde_json::json;
 
@@ -62,11 +62,11 @@ pub struct HostCore<C: SqlConn + Clone, K: Object<C>> {
     sql: C,
     object: Option<K>,
     /// The open connections, mirroring the sockets.
-    conns: BTreeMap<String, K::Conn>,
+    conns: HashMap<String, K::Conn>,
     /// What the alarm is set to, as far as this wake knows.
     alarm: Option<i64>,
     /// Held-back timers ([`Action::Soon`]), in memory.
-    soft: BTreeMap<String, i64>,
+    soft: HashMap<String, i64>,
     wakes: i64,
 }
 
@@ -84,9 +84,9 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
         let core = HostCore {
             sql,
             object: None,
-            conns: BTreeMap::new(),
+            conns: HashMap::new(),
             alarm: None,
-            soft: BTreeMap::new(),
+            soft: HashMap::new(),
             wakes,
         };
         (core, warning)

@@ -84,18 +84,20 @@ impl<'a, C: SqlConn> Timers<'a, C> {
     /// Removes and returns the timers due at `now_ms`, earliest first. The
     /// caller fires each; a handler may set its timer again.
     pub fn take_due(&self, now_ms: i64) -> Result<Vec<String>, StorageError> {
-        let rows = self.conn.exec(
-            "DELETE FROM _pylon_timers WHERE at_ms <= ?1 RETURNING name, at_ms",
+        let due = self.conn.exec(
+            "SELECT name FROM _pylon_timers WHERE at_ms <= ?1 ORDER BY at_ms, name",
             &[SqlValue::Integer(now_ms)],
         )?;
-        let mut due: Vec<(i64, String)> = rows
+        self.conn.exec(
+            "DELETE FROM _pylon_timers WHERE at_ms <= ?1",
+            &[SqlValue::Integer(now_ms)],
+        )?;
+        Ok(due
             .into_iter()
-            .filter_map(|r| match (r.first(), r.get(1)) {
-                (Some(SqlValue::Text(n)), Some(SqlValue::Integer(at))) => Some((*at, n.clone())),
+            .filter_map(|r| match r.into_iter().next() {
+                Some(SqlValue::Text(n)) => Some(n),
                 _ => None,
             })
-            .collect();
-        due.sort();
-        Ok(due.into_iter().map(|(_, n)| n).collect())
+            .collect())
     }
 }

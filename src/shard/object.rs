@@ -59,8 +59,7 @@ pub struct LiveShard<C: SqlConn> {
     flushed_at: i64,
     /// A drain is scheduled or in flight.
     drain_armed: bool,
-    /// How often an open socket's session is checked for revocation (ms);
-    /// `None` when sign-in is not configured (no session tokens exist).
+    /// How often an open socket's session is checked for revocation (ms).
     revocation_every_ms: Option<i64>,
     waiting: HashMap<u64, Waiting>,
     next_tag: u64,
@@ -291,9 +290,14 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
             // Never flushed: the first write is flushed at once.
             flushed_at: i64::MIN / 2,
             drain_armed: false,
-            revocation_every_ms: crate::signin::config::SignInConfig::from_vars(init.vars)
-                .ok()
-                .map(|c| c.revocation_cache_secs.saturating_mul(1000)),
+            // Only session tokens carry a session id, and only a deployment
+            // with sign-in issues them; a bad value is refused by sign-in's
+            // own configuration (and here checks every 10 s).
+            revocation_every_ms: Some(
+                crate::signin::config::revocation_cache_secs(&init.vars)
+                    .unwrap_or(10)
+                    .saturating_mul(1000),
+            ),
             waiting: HashMap::new(),
             next_tag: 0,
         };

@@ -94,6 +94,12 @@ fn number(
     }
 }
 
+/// `PYLON_REVOCATION_CACHE_SECS` (default 10, at most 300): how stale a
+/// "session live" answer may be, at the router and on open sockets.
+pub fn revocation_cache_secs(get: &impl Fn(&str) -> Option<String>) -> Result<i64, String> {
+    number(get, "PYLON_REVOCATION_CACHE_SECS", 10, 300)
+}
+
 fn text(get: &impl Fn(&str) -> Option<String>, var: &str) -> Option<String> {
     get(var)
         .map(|v| v.trim().to_owned())
@@ -195,7 +201,7 @@ impl SignInConfig {
             app_origins,
             access_ttl_secs: number(&get, "PYLON_SESSION_TTL_SECS", 900, day)?.max(1),
             refresh_ttl_secs: number(&get, "PYLON_REFRESH_TTL_SECS", 30 * day, 365 * day)?.max(1),
-            revocation_cache_secs: number(&get, "PYLON_REVOCATION_CACHE_SECS", 10, 300)?,
+            revocation_cache_secs: revocation_cache_secs(&get)?,
             email_code_ttl_secs: number(&get, "PYLON_EMAIL_CODE_TTL_SECS", 600, 3600)?.max(1),
             email_resend_secs: number(&get, "PYLON_EMAIL_RESEND_SECS", 30, 3600)?,
             default_tenant: text(&get, "PYLON_SIGNIN_TENANT"),
