@@ -316,7 +316,10 @@ impl<K: Object<DoSql>> Host<K> {
             self.apply(pending, &mut io, &mut wake).await;
             if wake && !self.soft_waiting.get() {
                 self.soft_waiting.set(true);
-                while let Some(at) = self.core.borrow().next_soft() {
+                loop {
+                    // Not `while let`: its borrow would live through the body.
+                    let next = self.core.borrow().next_soft();
+                    let Some(at) = next else { break };
                     let wait = at - now_ms();
                     if wait > 0 {
                         Delay::from(Duration::from_millis(wait as u64)).await;
