@@ -17,6 +17,7 @@ use std::time::Duration;
 use worker::{
     Date, Delay, Env, Method as WMethod, Request as WRequest, Response as WResponse, Result,
     ScheduledTime, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
+    WebSocketRequestResponsePair,
 };
 
 use super::do_sql::DoSql;
@@ -60,6 +61,12 @@ impl<K: Object<DoSql>> Host<K> {
         let (core, warning) = HostCore::new(DoSql(state.storage().sql()));
         if let Some(w) = warning {
             worker::console_error!("host: {w}");
+        }
+        // The clients' keepalive is answered by the runtime without running
+        // (or waking) this object: an idle socket costs nothing.
+        match WebSocketRequestResponsePair::new(protocol::KEEPALIVE, protocol::KEEPALIVE_ACK) {
+            Ok(pair) => state.set_websocket_auto_response(&pair),
+            Err(e) => worker::console_error!("host: keepalive auto-response: {e:?}"),
         }
         Host {
             state,
@@ -234,6 +241,12 @@ impl<K: Object<DoSql>> Host<K> {
             return Ok(());
         };
         let frame = match &message {
+            // Normally answered by the runtime before it reaches us; the
+            // same answer here keeps the protocol whole if it ever does.
+            WebSocketIncomingMessage::String(t) if t == protocol::KEEPALIVE => {
+                let _ = ws.send_with_str(protocol::KEEPALIVE_ACK);
+                return Ok(());
+            }
             WebSocketIncomingMessage::String(t) => FrameRef::Text(t),
             WebSocketIncomingMessage::Binary(b) => FrameRef::Binary(b),
         };

@@ -346,13 +346,22 @@ async fn other_close_codes_reconnect_and_close_is_clean() {
 }
 
 #[tokio::test]
-async fn keepalive_pings_then_gives_up_on_a_silent_server() {
+async fn keepalive_sends_the_keepalive_frame_then_gives_up_on_a_silent_server() {
     let mut server = FakeServer::start().await;
     let config = server
-        .config("s", Encoding::Json)
+        .config("s", Encoding::Postcard)
         .keepalive(Some(Duration::from_millis(100)));
-    let (_client, mut conn) = server.connect(config).await;
-    assert_eq!(conn.recv().await, ClientMsg::Ping(Ping { t: None }));
+    let (client, mut conn) = server.connect(config).await;
+    let keepalive =
+        || tokio_tungstenite::tungstenite::Message::text(pylon_workers::protocol::KEEPALIVE);
+    // A text frame even on a postcard connection: the platform matches it
+    // byte for byte.
+    assert_eq!(conn.recv_frame().await, keepalive());
+    // The ack is a sign of life, not a message or an error: the client
+    // stays live and keeps sending keepalives.
+    conn.send_raw_text(pylon_workers::protocol::KEEPALIVE_ACK).await;
+    assert_eq!(conn.recv_frame().await, keepalive());
+    assert!(matches!(client.state(), ConnState::Live { .. }), "{:?}", client.state());
     // No answer: after twice the keepalive the client reconnects.
     let mut conn2 = server.accept().await;
     conn2.welcome(1).await;

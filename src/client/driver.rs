@@ -244,6 +244,8 @@ impl Driver {
                     self.last_recv = Instant::now();
                     match received {
                         Ok(Received::Msg(msg)) => self.on_msg(msg, &mut conn).await,
+                        // Only proves the connection lives (last_recv above).
+                        Ok(Received::KeepaliveAck) => Flow::Continue,
                         // Newer server message types are ignored (docs/protocol.md, "Evolution").
                         Ok(Received::Undecodable(DecodeError::UnknownType { .. })) => Flow::Continue,
                         Ok(Received::Undecodable(e)) => Flow::Dropped { code: None, reason: format!("undecodable frame: {e}") },
@@ -314,7 +316,13 @@ impl Driver {
                 reason: format!("no frame from the server for {silent:?}"),
             }
         } else if silent >= k {
-            send(conn, &ClientMsg::Ping(Ping { t: None })).await
+            match conn.send_keepalive().await {
+                Ok(()) => Flow::Continue,
+                Err(e) => Flow::Dropped {
+                    code: None,
+                    reason: e.to_string(),
+                },
+            }
         } else {
             Flow::Continue
         }

@@ -23,6 +23,9 @@ pub enum Received {
     /// A frame that did not decode (including server message types newer
     /// than this build: [`DecodeError::UnknownType`]).
     Undecodable(DecodeError),
+    /// The answer to [`RawConnection::send_keepalive`] (answered by the
+    /// platform, not the shard).
+    KeepaliveAck,
     /// The server closed the connection (close code, if one was sent).
     Closed { code: Option<u16>, reason: String },
 }
@@ -129,6 +132,13 @@ impl RawConnection {
             .map_err(transport)
     }
 
+    /// Sends the keepalive frame ([`protocol::KEEPALIVE`]); its answer is
+    /// [`Received::KeepaliveAck`]. Unlike `ping` it does not wake a
+    /// hibernated shard.
+    pub async fn send_keepalive(&mut self) -> Result<(), ClientError> {
+        self.send_text(protocol::KEEPALIVE).await
+    }
+
     /// Sends a binary frame as is (whatever the encoding).
     pub async fn send_binary(&mut self, bytes: impl Into<Vec<u8>>) -> Result<(), ClientError> {
         self.ws
@@ -162,6 +172,9 @@ impl RawConnection {
                 Some(Ok(m)) => m,
             };
             let frame = match &msg {
+                Message::Text(t) if t.as_str() == protocol::KEEPALIVE_ACK => {
+                    return Ok(Received::KeepaliveAck)
+                }
                 Message::Text(t) => FrameRef::Text(t.as_str()),
                 Message::Binary(b) => FrameRef::Binary(b),
                 Message::Close(c) => {
@@ -188,7 +201,7 @@ impl RawConnection {
         loop {
             match self.recv().await? {
                 Received::Msg(m) => return Ok(m),
-                Received::Undecodable(_) => continue,
+                Received::Undecodable(_) | Received::KeepaliveAck => continue,
                 Received::Closed { code, reason } => {
                     return Err(ClientError::Disconnected { code, reason })
                 }

@@ -51,6 +51,15 @@ pub use types::*;
 
 use serde::{Deserialize, Serialize};
 
+/// The keepalive a client sends after some silence: a text frame, the same
+/// in both encodings, answered with [`KEEPALIVE_ACK`] by the platform
+/// itself (the Durable Object's WebSocket auto-response), so an idle socket
+/// never wakes a hibernated shard. Not a message: it never reaches the
+/// shard; `ping` stays the round trip through it.
+pub const KEEPALIVE: &str = "pylon.keepalive";
+/// The answer to [`KEEPALIVE`], a text frame.
+pub const KEEPALIVE_ACK: &str = "pylon.keepalive.ack";
+
 /// A wire encoding, chosen by WebSocket subprotocol. Variant order is wire
 /// format (`welcome.encoding` in postcard).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

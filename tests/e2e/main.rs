@@ -27,6 +27,9 @@ pub struct Ctx {
     pub jwks: JwksServer,
     /// Test OAuth providers and email API on 127.0.0.1 (sign-in scenario).
     pub providers: support::providers::Providers,
+    /// Scenarios that run beside the others (on their own shards), joined
+    /// by a later scenario by name.
+    pub background: Vec<(&'static str, tokio::task::JoinHandle<Result<()>>)>,
 }
 
 impl Ctx {
@@ -63,12 +66,15 @@ macro_rules! scenario {
 fn all() -> Vec<(&'static str, ScenarioFn)> {
     vec![
         scenario!(scenarios::health::run),
+        scenario!(scenarios::keepalive::start),
         scenario!(scenarios::routing::run),
         scenario!(scenarios::live::run),
         scenario!(scenarios::auth::run),
         scenario!(scenarios::jwks::run),
         scenario!(scenarios::hello::run),
         scenario!(scenarios::expiry::run),
+        // Before the first scenario that restarts wrangler.
+        scenario!(scenarios::keepalive::finish),
         scenario!(scenarios::signin::run),
         scenario!(scenarios::edge::run),
         scenario!(scenarios::rate_limit::run),
@@ -150,6 +156,7 @@ async fn main() {
         jwks,
         providers,
         dir: dir.clone(),
+        background: Vec::new(),
     };
 
     let (mut passed, mut failed) = (0, 0);

@@ -13,6 +13,8 @@ import {
   CloseCode,
   decodeServer,
   DecodeError,
+  KEEPALIVE,
+  KEEPALIVE_ACK,
   PROTOCOL,
   SUBPROTOCOL,
   type Ack,
@@ -607,6 +609,7 @@ export class PylonClient {
         this.drop(undefined, "binary frame on pylon.v1.json");
         return;
       }
+      if (ev.data === KEEPALIVE_ACK) return; // only proves the connection lives
       let msg: ServerMsg;
       try {
         msg = decodeServer(ev.data);
@@ -707,15 +710,19 @@ export class PylonClient {
       if (!this.isLive()) return;
       const silent = now() - this.lastRecv;
       if (silent >= 2 * k) this.drop(undefined, `no frame from the server for ${silent} ms`);
-      else if (silent >= k) this.send({ type: "ping" });
+      else if (silent >= k) this.sendRaw(KEEPALIVE);
     }, Math.max(1, Math.floor(k / 4)));
   }
 
   private send(msg: ClientMsg): void {
+    this.sendRaw(JSON.stringify(msg));
+  }
+
+  private sendRaw(text: string): void {
     const ws = this.ws;
     if (!ws) return;
     try {
-      ws.send(JSON.stringify(msg));
+      ws.send(text);
     } catch (e) {
       this.drop(undefined, `send failed: ${String(e)}`);
     }

@@ -127,6 +127,12 @@ export type ServerMsg =
 export const SUBPROTOCOL = "pylon.v1.json";
 /** The `protocol` a `welcome` must name. */
 export const PROTOCOL = "pylon.v1";
+/**
+ * The keepalive text frame and its answer. The platform answers it without
+ * running the shard (no wake); it is not a message (docs/protocol.md).
+ */
+export const KEEPALIVE = "pylon.keepalive";
+export const KEEPALIVE_ACK = "pylon.keepalive.ack";
 
 /** Close codes (docs/protocol.md, "Close codes"). */
 export const CloseCode = {

@@ -397,9 +397,16 @@ test("unknown message types are ignored; an undecodable frame drops the connecti
   client.close();
 });
 
-test("keepalive: pings after silence and drops a connection that stays silent", async () => {
+test("keepalive: sends the keepalive frame after silence, takes the ack as a sign of life, drops a connection that stays silent", async () => {
   const { client, conn } = await open({ keepaliveMs: 40, backoff: { initialMs: 1, maxMs: 1 } });
-  assert.deepEqual(await conn.recv(), { type: "ping" });
+  assert.deepEqual(await conn.recv(), { raw: "pylon.keepalive" });
+  // The ack (not JSON) is neither an error nor a message; it resets the silence.
+  const errors: unknown[] = [];
+  client.on("error", (e: unknown) => errors.push(e));
+  conn.sendText("pylon.keepalive.ack");
+  assert.deepEqual(await conn.recv(), { raw: "pylon.keepalive" }, "the next keepalive after more silence");
+  assert.equal(client.state.state, "live", "the ack kept the connection");
+  assert.deepEqual(errors, []);
   const conn2 = await server.nextConnection();
   conn2.welcome();
   await client.ready();

@@ -9,6 +9,7 @@ pub mod health;
 pub mod hello;
 pub mod hibernation;
 pub mod jwks;
+pub mod keepalive;
 pub mod live;
 pub mod rate_limit;
 pub mod restart;

@@ -141,7 +141,13 @@ export class FakeConn {
       if (!fin) return;
       const text = Buffer.concat(this.fragments).toString("utf8");
       this.fragments = [];
-      const msg = JSON.parse(text);
+      // A frame that is not JSON (the keepalive) is kept as `{ raw }`.
+      let msg: any;
+      try {
+        msg = JSON.parse(text);
+      } catch {
+        msg = { raw: text };
+      }
       this.log.push(msg);
       this.inbox.push(msg);
     }
