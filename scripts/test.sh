@@ -4,11 +4,19 @@
 # against wrangler dev.
 set -euo pipefail
 here="$(dirname "${BASH_SOURCE[0]}")"
+
+# Each step says how long the one before it took (the suite's time budget
+# is 20 minutes from a fresh clone; see where it goes).
+started=$SECONDS; last=$SECONDS; last_name="setup"
+step() {
+  echo; echo "==> ($last_name took $((SECONDS - last)) s) $*"
+  last=$SECONDS; last_name="${*%% (*}"
+}
+trap 'echo; echo "test.sh: $last_name took $((SECONDS - last)) s; $((SECONDS - started)) s in all"' EXIT
+
 bash "$here/setup.sh"
 source "$here/env.sh"
 cd "$ROOT"
-
-step() { echo; echo "==> $*"; }
 
 step "native tests (engine, protocol, client; real SQLite)"
 cargo test --features client
