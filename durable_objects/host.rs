@@ -233,7 +233,10 @@ impl<K: Object<DoSql>> Host<K> {
         if let Err(e) = self.ensure_open(None).await {
             worker::console_error!("host: opening for a message: {e}");
             // The client reconnects with backoff; the next event retries.
-            let _ = ws.close(Some(protocol::close::INTERNAL), Some("the object failed to open"));
+            let _ = ws.close(
+                Some(protocol::close::INTERNAL),
+                Some("the object failed to open"),
+            );
             return Ok(());
         }
         let Some(conn) = Self::conn_of(&ws) else {

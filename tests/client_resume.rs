@@ -359,9 +359,14 @@ async fn keepalive_sends_the_keepalive_frame_then_gives_up_on_a_silent_server() 
     assert_eq!(conn.recv_frame().await, keepalive());
     // The ack is a sign of life, not a message or an error: the client
     // stays live and keeps sending keepalives.
-    conn.send_raw_text(pylon_workers::protocol::KEEPALIVE_ACK).await;
+    conn.send_raw_text(pylon_workers::protocol::KEEPALIVE_ACK)
+        .await;
     assert_eq!(conn.recv_frame().await, keepalive());
-    assert!(matches!(client.state(), ConnState::Live { .. }), "{:?}", client.state());
+    assert!(
+        matches!(client.state(), ConnState::Live { .. }),
+        "{:?}",
+        client.state()
+    );
     // No answer: after twice the keepalive the client reconnects.
     let mut conn2 = server.accept().await;
     conn2.welcome(1).await;

@@ -238,7 +238,9 @@ impl RawConnection {
                         other.name()
                     )))
                 }
-                Received::Undecodable(DecodeError::UnknownType { .. }) => continue,
+                Received::Undecodable(DecodeError::UnknownType { .. }) | Received::KeepaliveAck => {
+                    continue
+                }
                 Received::Undecodable(e) => return Err(ClientError::Decode(e)),
                 Received::Closed { code, reason } => {
                     return Err(ClientError::Disconnected { code, reason })

@@ -106,7 +106,10 @@ async fn idle_minute(port: u16, shards_url: String) -> Result<()> {
             row: serde_json::from_value(card("two", "two", 2.0))?,
         }])
         .await?;
-    let v = wait_rows(&mut sub, "the diff after the idle minute", |v| v.rows.len() == 2).await?;
+    let v = wait_rows(&mut sub, "the diff after the idle minute", |v| {
+        v.rows.len() == 2
+    })
+    .await?;
     ensure!(ids(&v) == ["one", "two"], "{:?}", ids(&v));
     eprintln!("keepalive: {acks} keepalives over {IDLE:?}, wakes {w0} -> {w1}");
     Ok(())
