@@ -22,6 +22,9 @@
 //!
 //! Frames, mutations and subscriptions are `async` (live queries may read
 //! storage to refill a window); tests/shard_engine.rs drives them.
+//!
+//! This file holds the engine's state and hands each frame on; every
+//! concern adds its own `impl ShardEngine` in a submodule.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -40,21 +43,28 @@ use crate::manifest::{self, Entity, Manifest};
 use crate::policy::AuthContext;
 use crate::protocol::{
     self, close, reset_reason, Ack, ClientMsg, Encoding, ErrorCode, ErrorMsg, FrameRef, Member, Op,
-    Positioned, PresenceDiff, PresenceState, ServerMsg, Snap, Welcome, PROTOCOL,
+    PresenceDiff, PresenceState, ServerMsg, Welcome, PROTOCOL,
 };
-use crate::query::{Query, QueryError};
+use crate::query::Query;
 use crate::sql::SqlValue;
 use crate::storage::{SqlConn, StorageError};
 use crate::store::{OutboxBatch, OutboxChange, StoreError};
 use crate::value::{Row, Value};
 
+mod errors;
+mod frames;
 mod identity;
+
+use errors::{err, query_err, row_err, storage_err};
+use frames::{reset_then, snap, to_wire};
 pub use identity::Ended;
 
 /// Meta key: failed drain attempts in a row (reset by a success).
 pub const OUTBOX_ATTEMPTS: &str = "outbox_attempts";
+
 /// Meta key: the last drain error, until a drain succeeds.
 pub const OUTBOX_ERROR: &str = "outbox_error";
+
 /// Outbox entries read per drain; `OutboxBatch::split` keeps what fits one
 /// D1 batch.
 const OUTBOX_READ: usize = 1000;
@@ -331,80 +341,6 @@ pub struct ShardEngine<C: SqlConn> {
     next_end_ms: i64,
     /// Sizes of the stored presence, for its bounds.
     presence: PresenceBook,
-}
-
-fn err(code: ErrorCode, message: impl Into<String>) -> ErrorMsg {
-    ErrorMsg {
-        code,
-        message: message.into(),
-        op: None,
-        sub: None,
-    }
-}
-
-/// Storage failed: a generic `INTERNAL`. SQLite's text names tables and
-/// columns, so it goes to the log (the runtime's `SqlConn` writes it
-/// there), never into an answer.
-fn storage_err(_: &StorageError) -> ErrorMsg {
-    err(
-        ErrorCode::Internal,
-        "the shard's storage failed; the change was not applied",
-    )
-}
-
-fn query_err(e: &QueryError) -> ErrorMsg {
-    err(
-        ErrorCode::parse(e.code()).unwrap_or(ErrorCode::BadQuery),
-        e.to_string(),
-    )
-}
-
-fn row_err(e: &manifest::RowError) -> ErrorMsg {
-    err(
-        ErrorCode::parse(e.code()).unwrap_or(ErrorCode::BadMessage),
-        e.to_string(),
-    )
-}
-
-fn to_wire(id: &str, from: u64, seq: u64, d: live::Diff) -> ServerMsg {
-    let pos = |v: Vec<(usize, Row)>| {
-        v.into_iter()
-            .map(|(pos, row)| Positioned {
-                pos: pos as u32,
-                row,
-            })
-            .collect()
-    };
-    ServerMsg::Diff(protocol::Diff {
-        id: id.to_owned(),
-        from,
-        seq,
-        added: pos(d.added),
-        changed: pos(d.changed),
-        removed: d.removed,
-        count: d.count,
-    })
-}
-
-fn snap(id: &str, seq: u64, sub: &Subscription) -> ServerMsg {
-    ServerMsg::Snap(Snap {
-        id: id.to_owned(),
-        seq,
-        rows: sub.rows().to_vec(),
-        count: sub.query().count.then(|| sub.count()),
-    })
-}
-
-/// A `reset` followed by the fresh `snap` it announces.
-fn reset_then(conn: &str, id: &str, reason: &str, snap: ServerMsg) -> [Outbound; 2] {
-    let reset = ServerMsg::Reset(protocol::Reset {
-        id: id.to_owned(),
-        reason: reason.into(),
-    });
-    [
-        Outbound::To(conn.to_owned(), reset),
-        Outbound::To(conn.to_owned(), snap),
-    ]
 }
 
 /// The query JSON of a `sub`, in the query language's shape.
@@ -1801,8 +1737,6 @@ impl<C: SqlConn> ShardEngine<C> {
             QueryFailure::Storage(e) => storage_err(&e),
         })
     }
-
-    // ---- write-behind to D1 ----
 
     /// The oldest outbox entries that fit one D1 batch, as an
     /// [`OutboxBatch`] dated `at` (RFC 3339), and the position of its last

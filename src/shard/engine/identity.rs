@@ -22,7 +22,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{readable, reset_then, snap, storage_err, to_wire, Outbound, ShardEngine, SubKey};
+use super::errors::storage_err;
+use super::frames::{reset_then, snap, to_wire};
+use super::{readable, Outbound, ShardEngine, SubKey};
 use crate::auth::Lease;
 use crate::protocol::{reset_reason, ClientMsg, ErrorCode, ErrorMsg, ServerMsg};
 use crate::storage::SqlConn;
