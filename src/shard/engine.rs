@@ -32,18 +32,15 @@ use std::sync::Arc;
 use super::config::ShardConfig;
 use super::http_query::{self, QueryFailure};
 use super::presence::PresenceBook;
-use super::refusal;
-use super::store::{LogEntry, SchemaError, ShardStore, StoredSub, WriteRecord};
+use super::store::{LogEntry, SchemaError, ShardStore, StoredSub};
 use crate::auth::Lease;
 use crate::live::{self, Change, SubKey, Subscription, SubscriptionIndex};
-use crate::manifest::{self, Entity, Manifest};
+use crate::manifest::{Entity, Manifest};
 use crate::policy::AuthContext;
 use crate::protocol::{
-    self, close, reset_reason, Ack, ClientMsg, Encoding, ErrorCode, ErrorMsg, FrameRef, Op,
-    ServerMsg,
+    self, close, reset_reason, ClientMsg, Encoding, ErrorCode, ErrorMsg, FrameRef, ServerMsg,
 };
 use crate::query::Query;
-use crate::sql::SqlValue;
 use crate::storage::{SqlConn, StorageError};
 use crate::value::{Row, Value};
 
@@ -51,15 +48,19 @@ mod connections;
 mod errors;
 mod frames;
 mod identity;
+mod ops;
 mod outbox;
 mod presence;
 mod stats;
+mod writes;
 
 use connections::{rate_refused, Conn};
-use errors::{err, query_err, row_err, storage_err};
+use errors::{err, query_err, storage_err};
 use frames::{reset_then, snap, to_wire};
 pub use identity::Ended;
+use ops::id_of;
 pub use outbox::{outbox_backoff_ms, OUTBOX_ATTEMPTS, OUTBOX_ERROR};
+use writes::QueuedMut;
 
 /// What the runtime knows of a connection; small enough for a WebSocket
 /// attachment, so it survives hibernation there.
@@ -104,44 +105,6 @@ pub enum Outbound {
     /// The connection's info changed (a renewed lease, an ended identity):
     /// keep it in the socket's attachment so a wake restores it.
     Attach { conn: String, info: ConnInfo },
-}
-
-/// A row's encoded columns, as `manifest::insert_columns` gives them.
-type Columns<'e> = Vec<(&'e str, SqlValue)>;
-
-/// A `mut` waiting for the next flush.
-struct QueuedMut {
-    conn: String,
-    auth: AuthContext,
-    op: String,
-    ops: Vec<Op>,
-    now_ms: i64,
-}
-
-/// A mutation applied to the rows, not yet recorded.
-struct Applied {
-    seq: u64,
-    op: String,
-    at_ms: i64,
-    changes: Vec<Change>,
-}
-
-impl Applied {
-    fn ack(&self) -> Ack {
-        Ack {
-            op: self.op.clone(),
-            seq: self.seq,
-            dup: false,
-        }
-    }
-}
-
-/// What applying a mutation came to.
-enum Prepared {
-    /// Nothing to apply: a retried op id (its first ack) or no ops.
-    Answered(Ack),
-    /// Rows written; to be recorded, then fanned out.
-    Applied(Applied),
 }
 
 struct LiveSub {
@@ -342,10 +305,6 @@ fn readable<'a>(
     auth: &'a AuthContext,
 ) -> impl Fn(&Row) -> bool + 'a {
     move |r: &Row| manifest.policies().can_read(entity, auth, r).is_allowed()
-}
-
-fn id_of(row: &Row) -> &str {
-    row.get("id").and_then(|v| v.as_str()).unwrap_or_default()
 }
 
 impl<C: SqlConn> ShardEngine<C> {
@@ -811,436 +770,6 @@ impl<C: SqlConn> ShardEngine<C> {
             .delete_sub(conn, id)
             .map_err(|e| storage_err(&e))?;
         Ok(Vec::new())
-    }
-
-    /// Applies `ops` all or nothing as the next seq, on behalf of `auth`
-    /// (from connection `from`, or over HTTP), and records it. Returns the
-    /// ack and the diffs for every affected subscription (held for the next
-    /// flush when coalescing); the caller sends the ack after them. A
-    /// retried op id gets its first ack back and changes nothing.
-    pub async fn mutate(
-        &mut self,
-        from: Option<&str>,
-        auth: &AuthContext,
-        op: Option<String>,
-        ops: Vec<Op>,
-        now_ms: i64,
-    ) -> Result<(Ack, Vec<Outbound>), ErrorMsg> {
-        let _ = from;
-        self.tick(now_ms);
-        let op_id = op.unwrap_or_default();
-        let first = if op_id.is_empty() {
-            None
-        } else {
-            let known = self
-                .store
-                .op_seqs(&[op_id.as_str()])
-                .map_err(|e| storage_err(&e))?;
-            known.get(&op_id).copied()
-        };
-        let seq = self.store.seq().map_err(|e| storage_err(&e))? + 1;
-        let applied = match self.apply_mutation(auth, op_id, ops, now_ms, seq, first)? {
-            Prepared::Answered(ack) => return Ok((ack, Vec::new())),
-            Prepared::Applied(a) => a,
-        };
-        self.record(std::slice::from_ref(&applied))?;
-        let out = self.fan_out(&applied.changes, seq).await;
-        Ok((applied.ack(), out))
-    }
-
-    /// Applies a mutation's ops to the rows at `seq`, all or nothing, but
-    /// records nothing (see [`Self::record`]). `first`: the seq its op id
-    /// was already applied at.
-    fn apply_mutation(
-        &self,
-        auth: &AuthContext,
-        op_id: String,
-        ops: Vec<Op>,
-        now_ms: i64,
-        seq: u64,
-        first: Option<u64>,
-    ) -> Result<Prepared, ErrorMsg> {
-        let max_ops = self.config.limits.max_ops_per_mut as usize;
-        if ops.len() > max_ops {
-            return Err(err(
-                ErrorCode::TooManyOps,
-                format!("at most {max_ops} ops in one mutation"),
-            ));
-        }
-        if let Some(seq) = first {
-            return Ok(Prepared::Answered(Ack {
-                op: op_id,
-                seq,
-                dup: true,
-            }));
-        }
-        if ops.is_empty() {
-            return Ok(Prepared::Answered(Ack {
-                op: op_id,
-                seq: seq - 1,
-                dup: false,
-            }));
-        }
-        let mut changes: Vec<Change> = Vec::with_capacity(ops.len());
-        for (idx, op) in ops.into_iter().enumerate() {
-            match self.apply_op(auth, op, seq, idx) {
-                Ok(change) => changes.push(change),
-                Err(e) => {
-                    self.undo(&changes);
-                    return Err(e);
-                }
-            }
-        }
-        Ok(Prepared::Applied(Applied {
-            seq,
-            op: op_id,
-            at_ms: now_ms,
-            changes,
-        }))
-    }
-
-    /// Records applied mutations (their seqs consecutive, after the stored
-    /// one): log, outbox, op ids and seq in one statement per table. On a
-    /// failure their rows are put back and the caller answers with the error.
-    fn record(&mut self, batch: &[Applied]) -> Result<(), ErrorMsg> {
-        let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
-            return Ok(());
-        };
-        let records: Vec<WriteRecord<'_>> = batch
-            .iter()
-            .map(|a| WriteRecord {
-                seq: a.seq,
-                op: &a.op,
-                at_ms: a.at_ms,
-                changes: &a.changes,
-            })
-            .collect();
-        if let Err(e) = self.store.record_writes(&records) {
-            for a in batch.iter().rev() {
-                self.undo(&a.changes);
-            }
-            return Err(storage_err(&e));
-        }
-        // Retention, every 100 seqs.
-        if last.seq / 100 > (first.seq - 1) / 100 {
-            let c = &self.config;
-            let now_ms = last.at_ms;
-            let _ = self.store.prune(
-                last.seq,
-                c.log_keep_seqs,
-                now_ms - c.log_keep_ms,
-                now_ms - c.limits.op_retention_secs as i64 * 1000,
-            );
-        }
-        Ok(())
-    }
-
-    /// Puts back the rows of already-applied changes, newest first.
-    fn undo(&self, changes: &[Change]) {
-        for ch in changes.iter().rev() {
-            let (Some(entity), Some(id)) = (self.manifest.entity(&ch.entity), ch.id()) else {
-                continue;
-            };
-            if let Err(e) = self.store.restore_row(entity, id, ch.before.as_ref()) {
-                // Only reachable if storage itself fails mid-event, in which
-                // case the runtime discards the whole uncommitted event.
-                debug_assert!(false, "undo failed: {e}");
-            }
-        }
-    }
-
-    fn apply_op(
-        &self,
-        auth: &AuthContext,
-        op: Op,
-        seq: u64,
-        idx: usize,
-    ) -> Result<Change, ErrorMsg> {
-        let entity = self.entity(op.entity())?;
-        let policies = self.manifest.policies();
-        let denied = |d: crate::policy::Denial<'_>| err(ErrorCode::Forbidden, d.to_string());
-        let store = &self.store;
-        let name = entity.name.clone();
-        // Rows the caller cannot read are answered for as if absent, unless
-        // a policy lets the caller write them (see `refusal`).
-        let can_see = |row: &Row| policies.can_read(&name, auth, row).is_allowed();
-        match op {
-            Op::Insert { mut row, .. } => {
-                if !row.contains_key("id") {
-                    // Ids the server makes are unique within the shard.
-                    row.insert("id".into(), Value::Text(format!("s{seq}.{idx}")));
-                }
-                let (new, cols) = self.insertable(entity, auth, &row)?;
-                let id = id_of(&new).to_owned();
-                if let Some(existing) = store.get_row(entity, &id).map_err(|e| storage_err(&e))? {
-                    return Err(if can_see(&existing) {
-                        err(
-                            ErrorCode::AlreadyExists,
-                            format!("{name} {id:?} already exists"),
-                        )
-                    } else {
-                        refusal::refused("insert", &name)
-                    });
-                }
-                store
-                    .insert_row(entity, &cols)
-                    .map_err(|e| self.write_failed(entity, auth, "insert", &id, &cols, &e))?;
-                Ok(Change {
-                    entity: name,
-                    before: None,
-                    after: Some(new),
-                })
-            }
-            Op::Update { id, set, .. } => {
-                let cols = manifest::update_columns(entity, &set).map_err(|e| row_err(&e))?;
-                let before = store
-                    .get_row(entity, &id)
-                    .map_err(|e| storage_err(&e))?
-                    .ok_or_else(|| refusal::not_found(&name, &id))?;
-                self.update(entity, auth, before, &id, &set, &cols)
-            }
-            Op::Upsert { row, .. } => {
-                let id = match row.get("id") {
-                    Some(Value::Text(id)) if !id.is_empty() => id.clone(),
-                    _ => return Err(err(ErrorCode::BadMessage, "upsert needs the row's id")),
-                };
-                let Some(before) = store.get_row(entity, &id).map_err(|e| storage_err(&e))? else {
-                    return self.apply_op(auth, Op::Insert { entity: name, row }, seq, idx);
-                };
-                let mut set = row.clone();
-                set.remove("id");
-                if !can_see(&before)
-                    && !policies.can_update(&name, auth, &before, &set).is_allowed()
-                {
-                    // Answered as the insert it would be were the row absent.
-                    self.insertable(entity, auth, &row)?;
-                    return Err(refusal::refused("insert", &name));
-                }
-                let cols = manifest::update_columns(entity, &set).map_err(|e| row_err(&e))?;
-                self.update(entity, auth, before, &id, &set, &cols)
-            }
-            Op::Delete { id, .. } => {
-                let before = store
-                    .get_row(entity, &id)
-                    .map_err(|e| storage_err(&e))?
-                    .ok_or_else(|| refusal::not_found(&name, &id))?;
-                if let crate::policy::Decision::Deny(d) = policies.can_delete(&name, auth, &before)
-                {
-                    return Err(if can_see(&before) {
-                        denied(d)
-                    } else {
-                        refusal::not_found(&name, &id)
-                    });
-                }
-                store.delete_row(entity, &id).map_err(|e| storage_err(&e))?;
-                Ok(Change {
-                    entity: name,
-                    before: Some(before),
-                    after: None,
-                })
-            }
-        }
-    }
-
-    /// A row to insert, checked against the manifest and the insert
-    /// policies: the row as it will be stored, and its encoded columns.
-    fn insertable<'e>(
-        &self,
-        entity: &'e Entity,
-        auth: &AuthContext,
-        row: &Row,
-    ) -> Result<(Row, Columns<'e>), ErrorMsg> {
-        let cols = manifest::insert_columns(entity, row).map_err(|e| row_err(&e))?;
-        let new = manifest::decode_row(entity, cols.iter().map(|(c, v)| (*c, v.clone())));
-        if let crate::policy::Decision::Deny(d) =
-            self.manifest
-                .policies()
-                .can_insert(&entity.name, auth, &new)
-        {
-            return Err(err(ErrorCode::Forbidden, d.to_string()));
-        }
-        Ok((new, cols))
-    }
-
-    /// The answer to an `action` that storage refused: a unique clash names
-    /// its field(s) when the caller may read the row it clashes with, and
-    /// is the generic refusal otherwise; anything else is `INTERNAL`.
-    /// `cols`: the row's columns as written (all of them).
-    fn write_failed(
-        &self,
-        entity: &Entity,
-        auth: &AuthContext,
-        action: &str,
-        id: &str,
-        cols: &[(&str, SqlValue)],
-        e: &StorageError,
-    ) -> ErrorMsg {
-        if !e.is_unique_violation() {
-            return storage_err(e);
-        }
-        match self.store.unique_clash(entity, id, cols) {
-            Ok(Some((fields, row))) => {
-                let policies = self.manifest.policies();
-                if policies.can_read(&entity.name, auth, &row).is_allowed() {
-                    refusal::unique_violation(&entity.name, &fields)
-                } else {
-                    refusal::refused(action, &entity.name)
-                }
-            }
-            Ok(None) => refusal::refused(action, &entity.name),
-            Err(e) => storage_err(&e),
-        }
-    }
-
-    fn update(
-        &self,
-        entity: &Entity,
-        auth: &AuthContext,
-        before: Row,
-        id: &str,
-        set: &Row,
-        cols: &[(&str, SqlValue)],
-    ) -> Result<Change, ErrorMsg> {
-        let policies = self.manifest.policies();
-        if let crate::policy::Decision::Deny(d) =
-            policies.can_update(&entity.name, auth, &before, set)
-        {
-            return Err(
-                if policies.can_read(&entity.name, auth, &before).is_allowed() {
-                    err(ErrorCode::Forbidden, d.to_string())
-                } else {
-                    refusal::not_found(&entity.name, id)
-                },
-            );
-        }
-        let after = self.store.update_row(entity, id, cols).map_err(|e| {
-            // The whole row as it would be, to find what it clashes with.
-            let mut whole = manifest::insert_columns(entity, &before).unwrap_or_default();
-            for (c, v) in cols {
-                match whole.iter_mut().find(|(w, _)| w == c) {
-                    Some(slot) => slot.1 = v.clone(),
-                    None => whole.push((c, v.clone())),
-                }
-            }
-            self.write_failed(entity, auth, "update", id, &whole, &e)
-        })?;
-        Ok(Change {
-            entity: entity.name.clone(),
-            before: Some(before),
-            after,
-        })
-    }
-
-    fn coalescing(&self) -> bool {
-        self.config.max_batch > 1
-    }
-
-    /// The least time between two flushes of a busy shard, ms.
-    pub fn flush_gap_ms(&self) -> i64 {
-        i64::from(self.config.flush_gap_ms)
-    }
-
-    /// Whether a [`flush`](Self::flush) has anything to send.
-    pub fn has_unflushed(&self) -> bool {
-        !self.queued.is_empty() || !self.dirty.is_empty() || !self.pending.is_empty()
-    }
-
-    /// Applies one `mut`; its `ack` or `err` for the writer. Diffs sent now
-    /// (when not coalescing) go to `out`.
-    async fn apply_queued(&mut self, q: QueuedMut, out: &mut Vec<Outbound>) -> Outbound {
-        let op = q.op.clone();
-        let answer = match self
-            .mutate(Some(&q.conn), &q.auth, Some(q.op), q.ops, q.now_ms)
-            .await
-        {
-            Ok((ack, diffs)) => {
-                out.extend(diffs);
-                ServerMsg::Ack(ack)
-            }
-            Err(mut e) => {
-                e.op = Some(op);
-                ServerMsg::Err(e)
-            }
-        };
-        Outbound::To(q.conn, answer)
-    }
-
-    /// Applies a flush's queued writes in arrival order (each one's rows,
-    /// then its windows, so a window that reads storage sees exactly the
-    /// writes before it), records them all at once, and queues their
-    /// answers in `pending`. If recording fails, every write of the batch
-    /// is undone and answered with the error; the windows they touched are
-    /// reloaded by this flush.
-    async fn apply_batch(&mut self, queued: Vec<QueuedMut>, out: &mut Vec<Outbound>) {
-        if queued.is_empty() {
-            return;
-        }
-        let ids: Vec<&str> = queued
-            .iter()
-            .map(|q| q.op.as_str())
-            .filter(|op| !op.is_empty())
-            .collect();
-        let start = self
-            .store
-            .op_seqs(&ids)
-            .and_then(|known| Ok((known, self.store.seq()?)));
-        let (mut known, base) = match start {
-            Ok(s) => s,
-            Err(e) => {
-                for q in queued {
-                    let mut e = storage_err(&e);
-                    e.op = Some(q.op);
-                    self.pending.push(Outbound::To(q.conn, ServerMsg::Err(e)));
-                }
-                return;
-            }
-        };
-        let mut batch: Vec<Applied> = Vec::new();
-        // Each write's connection and answer, in arrival order.
-        let mut answers: Vec<(String, Result<Ack, ErrorMsg>)> = Vec::with_capacity(queued.len());
-        for q in queued {
-            let seq = base + batch.len() as u64 + 1;
-            let first = known.get(&q.op).copied();
-            let op = q.op.clone();
-            match self.apply_mutation(&q.auth, q.op, q.ops, q.now_ms, seq, first) {
-                Ok(Prepared::Answered(ack)) => answers.push((q.conn, Ok(ack))),
-                Ok(Prepared::Applied(a)) => {
-                    out.extend(self.fan_out(&a.changes, seq).await);
-                    if !a.op.is_empty() {
-                        known.insert(a.op.clone(), seq);
-                    }
-                    answers.push((q.conn, Ok(a.ack())));
-                    batch.push(a);
-                }
-                Err(mut e) => {
-                    e.op = Some(op);
-                    answers.push((q.conn, Err(e)));
-                }
-            }
-        }
-        if let Err(e) = self.record(&batch) {
-            for key in &self.dirty {
-                if let Some(w) = self.windows.get_mut(key) {
-                    w.resync = true;
-                }
-            }
-            for (_, answer) in &mut answers {
-                if let Ok(ack) = answer {
-                    if !ack.dup && ack.seq > base {
-                        let mut e = e.clone();
-                        e.op = Some(ack.op.clone());
-                        *answer = Err(e);
-                    }
-                }
-            }
-        }
-        for (conn, answer) in answers {
-            let msg = match answer {
-                Ok(ack) => ServerMsg::Ack(ack),
-                Err(e) => ServerMsg::Err(e),
-            };
-            self.pending.push(Outbound::To(conn, msg));
-        }
     }
 
     /// Applies the changes of `seq` to every window they can affect. Sends
