@@ -24,8 +24,10 @@ use serde::{Deserialize, Serialize};
 
 use super::errors::storage_err;
 use super::frames::{reset_then, snap, to_wire};
-use super::{readable, Outbound, ShardEngine, SubKey};
+use super::windows::readable;
+use super::{Outbound, ShardEngine};
 use crate::auth::Lease;
+use crate::live::SubKey;
 use crate::protocol::{reset_reason, ClientMsg, ErrorCode, ErrorMsg, ServerMsg};
 use crate::storage::SqlConn;
 
