@@ -22,8 +22,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{readable, reset_then, snap, storage_err, to_wire, Outbound, ShardEngine, SubKey};
+use super::errors::storage_err;
+use super::frames::{reset_then, snap, to_wire};
+use super::windows::readable;
+use super::{Outbound, ShardEngine};
 use crate::auth::Lease;
+use crate::live::SubKey;
 use crate::protocol::{reset_reason, ClientMsg, ErrorCode, ErrorMsg, ServerMsg};
 use crate::storage::SqlConn;
 

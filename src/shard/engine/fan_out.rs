@@ -1,0 +1,265 @@
+//! Diff delivery: a write's changes applied to the windows they affect, their
+//! diffs sent at once or, when coalescing, one per window at the next flush.
+
+use std::collections::{HashMap, HashSet};
+
+use super::frames::{reset_then, snap, to_wire};
+use super::windows::{readable, LiveSub, Window};
+use super::{Outbound, ShardEngine};
+use crate::live::{self, Change, SubKey, Subscription};
+use crate::manifest::Manifest;
+use crate::protocol::reset_reason;
+use crate::shard::store::ShardStore;
+use crate::storage::SqlConn;
+use crate::value::Row;
+
+/// Applies `changes` (all of one seq) to a window's rows; the diff its
+/// members need, or why the window must be reloaded.
+async fn update_window<C: SqlConn>(
+    sub: &mut Subscription,
+    changes: &[Change],
+    visible: &dyn Fn(&Row) -> bool,
+    store: &ShardStore<C>,
+) -> Result<live::Diff, String> {
+    if let [change] = changes {
+        return sub
+            .apply(change, visible, store)
+            .await
+            .map_err(|e| e.to_string());
+    }
+    let old_count = sub.count();
+    let new = Subscription::load(sub.query().clone(), visible, store)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut d = live::between(sub.rows(), new.rows());
+    if new.query().count && new.count() != old_count {
+        d.count = Some(new.count());
+    }
+    *sub = new;
+    Ok(d)
+}
+
+/// Sends `d` (the window's change up to `seq`) to each member of `w`: one
+/// message per distinct (subscription id, from seq), since members that
+/// share both (the same app code on every client) get identical frames.
+/// Members of `paused` connections are skipped and keep their seq.
+fn send_diff(
+    w: &Window,
+    subs: &mut HashMap<SubKey, LiveSub>,
+    paused: &HashSet<String>,
+    d: live::Diff,
+    seq: u64,
+    out: &mut Vec<Outbound>,
+) {
+    let mut groups: Vec<((String, u64), Vec<String>)> = Vec::new();
+    for m in &w.members {
+        let Some(live) = subs.get_mut(m) else {
+            continue;
+        };
+        if live.seq >= seq {
+            continue; // answered after these changes: it holds them already
+        }
+        if !paused.is_empty() && paused.contains(&live.conn) {
+            continue; // its identity ended: caught up when renewed
+        }
+        let at = (live.id.as_str(), live.seq);
+        match groups
+            .iter_mut()
+            .find(|((id, from), _)| (id.as_str(), *from) == at)
+        {
+            Some((_, conns)) => conns.push(live.conn.clone()),
+            None => groups.push(((live.id.clone(), live.seq), vec![live.conn.clone()])),
+        }
+        live.seq = seq;
+    }
+    let mut d = Some(d);
+    let last = groups.len();
+    for (i, ((id, from), conns)) in groups.into_iter().enumerate() {
+        let diff = if i + 1 == last {
+            d.take().expect("taken once, last")
+        } else {
+            d.clone().expect("not taken yet")
+        };
+        out.push(Outbound::Many {
+            conns,
+            msg: to_wire(&id, from, seq, diff),
+        });
+    }
+}
+
+/// Reloads a window that could not be maintained and sends each member a
+/// reset and the fresh snapshot. `false` if even the reload failed.
+async fn resync_window<C: SqlConn>(
+    w: &mut Window,
+    manifest: &Manifest,
+    subs: &mut HashMap<SubKey, LiveSub>,
+    paused: &HashSet<String>,
+    store: &ShardStore<C>,
+    seq: u64,
+    out: &mut Vec<Outbound>,
+) -> bool {
+    let entity = w.sub.query().entity.clone();
+    let visible = readable(manifest, &entity, &w.auth);
+    let Ok(new) = Subscription::load(w.sub.query().clone(), &visible, store).await else {
+        return false;
+    };
+    w.sub = new;
+    for m in &w.members {
+        let Some(live) = subs.get_mut(m) else {
+            continue;
+        };
+        if paused.contains(&live.conn) {
+            continue;
+        }
+        let fresh = snap(&live.id, seq, &w.sub);
+        out.extend(reset_then(
+            &live.conn,
+            &live.id,
+            reset_reason::RESYNC,
+            fresh,
+        ));
+        live.seq = seq;
+    }
+    true
+}
+
+impl<C: SqlConn> ShardEngine<C> {
+    /// Applies the changes of `seq` to every window they can affect. Sends
+    /// the diffs now, or, when coalescing, leaves them for the next flush.
+    pub(super) async fn fan_out(&mut self, changes: &[Change], seq: u64) -> Vec<Outbound> {
+        let mut out = self.sweep_ended();
+        let mut keys: Vec<SubKey> = Vec::new();
+        for ch in changes {
+            self.index.affected_into(ch, &mut keys);
+        }
+        keys.sort_unstable_by_key(|k| k.0);
+        keys.dedup();
+        let coalescing = self.coalescing();
+        let Self {
+            store,
+            manifest,
+            subs,
+            windows,
+            dirty,
+            paused,
+            ..
+        } = self;
+        let mut advanced: Vec<SubKey> = Vec::new();
+        for key in keys {
+            let Some(w) = windows.get_mut(&key) else {
+                continue;
+            };
+            let entity = w.sub.query().entity.clone();
+            let visible = readable(manifest, &entity, &w.auth);
+            if coalescing {
+                if w.held.is_none() {
+                    w.held = Some((w.sub.rows().to_vec(), w.sub.count()));
+                    dirty.push(key);
+                }
+                if !w.resync
+                    && update_window(&mut w.sub, changes, &visible, store)
+                        .await
+                        .is_err()
+                {
+                    w.resync = true;
+                }
+                continue;
+            }
+            let diff = update_window(&mut w.sub, changes, &visible, store).await;
+            drop(visible);
+            match diff {
+                Ok(d) if d.is_empty() => {}
+                Ok(d) => {
+                    send_diff(w, subs, paused, d, seq, &mut out);
+                    advanced.push(key);
+                }
+                Err(_) => {
+                    if resync_window(w, manifest, subs, paused, store, seq, &mut out).await {
+                        advanced.push(key);
+                    }
+                }
+            }
+        }
+        self.advance_windows(&advanced, seq);
+        out
+    }
+
+    /// Records that `keys` sent at `seq`, in memory and in storage.
+    fn advance_windows(&mut self, keys: &[SubKey], seq: u64) {
+        for k in keys {
+            if let Some(w) = self.windows.get_mut(k) {
+                w.sent = seq;
+            }
+        }
+        let idents: Vec<&str> = keys
+            .iter()
+            .filter_map(|k| self.windows.get(k))
+            .map(|w| w.ident.as_str())
+            .collect();
+        if let Err(e) = self.store.advance_windows(&idents, seq) {
+            // The diffs are still right; a later resume may just send a
+            // fresh snapshot for these subscriptions.
+            let _ = e;
+        }
+    }
+
+    /// Sends what coalescing held back: one diff per changed window
+    /// covering every write since the last flush, then the acks (and
+    /// errors) of those writes, in order. Nothing when nothing is held.
+    pub async fn flush(&mut self) -> Vec<Outbound> {
+        if !self.has_unflushed() {
+            return Vec::new();
+        }
+        let mut out = self.sweep_ended();
+        // The queued writes first, in arrival order: their diffs are only
+        // marked on the windows, their answers wait in `pending`.
+        let queued = std::mem::take(&mut self.queued);
+        self.apply_batch(queued, &mut out).await;
+        let seq = match self.store.seq() {
+            Ok(s) => s,
+            Err(_) => {
+                // Without the seq no diff can be labelled; the acks still
+                // go (the writes are durable), the windows stay dirty.
+                out.append(&mut self.pending);
+                return out;
+            }
+        };
+        let dirty = std::mem::take(&mut self.dirty);
+        let mut advanced = Vec::new();
+        {
+            let Self {
+                store,
+                manifest,
+                subs,
+                windows,
+                paused,
+                ..
+            } = self;
+            for key in dirty {
+                let Some(w) = windows.get_mut(&key) else {
+                    continue; // every member left
+                };
+                let Some((old, old_count)) = w.held.take() else {
+                    continue;
+                };
+                if std::mem::take(&mut w.resync) {
+                    if resync_window(w, manifest, subs, paused, store, seq, &mut out).await {
+                        advanced.push(key);
+                    }
+                    continue;
+                }
+                let mut d = live::between(&old, w.sub.rows());
+                if w.sub.query().count && w.sub.count() != old_count {
+                    d.count = Some(w.sub.count());
+                }
+                if !d.is_empty() {
+                    send_diff(w, subs, paused, d, seq, &mut out);
+                    advanced.push(key);
+                }
+            }
+        }
+        self.advance_windows(&advanced, seq);
+        out.append(&mut self.pending);
+        out
+    }
+}

@@ -1,0 +1,295 @@
+//! Writes: a `mut` applied all or nothing as the next seq and recorded (log,
+//! outbox, op ids) on its own or, when coalescing, with its flush's batch.
+
+use super::errors::{err, storage_err};
+use super::{Outbound, ShardEngine};
+use crate::live::Change;
+use crate::policy::AuthContext;
+use crate::protocol::{Ack, ErrorCode, ErrorMsg, Op, ServerMsg};
+use crate::shard::store::WriteRecord;
+use crate::storage::SqlConn;
+
+/// A `mut` waiting for the next flush.
+pub(super) struct QueuedMut {
+    pub(super) conn: String,
+    pub(super) auth: AuthContext,
+    pub(super) op: String,
+    pub(super) ops: Vec<Op>,
+    pub(super) now_ms: i64,
+}
+
+/// A mutation applied to the rows, not yet recorded.
+struct Applied {
+    seq: u64,
+    op: String,
+    at_ms: i64,
+    changes: Vec<Change>,
+}
+
+impl Applied {
+    fn ack(&self) -> Ack {
+        Ack {
+            op: self.op.clone(),
+            seq: self.seq,
+            dup: false,
+        }
+    }
+}
+
+/// What applying a mutation came to.
+enum Prepared {
+    /// Nothing to apply: a retried op id (its first ack) or no ops.
+    Answered(Ack),
+    /// Rows written; to be recorded, then fanned out.
+    Applied(Applied),
+}
+
+impl<C: SqlConn> ShardEngine<C> {
+    /// Applies `ops` all or nothing as the next seq, on behalf of `auth`
+    /// (from connection `from`, or over HTTP), and records it. Returns the
+    /// ack and the diffs for every affected subscription (held for the next
+    /// flush when coalescing); the caller sends the ack after them. A
+    /// retried op id gets its first ack back and changes nothing.
+    pub async fn mutate(
+        &mut self,
+        from: Option<&str>,
+        auth: &AuthContext,
+        op: Option<String>,
+        ops: Vec<Op>,
+        now_ms: i64,
+    ) -> Result<(Ack, Vec<Outbound>), ErrorMsg> {
+        let _ = from;
+        self.tick(now_ms);
+        let op_id = op.unwrap_or_default();
+        let first = if op_id.is_empty() {
+            None
+        } else {
+            let known = self
+                .store
+                .op_seqs(&[op_id.as_str()])
+                .map_err(|e| storage_err(&e))?;
+            known.get(&op_id).copied()
+        };
+        let seq = self.store.seq().map_err(|e| storage_err(&e))? + 1;
+        let applied = match self.apply_mutation(auth, op_id, ops, now_ms, seq, first)? {
+            Prepared::Answered(ack) => return Ok((ack, Vec::new())),
+            Prepared::Applied(a) => a,
+        };
+        self.record(std::slice::from_ref(&applied))?;
+        let out = self.fan_out(&applied.changes, seq).await;
+        Ok((applied.ack(), out))
+    }
+
+    /// Applies a mutation's ops to the rows at `seq`, all or nothing, but
+    /// records nothing (see [`Self::record`]). `first`: the seq its op id
+    /// was already applied at.
+    fn apply_mutation(
+        &self,
+        auth: &AuthContext,
+        op_id: String,
+        ops: Vec<Op>,
+        now_ms: i64,
+        seq: u64,
+        first: Option<u64>,
+    ) -> Result<Prepared, ErrorMsg> {
+        let max_ops = self.config.limits.max_ops_per_mut as usize;
+        if ops.len() > max_ops {
+            return Err(err(
+                ErrorCode::TooManyOps,
+                format!("at most {max_ops} ops in one mutation"),
+            ));
+        }
+        if let Some(seq) = first {
+            return Ok(Prepared::Answered(Ack {
+                op: op_id,
+                seq,
+                dup: true,
+            }));
+        }
+        if ops.is_empty() {
+            return Ok(Prepared::Answered(Ack {
+                op: op_id,
+                seq: seq - 1,
+                dup: false,
+            }));
+        }
+        let mut changes: Vec<Change> = Vec::with_capacity(ops.len());
+        for (idx, op) in ops.into_iter().enumerate() {
+            match self.apply_op(auth, op, seq, idx) {
+                Ok(change) => changes.push(change),
+                Err(e) => {
+                    self.undo(&changes);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Prepared::Applied(Applied {
+            seq,
+            op: op_id,
+            at_ms: now_ms,
+            changes,
+        }))
+    }
+
+    /// Records applied mutations (their seqs consecutive, after the stored
+    /// one): log, outbox, op ids and seq in one statement per table. On a
+    /// failure their rows are put back and the caller answers with the error.
+    fn record(&mut self, batch: &[Applied]) -> Result<(), ErrorMsg> {
+        let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+            return Ok(());
+        };
+        let records: Vec<WriteRecord<'_>> = batch
+            .iter()
+            .map(|a| WriteRecord {
+                seq: a.seq,
+                op: &a.op,
+                at_ms: a.at_ms,
+                changes: &a.changes,
+            })
+            .collect();
+        if let Err(e) = self.store.record_writes(&records) {
+            for a in batch.iter().rev() {
+                self.undo(&a.changes);
+            }
+            return Err(storage_err(&e));
+        }
+        // Retention, every 100 seqs.
+        if last.seq / 100 > (first.seq - 1) / 100 {
+            let c = &self.config;
+            let now_ms = last.at_ms;
+            let _ = self.store.prune(
+                last.seq,
+                c.log_keep_seqs,
+                now_ms - c.log_keep_ms,
+                now_ms - c.limits.op_retention_secs as i64 * 1000,
+            );
+        }
+        Ok(())
+    }
+
+    /// Puts back the rows of already-applied changes, newest first.
+    fn undo(&self, changes: &[Change]) {
+        for ch in changes.iter().rev() {
+            let (Some(entity), Some(id)) = (self.manifest.entity(&ch.entity), ch.id()) else {
+                continue;
+            };
+            if let Err(e) = self.store.restore_row(entity, id, ch.before.as_ref()) {
+                // Only reachable if storage itself fails mid-event, in which
+                // case the runtime discards the whole uncommitted event.
+                debug_assert!(false, "undo failed: {e}");
+            }
+        }
+    }
+
+    pub(super) fn coalescing(&self) -> bool {
+        self.config.max_batch > 1
+    }
+
+    /// The least time between two flushes of a busy shard, ms.
+    pub fn flush_gap_ms(&self) -> i64 {
+        i64::from(self.config.flush_gap_ms)
+    }
+
+    /// Whether a [`flush`](Self::flush) has anything to send.
+    pub fn has_unflushed(&self) -> bool {
+        !self.queued.is_empty() || !self.dirty.is_empty() || !self.pending.is_empty()
+    }
+
+    /// Applies one `mut`; its `ack` or `err` for the writer. Diffs sent now
+    /// (when not coalescing) go to `out`.
+    pub(super) async fn apply_queued(&mut self, q: QueuedMut, out: &mut Vec<Outbound>) -> Outbound {
+        let op = q.op.clone();
+        let answer = match self
+            .mutate(Some(&q.conn), &q.auth, Some(q.op), q.ops, q.now_ms)
+            .await
+        {
+            Ok((ack, diffs)) => {
+                out.extend(diffs);
+                ServerMsg::Ack(ack)
+            }
+            Err(mut e) => {
+                e.op = Some(op);
+                ServerMsg::Err(e)
+            }
+        };
+        Outbound::To(q.conn, answer)
+    }
+
+    /// Applies a flush's queued writes in arrival order (each one's rows,
+    /// then its windows, so a window that reads storage sees exactly the
+    /// writes before it), records them all at once, and queues their
+    /// answers in `pending`. If recording fails, every write of the batch
+    /// is undone and answered with the error; the windows they touched are
+    /// reloaded by this flush.
+    pub(super) async fn apply_batch(&mut self, queued: Vec<QueuedMut>, out: &mut Vec<Outbound>) {
+        if queued.is_empty() {
+            return;
+        }
+        let ids: Vec<&str> = queued
+            .iter()
+            .map(|q| q.op.as_str())
+            .filter(|op| !op.is_empty())
+            .collect();
+        let start = self
+            .store
+            .op_seqs(&ids)
+            .and_then(|known| Ok((known, self.store.seq()?)));
+        let (mut known, base) = match start {
+            Ok(s) => s,
+            Err(e) => {
+                for q in queued {
+                    let mut e = storage_err(&e);
+                    e.op = Some(q.op);
+                    self.pending.push(Outbound::To(q.conn, ServerMsg::Err(e)));
+                }
+                return;
+            }
+        };
+        let mut batch: Vec<Applied> = Vec::new();
+        // Each write's connection and answer, in arrival order.
+        let mut answers: Vec<(String, Result<Ack, ErrorMsg>)> = Vec::with_capacity(queued.len());
+        for q in queued {
+            let seq = base + batch.len() as u64 + 1;
+            let first = known.get(&q.op).copied();
+            let op = q.op.clone();
+            match self.apply_mutation(&q.auth, q.op, q.ops, q.now_ms, seq, first) {
+                Ok(Prepared::Answered(ack)) => answers.push((q.conn, Ok(ack))),
+                Ok(Prepared::Applied(a)) => {
+                    out.extend(self.fan_out(&a.changes, seq).await);
+                    if !a.op.is_empty() {
+                        known.insert(a.op.clone(), seq);
+                    }
+                    answers.push((q.conn, Ok(a.ack())));
+                    batch.push(a);
+                }
+                Err(mut e) => {
+                    e.op = Some(op);
+                    answers.push((q.conn, Err(e)));
+                }
+            }
+        }
+        if let Err(e) = self.record(&batch) {
+            for key in &self.dirty {
+                if let Some(w) = self.windows.get_mut(key) {
+                    w.resync = true;
+                }
+            }
+            for (_, answer) in &mut answers {
+                if let Ok(ack) = answer {
+                    if !ack.dup && ack.seq > base {
+                        let mut e = e.clone();
+                        e.op = Some(ack.op.clone());
+                        *answer = Err(e);
+                    }
+                }
+            }
+        }
+        for (conn, answer) in answers {
+            let msg = match answer {
+                Ok(ack) => ServerMsg::Ack(ack),
+                Err(e) => ServerMsg::Err(e),
+            };
+            self.pending.push(Outbound::To(conn, msg));
+        }
+    }
+}
