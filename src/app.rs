@@ -22,6 +22,8 @@ use crate::manifest::Manifest;
 pub struct App {
     manifest_json: &'static str,
     manifest: OnceLock<Result<Arc<Manifest>, String>>,
+    /// The class names of the app's own object kinds (`export!` fills it).
+    kinds: &'static [&'static str],
 }
 
 impl App {
@@ -34,7 +36,21 @@ impl App {
         App {
             manifest_json,
             manifest: OnceLock::new(),
+            kinds: &[],
         }
+    }
+
+    /// The app's own object kinds, by Durable Object class name; the
+    /// router sends `/v1/objects/{kind}/{name}/…` to the binding of the
+    /// same name. `export!` calls this with the classes it exports.
+    pub fn with_kinds(mut self, kinds: &'static [&'static str]) -> App {
+        self.kinds = kinds;
+        self
+    }
+
+    /// Whether `kind` is one of the app's own object kinds.
+    pub fn has_kind(&self, kind: &str) -> bool {
+        self.kinds.contains(&kind)
     }
 
     /// The parsed manifest, or a 500 that says why it does not load.

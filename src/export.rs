@@ -12,11 +12,13 @@
 //! pylon_workers::export!(app);
 //! ```
 //!
-//! With kinds of the app's own (each an `Object`; see docs/host.md),
-//! bound in wrangler.toml under the class name given here:
+//! With kinds of the app's own (each an `Object` over the Durable Object
+//! storage, `runtime::DoSql`; see docs/host.md), each bound in
+//! wrangler.toml under its class name as the binding name too, and
+//! reached at `/v1/objects/{Class}/{name}/…`:
 //!
 //! ```ignore
-//! pylon_workers::export!(app, objects { Lobby: my_app::LobbyObject });
+//! pylon_workers::export!(app, objects { Lobby: my_app::Lobby<pylon_workers::runtime::DoSql> });
 //! ```
 //!
 //! The app crate depends on `worker` (wasm32 only, the same pinned version
@@ -37,7 +39,7 @@ macro_rules! export {
         #[cfg(target_arch = "wasm32")]
         fn __pylon_app() -> &'static $crate::app::App {
             static APP: ::std::sync::OnceLock<$crate::app::App> = ::std::sync::OnceLock::new();
-            APP.get_or_init($app)
+            APP.get_or_init(|| $app().with_kinds(&[$(stringify!($class)),*]))
         }
 
         #[cfg(target_arch = "wasm32")]

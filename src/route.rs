@@ -27,6 +27,14 @@ pub enum Route {
     /// `/v1/shards/{shard}/{rest}`: handled by the Shard object `{shard}`.
     /// `rest` is what follows the shard name, without the leading slash.
     Shard { shard: String, rest: String },
+    /// `/v1/objects/{kind}/{name}/{rest}`: the object `{name}` of one of
+    /// the app's own kinds (its class name in `export!`, docs/apps.md).
+    /// Names follow the shard name rules, shard access rules included.
+    Object {
+        kind: String,
+        name: String,
+        rest: String,
+    },
 }
 
 /// Routes a request path (no query string).
@@ -50,7 +58,33 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
             rest: rest.to_owned(),
         });
     }
+    if let Some(after) = path.strip_prefix("/v1/objects/") {
+        let (kind, after) = after.split_once('/').unwrap_or((after, ""));
+        validate_kind_name(kind)?;
+        let (name, rest) = after.split_once('/').unwrap_or((after, ""));
+        validate_shard_name(name)?;
+        return Ok(Route::Object {
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+            rest: rest.to_owned(),
+        });
+    }
     Err(ApiError::not_found(format!("no route for {path}")))
+}
+
+/// A kind is named by its Durable Object class: a Rust identifier of at
+/// most 64 ASCII characters.
+fn validate_kind_name(kind: &str) -> Result<(), ApiError> {
+    let ok = !kind.is_empty()
+        && kind.len() <= 64
+        && kind.starts_with(|c: char| c.is_ascii_alphabetic())
+        && kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        let shown: String = kind.chars().take(40).collect();
+        Err(ApiError::not_found(format!("no object kind {shown:?}")))
+    }
 }
 
 /// Whether `c` may appear in a shard name: `A-Z a-z 0-9 . _ - :`.
@@ -108,6 +142,37 @@ mod tests {
                 rest: "".into()
             }
         );
+        assert_eq!(
+            parse("/v1/objects/Tally/votes-1/ws").unwrap(),
+            Route::Object {
+                kind: "Tally".into(),
+                name: "votes-1".into(),
+                rest: "ws".into()
+            }
+        );
+        assert_eq!(
+            parse("/v1/objects/Tally/v").unwrap(),
+            Route::Object {
+                kind: "Tally".into(),
+                name: "v".into(),
+                rest: "".into()
+            }
+        );
+        assert_eq!(
+            parse("/v1/objects/Tally").unwrap_err().code,
+            "BAD_SHARD_NAME"
+        );
+        assert_eq!(
+            parse("/v1/objects/Tally/a%20b").unwrap_err().code,
+            "BAD_SHARD_NAME"
+        );
+        for bad in ["", "1x", "a-b", "a.b", &"A".repeat(65)] {
+            assert_eq!(
+                parse(&format!("/v1/objects/{bad}/n")).unwrap_err().code,
+                "NOT_FOUND",
+                "{bad:?}"
+            );
+        }
         assert_eq!(
             parse("/v1/shards/r1/a/b").unwrap(),
             Route::Shard {

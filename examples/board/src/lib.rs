@@ -5,12 +5,15 @@
 
 use pylon_workers::app::App;
 
+pub mod tally;
+
 /// The board's app: its manifest (`schema.json`, or `PYLON_SCHEMA`).
 pub fn app() -> App {
     App::new(include_str!(concat!(env!("OUT_DIR"), "/schema.json")))
 }
 
-pylon_workers::export!(app);
+// Shard and Auth come with every app; Tally is the board's own kind.
+pylon_workers::export!(app, objects { Tally: tally::Tally<pylon_workers::runtime::DoSql> });
 
 #[cfg(test)]
 mod tests {
