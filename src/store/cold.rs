@@ -360,18 +360,6 @@ pub async fn list_shards<E: D1Executor>(
     after: Option<&str>,
     limit: usize,
 ) -> Result<ShardPage, StoreError> {
-    directory_page(executor, manifest, auth, after, limit)
-        .await
-        .map_err(StoreError::in_d1)
-}
-
-async fn directory_page<E: D1Executor>(
-    executor: &E,
-    manifest: &Manifest,
-    auth: &AuthContext,
-    after: Option<&str>,
-    limit: usize,
-) -> Result<ShardPage, StoreError> {
     let limit = if limit == 0 {
         DEFAULT_LIMIT
     } else {
@@ -390,7 +378,8 @@ async fn directory_page<E: D1Executor>(
             ),
             &params,
         )
-        .await?;
+        .await
+        .map_err(|e| StoreError::from(e).in_d1())?;
     let int = |v: &SqlValue| match v {
         SqlValue::Integer(i) => *i,
         SqlValue::Real(f) => *f as i64,
