@@ -11,7 +11,7 @@ use crate::api_error::ApiError;
 use crate::app::App;
 use crate::glue::body::read_capped;
 use crate::glue::d1::{D1Exec, D1_BINDING};
-use crate::glue::respond;
+use crate::glue::{edge, respond};
 use crate::manifest::Manifest;
 use crate::policy::AuthContext;
 use crate::store::{cold_query, list_shards, StoreError};
@@ -61,7 +61,7 @@ async fn cold(env: &Env, app: &App, req: &Request) -> Result<std::result::Result
         Ok(c) => c,
         Err(answer) => return Ok(Err(answer)),
     };
-    if let Some(r) = super::router::user_limit(env, &caller).await? {
+    if let Some(r) = edge::user_limit(env, &caller).await? {
         return Ok(Err(r));
     }
     Ok(Ok(Cold {

@@ -51,6 +51,7 @@ use crate::value::{Row, Value};
 use super::error::StoreError;
 use super::executor::D1Executor;
 use super::policy_sql::read_filter;
+pub use super::policy_sql::ReadFilter;
 use super::schema::{DIRECTORY, SHARD};
 use super::shard_access::{shard_condition, shard_filter};
 use super::{Aggregate, AggregateOp, AggregateRow, D1DataStore};
@@ -61,17 +62,6 @@ pub const DEFAULT_LIMIT: usize = 100;
 /// the SQL (read policies checked in memory), since a page of `limit`
 /// rows fetched by a filter in SQL is taken whole.
 pub const MAX_SCAN: usize = 5000;
-
-/// Which rows a caller may read, as the cold path applies it.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ReadFilter {
-    /// Every row (admin, or an entity without policies).
-    All,
-    /// The rows matching this filter, exactly.
-    Sql(Filter),
-    /// Check each row with `Policies::can_read`.
-    InMemory,
-}
 
 /// The answer to a cold query.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -49,7 +49,7 @@ pub use error::StoreError;
 pub use executor::RusqliteExecutor;
 pub use executor::{D1Executor, Statement};
 pub use outbox::{apply_outbox_batch, OutboxBatch, OutboxChange};
-pub use policy_sql::read_filter;
+pub use policy_sql::{read_filter, ReadFilter};
 
 use crate::manifest::Manifest;
 use crate::query::Query;
