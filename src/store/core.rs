@@ -160,12 +160,7 @@ impl<E: D1Executor> Core<E> {
         plan.shards.push(shard.to_owned());
         // A tombstone with this id is revived (its _seq kept, so the
         // shard's next change to the row still applies).
-        let mut set: Vec<String> = e
-            .fields
-            .iter()
-            .map(|f| format!("{0} = excluded.{0}", q(&f.name)))
-            .collect();
-        set.push(format!("{} = 0", q(DELETED)));
+        let set = set_row(e, |f| format!("excluded.{f}"), false);
         let sql = format!(
             "INSERT INTO {} ({}, {}, {}, {}) VALUES (?, {}, 0, 0) \
              ON CONFLICT ({}, {}) DO UPDATE SET {}",
@@ -177,7 +172,7 @@ impl<E: D1Executor> Core<E> {
             vec!["?"; names.len()].join(", "),
             q(SHARD),
             q("id"),
-            set.join(", ")
+            set
         );
         check_params(&params)?;
         plan.statements.push(Statement::new(sql, params));
@@ -259,16 +254,11 @@ impl<E: D1Executor> Core<E> {
         params.push(SqlValue::Text(id.to_owned()));
         plan.shards.push(shard.to_owned());
         // A tombstone: see `D1DataStore`.
-        let mut set: Vec<String> = e
-            .fields
-            .iter()
-            .map(|f| format!("{} = NULL", q(&f.name)))
-            .collect();
-        set.push(format!("{} = 1", q(DELETED)));
+        let set = set_row(e, |_| "NULL".to_owned(), true);
         let sql = format!(
             "UPDATE {} SET {} WHERE {scope}{} = ?",
             q(&e.name),
-            set.join(", "),
+            set,
             q("id")
         );
         plan.statements.push(Statement::new(sql, params));
@@ -534,6 +524,21 @@ impl<E: D1Executor> Core<E> {
             })
             .collect())
     }
+}
+
+/// `"f" = <value("f")>, …, "_deleted" = <deleted>`: every field of a D1
+/// row and whether it is a tombstone, as an UPDATE's SET list.
+fn set_row(e: &Entity, value: impl Fn(&str) -> String, deleted: bool) -> String {
+    let mut set: Vec<String> = e
+        .fields
+        .iter()
+        .map(|f| {
+            let f = q(&f.name);
+            format!("{f} = {}", value(&f))
+        })
+        .collect();
+    set.push(format!("{} = {}", q(DELETED), u8::from(deleted)));
+    set.join(", ")
 }
 
 fn eq(field: &str, ty: FieldType, value: SqlValue) -> Filter {
