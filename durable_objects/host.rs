@@ -15,7 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use worker::{
-    Date, Delay, Env, Method as WMethod, Request as WRequest, Response as WResponse, Result,
+    Delay, Env, Method as WMethod, Request as WRequest, Response as WResponse, Result,
     ScheduledTime, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
     WebSocketRequestResponsePair,
 };
@@ -27,10 +27,7 @@ use crate::app::App;
 use crate::glue::respond;
 use crate::host::{Attachment, Effect, HostCore, IoCall, Method, Object, Request, Response};
 use crate::protocol::{self, Frame, FrameRef};
-
-fn now_ms() -> i64 {
-    Date::now().as_millis() as i64
-}
+use crate::time::now_ms;
 
 fn send_frame(ws: &WebSocket, frame: &Frame) {
     let r = match frame {

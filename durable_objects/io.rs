@@ -1,7 +1,7 @@
 //! The platform I/O objects ask their host for (`host::IoCall`), performed
 //! with the Worker's bindings.
 
-use worker::{Date, Env};
+use worker::Env;
 
 use crate::app::App;
 use crate::glue::d1::{D1Exec, D1_BINDING};
@@ -13,7 +13,7 @@ use crate::store::apply_outbox_batch;
 pub(crate) async fn perform(env: &Env, app: &App, call: IoCall) -> IoOutcome {
     match call {
         IoCall::VerifyToken { token } => {
-            let now = Date::now().as_millis() as i64 / 1000;
+            let now = crate::time::now_secs();
             IoOutcome::Verified(crate::glue::verify::verify_credential(env, app, &token, now).await)
         }
         IoCall::SessionLive { sid } => IoOutcome::SessionLive(

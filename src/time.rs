@@ -1,11 +1,30 @@
-//! Wall-clock times as the runtime writes them: RFC 3339 in UTC with
-//! milliseconds, exactly as JavaScript's `Date.prototype.toISOString`.
+//! Wall-clock times: the platform's clock ([`now_ms`], read by the glue
+//! and handed to the engine, which takes times as inputs), and times as
+//! the runtime writes them: RFC 3339 in UTC with milliseconds, exactly as
+//! JavaScript's `Date.prototype.toISOString`.
 //!
 //! ```
-//! use pylon_workers::time::rfc3339_from_ms;
+//! use pylon_workers::time::{now_ms, rfc3339_from_ms};
 //! assert_eq!(rfc3339_from_ms(0), "1970-01-01T00:00:00.000Z");
 //! assert_eq!(rfc3339_from_ms(1_764_565_200_123), "2025-12-01T05:00:00.123Z");
+//! assert!(now_ms() > 1_764_565_200_123);
 //! ```
+
+/// Milliseconds since the Unix epoch, now: JavaScript's `Date.now()` in a
+/// Worker (where `std`'s clock panics), the system clock natively.
+pub fn now_ms() -> i64 {
+    #[cfg(target_arch = "wasm32")]
+    return js_sys::Date::now() as i64;
+    #[cfg(not(target_arch = "wasm32"))]
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Seconds since the Unix epoch, now, as tokens count them.
+pub fn now_secs() -> i64 {
+    now_ms() / 1000
+}
 
 /// `ms` since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn rfc3339_from_ms(ms: i64) -> String {

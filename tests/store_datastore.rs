@@ -1,28 +1,33 @@
 //! Every DataStore operation on real SQLite, through `RusqliteExecutor`
-//! (the D1 layout) and `SqlConnDataStore` (a shard's own layout).
+//! (the D1 layout), and the same rows, queries and clashes on a shard's own
+//! layout through `ShardStore`, the live shard's row layer.
 
 mod store_support;
 
-use pylon_workers::manifest::create_statements;
+use pylon_workers::manifest::{insert_columns, update_columns, Manifest};
 use pylon_workers::query::Query;
-use pylon_workers::storage::{SqlConn, SqliteConn};
-use pylon_workers::store::{
-    Aggregate, AggregateOp, AggregateRow, SqlConnDataStore, SqlConnExecutor, WriteOp,
-};
+use pylon_workers::shard::ShardStore;
+use pylon_workers::storage::SqliteConn;
+use pylon_workers::store::{Aggregate, AggregateOp, AggregateRow, WriteOp};
 use pylon_workers::value::{Row, Value};
 use pylon_workers::{D1DataStore, DataStore};
 use serde_json::json;
 use store_support::*;
 
-fn local() -> SqlConnDataStore<SqliteConn> {
+/// A shard's own store with the tables of `manifest()`.
+fn local() -> (ShardStore<SqliteConn>, Manifest) {
     let m = manifest();
-    let conn = SqliteConn::open_in_memory().unwrap();
-    for e in &m.entities {
-        for sql in create_statements(e) {
-            conn.exec(&sql, &[]).unwrap();
-        }
-    }
-    SqlConnDataStore::new(SqlConnExecutor::new(conn), m).unwrap()
+    let store = ShardStore::new(SqliteConn::open_in_memory().unwrap());
+    store.ensure_schema(&m).unwrap();
+    (store, m)
+}
+
+/// Inserts `row` into a shard's store; the row as stored.
+fn local_insert(s: &ShardStore<SqliteConn>, m: &Manifest, entity: &str, row: &Row) -> Row {
+    let e = m.entity(entity).unwrap();
+    let cols = insert_columns(e, row).unwrap();
+    s.insert_row(e, &cols).unwrap();
+    s.get_row(e, row["id"].as_str().unwrap()).unwrap().unwrap()
 }
 
 /// The operations every store must get right.
@@ -228,13 +233,126 @@ fn d1_store_crud() {
     assert_eq!(dir.shards[0].rows, 1 + 3 + 2); // todos, users, messages
 }
 
+/// What `crud` checks, on the shard's row layer: the engine answers
+/// `ALREADY_EXISTS` and `NOT_FOUND` itself (it reads the row first), and
+/// learns which fields clashed from `unique_clash` after SQLite refused a
+/// write.
 #[test]
 fn local_store_crud() {
-    crud(&local());
+    let (s, m) = local();
+    let todo_e = m.entity("Todo").unwrap();
+    let t1 = todo("t1", "u1", 1);
+    let stored = local_insert(&s, &m, "Todo", &t1);
+    assert_eq!(stored.get("tags"), Some(&Value::Null));
+    assert_eq!(s.get_row(todo_e, "nope").unwrap(), None);
+    let again = insert_columns(todo_e, &t1).unwrap();
+    assert!(s
+        .insert_row(todo_e, &again)
+        .unwrap_err()
+        .is_unique_violation());
+    assert_eq!(s.unique_clash(todo_e, "t1", &again).unwrap(), None);
+    let code = |r: Row| update_columns(todo_e, &r).unwrap_err().code();
+    assert_eq!(code(row(json!({"id": "x"}))), "ID_IMMUTABLE");
+    assert_eq!(code(row(json!({"nope": 1}))), "UNKNOWN_FIELD");
+
+    // Update: partial, returns the row after.
+    let set = row(json!({"done": true, "order": null}));
+    let cols = update_columns(todo_e, &set).unwrap();
+    let after = s.update_row(todo_e, "t1", &cols).unwrap().unwrap();
+    assert_eq!(after.get("done"), Some(&Value::Bool(true)));
+    assert_eq!(after.get("order"), Some(&Value::Null));
+    assert_eq!(after.get("title"), t1.get("title"));
+    assert_eq!(s.get_row(todo_e, "t1").unwrap(), Some(after));
+    assert_eq!(s.update_row(todo_e, "nope", &cols).unwrap(), None);
+
+    // Unique fields, on insert and update.
+    let user_e = m.entity("User").unwrap();
+    let user = |id: &str, email: &str| {
+        row(
+            json!({"id": id, "email": email, "displayName": id, "createdAt": "2026-01-01T00:00:00Z"}),
+        )
+    };
+    let a = local_insert(&s, &m, "User", &user("a", "a@x"));
+    local_insert(&s, &m, "User", &user("b", "b@x"));
+    let c = insert_columns(user_e, &user("c", "a@x")).unwrap();
+    assert!(s.insert_row(user_e, &c).unwrap_err().is_unique_violation());
+    let email = vec!["email".to_owned()];
+    assert_eq!(
+        s.unique_clash(user_e, "c", &c).unwrap(),
+        Some((email.clone(), a.clone()))
+    );
+    let to_a = update_columns(user_e, &row(json!({"email": "a@x"}))).unwrap();
+    assert!(s
+        .update_row(user_e, "b", &to_a)
+        .unwrap_err()
+        .is_unique_violation());
+    assert_eq!(
+        s.unique_clash(user_e, "b", &to_a).unwrap(),
+        Some((email, a.clone()))
+    );
+    let own = update_columns(user_e, &row(json!({"email": "b@x", "displayName": "B"}))).unwrap();
+    s.update_row(user_e, "b", &own).unwrap().unwrap();
+    // A unique index over two fields.
+    let msg_e = m.entity("Message").unwrap();
+    let msg = |id: &str, seq: i64| {
+        row(
+            json!({"id": id, "channelId": "c1", "authorId": "a", "body": "hi",
+                   "sentAt": "2026-01-01T00:00:00Z", "seq": seq}),
+        )
+    };
+    let m1 = local_insert(&s, &m, "Message", &msg("m1", 1));
+    local_insert(&s, &m, "Message", &msg("m2", 2));
+    let m3 = insert_columns(msg_e, &msg("m3", 1)).unwrap();
+    assert!(s.insert_row(msg_e, &m3).unwrap_err().is_unique_violation());
+    let pair = vec!["channelId".to_owned(), "seq".to_owned()];
+    assert_eq!(s.unique_clash(msg_e, "m3", &m3).unwrap(), Some((pair, m1)));
+    let seq1 = update_columns(msg_e, &row(json!({"seq": 1}))).unwrap();
+    assert!(s
+        .update_row(msg_e, "m2", &seq1)
+        .unwrap_err()
+        .is_unique_violation());
+    let moved = update_columns(msg_e, &row(json!({"channelId": "c2", "seq": 1}))).unwrap();
+    s.update_row(msg_e, "m2", &moved).unwrap().unwrap();
+
+    // Lookup by unique field: a query.
+    let by_email = |v: &str| {
+        let q = json!({"entity": "User", "where": {"email": v}});
+        s.query_rows(&Query::parse(user_e, &q.into()).unwrap())
+            .unwrap()
+    };
+    assert_eq!(by_email("a@x"), [a]);
+    assert_eq!(by_email("z@x"), []);
+
+    // Delete, then the id and the unique value are free again.
+    s.delete_row(user_e, "a").unwrap();
+    assert_eq!(s.get_row(user_e, "a").unwrap(), None);
+    assert_eq!(by_email("a@x"), []);
+    local_insert(&s, &m, "User", &user("c", "a@x"));
+    local_insert(&s, &m, "User", &user("a", "new@x"));
+    assert_eq!(
+        s.get_row(user_e, "a").unwrap().unwrap().get("email"),
+        Some(&Value::from("new@x"))
+    );
+
+    // A failed mutation is undone row by row (`restore_row`).
+    let all = |s: &ShardStore<SqliteConn>| {
+        let q = json!({"entity": "Todo", "order": ["id"]});
+        s.query_rows(&Query::parse(todo_e, &q.into()).unwrap())
+            .unwrap()
+    };
+    let before = all(&s);
+    let t1_before = s.get_row(todo_e, "t1").unwrap();
+    local_insert(&s, &m, "Todo", &todo("t2", "u1", 2));
+    let title = update_columns(todo_e, &row(json!({"title": "changed"}))).unwrap();
+    s.update_row(todo_e, "t1", &title).unwrap().unwrap();
+    s.restore_row(todo_e, "t2", None).unwrap();
+    s.restore_row(todo_e, "t1", t1_before.as_ref()).unwrap();
+    assert_eq!(all(&s), before);
+    assert_eq!(s.count_rows(todo_e).unwrap(), 1);
 }
 
-/// Every operator, in SQL and in memory, on the same rows.
-fn operators<S: DataStore>(s: &S, shard_rows: &[Row]) {
+/// Every operator, in SQL (`run`) and in memory, on the same rows.
+fn operators(run: impl Fn(&Query) -> Vec<Row>, shard_rows: &[Row]) {
     let m = manifest();
     let e = m.entity("Todo").unwrap();
     let queries = [
@@ -271,17 +389,18 @@ fn operators<S: DataStore>(s: &S, shard_rows: &[Row]) {
         for o in &orders {
             let text = json!({"entity": "Todo", "where": w, "order": o});
             let q = Query::parse(e, &text.clone().into()).unwrap();
-            let got = ready(s.query(&q, None)).unwrap();
+            let got = run(&q);
             let mut want: Vec<&Row> = shard_rows.iter().filter(|r| q.admits(r)).collect();
             want.sort_by(|a, b| q.compare(a, b));
             let ids =
                 |rows: Vec<&Row>| -> Vec<Value> { rows.iter().map(|r| r["id"].clone()).collect() };
-            assert_eq!(ids(got.rows.iter().collect()), ids(want), "{text}");
+            assert_eq!(ids(got.iter().collect()), ids(want), "{text}");
         }
     }
 }
 
-fn seed<S: DataStore>(s: &S, n: i64) -> Vec<Row> {
+/// `n` todos inserted with `insert`, which returns the row as stored.
+fn seed_with(n: i64, mut insert: impl FnMut(Row) -> Row) -> Vec<Row> {
     let mut rows = Vec::new();
     for i in 0..n {
         let mut r = todo(&format!("t{i}"), &format!("u{}", i % 4), i);
@@ -291,9 +410,17 @@ fn seed<S: DataStore>(s: &S, n: i64) -> Vec<Row> {
         if i % 6 == 0 {
             r.insert("tags".into(), Value::from(serde_json::json!(["x"])));
         }
-        rows.push(ready(s.insert("Todo", r)).unwrap());
+        rows.push(insert(r));
     }
     rows
+}
+
+fn seed<S: DataStore>(s: &S, n: i64) -> Vec<Row> {
+    seed_with(n, |r| ready(s.insert("Todo", r)).unwrap())
+}
+
+fn local_seed(s: &ShardStore<SqliteConn>, m: &Manifest, n: i64) -> Vec<Row> {
+    seed_with(n, |r| local_insert(s, m, "Todo", &r))
 }
 
 #[test]
@@ -303,10 +430,11 @@ fn every_operator_d1_and_local() {
     let store = D1DataStore::new(&db, m);
     let rows = seed(&store.shard("s1"), 60);
     seed(&store.shard("s2"), 10); // other shards' rows must not leak in
-    operators(&store.shard("s1"), &rows);
-    let l = local();
-    let rows = seed(&l, 60);
-    operators(&l, &rows);
+    let s1 = store.shard("s1");
+    operators(|q| ready(s1.query(q, None)).unwrap().rows, &rows);
+    let (l, m) = local();
+    let rows = local_seed(&l, &m, 60);
+    operators(|q| l.query_rows(q).unwrap(), &rows);
 }
 
 fn paginate<S: DataStore>(s: &S, order: &[&str], limit: usize) -> Vec<(Option<String>, Value)> {
@@ -361,13 +489,31 @@ fn cursor_pagination_across_shards() {
     assert_eq!(e.code(), "BAD_CURSOR");
 }
 
+/// Pages of a shard's own store, as the shard reads them: each after the
+/// last row of the one before (`Query::page`).
+fn local_paginate(s: &ShardStore<SqliteConn>, m: &Manifest, limit: usize) -> Vec<Value> {
+    let q = json!({"entity": "Todo", "order": ["-order"]});
+    let q = Query::parse(m.entity("Todo").unwrap(), &q.into()).unwrap();
+    let mut out: Vec<Row> = Vec::new();
+    loop {
+        let page = s.query_rows(&q.page(out.last(), limit)).unwrap();
+        assert!(page.len() <= limit);
+        let done = page.len() < limit;
+        out.extend(page);
+        if done {
+            break;
+        }
+    }
+    out.iter().map(|r| r["id"].clone()).collect()
+}
+
 #[test]
 fn local_pagination() {
-    let l = local();
-    seed(&l, 53);
-    let all = paginate(&l, &["-order"], 1000);
+    let (l, m) = local();
+    local_seed(&l, &m, 53);
+    let all = local_paginate(&l, &m, 1000);
     assert_eq!(all.len(), 53);
-    assert_eq!(paginate(&l, &["-order"], 6), all);
+    assert_eq!(local_paginate(&l, &m, 6), all);
 }
 
 fn agg(op: AggregateOp, field: Option<&str>, group: Option<&str>) -> Aggregate {
@@ -474,11 +620,16 @@ fn aggregates() {
         bad(agg(AggregateOp::Max, Some("nope"), None)),
         "UNKNOWN_FIELD"
     );
-    // The same on a shard's own store.
-    let l = local();
-    seed(&l, 40);
-    assert_eq!(
-        ready(l.aggregate(&all, &agg(AggregateOp::Count, None, Some("ownerId")))).unwrap(),
-        groups
-    );
+    // The same counts on a shard's own store (the shard counts matching
+    // rows; it has no group by).
+    let (l, m) = local();
+    local_seed(&l, &m, 40);
+    for g in &groups {
+        let q = json!({"entity": "Todo", "where": {"ownerId": g.group.clone().unwrap()}});
+        let q = Query::parse(e, &q.into()).unwrap();
+        assert_eq!(
+            l.count_matching(&q).unwrap() as i64,
+            g.value.as_i64().unwrap()
+        );
+    }
 }

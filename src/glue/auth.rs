@@ -8,12 +8,12 @@
 
 use worker::{Env, Request, Response, Result};
 
-use crate::api_error::ApiError;
 use crate::app::App;
 use crate::auth::{self, AuthError};
 use crate::glue::respond;
-use crate::glue::verify::{now_secs, verify_credential, verify_token};
+use crate::glue::verify::{verify_credential, verify_token};
 use crate::policy::AuthContext;
+use crate::time::now_secs;
 
 /// What the gate decided.
 pub(crate) enum Gate {
@@ -36,17 +36,8 @@ pub(crate) fn refusal(e: &AuthError) -> Result<Response> {
     if let AuthError::JwksUnavailable = e {
         resp.headers_mut().set("Retry-After", "5")?;
     }
-    if e.status() == 401 {
-        // RFC 6750 §3: a challenge, with invalid_token when one was sent.
-        let challenge = match e {
-            AuthError::MissingToken => "Bearer".to_owned(),
-            _ => format!(
-                "Bearer error=\"invalid_token\", error_description=\"{}\"",
-                e.reason()
-            ),
-        };
-        resp.headers_mut().set("WWW-Authenticate", &challenge)?;
-    }
+    let sent = !matches!(e, AuthError::MissingToken);
+    respond::challenge(&mut resp, sent.then(|| e.reason()))?;
     Ok(resp)
 }
 
@@ -57,9 +48,9 @@ pub(crate) async fn identify(
     app: &App,
     req: &Request,
 ) -> Result<std::result::Result<AuthContext, Response>> {
-    let manifest = match app.manifest() {
+    let manifest = match respond::manifest(app)? {
         Ok(m) => m,
-        Err(e) => return Ok(Err(respond::error(&e)?)),
+        Err(answer) => return Ok(Err(answer)),
     };
     let headers = req.headers();
     let authorization = headers.get("Authorization")?;
@@ -76,14 +67,9 @@ pub(crate) async fn identify(
 
 /// Authenticates `req` for `shard`.
 pub(crate) async fn gate(env: &Env, app: &App, shard: &str, req: &Request) -> Result<Gate> {
-    let manifest = match app.manifest() {
+    let manifest = match respond::manifest(app)? {
         Ok(m) => m,
-        Err(e) => {
-            worker::console_error!("auth: the manifest does not load: {e}");
-            return Ok(Gate::Refuse(respond::error(&ApiError::internal(
-                "the manifest does not load",
-            ))?));
-        }
+        Err(answer) => return Ok(Gate::Refuse(answer)),
     };
     let headers = req.headers();
     let authorization = headers.get("Authorization")?;

@@ -5,11 +5,14 @@
 //! `anonymous: false` is a 401), count against the per-user limit, and see
 //! only the shards the manifest's shard rules let the caller enter.
 
+use std::sync::Arc;
+
 use crate::api_error::ApiError;
 use crate::app::App;
 use crate::glue::body::read_capped;
 use crate::glue::d1::{D1Exec, D1_BINDING};
-use crate::glue::respond;
+use crate::glue::{edge, respond};
+use crate::manifest::Manifest;
 use crate::policy::AuthContext;
 use crate::store::{cold_query, list_shards, StoreError};
 use worker::{Env, Method, Request, Response, Result};
@@ -31,22 +34,41 @@ fn store_error(e: &StoreError) -> Result<Response> {
     }
 }
 
-fn d1(env: &Env) -> std::result::Result<D1Exec, Result<Response>> {
-    env.d1(D1_BINDING)
-        .map(D1Exec)
-        .map_err(|e| respond::internal(&format!("binding {D1_BINDING}"), &e))
+/// What both routes answer with: the manifest, D1, and the verified
+/// caller within the per-user limit.
+struct Cold {
+    manifest: Arc<Manifest>,
+    db: D1Exec,
+    caller: AuthContext,
 }
 
-/// The verified caller within the per-user limit, or the answer.
-async fn caller(env: &Env, app: &App, req: &Request) -> Result<std::result::Result<AuthContext, Response>> {
+/// The [`Cold`] context of `req`, or the answer.
+async fn cold(env: &Env, app: &App, req: &Request) -> Result<std::result::Result<Cold, Response>> {
+    let manifest = match respond::manifest(app)? {
+        Ok(m) => m,
+        Err(answer) => return Ok(Err(answer)),
+    };
+    let db = match env.d1(D1_BINDING) {
+        Ok(db) => D1Exec(db),
+        Err(e) => {
+            return Ok(Err(respond::internal(
+                &format!("binding {D1_BINDING}"),
+                &e,
+            )?))
+        }
+    };
     let caller = match crate::glue::session_gate::identify(env, app, req).await? {
         Ok(c) => c,
         Err(answer) => return Ok(Err(answer)),
     };
-    if let Some(r) = super::router::user_limit(env, &caller).await? {
+    if let Some(r) = edge::user_limit(env, &caller).await? {
         return Ok(Err(r));
     }
-    Ok(Ok(caller))
+    Ok(Ok(Cold {
+        manifest,
+        db,
+        caller,
+    }))
 }
 
 /// `POST /v1/query`.
@@ -67,19 +89,11 @@ pub(crate) async fn query(mut req: Request, env: &Env, app: &App) -> Result<Resp
             ))
         }
     };
-    let manifest = match app.manifest() {
-        Ok(m) => m,
-        Err(e) => return respond::error(&e),
-    };
-    let db = match d1(env) {
-        Ok(db) => db,
-        Err(r) => return r,
-    };
-    let caller = match caller(env, app, &req).await? {
+    let c = match cold(env, app, &req).await? {
         Ok(c) => c,
         Err(answer) => return Ok(answer),
     };
-    match cold_query(&db, &manifest, &body, &caller).await {
+    match cold_query(&c.db, &c.manifest, &body, &c.caller).await {
         Ok(r) => respond::json(200, &serde_json::to_value(&r)?),
         Err(e) => store_error(&e),
     }
@@ -108,19 +122,12 @@ pub(crate) async fn shards(req: Request, env: &Env, app: &App) -> Result<Respons
             _ => {}
         }
     }
-    let manifest = match app.manifest() {
-        Ok(m) => m,
-        Err(e) => return respond::error(&e),
-    };
-    let db = match d1(env) {
-        Ok(db) => db,
-        Err(r) => return r,
-    };
-    let caller = match caller(env, app, &req).await? {
+    let c = match cold(env, app, &req).await? {
         Ok(c) => c,
         Err(answer) => return Ok(answer),
     };
-    match list_shards(&db, &manifest, &caller, after.as_deref(), limit).await {
+    let page = list_shards(&c.db, &c.manifest, &c.caller, after.as_deref(), limit);
+    match page.await {
         Ok(page) => respond::json(200, &serde_json::to_value(&page)?),
         Err(e) => store_error(&e),
     }

@@ -12,6 +12,7 @@ use crate::edge::cors::{Cors, Preflight};
 use crate::edge::headers::security_headers;
 use crate::edge::limits::{self, Scope, PERIOD_SECS};
 use crate::glue::respond;
+use crate::policy::AuthContext;
 
 /// The var listing the origins allowed cross-origin (docs/edge.md).
 pub(crate) const CORS_VAR: &str = "PYLON_CORS_ORIGINS";
@@ -100,6 +101,14 @@ pub(crate) async fn limit(env: &Env, scope: Scope, key: String) -> Result<Option
     resp.headers_mut()
         .set("Retry-After", &PERIOD_SECS.to_string())?;
     Ok(Some(resp))
+}
+
+/// The per-user limit for a verified caller (`None`: within it).
+pub(crate) async fn user_limit(env: &Env, caller: &AuthContext) -> Result<Option<Response>> {
+    match limits::user_key(caller) {
+        Some(key) => limit(env, Scope::User, key).await,
+        None => Ok(None),
+    }
 }
 
 /// Whether one more event fits under `key` in `binding`. A missing binding

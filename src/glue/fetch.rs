@@ -6,6 +6,7 @@ use std::time::Duration;
 use futures_util::future::{select, Either};
 use worker::{AbortController, Delay, Fetch, Headers, Request, RequestInit, RequestRedirect};
 
+use crate::glue::body::{read_response_capped, BodyError};
 use crate::http::{HttpClient, HttpError, HttpRequest, HttpResponse, MAX_RESPONSE_BYTES};
 
 /// Sends through the runtime's `fetch()`, with a time limit and a body cap;
@@ -45,20 +46,11 @@ impl HttpClient for WorkerFetch {
                 return Err(HttpError::Timeout(req.timeout_ms));
             }
         };
-        let too_large = resp
-            .headers()
-            .get("content-length")
-            .ok()
-            .flatten()
-            .and_then(|l| l.parse::<usize>().ok())
-            .is_some_and(|l| l > MAX_RESPONSE_BYTES);
-        if too_large {
-            return Err(HttpError::TooLarge);
-        }
-        let body = resp.bytes().await.map_err(net)?;
-        if body.len() > MAX_RESPONSE_BYTES {
-            return Err(HttpError::TooLarge);
-        }
+        let body = match read_response_capped(&mut resp, MAX_RESPONSE_BYTES).await {
+            Ok(body) => body,
+            Err(BodyError::TooLarge { .. }) => return Err(HttpError::TooLarge),
+            Err(BodyError::Unreadable(why)) => return Err(HttpError::Network(why)),
+        };
         let headers = resp
             .headers()
             .entries()

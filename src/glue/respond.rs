@@ -1,6 +1,10 @@
 //! Turning engine results into `worker::Response`s.
 
+use std::sync::Arc;
+
 use crate::api_error::ApiError;
+use crate::app::App;
+use crate::manifest::Manifest;
 use worker::{Response, Result};
 
 /// A JSON response with `status`.
@@ -18,4 +22,33 @@ pub(crate) fn error(e: &ApiError) -> Result<Response> {
 pub(crate) fn internal(context: &str, e: &worker::Error) -> Result<Response> {
     worker::console_error!("{context}: {e}");
     error(&ApiError::internal(format!("{context} failed")))
+}
+
+/// The app's manifest, or the answer when it does not load: a 500 without
+/// the details (logged).
+pub(crate) fn manifest(app: &App) -> Result<std::result::Result<Arc<Manifest>, Response>> {
+    match app.manifest() {
+        Ok(m) => Ok(Ok(m)),
+        Err(e) => {
+            worker::console_error!("{}", e.message);
+            let answer = ApiError::internal("the manifest does not load");
+            Ok(Err(error(&answer)?))
+        }
+    }
+}
+
+/// Adds a 401's challenge (RFC 6750 §3): `Bearer`, with `invalid_token`
+/// and why when a token was sent and refused (`refused`: the reason).
+/// Any other answer is left as it is.
+pub(crate) fn challenge(resp: &mut Response, refused: Option<&str>) -> Result<()> {
+    if resp.status_code() != 401 {
+        return Ok(());
+    }
+    let value = match refused {
+        None => "Bearer".to_owned(),
+        Some(reason) => {
+            format!("Bearer error=\"invalid_token\", error_description=\"{reason}\"")
+        }
+    };
+    resp.headers_mut().set("WWW-Authenticate", &value)
 }

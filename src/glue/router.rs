@@ -8,7 +8,7 @@
 
 use crate::api_error::ApiError;
 use crate::app::App;
-use crate::edge::limits::{user_key, Scope};
+use crate::edge::limits::Scope;
 use crate::glue::{edge, respond};
 use crate::route::{self, Route};
 use serde_json::json;
@@ -61,23 +61,12 @@ async fn route(req: Request, env: &Env, app: &App) -> Result<Response> {
     }
 }
 
-/// The per-user limit for a verified caller (`None`: within it).
-pub(crate) async fn user_limit(
-    env: &Env,
-    caller: &crate::policy::AuthContext,
-) -> Result<Option<Response>> {
-    match user_key(caller) {
-        Some(key) => edge::limit(env, Scope::User, key).await,
-        None => Ok(None),
-    }
-}
-
 /// Authenticates the request, then forwards it with the caller in
 /// `x-pylon-auth` (see `glue::auth`) and the parsed path (`target.rs`).
 async fn to_shard(env: &Env, app: &App, shard: &str, rest: &str, req: Request) -> Result<Response> {
     let req = match crate::glue::session_gate::gate(env, app, shard, &req).await? {
         crate::glue::auth::Gate::Pass(mut fwd, caller) => {
-            if let Some(r) = user_limit(env, &caller).await? {
+            if let Some(r) = edge::user_limit(env, &caller).await? {
                 return Ok(r);
             }
             crate::glue::target::write_route(fwd.headers_mut()?, shard, rest)?;

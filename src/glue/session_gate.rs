@@ -23,13 +23,8 @@ fn refusal(e: &SignInError) -> Result<Response> {
         worker::console_error!("session: {e}");
     }
     let mut resp = glue_signin::to_response(AuthResponse::error(e))?;
-    if e.status() == 401 {
-        let reason = e.reason().unwrap_or("BAD_TOKEN");
-        resp.headers_mut().set(
-            "WWW-Authenticate",
-            &format!("Bearer error=\"invalid_token\", error_description=\"{reason}\""),
-        )?;
-    }
+    // A session credential was sent.
+    respond::challenge(&mut resp, Some(e.reason().unwrap_or("BAD_TOKEN")))?;
     Ok(resp)
 }
 
@@ -95,9 +90,9 @@ pub(crate) async fn gate(env: &Env, app: &App, shard: &str, req: &Request) -> Re
         Some(Err(resp)) => return Ok(Gate::Refuse(resp)),
         Some(Ok(c)) => c,
     };
-    let manifest = match app.manifest() {
+    let manifest = match respond::manifest(app)? {
         Ok(m) => m,
-        Err(e) => return Ok(Gate::Refuse(respond::error(&e)?)),
+        Err(answer) => return Ok(Gate::Refuse(answer)),
     };
     if let Err(e) = manifest.auth().admit(shard, Some(&caller)) {
         return Ok(Gate::Refuse(refusal(&SignInError::Unauthenticated(e))?));

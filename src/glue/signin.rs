@@ -4,13 +4,15 @@
 use std::cell::OnceCell;
 use std::rc::Rc;
 
-use worker::{Date, Env, Headers, Request, Response, ResponseBody, ResponseBuilder, Result};
+use worker::{Env, Headers, Request, Response, ResponseBody, ResponseBuilder, Result};
 
 use super::auth_store::DoBackend;
+use super::body::read_capped;
 use super::fetch::WorkerFetch;
 use super::random::CryptoRandom;
 use crate::http::form_urldecode;
 use crate::signin::{AuthRequest, AuthResponse, SignIn, SignInConfig, SignInError};
+use crate::time::now_ms;
 
 /// Request bodies on these routes are small JSON objects.
 const MAX_BODY: usize = 64 * 1024;
@@ -83,10 +85,6 @@ pub(crate) async fn session_live(env: &Env, sid: &str) -> std::result::Result<bo
     backend(env, &config).live_now(sid, now_ms()).await
 }
 
-pub(crate) fn now_ms() -> i64 {
-    Date::now().as_millis() as i64
-}
-
 /// The engine's answer as a Worker response.
 pub(crate) fn to_response(r: AuthResponse) -> Result<Response> {
     let headers = Headers::new();
@@ -118,26 +116,12 @@ pub(crate) async fn handle(mut req: Request, env: &Env, rest: &str) -> Result<Re
         Err(e) => return refuse(&e),
     };
     let url = req.url()?;
-    let declared = req
-        .headers()
-        .get("content-length")?
-        .and_then(|l| l.parse::<usize>().ok());
-    if declared.is_some_and(|l| l > MAX_BODY) {
-        return refuse(&SignInError::BadRequest(format!(
-            "bodies are limited to {MAX_BODY} bytes"
-        )));
-    }
-    let method = req.method().to_string().to_ascii_uppercase();
-    let body = if method == "POST" {
-        req.bytes().await?
-    } else {
-        Vec::new()
+    let body = match read_capped(&mut req, MAX_BODY).await {
+        Ok(body) => body,
+        // In sign-in's own error shape: a 400.
+        Err(e) => return refuse(&SignInError::BadRequest(e.to_string())),
     };
-    if body.len() > MAX_BODY {
-        return refuse(&SignInError::BadRequest(format!(
-            "bodies are limited to {MAX_BODY} bytes"
-        )));
-    }
+    let method = req.method().to_string().to_ascii_uppercase();
     let areq = AuthRequest {
         method,
         path: rest.to_owned(),

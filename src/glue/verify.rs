@@ -135,8 +135,3 @@ async fn verify_session(env: &Env, token: &str) -> Result<(AuthContext, Lease), 
 /// How long a request waits for another's JWKS fetch, and how often it looks.
 const JWKS_WAIT: Duration = Duration::from_secs(6);
 const JWKS_POLL: Duration = Duration::from_millis(25);
-
-/// Seconds since the Unix epoch, as tokens count them.
-pub(crate) fn now_secs() -> i64 {
-    (worker::Date::now().as_millis() / 1000) as i64
-}

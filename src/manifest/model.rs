@@ -69,4 +69,15 @@ impl Entity {
     pub fn has_column(&self, name: &str) -> bool {
         name == "id" || self.field(name).is_some()
     }
+
+    /// The unique constraints, each as its fields: every unique field,
+    /// then every unique index.
+    pub fn unique_constraints(&self) -> Vec<Vec<String>> {
+        let fields = self.fields.iter().filter(|f| f.unique);
+        let indexes = self.indexes.iter().filter(|x| x.unique);
+        fields
+            .map(|f| vec![f.name.clone()])
+            .chain(indexes.map(|x| x.fields.clone()))
+            .collect()
+    }
 }

@@ -124,6 +124,29 @@ fn int(v: &SqlValue) -> i64 {
     }
 }
 
+/// A count or seq: never negative.
+fn uint(v: &SqlValue) -> u64 {
+    int(v).max(0) as u64
+}
+
+/// The first column of the first row as a count (0: no row).
+fn first_uint(rows: &[Vec<SqlValue>]) -> u64 {
+    rows.first().and_then(|r| r.first()).map_or(0, uint)
+}
+
+/// `"a", "b", …`: the columns of a SELECT or RETURNING.
+fn column_list(cols: &[&str]) -> String {
+    let quoted: Vec<String> = cols.iter().map(|c| manifest::quote_ident(c)).collect();
+    quoted.join(", ")
+}
+
+/// The first row of `rows` (of the columns `cols`) as a row of `entity`.
+fn first_row(entity: &Entity, cols: &[&str], rows: Vec<Vec<SqlValue>>) -> Option<Row> {
+    rows.into_iter()
+        .next()
+        .map(|values| manifest::decode_row(entity, cols.iter().copied().zip(values)))
+}
+
 /// A row as the JSON text stored in the log and the outbox.
 fn row_text(row: &Option<Row>) -> Option<String> {
     row.as_ref()
@@ -132,6 +155,13 @@ fn row_text(row: &Option<Row>) -> Option<String> {
 
 fn parse_row(v: &SqlValue) -> Option<Row> {
     text(v).and_then(|t| serde_json::from_str(t).ok())
+}
+
+/// A value stored as JSON text (null if it is not).
+fn json_value(v: &SqlValue) -> Value {
+    text(v)
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or(Value::Null)
 }
 
 fn sub_key(conn: &str, id: &str) -> String {
@@ -148,6 +178,21 @@ impl<C: SqlConn> ShardStore<C> {
 
     pub fn conn(&self) -> &C {
         &self.conn
+    }
+
+    /// Runs a statement whose rows, if any, are not wanted.
+    fn run(&self, sql: &str, params: &[SqlValue]) -> Result<(), StorageError> {
+        self.conn.exec(sql, params).map(drop)
+    }
+
+    /// Runs a query and maps each of its rows with `each`.
+    fn read<T>(
+        &self,
+        sql: &str,
+        params: &[SqlValue],
+        each: impl FnMut(Vec<SqlValue>) -> T,
+    ) -> Result<Vec<T>, StorageError> {
+        Ok(self.conn.exec(sql, params)?.into_iter().map(each).collect())
     }
 
     /// The meta table; created by [`ShardStore::ensure_schema`].
@@ -293,17 +338,11 @@ impl<C: SqlConn> ShardStore<C> {
         let cols = manifest::columns(entity);
         let sql = format!(
             "SELECT {} FROM {} WHERE \"id\" = ?1",
-            cols.iter()
-                .map(|c| manifest::quote_ident(c))
-                .collect::<Vec<_>>()
-                .join(", "),
+            column_list(&cols),
             manifest::quote_ident(&entity.name)
         );
         let rows = self.conn.exec(&sql, &[SqlValue::Text(id.into())])?;
-        Ok(rows
-            .into_iter()
-            .next()
-            .map(|values| manifest::decode_row(entity, cols.iter().copied().zip(values))))
+        Ok(first_row(entity, &cols, rows))
     }
 
     /// Inserts encoded columns (from `manifest::insert_columns`).
@@ -321,7 +360,7 @@ impl<C: SqlConn> ShardStore<C> {
             marks.join(", ")
         );
         let params: Vec<SqlValue> = cols.iter().map(|(_, v)| v.clone()).collect();
-        self.conn.exec(&sql, &params).map(|_| ())
+        self.run(&sql, &params)
     }
 
     /// Updates encoded columns (from `manifest::update_columns`) of row `id`.
@@ -347,18 +386,12 @@ impl<C: SqlConn> ShardStore<C> {
             manifest::quote_ident(&entity.name),
             sets.join(", "),
             cols.len() + 1,
-            all.iter()
-                .map(|c| manifest::quote_ident(c))
-                .collect::<Vec<_>>()
-                .join(", "),
+            column_list(&all),
         );
         let mut params: Vec<SqlValue> = cols.iter().map(|(_, v)| v.clone()).collect();
         params.push(SqlValue::Text(id.into()));
         let rows = self.conn.exec(&sql, &params)?;
-        Ok(rows
-            .into_iter()
-            .next()
-            .map(|values| manifest::decode_row(entity, all.iter().copied().zip(values))))
+        Ok(first_row(entity, &all, rows))
     }
 
     pub fn delete_row(&self, entity: &Entity, id: &str) -> Result<(), StorageError> {
@@ -366,9 +399,7 @@ impl<C: SqlConn> ShardStore<C> {
             "DELETE FROM {} WHERE \"id\" = ?1",
             manifest::quote_ident(&entity.name)
         );
-        self.conn
-            .exec(&sql, &[SqlValue::Text(id.into())])
-            .map(|_| ())
+        self.run(&sql, &[SqlValue::Text(id.into())])
     }
 
     /// Puts row `id` back as it was (`None`: absent). Used to undo the
@@ -393,13 +424,7 @@ impl<C: SqlConn> ShardStore<C> {
             "SELECT count(*) FROM {}",
             manifest::quote_ident(&entity.name)
         );
-        let rows = self.conn.exec(&sql, &[])?;
-        Ok(rows
-            .first()
-            .and_then(|r| r.first())
-            .map(int)
-            .unwrap_or(0)
-            .max(0) as u64)
+        Ok(first_uint(&self.conn.exec(&sql, &[])?))
     }
 
     /// Runs a compiled query and decodes its rows.
@@ -419,13 +444,7 @@ impl<C: SqlConn> ShardStore<C> {
             ..query.clone()
         };
         let (sql, params) = q.to_sql();
-        let rows = self.conn.exec(&sql, &params)?;
-        Ok(rows
-            .first()
-            .and_then(|r| r.first())
-            .map(int)
-            .unwrap_or(0)
-            .max(0) as u64)
+        Ok(first_uint(&self.conn.exec(&sql, &params)?))
     }
 
     /// The first stored row, other than `id`, that holds the same values
@@ -438,20 +457,8 @@ impl<C: SqlConn> ShardStore<C> {
         id: &str,
         cols: &[(&str, SqlValue)],
     ) -> Result<Option<(Vec<String>, Row)>, StorageError> {
-        let constraints = entity
-            .fields
-            .iter()
-            .filter(|f| f.unique)
-            .map(|f| vec![f.name.clone()])
-            .chain(
-                entity
-                    .indexes
-                    .iter()
-                    .filter(|i| i.unique)
-                    .map(|i| i.fields.clone()),
-            );
         let all = manifest::columns(entity);
-        for fields in constraints {
+        for fields in entity.unique_constraints() {
             let values: Option<Vec<SqlValue>> = fields
                 .iter()
                 .map(|f| {
@@ -471,17 +478,13 @@ impl<C: SqlConn> ShardStore<C> {
                 .collect();
             let sql = format!(
                 "SELECT {} FROM {} WHERE {} AND \"id\" != ?{} LIMIT 1",
-                all.iter()
-                    .map(|c| manifest::quote_ident(c))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                column_list(&all),
                 manifest::quote_ident(&entity.name),
                 conds.join(" AND "),
                 fields.len() + 1
             );
             params.push(SqlValue::Text(id.into()));
-            if let Some(values) = self.conn.exec(&sql, &params)?.into_iter().next() {
-                let row = manifest::decode_row(entity, all.iter().copied().zip(values));
+            if let Some(row) = first_row(entity, &all, self.conn.exec(&sql, &params)?) {
                 return Ok(Some((fields, row)));
             }
         }
@@ -492,20 +495,17 @@ impl<C: SqlConn> ShardStore<C> {
 
     /// Entries with seq > `since`, in order.
     pub fn log_since(&self, since: u64) -> Result<Vec<LogEntry>, StorageError> {
-        let rows = self.conn.exec(
+        self.read(
             "SELECT seq, entity, id, before, after FROM _pylon_log WHERE seq > ?1 ORDER BY seq, idx",
             &[SqlValue::Integer(since as i64)],
-        )?;
-        Ok(rows
-            .into_iter()
-            .map(|r| LogEntry {
+            |r| LogEntry {
                 seq: int(&r[0]) as u64,
                 entity: text(&r[1]).unwrap_or_default().to_owned(),
                 id: text(&r[2]).unwrap_or_default().to_owned(),
                 before: parse_row(&r[3]),
                 after: parse_row(&r[4]),
-            })
-            .collect())
+            },
+        )
     }
 
     /// The oldest and newest seq still in the log, if any.
@@ -538,44 +538,37 @@ impl<C: SqlConn> ShardStore<C> {
                (SELECT max(seq) FROM _pylon_log)))",
             &[SqlValue::Integer(floor), SqlValue::Integer(min_at_ms)],
         )?;
-        self.conn
-            .exec(
-                "DELETE FROM _pylon_ops WHERE at < ?1",
-                &[SqlValue::Integer(ops_min_at_ms)],
-            )
-            .map(|_| ())
+        self.run(
+            "DELETE FROM _pylon_ops WHERE at < ?1",
+            &[SqlValue::Integer(ops_min_at_ms)],
+        )
     }
 
     // ---- outbox (write-behind to D1) ----
 
     /// The oldest `limit` entries, in commit order.
     pub fn outbox_oldest(&self, limit: usize) -> Result<Vec<OutboxEntry>, StorageError> {
-        let rows = self.conn.exec(
+        self.read(
             "SELECT seq, idx, entity, id, row, at FROM _pylon_outbox ORDER BY seq, idx LIMIT ?1",
             &[SqlValue::Integer(limit as i64)],
-        )?;
-        Ok(rows
-            .into_iter()
-            .map(|r| OutboxEntry {
-                seq: int(&r[0]).max(0) as u64,
-                idx: int(&r[1]).max(0) as u64,
+            |r| OutboxEntry {
+                seq: uint(&r[0]),
+                idx: uint(&r[1]),
                 entity: text(&r[2]).unwrap_or_default().to_owned(),
                 id: text(&r[3]).unwrap_or_default().to_owned(),
                 row: parse_row(&r[4]),
                 at_ms: int(&r[5]),
-            })
-            .collect())
+            },
+        )
     }
 
     /// Deletes the entries up to and including (`seq`, `idx`): the ones a
     /// drain applied.
     pub fn outbox_delete_through(&self, seq: u64, idx: u64) -> Result<(), StorageError> {
-        self.conn
-            .exec(
-                "DELETE FROM _pylon_outbox WHERE seq < ?1 OR (seq = ?1 AND idx <= ?2)",
-                &[SqlValue::Integer(seq as i64), SqlValue::Integer(idx as i64)],
-            )
-            .map(|_| ())
+        self.run(
+            "DELETE FROM _pylon_outbox WHERE seq < ?1 OR (seq = ?1 AND idx <= ?2)",
+            &[SqlValue::Integer(seq as i64), SqlValue::Integer(idx as i64)],
+        )
     }
 
     /// Entries waiting, and the time of the oldest.
@@ -590,7 +583,7 @@ impl<C: SqlConn> ShardStore<C> {
                     Some(SqlValue::Integer(t)) => Some(*t),
                     _ => None,
                 };
-                (r.first().map(int).unwrap_or(0).max(0) as u64, oldest)
+                (r.first().map_or(0, uint), oldest)
             })
             .unwrap_or((0, None)))
     }
@@ -618,55 +611,42 @@ impl<C: SqlConn> ShardStore<C> {
 
     pub fn put_sub(&self, sub: &StoredSub) -> Result<(), StorageError> {
         let query = serde_json::to_string(&sub.query).expect("values serialize to JSON");
-        self.conn
-            .exec(
-                "INSERT INTO _pylon_subs (key, conn, id, query, seq) VALUES (?1, ?2, ?3, ?4, ?5) \
-                 ON CONFLICT(key) DO UPDATE SET query = excluded.query, seq = excluded.seq",
-                &[
-                    SqlValue::Text(sub_key(&sub.conn, &sub.id)),
-                    SqlValue::Text(sub.conn.clone()),
-                    SqlValue::Text(sub.id.clone()),
-                    SqlValue::Text(query),
-                    SqlValue::Integer(sub.seq as i64),
-                ],
-            )
-            .map(|_| ())
+        self.run(
+            "INSERT INTO _pylon_subs (key, conn, id, query, seq) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT(key) DO UPDATE SET query = excluded.query, seq = excluded.seq",
+            &[
+                SqlValue::Text(sub_key(&sub.conn, &sub.id)),
+                SqlValue::Text(sub.conn.clone()),
+                SqlValue::Text(sub.id.clone()),
+                SqlValue::Text(query),
+                SqlValue::Integer(sub.seq as i64),
+            ],
+        )
     }
 
     /// Sets the seq a subscription was last sent (a paused one's, whose
     /// window goes on without it).
     pub fn set_sub_seq(&self, conn: &str, id: &str, seq: u64) -> Result<(), StorageError> {
-        self.conn
-            .exec(
-                "UPDATE _pylon_subs SET seq = ?2 WHERE key = ?1",
-                &[
-                    SqlValue::Text(sub_key(conn, id)),
-                    SqlValue::Integer(seq as i64),
-                ],
-            )
-            .map(|_| ())
+        self.run(
+            "UPDATE _pylon_subs SET seq = ?2 WHERE key = ?1",
+            &[
+                SqlValue::Text(sub_key(conn, id)),
+                SqlValue::Integer(seq as i64),
+            ],
+        )
     }
 
     pub fn delete_sub(&self, conn: &str, id: &str) -> Result<(), StorageError> {
-        self.conn
-            .exec(
-                "DELETE FROM _pylon_subs WHERE key = ?1",
-                &[SqlValue::Text(sub_key(conn, id))],
-            )
-            .map(|_| ())
+        self.run(
+            "DELETE FROM _pylon_subs WHERE key = ?1",
+            &[SqlValue::Text(sub_key(conn, id))],
+        )
     }
 
     pub fn delete_conn(&self, conn: &str) -> Result<(), StorageError> {
-        self.conn.exec(
-            "DELETE FROM _pylon_subs WHERE conn = ?1",
-            &[SqlValue::Text(conn.into())],
-        )?;
-        self.conn
-            .exec(
-                "DELETE FROM _pylon_presence WHERE conn = ?1",
-                &[SqlValue::Text(conn.into())],
-            )
-            .map(|_| ())
+        let params = [SqlValue::Text(conn.into())];
+        self.run("DELETE FROM _pylon_subs WHERE conn = ?1", &params)?;
+        self.run("DELETE FROM _pylon_presence WHERE conn = ?1", &params)
     }
 
     /// Records that the windows `idents` sent a diff at `seq`: one
@@ -675,16 +655,14 @@ impl<C: SqlConn> ShardStore<C> {
         if idents.is_empty() {
             return Ok(());
         }
-        self.conn
-            .exec(
-                "INSERT INTO _pylon_windows (ident, seq) SELECT value, ?1 FROM json_each(?2) \
-                 WHERE true ON CONFLICT (ident) DO UPDATE SET seq = excluded.seq",
-                &[
-                    SqlValue::Integer(seq as i64),
-                    SqlValue::Text(serde_json::to_string(idents).expect("strings serialize")),
-                ],
-            )
-            .map(|_| ())
+        self.run(
+            "INSERT INTO _pylon_windows (ident, seq) SELECT value, ?1 FROM json_each(?2) \
+             WHERE true ON CONFLICT (ident) DO UPDATE SET seq = excluded.seq",
+            &[
+                SqlValue::Integer(seq as i64),
+                SqlValue::Text(serde_json::to_string(idents).expect("strings serialize")),
+            ],
+        )
     }
 
     /// The seq window `ident` last sent a diff at (0: never).
@@ -693,98 +671,78 @@ impl<C: SqlConn> ShardStore<C> {
             "SELECT seq FROM _pylon_windows WHERE ident = ?1",
             &[SqlValue::Text(ident.into())],
         )?;
-        Ok(rows.first().map(|r| int(&r[0]).max(0) as u64).unwrap_or(0))
+        Ok(first_uint(&rows))
     }
 
     /// Forgets a window nobody reads any more.
     pub fn forget_window(&self, ident: &str) -> Result<(), StorageError> {
-        self.conn
-            .exec(
-                "DELETE FROM _pylon_windows WHERE ident = ?1",
-                &[SqlValue::Text(ident.into())],
-            )
-            .map(|_| ())
+        self.run(
+            "DELETE FROM _pylon_windows WHERE ident = ?1",
+            &[SqlValue::Text(ident.into())],
+        )
     }
 
     pub fn all_subs(&self) -> Result<Vec<StoredSub>, StorageError> {
-        let rows = self
-            .conn
-            .exec("SELECT conn, id, query, seq FROM _pylon_subs", &[])?;
-        Ok(rows
-            .into_iter()
-            .map(|r| StoredSub {
+        self.read("SELECT conn, id, query, seq FROM _pylon_subs", &[], |r| {
+            StoredSub {
                 conn: text(&r[0]).unwrap_or_default().to_owned(),
                 id: text(&r[1]).unwrap_or_default().to_owned(),
-                query: text(&r[2])
-                    .and_then(|t| serde_json::from_str(t).ok())
-                    .unwrap_or(Value::Null),
-                seq: int(&r[3]).max(0) as u64,
-            })
-            .collect())
+                query: json_value(&r[2]),
+                seq: uint(&r[3]),
+            }
+        })
     }
 
     pub fn count_subs(&self) -> Result<u64, StorageError> {
-        let rows = self.conn.exec("SELECT count(*) FROM _pylon_subs", &[])?;
-        Ok(rows
-            .first()
-            .and_then(|r| r.first())
-            .map(int)
-            .unwrap_or(0)
-            .max(0) as u64)
+        Ok(first_uint(
+            &self.conn.exec("SELECT count(*) FROM _pylon_subs", &[])?,
+        ))
     }
 
     // ---- presence ----
 
     pub fn set_presence(&self, conn: &str, state: &Value) -> Result<(), StorageError> {
         if state.is_null() {
-            return self
-                .conn
-                .exec(
-                    "DELETE FROM _pylon_presence WHERE conn = ?1",
-                    &[SqlValue::Text(conn.into())],
-                )
-                .map(|_| ());
+            return self.run(
+                "DELETE FROM _pylon_presence WHERE conn = ?1",
+                &[SqlValue::Text(conn.into())],
+            );
         }
-        self.conn
-            .exec(
-                "INSERT INTO _pylon_presence (conn, state) VALUES (?1, ?2) \
-                 ON CONFLICT(conn) DO UPDATE SET state = excluded.state",
-                &[
-                    SqlValue::Text(conn.into()),
-                    SqlValue::Text(serde_json::to_string(state).expect("values serialize")),
-                ],
-            )
-            .map(|_| ())
+        self.run(
+            "INSERT INTO _pylon_presence (conn, state) VALUES (?1, ?2) \
+             ON CONFLICT(conn) DO UPDATE SET state = excluded.state",
+            &[
+                SqlValue::Text(conn.into()),
+                SqlValue::Text(serde_json::to_string(state).expect("values serialize")),
+            ],
+        )
     }
 
     /// Each stored presence's size in bytes (of its JSON text).
     pub fn presence_sizes(&self) -> Result<Vec<(String, usize)>, StorageError> {
-        let rows = self.conn.exec(
+        self.read(
             "SELECT conn, length(CAST(state AS BLOB)) FROM _pylon_presence",
             &[],
-        )?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let conn = text(&r[0]).unwrap_or_default().to_owned();
-                (conn, int(&r[1]).max(0) as usize)
-            })
-            .collect())
+            |r| {
+                (
+                    text(&r[0]).unwrap_or_default().to_owned(),
+                    uint(&r[1]) as usize,
+                )
+            },
+        )
     }
 
     pub fn presence(&self) -> Result<Vec<(String, Value)>, StorageError> {
-        let rows = self
-            .conn
-            .exec("SELECT conn, state FROM _pylon_presence ORDER BY conn", &[])?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let state = text(&r[1])
-                    .and_then(|t| serde_json::from_str(t).ok())
-                    .unwrap_or(Value::Null);
-                (text(&r[0]).unwrap_or_default().to_owned(), state)
-            })
-            .collect())
+        self.read(
+            "SELECT conn, state FROM _pylon_presence ORDER BY conn",
+            &[],
+            |r| {
+                (
+                    text(&r[0]).unwrap_or_default().to_owned(),
+                    json_value(&r[1]),
+                )
+            },
+        )
     }
 }
 

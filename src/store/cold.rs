@@ -51,6 +51,7 @@ use crate::value::{Row, Value};
 use super::error::StoreError;
 use super::executor::D1Executor;
 use super::policy_sql::read_filter;
+pub use super::policy_sql::ReadFilter;
 use super::schema::{DIRECTORY, SHARD};
 use super::shard_access::{shard_condition, shard_filter};
 use super::{Aggregate, AggregateOp, AggregateRow, D1DataStore};
@@ -61,17 +62,6 @@ pub const DEFAULT_LIMIT: usize = 100;
 /// the SQL (read policies checked in memory), since a page of `limit`
 /// rows fetched by a filter in SQL is taken whole.
 pub const MAX_SCAN: usize = 5000;
-
-/// Which rows a caller may read, as the cold path applies it.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ReadFilter {
-    /// Every row (admin, or an entity without policies).
-    All,
-    /// The rows matching this filter, exactly.
-    Sql(Filter),
-    /// Check each row with `Policies::can_read`.
-    InMemory,
-}
 
 /// The answer to a cold query.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -360,18 +350,6 @@ pub async fn list_shards<E: D1Executor>(
     after: Option<&str>,
     limit: usize,
 ) -> Result<ShardPage, StoreError> {
-    directory_page(executor, manifest, auth, after, limit)
-        .await
-        .map_err(StoreError::in_d1)
-}
-
-async fn directory_page<E: D1Executor>(
-    executor: &E,
-    manifest: &Manifest,
-    auth: &AuthContext,
-    after: Option<&str>,
-    limit: usize,
-) -> Result<ShardPage, StoreError> {
     let limit = if limit == 0 {
         DEFAULT_LIMIT
     } else {
@@ -390,7 +368,8 @@ async fn directory_page<E: D1Executor>(
             ),
             &params,
         )
-        .await?;
+        .await
+        .map_err(|e| StoreError::from(e).in_d1())?;
     let int = |v: &SqlValue| match v {
         SqlValue::Integer(i) => *i,
         SqlValue::Real(f) => *f as i64,

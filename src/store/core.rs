@@ -1,15 +1,14 @@
-//! SQL generation and execution shared by [`D1DataStore`] and
-//! [`SqlConnDataStore`]: the two layouts differ only in the shard column,
-//! tombstones and the directory.
+//! SQL generation and execution of [`D1DataStore`] and the cold path: the
+//! D1 layout, with the shard column, tombstones and the directory. (A
+//! shard's own rows are `shard::ShardStore`'s.)
 //!
 //! Reads reuse the engine's query compiler (`Query::to_sql`): the store
 //! adds its own conjuncts to the parsed filter (`_shard = ?`,
-//! `_deleted = 0`, a compiled read policy) and, on D1, `_shard` as the last
-//! sort key, so that the order stays total across shards (ids are unique
-//! per shard only).
+//! `_deleted = 0`, a compiled read policy) and `_shard` as the last sort
+//! key, so that the order stays total across shards (ids are unique per
+//! shard only).
 //!
 //! [`D1DataStore`]: super::D1DataStore
-//! [`SqlConnDataStore`]: super::SqlConnDataStore
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -28,14 +27,13 @@ use super::executor::{D1Executor, Statement};
 use super::schema::{DELETED, DIRECTORY, GUARD, SEQ, SHARD};
 use super::{limits, Aggregate, AggregateOp, AggregateRow, Page, WriteOp};
 
-/// How rows are laid out and which of them a store sees.
+/// Which rows of D1 a store sees.
 #[derive(Clone, Debug)]
 pub(crate) struct Core<E> {
     pub exec: E,
     pub manifest: Arc<Manifest>,
-    /// D1 layout (`_shard`, `_seq`, `_deleted`, directory) or a shard's own.
-    pub d1: bool,
-    /// D1 only: the shard this store is scoped to (reads and writes).
+    /// The shard this store is scoped to (reads and writes); `None`: every
+    /// shard's rows, and no writes.
     pub shard: Option<String>,
 }
 
@@ -82,43 +80,18 @@ impl Plan {
     }
 }
 
-/// The unique constraints of an entity: single unique fields and unique
-/// indexes, as lists of columns.
-fn unique_sets(e: &Entity) -> Vec<Vec<String>> {
-    let mut out: Vec<Vec<String>> = e
-        .fields
-        .iter()
-        .filter(|f| f.unique)
-        .map(|f| vec![f.name.clone()])
-        .collect();
-    out.extend(
-        e.indexes
-            .iter()
-            .filter(|x| x.unique)
-            .map(|x| x.fields.clone()),
-    );
-    out
-}
-
 pub(crate) fn q(name: &str) -> String {
     quote_ident(name)
 }
 
 impl<E: D1Executor> Core<E> {
     pub fn entity(&self, name: &str) -> Result<&Entity, StoreError> {
-        self.manifest
-            .entity(name)
-            .ok_or_else(|| StoreError::UnknownEntity {
-                entity: name.to_owned(),
-            })
+        entity(&self.manifest, name)
     }
 
-    /// `a."_shard" = ? AND a."_deleted" = 0 AND ` (D1) or nothing: the
-    /// rows this store sees, as a prefix of a WHERE clause.
+    /// `a."_shard" = ? AND a."_deleted" = 0 AND `: the rows this store
+    /// sees, as a prefix of a WHERE clause.
     fn scope(&self, alias: &str, params: &mut Vec<SqlValue>) -> String {
-        if !self.d1 {
-            return String::new();
-        }
         let a = if alias.is_empty() {
             String::new()
         } else {
@@ -133,22 +106,26 @@ impl<E: D1Executor> Core<E> {
         s
     }
 
-    fn write_shard(&self) -> Result<Option<&str>, StoreError> {
-        match (self.d1, &self.shard) {
-            (false, _) => Ok(None),
-            (true, Some(s)) => Ok(Some(s)),
-            (true, None) => Err(StoreError::ShardRequired),
-        }
+    fn write_shard(&self) -> Result<&str, StoreError> {
+        self.shard.as_deref().ok_or(StoreError::ShardRequired)
     }
 
-    fn row_exists(&self, e: &Entity, id: &str) -> (String, Vec<SqlValue>) {
+    /// Guards a write on row `id`: the batch fails with `ALREADY_EXISTS`
+    /// if the row exists and must not (`insert`), with `NOT_FOUND` if it
+    /// does not and must.
+    fn guard_row(&self, plan: &mut Plan, e: &Entity, id: &str, insert: bool) {
         let mut params = Vec::new();
         let scope = self.scope("", &mut params);
         params.push(SqlValue::Text(id.to_owned()));
-        (
-            format!("SELECT 1 FROM {} WHERE {scope}{} = ?", q(&e.name), q("id")),
-            params,
-        )
+        let sub = format!("SELECT 1 FROM {} WHERE {scope}{} = ?", q(&e.name), q("id"));
+        let (entity, id) = (e.name.clone(), id.to_owned());
+        if insert {
+            let exists = StoreError::AlreadyExists { entity, id };
+            plan.guard("ALREADY_EXISTS", true, sub, params, exists);
+        } else {
+            let missing = StoreError::NotFound { entity, id };
+            plan.guard("NOT_FOUND", false, sub, params, missing);
+        }
     }
 
     fn plan_insert(&self, plan: &mut Plan, e: &Entity, row: &Row) -> Result<Row, StoreError> {
@@ -158,14 +135,9 @@ impl<E: D1Executor> Core<E> {
             SqlValue::Text(t) => t.clone(),
             _ => unreachable!("insert_columns checks the id"),
         };
-        let (sub, params) = self.row_exists(e, &id);
-        let exists = StoreError::AlreadyExists {
-            entity: e.name.clone(),
-            id: id.clone(),
-        };
-        plan.guard("ALREADY_EXISTS", true, sub, params, exists);
+        self.guard_row(plan, e, &id, true);
         let value = |c: &str| cols.iter().find(|x| x.0 == c).map(|x| &x.1);
-        for set in unique_sets(e) {
+        for set in e.unique_constraints() {
             let values: Vec<&SqlValue> = set.iter().filter_map(|c| value(c)).collect();
             if values.iter().any(|v| **v == SqlValue::Null) {
                 continue; // nulls never clash
@@ -183,40 +155,25 @@ impl<E: D1Executor> Core<E> {
             plan.guard("UNIQUE_VIOLATION", true, sub, params, err);
         }
         let names: Vec<String> = cols.iter().map(|c| q(c.0)).collect();
-        let mut params: Vec<SqlValue> = cols.iter().map(|c| c.1.clone()).collect();
-        let sql = match shard {
-            None => format!(
-                "INSERT INTO {} ({}) VALUES ({})",
-                q(&e.name),
-                names.join(", "),
-                vec!["?"; names.len()].join(", ")
-            ),
-            Some(shard) => {
-                params.insert(0, SqlValue::Text(shard.to_owned()));
-                plan.shards.push(shard.to_owned());
-                // A tombstone with this id is revived (its _seq kept, so the
-                // shard's next change to the row still applies).
-                let mut set: Vec<String> = e
-                    .fields
-                    .iter()
-                    .map(|f| format!("{0} = excluded.{0}", q(&f.name)))
-                    .collect();
-                set.push(format!("{} = 0", q(DELETED)));
-                format!(
-                    "INSERT INTO {} ({}, {}, {}, {}) VALUES (?, {}, 0, 0) \
-                     ON CONFLICT ({}, {}) DO UPDATE SET {}",
-                    q(&e.name),
-                    q(SHARD),
-                    names.join(", "),
-                    q(SEQ),
-                    q(DELETED),
-                    vec!["?"; names.len()].join(", "),
-                    q(SHARD),
-                    q("id"),
-                    set.join(", ")
-                )
-            }
-        };
+        let mut params = vec![SqlValue::Text(shard.to_owned())];
+        params.extend(cols.iter().map(|c| c.1.clone()));
+        plan.shards.push(shard.to_owned());
+        // A tombstone with this id is revived (its _seq kept, so the
+        // shard's next change to the row still applies).
+        let set = set_row(e, |f| format!("excluded.{f}"), false);
+        let sql = format!(
+            "INSERT INTO {} ({}, {}, {}, {}) VALUES (?, {}, 0, 0) \
+             ON CONFLICT ({}, {}) DO UPDATE SET {}",
+            q(&e.name),
+            q(SHARD),
+            names.join(", "),
+            q(SEQ),
+            q(DELETED),
+            vec!["?"; names.len()].join(", "),
+            q(SHARD),
+            q("id"),
+            set
+        );
         check_params(&params)?;
         plan.statements.push(Statement::new(sql, params));
         Ok(decode_row(e, cols))
@@ -231,17 +188,12 @@ impl<E: D1Executor> Core<E> {
     ) -> Result<(), StoreError> {
         let shard = self.write_shard()?;
         let cols = update_columns(e, set)?;
-        let (sub, params) = self.row_exists(e, id);
-        let missing = StoreError::NotFound {
-            entity: e.name.clone(),
-            id: id.to_owned(),
-        };
-        plan.guard("NOT_FOUND", false, sub, params, missing);
+        self.guard_row(plan, e, id, false);
         if cols.is_empty() {
             return Ok(());
         }
         let value = |c: &str| cols.iter().find(|x| x.0 == c).map(|x| &x.1);
-        for uset in unique_sets(e) {
+        for uset in e.unique_constraints() {
             if !uset.iter().any(|c| value(c).is_some()) {
                 continue;
             }
@@ -290,41 +242,25 @@ impl<E: D1Executor> Core<E> {
             ),
             params,
         ));
-        if let Some(s) = shard {
-            plan.shards.push(s.to_owned());
-        }
+        plan.shards.push(shard.to_owned());
         Ok(())
     }
 
     fn plan_delete(&self, plan: &mut Plan, e: &Entity, id: &str) -> Result<(), StoreError> {
         let shard = self.write_shard()?;
-        let (sub, params) = self.row_exists(e, id);
-        let missing = StoreError::NotFound {
-            entity: e.name.clone(),
-            id: id.to_owned(),
-        };
-        plan.guard("NOT_FOUND", false, sub, params, missing);
+        self.guard_row(plan, e, id, false);
         let mut params = Vec::new();
         let scope = self.scope("", &mut params);
         params.push(SqlValue::Text(id.to_owned()));
-        let sql = match shard {
-            None => format!("DELETE FROM {} WHERE {} = ?", q(&e.name), q("id")),
-            Some(s) => {
-                plan.shards.push(s.to_owned());
-                let mut set: Vec<String> = e
-                    .fields
-                    .iter()
-                    .map(|f| format!("{} = NULL", q(&f.name)))
-                    .collect();
-                set.push(format!("{} = 1", q(DELETED)));
-                format!(
-                    "UPDATE {} SET {} WHERE {scope}{} = ?",
-                    q(&e.name),
-                    set.join(", "),
-                    q("id")
-                )
-            }
-        };
+        plan.shards.push(shard.to_owned());
+        // A tombstone: see `D1DataStore`.
+        let set = set_row(e, |_| "NULL".to_owned(), true);
+        let sql = format!(
+            "UPDATE {} SET {} WHERE {scope}{} = ?",
+            q(&e.name),
+            set,
+            q("id")
+        );
         plan.statements.push(Statement::new(sql, params));
         Ok(())
     }
@@ -341,15 +277,13 @@ impl<E: D1Executor> Core<E> {
         }
     }
 
-    /// Runs a plan as one batch, adding the directory refresh (D1).
+    /// Runs a plan as one batch, adding the directory refresh.
     async fn run(&self, mut plan: Plan) -> Result<Vec<u64>, StoreError> {
-        if self.d1 {
-            plan.shards.sort();
-            plan.shards.dedup();
-            for s in &plan.shards {
-                plan.statements
-                    .push(directory_upsert(&self.manifest, s, 0, None));
-            }
+        plan.shards.sort();
+        plan.shards.dedup();
+        for s in &plan.shards {
+            plan.statements
+                .push(directory_upsert(&self.manifest, s, 0, None));
         }
         match self.exec.batch(plan.statements).await {
             Ok(n) => Ok(n),
@@ -383,17 +317,12 @@ impl<E: D1Executor> Core<E> {
         Ok(stored)
     }
 
-    pub async fn update(&self, entity: &str, id: &str, set: Row) -> Result<Row, StoreError> {
+    /// Sets the fields of `set` (the caller reads the row after).
+    pub async fn update(&self, entity: &str, id: &str, set: Row) -> Result<(), StoreError> {
         let e = self.entity(entity)?;
         let mut plan = Plan::default();
         self.plan_update(&mut plan, e, id, &set)?;
-        self.run(plan).await?;
-        self.get(entity, id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                entity: entity.to_owned(),
-                id: id.to_owned(),
-            })
+        self.run(plan).await.map(drop)
     }
 
     pub async fn delete(&self, entity: &str, id: &str) -> Result<(), StoreError> {
@@ -418,8 +347,8 @@ impl<E: D1Executor> Core<E> {
     }
 
     /// The store's version of a parsed query: its scope and `extra` ANDed
-    /// to the filter, `_shard` as the last sort key and column (D1), and
-    /// `after` decoded against that order.
+    /// to the filter, `_shard` as the last sort key and column, and `after`
+    /// decoded against that order.
     pub fn prepare(
         &self,
         query: &Query,
@@ -428,27 +357,23 @@ impl<E: D1Executor> Core<E> {
     ) -> Result<Query, StoreError> {
         let mut p = query.clone();
         let mut parts = Vec::new();
-        if self.d1 {
-            if let Some(s) = &self.shard {
-                parts.push(eq(SHARD, FieldType::String, SqlValue::Text(s.clone())));
-            }
-            parts.push(eq(DELETED, FieldType::Int, SqlValue::Integer(0)));
+        if let Some(s) = &self.shard {
+            parts.push(eq(SHARD, FieldType::String, SqlValue::Text(s.clone())));
         }
+        parts.push(eq(DELETED, FieldType::Int, SqlValue::Integer(0)));
         parts.push(std::mem::replace(&mut p.filter, Filter::all()));
         parts.extend(extra);
         p.filter = Filter::And(parts);
-        if self.d1 {
-            p.order.push(OrderKey {
-                field: SHARD.into(),
-                ty: FieldType::String,
-                desc: false,
-            });
-            p.columns.push((SHARD.into(), FieldType::String));
-            if after.is_none() && query.after.is_some() {
-                return Err(StoreError::bad(
-                    "on D1 pass the cursor of a previous page as `after`, not in the query",
-                ));
-            }
+        p.order.push(OrderKey {
+            field: SHARD.into(),
+            ty: FieldType::String,
+            desc: false,
+        });
+        p.columns.push((SHARD.into(), FieldType::String));
+        if after.is_none() && query.after.is_some() {
+            return Err(StoreError::bad(
+                "on D1 pass the cursor of a previous page as `after`, not in the query",
+            ));
         }
         if let Some(text) = after {
             p.after = Some(Cursor::decode(text, &p.order)?);
@@ -456,7 +381,7 @@ impl<E: D1Executor> Core<E> {
         Ok(p)
     }
 
-    /// Runs a prepared query: rows with `_shard` (D1).
+    /// Runs a prepared query: rows with `_shard`.
     pub async fn fetch(&self, p: &Query) -> Result<Vec<Row>, StoreError> {
         let (sql, params) = p.to_sql();
         check_params(&params)?;
@@ -503,56 +428,6 @@ impl<E: D1Executor> Core<E> {
         let p = self.prepare(query, after, extra)?;
         let rows = self.fetch(&p).await?;
         Ok(self.page(&p, rows, |_| true))
-    }
-
-    pub async fn get(&self, entity: &str, id: &str) -> Result<Option<Row>, StoreError> {
-        let e = self.entity(entity)?;
-        let json = query_json(e, Some(("id", Value::from(id))), &[], Some(1));
-        let q = Query::parse(e, &json)?;
-        Ok(self.query(&q, None, None).await?.rows.pop())
-    }
-
-    pub async fn list(
-        &self,
-        entity: &str,
-        order: &[&str],
-        limit: usize,
-        after: Option<&str>,
-    ) -> Result<Page, StoreError> {
-        let e = self.entity(entity)?;
-        let q = Query::parse(e, &query_json(e, None, order, Some(limit)))?;
-        self.query(&q, after, None).await
-    }
-
-    pub async fn lookup_unique(
-        &self,
-        entity: &str,
-        field: &str,
-        value: &Value,
-    ) -> Result<Option<Row>, StoreError> {
-        let e = self.entity(entity)?;
-        let unique = field == "id"
-            || e.field(field).is_some_and(|f| f.unique)
-            || e.indexes
-                .iter()
-                .any(|x| x.unique && x.fields.len() == 1 && x.fields[0] == field);
-        if !unique {
-            return Err(match e.field(field) {
-                None => StoreError::UnknownField {
-                    entity: entity.to_owned(),
-                    field: field.to_owned(),
-                },
-                Some(_) => StoreError::bad(format!("{entity}.{field} is not unique")),
-            });
-        }
-        if value.is_null() {
-            return Ok(None);
-        }
-        let q = Query::parse(
-            e,
-            &query_json(e, Some((field, value.clone())), &[], Some(1)),
-        )?;
-        Ok(self.query(&q, None, None).await?.rows.pop())
     }
 
     pub async fn aggregate(
@@ -651,6 +526,21 @@ impl<E: D1Executor> Core<E> {
     }
 }
 
+/// `"f" = <value("f")>, …, "_deleted" = <deleted>`: every field of a D1
+/// row and whether it is a tombstone, as an UPDATE's SET list.
+fn set_row(e: &Entity, value: impl Fn(&str) -> String, deleted: bool) -> String {
+    let mut set: Vec<String> = e
+        .fields
+        .iter()
+        .map(|f| {
+            let f = q(&f.name);
+            format!("{f} = {}", value(&f))
+        })
+        .collect();
+    set.push(format!("{} = {}", q(DELETED), u8::from(deleted)));
+    set.join(", ")
+}
+
 fn eq(field: &str, ty: FieldType, value: SqlValue) -> Filter {
     Filter::Cmp {
         field: field.to_owned(),
@@ -681,8 +571,64 @@ pub(crate) fn guard_code(message: &str) -> Option<&'static str> {
         .find(|c| rest.starts_with(c))
 }
 
+fn entity<'m>(manifest: &'m Manifest, name: &str) -> Result<&'m Entity, StoreError> {
+    manifest
+        .entity(name)
+        .ok_or_else(|| StoreError::UnknownEntity {
+            entity: name.to_owned(),
+        })
+}
+
+/// The query of the row of `entity` whose `field` equals `value` (a
+/// `get` or `lookup_unique`).
+pub(crate) fn row_query(
+    manifest: &Manifest,
+    entity: &str,
+    field: &str,
+    value: Value,
+) -> Result<Query, StoreError> {
+    let e = self::entity(manifest, entity)?;
+    Ok(Query::parse(
+        e,
+        &query_json(e, Some((field, value)), &[], Some(1)),
+    )?)
+}
+
+/// The query of a `list`: the first `limit` rows in `order`.
+pub(crate) fn list_query(
+    manifest: &Manifest,
+    entity: &str,
+    order: &[&str],
+    limit: usize,
+) -> Result<Query, StoreError> {
+    let e = self::entity(manifest, entity)?;
+    Ok(Query::parse(e, &query_json(e, None, order, Some(limit)))?)
+}
+
+/// Refuses a `lookup_unique` on a field that is not unique: `id`, a
+/// unique field or a one-field unique index.
+pub(crate) fn check_unique(
+    manifest: &Manifest,
+    entity: &str,
+    field: &str,
+) -> Result<(), StoreError> {
+    let e = self::entity(manifest, entity)?;
+    let unique = field == "id"
+        || e.unique_constraints()
+            .iter()
+            .any(|c| c.len() == 1 && c[0] == field);
+    match (unique, e.field(field)) {
+        (true, _) => Ok(()),
+        (false, None) => Err(StoreError::UnknownField {
+            entity: entity.to_owned(),
+            field: field.to_owned(),
+        }),
+        (false, Some(_)) => Err(StoreError::bad(format!("{entity}.{field} is not unique"))),
+    }
+}
+
 /// A JSON query on `e`.
-pub(crate) fn query_json(
+fn query_json(
     e: &Entity,
     eq: Option<(&str, Value)>,
     order: &[&str],

@@ -26,7 +26,7 @@
 //! ```
 
 use crate::sql::SqlValue;
-use crate::storage::{SqlConn, StorageError};
+use crate::storage::StorageError;
 
 /// One SQL statement with its positional (`?`) parameters.
 #[derive(Clone, Debug, PartialEq)]
@@ -78,88 +78,6 @@ impl<E: D1Executor + ?Sized> D1Executor for &E {
     }
 }
 
-/// A [`D1Executor`] over a synchronous [`SqlConn`] (a shard's own SQLite,
-/// rusqlite). `batch` runs inside `SAVEPOINT`/`RELEASE` (rolled back on
-/// failure), unless built with [`SqlConnExecutor::in_transaction`] for a
-/// caller that already runs in a transaction (Durable Object storage, whose
-/// `exec` refuses transaction statements: wrap the call in
-/// `transactionSync`).
-pub struct SqlConnExecutor<C: SqlConn> {
-    pub conn: C,
-    savepoints: bool,
-}
-
-impl<C: SqlConn> SqlConnExecutor<C> {
-    pub fn new(conn: C) -> Self {
-        SqlConnExecutor {
-            conn,
-            savepoints: true,
-        }
-    }
-
-    /// For a connection whose caller already made the batch a transaction.
-    pub fn in_transaction(conn: C) -> Self {
-        SqlConnExecutor {
-            conn,
-            savepoints: false,
-        }
-    }
-
-    fn changes(&self) -> Result<u64, StorageError> {
-        match self
-            .conn
-            .exec("SELECT changes()", &[])?
-            .first()
-            .and_then(|r| r.first())
-        {
-            Some(SqlValue::Integer(n)) => Ok(*n as u64),
-            _ => Ok(0),
-        }
-    }
-
-    fn run_all(&self, statements: &[Statement]) -> Result<Vec<u64>, StorageError> {
-        let mut out = Vec::with_capacity(statements.len());
-        for s in statements {
-            self.conn.exec(&s.sql, &s.params)?;
-            out.push(self.changes()?);
-        }
-        Ok(out)
-    }
-}
-
-impl<C: SqlConn> D1Executor for SqlConnExecutor<C> {
-    async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64, StorageError> {
-        self.conn.exec(sql, params)?;
-        self.changes()
-    }
-
-    async fn query(
-        &self,
-        sql: &str,
-        params: &[SqlValue],
-    ) -> Result<Vec<Vec<SqlValue>>, StorageError> {
-        self.conn.exec(sql, params)
-    }
-
-    async fn batch(&self, statements: Vec<Statement>) -> Result<Vec<u64>, StorageError> {
-        if !self.savepoints {
-            return self.run_all(&statements);
-        }
-        self.conn.exec("SAVEPOINT pylon_batch", &[])?;
-        match self.run_all(&statements) {
-            Ok(n) => {
-                self.conn.exec("RELEASE pylon_batch", &[])?;
-                Ok(n)
-            }
-            Err(e) => {
-                let _ = self.conn.exec("ROLLBACK TO pylon_batch", &[]);
-                let _ = self.conn.exec("RELEASE pylon_batch", &[]);
-                Err(e)
-            }
-        }
-    }
-}
-
 /// [`D1Executor`] over a rusqlite connection, for native tests, benchmarks
 /// and tools: `batch` is a real transaction.
 #[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
@@ -168,7 +86,7 @@ pub struct RusqliteExecutor(pub crate::storage::SqliteConn);
 #[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
 mod rusqlite_impl {
     use super::*;
-    use crate::storage::SqliteConn;
+    use crate::storage::{SqlConn, SqliteConn};
 
     impl RusqliteExecutor {
         pub fn open_in_memory() -> rusqlite::Result<Self> {

@@ -1,6 +1,6 @@
 //! Data stores: the async [`DataStore`] interface over rows of a manifest,
 //! implemented on D1 ([`D1DataStore`], the cold-path copy of every shard's
-//! rows) and on a shard's own SQLite ([`SqlConnDataStore`]); the write-behind
+//! rows; a shard's own rows are `shard::ShardStore`'s); the write-behind
 //! outbox that feeds D1 ([`outbox`]); and the cold-path query API
 //! ([`cold`]). See docs/d1.md.
 //!
@@ -47,13 +47,12 @@ pub use cold::{cold_query, list_shards, ShardInfo, ShardPage};
 pub use error::StoreError;
 #[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
 pub use executor::RusqliteExecutor;
-pub use executor::{D1Executor, SqlConnExecutor, Statement};
+pub use executor::{D1Executor, Statement};
 pub use outbox::{apply_outbox_batch, OutboxBatch, OutboxChange};
-pub use policy_sql::read_filter;
+pub use policy_sql::{read_filter, ReadFilter};
 
 use crate::manifest::Manifest;
 use crate::query::Query;
-use crate::storage::SqlConn;
 use crate::value::{Row, Value};
 
 use self::core::Core;
@@ -152,15 +151,24 @@ pub struct AggregateRow {
 /// Rows of a manifest's entities, asynchronously. Rows are validated and
 /// encoded by the manifest (`insert_columns`, `update_columns`); errors
 /// carry codes ([`StoreError::code`]). No policies apply here: callers
-/// check them (the cold path does, see [`cold`]).
+/// check them (the cold path does, see [`cold`]). `get`, `list`,
+/// `list_after` and `lookup_unique` are queries: a store writes `query`.
 #[allow(async_fn_in_trait)]
 pub trait DataStore {
+    /// The manifest whose entities the rows are of.
+    fn manifest(&self) -> &Manifest;
     /// Inserts a row with its `id`; returns it as stored (absent optional
     /// fields null). `ALREADY_EXISTS`, `UNIQUE_VIOLATION`, row errors.
     async fn insert(&self, entity: &str, row: Row) -> Result<Row, StoreError>;
-    async fn get(&self, entity: &str, id: &str) -> Result<Option<Row>, StoreError>;
+    async fn get(&self, entity: &str, id: &str) -> Result<Option<Row>, StoreError> {
+        let q = core::row_query(self.manifest(), entity, "id", Value::from(id))?;
+        Ok(self.query(&q, None).await?.rows.pop())
+    }
     /// The first `limit` rows in `order` (field names, `-` for descending).
-    async fn list(&self, entity: &str, order: &[&str], limit: usize) -> Result<Page, StoreError>;
+    async fn list(&self, entity: &str, order: &[&str], limit: usize) -> Result<Page, StoreError> {
+        let q = core::list_query(self.manifest(), entity, order, limit)?;
+        self.query(&q, None).await
+    }
     /// The `limit` rows after a [`Page::next`] cursor of the same order.
     async fn list_after(
         &self,
@@ -168,7 +176,10 @@ pub trait DataStore {
         order: &[&str],
         limit: usize,
         cursor: &str,
-    ) -> Result<Page, StoreError>;
+    ) -> Result<Page, StoreError> {
+        let q = core::list_query(self.manifest(), entity, order, limit)?;
+        self.query(&q, Some(cursor)).await
+    }
     /// Sets the fields of `set`; returns the row after. `NOT_FOUND`.
     async fn update(&self, entity: &str, id: &str, set: Row) -> Result<Row, StoreError>;
     /// `NOT_FOUND` if there is no such row.
@@ -180,7 +191,14 @@ pub trait DataStore {
         entity: &str,
         field: &str,
         value: &Value,
-    ) -> Result<Option<Row>, StoreError>;
+    ) -> Result<Option<Row>, StoreError> {
+        core::check_unique(self.manifest(), entity, field)?;
+        if value.is_null() {
+            return Ok(None);
+        }
+        let q = core::row_query(self.manifest(), entity, field, value.clone())?;
+        Ok(self.query(&q, None).await?.rows.pop())
+    }
     /// A parsed query (`Query::parse`); continue with `after` = the
     /// previous page's `next` (not `Query::after`: a store's cursor may
     /// carry more keys than the query's order, like the shard on D1).
@@ -194,63 +212,6 @@ pub trait DataStore {
     /// All the writes or none (one batch). A failing write fails the whole
     /// transaction with that write's error.
     async fn transaction(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
-}
-
-macro_rules! delegate_data_store {
-    ($ty:ident, $bound:path) => {
-        impl<X: $bound> DataStore for $ty<X> {
-            async fn insert(&self, entity: &str, row: Row) -> Result<Row, StoreError> {
-                self.core.insert(entity, row).await
-            }
-            async fn get(&self, entity: &str, id: &str) -> Result<Option<Row>, StoreError> {
-                self.core.get(entity, id).await
-            }
-            async fn list(
-                &self,
-                entity: &str,
-                order: &[&str],
-                limit: usize,
-            ) -> Result<Page, StoreError> {
-                self.core.list(entity, order, limit, None).await
-            }
-            async fn list_after(
-                &self,
-                entity: &str,
-                order: &[&str],
-                limit: usize,
-                cursor: &str,
-            ) -> Result<Page, StoreError> {
-                self.core.list(entity, order, limit, Some(cursor)).await
-            }
-            async fn update(&self, entity: &str, id: &str, set: Row) -> Result<Row, StoreError> {
-                self.core.update(entity, id, set).await
-            }
-            async fn delete(&self, entity: &str, id: &str) -> Result<(), StoreError> {
-                self.core.delete(entity, id).await
-            }
-            async fn lookup_unique(
-                &self,
-                entity: &str,
-                field: &str,
-                value: &Value,
-            ) -> Result<Option<Row>, StoreError> {
-                self.core.lookup_unique(entity, field, value).await
-            }
-            async fn query(&self, query: &Query, after: Option<&str>) -> Result<Page, StoreError> {
-                self.core.query(query, after, None).await
-            }
-            async fn aggregate(
-                &self,
-                query: &Query,
-                aggregate: &Aggregate,
-            ) -> Result<Vec<AggregateRow>, StoreError> {
-                self.core.aggregate(query, aggregate, None).await
-            }
-            async fn transaction(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
-                self.core.transaction(ops).await
-            }
-        }
-    };
 }
 
 /// The D1 copy of every shard's rows (schema in [`schema`]). Unscoped, reads
@@ -273,7 +234,6 @@ impl<E: D1Executor> D1DataStore<E> {
             core: Core {
                 exec: executor,
                 manifest: manifest.into(),
-                d1: true,
                 shard: None,
             },
         }
@@ -291,7 +251,6 @@ impl<E: D1Executor> D1DataStore<E> {
             core: Core {
                 exec: &self.core.exec,
                 manifest: self.core.manifest.clone(),
-                d1: true,
                 shard: Some(shard.into()),
             },
         }
@@ -305,46 +264,47 @@ impl<E: D1Executor> D1DataStore<E> {
         &self.core.exec
     }
 
-    pub fn manifest(&self) -> &Manifest {
-        &self.core.manifest
-    }
-
     pub(crate) fn core(&self) -> &Core<E> {
         &self.core
     }
 }
 
-delegate_data_store!(D1DataStore, D1Executor);
-
-/// A shard's own rows over a synchronous [`SqlConn`] (Durable Object
-/// storage, rusqlite): tables as `manifest::create_statements` makes them,
-/// hard deletes, UNIQUE enforced by SQLite and checked first by guards.
-/// Same SQL generation as [`D1DataStore`], without the shard column.
-pub struct SqlConnDataStore<C: SqlConn> {
-    core: Core<SqlConnExecutor<C>>,
-}
-
-impl<C: SqlConn> SqlConnDataStore<C> {
-    /// Creates the guard table if needed (the entity tables are the
-    /// shard's: `manifest::plan_migration`).
-    pub fn new(
-        executor: SqlConnExecutor<C>,
-        manifest: impl Into<Arc<Manifest>>,
-    ) -> Result<Self, StoreError> {
-        executor.conn.exec(&schema::guard_table(), &[])?;
-        Ok(SqlConnDataStore {
-            core: Core {
-                exec: executor,
-                manifest: manifest.into(),
-                d1: false,
-                shard: None,
-            },
-        })
+impl<E: D1Executor> DataStore for D1DataStore<E> {
+    fn manifest(&self) -> &Manifest {
+        &self.core.manifest
     }
 
-    pub fn executor(&self) -> &SqlConnExecutor<C> {
-        &self.core.exec
+    async fn insert(&self, entity: &str, row: Row) -> Result<Row, StoreError> {
+        self.core.insert(entity, row).await
+    }
+
+    async fn update(&self, entity: &str, id: &str, set: Row) -> Result<Row, StoreError> {
+        self.core.update(entity, id, set).await?;
+        self.get(entity, id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                entity: entity.to_owned(),
+                id: id.to_owned(),
+            })
+    }
+
+    async fn delete(&self, entity: &str, id: &str) -> Result<(), StoreError> {
+        self.core.delete(entity, id).await
+    }
+
+    async fn query(&self, query: &Query, after: Option<&str>) -> Result<Page, StoreError> {
+        self.core.query(query, after, None).await
+    }
+
+    async fn aggregate(
+        &self,
+        query: &Query,
+        aggregate: &Aggregate,
+    ) -> Result<Vec<AggregateRow>, StoreError> {
+        self.core.aggregate(query, aggregate, None).await
+    }
+
+    async fn transaction(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        self.core.transaction(ops).await
     }
 }
-
-delegate_data_store!(SqlConnDataStore, SqlConn);

@@ -14,8 +14,7 @@
 //! ```
 //! use pylon_workers::manifest::Manifest;
 //! use pylon_workers::policy::AuthContext;
-//! use pylon_workers::store::read_filter;
-//! use pylon_workers::store::cold::ReadFilter;
+//! use pylon_workers::store::{read_filter, ReadFilter};
 //! let m = Manifest::from_json_str(r#"{"entities":[{"name":"Todo","fields":[
 //!     {"name":"ownerId","type":"string"}]}],
 //!     "policies":[{"name":"own","entity":"Todo","allowRead":"data.ownerId == auth.userId"}]}"#).unwrap();
@@ -29,7 +28,16 @@ use crate::policy::{Action, AuthContext, Expr, Root};
 use crate::query::{CmpOp, Filter};
 use crate::sql::SqlValue;
 
-use super::cold::ReadFilter;
+/// Which rows a caller may read, as the cold path applies it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ReadFilter {
+    /// Every row (admin, or an entity without policies).
+    All,
+    /// The rows matching this filter, exactly.
+    Sql(Filter),
+    /// Check each row with `Policies::can_read`.
+    InMemory,
+}
 
 /// A constant value of a policy expression.
 #[derive(Clone, Debug, PartialEq)]
