@@ -1,6 +1,8 @@
 //! The stateless router Worker: `GET /healthz`, the cold-path routes served
-//! from D1 (`POST /v1/query`, `GET /v1/shards`; see `cold.rs`), and every
-//! `/v1/shards/{shard}/...` request handed to the Shard object `{shard}`,
+//! from D1 (`POST /v1/query`, `GET /v1/shards`; see `cold.rs`), every
+//! `/v1/shards/{shard}/...` request handed to the Shard object `{shard}`
+//! and every `/v1/objects/{kind}/{name}/...` to object `{name}` of an app's
+//! own kind,
 //! with the parsed path and the verified caller (`target.rs`). An app's
 //! `export!` makes [`fetch`] its Worker's entry point.
 //! Around them, the edge layer (`edge.rs`): CORS, security headers, and
@@ -39,7 +41,11 @@ async fn route(req: Request, env: &Env, app: &App) -> Result<Response> {
     let route = route::parse(&req.path());
     if matches!(
         route,
-        Ok(Route::ColdQuery | Route::ShardList | Route::Shard { .. } | Route::Auth { .. })
+        Ok(Route::ColdQuery
+            | Route::ShardList
+            | Route::Shard { .. }
+            | Route::Object { .. }
+            | Route::Auth { .. })
     ) {
         // Per client first, before any token is verified (sign-in routes
         // too: they send email and call identity providers).
@@ -55,34 +61,52 @@ async fn route(req: Request, env: &Env, app: &App) -> Result<Response> {
         Ok(Route::Health) => respond::error(&ApiError::method_not_allowed("use GET /healthz")),
         Ok(Route::ColdQuery) => super::cold::query(req, env, app).await,
         Ok(Route::ShardList) => super::cold::shards(req, env, app).await,
-        Ok(Route::Shard { shard, rest }) => to_shard(env, app, &shard, &rest, req).await,
+        Ok(Route::Shard { shard, rest }) => {
+            to_object(env, app, SHARD_BINDING, &shard, &rest, req).await
+        }
+        // An app's own kind: its binding has the class's name.
+        Ok(Route::Object { kind, name, rest }) if app.has_kind(&kind) => {
+            to_object(env, app, &kind, &name, &rest, req).await
+        }
+        Ok(Route::Object { kind, .. }) => respond::error(&ApiError::not_found(format!(
+            "no object kind {kind:?} in this app"
+        ))),
         Ok(Route::Auth { rest }) => super::signin::handle(req, env, &rest).await,
         Err(e) => respond::error(&e),
     }
 }
 
-/// Authenticates the request, then forwards it with the caller in
-/// `x-pylon-auth` (see `glue::auth`) and the parsed path (`target.rs`).
-async fn to_shard(env: &Env, app: &App, shard: &str, rest: &str, req: Request) -> Result<Response> {
-    let req = match crate::glue::session_gate::gate(env, app, shard, &req).await? {
+/// Authenticates the request (the manifest's shard rules apply to the
+/// object's name, whatever its kind), then forwards it to object `name` of
+/// the namespace `binding`, with the caller in `x-pylon-auth` (see
+/// `glue::auth`) and the parsed path (`target.rs`).
+async fn to_object(
+    env: &Env,
+    app: &App,
+    binding: &str,
+    name: &str,
+    rest: &str,
+    req: Request,
+) -> Result<Response> {
+    let req = match crate::glue::session_gate::gate(env, app, name, &req).await? {
         crate::glue::auth::Gate::Pass(mut fwd, caller) => {
             if let Some(r) = edge::user_limit(env, &caller).await? {
                 return Ok(r);
             }
-            crate::glue::target::write_route(fwd.headers_mut()?, shard, rest)?;
+            crate::glue::target::write_route(fwd.headers_mut()?, name, rest)?;
             fwd
         }
         crate::glue::auth::Gate::Refuse(resp) => return Ok(resp),
     };
     let stub = match env
-        .durable_object(SHARD_BINDING)
-        .and_then(|ns| ns.get_by_name(shard))
+        .durable_object(binding)
+        .and_then(|ns| ns.get_by_name(name))
     {
         Ok(stub) => stub,
-        Err(e) => return respond::internal(&format!("binding {SHARD_BINDING}"), &e),
+        Err(e) => return respond::internal(&format!("binding {binding}"), &e),
     };
     match stub.fetch_with_request(req).await {
         Ok(resp) => Ok(resp),
-        Err(e) => respond::internal(&format!("shard {shard}"), &e),
+        Err(e) => respond::internal(&format!("object {binding}/{name}"), &e),
     }
 }

@@ -5,7 +5,9 @@
 //! storage, so it survives eviction and restarts.
 
 use pylon_workers::api_error::ApiError;
-use pylon_workers::host::{Action, ConnState, Method, Object, Open, OpenError, Request, Response, Wire};
+use pylon_workers::host::{
+    Action, ConnState, Method, Object, Open, OpenError, Request, Response, Wire,
+};
 use pylon_workers::protocol::{Encoding, Frame};
 use pylon_workers::sql::SqlValue;
 use pylon_workers::storage::{SqlConn, StorageError};
@@ -63,7 +65,10 @@ impl<C: SqlConn> Object<C> for Tally<C> {
     type Msg = Total;
     type Conn = Watcher;
 
-    async fn open(init: Open<'_, C>, _: Vec<(String, Watcher)>) -> Result<(Self, Actions), OpenError> {
+    async fn open(
+        init: Open<'_, C>,
+        _: Vec<(String, Watcher)>,
+    ) -> Result<(Self, Actions), OpenError> {
         let sql = init.sql;
         sql.exec(
             "CREATE TABLE IF NOT EXISTS tally (id INTEGER PRIMARY KEY CHECK (id = 1), total INTEGER NOT NULL)",
@@ -88,7 +93,10 @@ impl<C: SqlConn> Object<C> for Tally<C> {
 
     async fn on_request(&mut self, req: Request, _: i64) -> (Response, Actions) {
         if !req.rest.is_empty() {
-            return (ApiError::not_found(format!("no route {}", req.rest)).into(), Vec::new());
+            return (
+                ApiError::not_found(format!("no route {}", req.rest)).into(),
+                Vec::new(),
+            );
         }
         match req.method {
             Method::Get => (Response::ok(json!({"total": self.total})), Vec::new()),
@@ -100,7 +108,10 @@ impl<C: SqlConn> Object<C> for Tally<C> {
                 match self.add(by) {
                     Ok(total) => (
                         Response::ok(json!({"total": total})),
-                        vec![Action::All { except: None, msg: Total(total) }],
+                        vec![Action::All {
+                            except: None,
+                            msg: Total(total),
+                        }],
                     ),
                     Err(e) => (
                         ApiError::internal("the tally could not be saved").into(),
@@ -108,7 +119,10 @@ impl<C: SqlConn> Object<C> for Tally<C> {
                     ),
                 }
             }
-            _ => (ApiError::method_not_allowed("use GET or POST").into(), Vec::new()),
+            _ => (
+                ApiError::method_not_allowed("use GET or POST").into(),
+                Vec::new(),
+            ),
         }
     }
 
@@ -127,8 +141,9 @@ fn step(body: &[u8]) -> Result<i64, ApiError> {
     struct Body {
         by: i64,
     }
-    let b: Body = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("BAD_REQUEST", format!("expected {{\"by\": integer}}: {e}")))?;
+    let b: Body = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request("BAD_REQUEST", format!("expected {{\"by\": integer}}: {e}"))
+    })?;
     if b.by.abs() > MAX_STEP {
         return Err(ApiError::bad_request(
             "BAD_REQUEST",
@@ -151,19 +166,36 @@ mod tests {
     fn counts_tells_watchers_and_survives_eviction() {
         let mut host = Host::open_in_memory("votes").unwrap();
         let watcher = host.connect(Encoding::Json).unwrap();
-        let total = |n: i64| vec![Frame::Text(json!({"type": "total", "total": n}).to_string())];
+        let total = |n: i64| {
+            vec![Frame::Text(
+                json!({"type": "total", "total": n}).to_string(),
+            )]
+        };
         assert_eq!(host.take_sent(&watcher), total(0));
         let r = host.request(Method::Post, "", json!({"by": 3})).unwrap();
         assert_eq!((r.status, r.body["total"].as_i64()), (200, Some(3)));
         assert_eq!(host.take_sent(&watcher), total(3));
-        for bad in [json!({"by": 1e9}), json!({"by": 5000}), json!({"add": 1}), json!("x")] {
+        for bad in [
+            json!({"by": 1e9}),
+            json!({"by": 5000}),
+            json!({"add": 1}),
+            json!("x"),
+        ] {
             let r = host.request(Method::Post, "", bad.clone()).unwrap();
             assert_eq!(r.status, 400, "{bad}: {}", r.body);
         }
-        assert!(host.take_sent(&watcher).is_empty(), "a refused request sends nothing");
+        assert!(
+            host.take_sent(&watcher).is_empty(),
+            "a refused request sends nothing"
+        );
         host.evict();
         let r = host.request(Method::Get, "", json!(null)).unwrap();
         assert_eq!(r.body["total"], 3, "kept across eviction");
-        assert_eq!(host.request(Method::Get, "other", json!(null)).unwrap().status, 404);
+        assert_eq!(
+            host.request(Method::Get, "other", json!(null))
+                .unwrap()
+                .status,
+            404
+        );
     }
 }

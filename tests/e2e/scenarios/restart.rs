@@ -17,7 +17,8 @@ fn insert(i: usize) -> Result<Op> {
 /// kill -9 of wrangler dev while clients are subscribed, then a start on the
 /// same persist dir and port: the clients reconnect, resume with `since`,
 /// and converge to exactly the rows the shard holds (none lost, none twice);
-/// writes after the restart keep flowing; the shard's counters survived.
+/// writes after the restart keep flowing; the shard's counters survived,
+/// and so did an object of the app's own kind.
 pub async fn run(ctx: &mut Ctx) -> Result<()> {
     let shard = unique("restart");
     let port = ctx.dev.port;
@@ -30,8 +31,15 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     wait_rows(&mut sub, "ten rows", |v| v.rows.len() == 10).await?;
     let before = get_json(&ctx.dev.http(&format!("/v1/shards/{shard}/stats"))).await?;
     ensure!(before["seq"] == 10, "{before}");
+    // An app's own kind keeps its state too (the board's Tally).
+    let tally = ctx.dev.http(&format!("/v1/objects/Tally/{shard}"));
+    let (status, body) = post(&tally, &json!({"by": 7})).await?;
+    ensure!(status == 200 && body["total"] == 7, "{status} {body}");
 
     ctx.restart().await?;
+
+    let kept = get_json(&tally).await?;
+    ensure!(kept["total"] == 7, "the tally after the restart: {kept}");
 
     // Written while the reader is still reconnecting: it must arrive once.
     let (status, body) = post(&ctx.dev.http(&format!("/v1/shards/{shard}/mutate")),
