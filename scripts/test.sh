@@ -22,8 +22,9 @@ cargo run -q --bin pylon-migrations -- --check
 step "TypeScript client (build and unit tests)"
 bash clients/ts/test.sh
 
-step "Worker build (wasm32, release, wasm-opt)"
+step "Worker builds (wasm32, release, wasm-opt): the board, and examples/minimal, the second app the e2e suite runs"
 bash scripts/build-worker.sh
+bash scripts/build-worker.sh examples/minimal
 
 step "bundle size (wrangler deploy --dry-run)"
 PYLON_SKIP_BUILD=1 bash scripts/bundle-size.sh

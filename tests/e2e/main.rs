@@ -76,6 +76,7 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
         scenario!(scenarios::restart::run),
         scenario!(scenarios::cold_path::run),
         scenario!(scenarios::cold_access::run),
+        scenario!(scenarios::minimal::run),
     ]
 }
 

@@ -10,6 +10,7 @@ pub mod hello;
 pub mod hibernation;
 pub mod jwks;
 pub mod live;
+pub mod minimal;
 pub mod rate_limit;
 pub mod restart;
 pub mod routing;
