@@ -658,7 +658,8 @@ async fn run() -> Result<()> {
         .join("bench-fanout")
         .join(format!("run-{}", std::process::id()));
     // Wrangler vars (limits, A/B settings on one build): see bench_vars.
-    // D1 unmigrated: nothing here reads it (`cold` is a shard after eviction).
+    // D1 is not migrated: the shards' outbox drains fail (logged at error)
+    // and write nothing to it.
     let dev = DevOptions::new()
         .vars(bench_vars())
         .unmigrated()
@@ -667,7 +668,10 @@ async fn run() -> Result<()> {
         .start(&dir)
         .await?;
     let port = dev.port;
-    eprintln!("wrangler dev on 127.0.0.1:{port}, log {}", dev.log.display());
+    eprintln!(
+        "wrangler dev on 127.0.0.1:{port}, log {}",
+        dev.log.display()
+    );
 
     let mut fan = Vec::new();
     if wants("fanout") {
