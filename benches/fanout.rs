@@ -44,22 +44,23 @@
 //! (`X_LOCAL_OBSERVABILITY=false`) unless told otherwise, and says so in
 //! its report.
 
-use std::fs::File;
-use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use pylon_workers::client::{Backoff, Client, ClientConfig, Event, Query, Subscription};
 use pylon_workers::protocol::{Encoding, ErrorCode, Op};
 use pylon_workers::value::{Row, Value};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+
+// The e2e suite's wrangler dev starter (free port, own process group).
+#[path = "../tests/wrangler_dev/mod.rs"]
+mod wrangler_dev;
+use wrangler_dev::{project_root as root, DevOptions, WranglerDev};
 
 /// workerd evicts an idle object after ~10 s.
 /// Default idle before a cold sample (`PYLON_BENCH_IDLE_SECS`).
@@ -98,92 +99,6 @@ fn bench_vars() -> Vec<(String, String)> {
 /// Whether `wrangler dev`'s local observability collector stays on.
 fn observability_on() -> bool {
     std::env::var("PYLON_BENCH_OBSERVABILITY").is_ok_and(|v| v == "1")
-}
-
-// ---------------------------------------------------------------------------
-// wrangler dev (the e2e harness's approach: own process group, free port)
-
-struct WranglerDev {
-    child: Option<Child>,
-    port: u16,
-}
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-impl WranglerDev {
-    async fn start(persist: &Path, log: &Path) -> Result<Self> {
-        let port = free_port()?;
-        let inspector = free_port()?;
-        let log_file = File::options().create(true).append(true).open(log)?;
-        // Wrangler vars (limits, A/B settings on one build): see bench_vars.
-        let vars: String = bench_vars()
-            .iter()
-            .map(|(k, v)| format!(" --var '{k}:{v}'"))
-            .collect();
-        let script = format!(
-            "source scripts/env.sh && exec wrangler dev --ip 127.0.0.1 --port {port} \
-             --inspector-port {inspector} --persist-to '{}' --log-level warn{vars}",
-            persist.display()
-        );
-        let child = Command::new("bash")
-            .arg("-c")
-            .arg(script)
-            .current_dir(root())
-            .env("PYLON_SKIP_BUILD", "1")
-            .env(
-                "X_LOCAL_OBSERVABILITY",
-                if observability_on() { "true" } else { "false" },
-            )
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file)
-            .process_group(0)
-            .spawn()
-            .context("spawning wrangler dev")?;
-        let mut dev = WranglerDev {
-            child: Some(child),
-            port,
-        };
-        let http = reqwest::Client::new();
-        let started = Instant::now();
-        loop {
-            if let Some(status) = dev.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                bail!(
-                    "wrangler dev exited early with {status}; see {}",
-                    log.display()
-                );
-            }
-            if let Ok(r) = http.get(dev.http("/healthz")).send().await {
-                if r.status().is_success() {
-                    return Ok(dev);
-                }
-            }
-            if started.elapsed() > Duration::from_secs(90) {
-                bail!("wrangler dev not ready after 90 s; see {}", log.display());
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    fn http(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for WranglerDev {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // SAFETY: kill(2) of the process group this program created.
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-            let _ = child.wait();
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -742,11 +657,21 @@ async fn run() -> Result<()> {
         .join("target")
         .join("bench-fanout")
         .join(format!("run-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("state"))?;
-    let log = dir.join("wrangler.log");
-    let dev = WranglerDev::start(&dir.join("state"), &log).await?;
+    // Wrangler vars (limits, A/B settings on one build): see bench_vars.
+    // D1 is not migrated: the shards' outbox drains fail (logged at error)
+    // and write nothing to it.
+    let dev = DevOptions::new()
+        .vars(bench_vars())
+        .unmigrated()
+        .log_level("warn")
+        .local_observability(observability_on())
+        .start(&dir)
+        .await?;
     let port = dev.port;
-    eprintln!("wrangler dev on 127.0.0.1:{port}, log {}", log.display());
+    eprintln!(
+        "wrangler dev on 127.0.0.1:{port}, log {}",
+        dev.log.display()
+    );
 
     let mut fan = Vec::new();
     if wants("fanout") {

@@ -18,20 +18,22 @@ bash "$here/setup.sh"
 source "$here/env.sh"
 cd "$ROOT"
 
-step "native tests (engine, protocol, client; real SQLite)"
-cargo test --features client
+step "native tests (engine, protocol, client, the example apps; real SQLite)"
+cargo test --workspace --features pylon-workers/client
 
 step "fuzzing the protocol decoders, the token readers and the cold query (short budget; bash scripts/fuzz.sh 3600 for a long run)"
 bash scripts/fuzz.sh "${PYLON_FUZZ_SECS:-13}"
 
 step "D1 migrations match the manifest"
 cargo run -q --bin pylon-migrations -- --check
+cargo run -q --bin pylon-migrations -- --check --manifest examples/minimal/schema.json --dir examples/minimal/migrations
 
 step "TypeScript client (build and unit tests)"
 bash clients/ts/test.sh
 
-step "Worker build (wasm32, release, wasm-opt)"
+step "Worker builds (wasm32, release, wasm-opt): the board, and examples/minimal, the second app the e2e suite runs"
 bash scripts/build-worker.sh
+bash scripts/build-worker.sh examples/minimal
 
 step "bundle size (wrangler deploy --dry-run)"
 PYLON_SKIP_BUILD=1 bash scripts/bundle-size.sh

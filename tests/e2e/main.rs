@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use support::jwks::{JwksServer, TestKeys};
-use support::server::{project_root, WranglerDev};
+use support::wrangler_dev::{log_file, project_root, DevOptions, WranglerDev};
 
 pub struct Ctx {
     /// The run's directory (state, logs).
@@ -33,23 +33,21 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// `kill -9` of wrangler dev, then a start on the same persist dir.
+    /// `kill -9` of wrangler dev, then the same start on the same persist
+    /// dir and port.
     pub async fn restart(&mut self) -> Result<()> {
-        self.dev.kill9();
-        // Same port: clients reconnect to the URL they know.
-        let port = self.dev.port;
-        let vars = self.dev.vars.clone();
-        let env = self.dev.env.clone();
-        self.dev = WranglerDev::start_on(
-            port,
-            &self.dir.join("state"),
-            &self.dir.join("wrangler.log"),
-            &vars,
-            env.as_deref(),
-        )
-        .await?;
-        Ok(())
+        self.dev.restart().await
     }
+
+    /// How the suite starts a wrangler dev of the board.
+    pub fn wrangler(&self) -> DevOptions {
+        wrangler(&self.providers)
+    }
+}
+
+/// Every start of the board gets the test providers' URLs (sign-in).
+fn wrangler(providers: &support::providers::Providers) -> DevOptions {
+    DevOptions::new().vars(providers.vars())
 }
 
 type ScenarioFn = for<'a> fn(&'a mut Ctx) -> Pin<Box<dyn Future<Output = Result<()>> + 'a>>;
@@ -85,6 +83,7 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
         scenario!(scenarios::restart::run),
         scenario!(scenarios::cold_path::run),
         scenario!(scenarios::cold_access::run),
+        scenario!(scenarios::minimal::run),
     ]
 }
 
@@ -122,8 +121,7 @@ async fn main() {
         .join("target")
         .join("e2e")
         .join(support::unique("run"));
-    std::fs::create_dir_all(dir.join("state")).expect("creating the run directory");
-    let log = dir.join("wrangler.log");
+    let log = log_file(&dir);
     let providers = match support::providers::start().await {
         Ok(p) => p,
         Err(e) => {
@@ -131,19 +129,16 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    support::server::set_vars(providers.vars());
     let keys = TestKeys::load().expect("the test keys in tests/fixtures/jwt");
     let jwks = JwksServer::start(keys.initial())
         .await
         .expect("starting the JWKS server");
-    let vars = vec![
-        ("PYLON_JWKS_URL".to_owned(), jwks.url()),
-        (
-            "PYLON_CORS_ORIGINS".to_owned(),
-            scenarios::edge::ALLOWED_ORIGIN.to_owned(),
-        ),
-    ];
-    let dev = match WranglerDev::start(&dir.join("state"), &log, &vars).await {
+    let started = wrangler(&providers)
+        .var("PYLON_JWKS_URL", jwks.url())
+        .var("PYLON_CORS_ORIGINS", scenarios::edge::ALLOWED_ORIGIN)
+        .start(&dir)
+        .await;
+    let dev = match started {
         Ok(dev) => dev,
         Err(e) => {
             eprintln!("e2e: could not start wrangler dev: {e:#}");

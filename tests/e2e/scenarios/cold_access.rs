@@ -17,7 +17,6 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::auth::dev_secret;
-use crate::support::server::WranglerDev;
 use crate::support::{unique, within};
 use crate::Ctx;
 
@@ -443,10 +442,11 @@ async fn endless_body(ctx: &Ctx) -> Result<()> {
 
 /// A second wrangler dev whose D1 never had its migrations applied.
 async fn unmigrated(ctx: &Ctx) -> Result<()> {
-    let dir = ctx.dir.join("unmigrated");
-    std::fs::create_dir_all(dir.join("state"))?;
-    let dev =
-        WranglerDev::start_unmigrated(&dir.join("state"), &dir.join("wrangler.log"), &[]).await?;
+    let dev = ctx
+        .wrangler()
+        .unmigrated()
+        .start(&ctx.dir.join("unmigrated"))
+        .await?;
     for (what, a) in [
         (
             "query",

@@ -11,6 +11,7 @@ pub mod hibernation;
 pub mod jwks;
 pub mod keepalive;
 pub mod live;
+pub mod minimal;
 pub mod objects;
 pub mod rate_limit;
 pub mod restart;

@@ -19,7 +19,6 @@ use pylon_workers::protocol::{ErrorCode, ServerMsg};
 use serde_json::{json, Value};
 
 use super::auth::dev_secret;
-use crate::support::server::WranglerDev;
 use crate::support::{unique, within};
 use crate::Ctx;
 
@@ -57,15 +56,11 @@ fn limited(got: &(u16, Value, Option<String>), reason: &str) -> bool {
 }
 
 pub async fn run(ctx: &mut Ctx) -> Result<()> {
-    let dir = ctx.dir.join("limits");
-    std::fs::create_dir_all(dir.join("state"))?;
-    let dev = WranglerDev::start_env(
-        &dir.join("state"),
-        &dir.join("wrangler.log"),
-        &[],
-        "limits-test",
-    )
-    .await?;
+    let dev = ctx
+        .wrangler()
+        .env("limits-test")
+        .start(&ctx.dir.join("limits"))
+        .await?;
     let secret = dev_secret()?;
     let exp = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() + 600;
     let token = |sub: &str| {

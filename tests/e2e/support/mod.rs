@@ -3,9 +3,10 @@
 pub mod jwks;
 pub mod mini_http;
 pub mod providers;
-pub mod server;
+#[path = "../../wrangler_dev/mod.rs"]
+pub mod wrangler_dev;
 
-pub use server::project_root;
+pub use wrangler_dev::project_root;
 
 use std::future::Future;
 use std::time::Duration;
