@@ -135,6 +135,10 @@ test("two pages share a live board, across a kill -9 of the server", { timeout: 
     // Writes flow again, both ways, and both pages agree on every row.
     await bob.fill("#title", "after the restart");
     await bob.press("#title", "Enter");
+    // Alice writes once she sees Bob's card: the page places a new card
+    // after the last one it shows, so two cards written blind would share a
+    // position and a second, and their order would be the ids' (random).
+    await waitTitles(alice, ["first card", "after the restart"]);
     await alice.fill("#title", "and another");
     await alice.press("#title", "Enter");
     const want = ["first card", "after the restart", "and another"];
