@@ -18,11 +18,15 @@ cd "$ROOT"
 [[ "$app" == examples/board ]] && bash scripts/build-demo.sh
 # worker-build takes the output directory relative to the app's crate.
 rel_out="$(realpath -m --relative-to="$ROOT/$app" "$out")"
-worker-build --release --out-dir "$rel_out" "$ROOT/$app"
+# PYLON_WASM_OPT=0 skips wasm-opt (a quicker build for tests that only
+# need the app to run; the bundle is larger).
+opt=()
+[[ "${PYLON_WASM_OPT:-1}" == 0 ]] && opt=(--no-opt)
+worker-build --release "${opt[@]}" --out-dir "$rel_out" "$ROOT/$app"
 # worker-build keeps the wasm name section (function names for stack
 # traces, about 50 KiB of the gzip bundle); a deployed Worker does without
 # it: panics keep their message, file and line. PYLON_KEEP_NAMES=1 keeps it.
-if [[ "${PYLON_KEEP_NAMES:-}" != 1 ]]; then
+if [[ "${PYLON_KEEP_NAMES:-}" != 1 && "${PYLON_WASM_OPT:-1}" != 0 ]]; then
   wasm-opt --strip-debug --enable-mutable-globals --enable-sign-ext \
     --enable-nontrapping-float-to-int --enable-bulk-memory --enable-multivalue \
     --enable-reference-types --enable-exception-handling \

@@ -5,6 +5,9 @@
 #   token   token and key readers  (fuzz/fuzz_targets/token.rs)
 #   cold    cold-path query bodies on SQLite (fuzz/fuzz_targets/cold.rs)
 # A long run: bash scripts/fuzz.sh 3600. One target: bash scripts/fuzz.sh 60 token
+# PYLON_FUZZ_DEV=1 builds without optimizations (about a third of the build
+# time, several times fewer runs per second): the test command's short
+# smoke run uses it; long runs should not.
 # A crash is saved under fuzz/artifacts/<target>/; keep it as a regression
 # input in tests/fuzz_regressions/ once fixed.
 #
@@ -18,11 +21,13 @@ secs="${1:-13}"
 shift || true
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=(decode token cold)
+mode=()
+[[ "${PYLON_FUZZ_DEV:-}" == 1 ]] && mode=(--dev)
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 for target in "${targets[@]}"; do
   set +e
-  RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" -- -max_total_time="$secs" -print_final_stats=1 >"$log" 2>&1
+  RUSTC_BOOTSTRAP=1 cargo fuzz run "${mode[@]}" "$target" -- -max_total_time="$secs" -print_final_stats=1 >"$log" 2>&1
   rc=$?
   set -e
   grep -E 'Done [0-9]+ runs' "$log" | sed "s/^/$target: /" || true

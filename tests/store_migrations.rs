@@ -71,6 +71,19 @@ fn committed_migrations_apply_and_check() {
 }
 
 #[test]
+fn the_minimal_apps_migrations_check() {
+    let (ok, text) = run(&[
+        "--manifest",
+        "examples/minimal/schema.json",
+        "--dir",
+        "examples/minimal/migrations",
+        "--check",
+    ]);
+    assert!(ok, "{text}");
+    apply_dir(&root().join("examples/minimal/migrations"));
+}
+
+#[test]
 fn generator_evolves_and_check_catches_stale_files() {
     let tmp = std::env::temp_dir().join(format!("pylon-migrations-test-{}", std::process::id()));
     let dir = tmp.join("migrations");
