@@ -65,44 +65,10 @@ macro_rules! export {
 #[macro_export]
 macro_rules! __pylon_object {
     ($class:ident, $kind:ty, fetch) => {
-        #[cfg(target_arch = "wasm32")]
-        #[::worker::durable_object(fetch)]
-        pub struct $class {
-            host: $crate::runtime::Host<$kind>,
-        }
-
-        #[cfg(target_arch = "wasm32")]
-        impl ::worker::DurableObject for $class {
-            fn new(state: ::worker::State, env: ::worker::Env) -> Self {
-                Self {
-                    host: $crate::runtime::Host::new(state, env, __pylon_app()),
-                }
-            }
-
-            async fn fetch(&self, req: ::worker::Request) -> ::worker::Result<::worker::Response> {
-                self.host.fetch(req).await
-            }
-        }
+        $crate::__pylon_object!(@class $class, $kind, (fetch), {});
     };
     ($class:ident, $kind:ty) => {
-        #[cfg(target_arch = "wasm32")]
-        #[::worker::durable_object]
-        pub struct $class {
-            host: $crate::runtime::Host<$kind>,
-        }
-
-        #[cfg(target_arch = "wasm32")]
-        impl ::worker::DurableObject for $class {
-            fn new(state: ::worker::State, env: ::worker::Env) -> Self {
-                Self {
-                    host: $crate::runtime::Host::new(state, env, __pylon_app()),
-                }
-            }
-
-            async fn fetch(&self, req: ::worker::Request) -> ::worker::Result<::worker::Response> {
-                self.host.fetch(req).await
-            }
-
+        $crate::__pylon_object!(@class $class, $kind, (), {
             async fn websocket_message(
                 &self,
                 ws: ::worker::WebSocket,
@@ -132,6 +98,29 @@ macro_rules! __pylon_object {
             async fn alarm(&self) -> ::worker::Result<::worker::Response> {
                 self.host.alarm().await
             }
+        });
+    };
+    // The class itself: bound to the callbacks it implements.
+    (@class $class:ident, $kind:ty, ($($bound:tt)*), { $($callbacks:tt)* }) => {
+        #[cfg(target_arch = "wasm32")]
+        #[::worker::durable_object($($bound)*)]
+        pub struct $class {
+            host: $crate::runtime::Host<$kind>,
+        }
+
+        #[cfg(target_arch = "wasm32")]
+        impl ::worker::DurableObject for $class {
+            fn new(state: ::worker::State, env: ::worker::Env) -> Self {
+                Self {
+                    host: $crate::runtime::Host::new(state, env, __pylon_app()),
+                }
+            }
+
+            async fn fetch(&self, req: ::worker::Request) -> ::worker::Result<::worker::Response> {
+                self.host.fetch(req).await
+            }
+
+            $($callbacks)*
         }
     };
 }
