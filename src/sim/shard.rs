@@ -637,6 +637,10 @@ impl<S: SimState, C: SqlConn> Object<C> for SimShard<S, C> {
         // runs it now, a real-time one at its next tick.
         if shard.sim.queued() > 0 {
             shard.after_input(init.now_ms, &mut out);
+        } else if !shard.conns.is_empty() {
+            // Subscribers keep a real-time shard ticking; a woken one with
+            // sockets but no timer lost it (a tick handler that failed).
+            shard.start(init.now_ms, &mut out);
         }
         let out = shard.done(out);
         Ok((shard, out))
