@@ -46,3 +46,16 @@ pub use rng::{seed_of, SimRng};
 pub use schedule::Schedule;
 pub use shard::{SimConn, SimShard, HTTP_SUBSCRIBER, MAX_SUBSCRIBER_LEN, TICK_TIMER};
 pub use state::{default_authorize_subscribe, Now, SimState, Step};
+
+/// The Rust examples of docs/sims.md, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/sims.md")]
+pub struct SimsGuide;
+
+// The class the Worker exports for the counter: an object over Durable
+// Object storage (checked here, where the wasm32 build sees it).
+#[cfg(target_arch = "wasm32")]
+const _: () = {
+    fn object<K: crate::host::Object<crate::runtime::DoSql>>() {}
+    let _ = object::<SimShard<counter::Counter, crate::runtime::DoSql>>;
+};
