@@ -30,6 +30,7 @@ mod config;
 pub mod counter;
 mod driver;
 mod error;
+pub mod plane;
 mod replay;
 mod rng;
 mod schedule;
@@ -44,7 +45,9 @@ pub use error::{SimError, SimErrorCode};
 pub use replay::{replay, replay_onto, LoggedInput, ReplayError, ReplayLog};
 pub use rng::{seed_of, SimRng};
 pub use schedule::Schedule;
-pub use shard::{SimConn, SimShard, HTTP_SUBSCRIBER, MAX_SUBSCRIBER_LEN, TICK_TIMER};
+pub use shard::{
+    is_connection_id, SimConn, SimShard, HTTP_SUBSCRIBER, MAX_SUBSCRIBER_LEN, TICK_TIMER,
+};
 pub use state::{default_authorize_subscribe, Now, SimState, Step};
 
 /// The Rust examples of docs/sims.md, compiled as doc tests.

@@ -544,14 +544,28 @@ impl<S: SimState, C: SqlConn> SimShard<S, C> {
     }
 }
 
-/// A subscriber id a client names: 1 to 128 bytes, no control characters.
+/// A subscriber id a client names: 1 to 128 bytes, no control characters,
+/// not a connection id (those are the shard's to give).
 fn check_subscriber(s: &str) -> Result<(), SimError> {
     if s.is_empty() || s.len() > MAX_SUBSCRIBER_LEN || s.chars().any(char::is_control) {
         return Err(SimError::BadInput(format!(
             "subscriber: 1 to {MAX_SUBSCRIBER_LEN} bytes, no control characters"
         )));
     }
+    if is_connection_id(s) {
+        return Err(SimError::BadInput(format!(
+            "subscriber `{s}` has the form of a connection id (c1, c2, …), which only sockets get"
+        )));
+    }
     Ok(())
+}
+
+/// Whether `subscriber` is a socket's own connection id (`c` and digits):
+/// no client can name one, so a kind may trust it to be that socket.
+pub fn is_connection_id(subscriber: &str) -> bool {
+    subscriber
+        .strip_prefix('c')
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn open_failed(e: impl std::fmt::Display) -> OpenError {
