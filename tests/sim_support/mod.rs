@@ -14,7 +14,9 @@ use pylon_workers::policy::AuthContext;
 use pylon_workers::protocol::{Encoding, Frame};
 use pylon_workers::sim::aoi::within;
 use pylon_workers::sim::wire::{self, InputMsg, SimClientMsg, SimServerMsg};
-use pylon_workers::sim::{default_authorize_subscribe, Now, SimConfig, SimShard, SimState, Step};
+use pylon_workers::sim::{
+    default_authorize_subscribe, is_connection_id, Now, SimConfig, SimShard, SimState, Step,
+};
 use pylon_workers::storage::SqliteConn;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -250,10 +252,7 @@ impl SimState for Arena {
     /// Connections (`c1`, …) and anonymous HTTP may act as themselves;
     /// any other subscriber must be the verified user (the default).
     fn authorize_subscribe(&self, who: &str, auth: &AuthContext) -> Result<(), String> {
-        let conn_id = who
-            .strip_prefix('c')
-            .is_some_and(|n| n.parse::<u64>().is_ok());
-        if conn_id || who == "http" {
+        if is_connection_id(who) || who == "http" {
             Ok(())
         } else {
             default_authorize_subscribe(who, auth)
