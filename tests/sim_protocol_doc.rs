@@ -1,11 +1,12 @@
 //! The simulation examples of docs/protocol.md ("Simulation shards"):
-//! every ```json sim block is one message that decodes and re-encodes to
+//! every ```json sim block is one message (`mm_ticket` included) that decodes and re-encodes to
 //! the same JSON and survives postcard; together they show every message;
 //! the pinned postcard bytes are what the encoder writes; the error table
 //! lists every code with its status.
 
 use pylon_workers::protocol::{Encoding, Frame, FrameRef};
 use pylon_workers::sim::counter::{Add, Total};
+use pylon_workers::sim::matchmaking::{decode_ticket_msg, encode_ticket_msg};
 use pylon_workers::sim::wire::*;
 use pylon_workers::sim::SimErrorCode;
 
@@ -58,6 +59,21 @@ fn examples_decode_reencode_and_cover_every_message() {
             seen.insert("sim_input");
             continue;
         }
+        if text.contains(r#""type":"mm_ticket""#) {
+            let m = decode_ticket_msg(Encoding::Json, frame).unwrap();
+            let again = encode_ticket_msg(Encoding::Json, &m);
+            assert!(
+                matches!(&again, Frame::Text(t) if same_json(t, text)),
+                "{text}"
+            );
+            let f = encode_ticket_msg(Encoding::Postcard, &m);
+            assert_eq!(
+                decode_ticket_msg(Encoding::Postcard, f.as_ref()).unwrap(),
+                m
+            );
+            seen.insert("mm_ticket");
+            continue;
+        }
         let m =
             decode_server::<Total>(Encoding::Json, frame).unwrap_or_else(|e| panic!("{text}: {e}"));
         let again = encode_server(Encoding::Json, &m);
@@ -72,7 +88,7 @@ fn examples_decode_reencode_and_cover_every_message() {
         );
         seen.insert(name(&m));
     }
-    assert_eq!(seen.len(), 5, "{seen:?}");
+    assert_eq!(seen.len(), 6, "{seen:?}");
 }
 
 #[test]

@@ -30,6 +30,7 @@ mod config;
 pub mod counter;
 mod driver;
 mod error;
+pub mod matchmaking;
 pub mod plane;
 mod replay;
 mod rng;
@@ -55,10 +56,13 @@ pub use state::{default_authorize_subscribe, Now, SimState, Step};
 #[doc = include_str!("../../docs/sims.md")]
 pub struct SimsGuide;
 
-// The class the Worker exports for the counter: an object over Durable
-// Object storage (checked here, where the wasm32 build sees it).
+// The classes a Worker exports for these kinds are objects over Durable
+// Object storage (checked here, where the wasm32 build sees them).
 #[cfg(target_arch = "wasm32")]
 const _: () = {
-    fn object<K: crate::host::Object<crate::runtime::DoSql>>() {}
-    let _ = object::<SimShard<counter::Counter, crate::runtime::DoSql>>;
+    use crate::runtime::DoSql;
+    fn object<K: crate::host::Object<DoSql>>() {}
+    let _ = object::<SimShard<counter::Counter, DoSql>>;
+    let _ = object::<SimShard<plane::Plane, DoSql>>;
+    let _ = object::<matchmaking::Matchmaker<matchmaking::Pairs, DoSql>>;
 };
