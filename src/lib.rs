@@ -21,6 +21,7 @@ pub mod query;
 pub mod route;
 pub mod shard;
 pub mod signin;
+pub mod sim;
 pub mod sql;
 pub mod storage;
 pub mod store;
