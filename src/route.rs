@@ -27,8 +27,9 @@ pub enum Route {
     /// `/v1/shards/{shard}/{rest}`: handled by the Shard object `{shard}`.
     /// `rest` is what follows the shard name, without the leading slash.
     Shard { shard: String, rest: String },
-    /// `/v1/objects/{kind}/{name}/{rest}`: the object `{name}` of one of
-    /// the app's own kinds (its class name in `export!`, docs/apps.md).
+    /// `/v1/objects/{kind}/{name}/{rest}` (or `/v1/sims/…`): the object
+    /// `{name}` of one of the app's own kinds (its class name in `export!`,
+    /// in any case; docs/apps.md).
     /// Names follow the shard name rules, shard access rules included.
     Object {
         kind: String,
@@ -58,7 +59,11 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
             rest: rest.to_owned(),
         });
     }
-    if let Some(after) = path.strip_prefix("/v1/objects/") {
+    // `/v1/sims/…` is the same route, named for simulation shards.
+    if let Some(after) = path
+        .strip_prefix("/v1/objects/")
+        .or_else(|| path.strip_prefix("/v1/sims/"))
+    {
         let (kind, after) = after.split_once('/').unwrap_or((after, ""));
         validate_kind_name(kind)?;
         let (name, rest) = after.split_once('/').unwrap_or((after, ""));
@@ -161,6 +166,14 @@ mod tests {
         assert_eq!(
             parse("/v1/objects/Tally").unwrap_err().code,
             "BAD_SHARD_NAME"
+        );
+        assert_eq!(
+            parse("/v1/sims/counter/c-1/ws").unwrap(),
+            Route::Object {
+                kind: "counter".into(),
+                name: "c-1".into(),
+                rest: "ws".into()
+            }
         );
         assert_eq!(
             parse("/v1/objects/Tally/a%20b").unwrap_err().code,

@@ -65,12 +65,12 @@ async fn route(req: Request, env: &Env, app: &App) -> Result<Response> {
             to_object(env, app, SHARD_BINDING, &shard, &rest, req).await
         }
         // An app's own kind: its binding has the class's name.
-        Ok(Route::Object { kind, name, rest }) if app.has_kind(&kind) => {
-            to_object(env, app, &kind, &name, &rest, req).await
-        }
-        Ok(Route::Object { kind, .. }) => respond::error(&ApiError::not_found(format!(
-            "no object kind {kind:?} in this app"
-        ))),
+        Ok(Route::Object { kind, name, rest }) => match app.kind(&kind) {
+            Some(class) => to_object(env, app, class, &name, &rest, req).await,
+            None => respond::error(&ApiError::not_found(format!(
+                "no object kind {kind:?} in this app"
+            ))),
+        },
         Ok(Route::Auth { rest }) => super::signin::handle(req, env, &rest).await,
         Err(e) => respond::error(&e),
     }

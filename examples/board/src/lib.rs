@@ -12,8 +12,13 @@ pub fn app() -> App {
     App::new(include_str!(concat!(env!("OUT_DIR"), "/schema.json")))
 }
 
-// Shard and Auth come with every app; Tally is the board's own kind.
-pylon_workers::export!(app, objects { Tally: tally::Tally<pylon_workers::runtime::DoSql> });
+// Shard and Auth come with every app; Tally is the board's own kind, and
+// Counter the library's event-driven simulation kind (docs/sims.md), at
+// /v1/sims/counter/{id}.
+pylon_workers::export!(app, objects {
+    Tally: tally::Tally<pylon_workers::runtime::DoSql>,
+    Counter: pylon_workers::sim::SimShard<pylon_workers::sim::counter::Counter, pylon_workers::runtime::DoSql>,
+});
 
 #[cfg(test)]
 mod tests {

@@ -35,6 +35,13 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     let mut raw = within("raw connect", RawConnection::connect(&config)).await??;
     let conn = within("welcome", raw.recv_welcome()).await??.conn;
     let before = get_json(&ctx.dev.http(&format!("/v1/shards/{shard}/stats"))).await?;
+    // A simulation shard idles beside it, with a socket attached.
+    let counter = ctx.dev.http(&format!("/v1/sims/counter/{shard}"));
+    let (status, body) = post(&counter, &json!({"add": 4})).await?;
+    ensure!(status == 200, "{status} {body}");
+    let mut sim_socket =
+        crate::scenarios::sims::open(ctx, &format!("/v1/sims/counter/{shard}/ws")).await?;
+    let c0 = get_json(&counter).await?;
 
     // The wait is the point: nothing may happen while the object goes idle.
     // workerd does not always evict right after ~10 s, so look (a stats
@@ -53,6 +60,22 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     ensure!(
         evicted,
         "the object was not evicted in {EVICTION_TRIES} idle periods of {IDLE_FOR_EVICTION:?}"
+    );
+    // The counter kept its total and its socket across the same idle time
+    // (an event-driven sim sets no alarm, so it may be evicted too), and
+    // the socket still gets its snapshots.
+    let (status, body) = post(&counter, &json!({"add": 1})).await?;
+    ensure!(status == 200, "{status} {body}");
+    loop {
+        let m = crate::scenarios::sims::next(&mut sim_socket).await?;
+        if m["type"] == "sim_snapshot" && m["total"] == 5 {
+            break;
+        }
+    }
+    let c1 = get_json(&counter).await?;
+    ensure!(
+        c1["total"] == 5 && c1["subscribers"] == 1 && c1["alarm_pending"] == false,
+        "the counter after the idle time: {c0} -> {c1}"
     );
 
     let (status, body) = post(&ctx.dev.http(&format!("/v1/shards/{shard}/mutate")),

@@ -17,3 +17,4 @@ pub mod rate_limit;
 pub mod restart;
 pub mod routing;
 pub mod signin;
+pub mod sims;

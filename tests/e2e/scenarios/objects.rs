@@ -55,7 +55,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
 
     for (path, want_status, want_code) in [
         ("/v1/objects/Nope/x", 404, "NOT_FOUND"),
-        ("/v1/objects/tally/x", 404, "NOT_FOUND"),
+        ("/v1/sims/nope/x", 404, "NOT_FOUND"),
         ("/v1/objects/Tally/bad%20name", 400, "BAD_SHARD_NAME"),
         // Shard rules apply to the names of every kind: team:* is its tenant's.
         ("/v1/objects/Tally/team:acme", 401, "UNAUTHORIZED"),

@@ -35,11 +35,22 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     let tally = ctx.dev.http(&format!("/v1/objects/Tally/{shard}"));
     let (status, body) = post(&tally, &json!({"by": 7})).await?;
     ensure!(status == 200 && body["total"] == 7, "{status} {body}");
+    // And a simulation shard its acknowledged inputs (the input log).
+    let counter = ctx.dev.http(&format!("/v1/sims/counter/{shard}"));
+    for _ in 0..5 {
+        let (status, body) = post(&counter, &json!({"add": 2})).await?;
+        ensure!(status == 200, "{status} {body}");
+    }
 
     ctx.restart().await?;
 
     let kept = get_json(&tally).await?;
     ensure!(kept["total"] == 7, "the tally after the restart: {kept}");
+    let kept = get_json(&counter).await?;
+    ensure!(
+        kept["total"] == 10 && kept["alarm_pending"] == false,
+        "the counter after the restart: {kept}"
+    );
 
     // Written while the reader is still reconnecting: it must arrive once.
     let (status, body) = post(&ctx.dev.http(&format!("/v1/shards/{shard}/mutate")),
