@@ -22,7 +22,9 @@ rel_out="$(realpath -m --relative-to="$ROOT/$app" "$out")"
 # need the app to run; the bundle is larger).
 opt=()
 [[ "${PYLON_WASM_OPT:-1}" == 0 ]] && opt=(--no-opt)
-worker-build --release "${opt[@]}" --out-dir "$rel_out" "$ROOT/$app"
+# The wasm build has a target directory of its own, so it can run beside
+# the native tests (cargo locks a target directory while it builds).
+worker-build --release "${opt[@]}" --out-dir "$rel_out" "$ROOT/$app" --target-dir "$ROOT/target/wasm"
 # worker-build keeps the wasm name section (function names for stack
 # traces, about 50 KiB of the gzip bundle); a deployed Worker does without
 # it: panics keep their message, file and line. PYLON_KEEP_NAMES=1 keeps it.

@@ -21,20 +21,36 @@ cd "$ROOT"
 # The native step builds the library with the e2e suite's features, so the
 # e2e step reuses it (and the D1 migrations of both apps are checked by
 # tests/store_migrations.rs, with pylon-migrations --check).
-step "native tests (engine, protocol, client, the example apps, D1 migrations; real SQLite)"
-cargo test --workspace --features pylon-workers/e2e
-
-step "fuzzing the protocol decoders, the token readers and the cold query (short budget; bash scripts/fuzz.sh 3600 for a long run)"
-PYLON_FUZZ_DEV=1 bash scripts/fuzz.sh "${PYLON_FUZZ_SECS:-13}"
-
 step "TypeScript client (build and unit tests)"
 bash clients/ts/test.sh
 
-step "Worker builds (wasm32, release, wasm-opt): the board, and examples/minimal, the second app the e2e suite runs"
-bash scripts/build-worker.sh
-# The second app only has to run (its size is the board's business), so
-# it skips wasm-opt, which is most of a warm build's time.
-PYLON_WASM_OPT=0 bash scripts/build-worker.sh examples/minimal
+# The Workers build (wasm32, release, LTO: minutes, mostly on one core)
+# runs in the background, in its own target directory, beside the native
+# tests and the fuzzing; the bundle step waits for it.
+mkdir -p target
+worker_log="$ROOT/target/worker-build.log"
+( bash scripts/build-worker.sh &&
+  # The second app only has to run (its size is the board's business), so
+  # it skips wasm-opt, which is most of a warm build's time.
+  PYLON_WASM_OPT=0 bash scripts/build-worker.sh examples/minimal ) >"$worker_log" 2>&1 &
+worker_build=$!
+
+# The native step builds the library with the e2e suite's features, so the
+# e2e step reuses it (and the D1 migrations of both apps are checked by
+# tests/store_migrations.rs, with pylon-migrations --check).
+step "native tests (engine, protocol, client, the example apps, D1 migrations; real SQLite)"
+cargo test --workspace --features pylon-workers/e2e
+
+step "fuzzing the protocol decoders, the token readers and the cold query (short budget, unoptimized build; bash scripts/fuzz.sh 3600 for a long run)"
+PYLON_FUZZ_DEV=1 bash scripts/fuzz.sh "${PYLON_FUZZ_SECS:-13}"
+
+step "Worker builds (wasm32, release, wasm-opt): the board, and examples/minimal, the second app the e2e suite runs (waiting for the background build)"
+if ! wait "$worker_build"; then
+  cat "$worker_log"
+  echo "test.sh: the Worker build failed"
+  exit 1
+fi
+grep -E "Done in|Finished" "$worker_log" || true
 
 step "bundle size (wrangler deploy --dry-run)"
 PYLON_SKIP_BUILD=1 bash scripts/bundle-size.sh
