@@ -4,7 +4,7 @@
 mod config;
 mod engine;
 pub mod http_query;
-mod limiter;
+pub(crate) mod limiter;
 mod object;
 mod presence;
 mod refusal;

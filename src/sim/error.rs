@@ -57,6 +57,7 @@ codes! {
     Forbidden = "FORBIDDEN", 403;
     SimFull = "SIM_FULL", 503;
     QueueFull = "QUEUE_FULL", 429;
+    RateLimited = "RATE_LIMITED", 429;
     InputRejected = "INPUT_REJECTED", 422;
     SimFinished = "SIM_FINISHED", 410;
     UnsupportedEncoding = "UNSUPPORTED_ENCODING", 400;
@@ -108,6 +109,9 @@ pub enum SimError {
     /// processed; the simulation goes on).
     #[error("the simulation refused input {seq}: {reason}")]
     InputRejected { seq: u64, reason: String },
+    /// Over the socket's message rate: dropped before it was decoded.
+    #[error("over the message rate; the message was dropped")]
+    RateLimited,
     #[error("the simulation has finished")]
     SimFinished,
     /// The kind speaks only `only` (its `snapshot_encoding`).
@@ -129,6 +133,7 @@ impl SimError {
             SimError::SimFull { .. } => SimErrorCode::SimFull,
             SimError::QueueFull { .. } => SimErrorCode::QueueFull,
             SimError::InputRejected { .. } => SimErrorCode::InputRejected,
+            SimError::RateLimited => SimErrorCode::RateLimited,
             SimError::SimFinished => SimErrorCode::SimFinished,
             SimError::UnsupportedEncoding { .. } => SimErrorCode::UnsupportedEncoding,
             SimError::Internal(_) => SimErrorCode::Internal,

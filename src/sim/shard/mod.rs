@@ -16,6 +16,7 @@ mod ticks;
 
 pub use input::is_connection_id;
 
+use crate::shard::limiter::{Refusals, TokenBucket};
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
@@ -65,6 +66,24 @@ struct Member {
     subscriber: String,
     auth: AuthContext,
     encoding: Encoding,
+    /// The socket's message rate, as the live shard's sockets have it
+    /// (`protocol::Limits`: a bucket, and a close after a burst of
+    /// refusals within the window).
+    bucket: TokenBucket,
+    refusals: Refusals,
+}
+
+impl Member {
+    fn new(subscriber: String, auth: AuthContext, encoding: Encoding, now_ms: i64) -> Member {
+        let limits = protocol::Limits::default();
+        Member {
+            subscriber,
+            auth,
+            encoding,
+            bucket: TokenBucket::new(limits.msgs_per_sec, limits.msg_burst, now_ms),
+            refusals: Refusals::default(),
+        }
+    }
 }
 
 /// An input the shard has logged (or had logged before: `dup`).
@@ -182,11 +201,7 @@ impl<S: SimState, C: SqlConn> Object<C> for SimShard<S, C> {
             .into_iter()
             .map(|(conn, c)| {
                 let subscriber = c.subscriber.unwrap_or_else(|| conn.clone());
-                let m = Member {
-                    subscriber,
-                    auth: c.auth,
-                    encoding: c.encoding,
-                };
+                let m = Member::new(subscriber, c.auth, c.encoding, init.now_ms);
                 (conn, m)
             })
             .collect();
@@ -272,11 +287,12 @@ impl<S: SimState, C: SqlConn> Object<C> for SimShard<S, C> {
 
     async fn on_connect(&mut self, conn: &str, state: SimConn, now_ms: i64) -> Vec<Act<S>> {
         let named = state.subscriber.is_some();
-        let m = Member {
-            subscriber: state.subscriber.unwrap_or_else(|| conn.to_owned()),
-            auth: state.auth,
-            encoding: state.encoding,
-        };
+        let m = Member::new(
+            state.subscriber.unwrap_or_else(|| conn.to_owned()),
+            state.auth,
+            state.encoding,
+            now_ms,
+        );
         // A socket acting as its own connection is asked about now, once
         // its id exists (the upgrade could not know it).
         if !named {
@@ -302,11 +318,27 @@ impl<S: SimState, C: SqlConn> Object<C> for SimShard<S, C> {
     }
 
     async fn on_message(&mut self, conn: &str, frame: FrameRef<'_>, now_ms: i64) -> Vec<Act<S>> {
-        let Some(m) = self.conns.get(conn).cloned() else {
-            return Vec::new();
-        };
         let reply =
             |e: &SimError, seq| Action::To(conn.to_owned(), SimServerMsg::Err(SimErr::of(e, seq)));
+        let Some(member) = self.conns.get_mut(conn) else {
+            return Vec::new();
+        };
+        // The rate is checked before the frame is decoded, as on the live
+        // shard; a socket that keeps exceeding it is closed (4429).
+        if !member.bucket.take(now_ms) {
+            self.refused += 1;
+            let mut out = vec![reply(&SimError::RateLimited, None)];
+            let burst = protocol::Limits::default().msg_burst;
+            if member.refusals.count(now_ms, burst) {
+                out.push(Action::Close {
+                    conn: conn.to_owned(),
+                    code: protocol::close::RATE_LIMITED,
+                    reason: "kept exceeding the message rate".into(),
+                });
+            }
+            return out;
+        }
+        let m = member.clone();
         let msg = wire::decode_client::<S::Input>(m.encoding, frame, self.config.max_input_bytes);
         let SimClientMsg::Input(input) = match msg {
             Ok(msg) => msg,

@@ -3,8 +3,8 @@
 //! `/v1/sims/counter/{id}`. Two sockets and HTTP send inputs; each socket
 //! gets its own snapshots (its own `acked`), inputs are acknowledged,
 //! duplicates are not applied twice, bad input is refused while the shard
-//! goes on, the input log is readable as a replay, and an idle shard has
-//! no alarm. (Its state across an eviction and a `kill -9` is checked by
+//! goes on (an oversized input, a flood closed with 4429), the input log
+//! is readable as a replay, and an idle shard has no alarm. (Its state across an eviction and a `kill -9` is checked by
 //! the `hibernation` and `restart` scenarios.)
 
 use anyhow::{bail, ensure, Context, Result};
@@ -73,7 +73,11 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     let first = until(&mut a, "sim_snapshot").await?;
     ensure!(first["total"] == 0, "{first}");
 
-    send(&mut a, json!({"type": "sim_input", "seq": 1, "input": {"add": 5}})).await?;
+    send(
+        &mut a,
+        json!({"type": "sim_input", "seq": 1, "input": {"add": 5}}),
+    )
+    .await?;
     let ack = until(&mut a, "sim_ack").await?;
     ensure!(ack["seq"] == 1 && ack["dup"] != true, "{ack}");
     let snap = until(&mut a, "sim_snapshot").await?;
@@ -81,10 +85,18 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
 
     // A duplicate seq is acknowledged, not applied again; a bad input is
     // refused and the socket stays.
-    send(&mut a, json!({"type": "sim_input", "seq": 1, "input": {"add": 5}})).await?;
+    send(
+        &mut a,
+        json!({"type": "sim_input", "seq": 1, "input": {"add": 5}}),
+    )
+    .await?;
     let dup = until(&mut a, "sim_ack").await?;
     ensure!(dup["dup"] == true, "{dup}");
-    send(&mut a, json!({"type": "sim_input", "seq": 2, "input": {"add": 0}})).await?;
+    send(
+        &mut a,
+        json!({"type": "sim_input", "seq": 2, "input": {"add": 0}}),
+    )
+    .await?;
     let err = until(&mut a, "sim_err").await?;
     ensure!(err["code"] == "BAD_INPUT", "{err}");
 
@@ -114,6 +126,47 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         stats["total"] == 8 && stats["subscribers"] == 2 && stats["alarm_pending"] == false,
         "an event-driven counter with nothing to do has no alarm: {stats}"
     );
+    // Oversized input over HTTP: the host refuses the body before the
+    // kind reads it (the kind's max_input_bytes is its body cap).
+    let big = json!({"add": 1, "pad": "x".repeat(20_000)});
+    let (status, body) = post(&url, &big).await?;
+    ensure!(
+        status == 413 && body["error"]["code"] == "FRAME_TOO_LARGE",
+        "{status} {body}"
+    );
+    // A flood on one socket: refused before decoding, then closed with
+    // 4429; the other socket is still served.
+    let mut flood = open(ctx, &format!("/v1/sims/counter/{id}/ws")).await?;
+    let frames: Vec<Message> = (0..600)
+        .map(|_| Message::text(r#"{"type":"sim_input","seq":0,"input":{"add":1}}"#))
+        .collect();
+    for f in frames {
+        if flood.send(f).await.is_err() {
+            break;
+        }
+    }
+    let mut rate_limited = 0;
+    let closed = loop {
+        match within("the flood's answers", flood.next()).await? {
+            Some(Ok(Message::Text(t))) => {
+                if serde_json::from_str::<Value>(&t)?["code"] == "RATE_LIMITED" {
+                    rate_limited += 1;
+                }
+            }
+            Some(Ok(Message::Close(c))) => break c.map(|c| u16::from(c.code)),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => break None,
+        }
+    };
+    ensure!(
+        closed == Some(4429) && rate_limited > 0,
+        "flood: close {closed:?} after {rate_limited} RATE_LIMITED"
+    );
+    let (status, body) = post(&url, &json!({"add": 2})).await?;
+    ensure!(status == 200, "{status} {body}");
+    let a_snap = until(&mut a, "sim_snapshot").await?;
+    ensure!(a_snap["total"] == 10, "the others are served: {a_snap}");
+
     let (status, replay) = get_any(&format!("{url}/replay")).await?;
     ensure!(status == 200, "{status} {replay}");
     ensure!(
