@@ -25,7 +25,7 @@ const AUDIENCE: &str = "pylon-dev";
 /// Longest wait for the shards' outboxes to reach D1.
 const CONVERGE: Duration = Duration::from_secs(30);
 
-fn token(secret: &str, sub: &str, extra: Value) -> String {
+pub(crate) fn token(secret: &str, sub: &str, extra: Value) -> String {
     let exp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -66,6 +66,28 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
             "{path}: {status} {body}"
         );
     }
+    // Another tenant's token: refused like the shard itself refuses it, on
+    // an app kind and on a simulation kind alike; the tenant's own passes.
+    let secret = super::auth::dev_secret()?;
+    let (acme, evil) = (unique("acme"), unique("evil"));
+    let evil_t = super::cold_access::token(&secret, "eve", json!({"tenant": evil}));
+    let acme_t = super::cold_access::token(&secret, "ann", json!({"tenant": acme}));
+    let client = reqwest::Client::new();
+    for path in [
+        format!("/v1/objects/Tally/team:{acme}"),
+        format!("/v1/sims/counter/team:{acme}"),
+    ] {
+        let url = ctx.dev.http(&path);
+        let r = client.get(&url).bearer_auth(&evil_t).send().await?;
+        let status = r.status().as_u16();
+        let body: Value = r.json().await?;
+        ensure!(
+            status == 403 && body["error"]["reason"] == "SHARD_DENIED",
+            "{path} as another tenant: {status} {body}"
+        );
+        let r = client.get(&url).bearer_auth(&acme_t).send().await?;
+        ensure!(r.status() == 200, "{path} as its tenant: {}", r.status());
+    }
     Ok(())
 }
 
