@@ -27,7 +27,8 @@ pub enum Route {
     /// `/v1/shards/{shard}/{rest}`: handled by the Shard object `{shard}`.
     /// `rest` is what follows the shard name, without the leading slash.
     Shard { shard: String, rest: String },
-    /// `/v1/objects/{kind}/{name}/{rest}` (or `/v1/sims/…`): the object
+    /// `/v1/objects/{kind}/{name}/{rest}` (or `/v1/sims/…`, `/v1/match/…`):
+    /// the object
     /// `{name}` of one of the app's own kinds (its class name in `export!`,
     /// in any case; docs/apps.md).
     /// Names follow the shard name rules, shard access rules included.
@@ -59,10 +60,12 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
             rest: rest.to_owned(),
         });
     }
-    // `/v1/sims/…` is the same route, named for simulation shards.
+    // `/v1/sims/…` and `/v1/match/…` are the same route, named for
+    // simulation shards and matchmaking queues.
     if let Some(after) = path
         .strip_prefix("/v1/objects/")
         .or_else(|| path.strip_prefix("/v1/sims/"))
+        .or_else(|| path.strip_prefix("/v1/match/"))
     {
         let (kind, after) = after.split_once('/').unwrap_or((after, ""));
         validate_kind_name(kind)?;
@@ -173,6 +176,14 @@ mod tests {
                 kind: "counter".into(),
                 name: "c-1".into(),
                 rest: "ws".into()
+            }
+        );
+        assert_eq!(
+            parse("/v1/match/duels/q-1/tickets/t1").unwrap(),
+            Route::Object {
+                kind: "duels".into(),
+                name: "q-1".into(),
+                rest: "tickets/t1".into()
             }
         );
         assert_eq!(

@@ -12,12 +12,16 @@ pub fn app() -> App {
     App::new(include_str!(concat!(env!("OUT_DIR"), "/schema.json")))
 }
 
-// Shard and Auth come with every app; Tally is the board's own kind, and
-// Counter the library's event-driven simulation kind (docs/sims.md), at
-// /v1/sims/counter/{id}.
+// Shard and Auth come with every app; Tally is the board's own kind;
+// Counter and Plane are the library's simulation kinds (docs/sims.md), at
+// /v1/sims/counter/{id} and /v1/sims/plane/{id} (the game page,
+// public/plane.html); Duels is a matchmaking queue that pairs players into
+// planes, at /v1/match/duels/{queue}.
 pylon_workers::export!(app, objects {
     Tally: tally::Tally<pylon_workers::runtime::DoSql>,
     Counter: pylon_workers::sim::SimShard<pylon_workers::sim::counter::Counter, pylon_workers::runtime::DoSql>,
+    Plane: pylon_workers::sim::SimShard<pylon_workers::sim::plane::Plane, pylon_workers::runtime::DoSql>,
+    Duels: pylon_workers::sim::matchmaking::Matchmaker<pylon_workers::sim::matchmaking::Pairs, pylon_workers::runtime::DoSql>,
 });
 
 #[cfg(test)]
