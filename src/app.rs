@@ -51,7 +51,10 @@ impl App {
     /// The class of the app's own object kind named `kind`, in any case
     /// (`counter` is the class `Counter`).
     pub fn kind(&self, kind: &str) -> Option<&'static str> {
-        self.kinds.iter().copied().find(|k| k.eq_ignore_ascii_case(kind))
+        self.kinds
+            .iter()
+            .copied()
+            .find(|k| k.eq_ignore_ascii_case(kind))
     }
 
     /// The parsed manifest, or a 500 that says why it does not load.

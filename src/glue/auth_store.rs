@@ -75,7 +75,13 @@ impl DoBackend<'_> {
         if CACHE.with(|c| c.borrow().get(sid, now_ms)) == Known::Revoked {
             return Ok(false);
         }
-        let live = match self.send(&StoreCall::Live { sid: sid.to_owned(), now_ms }).await? {
+        let live = match self
+            .send(&StoreCall::Live {
+                sid: sid.to_owned(),
+                now_ms,
+            })
+            .await?
+        {
             StoreReply::Live { live } => live,
             r => return Err(crate::signin::store_api::unexpected(&r)),
         };

@@ -60,7 +60,9 @@ pub(crate) async fn verify_token(
     token: &str,
     now: i64,
 ) -> Result<AuthContext, AuthError> {
-    verify_credential(env, app, token, now).await.map(|(c, _)| c)
+    verify_credential(env, app, token, now)
+        .await
+        .map(|(c, _)| c)
 }
 
 /// [`verify_token`], with how long the token holds (its `exp`, and the

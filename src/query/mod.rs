@@ -41,9 +41,9 @@ pub use cursor::Cursor;
 pub use error::QueryError;
 pub use eval::matches;
 pub use glob::glob;
-pub use order::OrderKey;
 pub use like::like;
 pub use order::compare_rows;
+pub use order::OrderKey;
 pub(crate) use stored::{stored, Stored};
 
 use std::cmp::Ordering;

@@ -17,10 +17,10 @@ use crate::sql::{to_sql, SqlValue};
 use crate::value::Value;
 
 use super::ast::{column_type, CmpOp, Filter, Query};
-use super::order::OrderKey;
 use super::cursor::Cursor;
 use super::error::QueryError;
 use super::limits::*;
+use super::order::OrderKey;
 
 impl Query {
     /// The `entity` named by a JSON query, to find the [`Entity`] to parse

@@ -14,7 +14,7 @@ pub use config::{ConfigError, ShardConfig, VARS as CONFIG_VARS};
 pub use engine::{
     outbox_backoff_ms, ConnInfo, Ended, Outbound, ShardEngine, OUTBOX_ATTEMPTS, OUTBOX_ERROR,
 };
-pub use object::{LiveShard, DRAIN_DELAY_MS};
 pub use limiter::REFUSAL_WINDOW_MS;
+pub use object::{LiveShard, DRAIN_DELAY_MS};
 pub use presence::PresenceBook;
 pub use store::{OutboxEntry, SchemaError, ShardStore};

@@ -191,7 +191,9 @@ impl<C: SqlConn> LiveShard<C> {
         self.drain_armed = true;
         let mut out = Vec::new();
         if !detail.is_empty() {
-            out.push(Action::Log(format!("shard: outbox drain failed: {stage}: {detail}")));
+            out.push(Action::Log(format!(
+                "shard: outbox drain failed: {stage}: {detail}"
+            )));
         }
         out.push(Action::SetTimer {
             name: OUTBOX.into(),

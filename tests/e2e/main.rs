@@ -69,11 +69,13 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
         scenario!(scenarios::live::run),
         scenario!(scenarios::objects::run),
         scenario!(scenarios::sims::run),
+        scenario!(scenarios::plane::run),
         scenario!(scenarios::auth::run),
         scenario!(scenarios::jwks::run),
         scenario!(scenarios::hello::run),
         scenario!(scenarios::expiry::run),
         // Before the first scenario that restarts wrangler.
+        scenario!(scenarios::plane::finish),
         scenario!(scenarios::keepalive::finish),
         scenario!(scenarios::signin::run),
         scenario!(scenarios::edge::run),

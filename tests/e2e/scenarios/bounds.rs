@@ -406,7 +406,11 @@ async fn settle(port: u16) -> Result<()> {
     let url = format!("http://127.0.0.1:{port}/healthz");
     for _ in 0..100 {
         let started = std::time::Instant::now();
-        let ok = http.get(&url).send().await.is_ok_and(|r| r.status().is_success());
+        let ok = http
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
         if ok && started.elapsed() < std::time::Duration::from_millis(200) {
             return Ok(());
         }

@@ -13,6 +13,7 @@ pub mod keepalive;
 pub mod live;
 pub mod minimal;
 pub mod objects;
+pub mod plane;
 pub mod rate_limit;
 pub mod restart;
 pub mod routing;

@@ -17,7 +17,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use crate::support::{get_any, get_json, post, unique, within};
 use crate::Ctx;
 
-type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+pub type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A `pylon.sim.v1` socket in JSON.
 pub async fn open(ctx: &Ctx, path: &str) -> Result<Ws> {
