@@ -11,7 +11,9 @@ use pylon_workers::auth::sign::{
     es256_key_from_pem, jwk_es256, jwk_rs256, rs256_key_from_pem, sign_es256, sign_rs256,
     sign_rs256_with_header, Es256Key, Rs256Key,
 };
-use pylon_workers::auth::{jwt, verify_token, AuthConfig, AuthError, Jwks, Keys, Validation};
+use pylon_workers::auth::{
+    jwt, verify_token, AuthConfig, AuthError, Jwks, Keys, RustCrypto, Validation,
+};
 use pylon_workers::http::{HttpClient, HttpError, HttpRequest, HttpResponse};
 use pylon_workers::policy::AuthContext;
 use serde_json::{json, Value as Json};
@@ -112,6 +114,7 @@ impl World {
                 policy: &self.policy,
                 cache: &self.cache,
                 http: &self.http,
+                check: &RustCrypto,
             }),
         };
         // The served client answers at once: nothing here really waits.

@@ -16,13 +16,11 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use p256::ecdsa::signature::Verifier;
-use rsa::{BigUint, Pkcs1v15Sign, RsaPublicKey};
 use serde_json::Value as Json;
-use sha2::{Digest, Sha256};
 
 use super::error::AuthError;
 use super::jwt::Alg;
+use super::signature::SignatureCheck;
 
 /// A JWKS with more keys than this is refused (a provider publishes a few).
 pub const MAX_KEYS: usize = 32;
@@ -30,56 +28,86 @@ pub const MAX_KEYS: usize = 32;
 /// RSA moduli below this many bits are not accepted.
 pub const MIN_RSA_BITS: usize = 2048;
 
-/// The DER `DigestInfo` prefix for SHA-256 (RFC 8017 §9.2, note 1).
-const SHA256_DIGEST_INFO: [u8; 19] = [
-    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
-    0x00, 0x04, 0x20,
-];
+/// RSA moduli above this many bits are not accepted.
+pub const MAX_RSA_BITS: usize = 4096;
 
-/// A public key, by type.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A public key's material, by type, checked for shape when parsed. The
+/// signature is checked by a [`SignatureCheck`] (WebCrypto in the Worker).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PublicKey {
-    Rsa(RsaPublicKey),
-    P256(p256::ecdsa::VerifyingKey),
+    /// Modulus and public exponent, big-endian without leading zeros.
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    /// The point's coordinates (whether it is on the curve is the
+    /// checker's business: a point off it verifies nothing).
+    P256 { x: [u8; 32], y: [u8; 32] },
 }
 
 impl PublicKey {
     /// The one algorithm this key verifies.
     pub fn alg(&self) -> Alg {
         match self {
-            PublicKey::Rsa(_) => Alg::Rs256,
-            PublicKey::P256(_) => Alg::Es256,
+            PublicKey::Rsa { .. } => Alg::Rs256,
+            PublicKey::P256 { .. } => Alg::Es256,
         }
     }
 
-    /// Checks `sig` over `signing_input` (the token's `header.payload`).
-    /// `alg` must be this key's algorithm.
-    pub fn verify(&self, alg: Alg, signing_input: &[u8], sig: &[u8]) -> Result<(), AuthError> {
+    /// Checks `sig` over `signing_input` (the token's `header.payload`)
+    /// with `check`. `alg` must be this key's algorithm.
+    pub async fn verify(
+        &self,
+        check: &dyn SignatureCheck,
+        alg: Alg,
+        signing_input: &[u8],
+        sig: &[u8],
+    ) -> Result<(), AuthError> {
         if alg != self.alg() {
             return Err(AuthError::BadToken(format!(
                 "alg {} does not match the key's type",
                 alg.as_str()
             )));
         }
-        match self {
-            PublicKey::Rsa(k) => {
-                let hashed = Sha256::digest(signing_input);
-                let scheme = Pkcs1v15Sign {
-                    hash_len: Some(32),
-                    prefix: SHA256_DIGEST_INFO.to_vec().into_boxed_slice(),
-                };
-                k.verify(scheme, &hashed, sig)
-                    .map_err(|_| AuthError::BadSignature)
-            }
-            PublicKey::P256(k) => {
-                // JWS carries r || s, 32 bytes each (RFC 7518 §3.4), not DER.
-                let sig =
-                    p256::ecdsa::Signature::from_slice(sig).map_err(|_| AuthError::BadSignature)?;
-                k.verify(signing_input, &sig)
-                    .map_err(|_| AuthError::BadSignature)
-            }
+        if check.verify(self, signing_input, sig).await {
+            Ok(())
+        } else {
+            Err(AuthError::BadSignature)
         }
     }
+}
+
+/// `bytes` without leading zeros.
+fn unpadded(mut bytes: Vec<u8>) -> Vec<u8> {
+    let zeros = bytes.iter().take_while(|&&b| b == 0).count();
+    bytes.drain(..zeros);
+    bytes
+}
+
+/// The bit length of a big-endian number without leading zeros.
+fn bit_len(n: &[u8]) -> usize {
+    n.first()
+        .map_or(0, |&b| n.len() * 8 - b.leading_zeros() as usize)
+}
+
+/// An RSA key's shape: a 2048–4096-bit modulus, an odd exponent from 3
+/// below 2^33 (what the `rsa` crate and WebCrypto both take).
+fn rsa_key(n: Vec<u8>, e: Vec<u8>) -> Result<PublicKey, String> {
+    let (n, e) = (unpadded(n), unpadded(e));
+    let bits = bit_len(&n);
+    if bits < MIN_RSA_BITS {
+        return Err(format!("the RSA modulus is under {MIN_RSA_BITS} bits"));
+    }
+    if bits > MAX_RSA_BITS {
+        return Err(format!("the RSA modulus is over {MAX_RSA_BITS} bits"));
+    }
+    let exponent = e.iter().fold(0u64, |v, &b| {
+        v.saturating_mul(256).saturating_add(u64::from(b))
+    });
+    if e.len() > 5 || exponent < 3 || exponent >= 1 << 33 || exponent % 2 == 0 {
+        return Err("bad RSA key: the exponent is not an odd number from 3 below 2^33".into());
+    }
+    if n.last().is_some_and(|b| b % 2 == 0) {
+        return Err("bad RSA key: the modulus is even".into());
+    }
+    Ok(PublicKey::Rsa { n, e })
 }
 
 /// One usable key of a set.
@@ -128,30 +156,20 @@ fn parse_key(k: &Json, algorithms: &[Alg]) -> Result<Jwk, String> {
         ),
     };
     let key = match o.get("kty").and_then(Json::as_str) {
-        Some("RSA") => {
-            let n = BigUint::from_bytes_be(&b64(o.get("n"), "n")?);
-            let e = BigUint::from_bytes_be(&b64(o.get("e"), "e")?);
-            if n.bits() < MIN_RSA_BITS {
-                return Err(format!("the RSA modulus is under {MIN_RSA_BITS} bits"));
-            }
-            PublicKey::Rsa(RsaPublicKey::new(n, e).map_err(|e| format!("bad RSA key: {e}"))?)
-        }
+        Some("RSA") => rsa_key(b64(o.get("n"), "n")?, b64(o.get("e"), "e")?)?,
         Some("EC") => {
             if o.get("crv").and_then(Json::as_str) != Some("P-256") {
                 return Err("only the P-256 curve is supported".into());
             }
-            let (x, y) = (b64(o.get("x"), "x")?, b64(o.get("y"), "y")?);
-            if x.len() != 32 || y.len() != 32 {
-                return Err("P-256 coordinates are 32 bytes".into());
+            let coordinate = |name: &str| -> Result<[u8; 32], String> {
+                b64(o.get(name), name)?
+                    .try_into()
+                    .map_err(|_| "P-256 coordinates are 32 bytes".to_owned())
+            };
+            PublicKey::P256 {
+                x: coordinate("x")?,
+                y: coordinate("y")?,
             }
-            let mut sec1 = Vec::with_capacity(65);
-            sec1.push(0x04);
-            sec1.extend_from_slice(&x);
-            sec1.extend_from_slice(&y);
-            PublicKey::P256(
-                p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
-                    .map_err(|_| "the point is not on P-256")?,
-            )
         }
         Some(other) => return Err(format!("kty {other:?} is not used")),
         None => return Err("`kty` is missing".into()),
@@ -213,10 +231,11 @@ impl KeySet {
             .filter(move |k| k.key.alg() == alg && (kid.is_none() || k.kid.as_deref() == kid))
     }
 
-    /// Checks a decoded token's signature with the fitting key.
-    /// `Ok(false)`: no key fits (an unknown `kid`).
-    pub fn verify(
+    /// Checks a decoded token's signature with the fitting key, by
+    /// `check`. `Ok(false)`: no key fits (an unknown `kid`).
+    pub async fn verify(
         &self,
+        check: &dyn SignatureCheck,
         alg: Alg,
         kid: Option<&str>,
         signing_input: &[u8],
@@ -225,7 +244,7 @@ impl KeySet {
         let mut seen = false;
         for k in self.candidates(alg, kid) {
             seen = true;
-            if k.key.verify(alg, signing_input, sig).is_ok() {
+            if k.key.verify(check, alg, signing_input, sig).await.is_ok() {
                 return Ok(true);
             }
         }
@@ -240,6 +259,8 @@ impl KeySet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::signature::RustCrypto;
+    use futures_util::FutureExt;
     use serde_json::json;
 
     // A P-256 public key (the RFC 7515 A.3 example).
@@ -290,24 +311,70 @@ mod tests {
             .decode("DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q")
             .unwrap();
         let set = KeySet::parse(json!({"keys": [ec_jwk()]}).to_string().as_bytes(), BOTH).unwrap();
-        assert_eq!(set.verify(Alg::Es256, Some("e1"), input, &sig), Ok(true));
-        assert_eq!(set.verify(Alg::Es256, None, input, &sig), Ok(true));
+        let verify = |kid: Option<&str>, sig: &[u8]| {
+            set.verify(&RustCrypto, Alg::Es256, kid, input, sig)
+                .now_or_never()
+                .expect("RustCrypto answers at once")
+        };
+        assert_eq!(verify(Some("e1"), &sig), Ok(true));
+        assert_eq!(verify(None, &sig), Ok(true));
         let mut bad = sig.clone();
         bad[5] ^= 1;
-        assert_eq!(
-            set.verify(Alg::Es256, None, input, &bad),
-            Err(AuthError::BadSignature)
-        );
-        assert_eq!(
-            set.verify(Alg::Es256, None, input, &sig[..10]),
-            Err(AuthError::BadSignature)
-        );
-        assert_eq!(set.verify(Alg::Es256, Some("x"), input, &sig), Ok(false));
+        assert_eq!(verify(None, &bad), Err(AuthError::BadSignature));
+        assert_eq!(verify(None, &sig[..10]), Err(AuthError::BadSignature));
+        assert_eq!(verify(Some("x"), &sig), Ok(false));
         // The key refuses a token that names another algorithm.
         let key = &set.candidates(Alg::Es256, None).next().unwrap().key;
+        let other = key
+            .verify(&RustCrypto, Alg::Rs256, input, &sig)
+            .now_or_never()
+            .unwrap();
+        assert_eq!(other.unwrap_err().reason(), "BAD_TOKEN");
+    }
+
+    #[test]
+    fn rsa_keys_are_checked_for_shape() {
+        let n = |bits: usize| {
+            let mut v = vec![0xffu8; bits / 8];
+            v.insert(0, 0); // a leading zero, as some providers write it
+            v
+        };
+        let e = vec![1, 0, 1];
+        assert!(rsa_key(n(2048), e.clone()).is_ok());
+        assert!(rsa_key(n(4096), e.clone()).is_ok());
+        assert!(rsa_key(n(2040), e.clone())
+            .unwrap_err()
+            .contains("under 2048"));
+        assert!(rsa_key(n(4104), e.clone())
+            .unwrap_err()
+            .contains("over 4096"));
+        for bad_e in [vec![], vec![1], vec![2], vec![1, 0, 0], vec![2, 0, 0, 0, 1]] {
+            assert!(
+                rsa_key(n(2048), bad_e.clone()).is_err(),
+                "exponent {bad_e:?}"
+            );
+        }
+        let mut even = n(2048);
+        *even.last_mut().unwrap() = 0xfe;
+        assert!(rsa_key(even, e.clone()).is_err());
+        let PublicKey::Rsa { n: kept, .. } = rsa_key(n(2048), e).unwrap() else {
+            panic!()
+        };
+        assert_eq!(kept.len(), 256, "leading zeros are dropped");
+    }
+
+    #[test]
+    fn a_point_off_the_curve_verifies_nothing() {
+        let mut doc = ec_jwk();
+        doc["y"] = json!(URL_SAFE_NO_PAD.encode([7u8; 32]));
+        let set = KeySet::parse(json!({"keys": [doc]}).to_string().as_bytes(), BOTH).unwrap();
+        assert_eq!(set.len(), 1, "the shape is right");
+        let sig = [1u8; 64];
         assert_eq!(
-            key.verify(Alg::Rs256, input, &sig).unwrap_err().reason(),
-            "BAD_TOKEN"
+            set.verify(&RustCrypto, Alg::Es256, None, b"a.b", &sig)
+                .now_or_never()
+                .unwrap(),
+            Err(AuthError::BadSignature)
         );
     }
 }

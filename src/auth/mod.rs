@@ -27,6 +27,7 @@ pub mod jwt;
 mod lease;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod sign;
+pub mod signature;
 mod verify;
 
 pub use access::{token_caller, AccessClause, ShardAccess};
@@ -35,6 +36,9 @@ pub use error::AuthError;
 pub use jwks::JwksPolicy;
 pub use jwt::{Alg, Validation};
 pub use lease::Lease;
+#[cfg(not(target_arch = "wasm32"))]
+pub use signature::RustCrypto;
+pub use signature::SignatureCheck;
 pub use verify::{verify_credential, verify_token, Jwks, Keys, NoHttp};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

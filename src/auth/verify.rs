@@ -20,15 +20,17 @@ use super::error::AuthError;
 use super::jwks::{self, JwksCache, JwksPolicy};
 use super::jwt::{self, Alg};
 use super::lease::Lease;
+use super::signature::SignatureCheck;
 use crate::http::{HttpClient, HttpError, HttpRequest, HttpResponse};
 use crate::policy::AuthContext;
 
 /// The JWKS side of [`Keys`]: the policy (URL resolved), this isolate's
-/// cache and the client that fetches.
+/// cache, the client that fetches and what checks signatures.
 pub struct Jwks<'a, C> {
     pub policy: &'a JwksPolicy,
     pub cache: &'a RefCell<JwksCache>,
     pub http: &'a C,
+    pub check: &'a dyn SignatureCheck,
 }
 
 /// What tokens can be checked with.
@@ -105,7 +107,10 @@ pub async fn verify_credential<C: HttpClient>(
             };
             let kid = d.kid.as_deref();
             let set = jwks::key_set(j.cache, j.http, j.policy, alg, kid, now).await?;
-            if !set.verify(alg, kid, d.signing_input, &d.signature)? {
+            if !set
+                .verify(j.check, alg, kid, d.signing_input, &d.signature)
+                .await?
+            {
                 return Err(AuthError::UnknownKey);
             }
         }

@@ -16,3 +16,4 @@ mod session_gate;
 pub(crate) mod signin;
 pub(crate) mod target;
 pub(crate) mod verify;
+mod webcrypto;

@@ -18,6 +18,7 @@ use crate::app::App;
 use crate::auth::jwks::{check_url, JwksCache, JwksPolicy};
 use crate::auth::{self, AuthError, Jwks, Keys, Lease};
 use crate::glue::fetch::WorkerFetch;
+use crate::glue::webcrypto::WebCrypto;
 use crate::policy::AuthContext;
 
 thread_local! {
@@ -93,6 +94,7 @@ pub(crate) async fn verify_credential(
             policy,
             cache: &cache,
             http: &http,
+            check: &WebCrypto,
         }),
     };
     let mut result = auth::verify_credential(config, token, &keys, now).await;

@@ -149,7 +149,17 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         &claims(&user, json!({})),
         public.as_bytes(),
     );
+    // WebCrypto gets signatures of the wrong length too (a truncated ES256
+    // one, an RS256 one with a byte more): refused, not a 500.
+    let cut = |t: &str, keep: usize| {
+        let (head, sig) = t.rsplit_once('.').unwrap_or((t, ""));
+        format!("{head}.{}", &sig[..keep.min(sig.len())])
+    };
+    let truncated_ec = cut(&es, 40);
+    let long_rs = format!("{rs}AAAA");
     for (what, token, want) in [
+        ("truncated ES signature", &truncated_ec, "BAD_SIGNATURE"),
+        ("RS signature with extra bytes", &long_rs, "BAD_SIGNATURE"),
         ("bad RS signature", &forged, "BAD_SIGNATURE"),
         ("bad ES signature", &forged_ec, "BAD_SIGNATURE"),
         ("expired", &expired, "EXPIRED"),
