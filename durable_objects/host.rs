@@ -25,7 +25,9 @@ use super::io::perform;
 use crate::api_error::ApiError;
 use crate::app::App;
 use crate::glue::respond;
-use crate::host::{Attachment, Effect, HostCore, IoCall, Method, Object, Request, Response};
+use crate::host::{
+    Attachment, Effect, ErasedCore, HostCore, IoCall, Method, Object, Request, Response,
+};
 use crate::protocol::{self, Frame, FrameRef};
 use crate::time::now_ms;
 
@@ -39,23 +41,34 @@ fn send_frame(ws: &WebSocket, frame: &Frame) {
     }
 }
 
-/// Hosts one object of kind `K` in a Durable Object.
-pub struct Host<K: Object<DoSql>> {
+/// Hosts one object in a Durable Object. Its kind is erased behind
+/// [`ErasedCore`], so this code is in the bundle once for every class.
+pub struct Host {
     state: State,
     env: Env,
     app: &'static App,
-    core: RefCell<HostCore<DoSql, K>>,
+    core: RefCell<Box<dyn ErasedCore>>,
     /// conn id -> socket, rebuilt when the object opens.
     sockets: RefCell<HashMap<String, WebSocket>>,
     /// A handler is already waiting for the next held-back timer.
     soft_waiting: Cell<bool>,
 }
 
-impl<K: Object<DoSql>> Host<K> {
-    /// The constructor of the Durable Object class. Storage is synchronous,
-    /// so the wake is counted here, before any event.
-    pub fn new(state: State, env: Env, app: &'static App) -> Self {
-        let (core, warning) = HostCore::new(DoSql(state.storage().sql()));
+impl Host {
+    /// The constructor of the Durable Object class of kind `K`. Storage is
+    /// synchronous, so the wake is counted here, before any event.
+    pub fn new<K: Object<DoSql> + 'static>(state: State, env: Env, app: &'static App) -> Self {
+        let (core, warning) = HostCore::<DoSql, K>::new(DoSql(state.storage().sql()));
+        Host::with_core(state, env, app, Box::new(core), warning)
+    }
+
+    fn with_core(
+        state: State,
+        env: Env,
+        app: &'static App,
+        core: Box<dyn ErasedCore>,
+        warning: Option<String>,
+    ) -> Self {
         if let Some(w) = warning {
             worker::console_error!("host: {w}");
         }
@@ -84,7 +97,7 @@ impl<K: Object<DoSql>> Host<K> {
         let mut sockets = HashMap::new();
         let mut open = Vec::new();
         for ws in self.state.get_websockets() {
-            if let Ok(Some(a)) = ws.deserialize_attachment::<Attachment<K::Conn>>() {
+            if let Ok(Some(a)) = ws.deserialize_attachment::<Attachment<serde_json::Value>>() {
                 sockets.insert(a.conn.clone(), ws);
                 open.push((a.conn, a.info));
             }
@@ -147,12 +160,7 @@ impl<K: Object<DoSql>> Host<K> {
             v["storage_bytes"] = serde_json::json!(self.state.storage().sql().database_size());
             return respond::json(200, &v);
         }
-        let max = self
-            .core
-            .borrow()
-            .object()
-            .map(|o| o.max_body_bytes())
-            .unwrap_or(0);
+        let max = self.core.borrow().max_body_bytes();
         let mut req = req;
         request.body = match crate::glue::body::read_capped(&mut req, max).await {
             Ok(b) => b,
@@ -321,7 +329,7 @@ impl<K: Object<DoSql>> Host<K> {
     /// Carries out effects in order: sends, closes and attachments at
     /// once; then the held-back timers (a flush must not wait for I/O);
     /// then each I/O call, whose outcome is carried out the same way.
-    async fn carry_out(&self, effects: Vec<Effect<K::Conn>>) {
+    async fn carry_out(&self, effects: Vec<Effect<serde_json::Value>>) {
         let mut io: VecDeque<(u64, IoCall)> = VecDeque::new();
         let mut pending = effects;
         loop {
@@ -360,7 +368,7 @@ impl<K: Object<DoSql>> Host<K> {
     /// a held-back timer is pending.
     async fn apply(
         &self,
-        effects: Vec<Effect<K::Conn>>,
+        effects: Vec<Effect<serde_json::Value>>,
         io: &mut VecDeque<(u64, IoCall)>,
         wake: &mut bool,
     ) {

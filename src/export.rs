@@ -105,14 +105,14 @@ macro_rules! __pylon_object {
         #[cfg(target_arch = "wasm32")]
         #[::worker::durable_object($($bound)*)]
         pub struct $class {
-            host: $crate::runtime::Host<$kind>,
+            host: $crate::runtime::Host,
         }
 
         #[cfg(target_arch = "wasm32")]
         impl ::worker::DurableObject for $class {
             fn new(state: ::worker::State, env: ::worker::Env) -> Self {
                 Self {
-                    host: $crate::runtime::Host::new(state, env, __pylon_app()),
+                    host: $crate::runtime::Host::new::<$kind>(state, env, __pylon_app()),
                 }
             }
 

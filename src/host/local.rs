@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::core::{Attachment, Effect, HostCore};
+use super::erased::ErasedCore;
 use super::io::{IoCall, IoOutcome};
 use super::object::{Object, OpenError};
 use super::request::{Method, Request, Response};
@@ -66,7 +67,7 @@ fn default_io(call: &IoCall) -> IoOutcome {
 }
 
 #[cfg(feature = "sqlite")]
-impl<K: Object<std::rc::Rc<crate::storage::SqliteConn>>>
+impl<K: Object<std::rc::Rc<crate::storage::SqliteConn>> + 'static>
     LocalHost<std::rc::Rc<crate::storage::SqliteConn>, K>
 {
     /// A host over a fresh in-memory SQLite database.
@@ -77,7 +78,8 @@ impl<K: Object<std::rc::Rc<crate::storage::SqliteConn>>>
     }
 }
 
-impl<C: SqlConn + Clone, K: Object<C>> LocalHost<C, K> {
+// Events go through `ErasedCore`, as in the Worker's host.
+impl<C: SqlConn + Clone + 'static, K: Object<C> + 'static> LocalHost<C, K> {
     /// Hosts object `name` over `sql` for `app`, opened at time 0.
     pub fn open(sql: C, name: &str, app: &'static App) -> Result<Self, OpenError> {
         let (core, _) = HostCore::new(sql.clone());
@@ -151,19 +153,20 @@ impl<C: SqlConn + Clone, K: Object<C>> LocalHost<C, K> {
         if self.core.is_open() {
             return Ok(());
         }
-        let sockets: Vec<(String, K::Conn)> = self
+        let sockets: Vec<(String, serde_json::Value)> = self
             .sockets
             .iter()
             .filter(|(_, s)| s.closed.is_none())
             .filter_map(|(c, s)| {
-                serde_json::from_value::<Attachment<K::Conn>>(s.attachment.clone())
+                serde_json::from_value::<Attachment<serde_json::Value>>(s.attachment.clone())
                     .ok()
                     .map(|a| (c.clone(), a.info))
             })
             .collect();
         let vars = self.vars.clone();
         let get = move |k: &str| vars.get(k).cloned();
-        let fx = ready_now(self.core.open(
+        let fx = ready_now(ErasedCore::open(
+            &mut self.core,
             Some(&self.name.clone()),
             sockets,
             self.app,
@@ -192,7 +195,7 @@ impl<C: SqlConn + Clone, K: Object<C>> LocalHost<C, K> {
             lease: Default::default(),
             body: serde_json::to_vec(&body).unwrap_or_default(),
         };
-        let (resp, fx) = ready_now(self.core.request(req, self.now_ms));
+        let (resp, fx) = ready_now(ErasedCore::request(&mut self.core, req, self.now_ms));
         self.carry_out(fx);
         Ok(resp)
     }
@@ -239,7 +242,7 @@ impl<C: SqlConn + Clone, K: Object<C>> LocalHost<C, K> {
             lease,
             body: Vec::new(),
         };
-        let (conn, state) = self.core.accept(&req, encoding, self.now_ms)?;
+        let (conn, state) = ErasedCore::accept(&mut self.core, &req, encoding, self.now_ms)?;
         let attachment = serde_json::to_value(Attachment {
             conn: conn.clone(),
             info: state.clone(),
@@ -252,7 +255,12 @@ impl<C: SqlConn + Clone, K: Object<C>> LocalHost<C, K> {
                 ..Default::default()
             },
         );
-        let fx = ready_now(self.core.connected(&conn, state, self.now_ms));
+        let fx = ready_now(ErasedCore::connected(
+            &mut self.core,
+            &conn,
+            state,
+            self.now_ms,
+        ));
         self.carry_out(fx);
         Ok(conn)
     }
@@ -260,7 +268,12 @@ impl<C: SqlConn + Clone, K: Object<C>> LocalHost<C, K> {
     /// A frame from `conn`.
     pub fn message(&mut self, conn: &str, frame: FrameRef<'_>) -> Result<(), OpenError> {
         self.ensure_open()?;
-        let fx = ready_now(self.core.message(conn, frame, self.now_ms));
+        let fx = ready_now(ErasedCore::message(
+            &mut self.core,
+            conn,
+            frame,
+            self.now_ms,
+        ));
         self.carry_out(fx);
         Ok(())
     }
@@ -272,7 +285,7 @@ impl<C: SqlConn + Clone, K: Object<C>> LocalHost<C, K> {
             s.closed
                 .get_or_insert((1000, "closed by the client".into()));
         }
-        let fx = ready_now(self.core.closed(conn, self.now_ms));
+        let fx = ready_now(ErasedCore::closed(&mut self.core, conn, self.now_ms));
         self.carry_out(fx);
         Ok(())
     }
@@ -287,14 +300,14 @@ impl<C: SqlConn + Clone, K: Object<C>> LocalHost<C, K> {
             match (soft, alarm) {
                 (Some(s), a) if a.is_none_or(|a| s <= a) => {
                     self.now_ms = self.now_ms.max(s);
-                    let fx = ready_now(self.core.soft_due(self.now_ms));
+                    let fx = ready_now(ErasedCore::soft_due(&mut self.core, self.now_ms));
                     self.carry_out(fx);
                 }
                 (_, Some(a)) => {
                     self.now_ms = self.now_ms.max(a);
                     self.alarm = None;
                     self.ensure_open()?;
-                    let fx = ready_now(self.core.alarm(self.now_ms));
+                    let fx = ready_now(ErasedCore::alarm(&mut self.core, self.now_ms));
                     self.carry_out(fx);
                 }
                 _ => break,
@@ -309,7 +322,7 @@ impl<C: SqlConn + Clone, K: Object<C>> LocalHost<C, K> {
         self.core.stats(self.now_ms)
     }
 
-    fn carry_out(&mut self, effects: Vec<Effect<K::Conn>>) {
+    fn carry_out(&mut self, effects: Vec<Effect<serde_json::Value>>) {
         let mut queue: std::collections::VecDeque<_> = effects.into();
         while let Some(e) = queue.pop_front() {
             match e {
@@ -342,14 +355,19 @@ impl<C: SqlConn + Clone, K: Object<C>> LocalHost<C, K> {
                 // one due now fires before the next event, as in the Worker.
                 Effect::WakeAt(at) => {
                     if at <= self.now_ms {
-                        let fx = ready_now(self.core.soft_due(self.now_ms));
+                        let fx = ready_now(ErasedCore::soft_due(&mut self.core, self.now_ms));
                         queue.extend(fx);
                     }
                 }
                 Effect::Io { tag, call } => {
                     self.io_log.push(call.clone());
                     let outcome = (self.io)(&call);
-                    let fx = ready_now(self.core.io_done(tag, outcome, self.now_ms));
+                    let fx = ready_now(ErasedCore::io_done(
+                        &mut self.core,
+                        tag,
+                        outcome,
+                        self.now_ms,
+                    ));
                     queue.extend(fx);
                 }
                 Effect::Log(line) => self.log.push(line),

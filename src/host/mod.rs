@@ -50,6 +50,7 @@
 
 mod action;
 pub mod core;
+mod erased;
 mod io;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod local;
@@ -59,6 +60,7 @@ pub mod timers;
 
 pub use self::core::{Attachment, Effect, HostCore};
 pub use action::{Action, ConnState, Wire};
+pub use erased::{ErasedCore, JsonEffects, Pending};
 pub use io::{IoCall, IoOutcome};
 pub use object::{Object, Open, OpenError};
 pub use request::{Method, Request, Response};
