@@ -4,7 +4,7 @@
 // right and the other sees it move; then the server is killed with SIGKILL
 // and restarted on the same port and storage, both pages reconnect as the
 // same players, and the position is where it was, on both pages and in the
-// shard's own stats.
+// shard's own stats. Last, "Find a match" pairs them into a fresh plane.
 //
 // Run: bash scripts/test.sh, or after a build:
 //   node --test tests/browser/plane.test.mjs   (pinned Node 22 first on PATH)
@@ -119,5 +119,17 @@ test("two players meet on a plane, one moves, and both positions survive a kill 
     assert.equal(stats.players, 2);
     const aStats = stats.others.find((o) => o.id === "pilot-a");
     assert.ok(aStats && near(aStats, at, SAME), `the shard has A at ${JSON.stringify(aStats)}`);
+
+    // Find a match: the `lobby` queue pairs the two into a fresh plane, which both pages join.
+    await a.click("#match");
+    await b.click("#match");
+    for (const [p, other] of [[a, "pilot-b"], [b, "pilot-a"]]) {
+      await p.waitForFunction((o) => document.getElementById("match-status").textContent === `matched with ${o}`, other, { timeout: WAIT });
+      await p.waitForSelector('#conn[data-state="live"]', { timeout: WAIT });
+      await p.waitForFunction(() => document.getElementById("players").textContent === "2", null, { timeout: WAIT });
+    }
+    const ids = [a, b].map((p) => new URL(p.url()).searchParams.get("id"));
+    assert.match(ids[0], /^lobby-\d+$/);
+    assert.equal(ids[1], ids[0], "both pages play the plane the queue chose");
   });
 });
