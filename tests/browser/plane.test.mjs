@@ -20,8 +20,13 @@ const near = (a, b, d) => Math.hypot(a.x - b.x, a.y - b.y) <= d;
 test("two players meet on a plane, one moves, and both positions survive a kill -9 of the server", { timeout: 120_000 }, async () => {
   const id = `plane-browser-${process.pid}`;
   await withDevAndBrowser({ name: "plane" }, async ({ dev, browser, track }) => {
+    // The page must run under public/_headers' policy (no inline script or style).
+    const violations = [];
     const open = async (pilot) => {
       const page = track(await browser.newPage(), pilot);
+      page.on("console", (m) => {
+        if (m.type() === "error" && /Content Security Policy/i.test(m.text())) violations.push(`[${pilot}] ${m.text()}`);
+      });
       await page.goto(`${dev.origin}/plane.html?id=${id}#token=${devToken({ sub: pilot })}`);
       await page.waitForSelector('#conn[data-state="live"]', { timeout: WAIT });
       // The page's first input puts the player on the plane.
@@ -131,5 +136,6 @@ test("two players meet on a plane, one moves, and both positions survive a kill 
     const ids = [a, b].map((p) => new URL(p.url()).searchParams.get("id"));
     assert.match(ids[0], /^lobby-\d+$/);
     assert.equal(ids[1], ids[0], "both pages play the plane the queue chose");
+    assert.deepEqual(violations, []);
   });
 });
