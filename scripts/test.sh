@@ -58,5 +58,5 @@ PYLON_SKIP_BUILD=1 bash scripts/bundle-size.sh
 step "end-to-end suite against wrangler dev"
 PYLON_SKIP_BUILD=1 cargo test --workspace --features pylon-workers/e2e --test e2e
 
-step "browser test: the demo app in headless Chromium against wrangler dev"
-node --test tests/browser/demo.test.mjs
+step "browser tests: the demo board and the plane game in headless Chromium against wrangler dev"
+node --test --test-concurrency=1 tests/browser/*.test.mjs

@@ -3,111 +3,27 @@
 // a real `wrangler dev`, writes in one and sees it in the other; then the
 // server is killed with SIGKILL and restarted on the same port and storage,
 // and both pages converge again. Screenshots of both pages on failure go to
-// target/browser/.
+// target/browser/ (the shared parts are in support.mjs).
 //
 // Run: bash scripts/test.sh, or after a build:
 //   node --test tests/browser/demo.test.mjs   (pinned Node 22 first on PATH)
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, openSync, rmSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { chromium } from "playwright-core";
-
-const root = resolve(import.meta.dirname, "../..");
-const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-const WAIT = 30_000;
-
-function freePort() {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once("error", fail);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => ok(port));
-    });
-  });
-}
-
-async function portFree(port) {
-  return new Promise((ok) => {
-    const s = createServer();
-    s.once("error", () => ok(false));
-    s.listen(port, "127.0.0.1", () => s.close(() => ok(true)));
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** wrangler dev in its own process group, so SIGKILL reaches workerd too. */
-class Dev {
-  constructor(port, persist, log) {
-    Object.assign(this, { port, persist, log });
-  }
-
-  async start() {
-    const deadline = Date.now() + 30_000;
-    while (!(await portFree(this.port))) {
-      if (Date.now() > deadline) throw new Error(`port ${this.port} stays busy`);
-      await sleep(100);
-    }
-    const out = openSync(this.log, "a");
-    this.child = spawn(
-      "bash",
-      ["-c", `source scripts/env.sh && exec wrangler dev --ip 127.0.0.1 --port ${this.port} ` +
-        `--inspector-port 0 --persist-to '${this.persist}'`],
-      { cwd: root, env: { ...process.env, PYLON_SKIP_BUILD: "1" }, stdio: ["ignore", out, out], detached: true },
-    );
-    const until = Date.now() + 90_000;
-    for (;;) {
-      if (this.child.exitCode !== null) throw new Error(`wrangler dev exited with ${this.child.exitCode}`);
-      try {
-        const r = await fetch(`http://127.0.0.1:${this.port}/healthz`);
-        if (r.ok) return;
-      } catch {}
-      if (Date.now() > until) throw new Error("wrangler dev was not ready in 90 s");
-      await sleep(200);
-    }
-  }
-
-  kill9() {
-    if (this.child && this.child.exitCode === null) {
-      try {
-        process.kill(-this.child.pid, "SIGKILL");
-      } catch {}
-    }
-  }
-}
+import { WAIT, withDevAndBrowser } from "./support.mjs";
 
 test("two pages share a live board, across a kill -9 of the server", { timeout: 240_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), "pylon-browser-"));
-  const persist = join(dir, "state");
-  mkdirSync(persist);
-  const log = join(dir, "wrangler.log");
-  spawnSync("bash", ["-c", `source scripts/env.sh && wrangler d1 migrations apply DB --local --persist-to '${persist}'`],
-    { cwd: root, stdio: "ignore" });
-  const dev = new Dev(await freePort(), persist, log);
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
   const room = `browser-${process.pid}-${Date.now()}`;
-  let pages = [];
-  try {
-    await dev.start();
+  await withDevAndBrowser({ name: "demo", migrate: true }, async ({ dev, browser, track }) => {
     const url = (name) => `http://127.0.0.1:${dev.port}/?room=${room}&name=${name}`;
     const open = async (name) => {
-      const page = await browser.newPage();
-      page.on("pageerror", (e) => console.error(`[${name}] page error:`, e.message));
+      const page = track(await browser.newPage(), name);
       await page.goto(url(name));
       await page.waitForSelector('#conn[data-state="live"]', { timeout: WAIT });
       return page;
     };
-    const [alice, bob] = (pages = [await open("alice"), await open("bob")]);
+    const pages = [await open("alice"), await open("bob")];
+    const [alice, bob] = pages;
     const titles = (page) => page.$$eval("#cards li .title", (els) => els.map((e) => e.textContent));
     const waitTitles = (page, want) =>
       page.waitForFunction(
@@ -153,17 +69,5 @@ test("two pages share a live board, across a kill -9 of the server", { timeout: 
     });
     const body = await r.json();
     assert.deepEqual(body.rows.map((c) => c.title), want);
-  } catch (e) {
-    const shots = join(root, "target", "browser");
-    mkdirSync(shots, { recursive: true });
-    for (const [i, p] of pages.entries()) {
-      await p.screenshot({ path: join(shots, `page-${i}.png`), fullPage: true }).catch(() => {});
-    }
-    console.error(`screenshots in ${shots}; wrangler log:\n${readFileSync(log, "utf8").split("\n").slice(-60).join("\n")}`);
-    throw e;
-  } finally {
-    await browser.close().catch(() => {});
-    dev.kill9();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

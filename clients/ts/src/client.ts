@@ -13,7 +13,6 @@ import {
   CloseCode,
   decodeServer,
   DecodeError,
-  KEEPALIVE,
   KEEPALIVE_ACK,
   PROTOCOL,
   SUBPROTOCOL,
@@ -29,21 +28,20 @@ import {
 } from "./protocol.js";
 import { orderKeys, type OrderKey, type Query } from "./query.js";
 import { identityEnded, jwtExpiry, renewalDelay } from "./token.js";
+import {
+  closeCodeOf,
+  closeStops,
+  offeredProtocols,
+  pickWebSocket,
+  resolveToken,
+  startKeepalive,
+  wsOrigin,
+  type TokenSource,
+  type WebSocketConstructor,
+  type WebSocketLike,
+} from "./transport.js";
 
-/** The part of the WebSocket API the client uses (the browser's and Node 22's global `WebSocket` fit). */
-export interface WebSocketLike {
-  readonly protocol: string;
-  onopen: ((ev: any) => void) | null;
-  onmessage: ((ev: any) => void) | null;
-  onclose: ((ev: any) => void) | null;
-  onerror: ((ev: any) => void) | null;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-}
-export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
-
-/** A token, or a function asked for one before every connection attempt (and after a 4401 close). */
-export type TokenSource = string | undefined | (() => string | undefined | Promise<string | undefined>);
+export type { TokenSource, WebSocketConstructor, WebSocketLike } from "./transport.js";
 
 export interface ConnectOptions {
   /** The Worker's origin: `ws(s)://host[:port]` (or `http(s)://`); `/v1/shards/{shard}/ws` is appended. */
@@ -181,8 +179,7 @@ const now = () => Date.now();
 
 /** Builds the shard's WebSocket URL from a base URL. */
 export function shardUrl(base: string, shard: string): string {
-  const b = base.replace(/\/+$/, "").replace(/^http(s?):\/\//i, (_m, s: string) => `ws${s}://`);
-  return `${b}/v1/shards/${encodeURIComponent(shard)}/ws`;
+  return `${wsOrigin(base)}/v1/shards/${encodeURIComponent(shard)}/ws`;
 }
 
 class LiveQuery implements Subscription {
@@ -274,11 +271,6 @@ function sameRows(a: readonly Row[], b: readonly Row[]): boolean {
   return true;
 }
 
-/** Close codes after which the client does not reconnect (4401 only when the token cannot be refreshed). */
-function isFinal(code: number | undefined): boolean {
-  return code === CloseCode.PROTOCOL || code === CloseCode.FORBIDDEN;
-}
-
 export class PylonClient {
   readonly url: string;
   readonly shard: string;
@@ -299,7 +291,7 @@ export class PylonClient {
   private attempt = 0;
   private lastCloseWas4401 = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
-  private keepaliveTimer: ReturnType<typeof setInterval> | undefined;
+  private stopKeepalive: () => void = () => {};
   private lastRecv = 0;
   private stopped = false;
 
@@ -328,7 +320,7 @@ export class PylonClient {
   private liveWaiters: { resolve: () => void; reject: (e: PylonError) => void }[] = [];
 
   constructor(options: ConnectOptions) {
-    const WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    const WS = pickWebSocket(options.WebSocket);
     if (!WS) throw new PylonError("BAD_REQUEST", "no WebSocket implementation: pass options.WebSocket");
     this.WS = WS;
     this.url = shardUrl(options.url, options.shard);
@@ -472,9 +464,8 @@ export class PylonClient {
     return new PylonError("CLOSED", `the client is closed${s.state === "closed" ? `: ${s.reason}` : ""}`, code === undefined ? {} : { closeCode: code });
   }
 
-  private async resolveToken(): Promise<string | undefined> {
-    const t = this.token;
-    return typeof t === "function" ? await t() : t;
+  private resolveToken(): Promise<string | undefined> {
+    return resolveToken(this.token);
   }
 
   private helloMsg(token: string | undefined): ClientMsg {
@@ -583,8 +574,7 @@ export class PylonClient {
     }
     if (this.stopped) return;
     this.attemptToken = token;
-    const protocols = [SUBPROTOCOL];
-    if (token !== undefined && token !== "") protocols.push(`bearer.${token}`);
+    const protocols = offeredProtocols(token);
     let ws: WebSocketLike;
     try {
       ws = new this.WS(this.url, protocols);
@@ -622,7 +612,7 @@ export class PylonClient {
     };
     ws.onclose = (ev: { code?: number; reason?: string }) => {
       if (this.ws !== ws) return;
-      const code = ev.code === 1005 || ev.code === 1006 ? undefined : ev.code;
+      const code = closeCodeOf(ev);
       this.drop(code, ev.reason || (code === undefined ? "connection lost" : `closed with ${code}`));
     };
     // An error means the connection failed (a refused upgrade, a network
@@ -644,8 +634,8 @@ export class PylonClient {
     this.welcomed = false;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.keepaliveTimer !== undefined) clearInterval(this.keepaliveTimer);
-    this.keepaliveTimer = undefined;
+    this.stopKeepalive();
+    this.stopKeepalive = () => {};
     // A new connection starts with a new identity; `resume` resends all.
     if (this.renewTimer !== undefined) clearTimeout(this.renewTimer);
     this.renewTimer = undefined;
@@ -677,7 +667,7 @@ export class PylonClient {
     this.emit("disconnected", { code, reason });
     const unauthorized = code === CloseCode.UNAUTHORIZED;
     if (
-      isFinal(code) ||
+      closeStops(code) ||
       (unauthorized && (typeof this.token !== "function" || this.lastCloseWas4401))
     ) {
       this.shutdown(code, reason);
@@ -704,14 +694,15 @@ export class PylonClient {
   }
 
   private startKeepalive(): void {
-    const k = this.keepaliveMs;
-    if (!(k > 0)) return;
-    this.keepaliveTimer = setInterval(() => {
-      if (!this.isLive()) return;
-      const silent = now() - this.lastRecv;
-      if (silent >= 2 * k) this.drop(undefined, `no frame from the server for ${silent} ms`);
-      else if (silent >= k) this.sendRaw(KEEPALIVE);
-    }, Math.max(1, Math.floor(k / 4)));
+    this.stopKeepalive = startKeepalive(this.keepaliveMs, {
+      silentMs: () => now() - this.lastRecv,
+      sendRaw: (text) => {
+        if (this.isLive()) this.sendRaw(text);
+      },
+      dead: (silent) => {
+        if (this.isLive()) this.drop(undefined, `no frame from the server for ${silent} ms`);
+      },
+    });
   }
 
   private send(msg: ClientMsg): void {

@@ -57,7 +57,33 @@ export {
   type Snap,
   type Welcome,
 } from "./protocol.js";
-export { identityEnded, jwtExpiry, renewalDelay, IDENTITY_ENDED } from "./token.js";
+export { identityEnded, jwtExpiry, jwtSubject, renewalDelay, IDENTITY_ENDED } from "./token.js";
+export {
+  joinSim,
+  simUrl,
+  SimClient,
+  SimError,
+  type JoinSimOptions,
+  type PendingInput,
+  type SimClientEvents,
+  type SimConnectionState,
+  type SimSnapshot,
+} from "./sim.js";
+export { matchmake, MatchError, type Match, type MatchmakeOptions } from "./matchmake.js";
+export {
+  decodeSimServer,
+  decodeTicketMsg,
+  SIM_PROTOCOL,
+  SimCloseCode,
+  type SimAck,
+  type SimErrMsg,
+  type SimInputMsg,
+  type SimServerMsg,
+  type SimSnapshotMsg,
+  type SimWelcome,
+  type TicketMsg,
+  type TicketStatus,
+} from "./sim-protocol.js";
 export {
   browserSession,
   readCookie,

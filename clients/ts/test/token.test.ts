@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { identityEnded, jwtExpiry, renewalDelay } from "../dist/index.js";
+import { identityEnded, jwtExpiry, jwtSubject, renewalDelay } from "../dist/index.js";
 
 const b64url = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");
 
@@ -11,6 +11,13 @@ test("jwtExpiry reads exp from the payload without verifying; anything else is u
   assert.equal(jwtExpiry(odd), 12);
   for (const t of [undefined, "", "opaque", "a.b.c", `h.${b64url({ exp: "soon" })}.s`, `h.${b64url({ sub: "x" })}.s`, `h.${b64url([1])}.s`]) {
     assert.equal(jwtExpiry(t), undefined, String(t));
+  }
+});
+
+test("jwtSubject reads sub from the payload without verifying; anything else is undefined", () => {
+  assert.equal(jwtSubject(`${b64url({ alg: "HS256" })}.${b64url({ sub: "pilot-a", exp: 1 })}.sig`), "pilot-a");
+  for (const t of [undefined, "opaque", `h.${b64url({ sub: 7 })}.s`, `h.${b64url({ sub: "" })}.s`, `h.${b64url({ exp: 1 })}.s`, `h.${b64url(["sub"])}.s`]) {
+    assert.equal(jwtSubject(t), undefined, String(t));
   }
 });
 

@@ -2,7 +2,7 @@
 // WebSocket server (text, close, ping frames; fragmentation) over
 // node:http's upgrade event, on 127.0.0.1. It negotiates the subprotocol
 // like the shard (first supported `pylon.*` entry, echoed); each test plays
-// the server's messages itself.
+// the server's messages itself, and may script plain HTTP answers too.
 import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { Socket } from "node:net";
@@ -15,6 +15,16 @@ export interface ServerOptions {
   refuse?: () => number | undefined;
   /** The subprotocol to echo; default: pylon.v1.json when offered. */
   echo?: (offered: string[]) => string | undefined;
+  /** Answers plain HTTP requests (default: 426 to all); `body` is sent as JSON. */
+  http?: (req: HttpRequest) => { status: number; body?: unknown } | undefined;
+}
+
+/** A plain HTTP request the server received. */
+export interface HttpRequest {
+  method: string;
+  path: string;
+  headers: IncomingMessage["headers"];
+  body: string;
 }
 
 class Queue<T> {
@@ -213,25 +223,41 @@ export class FakeConn {
 export class FakeServer {
   readonly url: string;
   readonly connections: FakeConn[] = [];
+  /** Every plain HTTP request, in order. */
+  readonly requests: HttpRequest[];
   /** Upgrade requests answered (accepted or refused). */
   upgrades = 0;
   private readonly server: Server;
   private readonly incoming = new Queue<FakeConn>();
   private readonly sockets = new Set<Socket>();
 
-  private constructor(server: Server, port: number) {
+  private constructor(server: Server, port: number, requests: HttpRequest[]) {
     this.server = server;
     this.url = `ws://127.0.0.1:${port}`;
+    this.requests = requests;
   }
 
   static async start(options: ServerOptions = {}): Promise<FakeServer> {
-    const server = createServer((_req, res) => {
-      res.writeHead(426).end();
+    const requests: HttpRequest[] = [];
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        const r = { method: req.method ?? "", path: req.url ?? "", headers: req.headers, body: Buffer.concat(chunks).toString("utf8") };
+        requests.push(r);
+        const answer = options.http?.(r);
+        if (!answer) {
+          res.writeHead(426).end();
+          return;
+        }
+        res.writeHead(answer.status, { "content-type": "application/json" });
+        res.end(answer.body === undefined ? "" : JSON.stringify(answer.body));
+      });
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const addr = server.address();
     if (addr === null || typeof addr === "string") throw new Error("no port");
-    const fake = new FakeServer(server, addr.port);
+    const fake = new FakeServer(server, addr.port, requests);
     server.on("upgrade", (req: IncomingMessage, socket: Socket) => fake.onUpgrade(req, socket, options));
     return fake;
   }
