@@ -4,9 +4,14 @@
 //! reads the answers) under one lock that is never held across an await.
 //!
 //! An input's life: numbered ([`InputBook::take`]) → sent on a connection
-//! → `sim_ack` (durable: [`InputBook::acked`]) → a snapshot's `acked`
-//! reaches its seq (processed: [`InputBook::processed`], gone from the
-//! book). A `sim_err` for it removes it ([`InputBook::refused`]).
+//! ([`InputBook::unsent`]) → `sim_ack` (durable: [`InputBook::acked`]) →
+//! a snapshot's `acked` reaches its seq (processed:
+//! [`InputBook::processed`], gone from the book). A `sim_err` for it
+//! removes it ([`InputBook::refused`]).
+//!
+//! Inputs go out in seq order, always: the server takes a seq at or below
+//! the last one it took from the subscriber for a duplicate, so a later
+//! seq overtaking an earlier one would make the earlier one look done.
 //!
 //! After a reconnect ([`InputBook::welcome`]), as a named subscriber the
 //! server still knows our seqs: every input not acknowledged is sent
@@ -23,17 +28,6 @@ struct Entry<I> {
     input: I,
     /// `sim_ack` came: logged, it will be processed whatever happens.
     durable: bool,
-    /// The connection (epoch) it was last sent on.
-    sent_on: Option<u64>,
-}
-
-/// What a new connection changes.
-#[derive(Debug, PartialEq)]
-pub(super) struct Resume<I> {
-    /// To send now, in seq order (already marked sent).
-    pub resend: Vec<(u64, I)>,
-    /// Sent, not acknowledged, and never to be resent.
-    pub dropped: Vec<u64>,
 }
 
 pub(super) struct InputBook<I> {
@@ -43,8 +37,9 @@ pub(super) struct InputBook<I> {
     last: u64,
     /// Inputs not yet processed (nor refused), by seq.
     inputs: BTreeMap<u64, Entry<I>>,
-    /// The connection inputs go out on now; counts connections.
-    epoch: u64,
+    /// Every input up to this seq has gone out on the current connection
+    /// (or needs not).
+    sent_through: u64,
     live: bool,
     /// `Some(close code)` once the client stopped.
     closed: Option<Option<u16>>,
@@ -56,7 +51,7 @@ impl<I: Clone> InputBook<I> {
             named,
             last: 0,
             inputs: BTreeMap::new(),
-            epoch: 0,
+            sent_through: 0,
             live: false,
             closed: None,
         }
@@ -77,50 +72,44 @@ impl<I: Clone> InputBook<I> {
         let entry = Entry {
             input,
             durable: false,
-            sent_on: None,
         };
         self.inputs.insert(self.last, entry);
         Ok(self.last)
     }
 
-    /// The input `seq`, to send now if it has not gone out on this
-    /// connection yet (marked sent).
-    pub(super) fn mark_sent(&mut self, seq: u64) -> Option<I> {
-        let epoch = self.epoch;
-        let e = self.inputs.get_mut(&seq)?;
-        if !self.live || e.durable || e.sent_on == Some(epoch) {
-            return None;
+    /// The inputs to send now, in seq order: those that have not gone out
+    /// on this connection and are not acknowledged (none while offline).
+    pub(super) fn unsent(&mut self) -> Vec<(u64, I)> {
+        if !self.live {
+            return Vec::new();
         }
-        e.sent_on = Some(epoch);
-        Some(e.input.clone())
+        let out = (self.inputs.range(self.sent_through + 1..))
+            .filter(|(_, e)| !e.durable)
+            .map(|(&seq, e)| (seq, e.input.clone()))
+            .collect();
+        self.sent_through = self.last;
+        out
     }
 
     /// A new connection, whose welcome says the subscriber's last
-    /// processed seq is `acked`.
-    pub(super) fn welcome(&mut self, acked: u64) -> Resume<I> {
-        self.epoch += 1;
+    /// processed seq is `acked`. Returns the inputs dropped (anonymous:
+    /// sent, not acknowledged, never to be resent).
+    pub(super) fn welcome(&mut self, acked: u64) -> Vec<u64> {
         self.live = true;
-        let mut resume = Resume {
-            resend: Vec::new(),
-            dropped: Vec::new(),
-        };
+        self.sent_through = acked;
         if self.named {
             self.inputs.retain(|&seq, _| seq > acked);
             self.last = self.last.max(acked);
-            for (&seq, e) in self.inputs.iter_mut().filter(|(_, e)| !e.durable) {
-                e.sent_on = Some(self.epoch);
-                resume.resend.push((seq, e.input.clone()));
-            }
-        } else {
-            // Durable ones will be processed, as the old subscriber.
-            resume.dropped = (self.inputs.iter())
-                .filter(|(_, e)| !e.durable)
-                .map(|(&seq, _)| seq)
-                .collect();
-            self.inputs.clear();
-            self.last = acked;
+            return Vec::new();
         }
-        resume
+        // Durable ones will be processed, as the old subscriber.
+        let dropped = (self.inputs.iter())
+            .filter(|(_, e)| !e.durable)
+            .map(|(&seq, _)| seq)
+            .collect();
+        self.inputs.clear();
+        self.last = acked;
+        dropped
     }
 
     /// `sim_ack` for `seq`.
@@ -172,24 +161,21 @@ mod tests {
     }
 
     #[test]
-    fn seqs_start_after_the_welcome_and_processed_inputs_leave() {
+    fn seqs_start_after_the_welcome_and_go_out_once_in_order() {
         let mut b = InputBook::new(true);
-        assert_eq!(
-            b.welcome(4),
-            Resume {
-                resend: vec![],
-                dropped: vec![]
-            }
-        );
+        assert!(b.welcome(4).is_empty());
         let taken: Vec<u64> = "abc".chars().map(|c| b.take(c).unwrap()).collect();
         assert_eq!(taken, [5, 6, 7]);
-        assert_eq!(b.mark_sent(5), Some('a'));
-        assert_eq!(b.mark_sent(5), None, "sent once per connection");
+        // However the senders were told, everything new goes, in order.
+        assert_eq!(b.unsent(), [(5, 'a'), (6, 'b'), (7, 'c')]);
+        assert_eq!(b.unsent(), [], "sent once per connection");
+        b.take('d').unwrap();
+        assert_eq!(b.unsent(), [(8, 'd')]);
         b.acked(5);
         b.processed(5);
-        assert_eq!(b.pending(), [(6, 'b'), (7, 'c')]);
+        assert_eq!(seqs(&b.pending()), [6, 7, 8]);
         b.refused(7);
-        assert_eq!(b.pending(), [(6, 'b')]);
+        assert_eq!(seqs(&b.pending()), [6, 8]);
     }
 
     #[test]
@@ -197,29 +183,23 @@ mod tests {
         let mut b = InputBook::new(true);
         b.welcome(0);
         for c in "abcd".chars() {
-            let seq = b.take(c).unwrap();
-            b.mark_sent(seq);
+            b.take(c).unwrap();
         }
+        assert_eq!(b.unsent().len(), 4);
         b.acked(1);
         b.acked(2);
         b.processed(1);
         b.offline();
         // Queued while offline: sent with the others.
         assert_eq!(b.take('e').unwrap(), 5);
-        assert_eq!(b.mark_sent(5), None);
-        let r = b.welcome(1);
-        assert_eq!(seqs(&r.resend), [3, 4, 5]);
-        assert!(r.dropped.is_empty());
-        assert_eq!(
-            seqs(&b.pending()),
-            [2, 3, 4, 5],
-            "2 is durable, not processed"
-        );
-        assert_eq!(b.mark_sent(3), None, "already resent");
+        assert_eq!(b.unsent(), []);
+        assert!(b.welcome(1).is_empty());
+        assert_eq!(seqs(&b.unsent()), [3, 4, 5], "2 is durable");
+        assert_eq!(seqs(&b.pending()), [2, 3, 4, 5], "2 is not processed yet");
         // The server had processed more than we saw: those leave.
         b.offline();
-        let r = b.welcome(4);
-        assert_eq!(seqs(&r.resend), [5]);
+        b.welcome(4);
+        assert_eq!(seqs(&b.unsent()), [5]);
         assert_eq!(b.take('f').unwrap(), 6);
     }
 
@@ -229,16 +209,16 @@ mod tests {
         assert!(matches!(b.take('x'), Err(ClientError::NotConnected)));
         b.welcome(0);
         for c in "abc".chars() {
-            let seq = b.take(c).unwrap();
-            b.mark_sent(seq);
+            b.take(c).unwrap();
         }
+        b.unsent();
         b.acked(1);
         b.offline();
         assert!(matches!(b.take('x'), Err(ClientError::NotConnected)));
-        let r = b.welcome(0);
-        assert_eq!(r.dropped, [2, 3]);
-        assert!(r.resend.is_empty() && b.pending().is_empty());
+        assert_eq!(b.welcome(0), [2, 3]);
+        assert!(b.unsent().is_empty() && b.pending().is_empty());
         assert_eq!(b.take('d').unwrap(), 1);
+        assert_eq!(b.unsent(), [(1, 'd')]);
         b.close(Some(4410));
         assert_eq!(b.take('e'), Err(ClientError::Closed { code: Some(4410) }));
     }

@@ -24,10 +24,8 @@ use crate::sim::wire::{
 use crate::sim::{SimError, SimErrorCode};
 
 pub(super) enum Command {
-    /// Input `seq` was added to the book.
-    Send {
-        seq: u64,
-    },
+    /// New inputs are in the book.
+    Send,
     Close {
         reply: oneshot::Sender<()>,
     },
@@ -131,8 +129,6 @@ pub(super) struct SimDriver<I, P> {
     events: broadcast::Sender<SimEvent<P>>,
     /// Seqs sent on this connection and not answered yet, oldest first.
     unanswered: VecDeque<u64>,
-    /// What a new connection resends (set by its welcome).
-    resend: Vec<(u64, I)>,
     /// Consecutive connections closed for their rate (or load): each
     /// waits longer before the next.
     strikes: u32,
@@ -159,28 +155,28 @@ where
             view,
             events,
             unanswered: VecDeque::new(),
-            resend: Vec::new(),
             strikes: 0,
             close_reply: None,
             _snapshot: PhantomData,
         }
     }
 
-    async fn send(&mut self, conn: &mut RawConnection, seq: u64, input: I) -> Flow {
-        let msg = SimClientMsg::Input(InputMsg { seq, input });
-        match conn
-            .send_frame(wire::encode_client(conn.encoding(), &msg))
-            .await
-        {
-            Ok(()) => {
-                self.unanswered.push_back(seq);
-                Flow::Continue
+    /// Sends every input the book has not sent on this connection, in
+    /// seq order (whichever command asked: the order is the book's).
+    async fn send_unsent(&mut self, conn: &mut RawConnection) -> Flow {
+        let unsent = lock(&self.book).unsent();
+        for (seq, input) in unsent {
+            let msg = SimClientMsg::Input(InputMsg { seq, input });
+            let frame = wire::encode_client(conn.encoding(), &msg);
+            if let Err(e) = conn.send_frame(frame).await {
+                return Flow::Dropped {
+                    code: None,
+                    reason: e.to_string(),
+                };
             }
-            Err(e) => Flow::Dropped {
-                code: None,
-                reason: e.to_string(),
-            },
+            self.unanswered.push_back(seq);
         }
+        Flow::Continue
     }
 
     fn emit(&self, event: SimEvent<P>) {
@@ -253,8 +249,7 @@ where
     }
 
     fn on_welcome(&mut self, w: Welcome) {
-        let resume = lock(&self.book).welcome(w.acked);
-        self.resend = resume.resend;
+        let dropped = lock(&self.book).welcome(w.acked);
         self.view.send_modify(|v| {
             v.welcome = w.clone();
             v.tick = w.tick;
@@ -266,23 +261,15 @@ where
             seq: w.acked,
         });
         self.emit(SimEvent::Welcome(w));
-        if !resume.dropped.is_empty() {
-            self.emit(SimEvent::Dropped {
-                seqs: resume.dropped,
-            });
+        if !dropped.is_empty() {
+            self.emit(SimEvent::Dropped { seqs: dropped });
         }
     }
 
-    /// Resends, in seq order, what the welcome left to resend.
+    /// Sends, in seq order, what the welcome left to (re)send.
     async fn resume(&mut self, conn: &mut RawConnection) -> Flow {
         self.unanswered.clear();
-        for (seq, input) in std::mem::take(&mut self.resend) {
-            let flow = self.send(conn, seq, input).await;
-            if !matches!(flow, Flow::Continue) {
-                return flow;
-            }
-        }
-        Flow::Continue
+        self.send_unsent(conn).await
     }
 
     async fn on_msg(&mut self, msg: SimServerMsg<P>, _conn: &mut RawConnection) -> Flow {
@@ -331,16 +318,10 @@ where
                 self.close_reply = Some(reply);
                 Flow::Stop { code: None }
             }
-            Some(Command::Send { seq }) => {
-                let Some(conn) = conn else {
-                    return Flow::Continue; // sent after the next welcome
-                };
-                let input = lock(&self.book).mark_sent(seq);
-                match input {
-                    Some(input) => self.send(conn, seq, input).await,
-                    None => Flow::Continue,
-                }
-            }
+            Some(Command::Send) => match conn {
+                Some(conn) => self.send_unsent(conn).await,
+                None => Flow::Continue, // sent after the next welcome
+            },
         }
     }
 

@@ -174,7 +174,7 @@ where
     pub fn send_input(&self, input: I) -> Result<u64, ClientError> {
         let seq = lock(&self.book).take(input)?;
         self.cmds
-            .send(Command::Send { seq })
+            .send(Command::Send)
             .map_err(|_| ClientError::Closed {
                 code: self.closed_code(),
             })?;
