@@ -18,6 +18,7 @@ use pylon_workers::protocol::Encoding;
 use pylon_workers::sim::counter::{Add, Total};
 use pylon_workers::sim::wire::SimErr;
 use serde_json::json;
+use tokio::sync::broadcast;
 
 use crate::support::{get_json, unique, within};
 use crate::Ctx;
@@ -50,8 +51,7 @@ struct Heard {
     welcomes: Vec<(String, u64)>,
 }
 
-async fn listen(sim: &Counter) -> Result<Heard> {
-    let mut events = sim.events();
+async fn listen(mut events: broadcast::Receiver<SimEvent<Total>>) -> Result<Heard> {
     let mut heard = Heard::default();
     loop {
         match events.recv().await.context("the event stream")? {
@@ -89,10 +89,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         "{welcome:?}"
     );
 
-    let listener = tokio::spawn({
-        let sim = sim.clone();
-        async move { listen(&sim).await }
-    });
+    let listener = tokio::spawn(listen(sim.events()));
     let sent: Sent = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let stream = tokio::spawn({
