@@ -670,3 +670,8 @@ async fn wait_live(mut state: watch::Receiver<ConnState>) -> Result<(), ClientEr
         _ => Err(ClientError::Closed { code: None }),
     }
 }
+
+/// The Rust examples of docs/client.md, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/client.md")]
+pub struct ClientGuide;
