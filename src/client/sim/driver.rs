@@ -4,7 +4,6 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -133,7 +132,6 @@ pub(super) struct SimDriver<I, P> {
     /// waits longer before the next.
     strikes: u32,
     close_reply: Option<oneshot::Sender<()>>,
-    _snapshot: PhantomData<fn() -> P>,
 }
 
 impl<I, P> SimDriver<I, P>
@@ -157,7 +155,6 @@ where
             unanswered: VecDeque::new(),
             strikes: 0,
             close_reply: None,
-            _snapshot: PhantomData,
         }
     }
 
