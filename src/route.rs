@@ -82,7 +82,7 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
 
 /// A kind is named by its Durable Object class: a Rust identifier of at
 /// most 64 ASCII characters.
-fn validate_kind_name(kind: &str) -> Result<(), ApiError> {
+pub fn validate_kind_name(kind: &str) -> Result<(), ApiError> {
     let ok = !kind.is_empty()
         && kind.len() <= 64
         && kind.starts_with(|c: char| c.is_ascii_alphabetic())

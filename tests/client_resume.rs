@@ -45,21 +45,6 @@ fn added(id: &str, from: u64, seq: u64, pos: u32, row_id: &str) -> ServerMsg {
     })
 }
 
-async fn next_event(
-    events: &mut tokio::sync::broadcast::Receiver<Event>,
-    want: impl Fn(&Event) -> bool,
-) -> Event {
-    loop {
-        let e = tokio::time::timeout(PATIENCE, events.recv())
-            .await
-            .expect("no such event")
-            .unwrap();
-        if want(&e) {
-            return e;
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_gap_makes_the_client_subscribe_anew() {
     for encoding in Encoding::ALL {

@@ -8,14 +8,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, oneshot, watch};
 
 use super::apply::{apply_rows, check_seq};
-use super::raw::{RawConnection, Received};
-use super::{ClientConfig, ClientError, ConnState, Event, Query, SubStatus, SubView};
+use super::raw::RawConnection;
+use super::reconnect::{Flow, Session};
+use super::{Backoff, ClientConfig, ClientError, ConnState, Event, Query, SubStatus, SubView};
 use crate::protocol::{
-    close, Ack, ClientMsg, DecodeError, Diff, Hello, Mut, Op, Ping, Presence, SendBcast, ServerMsg,
-    Snap, Sub, Unsub, Welcome,
+    self, close, Ack, ClientMsg, DecodeError, Diff, Encoding, FrameRef, Hello, Mut, Op, Ping,
+    Presence, SendBcast, ServerMsg, Snap, Sub, Unsub, Welcome,
 };
 use crate::value::Value;
 
@@ -72,30 +73,6 @@ pub(super) async fn open(config: &ClientConfig) -> Result<(RawConnection, Welcom
         .unwrap_or(Err(ClientError::Timeout))
 }
 
-/// What ends a stretch of the loop.
-enum Flow {
-    Continue,
-    /// The connection is gone; reconnect.
-    Dropped {
-        code: Option<u16>,
-        reason: String,
-    },
-    /// Stop for good (close code that forbids retrying, `close()`, or no
-    /// handles left).
-    Stop {
-        code: Option<u16>,
-    },
-}
-
-/// Close codes after which the client must not reconnect on its own
-/// (docs/protocol.md, "Close codes").
-fn is_final(code: Option<u16>) -> bool {
-    matches!(
-        code,
-        Some(close::PROTOCOL | close::UNAUTHORIZED | close::FORBIDDEN)
-    )
-}
-
 struct SubEntry {
     query: Query,
     /// The id on the wire: `s<key>`, then `s<key>.<n>` after the n-th
@@ -128,146 +105,57 @@ pub(super) struct Driver {
     my_presence: Value,
     pings: HashMap<u64, (Instant, oneshot::Sender<Result<Duration, ClientError>>)>,
     next_ping: u64,
-    last_recv: Instant,
     /// Answered once the client has stopped.
     close_reply: Option<oneshot::Sender<()>>,
 }
 
-impl Driver {
-    pub(super) fn new(
-        config: ClientConfig,
-        state: watch::Sender<ConnState>,
-        welcome: watch::Sender<Welcome>,
-        presence: watch::Sender<BTreeMap<String, Value>>,
-        events: broadcast::Sender<Event>,
-    ) -> Driver {
-        Driver {
-            config,
-            state,
-            welcome,
-            presence,
-            events,
-            subs: BTreeMap::new(),
-            wire: HashMap::new(),
-            muts: HashMap::new(),
-            next_mut: 0,
-            my_presence: Value::Null,
-            pings: HashMap::new(),
-            next_ping: 1,
-            last_recv: Instant::now(),
-            close_reply: None,
+impl Session for Driver {
+    type Command = Command;
+    type Welcome = Welcome;
+    type Msg = ServerMsg;
+
+    fn backoff(&self) -> &Backoff {
+        &self.config.backoff
+    }
+
+    fn keepalive(&self) -> Option<Duration> {
+        self.config.keepalive
+    }
+
+    fn open(
+        &self,
+    ) -> impl Future<Output = Result<(RawConnection, Welcome), ClientError>> + Send + 'static {
+        let config = self.config.clone();
+        async move { open(&config).await }
+    }
+
+    fn decode(
+        encoding: Encoding,
+        max_bytes: usize,
+        frame: FrameRef<'_>,
+    ) -> Result<Option<ServerMsg>, String> {
+        match protocol::decode_server_frame(encoding, frame, max_bytes) {
+            Ok(m) => Ok(Some(m)),
+            Err(DecodeError::UnknownType { .. }) => Ok(None),
+            Err(e) => Err(e.to_string()),
         }
     }
 
-    pub(super) async fn run(
-        mut self,
-        first: RawConnection,
-        mut cmds: mpsc::UnboundedReceiver<Command>,
-    ) {
-        let mut conn = Some(first);
-        let mut attempt = 0u32;
-        let code = loop {
-            if let Some(c) = conn.take() {
-                attempt = 0;
-                match self.live(c, &mut cmds).await {
-                    Flow::Stop { code } => break code,
-                    Flow::Dropped { code, reason } => self.on_dropped(code, reason),
-                    Flow::Continue => unreachable!("live() returns only when the connection ends"),
-                }
-            }
-            let delay = self.config.backoff.delay(attempt);
-            self.set_state(ConnState::Waiting { attempt, delay });
-            if let Err(code) = self.offline(tokio::time::sleep(delay), &mut cmds).await {
-                break code;
-            }
-            self.set_state(ConnState::Connecting { attempt });
-            let config = self.config.clone();
-            match self.offline(open(&config), &mut cmds).await {
-                Err(code) => break code,
-                Ok(Ok((c, welcome))) => {
-                    self.on_welcome(welcome);
-                    conn = Some(c);
-                }
-                Ok(Err(ClientError::Disconnected { code, reason })) if is_final(code) => {
-                    self.emit(Event::Disconnected { code, reason });
-                    break code;
-                }
-                Ok(Err(e)) => {
-                    self.emit(Event::Disconnected {
-                        code: None,
-                        reason: e.to_string(),
-                    });
-                    attempt = attempt.saturating_add(1);
-                }
-            }
-        };
-        self.shutdown(code);
+    /// docs/protocol.md, "Close codes".
+    fn is_final(code: Option<u16>) -> bool {
+        matches!(
+            code,
+            Some(close::PROTOCOL | close::UNAUTHORIZED | close::FORBIDDEN)
+        )
     }
 
-    /// Runs `fut` while serving commands that need no connection. `Err`
-    /// when the client is to stop.
-    async fn offline<F: Future>(
-        &mut self,
-        fut: F,
-        cmds: &mut mpsc::UnboundedReceiver<Command>,
-    ) -> Result<F::Output, Option<u16>> {
-        tokio::pin!(fut);
-        loop {
-            tokio::select! {
-                out = &mut fut => return Ok(out),
-                cmd = cmds.recv() => match self.command(cmd, None).await {
-                    Flow::Stop { code } => return Err(code),
-                    Flow::Continue | Flow::Dropped { .. } => {}
-                },
-            }
-        }
-    }
-
-    /// Serves one connection until it ends.
-    async fn live(
-        &mut self,
-        mut conn: RawConnection,
-        cmds: &mut mpsc::UnboundedReceiver<Command>,
-    ) -> Flow {
-        let flow = self.resume(&mut conn).await;
-        if !matches!(flow, Flow::Continue) {
-            return flow;
-        }
-        self.last_recv = Instant::now();
-        let keepalive = self.config.keepalive;
-        let mut tick =
-            tokio::time::interval(keepalive.map_or(Duration::from_secs(3600), |k| k / 4));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let flow = loop {
-            let flow = tokio::select! {
-                received = conn.recv() => {
-                    self.last_recv = Instant::now();
-                    match received {
-                        Ok(Received::Msg(msg)) => self.on_msg(msg, &mut conn).await,
-                        // Only proves the connection lives (last_recv above).
-                        Ok(Received::KeepaliveAck) => Flow::Continue,
-                        // Newer server message types are ignored (docs/protocol.md, "Evolution").
-                        Ok(Received::Undecodable(DecodeError::UnknownType { .. })) => Flow::Continue,
-                        Ok(Received::Undecodable(e)) => Flow::Dropped { code: None, reason: format!("undecodable frame: {e}") },
-                        Ok(Received::Closed { code, reason }) if is_final(code) => {
-                            self.emit(Event::Disconnected { code, reason });
-                            Flow::Stop { code }
-                        }
-                        Ok(Received::Closed { code, reason }) => Flow::Dropped { code, reason },
-                        Err(e) => Flow::Dropped { code: None, reason: e.to_string() },
-                    }
-                }
-                cmd = cmds.recv() => self.command(cmd, Some(&mut conn)).await,
-                _ = tick.tick(), if keepalive.is_some() => self.keepalive(&mut conn).await,
-            };
-            if !matches!(flow, Flow::Continue) {
-                break flow;
-            }
-        };
-        if let Flow::Stop { code: None } = flow {
-            let _ = conn.send_close(close::NORMAL, "client closed").await;
-        }
-        flow
+    fn on_welcome(&mut self, w: Welcome) {
+        self.set_state(ConnState::Live {
+            conn: w.conn.clone(),
+            seq: w.seq,
+        });
+        self.welcome.send_replace(w.clone());
+        self.emit(Event::Welcome(w));
     }
 
     /// On entering LIVE: resubscribe (with `since` where a seq is held),
@@ -303,29 +191,6 @@ impl Driver {
             }
         }
         Flow::Continue
-    }
-
-    async fn keepalive(&mut self, conn: &mut RawConnection) -> Flow {
-        let Some(k) = self.config.keepalive else {
-            return Flow::Continue;
-        };
-        let silent = self.last_recv.elapsed();
-        if silent >= 2 * k {
-            Flow::Dropped {
-                code: None,
-                reason: format!("no frame from the server for {silent:?}"),
-            }
-        } else if silent >= k {
-            match conn.send_keepalive().await {
-                Ok(()) => Flow::Continue,
-                Err(e) => Flow::Dropped {
-                    code: None,
-                    reason: e.to_string(),
-                },
-            }
-        } else {
-            Flow::Continue
-        }
     }
 
     async fn command(&mut self, cmd: Option<Command>, conn: Option<&mut RawConnection>) -> Flow {
@@ -498,13 +363,69 @@ impl Driver {
         Flow::Continue
     }
 
-    fn on_welcome(&mut self, w: Welcome) {
-        self.set_state(ConnState::Live {
-            conn: w.conn.clone(),
-            seq: w.seq,
-        });
-        self.welcome.send_replace(w.clone());
-        self.emit(Event::Welcome(w));
+    fn on_dropped(&mut self, code: Option<u16>, reason: String) {
+        self.wire.clear();
+        for (_, (_, reply)) in self.pings.drain() {
+            let _ = reply.send(Err(ClientError::Disconnected {
+                code,
+                reason: reason.clone(),
+            }));
+        }
+        self.emit(Event::Disconnected { code, reason });
+    }
+
+    fn disconnected(&mut self, code: Option<u16>, reason: String) {
+        self.emit(Event::Disconnected { code, reason });
+    }
+
+    fn set_state(&mut self, state: ConnState) {
+        self.state.send_replace(state.clone());
+        self.emit(Event::State(state));
+    }
+
+    fn shutdown(&mut self, code: Option<u16>) {
+        for entry in self.subs.values() {
+            entry.view.send_modify(|v| {
+                v.status = SubStatus::Closed;
+                v.version += 1;
+            });
+        }
+        for (_, m) in self.muts.drain() {
+            let _ = m.reply.send(Err(ClientError::Closed { code }));
+        }
+        for (_, (_, reply)) in self.pings.drain() {
+            let _ = reply.send(Err(ClientError::Closed { code }));
+        }
+        self.set_state(ConnState::Closed { code });
+        if let Some(reply) = self.close_reply.take() {
+            let _ = reply.send(());
+        }
+    }
+}
+
+impl Driver {
+    pub(super) fn new(
+        config: ClientConfig,
+        state: watch::Sender<ConnState>,
+        welcome: watch::Sender<Welcome>,
+        presence: watch::Sender<BTreeMap<String, Value>>,
+        events: broadcast::Sender<Event>,
+    ) -> Driver {
+        Driver {
+            config,
+            state,
+            welcome,
+            presence,
+            events,
+            subs: BTreeMap::new(),
+            wire: HashMap::new(),
+            muts: HashMap::new(),
+            next_mut: 0,
+            my_presence: Value::Null,
+            pings: HashMap::new(),
+            next_ping: 1,
+            close_reply: None,
+        }
     }
 
     fn on_snap(&mut self, snap: Snap) {
@@ -590,41 +511,6 @@ impl Driver {
             Flow::Continue => send(conn, &sub).await,
             flow => flow,
         }
-    }
-
-    fn on_dropped(&mut self, code: Option<u16>, reason: String) {
-        self.wire.clear();
-        for (_, (_, reply)) in self.pings.drain() {
-            let _ = reply.send(Err(ClientError::Disconnected {
-                code,
-                reason: reason.clone(),
-            }));
-        }
-        self.emit(Event::Disconnected { code, reason });
-    }
-
-    fn shutdown(&mut self, code: Option<u16>) {
-        for entry in self.subs.values() {
-            entry.view.send_modify(|v| {
-                v.status = SubStatus::Closed;
-                v.version += 1;
-            });
-        }
-        for (_, m) in self.muts.drain() {
-            let _ = m.reply.send(Err(ClientError::Closed { code }));
-        }
-        for (_, (_, reply)) in self.pings.drain() {
-            let _ = reply.send(Err(ClientError::Closed { code }));
-        }
-        self.set_state(ConnState::Closed { code });
-        if let Some(reply) = self.close_reply.take() {
-            let _ = reply.send(());
-        }
-    }
-
-    fn set_state(&mut self, state: ConnState) {
-        self.state.send_replace(state.clone());
-        self.emit(Event::State(state));
     }
 
     fn emit(&self, event: Event) {

@@ -4,7 +4,8 @@
 //! jittered exponential backoff, resumes every subscription with `since`,
 //! resends unacknowledged mutations with their op ids, and re-sends the
 //! presence it set. [`Subscription`]s hold the live, ordered result of a
-//! query. [`RawConnection`] is the bare socket, for tests.
+//! query. [`RawConnection`] is the bare socket, for tests. [`sim::SimClient`]
+//! joins a simulation shard (`pylon.sim.v1`) the same way.
 //!
 //! ```no_run
 //! use pylon_workers::client::{Client, ClientConfig, Query};
@@ -34,7 +35,10 @@
 mod apply;
 mod backoff;
 mod driver;
+mod keepalive;
 mod raw;
+mod reconnect;
+pub mod sim;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -174,6 +178,10 @@ pub enum ClientError {
     /// The server answered with `err`.
     #[error("{code}: {message}")]
     Server { code: ErrorCode, message: String },
+    /// A simulation shard answered with `sim_err` instead of its welcome
+    /// (e.g. `FORBIDDEN`: the kind refused the subscriber).
+    #[error("{}: {}", .0.code, .0.message)]
+    Sim(crate::sim::wire::SimErr),
     /// The connection closed (with this close code, if any).
     #[error("disconnected (close code {code:?}) {reason}")]
     Disconnected { code: Option<u16>, reason: String },
@@ -493,7 +501,7 @@ impl Client {
         let (presence_tx, presence) = watch::channel(BTreeMap::new());
         let (events, _) = broadcast::channel(config.event_capacity.max(1));
         let driver = driver::Driver::new(config, state_tx, welcome_tx, presence_tx, events.clone());
-        tokio::spawn(driver.run(conn, cmd_rx));
+        tokio::spawn(reconnect::run(driver, conn, cmd_rx));
         Ok(Client {
             cmds,
             state,
@@ -525,15 +533,7 @@ impl Client {
 
     /// Waits until the connection is LIVE (at once if it is).
     pub async fn wait_live(&self) -> Result<(), ClientError> {
-        let mut state = self.state.clone();
-        let res = state
-            .wait_for(|s| matches!(s, ConnState::Live { .. } | ConnState::Closed { .. }))
-            .await;
-        match res.as_deref() {
-            Ok(ConnState::Live { .. }) => Ok(()),
-            Ok(ConnState::Closed { code }) => Err(ClientError::Closed { code: *code }),
-            _ => Err(ClientError::Closed { code: None }),
-        }
+        wait_live(self.state.clone()).await
     }
 
     /// Events from now on: state changes, presence, broadcasts, unmatched
@@ -645,9 +645,33 @@ impl Client {
     }
 
     fn closed_code(&self) -> Option<u16> {
-        match &*self.state.borrow() {
+        self.state.borrow().closed_code()
+    }
+}
+
+impl ConnState {
+    /// The close code the client stopped with, once `Closed`.
+    fn closed_code(&self) -> Option<u16> {
+        match self {
             ConnState::Closed { code } => *code,
             _ => None,
         }
     }
 }
+
+/// Waits until `state` is LIVE (at once if it is); fails once closed.
+async fn wait_live(mut state: watch::Receiver<ConnState>) -> Result<(), ClientError> {
+    let res = state
+        .wait_for(|s| matches!(s, ConnState::Live { .. } | ConnState::Closed { .. }))
+        .await;
+    match res.as_deref() {
+        Ok(ConnState::Live { .. }) => Ok(()),
+        Ok(ConnState::Closed { code }) => Err(ClientError::Closed { code: *code }),
+        _ => Err(ClientError::Closed { code: None }),
+    }
+}
+
+/// The Rust examples of docs/client.md, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/client.md")]
+pub struct ClientGuide;

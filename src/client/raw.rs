@@ -12,7 +12,9 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::{ClientConfig, ClientError};
-use crate::protocol::{self, ClientMsg, DecodeError, Encoding, FrameRef, ServerMsg, Welcome};
+use crate::protocol::{
+    self, ClientMsg, DecodeError, Encoding, Frame, FrameRef, ServerMsg, Welcome,
+};
 
 /// A frame received, decoded where possible.
 #[derive(Debug, PartialEq)]
@@ -28,6 +30,24 @@ pub enum Received {
     KeepaliveAck,
     /// The server closed the connection (close code, if one was sent).
     Closed { code: Option<u16>, reason: String },
+}
+
+/// A frame received, before [`Received`] names the live protocol's
+/// messages: a data frame as `decode` made it, or what the transport says.
+pub(super) enum Incoming<T> {
+    Frame(T),
+    KeepaliveAck,
+    Closed { code: Option<u16>, reason: String },
+}
+
+/// The `Sec-WebSocket-Protocol` offer: the encoding's subprotocol, then
+/// the token as `bearer.<token>` (docs/protocol.md, "Negotiation").
+pub(super) fn offer(encoding: Encoding, token: Option<&str>) -> Vec<String> {
+    let mut offer = vec![encoding.subprotocol().to_owned()];
+    if let Some(token) = token {
+        offer.push(format!("bearer.{token}"));
+    }
+    offer
 }
 
 /// An open pylon.v1 WebSocket.
@@ -50,13 +70,9 @@ impl RawConnection {
     /// checks that the server echoed the encoding's subprotocol. Does not
     /// wait for `welcome`: the caller receives it (see [`Self::recv_welcome`]).
     pub async fn connect(config: &ClientConfig) -> Result<RawConnection, ClientError> {
-        let mut offer = vec![config.encoding.subprotocol().to_owned()];
-        if let Some(token) = &config.token {
-            offer.push(format!("bearer.{token}"));
-        }
         Self::connect_offering(
             &config.ws_url()?,
-            &offer,
+            &offer(config.encoding, config.token.as_deref()),
             config.encoding,
             config.max_frame_bytes,
         )
@@ -117,9 +133,15 @@ impl RawConnection {
 
     /// Encodes and sends one message.
     pub async fn send(&mut self, msg: &ClientMsg) -> Result<(), ClientError> {
-        let frame = match protocol::encode_client(self.encoding, msg) {
-            protocol::Frame::Text(t) => Message::text(t),
-            protocol::Frame::Binary(b) => Message::binary(b),
+        self.send_frame(protocol::encode_client(self.encoding, msg))
+            .await
+    }
+
+    /// Sends an encoded frame (of any protocol spoken over this socket).
+    pub(super) async fn send_frame(&mut self, frame: Frame) -> Result<(), ClientError> {
+        let frame = match frame {
+            Frame::Text(t) => Message::text(t),
+            Frame::Binary(b) => Message::binary(b),
         };
         self.ws.send(frame).await.map_err(transport)
     }
@@ -152,6 +174,26 @@ impl RawConnection {
     /// connection is finished; receiving again is
     /// [`ClientError::Disconnected`].
     pub async fn recv(&mut self) -> Result<Received, ClientError> {
+        let received = self
+            .recv_decoded(|encoding, max, frame| {
+                protocol::decode_server_frame(encoding, frame, max)
+            })
+            .await?;
+        Ok(match received {
+            Incoming::Frame(Ok(m)) => Received::Msg(m),
+            Incoming::Frame(Err(e)) => Received::Undecodable(e),
+            Incoming::KeepaliveAck => Received::KeepaliveAck,
+            Incoming::Closed { code, reason } => Received::Closed { code, reason },
+        })
+    }
+
+    /// The next frame, data frames decoded by `decode` (given the
+    /// encoding and the frame limit): what [`Self::recv`] and the
+    /// simulation client's socket share.
+    pub(super) async fn recv_decoded<T>(
+        &mut self,
+        decode: impl FnOnce(Encoding, usize, FrameRef<'_>) -> T,
+    ) -> Result<Incoming<T>, ClientError> {
         loop {
             let msg = match self.ws.next().await {
                 None => {
@@ -163,7 +205,7 @@ impl RawConnection {
                 Some(Err(
                     tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed,
                 )) => {
-                    return Ok(Received::Closed {
+                    return Ok(Incoming::Closed {
                         code: None,
                         reason: String::new(),
                     })
@@ -173,7 +215,7 @@ impl RawConnection {
             };
             let frame = match &msg {
                 Message::Text(t) if t.as_str() == protocol::KEEPALIVE_ACK => {
-                    return Ok(Received::KeepaliveAck)
+                    return Ok(Incoming::KeepaliveAck)
                 }
                 Message::Text(t) => FrameRef::Text(t.as_str()),
                 Message::Binary(b) => FrameRef::Binary(b),
@@ -182,16 +224,15 @@ impl RawConnection {
                         Some(c) => (Some(u16::from(c.code)), c.reason.to_string()),
                         None => (None, String::new()),
                     };
-                    return Ok(Received::Closed { code, reason });
+                    return Ok(Incoming::Closed { code, reason });
                 }
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
             };
-            return Ok(
-                match protocol::decode_server_frame(self.encoding, frame, self.max_frame_bytes) {
-                    Ok(m) => Received::Msg(m),
-                    Err(e) => Received::Undecodable(e),
-                },
-            );
+            return Ok(Incoming::Frame(decode(
+                self.encoding,
+                self.max_frame_bytes,
+                frame,
+            )));
         }
     }
 

@@ -47,7 +47,8 @@ pub use replay::{replay, replay_onto, LoggedInput, ReplayError, ReplayLog};
 pub use rng::{seed_of, SimRng};
 pub use schedule::Schedule;
 pub use shard::{
-    is_connection_id, SimConn, SimShard, HTTP_SUBSCRIBER, MAX_SUBSCRIBER_LEN, TICK_TIMER,
+    check_subscriber, is_connection_id, SimConn, SimShard, HTTP_SUBSCRIBER, MAX_SUBSCRIBER_LEN,
+    TICK_TIMER,
 };
 pub use state::{default_authorize_subscribe, Now, SimState, Step};
 

@@ -1,9 +1,12 @@
 //! A scripted, in-process pylon.v1 server for the client tests: it accepts
 //! WebSockets on 127.0.0.1, negotiates the subprotocol like the real one
 //! (`protocol::negotiate`), and hands each connection to the test, which
-//! decides message by message what the server says.
+//! decides message by message what the server says. `sim.rs` adds the
+//! simulation shard's side (`pylon.sim.v1`).
 
 #![allow(dead_code)]
+
+pub mod sim;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -115,6 +118,8 @@ pub struct FakeConn {
     /// The `Sec-WebSocket-Protocol` header the client sent.
     pub offered: Option<String>,
     pub path: String,
+    /// The request's query string, if any.
+    pub query: Option<String>,
     /// `c<n>`: the n-th connection to this server.
     pub conn_id: String,
 }
@@ -123,7 +128,8 @@ impl FakeConn {
     // The callback's error type is tungstenite's, and large.
     #[allow(clippy::result_large_err)]
     async fn handshake(stream: TcpStream, echo: Echo, n: usize) -> Option<FakeConn> {
-        let seen: Arc<Mutex<(Option<String>, String, Encoding)>> = Arc::default();
+        type Seen = (Option<String>, String, Option<String>, Encoding);
+        let seen: Arc<Mutex<Seen>> = Arc::default();
         let seen2 = seen.clone();
         let callback = move |req: &Request, mut resp: Response| {
             let offered = req
@@ -144,6 +150,7 @@ impl FakeConn {
             *seen2.lock().unwrap() = (
                 offered.map(str::to_owned),
                 req.uri().path().to_owned(),
+                req.uri().query().map(str::to_owned),
                 negotiated.encoding,
             );
             Ok(resp)
@@ -151,18 +158,25 @@ impl FakeConn {
         let ws = tokio_tungstenite::accept_hdr_async(stream, callback)
             .await
             .ok()?;
-        let (offered, path, encoding) = seen.lock().unwrap().clone();
+        let (offered, path, query, encoding) = seen.lock().unwrap().clone();
         Some(FakeConn {
             ws,
             encoding,
             offered,
             path,
+            query,
             conn_id: format!("c{n}"),
         })
     }
 
     pub async fn send(&mut self, msg: ServerMsg) {
-        let frame = match protocol::encode_server(self.encoding, &msg) {
+        self.send_frame(protocol::encode_server(self.encoding, &msg))
+            .await;
+    }
+
+    /// Sends an encoded frame.
+    pub async fn send_frame(&mut self, frame: Frame) {
+        let frame = match frame {
             Frame::Text(t) => Message::text(t),
             Frame::Binary(b) => Message::binary(b),
         };
@@ -262,4 +276,20 @@ pub fn ids(rows: &[Row]) -> Vec<String> {
     rows.iter()
         .map(|r| r["id"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// The next event for which `want` holds (of either client).
+pub async fn next_event<E: Clone>(
+    events: &mut tokio::sync::broadcast::Receiver<E>,
+    want: impl Fn(&E) -> bool,
+) -> E {
+    loop {
+        let e = tokio::time::timeout(PATIENCE, events.recv())
+            .await
+            .expect("no such event")
+            .unwrap();
+        if want(&e) {
+            return e;
+        }
+    }
 }

@@ -84,6 +84,7 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
         scenario!(scenarios::bounds::run),
         scenario!(scenarios::hibernation::run),
         scenario!(scenarios::restart::run),
+        scenario!(scenarios::sim_client::run),
         scenario!(scenarios::cold_path::run),
         scenario!(scenarios::cold_access::run),
         scenario!(scenarios::minimal::run),

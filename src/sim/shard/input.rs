@@ -106,7 +106,7 @@ impl<S: SimState, C: SqlConn> SimShard<S, C> {
 
 /// A subscriber id a client names: 1 to 128 bytes, no control characters,
 /// not a connection id (those are the shard's to give).
-pub(super) fn check_subscriber(s: &str) -> Result<(), SimError> {
+pub fn check_subscriber(s: &str) -> Result<(), SimError> {
     if s.is_empty() || s.len() > MAX_SUBSCRIBER_LEN || s.chars().any(char::is_control) {
         return Err(SimError::BadInput(format!(
             "subscriber: 1 to {MAX_SUBSCRIBER_LEN} bytes, no control characters"

@@ -14,7 +14,7 @@ mod http;
 mod input;
 mod ticks;
 
-pub use input::is_connection_id;
+pub use input::{check_subscriber, is_connection_id};
 
 use crate::shard::limiter::{Refusals, TokenBucket};
 use std::collections::{BTreeMap, HashMap};
@@ -22,7 +22,6 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use self::input::check_subscriber;
 use super::driver::Sim;
 use super::error::SimError;
 use super::schedule::Schedule;

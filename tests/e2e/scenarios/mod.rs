@@ -18,4 +18,5 @@ pub mod rate_limit;
 pub mod restart;
 pub mod routing;
 pub mod signin;
+pub mod sim_client;
 pub mod sims;
