@@ -7,6 +7,10 @@
 # wrangler runs this as its build command. PYLON_SKIP_BUILD=1 makes it a
 # no-op when the bundle exists, for the test harness, which builds once and
 # starts wrangler often.
+# PYLON_OPT_LEVEL (3, s or z; default 3) is rustc's opt-level for the
+# Worker: z makes the bundle about a fifth smaller and the Worker slower
+# (docs/benchmarks.md, "Bundle size"). Each level has its own target
+# directory, so switching does not rebuild the other.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 app="${1:-examples/board}"
@@ -24,7 +28,14 @@ opt=()
 [[ "${PYLON_WASM_OPT:-1}" == 0 ]] && opt=(--no-opt)
 # The wasm build has a target directory of its own, so it can run beside
 # the native tests (cargo locks a target directory while it builds).
-worker-build --release "${opt[@]}" --out-dir "$rel_out" "$ROOT/$app" --target-dir "$ROOT/target/wasm"
+level="${PYLON_OPT_LEVEL:-3}"
+case "$level" in
+  3) target_dir="$ROOT/target/wasm" ;;
+  s|z) target_dir="$ROOT/target/wasm-$level" ;;
+  *) echo "build-worker: PYLON_OPT_LEVEL must be 3, s or z (not $level)"; exit 2 ;;
+esac
+CARGO_PROFILE_RELEASE_OPT_LEVEL="$level" \
+  worker-build --release "${opt[@]}" --out-dir "$rel_out" "$ROOT/$app" --target-dir "$target_dir"
 # worker-build keeps the wasm name section (function names for stack
 # traces, about 50 KiB of the gzip bundle); a deployed Worker does without
 # it: panics keep their message, file and line. PYLON_KEEP_NAMES=1 keeps it.
