@@ -2,10 +2,10 @@
  * The connection that stays up: live queries, optimistic mutations,
  * presence, broadcast and ping over one WebSocket to one shard, speaking
  * `pylon.v1.json` (text frames, the default) or `pylon.v1.postcard`
- * (binary frames, `encoding: "postcard"`). It follows the same rules as the Rust client (docs/client.md):
- * gap recovery under a new subscription id, resume with `since`, resend of
- * unacknowledged mutations with the same op id, jittered backoff, and the
- * same close codes that stop it.
+ * (binary frames, `encoding: "postcard"`). It follows the same rules as
+ * the Rust client (docs/client.md): gap recovery under a new subscription
+ * id, resume with `since`, resend of unacknowledged mutations with the
+ * same op id, jittered backoff, and the same close codes that stop it.
  */
 import { applyRows, checkSeq } from "./apply.js";
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
@@ -53,8 +53,8 @@ export interface ConnectOptions {
   token?: TokenSource;
   /**
    * The wire encoding: `"json"` (default; text frames) or `"postcard"`
-   * (binary frames: smaller, faster to read). The client offers only that
-   * one subprotocol, and the server must echo it.
+   * (binary frames, smaller; docs/ts-client.md compares them). The client
+   * offers only that one subprotocol, and the server must echo it.
    */
   encoding?: Encoding;
   /** With a client id, `hello {client, token}` follows every `welcome`. */
@@ -600,11 +600,12 @@ export class PylonClient {
     let ws: WebSocketLike;
     try {
       ws = new this.WS(this.url, protocols);
-      if (this.encoding === "postcard") ws.binaryType = "arraybuffer";
     } catch (e) {
       this.failedAttempt(undefined, `cannot open the WebSocket: ${String(e)}`);
       return;
     }
+    // Binary frames as bytes, not `Blob`s (which only read asynchronously).
+    if (this.encoding === "postcard") ws.binaryType = "arraybuffer";
     this.ws = ws;
     this.welcomed = false;
     this.lastRecv = now();

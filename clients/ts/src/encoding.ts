@@ -13,7 +13,7 @@
  */
 import { DecodeError, KEEPALIVE_ACK } from "./protocol.js";
 
-/** A wire encoding: `json` (text frames, the default) or `postcard` (binary frames, smaller and faster to read). */
+/** A wire encoding: `json` (text frames, the default) or `postcard` (binary frames, smaller). */
 export type Encoding = "json" | "postcard";
 
 export const ENCODINGS: readonly Encoding[] = ["json", "postcard"];

@@ -1,7 +1,9 @@
 /**
  * A socket to one simulation shard (`pylon.sim.v1`, docs/sims.md): inputs
  * numbered by the client, snapshots stamped with the last input they
- * reflect, and a reconnect that neither loses nor doubles an input.
+ * reflect, and a reconnect that neither loses nor doubles an input. JSON
+ * by default; postcard with `encoding: "postcard"` and the kind's codec
+ * (sim-postcard.ts).
  *
  * ```ts
  * const sim = joinSim<PlaneInput, PlaneView>({ url: location.origin, kind: "plane", id: "plane-lobby" });
@@ -325,11 +327,11 @@ export class SimClient<I = Json, V = Record<string, Json>> {
     let ws: WebSocketLike;
     try {
       ws = new this.WS(this.url, offeredProtocols(token, this.subprotocol));
-      if (this.encoding === "postcard") ws.binaryType = "arraybuffer";
     } catch {
       this.failedAttempt();
       return;
     }
+    if (this.encoding === "postcard") ws.binaryType = "arraybuffer";
     this.ws = ws;
     this.welcomed = false;
     this.lastRecv = now();
