@@ -1,6 +1,7 @@
 // The demo board: one room = one shard. Cards are a live query kept up to
 // date from snap/diff messages by @pylon-workers/client; writes show at once
-// (optimistic) and are confirmed by the shard's ack.
+// (optimistic) and are confirmed by the shard's ack. `?encoding=postcard`
+// speaks pylon.v1.postcard (binary frames) instead of JSON.
 import { connect } from "/vendor/pylon-client/index.js";
 
 const params = new URLSearchParams(location.search);
@@ -8,12 +9,16 @@ const room = (params.get("room") || "lobby").replace(/[^A-Za-z0-9._:-]/g, "-").s
 const me = params.get("name") || `guest-${Math.random().toString(36).slice(2, 6)}`;
 document.getElementById("room").textContent = `· ${room}`;
 
-const client = connect({ url: location.origin, shard: room });
+const encoding = params.get("encoding") === "postcard" ? "postcard" : "json";
+const client = connect({ url: location.origin, shard: room, encoding });
 const $ = (id) => document.getElementById(id);
 
 client.on("state", (s) => {
   $("conn").dataset.state = s.state;
   $("conn").textContent = s.state;
+});
+client.on("welcome", (w) => {
+  $("conn").dataset.encoding = w.encoding;
 });
 client.on("presence", (members) => {
   $("here").textContent = String(members.size);

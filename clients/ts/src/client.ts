@@ -1,21 +1,22 @@
 /**
  * The connection that stays up: live queries, optimistic mutations,
- * presence, broadcast and ping over one `pylon.v1.json` WebSocket to one
- * shard. It follows the same rules as the Rust client (docs/client.md):
- * gap recovery under a new subscription id, resume with `since`, resend of
- * unacknowledged mutations with the same op id, jittered backoff, and the
- * same close codes that stop it.
+ * presence, broadcast and ping over one WebSocket to one shard, speaking
+ * `pylon.v1.json` (text frames, the default) or `pylon.v1.postcard`
+ * (binary frames, `encoding: "postcard"`). It follows the same rules as
+ * the Rust client (docs/client.md): gap recovery under a new subscription
+ * id, resume with `since`, resend of unacknowledged mutations with the
+ * same op id, jittered backoff, and the same close codes that stop it.
  */
 import { applyRows, checkSeq } from "./apply.js";
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
+import { checkEncoding, framePayload, subprotocolOf, type Encoding } from "./encoding.js";
 import { applyOptimistic } from "./optimistic.js";
+import { decodeServerPostcard, encodeClientPostcard } from "./postcard-protocol.js";
 import {
   CloseCode,
   decodeServer,
   DecodeError,
-  KEEPALIVE_ACK,
   PROTOCOL,
-  SUBPROTOCOL,
   type Ack,
   type ClientMsg,
   type Diff,
@@ -42,13 +43,20 @@ import {
 } from "./transport.js";
 
 export type { TokenSource, WebSocketConstructor, WebSocketLike } from "./transport.js";
+export type { Encoding } from "./encoding.js";
 
 export interface ConnectOptions {
   /** The Worker's origin: `ws(s)://host[:port]` (or `http(s)://`); `/v1/shards/{shard}/ws` is appended. */
   url: string;
   shard: string;
-  /** Sent as the subprotocol entry `bearer.<token>` next to `pylon.v1.json`, and in `hello`. */
+  /** Sent as the subprotocol entry `bearer.<token>` next to `pylon.v1.<encoding>`, and in `hello`. */
   token?: TokenSource;
+  /**
+   * The wire encoding: `"json"` (default; text frames) or `"postcard"`
+   * (binary frames, smaller; docs/ts-client.md compares them). The client
+   * offers only that one subprotocol, and the server must echo it.
+   */
+  encoding?: Encoding;
   /** With a client id, `hello {client, token}` follows every `welcome`. */
   clientId?: string;
   /** A WebSocket implementation; default the global `WebSocket`. */
@@ -274,6 +282,9 @@ function sameRows(a: readonly Row[], b: readonly Row[]): boolean {
 export class PylonClient {
   readonly url: string;
   readonly shard: string;
+  /** The wire encoding this client speaks. */
+  readonly encoding: Encoding;
+  private readonly subprotocol: string;
   private readonly WS: WebSocketConstructor;
   private token: TokenSource;
   private readonly clientId: string | undefined;
@@ -323,6 +334,12 @@ export class PylonClient {
     const WS = pickWebSocket(options.WebSocket);
     if (!WS) throw new PylonError("BAD_REQUEST", "no WebSocket implementation: pass options.WebSocket");
     this.WS = WS;
+    try {
+      this.encoding = checkEncoding(options.encoding);
+    } catch (e) {
+      throw new PylonError("BAD_REQUEST", (e as Error).message);
+    }
+    this.subprotocol = subprotocolOf(this.encoding);
     this.url = shardUrl(options.url, options.shard);
     this.shard = options.shard;
     this.token = options.token;
@@ -377,6 +394,11 @@ export class PylonClient {
    */
   subscribe(query: Query, onChange?: ChangeListener): Subscription {
     if (this.stopped) throw this.closedError();
+    const limit = query.limit;
+    if (this.encoding === "postcard" && limit !== undefined && !(Number.isInteger(limit) && limit >= 0 && limit < 2 ** 32)) {
+      // JSON would carry it for the server to refuse; postcard has no way to write it.
+      throw new PylonError("BAD_REQUEST", `limit must be a whole number from 0 to 2^32 - 1, not ${limit}`);
+    }
     const sub = new LiveQuery(this, this.nextKey++, { ...query });
     if (onChange) sub.listeners.add(onChange);
     this.subs.set(sub.key, sub);
@@ -574,7 +596,7 @@ export class PylonClient {
     }
     if (this.stopped) return;
     this.attemptToken = token;
-    const protocols = offeredProtocols(token);
+    const protocols = offeredProtocols(token, this.subprotocol);
     let ws: WebSocketLike;
     try {
       ws = new this.WS(this.url, protocols);
@@ -582,27 +604,26 @@ export class PylonClient {
       this.failedAttempt(undefined, `cannot open the WebSocket: ${String(e)}`);
       return;
     }
+    // Binary frames as bytes, not `Blob`s (which only read asynchronously).
+    if (this.encoding === "postcard") ws.binaryType = "arraybuffer";
     this.ws = ws;
     this.welcomed = false;
     this.lastRecv = now();
     this.timer = setTimeout(() => this.drop(undefined, "timed out waiting for welcome"), this.connectTimeoutMs);
     ws.onopen = () => {
       if (this.ws !== ws) return;
-      if (ws.protocol !== SUBPROTOCOL) {
-        this.drop(undefined, `the server did not echo ${SUBPROTOCOL} (got ${JSON.stringify(ws.protocol)})`, CloseCode.PROTOCOL);
+      if (ws.protocol !== this.subprotocol) {
+        this.drop(undefined, `the server did not echo ${this.subprotocol} (got ${JSON.stringify(ws.protocol)})`, CloseCode.PROTOCOL);
       }
     };
     ws.onmessage = (ev: { data: unknown }) => {
       if (this.ws !== ws) return;
       this.lastRecv = now();
-      if (typeof ev.data !== "string") {
-        this.drop(undefined, "binary frame on pylon.v1.json");
-        return;
-      }
-      if (ev.data === KEEPALIVE_ACK) return; // only proves the connection lives
       let msg: ServerMsg;
       try {
-        msg = decodeServer(ev.data);
+        const payload = framePayload(this.encoding, ev.data);
+        if (payload === null) return; // the keepalive's answer only proves the connection lives
+        msg = typeof payload === "string" ? decodeServer(payload) : decodeServerPostcard(payload);
       } catch (e) {
         if (e instanceof DecodeError && e.unknownType) return; // newer server message type
         this.drop(undefined, `undecodable frame: ${(e as Error).message}`);
@@ -706,14 +727,14 @@ export class PylonClient {
   }
 
   private send(msg: ClientMsg): void {
-    this.sendRaw(JSON.stringify(msg));
+    this.sendRaw(this.encoding === "postcard" ? encodeClientPostcard(msg) : JSON.stringify(msg));
   }
 
-  private sendRaw(text: string): void {
+  private sendRaw(data: string | Uint8Array): void {
     const ws = this.ws;
     if (!ws) return;
     try {
-      ws.send(text);
+      ws.send(data);
     } catch (e) {
       this.drop(undefined, `send failed: ${String(e)}`);
     }
@@ -828,7 +849,7 @@ export class PylonClient {
   }
 
   private onWelcome(w: Welcome): void {
-    if (w.protocol !== PROTOCOL || w.encoding !== "json") {
+    if (w.protocol !== PROTOCOL || w.encoding !== this.encoding) {
       this.drop(undefined, `unexpected welcome: protocol ${w.protocol}, encoding ${w.encoding}`, CloseCode.PROTOCOL);
       return;
     }

@@ -8,6 +8,7 @@ export {
   type ClientEvents,
   type ConnectionState,
   type ConnectOptions,
+  type Encoding,
   type MutateOptions,
   type MutationResult,
   type PresenceChange,
@@ -18,6 +19,15 @@ export {
   type WebSocketLike,
 } from "./client.js";
 export { applyRows, checkSeq, ApplyError } from "./apply.js";
+export { subprotocolOf } from "./encoding.js";
+export { PostcardReader, PostcardWriter } from "./postcard.js";
+export { MAX_VALUE_DEPTH, readRow, readValue, writeRow, writeValue } from "./postcard-value.js";
+export {
+  decodeClientPostcard,
+  decodeServerPostcard,
+  encodeClientPostcard,
+  encodeServerPostcard,
+} from "./postcard-protocol.js";
 export { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
 export { applyOptimistic, type RowLookup } from "./optimistic.js";
 export {
@@ -70,6 +80,12 @@ export {
   type SimSnapshot,
 } from "./sim.js";
 export { matchmake, MatchError, type Match, type MatchmakeOptions } from "./matchmake.js";
+export {
+  decodeSimServerPostcard,
+  encodeSimInputPostcard,
+  encodeSimServerPostcard,
+  type SimPostcardCodec,
+} from "./sim-postcard.js";
 export {
   decodeSimServer,
   decodeTicketMsg,

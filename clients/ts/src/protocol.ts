@@ -2,6 +2,7 @@
  * The `pylon.v1` messages in their JSON encoding (`pylon.v1.json`), as
  * docs/protocol.md specifies them. Only the types: encoding is
  * `JSON.stringify`, decoding is `JSON.parse` plus {@link decodeServer}.
+ * The same objects go in postcard through postcard-protocol.ts.
  */
 
 /** A plain JSON value (rows, `where`, presence state, broadcast data). */
@@ -123,7 +124,7 @@ export type ServerMsg =
   | Bcast
   | Pong;
 
-/** The subprotocol this client speaks. */
+/** The subprotocol of the default encoding, JSON (postcard's is `pylon.v1.postcard`, see encoding.ts). */
 export const SUBPROTOCOL = "pylon.v1.json";
 /** The `protocol` a `welcome` must name. */
 export const PROTOCOL = "pylon.v1";

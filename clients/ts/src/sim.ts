@@ -1,7 +1,9 @@
 /**
  * A socket to one simulation shard (`pylon.sim.v1`, docs/sims.md): inputs
  * numbered by the client, snapshots stamped with the last input they
- * reflect, and a reconnect that neither loses nor doubles an input.
+ * reflect, and a reconnect that neither loses nor doubles an input. JSON
+ * by default; postcard with `encoding: "postcard"` and the kind's codec
+ * (sim-postcard.ts).
  *
  * ```ts
  * const sim = joinSim<PlaneInput, PlaneView>({ url: location.origin, kind: "plane", id: "plane-lobby" });
@@ -33,7 +35,9 @@
  */
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
 import { PylonError } from "./client.js";
-import { CloseCode, DecodeError, KEEPALIVE_ACK, SUBPROTOCOL, type Json } from "./protocol.js";
+import { checkEncoding, framePayload, subprotocolOf, type Encoding } from "./encoding.js";
+import { CloseCode, DecodeError, type Json } from "./protocol.js";
+import { decodeSimServerPostcard, encodeSimInputPostcard, type SimPostcardCodec } from "./sim-postcard.js";
 import {
   decodeSimServer,
   SIM_PROTOCOL,
@@ -57,7 +61,8 @@ import {
   type WebSocketLike,
 } from "./transport.js";
 
-export interface JoinSimOptions {
+// The defaults are `any` so that a plain `JoinSimOptions` fits every `joinSim<I, V>`.
+export interface JoinSimOptions<I = any, V = any> {
   /** The Worker's origin, `ws(s)://` or `http(s)://`; `/v1/sims/{kind}/{id}/ws` is appended. */
   url: string;
   /** The simulation kind (its class name, any case: `plane`). */
@@ -72,6 +77,15 @@ export interface JoinSimOptions {
    * connection, a new one on each reconnect.
    */
   subscriber?: string;
+  /**
+   * The wire encoding: `"json"` (default) or `"postcard"`, which needs
+   * `postcard`, the kind's codec (its input and snapshot are the kind's
+   * own types). The kind must speak the encoding (else the upgrade is
+   * refused with `UNSUPPORTED_ENCODING`).
+   */
+  encoding?: Encoding;
+  /** How the kind's input and snapshot go in postcard; required with `encoding: "postcard"`. */
+  postcard?: SimPostcardCodec<I, V>;
   /** A WebSocket implementation; default the global `WebSocket`. */
   WebSocket?: WebSocketConstructor;
   /** Reconnect delays; defaults 250 ms, ×2, at most 10 s. */
@@ -151,6 +165,10 @@ export class SimClient<I = Json, V = Record<string, Json>> {
   readonly id: string;
   /** The subscriber asked for; undefined when the socket acts as its connection. */
   readonly named: string | undefined;
+  /** The wire encoding this socket speaks. */
+  readonly encoding: Encoding;
+  private readonly subprotocol: string;
+  private readonly codec: SimPostcardCodec<I, V> | undefined;
   private readonly WS: WebSocketConstructor;
   private readonly token: TokenSource;
   private readonly backoff: BackoffOptions;
@@ -180,10 +198,20 @@ export class SimClient<I = Json, V = Record<string, Json>> {
   private readonly listeners = new Map<keyof SimClientEvents<I, V>, Set<(...args: any[]) => void>>();
   private liveWaiters: { resolve: () => void; reject: (e: PylonError) => void }[] = [];
 
-  constructor(options: JoinSimOptions) {
+  constructor(options: JoinSimOptions<I, V>) {
     const WS = pickWebSocket(options.WebSocket);
     if (!WS) throw new PylonError("BAD_REQUEST", "no WebSocket implementation: pass options.WebSocket");
     this.WS = WS;
+    try {
+      this.encoding = checkEncoding(options.encoding);
+    } catch (e) {
+      throw new PylonError("BAD_REQUEST", (e as Error).message);
+    }
+    this.codec = options.postcard;
+    if (this.encoding === "postcard" && this.codec === undefined) {
+      throw new PylonError("BAD_REQUEST", "encoding \"postcard\" needs options.postcard, the kind's codec");
+    }
+    this.subprotocol = subprotocolOf(this.encoding);
     this.kind = options.kind;
     this.id = options.id;
     this.named = options.subscriber;
@@ -298,32 +326,30 @@ export class SimClient<I = Json, V = Record<string, Json>> {
     if (this.stopped) return;
     let ws: WebSocketLike;
     try {
-      ws = new this.WS(this.url, offeredProtocols(token));
+      ws = new this.WS(this.url, offeredProtocols(token, this.subprotocol));
     } catch {
       this.failedAttempt();
       return;
     }
+    if (this.encoding === "postcard") ws.binaryType = "arraybuffer";
     this.ws = ws;
     this.welcomed = false;
     this.lastRecv = now();
     this.timer = setTimeout(() => this.drop(undefined, "timed out waiting for sim_welcome"), this.connectTimeoutMs);
     ws.onopen = () => {
       if (this.ws !== ws) return;
-      if (ws.protocol !== SUBPROTOCOL) {
-        this.drop(undefined, `the server did not echo ${SUBPROTOCOL} (got ${JSON.stringify(ws.protocol)})`, CloseCode.PROTOCOL);
+      if (ws.protocol !== this.subprotocol) {
+        this.drop(undefined, `the server did not echo ${this.subprotocol} (got ${JSON.stringify(ws.protocol)})`, CloseCode.PROTOCOL);
       }
     };
     ws.onmessage = (ev: { data: unknown }) => {
       if (this.ws !== ws) return;
       this.lastRecv = now();
-      if (typeof ev.data !== "string") {
-        this.drop(undefined, "binary frame on pylon.v1.json");
-        return;
-      }
-      if (ev.data === KEEPALIVE_ACK) return; // only proves the connection lives
       let msg: SimServerMsg<V>;
       try {
-        msg = decodeSimServer<V>(ev.data);
+        const payload = framePayload(this.encoding, ev.data);
+        if (payload === null) return; // the keepalive's answer only proves the connection lives
+        msg = typeof payload === "string" ? decodeSimServer<V>(payload) : decodeSimServerPostcard(payload, this.codec!);
       } catch (e) {
         if (e instanceof DecodeError && e.unknownType) return; // a newer server's message
         this.drop(undefined, `undecodable frame: ${(e as Error).message}`);
@@ -406,14 +432,14 @@ export class SimClient<I = Json, V = Record<string, Json>> {
   }
 
   private send(seq: number, input: I): void {
-    this.sendRaw(JSON.stringify({ type: "sim_input", seq, input }));
+    this.sendRaw(this.encoding === "postcard" ? encodeSimInputPostcard(seq, input, this.codec!) : JSON.stringify({ type: "sim_input", seq, input }));
   }
 
-  private sendRaw(text: string): void {
+  private sendRaw(data: string | Uint8Array): void {
     const ws = this.ws;
     if (!ws) return;
     try {
-      ws.send(text);
+      ws.send(data);
     } catch (e) {
       this.drop(undefined, `send failed: ${String(e)}`);
     }
@@ -446,7 +472,7 @@ export class SimClient<I = Json, V = Record<string, Json>> {
   }
 
   private onWelcome(w: SimWelcome): void {
-    if (w.protocol !== SIM_PROTOCOL || w.encoding !== "json") {
+    if (w.protocol !== SIM_PROTOCOL || w.encoding !== this.encoding) {
       this.drop(undefined, `unexpected sim_welcome: protocol ${w.protocol}, encoding ${w.encoding}`, CloseCode.PROTOCOL);
       return;
     }
@@ -530,6 +556,6 @@ export class SimClient<I = Json, V = Record<string, Json>> {
 }
 
 /** Opens a socket to one simulation shard; it connects (and reconnects) in the background. */
-export function joinSim<I = Json, V = Record<string, Json>>(options: JoinSimOptions): SimClient<I, V> {
+export function joinSim<I = Json, V = Record<string, Json>>(options: JoinSimOptions<I, V>): SimClient<I, V> {
   return new SimClient<I, V>(options);
 }

@@ -7,6 +7,7 @@
  * ```ts
  * wsOrigin("https://api.example.com/"); // "wss://api.example.com"
  * offeredProtocols("tok"); // ["pylon.v1.json", "bearer.tok"]
+ * offeredProtocols(undefined, "pylon.v1.postcard"); // ["pylon.v1.postcard"]
  * ```
  */
 import { CloseCode, KEEPALIVE, SUBPROTOCOL } from "./protocol.js";
@@ -14,11 +15,13 @@ import { CloseCode, KEEPALIVE, SUBPROTOCOL } from "./protocol.js";
 /** The part of the WebSocket API the client uses (the browser's and Node 22's global `WebSocket` fit). */
 export interface WebSocketLike {
   readonly protocol: string;
+  /** Set to `"arraybuffer"` when the socket speaks postcard, so binary frames come as bytes, not `Blob`s. */
+  binaryType?: string;
   onopen: ((ev: any) => void) | null;
   onmessage: ((ev: any) => void) | null;
   onclose: ((ev: any) => void) | null;
   onerror: ((ev: any) => void) | null;
-  send(data: string): void;
+  send(data: string | Uint8Array): void;
   close(code?: number, reason?: string): void;
 }
 export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
@@ -47,12 +50,13 @@ export async function resolveToken(source: TokenSource): Promise<string | undefi
 }
 
 /**
- * The subprotocols to offer: `pylon.v1.json`, and the token as the entry
- * `bearer.<token>` (browsers cannot set headers on an upgrade; the router
- * reads and removes it, docs/auth.md).
+ * The subprotocols to offer: the encoding's (`pylon.v1.json` unless told
+ * otherwise), and the token as the entry `bearer.<token>` (browsers cannot
+ * set headers on an upgrade; the router reads and removes it,
+ * docs/auth.md).
  */
-export function offeredProtocols(token: string | undefined): string[] {
-  return token === undefined || token === "" ? [SUBPROTOCOL] : [SUBPROTOCOL, `bearer.${token}`];
+export function offeredProtocols(token: string | undefined, subprotocol: string = SUBPROTOCOL): string[] {
+  return token === undefined || token === "" ? [subprotocol] : [subprotocol, `bearer.${token}`];
 }
 
 /**

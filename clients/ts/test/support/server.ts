@@ -1,11 +1,15 @@
-// A scripted pylon.v1.json server for the tests: a minimal RFC 6455
-// WebSocket server (text, close, ping frames; fragmentation) over
+// A scripted pylon.v1 server for the tests: a minimal RFC 6455 WebSocket
+// server (text, binary, close, ping frames; fragmentation) over
 // node:http's upgrade event, on 127.0.0.1. It negotiates the subprotocol
-// like the shard (first supported `pylon.*` entry, echoed); each test plays
-// the server's messages itself, and may script plain HTTP answers too.
+// like the shard (first supported `pylon.*` entry, echoed) and speaks the
+// encoding it chose: JSON text frames, or postcard binary frames through
+// the client library's own codec (checked against the Rust encoder's
+// golden vectors in postcard.test.ts). Each test plays the server's
+// messages itself, and may script plain HTTP answers too.
 import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { Socket } from "node:net";
+import { decodeClientPostcard, encodeServerPostcard } from "../../dist/index.js";
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const TIMEOUT_MS = 3000;
@@ -13,11 +17,22 @@ const TIMEOUT_MS = 3000;
 export interface ServerOptions {
   /** Answer upgrades with this HTTP status instead of accepting them. */
   refuse?: () => number | undefined;
-  /** The subprotocol to echo; default: pylon.v1.json when offered. */
+  /** The subprotocol to echo; default: the first of pylon.v1.json and pylon.v1.postcard offered. */
   echo?: (offered: string[]) => string | undefined;
+  /** How messages go in binary frames (postcard); default pylon.v1's client and server messages. */
+  binary?: BinaryCodec;
   /** Answers plain HTTP requests (default: 426 to all); `body` is sent as JSON. */
   http?: (req: HttpRequest) => { status: number; body?: unknown } | undefined;
 }
+
+/** The server's side of a postcard protocol: what it reads from and writes to binary frames. */
+export interface BinaryCodec {
+  decode(bytes: Uint8Array): any;
+  encode(msg: any): Uint8Array;
+}
+
+const PYLON_V1: BinaryCodec = { decode: decodeClientPostcard, encode: encodeServerPostcard };
+const SUPPORTED = ["pylon.v1.json", "pylon.v1.postcard"];
 
 /** A plain HTTP request the server received. */
 export interface HttpRequest {
@@ -79,17 +94,23 @@ export class FakeConn {
   readonly path: string;
   readonly protocols: string[];
   readonly headers: IncomingMessage["headers"];
+  /** The encoding negotiated: postcard when pylon.v1.postcard was echoed. */
+  readonly encoding: "json" | "postcard";
   /** Every message the client sent, in order. */
   readonly log: any[] = [];
   private readonly socket: Socket;
+  private readonly binary: BinaryCodec;
   private readonly inbox = new Queue<any>();
   private buf = Buffer.alloc(0);
   private fragments: Buffer[] = [];
+  private fragmentOp = 0x1;
   private closeInfo: { code: number | undefined } | undefined;
   private readonly closedQ = new Queue<{ code: number | undefined }>();
 
-  constructor(socket: Socket, req: IncomingMessage, protocols: string[]) {
+  constructor(socket: Socket, req: IncomingMessage, protocols: string[], echoed: string | undefined, binary: BinaryCodec) {
     this.socket = socket;
+    this.encoding = echoed === "pylon.v1.postcard" ? "postcard" : "json";
+    this.binary = binary;
     this.path = req.url ?? "";
     this.headers = req.headers;
     this.protocols = protocols;
@@ -146,7 +167,25 @@ export class FakeConn {
       return;
     }
     if (opcode === 0xa) return;
+    if (opcode === 0x2 || (opcode === 0x0 && this.fragmentOp === 0x2)) {
+      this.fragmentOp = 0x2;
+      this.fragments.push(payload);
+      if (!fin) return;
+      const bytes = new Uint8Array(Buffer.concat(this.fragments));
+      this.fragments = [];
+      // A frame this codec cannot read is kept as `{ binary }`.
+      let msg: any;
+      try {
+        msg = this.binary.decode(bytes);
+      } catch {
+        msg = { binary: bytes };
+      }
+      this.log.push(msg);
+      this.inbox.push(msg);
+      return;
+    }
     if (opcode === 0x1 || opcode === 0x0) {
+      this.fragmentOp = 0x1;
       this.fragments.push(payload);
       if (!fin) return;
       const text = Buffer.concat(this.fragments).toString("utf8");
@@ -180,8 +219,10 @@ export class FakeConn {
     return this.inbox.pending;
   }
 
+  /** Sends a message in the connection's encoding. */
   send(msg: object): void {
-    this.sendText(JSON.stringify(msg));
+    if (this.encoding === "postcard") this.sendBinary(Buffer.from(this.binary.encode(msg)));
+    else this.sendText(JSON.stringify(msg));
   }
 
   sendText(text: string): void {
@@ -194,7 +235,7 @@ export class FakeConn {
 
   /** `welcome` and an empty `presence_state`, as the shard starts every connection. */
   welcome(seq = 0, conn = "c-1"): void {
-    this.send({ type: "welcome", protocol: "pylon.v1", shard: "team-42", seq, conn, encoding: "json" });
+    this.send({ type: "welcome", protocol: "pylon.v1", shard: "team-42", seq, conn, encoding: this.encoding });
     this.send({ type: "presence_state", members: [] });
   }
 
@@ -276,7 +317,7 @@ export class FakeServer {
       .split(",")
       .map((s) => s.trim())
       .filter((s) => s !== "");
-    const echo = options.echo ? options.echo(offered) : offered.includes("pylon.v1.json") ? "pylon.v1.json" : undefined;
+    const echo = options.echo ? options.echo(offered) : offered.find((p) => SUPPORTED.includes(p));
     const accept = createHash("sha1").update(`${key}${GUID}`).digest("base64");
     socket.setNoDelay(true);
     socket.write(
@@ -285,7 +326,7 @@ export class FakeServer {
         (echo === undefined ? "" : `Sec-WebSocket-Protocol: ${echo}\r\n`) +
         "\r\n",
     );
-    const conn = new FakeConn(socket, req, offered);
+    const conn = new FakeConn(socket, req, offered, echo, options.binary ?? PYLON_V1);
     this.connections.push(conn);
     this.incoming.push(conn);
   }
