@@ -55,7 +55,7 @@ impl<K: Object<DoSql>> Host<K> {
     /// The constructor of the Durable Object class. Storage is synchronous,
     /// so the wake is counted here, before any event.
     pub fn new(state: State, env: Env, app: &'static App) -> Self {
-        let (core, warning) = HostCore::new(DoSql(state.storage().sql()));
+        let (core, warning) = HostCore::new(DoSql::new(state.storage().sql()));
         if let Some(w) = warning {
             worker::console_error!("host: {w}");
         }
