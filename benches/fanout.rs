@@ -50,7 +50,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use pylon_workers::client::{Backoff, Client, ClientConfig, Event, Query, Subscription};
+use pylon_workers::client::{Client, Event, Query, Subscription};
 use pylon_workers::protocol::{Encoding, ErrorCode, Op};
 use pylon_workers::value::{Row, Value};
 use serde_json::json;
@@ -58,8 +58,13 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 // The e2e suite's wrangler dev starter (free port, own process group).
+mod support;
 #[path = "../tests/wrangler_dev/mod.rs"]
 mod wrangler_dev;
+use support::{
+    close_all, connect, encoding_for, ensure_fds, env_list, env_num, ms, observability_on, pct,
+    stats, wants,
+};
 use wrangler_dev::{project_root as root, DevOptions, WranglerDev};
 
 /// workerd evicts an idle object after ~10 s.
@@ -79,84 +84,8 @@ const BENCH_VARS: &[(&str, &str)] = &[
     ("PYLON_MSG_BURST", "100000"),
 ];
 
-/// `PYLON_BENCH_VARS` over [`BENCH_VARS`], as (name, value) pairs.
-fn bench_vars() -> Vec<(String, String)> {
-    let given: Vec<(String, String)> = std::env::var("PYLON_BENCH_VARS")
-        .unwrap_or_default()
-        .split(',')
-        .filter_map(|v| v.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().replace('\'', "")))
-        .collect();
-    let mut vars: Vec<(String, String)> = BENCH_VARS
-        .iter()
-        .filter(|(k, _)| !given.iter().any(|(g, _)| g == k))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    vars.extend(given);
-    vars
-}
-
-/// Whether `wrangler dev`'s local observability collector stays on.
-fn observability_on() -> bool {
-    std::env::var("PYLON_BENCH_OBSERVABILITY").is_ok_and(|v| v == "1")
-}
-
 // ---------------------------------------------------------------------------
 // small helpers
-
-fn env_list(name: &str, default: &str) -> Vec<usize> {
-    std::env::var(name)
-        .unwrap_or_else(|_| default.into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect()
-}
-
-fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(default)
-}
-
-fn wants(part: &str) -> bool {
-    match std::env::var("PYLON_BENCH_ONLY") {
-        Ok(s) => s.split(',').any(|p| p.trim() == part),
-        Err(_) => true,
-    }
-}
-
-/// Nearest-rank percentile of sorted samples.
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-struct Stats {
-    n: usize,
-    p50: f64,
-    p95: f64,
-    p99: f64,
-    max: f64,
-}
-
-fn stats(mut v: Vec<f64>) -> Stats {
-    v.sort_by(|a, b| a.total_cmp(b));
-    Stats {
-        n: v.len(),
-        p50: pct(&v, 50.0),
-        p95: pct(&v, 95.0),
-        p99: pct(&v, 99.0),
-        max: v.last().copied().unwrap_or(f64::NAN),
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
 
 fn row(v: serde_json::Value) -> Row {
     serde_json::from_value(v).expect("a row")
@@ -173,38 +102,6 @@ fn window() -> Query {
     Query::new("Card")
         .order(json!(["position"]).into())
         .limit(20)
-}
-
-async fn connect(port: u16, shard: &str, encoding: Encoding) -> Result<Client> {
-    let config = ClientConfig::new(format!("ws://127.0.0.1:{port}"), shard)
-        .encoding(encoding)
-        .connect_timeout(Duration::from_secs(10))
-        .backoff(Backoff {
-            initial: Duration::from_millis(200),
-            max: Duration::from_secs(2),
-            factor: 2.0,
-        });
-    // A loaded machine (e.g. right after 1,000 sockets closed) can stall a
-    // handshake: three attempts, each bounded.
-    let mut last = None;
-    for _ in 0..3 {
-        match tokio::time::timeout(Duration::from_secs(20), Client::connect(config.clone())).await {
-            Ok(Ok(c)) => return Ok(c),
-            Ok(Err(e)) => last = Some(anyhow::Error::from(e).context("connect")),
-            Err(_) => last = Some(anyhow::anyhow!("connect timed out")),
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    Err(last.unwrap_or_else(|| anyhow::anyhow!("connect failed")))
-}
-
-/// Every 10th subscriber speaks JSON, the rest postcard.
-fn encoding_for(i: usize) -> Encoding {
-    if i % 10 == 9 {
-        Encoding::Json
-    } else {
-        Encoding::Postcard
-    }
 }
 
 /// Connects `n` clients to `shard`, each subscribed to [`window`], in
@@ -235,50 +132,6 @@ async fn subscribers(port: u16, shard: &str, n: usize) -> Result<Vec<(Client, Su
         started.elapsed().as_secs_f64()
     );
     Ok(out)
-}
-
-async fn close_all(clients: Vec<Client>) {
-    for chunk in clients.chunks(100) {
-        let mut set = JoinSet::new();
-        for c in chunk {
-            let c = c.clone();
-            set.spawn(async move {
-                let _ = tokio::time::timeout(Duration::from_secs(5), c.close()).await;
-            });
-        }
-        while set.join_next().await.is_some() {}
-    }
-}
-
-/// Makes sure the soft open-files limit covers `need` descriptors, raising
-/// it within the hard limit if needed.
-fn ensure_fds(need: u64) -> Result<()> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
-    unsafe {
-        ensure!(
-            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0,
-            "getrlimit failed"
-        );
-        if (lim.rlim_cur as u64) < need {
-            let want = (need.max(8192) as libc::rlim_t).min(lim.rlim_max);
-            lim.rlim_cur = want;
-            ensure!(
-                libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0,
-                "setrlimit failed"
-            );
-        }
-    }
-    ensure!(
-        (lim.rlim_cur as u64) >= need,
-        "open files limit {} (hard {}) is below the {need} this bench needs",
-        lim.rlim_cur,
-        lim.rlim_max
-    );
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -657,11 +510,11 @@ async fn run() -> Result<()> {
         .join("target")
         .join("bench-fanout")
         .join(format!("run-{}", std::process::id()));
-    // Wrangler vars (limits, A/B settings on one build): see bench_vars.
+    // Wrangler vars (limits, A/B settings on one build): see support::bench_vars.
     // D1 is not migrated: the shards' outbox drains fail (logged at error)
     // and write nothing to it.
     let dev = DevOptions::new()
-        .vars(bench_vars())
+        .vars(support::bench_vars(BENCH_VARS))
         .unmigrated()
         .log_level("warn")
         .local_observability(observability_on())
@@ -743,7 +596,7 @@ async fn run() -> Result<()> {
     // ---- report
     println!();
     println!("pylon-workers under wrangler dev, 127.0.0.1, release Worker build");
-    let vars: Vec<String> = bench_vars()
+    let vars: Vec<String> = support::bench_vars(BENCH_VARS)
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();

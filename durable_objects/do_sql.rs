@@ -1,13 +1,23 @@
 //! [`SqlConn`] over Durable Object SQLite storage.
 
+use std::rc::Rc;
+
 use crate::sql::SqlValue;
+use crate::storage::meter::{MeterCell, SqlMeter};
 use crate::storage::{SqlConn, StorageError, StorageErrorKind};
 use worker::{SqlStorage, SqlStorageValue};
 
 /// A handle on one object's SQLite (cheap to clone: the host and its
-/// object each hold one).
+/// object each hold one), counting what its statements cost: the cursors'
+/// `rowsRead` and `rowsWritten`, shared by the clones.
 #[derive(Clone)]
-pub struct DoSql(pub SqlStorage);
+pub struct DoSql(pub SqlStorage, Rc<MeterCell>);
+
+impl DoSql {
+    pub fn new(sql: SqlStorage) -> Self {
+        DoSql(sql, Rc::default())
+    }
+}
 
 fn to_js(v: &SqlValue) -> SqlStorageValue {
     match v {
@@ -63,12 +73,20 @@ impl SqlConn for DoSql {
             .0
             .exec(sql, params.iter().map(to_js).collect::<Vec<_>>())
             .map_err(fail)?;
-        cursor
+        let rows = cursor
             .raw()
             .map(|row| {
                 row.map(|vals| vals.into_iter().map(from_js).collect())
                     .map_err(fail)
             })
-            .collect()
+            .collect();
+        // Final once the cursor is read to its end.
+        self.1
+            .add(cursor.rows_read() as u64, cursor.rows_written() as u64);
+        rows
+    }
+
+    fn meter(&self) -> Option<SqlMeter> {
+        Some(self.1.get())
     }
 }

@@ -58,7 +58,7 @@ impl Host {
     /// The constructor of the Durable Object class of kind `K`. Storage is
     /// synchronous, so the wake is counted here, before any event.
     pub fn new<K: Object<DoSql> + 'static>(state: State, env: Env, app: &'static App) -> Self {
-        let (core, warning) = HostCore::<DoSql, K>::new(DoSql(state.storage().sql()));
+        let (core, warning) = HostCore::<DoSql, K>::new(DoSql::new(state.storage().sql()));
         Host::with_core(state, env, app, Box::new(core), warning)
     }
 

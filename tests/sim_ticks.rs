@@ -2,15 +2,18 @@
 //! clock: the tick rate, inputs in arrival order before each tick, the
 //! bounded catch-up of a late wake, per-subscriber snapshots, the
 //! authorize hooks, the idle stop (no alarm), finishing, and every kind
-//! of refusal leaving the others' ticks alone.
+//! of refusal leaving the others' ticks alone. With the board's `plane`:
+//! a deployment's tick rate (`PYLON_SIM_TICK_HZ_PLANE`), and the host's
+//! count of alarms and rows written (none while idle).
 
 mod sim_support;
 
-use pylon_workers::host::Method;
+use pylon_workers::host::{Method, OpenError};
 use pylon_workers::policy::AuthContext;
 use pylon_workers::protocol::{Encoding, FrameRef};
+use pylon_workers::sim::plane::{self, Plane, Steer};
 use pylon_workers::sim::wire::{close as sim_close, SimServerMsg};
-use pylon_workers::sim::{SimErrorCode, TICK_TIMER};
+use pylon_workers::sim::{replay, ReplayLog, SimErrorCode, SimState, TICK_TIMER};
 use pylon_workers::sql::SqlValue;
 use pylon_workers::storage::SqlConn;
 use serde_json::json;
@@ -358,4 +361,127 @@ fn the_final_snapshot_is_marked_in_json() {
                 "me": null, "near": [], "marks": 0})
     );
     assert_eq!(h.socket(&a).unwrap().closed.as_ref().unwrap().0, 4410);
+}
+
+/// The x of `who` on a plane, from its stats.
+fn plane_x(h: &mut Host<Plane>, who: &str) -> f64 {
+    let s = stats(h);
+    let others = s["others"].as_array().cloned().unwrap_or_default();
+    let me = others.iter().find(|p| p["id"] == who);
+    me.and_then(|p| p["x"].as_f64())
+        .unwrap_or_else(|| panic!("{who} is not on the plane: {s}"))
+}
+
+#[test]
+fn a_deployment_setting_sets_a_kinds_tick_rate_and_its_dt() {
+    let (mut h, _) = host::<Plane>("fast");
+    h.var("PYLON_SIM_TICK_HZ_PLANE", "60");
+    h.evict(); // read when the shard opens
+    let a = h.connect(Encoding::Json).unwrap();
+    let first = received::<Plane, plane::View>(&mut h, &a);
+    assert!(
+        matches!(&first[0], SimServerMsg::Welcome(w) if w.tick_hz == 60),
+        "{first:?}"
+    );
+    h.advance(1_000).unwrap();
+    let s = stats(&mut h);
+    assert_eq!(
+        (
+            s["tick_hz"].as_u64(),
+            s["tick"].as_u64(),
+            s["ticks_skipped"].as_u64()
+        ),
+        (Some(60), Some(60), Some(0))
+    );
+    assert_eq!(h.stats()["this_wake"]["alarms_fired"], 60);
+
+    // Each tick covers 1/60 s: a second at full steer is SPEED units (at
+    // the compiled 20 Hz's dt it would be three times that).
+    send(
+        &mut h,
+        &a,
+        Encoding::Json,
+        1,
+        Steer::Steer { x: 0.0, y: 0.0 },
+    );
+    h.advance(17).unwrap();
+    let x0 = plane_x(&mut h, &a);
+    let dir = if x0 < plane::SIZE / 2.0 { 1.0 } else { -1.0 };
+    send(
+        &mut h,
+        &a,
+        Encoding::Json,
+        2,
+        Steer::Steer { x: dir, y: 0.0 },
+    );
+    h.advance(1_000).unwrap();
+    let moved = (plane_x(&mut h, &a) - x0).abs();
+    assert!((moved - plane::SPEED).abs() < 1e-6, "moved {moved}");
+
+    // The input log says the rate it ran at, and replays to the same state.
+    let r = h.request(Method::Get, "replay", json!(null)).unwrap();
+    let log: ReplayLog<Steer> = serde_json::from_value(r.body).unwrap();
+    assert_eq!(log.tick_hz, 60);
+    let replayed = replay(Plane::new("fast"), log).unwrap();
+    assert_eq!(replayed.state(), h.object().unwrap().state());
+}
+
+#[test]
+fn a_bad_tick_rate_setting_keeps_the_shard_from_opening() {
+    let (mut h, _) = host::<Plane>("misset");
+    for bad in ["1001", "fast", "-5", "20.5", ""] {
+        h.var("PYLON_SIM_TICK_HZ_PLANE", bad);
+        h.evict();
+        let e = h.request(Method::Get, "", json!(null)).unwrap_err();
+        assert!(
+            matches!(&e, OpenError::Config(m)
+                if m.contains("PYLON_SIM_TICK_HZ_PLANE") && m.contains(&format!("`{bad}`"))),
+            "{bad}: {e}"
+        );
+    }
+    h.var("PYLON_SIM_TICK_HZ_PLANE", "0");
+    assert_eq!(stats(&mut h)["tick_hz"], 0, "0 (event-driven) is a rate");
+}
+
+#[test]
+fn the_host_counts_a_wakes_alarms_and_rows_and_an_idle_shard_adds_none() {
+    let (mut h, _) = host::<Plane>("bill");
+    let a = h.connect(Encoding::Postcard).unwrap();
+    h.advance(10_000).unwrap();
+    let w = h.stats()["this_wake"].clone();
+    assert_eq!(w["alarms_fired"], 200, "{w}");
+    assert_eq!(
+        w["alarms_set"], 201,
+        "one as ticking started, one per tick: {w}"
+    );
+    // Each tick takes its timer and sets it again (two rows); the state
+    // is persisted every 100 ticks; opening and the socket add a few.
+    let rows = w["sql"]["rows_written"].as_u64().unwrap();
+    assert!((400..420).contains(&rows), "{w}");
+
+    // Alone, it stops ticking after its idle ticks; then an hour costs
+    // nothing: no alarm, no wake, no row.
+    h.close(&a).unwrap();
+    h.advance(15_000).unwrap();
+    assert_eq!(h.alarm(), None);
+    let (wakes, before) = (h.wakes(), h.stats()["this_wake"].clone());
+    h.advance(3_600_000).unwrap();
+    let after = h.stats()["this_wake"].clone();
+    assert_eq!(h.wakes(), wakes);
+    for k in ["alarms_fired", "alarms_set"] {
+        assert_eq!(after[k], before[k], "{k}: {before} -> {after}");
+    }
+    assert_eq!(
+        after["sql"]["rows_written"], before["sql"]["rows_written"],
+        "{before} -> {after}"
+    );
+
+    // The count is per wake.
+    h.evict();
+    stats(&mut h);
+    let w = h.stats()["this_wake"].clone();
+    assert_eq!(
+        (w["alarms_fired"].as_u64(), w["opened_ms"].as_i64()),
+        (Some(0), Some(h.now_ms()))
+    );
 }

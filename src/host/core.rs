@@ -18,7 +18,7 @@ use super::timers::Timers;
 use crate::app::App;
 use crate::protocol::{Encoding, Frame, FrameRef};
 use crate::storage::meta::{self, Meta};
-use crate::storage::SqlConn;
+use crate::storage::{SqlConn, SqlMeter};
 
 /// Meta key: the last connection number handed out.
 const NEXT_CONN: &str = "next_conn";
@@ -68,6 +68,13 @@ pub struct HostCore<C: SqlConn + Clone, K: Object<C>> {
     /// Held-back timers ([`Action::Soon`]), in memory.
     soft: HashMap<String, i64>,
     wakes: i64,
+    /// This wake's bill, counted in memory (counting it in storage would
+    /// add to it): when it opened, alarms fired and set, and the SQL meter
+    /// when it began.
+    opened_ms: Option<i64>,
+    alarms_fired: u64,
+    alarms_set: u64,
+    meter_at_wake: Option<SqlMeter>,
 }
 
 type Effects<K, C> = Vec<Effect<<K as Object<C>>::Conn>>;
@@ -76,6 +83,7 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
     /// A fresh wake. Counts it in storage first (synchronously, before any
     /// event), so `wakes` tells how often the platform rebuilt the object.
     pub fn new(sql: C) -> (Self, Option<String>) {
+        let meter_at_wake = sql.meter();
         let counted = Meta::open(&sql).and_then(|m| m.add(meta::WAKES, 1));
         let (wakes, warning) = match counted {
             Ok(n) => (n, None),
@@ -88,6 +96,10 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
             alarm: None,
             soft: HashMap::new(),
             wakes,
+            opened_ms: None,
+            alarms_fired: 0,
+            alarms_set: 0,
+            meter_at_wake,
         };
         (core, warning)
     }
@@ -140,12 +152,14 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
         };
         let (object, actions) = K::open(init, sockets.clone()).await?;
         self.object = Some(object);
+        self.opened_ms = Some(now_ms);
         self.conns = sockets.into_iter().collect();
         let mut out = Vec::new();
         // An alarm set before the eviction is still pending; setting it
         // again to the same time costs nothing and heals a lost one.
         if let Some(at) = timers.next()? {
             self.alarm = Some(at);
+            self.alarms_set += 1;
             out.push(Effect::SetAlarm(at));
         }
         self.carry_out(actions, now_ms, &mut out).await;
@@ -223,6 +237,7 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
     pub async fn alarm(&mut self, now_ms: i64) -> Effects<K, C> {
         // The alarm that was pending is this one.
         self.alarm = None;
+        self.alarms_fired += 1;
         let mut out = Vec::new();
         let due = match Timers::open(&self.sql).and_then(|t| t.take_due(now_ms)) {
             Ok(d) => d,
@@ -230,6 +245,7 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
                 out.push(Effect::Log(format!("reading the timers: {e}")));
                 // Try again shortly rather than lose them.
                 self.alarm = Some(now_ms + 1000);
+                self.alarms_set += 1;
                 out.push(Effect::SetAlarm(now_ms + 1000));
                 return out;
             }
@@ -297,6 +313,16 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
             .map(|(name, at)| json!({ "name": name, "at_ms": at }))
             .collect();
         v["alarm_pending"] = json!(!timers.is_empty());
+        let sql = match (self.sql.meter(), self.meter_at_wake) {
+            (Some(now), Some(then)) => json!(now.since(then)),
+            _ => json!(null),
+        };
+        v["this_wake"] = json!({
+            "opened_ms": self.opened_ms,
+            "alarms_fired": self.alarms_fired,
+            "alarms_set": self.alarms_set,
+            "sql": sql,
+        });
         v
     }
 
@@ -420,6 +446,7 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
             return;
         }
         self.alarm = next;
+        self.alarms_set += u64::from(next.is_some());
         out.push(match next {
             Some(at) => Effect::SetAlarm(at),
             None => Effect::ClearAlarm,
@@ -433,6 +460,7 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
             if now_ms - at > ALARM_OVERDUE_MS {
                 out.push(Effect::SetAlarm(now_ms));
                 self.alarm = Some(now_ms);
+                self.alarms_set += 1;
             }
         }
     }

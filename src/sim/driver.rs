@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use super::config::dt_of;
 use super::rng::{seed_of, SimRng};
 use super::state::{Now, SimState, Step};
 
@@ -77,6 +78,15 @@ impl<S: SimState> Sim<S> {
             seed: seed_of(name),
             dt: S::config().dt(),
         }
+    }
+
+    /// The same simulation ticking at `tick_hz` (`dt = 1 / tick_hz`; 0:
+    /// event-driven) instead of its kind's configured rate: a deployment's
+    /// setting ([`SimConfig::with_vars`](super::SimConfig::with_vars)) or
+    /// the rate a replayed log ran at.
+    pub fn at_rate(mut self, tick_hz: u32) -> Self {
+        self.dt = dt_of(tick_hz);
+        self
     }
 
     pub fn state(&self) -> &S {

@@ -40,7 +40,7 @@ mod state;
 mod store;
 pub mod wire;
 
-pub use config::SimConfig;
+pub use config::{var_suffix, SimConfig};
 pub use driver::{Figures, Queued, Rejection, Sim};
 pub use error::{SimError, SimErrorCode};
 pub use replay::{replay, replay_onto, LoggedInput, ReplayError, ReplayLog};

@@ -61,12 +61,14 @@ pub enum ReplayError {
 
 /// Replays a complete log onto `initial` (the kind's `S::new(name)`, or
 /// the state the log starts from): the driver at `log.tick`, with the
-/// inputs for the tick after it still queued.
+/// inputs for the tick after it still queued. Ticks cover `1 / tick_hz`
+/// of the log (the rate the shard ran at, which a deployment may set).
 pub fn replay<S: SimState>(initial: S, log: ReplayLog<S::Input>) -> Result<Sim<S>, ReplayError> {
     if !log.complete {
         return Err(ReplayError::Incomplete);
     }
-    replay_onto(Sim::resume(&log.sim, initial, Default::default()), log)
+    let sim = Sim::resume(&log.sim, initial, Default::default()).at_rate(log.tick_hz);
+    replay_onto(sim, log)
 }
 
 /// Feeds `log` to `sim` (whose tick is where the log starts) and runs

@@ -18,6 +18,9 @@
 use crate::sql::SqlValue;
 
 pub mod meta;
+pub mod meter;
+
+pub use meter::SqlMeter;
 
 /// A statement that failed, with the database's own message. The message
 /// and statement are for the log only: they name tables and columns, so
@@ -80,6 +83,12 @@ impl StorageError {
 /// order of the statement's result columns.
 pub trait SqlConn {
     fn exec(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, StorageError>;
+
+    /// What the statements run on this connection (and its clones) cost
+    /// so far, if it counts them ([`meter`]).
+    fn meter(&self) -> Option<SqlMeter> {
+        None
+    }
 }
 
 #[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
@@ -91,5 +100,9 @@ pub use sqlite_conn::SqliteConn;
 impl<T: SqlConn + ?Sized> SqlConn for std::rc::Rc<T> {
     fn exec(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, StorageError> {
         (**self).exec(sql, params)
+    }
+
+    fn meter(&self) -> Option<SqlMeter> {
+        (**self).meter()
     }
 }

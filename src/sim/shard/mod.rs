@@ -160,16 +160,21 @@ impl<S: SimState, C: SqlConn> Object<C> for SimShard<S, C> {
         init: Open<'_, C>,
         conns: Vec<(String, SimConn)>,
     ) -> Result<(Self, Vec<Act<S>>), OpenError> {
-        let config = S::config();
+        // The kind's configuration with the deployment's settings for it
+        // (docs/sims.md, "Deployment settings").
+        let config = S::config()
+            .with_vars(init.vars)
+            .map_err(OpenError::Config)?;
         config.validate().map_err(OpenError::Config)?;
         let store = SimStore::open(init.sql)?;
-        let (mut sim, persisted_tick) = match store.load_state::<S>().map_err(open_failed)? {
+        let (sim, persisted_tick) = match store.load_state::<S>().map_err(open_failed)? {
             Some((figures, state)) => {
                 let tick = figures.tick;
                 (Sim::resume(&init.name, state, figures), tick)
             }
             None => (Sim::new(&init.name), 0),
         };
+        let mut sim = sim.at_rate(config.tick_hz);
         let rows = store
             .rows_after(sim.tick())?
             .into_iter()
