@@ -8,8 +8,7 @@
  * same op id, jittered backoff, and the same close codes that stop it.
  */
 import { applyRows, checkSeq } from "./apply.js";
-import type { BackoffOptions } from "./backoff.js";
-import { Connection } from "./connection.js";
+import { Connection, type LifecycleState, type SocketOptions } from "./connection.js";
 import type { Encoding } from "./encoding.js";
 import { PylonError } from "./errors.js";
 import { applyOptimistic } from "./optimistic.js";
@@ -30,13 +29,13 @@ import {
 } from "./protocol.js";
 import { orderKeys, type OrderKey, type Query } from "./query.js";
 import { identityEnded, jwtExpiry, renewalDelay } from "./token.js";
-import { wsOrigin, type TokenSource, type WebSocketConstructor } from "./transport.js";
+import { wsOrigin, type TokenSource } from "./transport.js";
 
 export type { TokenSource, WebSocketConstructor, WebSocketLike } from "./transport.js";
 export type { Encoding } from "./encoding.js";
 export { PylonError } from "./errors.js";
 
-export interface ConnectOptions {
+export interface ConnectOptions extends SocketOptions {
   /** The Worker's origin: `ws(s)://host[:port]` (or `http(s)://`); `/v1/shards/{shard}/ws` is appended. */
   url: string;
   shard: string;
@@ -50,12 +49,6 @@ export interface ConnectOptions {
   encoding?: Encoding;
   /** With a client id, `hello {client, token}` follows every `welcome`. */
   clientId?: string;
-  /** A WebSocket implementation; default the global `WebSocket`. */
-  WebSocket?: WebSocketConstructor;
-  /** Reconnect delays; defaults 250 ms, ×2, at most 10 s. */
-  backoff?: Partial<BackoffOptions>;
-  /** Ping after this much silence, drop the connection after twice as much. Default 30 000; 0 disables. */
-  keepaliveMs?: number;
   /** How long an attempt may take to reach `welcome`. Default 10 000. */
   connectTimeoutMs?: number;
   /**
@@ -64,16 +57,10 @@ export interface ConnectOptions {
    * Default 20 000; 0 renews only when the server says the token expired.
    */
   renewBeforeMs?: number;
-  /** Source of randomness in [0, 1) for the backoff jitter. Default `Math.random`. */
-  random?: () => number;
 }
 
 /** The connection's state (docs/protocol.md, "Connection states"). */
-export type ConnectionState =
-  | { state: "connecting"; attempt: number }
-  | { state: "live"; conn: string; seq: number }
-  | { state: "waiting"; attempt: number; delayMs: number }
-  | { state: "closed"; code: number | undefined; reason: string };
+export type ConnectionState = LifecycleState<{ state: "live"; conn: string; seq: number }>;
 
 export type SubStatus = "pending" | "live" | "resyncing" | "failed" | "closed";
 

@@ -31,16 +31,20 @@ import {
   type WebSocketLike,
 } from "./transport.js";
 
-/** The options every reconnecting socket takes (documented on each client's options). */
+/** The options every reconnecting socket takes alike. */
 export interface SocketOptions {
-  token?: TokenSource;
-  encoding?: Encoding;
+  /** A WebSocket implementation; default the global `WebSocket`. */
   WebSocket?: WebSocketConstructor;
+  /** Reconnect delays; defaults 250 ms, ×2, at most 10 s. */
   backoff?: Partial<BackoffOptions>;
+  /** Send the keepalive frame after this much silence, drop the socket after twice as much. Default 30 000; 0 disables. */
   keepaliveMs?: number;
-  connectTimeoutMs?: number;
+  /** Source of randomness in [0, 1) for the backoff jitter. Default `Math.random`. */
   random?: () => number;
 }
+
+/** Those and the ones each client documents in its own words. */
+type LifecycleOptions = SocketOptions & { token?: TokenSource; encoding?: Encoding; connectTimeoutMs?: number };
 
 /** What tells one client's sockets apart from another's. */
 export interface SocketSetup {
@@ -108,7 +112,7 @@ export abstract class Connection<
   private liveWaiters: { resolve: () => void; reject: (e: PylonError) => void }[] = [];
 
   /** Checks the options; the subclass calls {@link start} once it is built. */
-  constructor(options: SocketOptions, setup: SocketSetup) {
+  constructor(options: LifecycleOptions, setup: SocketSetup) {
     const WS = pickWebSocket(options.WebSocket);
     if (!WS) throw new PylonError("BAD_REQUEST", "no WebSocket implementation: pass options.WebSocket");
     this.WS = WS;

@@ -33,8 +33,7 @@
  *   are reported with a `dropped` event, not sent again: they may have
  *   been applied to the old subscriber.
  */
-import type { BackoffOptions } from "./backoff.js";
-import { Connection } from "./connection.js";
+import { Connection, type LifecycleState, type SocketOptions } from "./connection.js";
 import type { Encoding } from "./encoding.js";
 import { PylonError } from "./errors.js";
 import type { Json } from "./protocol.js";
@@ -49,10 +48,10 @@ import {
   type SimSnapshotMsg,
   type SimWelcome,
 } from "./sim-protocol.js";
-import { wsOrigin, type TokenSource, type WebSocketConstructor } from "./transport.js";
+import { wsOrigin, type TokenSource } from "./transport.js";
 
 // The defaults are `any` so that a plain `JoinSimOptions` fits every `joinSim<I, V>`.
-export interface JoinSimOptions<I = any, V = any> {
+export interface JoinSimOptions<I = any, V = any> extends SocketOptions {
   /** The Worker's origin, `ws(s)://` or `http(s)://`; `/v1/sims/{kind}/{id}/ws` is appended. */
   url: string;
   /** The simulation kind (its class name, any case: `plane`). */
@@ -76,24 +75,12 @@ export interface JoinSimOptions<I = any, V = any> {
   encoding?: Encoding;
   /** How the kind's input and snapshot go in postcard; required with `encoding: "postcard"`. */
   postcard?: SimPostcardCodec<I, V>;
-  /** A WebSocket implementation; default the global `WebSocket`. */
-  WebSocket?: WebSocketConstructor;
-  /** Reconnect delays; defaults 250 ms, ×2, at most 10 s. */
-  backoff?: Partial<BackoffOptions>;
-  /** Send the keepalive frame after this much silence, drop the socket after twice as much. Default 30 000; 0 disables. */
-  keepaliveMs?: number;
   /** How long an attempt may take to reach `sim_welcome`. Default 10 000. */
   connectTimeoutMs?: number;
-  /** Source of randomness in [0, 1) for the backoff jitter. Default `Math.random`. */
-  random?: () => number;
 }
 
 /** The socket's state. */
-export type SimConnectionState =
-  | { state: "connecting"; attempt: number }
-  | { state: "live"; conn: string; subscriber: string }
-  | { state: "waiting"; attempt: number; delayMs: number }
-  | { state: "closed"; code: number | undefined; reason: string };
+export type SimConnectionState = LifecycleState<{ state: "live"; conn: string; subscriber: string }>;
 
 /** A snapshot as the `snapshot` event gives it: the kind's fields beside the engine's stamps. */
 export type SimSnapshot<V = Record<string, Json>> = V & {
