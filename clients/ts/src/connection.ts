@@ -75,6 +75,7 @@ export interface LifecycleEvents<Live> {
 
 const now = () => Date.now();
 
+/** One reconnecting socket: `Events` are the client's (the lifecycle's among them), `Live` its live state, `W` its welcome, `Msg` what its server sends. */
 export abstract class Connection<
   Events extends LifecycleEvents<Live> & { [K in keyof Events]: Listener },
   Live extends { state: "live" },
@@ -178,7 +179,7 @@ export abstract class Connection<
     };
   }
 
-  /** Stops for good: closes the socket (1000). */
+  /** Stops for good: closes the socket (1000); whatever waits on it is rejected with `CLOSED`. */
   close(): void {
     if (this.stopped) return;
     const ws = this.ws;
