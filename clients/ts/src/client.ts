@@ -8,14 +8,14 @@
  * same op id, jittered backoff, and the same close codes that stop it.
  */
 import { applyRows, checkSeq } from "./apply.js";
-import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
-import { checkEncoding, framePayload, subprotocolOf, type Encoding } from "./encoding.js";
+import { Connection, type LifecycleState, type SocketOptions } from "./connection.js";
+import type { Encoding } from "./encoding.js";
+import { PylonError } from "./errors.js";
 import { applyOptimistic } from "./optimistic.js";
 import { decodeServerPostcard, encodeClientPostcard } from "./postcard-protocol.js";
 import {
   CloseCode,
   decodeServer,
-  DecodeError,
   PROTOCOL,
   type Ack,
   type ClientMsg,
@@ -29,23 +29,13 @@ import {
 } from "./protocol.js";
 import { orderKeys, type OrderKey, type Query } from "./query.js";
 import { identityEnded, jwtExpiry, renewalDelay } from "./token.js";
-import {
-  closeCodeOf,
-  closeStops,
-  offeredProtocols,
-  pickWebSocket,
-  resolveToken,
-  startKeepalive,
-  wsOrigin,
-  type TokenSource,
-  type WebSocketConstructor,
-  type WebSocketLike,
-} from "./transport.js";
+import { wsOrigin, type TokenSource } from "./transport.js";
 
 export type { TokenSource, WebSocketConstructor, WebSocketLike } from "./transport.js";
 export type { Encoding } from "./encoding.js";
+export { PylonError } from "./errors.js";
 
-export interface ConnectOptions {
+export interface ConnectOptions extends SocketOptions {
   /** The Worker's origin: `ws(s)://host[:port]` (or `http(s)://`); `/v1/shards/{shard}/ws` is appended. */
   url: string;
   shard: string;
@@ -59,12 +49,6 @@ export interface ConnectOptions {
   encoding?: Encoding;
   /** With a client id, `hello {client, token}` follows every `welcome`. */
   clientId?: string;
-  /** A WebSocket implementation; default the global `WebSocket`. */
-  WebSocket?: WebSocketConstructor;
-  /** Reconnect delays; defaults 250 ms, ×2, at most 10 s. */
-  backoff?: Partial<BackoffOptions>;
-  /** Ping after this much silence, drop the connection after twice as much. Default 30 000; 0 disables. */
-  keepaliveMs?: number;
   /** How long an attempt may take to reach `welcome`. Default 10 000. */
   connectTimeoutMs?: number;
   /**
@@ -73,37 +57,10 @@ export interface ConnectOptions {
    * Default 20 000; 0 renews only when the server says the token expired.
    */
   renewBeforeMs?: number;
-  /** Source of randomness in [0, 1) for the backoff jitter. Default `Math.random`. */
-  random?: () => number;
 }
 
 /** The connection's state (docs/protocol.md, "Connection states"). */
-export type ConnectionState =
-  | { state: "connecting"; attempt: number }
-  | { state: "live"; conn: string; seq: number }
-  | { state: "waiting"; attempt: number; delayMs: number }
-  | { state: "closed"; code: number | undefined; reason: string };
-
-/**
- * An error from the server (`code` is the protocol's error code) or from the
- * client: `NOT_CONNECTED` (broadcast / ping while not live), `DISCONNECTED`
- * (a ping's connection dropped), `CLOSED` (the client stopped; `closeCode`
- * says why), `BAD_REQUEST` (a call the client refuses).
- */
-export class PylonError extends Error {
-  readonly code: string;
-  readonly op: string | undefined;
-  readonly sub: string | undefined;
-  readonly closeCode: number | undefined;
-  constructor(code: string, message: string, extra: { op?: string; sub?: string; closeCode?: number } = {}) {
-    super(message);
-    this.name = "PylonError";
-    this.code = code;
-    this.op = extra.op;
-    this.sub = extra.sub;
-    this.closeCode = extra.closeCode;
-  }
-}
+export type ConnectionState = LifecycleState<{ state: "live"; conn: string; seq: number }>;
 
 export type SubStatus = "pending" | "live" | "resyncing" | "failed" | "closed";
 
@@ -279,38 +236,17 @@ function sameRows(a: readonly Row[], b: readonly Row[]): boolean {
   return true;
 }
 
-export class PylonClient {
-  readonly url: string;
-  readonly shard: string;
-  /** The wire encoding this client speaks. */
-  readonly encoding: Encoding;
-  private readonly subprotocol: string;
-  private readonly WS: WebSocketConstructor;
-  private token: TokenSource;
-  private readonly clientId: string | undefined;
-  private readonly backoff: BackoffOptions;
-  private readonly keepaliveMs: number;
-  private readonly connectTimeoutMs: number;
-  private readonly renewBeforeMs: number;
-  private readonly random: () => number;
+type Live = Extract<ConnectionState, { state: "live" }>;
 
-  private current: ConnectionState = { state: "connecting", attempt: 0 };
-  private ws: WebSocketLike | undefined;
-  /** Whether the current socket got its first `welcome`. */
-  private welcomed = false;
-  private lastWelcome: Welcome | undefined;
-  private attempt = 0;
-  private lastCloseWas4401 = false;
-  private timer: ReturnType<typeof setTimeout> | undefined;
-  private stopKeepalive: () => void = () => {};
-  private lastRecv = 0;
-  private stopped = false;
+export class PylonClient extends Connection<ClientEvents, Live, Welcome, ServerMsg> {
+  readonly shard: string;
+  private readonly clientId: string | undefined;
+  private readonly renewBeforeMs: number;
 
   // Renewal (docs/auth.md, "Open sockets"): the token the connection holds
   // (offered at the upgrade, or accepted by a `hello`), the one a `hello`
   // in flight offers, whether the server said the identity ended, and what
   // it refused meanwhile (sent again once renewed).
-  private attemptToken: string | undefined;
   private heldToken: string | undefined;
   private renewing: string | undefined;
   private renewTimer: ReturnType<typeof setTimeout> | undefined;
@@ -327,64 +263,20 @@ export class PylonClient {
   private readonly members = new Map<string, Json>();
   private readonly pings = new Map<number, { sent: number; resolve: (ms: number) => void; reject: (e: PylonError) => void }>();
   private nextPing = 1;
-  private readonly listeners = new Map<keyof ClientEvents, Set<(...args: any[]) => void>>();
-  private liveWaiters: { resolve: () => void; reject: (e: PylonError) => void }[] = [];
 
   constructor(options: ConnectOptions) {
-    const WS = pickWebSocket(options.WebSocket);
-    if (!WS) throw new PylonError("BAD_REQUEST", "no WebSocket implementation: pass options.WebSocket");
-    this.WS = WS;
-    try {
-      this.encoding = checkEncoding(options.encoding);
-    } catch (e) {
-      throw new PylonError("BAD_REQUEST", (e as Error).message);
-    }
-    this.subprotocol = subprotocolOf(this.encoding);
-    this.url = shardUrl(options.url, options.shard);
+    super(options, { url: shardUrl(options.url, options.shard), welcomeType: "welcome", protocol: PROTOCOL, slowsDownWhenTold: false });
     this.shard = options.shard;
-    this.token = options.token;
     this.clientId = options.clientId;
-    this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
-    this.keepaliveMs = options.keepaliveMs ?? 30_000;
-    this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     this.renewBeforeMs = options.renewBeforeMs ?? 20_000;
-    this.random = options.random ?? Math.random;
-    void this.open();
+    this.start();
   }
 
   // ---- public API ---------------------------------------------------------
 
-  /** The connection state now. */
-  get state(): ConnectionState {
-    return this.current;
-  }
-
-  /** The last `welcome` (undefined before the first). */
-  get welcome(): Welcome | undefined {
-    return this.lastWelcome;
-  }
-
   /** Everyone's presence, by connection id (maintained from `presence_state` / `presence_diff`). */
   get presenceMembers(): ReadonlyMap<string, Json> {
     return this.members;
-  }
-
-  /** Resolves when the client is live (now, or at the next `welcome`); rejects if it closes first. */
-  ready(): Promise<void> {
-    if (this.current.state === "live") return Promise.resolve();
-    if (this.current.state === "closed") return Promise.reject(this.closedError());
-    return new Promise((resolve, reject) => this.liveWaiters.push({ resolve, reject }));
-  }
-
-  /** Listens to a client event; returns the remover. */
-  on<K extends keyof ClientEvents>(event: K, listener: ClientEvents[K]): () => void {
-    let set = this.listeners.get(event);
-    if (!set) this.listeners.set(event, (set = new Set()));
-    const s = set;
-    s.add(listener);
-    return () => {
-      s.delete(listener);
-    };
   }
 
   /**
@@ -461,33 +353,10 @@ export class PylonClient {
     if (this.ws === ws && this.isLive()) this.sendHello(t);
   }
 
-  /** Stops for good: closes the socket (1000), rejects pending mutations and pings, ends subscriptions. */
-  close(): void {
-    if (this.stopped) return;
-    const ws = this.ws;
-    this.detach();
-    try {
-      ws?.close(CloseCode.NORMAL, "client closed");
-    } catch {
-      /* already closed */
-    }
-    this.shutdown(CloseCode.NORMAL, "client closed");
-  }
-
   // ---- connection -----------------------------------------------------------
 
-  private isLive(): boolean {
-    return this.ws !== undefined && this.welcomed && !this.stopped;
-  }
-
-  private closedError(): PylonError {
-    const s = this.current;
-    const code = s.state === "closed" ? s.code : undefined;
-    return new PylonError("CLOSED", `the client is closed${s.state === "closed" ? `: ${s.reason}` : ""}`, code === undefined ? {} : { closeCode: code });
-  }
-
-  private resolveToken(): Promise<string | undefined> {
-    return resolveToken(this.token);
+  protected override decode(payload: string | Uint8Array): ServerMsg {
+    return typeof payload === "string" ? decodeServer(payload) : decodeServerPostcard(payload);
   }
 
   private helloMsg(token: string | undefined): ClientMsg {
@@ -584,79 +453,8 @@ export class PylonClient {
     this.refusedSubs.clear();
   }
 
-  private async open(): Promise<void> {
-    if (this.stopped) return;
-    this.setState({ state: "connecting", attempt: this.attempt });
-    let token: string | undefined;
-    try {
-      token = await this.resolveToken();
-    } catch (e) {
-      this.failedAttempt(undefined, `token: ${String(e)}`);
-      return;
-    }
-    if (this.stopped) return;
-    this.attemptToken = token;
-    const protocols = offeredProtocols(token, this.subprotocol);
-    let ws: WebSocketLike;
-    try {
-      ws = new this.WS(this.url, protocols);
-    } catch (e) {
-      this.failedAttempt(undefined, `cannot open the WebSocket: ${String(e)}`);
-      return;
-    }
-    // Binary frames as bytes, not `Blob`s (which only read asynchronously).
-    if (this.encoding === "postcard") ws.binaryType = "arraybuffer";
-    this.ws = ws;
-    this.welcomed = false;
-    this.lastRecv = now();
-    this.timer = setTimeout(() => this.drop(undefined, "timed out waiting for welcome"), this.connectTimeoutMs);
-    ws.onopen = () => {
-      if (this.ws !== ws) return;
-      if (ws.protocol !== this.subprotocol) {
-        this.drop(undefined, `the server did not echo ${this.subprotocol} (got ${JSON.stringify(ws.protocol)})`, CloseCode.PROTOCOL);
-      }
-    };
-    ws.onmessage = (ev: { data: unknown }) => {
-      if (this.ws !== ws) return;
-      this.lastRecv = now();
-      let msg: ServerMsg;
-      try {
-        const payload = framePayload(this.encoding, ev.data);
-        if (payload === null) return; // the keepalive's answer only proves the connection lives
-        msg = typeof payload === "string" ? decodeServer(payload) : decodeServerPostcard(payload);
-      } catch (e) {
-        if (e instanceof DecodeError && e.unknownType) return; // newer server message type
-        this.drop(undefined, `undecodable frame: ${(e as Error).message}`);
-        return;
-      }
-      this.onMessage(msg);
-    };
-    ws.onclose = (ev: { code?: number; reason?: string }) => {
-      if (this.ws !== ws) return;
-      const code = closeCodeOf(ev);
-      this.drop(code, ev.reason || (code === undefined ? "connection lost" : `closed with ${code}`));
-    };
-    // An error means the connection failed (a refused upgrade, a network
-    // error, a bad frame); a clean close never comes with one. Some
-    // implementations fire no close event after it, so it ends the socket.
-    ws.onerror = (ev: { message?: string }) => {
-      if (this.ws !== ws) return;
-      this.drop(undefined, ev?.message ? `connection failed: ${ev.message}` : "connection failed");
-    };
-  }
-
-  /** Leaves the current socket: no more events from it. */
-  private detach(): void {
-    const ws = this.ws;
-    if (ws) {
-      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-    }
-    this.ws = undefined;
-    this.welcomed = false;
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.stopKeepalive();
-    this.stopKeepalive = () => {};
+  /** Leaves the current socket's renewal state. */
+  protected override onDetach(): void {
     // A new connection starts with a new identity; `resume` resends all.
     if (this.renewTimer !== undefined) clearTimeout(this.renewTimer);
     this.renewTimer = undefined;
@@ -667,77 +465,17 @@ export class PylonClient {
     this.refusedSubs.clear();
   }
 
-  /**
-   * The socket is gone (closed by the server, failed, timed out, or given up
-   * by the client with `closeWith`): decide between stopping and retrying.
-   */
-  private drop(code: number | undefined, reason: string, closeWith?: number): void {
-    const ws = this.ws;
-    const wasLive = this.welcomed;
-    this.detach();
-    try {
-      ws?.close(closeWith ?? CloseCode.NORMAL, reason.slice(0, 100));
-    } catch {
-      /* already closing */
-    }
+  /** Subscriptions go on the wire again after the welcome; pings fail. */
+  protected override onDrop(code: number | undefined, reason: string): void {
     this.wire.clear();
     for (const [t, p] of this.pings) {
       this.pings.delete(t);
       p.reject(new PylonError("DISCONNECTED", reason, code === undefined ? {} : { closeCode: code }));
     }
-    this.emit("disconnected", { code, reason });
-    const unauthorized = code === CloseCode.UNAUTHORIZED;
-    if (
-      closeStops(code) ||
-      (unauthorized && (typeof this.token !== "function" || this.lastCloseWas4401))
-    ) {
-      this.shutdown(code, reason);
-      return;
-    }
-    this.lastCloseWas4401 = unauthorized;
-    if (wasLive && !unauthorized) this.wait();
-    else this.failedAttempt(code, reason);
-  }
-
-  private failedAttempt(_code: number | undefined, _reason: string): void {
-    this.attempt = Math.min(this.attempt + 1, 1_000_000);
-    this.wait();
-  }
-
-  private wait(): void {
-    if (this.stopped) return;
-    const delayMs = backoffDelay(this.backoff, this.attempt, this.random);
-    this.setState({ state: "waiting", attempt: this.attempt, delayMs });
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.open();
-    }, delayMs);
-  }
-
-  private startKeepalive(): void {
-    this.stopKeepalive = startKeepalive(this.keepaliveMs, {
-      silentMs: () => now() - this.lastRecv,
-      sendRaw: (text) => {
-        if (this.isLive()) this.sendRaw(text);
-      },
-      dead: (silent) => {
-        if (this.isLive()) this.drop(undefined, `no frame from the server for ${silent} ms`);
-      },
-    });
   }
 
   private send(msg: ClientMsg): void {
     this.sendRaw(this.encoding === "postcard" ? encodeClientPostcard(msg) : JSON.stringify(msg));
-  }
-
-  private sendRaw(data: string | Uint8Array): void {
-    const ws = this.ws;
-    if (!ws) return;
-    try {
-      ws.send(data);
-    } catch (e) {
-      this.drop(undefined, `send failed: ${String(e)}`);
-    }
   }
 
   private subMsg(sub: LiveQuery, since: number | undefined): ClientMsg {
@@ -770,11 +508,7 @@ export class PylonClient {
 
   // ---- messages -------------------------------------------------------------
 
-  private onMessage(msg: ServerMsg): void {
-    if (!this.welcomed && msg.type !== "welcome") {
-      this.drop(undefined, `expected welcome, got ${msg.type}`);
-      return;
-    }
+  protected override onMessage(msg: ServerMsg): void {
     switch (msg.type) {
       case "welcome":
         return this.onWelcome(msg);
@@ -849,19 +583,9 @@ export class PylonClient {
   }
 
   private onWelcome(w: Welcome): void {
-    if (w.protocol !== PROTOCOL || w.encoding !== this.encoding) {
-      this.drop(undefined, `unexpected welcome: protocol ${w.protocol}, encoding ${w.encoding}`, CloseCode.PROTOCOL);
-      return;
-    }
-    this.lastWelcome = w;
+    if (!this.acceptWelcome(w)) return;
     const first = !this.welcomed;
-    if (first) {
-      this.welcomed = true;
-      this.attempt = 0;
-      this.lastCloseWas4401 = false;
-      if (this.timer !== undefined) clearTimeout(this.timer);
-      this.timer = undefined;
-    }
+    if (first) this.welcomeArrived();
     this.setState({ state: "live", conn: w.conn, seq: w.seq });
     this.emit("welcome", w);
     if (!first) {
@@ -871,9 +595,7 @@ export class PylonClient {
     }
     this.heldToken = this.attemptToken;
     this.scheduleRenewal();
-    const waiters = this.liveWaiters;
-    this.liveWaiters = [];
-    for (const x of waiters) x.resolve();
+    this.settleReady();
     if (this.clientId !== undefined) {
       const ws = this.ws;
       void this.resolveToken().then(
@@ -1031,40 +753,13 @@ export class PylonClient {
     }
   }
 
-  // ---- state and events -----------------------------------------------------
-
-  private setState(state: ConnectionState): void {
-    this.current = state;
-    this.emit("state", state);
-  }
-
-  private emit<K extends keyof ClientEvents>(event: K, ...args: Parameters<ClientEvents[K]>): void {
-    const set = this.listeners.get(event);
-    if (!set) return;
-    for (const l of [...set]) {
-      try {
-        l(...args);
-      } catch (e) {
-        queueMicrotask(() => {
-          throw e;
-        });
-      }
-    }
-  }
-
-  private shutdown(code: number | undefined, reason: string): void {
-    if (this.stopped) return;
-    this.stopped = true;
-    this.detach();
-    this.setState({ state: "closed", code, reason });
-    const err = this.closedError();
+  protected override onClosed(err: PylonError): void {
     const hadOptimistic = [...this.muts.values()].some((m) => m.optimistic && m.ackSeq === undefined);
     for (const m of this.muts.values()) if (m.ackSeq === undefined) m.reject(err);
     this.muts.clear();
     for (const p of this.pings.values()) p.reject(err);
     this.pings.clear();
-    for (const w of this.liveWaiters) w.reject(err);
-    this.liveWaiters = [];
+    this.settleReady(err);
     for (const sub of this.subs.values()) {
       if (hadOptimistic) this.recompute(sub);
       if (sub.status !== "failed") {

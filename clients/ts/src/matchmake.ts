@@ -9,7 +9,7 @@
  * const sim = joinSim({ url: location.origin, kind: match.kind, id: match.sim });
  * ```
  */
-import { PylonError } from "./client.js";
+import { PylonError } from "./errors.js";
 import { DecodeError, KEEPALIVE_ACK, type Json } from "./protocol.js";
 import { decodeTicketMsg, type TicketMsg } from "./sim-protocol.js";
 import {

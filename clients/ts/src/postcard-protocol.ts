@@ -15,7 +15,7 @@
  * decodeClientPostcard), for fake servers in tests and for the golden
  * vectors both ways; a client needs only the first two.
  */
-import { PostcardReader, PostcardWriter } from "./postcard.js";
+import { PostcardReader, PostcardWriter, present, readMessage } from "./postcard.js";
 import { readRow, readValue, writeRow, writeValue } from "./postcard-value.js";
 import {
   DecodeError,
@@ -120,58 +120,44 @@ function writeOp(w: PostcardWriter, op: Op): void {
  */
 export function decodeClientPostcard(bytes: Uint8Array): ClientMsg {
   const r = new PostcardReader(bytes);
-  const tag = r.u32();
-  const type = CLIENT_TYPES[tag];
-  let msg: ClientMsg;
-  switch (type) {
-    case "hello": {
-      const client = r.option(() => r.string());
-      const token = r.option(() => r.string());
-      msg = { type, ...(client === undefined ? {} : { client }), ...(token === undefined ? {} : { token }) };
-      break;
+  return readMessage(r, CLIENT_TYPES, (type): ClientMsg => {
+    switch (type) {
+      case "hello": {
+        const client = r.option(() => r.string());
+        const token = r.option(() => r.string());
+        return { type, ...present("client", client), ...present("token", token) };
+      }
+      case "sub": {
+        const id = r.string();
+        const entity = r.string();
+        const where = readValue(r);
+        const order = readValue(r);
+        const limit = r.option(() => r.u32());
+        const since = r.option(() => r.u64());
+        const count = r.bool();
+        return {
+          type,
+          id,
+          entity,
+          ...(where === null ? {} : { where }),
+          ...(order === null ? {} : { order }),
+          ...present("limit", limit),
+          ...present("since", since),
+          ...(count ? { count } : {}),
+        };
+      }
+      case "unsub":
+        return { type, id: r.string() };
+      case "mut":
+        return { type, op: r.string(), ops: r.seq(() => readOp(r)) };
+      case "presence":
+        return { type, state: readValue(r) };
+      case "bcast":
+        return { type, topic: r.string(), data: readValue(r) };
+      case "ping":
+        return { type, ...present("t", r.option(() => r.u64())) };
     }
-    case "sub": {
-      const id = r.string();
-      const entity = r.string();
-      const where = readValue(r);
-      const order = readValue(r);
-      const limit = r.option(() => r.u32());
-      const since = r.option(() => r.u64());
-      const count = r.bool();
-      msg = {
-        type,
-        id,
-        entity,
-        ...(where === null ? {} : { where }),
-        ...(order === null ? {} : { order }),
-        ...(limit === undefined ? {} : { limit }),
-        ...(since === undefined ? {} : { since }),
-        ...(count ? { count } : {}),
-      };
-      break;
-    }
-    case "unsub":
-      msg = { type, id: r.string() };
-      break;
-    case "mut":
-      msg = { type, op: r.string(), ops: r.seq(() => readOp(r)) };
-      break;
-    case "presence":
-      msg = { type, state: readValue(r) };
-      break;
-    case "bcast":
-      msg = { type, topic: r.string(), data: readValue(r) };
-      break;
-    case "ping": {
-      const t = r.option(() => r.u64());
-      msg = t === undefined ? { type } : { type, t };
-      break;
-    }
-    default:
-      throw new DecodeError(`unknown message type ${tag}`, true);
-  }
-  r.end(type);
-  return msg;
+  });
 }
 
 function readOp(r: PostcardReader): Op {
@@ -201,73 +187,54 @@ function readOp(r: PostcardReader): Op {
 export function decodeServerPostcard(bytes: Uint8Array): ServerMsg {
   if (bytes.length === 0) throw new DecodeError("empty frame");
   const r = new PostcardReader(bytes);
-  const tag = r.u32();
-  const type = SERVER_TYPES[tag];
-  let msg: ServerMsg;
-  switch (type) {
-    case "welcome": {
-      const protocol = r.string();
-      const shard = r.string();
-      const seq = r.u64();
-      const conn = r.string();
-      const e = r.u32();
-      const encoding = ENCODINGS[e];
-      if (encoding === undefined) throw new DecodeError(`welcome.encoding: unknown encoding ${e}`);
-      msg = { type, protocol, shard, seq, conn, encoding };
-      break;
+  return readMessage(r, SERVER_TYPES, (type): ServerMsg => {
+    switch (type) {
+      case "welcome": {
+        const protocol = r.string();
+        const shard = r.string();
+        const seq = r.u64();
+        const conn = r.string();
+        const e = r.u32();
+        const encoding = ENCODINGS[e];
+        if (encoding === undefined) throw new DecodeError(`welcome.encoding: unknown encoding ${e}`);
+        return { type, protocol, shard, seq, conn, encoding };
+      }
+      case "snap": {
+        const id = r.string();
+        const seq = r.u64();
+        const rows = r.seq(() => row(r));
+        return { type, id, seq, rows, ...present("count", r.option(() => r.u64())) };
+      }
+      case "diff": {
+        const id = r.string();
+        const from = r.u64();
+        const seq = r.u64();
+        const added = r.seq(() => positioned(r));
+        const changed = r.seq(() => positioned(r));
+        const removed = r.seq(() => r.string());
+        return { type, id, from, seq, added, changed, removed, ...present("count", r.option(() => r.u64())) };
+      }
+      case "reset":
+        return { type, id: r.string(), reason: r.string() };
+      case "ack":
+        return { type, op: r.string(), seq: r.u64(), dup: r.bool() };
+      case "err": {
+        const code = r.string();
+        const message = r.string();
+        const op = r.option(() => r.string());
+        const sub = r.option(() => r.string());
+        return { type, code, message, ...present("op", op), ...present("sub", sub) };
+      }
+      case "presence_state":
+        return { type, members: r.seq(() => member(r)) };
+      case "presence_diff":
+        return { type, joins: r.seq(() => member(r)), updates: r.seq(() => member(r)), leaves: r.seq(() => r.string()) };
+      case "bcast":
+        return { type, topic: r.string(), data: readValue(r), from: r.string() };
+      case "pong":
+        return { type, ...present("t", r.option(() => r.u64())) };
     }
-    case "snap": {
-      const id = r.string();
-      const seq = r.u64();
-      const rows = r.seq(() => row(r));
-      const count = r.option(() => r.u64());
-      msg = { type, id, seq, rows, ...(count === undefined ? {} : { count }) };
-      break;
-    }
-    case "diff": {
-      const id = r.string();
-      const from = r.u64();
-      const seq = r.u64();
-      const added = r.seq(() => positioned(r));
-      const changed = r.seq(() => positioned(r));
-      const removed = r.seq(() => r.string());
-      const count = r.option(() => r.u64());
-      msg = { type, id, from, seq, added, changed, removed, ...(count === undefined ? {} : { count }) };
-      break;
-    }
-    case "reset":
-      msg = { type, id: r.string(), reason: r.string() };
-      break;
-    case "ack":
-      msg = { type, op: r.string(), seq: r.u64(), dup: r.bool() };
-      break;
-    case "err": {
-      const code = r.string();
-      const message = r.string();
-      const op = r.option(() => r.string());
-      const sub = r.option(() => r.string());
-      msg = { type, code, message, ...(op === undefined ? {} : { op }), ...(sub === undefined ? {} : { sub }) };
-      break;
-    }
-    case "presence_state":
-      msg = { type, members: r.seq(() => member(r)) };
-      break;
-    case "presence_diff":
-      msg = { type, joins: r.seq(() => member(r)), updates: r.seq(() => member(r)), leaves: r.seq(() => r.string()) };
-      break;
-    case "bcast":
-      msg = { type, topic: r.string(), data: readValue(r), from: r.string() };
-      break;
-    case "pong": {
-      const t = r.option(() => r.u64());
-      msg = t === undefined ? { type } : { type, t };
-      break;
-    }
-    default:
-      throw new DecodeError(`unknown message type ${tag}`, true);
-  }
-  r.end(type);
-  return msg;
+  });
 }
 
 /** A row, which (as in JSON) must carry a string `id`. */

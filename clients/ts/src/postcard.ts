@@ -345,3 +345,23 @@ export class PostcardWriter {
     this.view = new DataView(next.buffer);
   }
 }
+
+/**
+ * Reads one whole message from `r`: its variant index, then what `fields`
+ * reads for that variant, then nothing (a frame holds exactly one). An
+ * index past `types` is a newer peer's message: {@link DecodeError} with
+ * `unknownType`, which callers ignore.
+ */
+export function readMessage<T extends string, M>(r: PostcardReader, types: readonly T[], fields: (type: T) => M): M {
+  const tag = r.u32();
+  const type = types[tag];
+  if (type === undefined) throw new DecodeError(`unknown message type ${tag}`, true);
+  const msg = fields(type);
+  r.end(type);
+  return msg;
+}
+
+/** `{ [key]: value }`, or `{}` when the value is absent: the field JSON leaves out. */
+export function present<K extends string, T>(key: K, value: T | undefined): { [P in K]?: T } {
+  return value === undefined ? {} : ({ [key]: value } as { [P in K]?: T });
+}

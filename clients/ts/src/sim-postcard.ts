@@ -16,7 +16,7 @@
  * // { type: "sim_snapshot", tick: 4, acked: 3, final: false, view: { total: 12 } }
  * ```
  */
-import { PostcardReader, PostcardWriter } from "./postcard.js";
+import { PostcardReader, PostcardWriter, present, readMessage } from "./postcard.js";
 import { DecodeError } from "./protocol.js";
 import type { SimServerMsg } from "./sim-protocol.js";
 
@@ -54,44 +54,35 @@ export function encodeSimInputPostcard<I>(seq: number, input: I, codec: Pick<Sim
 export function decodeSimServerPostcard<V>(bytes: Uint8Array, codec: Pick<SimPostcardCodec<unknown, V>, "readSnapshot">): SimServerMsg<V> {
   if (bytes.length === 0) throw new DecodeError("empty frame");
   const r = new PostcardReader(bytes);
-  const tag = r.u32();
-  const type = SIM_SERVER_TYPES[tag];
-  let msg: SimServerMsg<V>;
-  switch (type) {
-    case "sim_welcome": {
-      const [protocol, sim, kind, conn, subscriber] = [r.string(), r.string(), r.string(), r.string(), r.string()];
-      const tick = r.u64();
-      const acked = r.u64();
-      const tick_hz = r.u32();
-      const e = r.u32();
-      const encoding = ENCODINGS[e];
-      if (encoding === undefined) throw new DecodeError(`sim_welcome.encoding: unknown encoding ${e}`);
-      msg = { type, protocol, sim, kind, conn, subscriber, tick, acked, tick_hz, encoding };
-      break;
+  return readMessage(r, SIM_SERVER_TYPES, (type): SimServerMsg<V> => {
+    switch (type) {
+      case "sim_welcome": {
+        const [protocol, sim, kind, conn, subscriber] = [r.string(), r.string(), r.string(), r.string(), r.string()];
+        const tick = r.u64();
+        const acked = r.u64();
+        const tick_hz = r.u32();
+        const e = r.u32();
+        const encoding = ENCODINGS[e];
+        if (encoding === undefined) throw new DecodeError(`sim_welcome.encoding: unknown encoding ${e}`);
+        return { type, protocol, sim, kind, conn, subscriber, tick, acked, tick_hz, encoding };
+      }
+      case "sim_snapshot": {
+        const tick = r.u64();
+        const acked = r.u64();
+        const final = r.bool();
+        return { type, tick, acked, final, view: codec.readSnapshot(r) };
+      }
+      case "sim_ack":
+        return { type, seq: r.u64(), tick: r.u64(), dup: r.bool() };
+      case "sim_err": {
+        const code = r.string();
+        const message = r.string();
+        const seq = r.option(() => r.u64());
+        const reason = r.option(() => r.string());
+        return { type, code, message, ...present("seq", seq), ...present("reason", reason) };
+      }
     }
-    case "sim_snapshot": {
-      const tick = r.u64();
-      const acked = r.u64();
-      const final = r.bool();
-      msg = { type, tick, acked, final, view: codec.readSnapshot(r) };
-      break;
-    }
-    case "sim_ack":
-      msg = { type, seq: r.u64(), tick: r.u64(), dup: r.bool() };
-      break;
-    case "sim_err": {
-      const code = r.string();
-      const message = r.string();
-      const seq = r.option(() => r.u64());
-      const reason = r.option(() => r.string());
-      msg = { type, code, message, ...(seq === undefined ? {} : { seq }), ...(reason === undefined ? {} : { reason }) };
-      break;
-    }
-    default:
-      throw new DecodeError(`unknown message type ${tag}`, true);
-  }
-  r.end(type);
-  return msg;
+  });
 }
 
 /** Encodes a server message (fake servers, tests); `writeSnapshot` writes the kind's snapshot. */

@@ -33,10 +33,10 @@
  *   are reported with a `dropped` event, not sent again: they may have
  *   been applied to the old subscriber.
  */
-import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
-import { PylonError } from "./client.js";
-import { checkEncoding, framePayload, subprotocolOf, type Encoding } from "./encoding.js";
-import { CloseCode, DecodeError, type Json } from "./protocol.js";
+import { Connection, type LifecycleState, type SocketOptions } from "./connection.js";
+import type { Encoding } from "./encoding.js";
+import { PylonError } from "./errors.js";
+import type { Json } from "./protocol.js";
 import { decodeSimServerPostcard, encodeSimInputPostcard, type SimPostcardCodec } from "./sim-postcard.js";
 import {
   decodeSimServer,
@@ -48,21 +48,10 @@ import {
   type SimSnapshotMsg,
   type SimWelcome,
 } from "./sim-protocol.js";
-import {
-  closeCodeOf,
-  closeStops,
-  offeredProtocols,
-  pickWebSocket,
-  resolveToken,
-  startKeepalive,
-  wsOrigin,
-  type TokenSource,
-  type WebSocketConstructor,
-  type WebSocketLike,
-} from "./transport.js";
+import { wsOrigin, type TokenSource } from "./transport.js";
 
 // The defaults are `any` so that a plain `JoinSimOptions` fits every `joinSim<I, V>`.
-export interface JoinSimOptions<I = any, V = any> {
+export interface JoinSimOptions<I = any, V = any> extends SocketOptions {
   /** The Worker's origin, `ws(s)://` or `http(s)://`; `/v1/sims/{kind}/{id}/ws` is appended. */
   url: string;
   /** The simulation kind (its class name, any case: `plane`). */
@@ -86,24 +75,12 @@ export interface JoinSimOptions<I = any, V = any> {
   encoding?: Encoding;
   /** How the kind's input and snapshot go in postcard; required with `encoding: "postcard"`. */
   postcard?: SimPostcardCodec<I, V>;
-  /** A WebSocket implementation; default the global `WebSocket`. */
-  WebSocket?: WebSocketConstructor;
-  /** Reconnect delays; defaults 250 ms, ×2, at most 10 s. */
-  backoff?: Partial<BackoffOptions>;
-  /** Send the keepalive frame after this much silence, drop the socket after twice as much. Default 30 000; 0 disables. */
-  keepaliveMs?: number;
   /** How long an attempt may take to reach `sim_welcome`. Default 10 000. */
   connectTimeoutMs?: number;
-  /** Source of randomness in [0, 1) for the backoff jitter. Default `Math.random`. */
-  random?: () => number;
 }
 
 /** The socket's state. */
-export type SimConnectionState =
-  | { state: "connecting"; attempt: number }
-  | { state: "live"; conn: string; subscriber: string }
-  | { state: "waiting"; attempt: number; delayMs: number }
-  | { state: "closed"; code: number | undefined; reason: string };
+export type SimConnectionState = LifecycleState<{ state: "live"; conn: string; subscriber: string }>;
 
 /** A snapshot as the `snapshot` event gives it: the kind's fields beside the engine's stamps. */
 export type SimSnapshot<V = Record<string, Json>> = V & {
@@ -157,83 +134,40 @@ export function simUrl(base: string, kind: string, id: string, subscriber?: stri
   return `${wsOrigin(base)}/v1/sims/${encodeURIComponent(kind)}/${encodeURIComponent(id)}/ws${q}`;
 }
 
-const now = () => Date.now();
+type SimLive = Extract<SimConnectionState, { state: "live" }>;
 
-export class SimClient<I = Json, V = Record<string, Json>> {
-  readonly url: string;
+export class SimClient<I = Json, V = Record<string, Json>> extends Connection<SimClientEvents<I, V>, SimLive, SimWelcome, SimServerMsg<V>> {
   readonly kind: string;
   readonly id: string;
   /** The subscriber asked for; undefined when the socket acts as its connection. */
   readonly named: string | undefined;
-  /** The wire encoding this socket speaks. */
-  readonly encoding: Encoding;
-  private readonly subprotocol: string;
   private readonly codec: SimPostcardCodec<I, V> | undefined;
-  private readonly WS: WebSocketConstructor;
-  private readonly token: TokenSource;
-  private readonly backoff: BackoffOptions;
-  private readonly keepaliveMs: number;
-  private readonly connectTimeoutMs: number;
-  private readonly random: () => number;
-
-  private current: SimConnectionState = { state: "connecting", attempt: 0 };
-  private ws: WebSocketLike | undefined;
-  private welcomed = false;
-  private attempt = 0;
-  /** Closes with 4429 / 4503 in a row: each waits longer than the last. */
-  private throttled = 0;
-  private lastCloseWas4401 = false;
-  private timer: ReturnType<typeof setTimeout> | undefined;
-  private stopKeepalive: () => void = () => {};
-  private lastRecv = 0;
-  private stopped = false;
   /** A final snapshot came: the close that follows ends the client. */
   private finished = false;
 
-  private lastWelcome: SimWelcome | undefined;
   private nextSeq = 1;
   private ackedSeq = 0;
   private lastTick = 0;
   private unreflected: PendingInput<I>[] = [];
-  private readonly listeners = new Map<keyof SimClientEvents<I, V>, Set<(...args: any[]) => void>>();
-  private liveWaiters: { resolve: () => void; reject: (e: PylonError) => void }[] = [];
 
   constructor(options: JoinSimOptions<I, V>) {
-    const WS = pickWebSocket(options.WebSocket);
-    if (!WS) throw new PylonError("BAD_REQUEST", "no WebSocket implementation: pass options.WebSocket");
-    this.WS = WS;
-    try {
-      this.encoding = checkEncoding(options.encoding);
-    } catch (e) {
-      throw new PylonError("BAD_REQUEST", (e as Error).message);
-    }
+    super(options, {
+      url: simUrl(options.url, options.kind, options.id, options.subscriber),
+      welcomeType: "sim_welcome",
+      protocol: SIM_PROTOCOL,
+      slowsDownWhenTold: true,
+    });
     this.codec = options.postcard;
     if (this.encoding === "postcard" && this.codec === undefined) {
       throw new PylonError("BAD_REQUEST", "encoding \"postcard\" needs options.postcard, the kind's codec");
     }
-    this.subprotocol = subprotocolOf(this.encoding);
     this.kind = options.kind;
     this.id = options.id;
     this.named = options.subscriber;
-    this.url = simUrl(options.url, options.kind, options.id, options.subscriber);
-    this.token = options.token;
-    this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
-    this.keepaliveMs = options.keepaliveMs ?? 30_000;
-    this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
-    this.random = options.random ?? Math.random;
-    void this.open();
+    this.start();
   }
 
   // ---- public API ---------------------------------------------------------
-
-  get state(): SimConnectionState {
-    return this.current;
-  }
-
-  /** The last `sim_welcome` (undefined before the first). */
-  get welcome(): SimWelcome | undefined {
-    return this.lastWelcome;
-  }
 
   /** Who the socket acts as (from the last welcome). */
   get subscriber(): string | undefined {
@@ -270,191 +204,27 @@ export class SimClient<I = Json, V = Record<string, Json>> {
     return seq;
   }
 
-  /** Resolves when live (now, or at the next welcome); rejects if the client stops first. */
-  ready(): Promise<void> {
-    if (this.current.state === "live") return Promise.resolve();
-    if (this.current.state === "closed") return Promise.reject(this.closedError());
-    return new Promise((resolve, reject) => this.liveWaiters.push({ resolve, reject }));
-  }
-
-  /** Listens to an event; returns the remover. */
-  on<K extends keyof SimClientEvents<I, V>>(event: K, listener: SimClientEvents<I, V>[K]): () => void {
-    let set = this.listeners.get(event);
-    if (!set) this.listeners.set(event, (set = new Set()));
-    const s = set;
-    s.add(listener);
-    return () => {
-      s.delete(listener);
-    };
-  }
-
-  /** Stops for good: closes the socket (1000). */
-  close(): void {
-    if (this.stopped) return;
-    const ws = this.ws;
-    this.detach();
-    try {
-      ws?.close(CloseCode.NORMAL, "client closed");
-    } catch {
-      /* already closed */
-    }
-    this.shutdown(CloseCode.NORMAL, "client closed");
-  }
-
   // ---- connection -----------------------------------------------------------
 
-  private isLive(): boolean {
-    return this.ws !== undefined && this.welcomed && !this.stopped;
+  protected override decode(payload: string | Uint8Array): SimServerMsg<V> {
+    return typeof payload === "string" ? decodeSimServer<V>(payload) : decodeSimServerPostcard(payload, this.codec!);
   }
 
-  private closedError(): PylonError {
-    const s = this.current;
-    const code = s.state === "closed" ? s.code : undefined;
-    return new PylonError("CLOSED", `the client is closed${s.state === "closed" ? `: ${s.reason}` : ""}`, code === undefined ? {} : { closeCode: code });
-  }
-
-  private async open(): Promise<void> {
-    if (this.stopped) return;
-    this.setState({ state: "connecting", attempt: this.attempt });
-    let token: string | undefined;
-    try {
-      token = await resolveToken(this.token);
-    } catch {
-      this.failedAttempt();
-      return;
-    }
-    if (this.stopped) return;
-    let ws: WebSocketLike;
-    try {
-      ws = new this.WS(this.url, offeredProtocols(token, this.subprotocol));
-    } catch {
-      this.failedAttempt();
-      return;
-    }
-    if (this.encoding === "postcard") ws.binaryType = "arraybuffer";
-    this.ws = ws;
-    this.welcomed = false;
-    this.lastRecv = now();
-    this.timer = setTimeout(() => this.drop(undefined, "timed out waiting for sim_welcome"), this.connectTimeoutMs);
-    ws.onopen = () => {
-      if (this.ws !== ws) return;
-      if (ws.protocol !== this.subprotocol) {
-        this.drop(undefined, `the server did not echo ${this.subprotocol} (got ${JSON.stringify(ws.protocol)})`, CloseCode.PROTOCOL);
-      }
-    };
-    ws.onmessage = (ev: { data: unknown }) => {
-      if (this.ws !== ws) return;
-      this.lastRecv = now();
-      let msg: SimServerMsg<V>;
-      try {
-        const payload = framePayload(this.encoding, ev.data);
-        if (payload === null) return; // the keepalive's answer only proves the connection lives
-        msg = typeof payload === "string" ? decodeSimServer<V>(payload) : decodeSimServerPostcard(payload, this.codec!);
-      } catch (e) {
-        if (e instanceof DecodeError && e.unknownType) return; // a newer server's message
-        this.drop(undefined, `undecodable frame: ${(e as Error).message}`);
-        return;
-      }
-      this.onMessage(msg);
-    };
-    ws.onclose = (ev: { code?: number; reason?: string }) => {
-      if (this.ws !== ws) return;
-      const code = closeCodeOf(ev);
-      this.drop(code, ev.reason || (code === undefined ? "connection lost" : `closed with ${code}`));
-    };
-    // A failed connection (a refused upgrade, a network error); some
-    // implementations fire no close event after it, so it ends the socket.
-    ws.onerror = (ev: { message?: string }) => {
-      if (this.ws !== ws) return;
-      this.drop(undefined, ev?.message ? `connection failed: ${ev.message}` : "connection failed");
-    };
-  }
-
-  private detach(): void {
-    const ws = this.ws;
-    if (ws) ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-    this.ws = undefined;
-    this.welcomed = false;
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.stopKeepalive();
-    this.stopKeepalive = () => {};
-  }
-
-  /** The socket is gone: stop (4410, 4403, 4400, a final snapshot, 4401 that a fresh token cannot fix) or retry. */
-  private drop(code: number | undefined, reason: string, closeWith?: number): void {
-    const ws = this.ws;
-    const wasLive = this.welcomed;
-    this.detach();
-    try {
-      ws?.close(closeWith ?? CloseCode.NORMAL, reason.slice(0, 100));
-    } catch {
-      /* already closing */
-    }
-    this.emit("disconnected", { code, reason });
-    const unauthorized = code === CloseCode.UNAUTHORIZED;
-    if (
-      this.finished ||
-      code === SimCloseCode.FINISHED ||
-      closeStops(code) ||
-      (unauthorized && (typeof this.token !== "function" || this.lastCloseWas4401))
-    ) {
-      this.shutdown(code, reason);
-      return;
-    }
-    this.lastCloseWas4401 = unauthorized;
-    if (code === CloseCode.RATE_LIMITED || code === CloseCode.OVERLOADED) {
-      // Told to slow down: each such close in a row waits longer, even
-      // though every one of those connections had reached its welcome.
-      this.throttled = Math.min(this.throttled + 1, 64);
-      this.attempt = Math.max(this.attempt, this.throttled);
-      this.wait();
-      return;
-    }
-    if (wasLive) this.throttled = 0;
-    if (wasLive && !unauthorized) this.wait();
-    else this.failedAttempt();
-  }
-
-  private failedAttempt(): void {
-    this.attempt = Math.min(this.attempt + 1, 1_000_000);
-    this.wait();
-  }
-
-  private wait(): void {
-    if (this.stopped) return;
-    const delayMs = backoffDelay(this.backoff, this.attempt, this.random);
-    this.setState({ state: "waiting", attempt: this.attempt, delayMs });
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.open();
-    }, delayMs);
+  /** Besides 4410, 4403, 4400 and a 4401 that a fresh token cannot fix: a final snapshot ends the client. */
+  protected override endsOn(code: number | undefined): boolean {
+    return this.finished || code === SimCloseCode.FINISHED;
   }
 
   private send(seq: number, input: I): void {
     this.sendRaw(this.encoding === "postcard" ? encodeSimInputPostcard(seq, input, this.codec!) : JSON.stringify({ type: "sim_input", seq, input }));
   }
 
-  private sendRaw(data: string | Uint8Array): void {
-    const ws = this.ws;
-    if (!ws) return;
-    try {
-      ws.send(data);
-    } catch (e) {
-      this.drop(undefined, `send failed: ${String(e)}`);
-    }
-  }
-
   // ---- messages -------------------------------------------------------------
 
-  private onMessage(msg: SimServerMsg<V>): void {
-    if (!this.welcomed) {
-      if (msg.type === "sim_welcome") this.onWelcome(msg);
-      else this.drop(undefined, `expected sim_welcome, got ${msg.type}`);
-      return;
-    }
+  protected override onMessage(msg: SimServerMsg<V>): void {
     switch (msg.type) {
       case "sim_welcome":
+        if (!this.welcomed) this.onWelcome(msg);
         return; // one per socket; a second says nothing new
       case "sim_snapshot":
         return this.onSnapshot(msg);
@@ -472,16 +242,8 @@ export class SimClient<I = Json, V = Record<string, Json>> {
   }
 
   private onWelcome(w: SimWelcome): void {
-    if (w.protocol !== SIM_PROTOCOL || w.encoding !== this.encoding) {
-      this.drop(undefined, `unexpected sim_welcome: protocol ${w.protocol}, encoding ${w.encoding}`, CloseCode.PROTOCOL);
-      return;
-    }
-    this.lastWelcome = w;
-    this.welcomed = true;
-    this.attempt = 0;
-    this.lastCloseWas4401 = false;
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
+    if (!this.acceptWelcome(w)) return;
+    this.welcomeArrived();
     this.lastTick = w.tick;
     this.ackedSeq = w.acked;
     let dropped: PendingInput<I>[] = [];
@@ -499,20 +261,10 @@ export class SimClient<I = Json, V = Record<string, Json>> {
       this.nextSeq = w.acked + 1;
     }
     this.setState({ state: "live", conn: w.conn, subscriber: w.subscriber });
-    const waiters = this.liveWaiters;
-    this.liveWaiters = [];
-    for (const x of waiters) x.resolve();
+    this.settleReady();
     if (dropped.length > 0) this.emit("dropped", { inputs: dropped, reason: "reconnected as a new subscriber" });
     this.emit("welcome", w);
-    this.stopKeepalive = startKeepalive(this.keepaliveMs, {
-      silentMs: () => now() - this.lastRecv,
-      sendRaw: (text) => {
-        if (this.isLive()) this.sendRaw(text);
-      },
-      dead: (silent) => {
-        if (this.isLive()) this.drop(undefined, `no frame from the server for ${silent} ms`);
-      },
-    });
+    this.startKeepalive();
   }
 
   private onSnapshot(s: SimSnapshotMsg<V>): void {
@@ -523,35 +275,8 @@ export class SimClient<I = Json, V = Record<string, Json>> {
     this.emit("snapshot", { ...s.view, tick: s.tick, acked: s.acked, final: s.final } as SimSnapshot<V>);
   }
 
-  // ---- state and events -----------------------------------------------------
-
-  private setState(state: SimConnectionState): void {
-    this.current = state;
-    this.emit("state", state);
-  }
-
-  private emit<K extends keyof SimClientEvents<I, V>>(event: K, ...args: Parameters<SimClientEvents<I, V>[K]>): void {
-    const set = this.listeners.get(event);
-    if (!set) return;
-    for (const l of [...set]) {
-      try {
-        l(...args);
-      } catch (e) {
-        queueMicrotask(() => {
-          throw e;
-        });
-      }
-    }
-  }
-
-  private shutdown(code: number | undefined, reason: string): void {
-    if (this.stopped) return;
-    this.stopped = true;
-    this.detach();
-    this.setState({ state: "closed", code, reason });
-    const err = this.closedError();
-    for (const w of this.liveWaiters) w.reject(err);
-    this.liveWaiters = [];
+  protected override onClosed(err: PylonError): void {
+    this.settleReady(err);
   }
 }
 

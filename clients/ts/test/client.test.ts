@@ -2,15 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { connect, PylonError, type ConnectionState, type ConnectOptions, type PylonClient, type Row } from "../dist/index.js";
 import { FakeServer, type FakeConn } from "./support/server.ts";
-
-/** Polls until `cond` holds (the client reacts to frames asynchronously). */
-async function until(cond: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
+import { sleep, until } from "./support/wait.ts";
 
 const ids = (rows: readonly Row[]) => rows.map((r) => r.id);
 
@@ -319,7 +311,7 @@ test("close 4403 stops the client; pending mutations reject with CLOSED and roll
   assert.deepEqual(sub.rows, []);
   assert.equal(sub.status, "closed");
   assert.throws(() => client.subscribe({ entity: "Todo" }), PylonError);
-  await new Promise((r) => setTimeout(r, 30));
+  await sleep(30);
   assert.equal(server.connections.at(-1), conn, "no reconnect");
 });
 
@@ -439,7 +431,7 @@ test("renewal is off with renewBeforeMs: 0 and with a static token", async () =>
   const exp = Math.floor(Date.now() / 1000) + 1;
   const off = await open({ token: () => jwt("x", exp), renewBeforeMs: 0 });
   const fixed = await open({ token: jwt("y", exp) });
-  await new Promise((r) => setTimeout(r, 800));
+  await sleep(800);
   assert.equal(off.conn.unread, 0);
   assert.equal(fixed.conn.unread, 0);
   off.client.close();
@@ -468,7 +460,7 @@ test("TOKEN_EXPIRED: renews; refused writes and subscriptions go again; paused q
   const other = client.subscribe({ entity: "Note" });
   await conn.expect("sub");
   conn.send({ type: "err", code: "UNAUTHORIZED", message: "TOKEN_EXPIRED: ...", sub: "s2" });
-  await new Promise((r) => setTimeout(r, 20));
+  await sleep(20);
   assert.equal(other.status, "pending", "not failed");
 
   // Renewed: the shard catches the paused query up; the client resends.

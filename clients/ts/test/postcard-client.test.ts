@@ -16,14 +16,7 @@ import {
   type SimPostcardCodec,
 } from "../dist/index.js";
 import { FakeServer } from "./support/server.ts";
-
-async function until(cond: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
+import { until } from "./support/wait.ts";
 
 let server: FakeServer;
 const clients: { close(): void }[] = [];

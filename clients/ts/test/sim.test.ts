@@ -15,16 +15,7 @@ import {
   type TicketMsg,
 } from "../dist/index.js";
 import { FakeServer, type FakeConn, type HttpRequest } from "./support/server.ts";
-
-/** Polls until `cond` holds (the client reacts to frames asynchronously). */
-async function until(cond: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { sleep, until } from "./support/wait.ts";
 
 type Steer = { steer: { x: number; y: number } };
 type View = { me: { x: number; y: number } | null; others: { id: string; x: number; y: number }[]; players: number };
