@@ -190,8 +190,10 @@ fn window_sub() -> ClientMsg {
 }
 
 fn card(id: &str, position: f64) -> Row {
-    serde_json::from_value(json!({"id": id, "title": format!("card {id}"), "done": false,
-        "position": position, "createdAt": "2026-11-23T00:00:00Z"}))
+    serde_json::from_value(
+        json!({"id": id, "title": format!("card {id}"), "done": false,
+        "position": position, "createdAt": "2026-11-23T00:00:00Z"}),
+    )
     .expect("a row")
 }
 
@@ -259,7 +261,8 @@ async fn open_client(
     i: usize,
     counters: &Counters,
 ) -> Result<RawConnection> {
-    let config = ClientConfig::new(format!("ws://127.0.0.1:{port}"), shard).encoding(encoding_for(i));
+    let config =
+        ClientConfig::new(format!("ws://127.0.0.1:{port}"), shard).encoding(encoding_for(i));
     let mut last = None;
     for _ in 0..3 {
         match tokio::time::timeout(Duration::from_secs(20), RawConnection::connect(&config)).await {
@@ -465,7 +468,10 @@ async fn calibrate(http: &reqwest::Client, port: u16) -> Result<Bill> {
             samples.push(one);
         }
     }
-    ensure!(!samples.is_empty(), "no two reads of the spare shard in one wake");
+    ensure!(
+        !samples.is_empty(),
+        "no two reads of the spare shard in one wake"
+    );
     let med = |f: fn(&Bill) -> f64| median(&samples.iter().map(f).collect::<Vec<_>>());
     Ok(Bill {
         statements: med(|b| b.statements),
@@ -726,8 +732,12 @@ fn d1_rows(persist: &Path) -> Result<(u64, u64)> {
         "no D1 file under {}",
         persist.display()
     );
-    for p in files.into_iter().filter(|p| p.to_string_lossy().contains("D1")) {
-        let db = rusqlite::Connection::open_with_flags(&p, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    for p in files
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("D1"))
+    {
+        let db =
+            rusqlite::Connection::open_with_flags(&p, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         let count = |sql: &str| -> u64 {
             db.query_row(sql, [&prefix], |r| r.get::<_, i64>(0))
                 .map(|n| n as u64)
@@ -765,12 +775,7 @@ async fn main() {
 }
 
 async fn run() -> Result<()> {
-    let build = root().join("build").join("index.js");
-    ensure!(
-        build.exists(),
-        "{} is missing: build the Worker first (bash scripts/build-worker.sh); this bench builds nothing",
-        build.display()
-    );
+    support::require_build(&root())?;
     let rooms_n = env_num("PYLON_BENCH_ROOMS", 50).max(1);
     let clients = env_num("PYLON_BENCH_CLIENTS", 10).max(1);
     let wpm = env_num("PYLON_BENCH_WRITES_PER_MIN", 1).max(1);
@@ -793,7 +798,10 @@ async fn run() -> Result<()> {
         .start(&dir)
         .await?;
     let port = dev.port;
-    eprintln!("wrangler dev on 127.0.0.1:{port}, log {}", dev.log.display());
+    eprintln!(
+        "wrangler dev on 127.0.0.1:{port}, log {}",
+        dev.log.display()
+    );
     let http = reqwest::Client::new();
     let per_read = calibrate(&http, port).await?;
     eprintln!("one stats read costs an awake shard {per_read:?}");
@@ -809,10 +817,16 @@ async fn run() -> Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     eprintln!("active: {active_secs} s at {wpm} write(s)/min per room");
-    let (act, end_reads) = active(&http, port, &rooms, &counters, active_secs, wpm, &per_read).await?;
+    let (act, end_reads) =
+        active(&http, port, &rooms, &counters, active_secs, wpm, &per_read).await?;
     let idle_phase = if idle_secs > 0 {
         eprintln!("idle: {idle_secs} s");
-        Some(idle(&http, port, &rooms, &counters, end_reads, idle_secs, &per_read).await?)
+        Some(
+            idle(
+                &http, port, &rooms, &counters, end_reads, idle_secs, &per_read,
+            )
+            .await?,
+        )
     } else {
         None
     };
@@ -899,7 +913,12 @@ async fn run() -> Result<()> {
     row("DO requests billed (in/20 + alarms)", |p| p.do_requests());
     row("GB-s upper bound (wakes x 10 s)", |p| p.gb_s());
     println!();
-    let names = ["DO requests", "DO SQL rows", "D1 rows written", "DO duration (bound)"];
+    let names = [
+        "DO requests",
+        "DO SQL rows",
+        "D1 rows written",
+        "DO duration (bound)",
+    ];
     println!(
         "{:<34} {:>16} {:>16} {:>18}",
         "dollars at list price", "active /h", "idle /h", "month, gross"
@@ -919,10 +938,26 @@ async fn run() -> Result<()> {
     // The month after the plan's included usage.
     let over = |used: f64, included: f64, p: f64| (used - included).max(0.0) * p;
     let billed = price::PLAN_MONTHLY
-        + over(month.do_requests(), price::DO_REQUESTS_INCLUDED, price::DO_REQUEST)
-        + over(month.rows_read, price::DO_ROWS_READ_INCLUDED, price::DO_ROW_READ)
-        + over(month.rows_written, price::DO_ROWS_WRITTEN_INCLUDED, price::DO_ROW_WRITTEN)
-        + over(month.d1_rows_written, price::D1_ROWS_WRITTEN_INCLUDED, price::D1_ROW_WRITTEN)
+        + over(
+            month.do_requests(),
+            price::DO_REQUESTS_INCLUDED,
+            price::DO_REQUEST,
+        )
+        + over(
+            month.rows_read,
+            price::DO_ROWS_READ_INCLUDED,
+            price::DO_ROW_READ,
+        )
+        + over(
+            month.rows_written,
+            price::DO_ROWS_WRITTEN_INCLUDED,
+            price::DO_ROW_WRITTEN,
+        )
+        + over(
+            month.d1_rows_written,
+            price::D1_ROWS_WRITTEN_INCLUDED,
+            price::D1_ROW_WRITTEN,
+        )
         + over(month.gb_s(), price::DO_GBS_INCLUDED, price::DO_GBS);
     let worker_reqs = rooms_n as f64 * clients as f64;
     println!(

@@ -489,12 +489,7 @@ async fn main() {
 }
 
 async fn run() -> Result<()> {
-    let build = root().join("build").join("index.js");
-    ensure!(
-        build.exists(),
-        "{} is missing: build the Worker first (bash scripts/build-worker.sh); this bench builds nothing",
-        build.display()
-    );
+    support::require_build(&root())?;
     let ns = env_list("PYLON_BENCH_N", "100,999");
     let rounds = env_num("PYLON_BENCH_ROUNDS", 100);
     let warmup = env_num("PYLON_BENCH_WARMUP", 10);

@@ -773,12 +773,7 @@ async fn start(hz: u32, label: &str) -> Result<wrangler_dev::WranglerDev> {
 }
 
 async fn run() -> Result<()> {
-    let build = root().join("build").join("index.js");
-    ensure!(
-        build.exists(),
-        "{} is missing: build the Worker first (bash scripts/build-worker.sh); this bench builds nothing",
-        build.display()
-    );
+    support::require_build(&root())?;
     let hzs: Vec<u32> = env_list("PYLON_BENCH_HZ", "20,60")
         .into_iter()
         .map(|h| h as u32)

@@ -10,6 +10,18 @@ use pylon_workers::client::{Backoff, Client, ClientConfig};
 use pylon_workers::protocol::Encoding;
 use tokio::task::JoinSet;
 
+/// Fails unless the board's release Worker is built under `root`: the
+/// benches measure a build, they never make one.
+pub fn require_build(root: &std::path::Path) -> Result<()> {
+    let build = root.join("build").join("index.js");
+    ensure!(
+        build.exists(),
+        "{} is missing: build the Worker first (bash scripts/build-worker.sh); this bench builds nothing",
+        build.display()
+    );
+    Ok(())
+}
+
 /// A comma list of numbers from `name`, or `default`.
 pub fn env_list(name: &str, default: &str) -> Vec<usize> {
     std::env::var(name)
