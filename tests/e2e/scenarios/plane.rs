@@ -3,7 +3,9 @@
 //! docs/sims.md). Two signed-in players enqueue for a duel and are paired
 //! into one fresh plane (the first hears it over its ticket socket, the
 //! second in its answer); a third leaves the queue; tickets are their
-//! player's. Both then play: each socket acts as its verified player (and
+//! player's, and bad callers (anonymous or another tenant on a `team:`
+//! queue, oversized criteria, a flood on the listen-only ticket socket)
+//! are answered while the queue serves on. Both then play: each socket acts as its verified player (and
 //! may not act as the other), snapshots are per player (each sees itself,
 //! and the other only within sight), steering moves a player, and ticks
 //! come at the configured 20 Hz. Once both leave, the shard stops ticking
@@ -156,6 +158,57 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     ensure!(
         status == 403,
         "another player read the ticket: {status} {body}"
+    );
+
+    // Bad callers, each answered while the queue serves on. An anonymous
+    // player may queue (its ticket is its identity); a `team:` queue is its
+    // tenant's, as every object name is; criteria over 4 KiB are refused;
+    // frames sent to a ticket socket (it only listens) are dropped unread.
+    let (status, anon) = call(
+        Method::POST,
+        &format!("{base}-anon"),
+        None,
+        Some(json!({"mode": "solo"})),
+    )
+    .await?;
+    ensure!(
+        status == 200 && anon["status"] == "waiting" && anon["player"] == anon["ticket"],
+        "anonymous: {status} {anon}"
+    );
+    let (acme, evil) = (unique("acme"), unique("evil"));
+    let evil_t = super::cold_access::token(&secret, &uc, json!({"tenant": evil}));
+    let team = ctx.dev.http(&format!("/v1/match/duels/team:{acme}"));
+    let (status, body) = call(Method::POST, &team, None, Some(json!({"mode": "duel"}))).await?;
+    ensure!(
+        status == 401 && body["error"]["code"] == "UNAUTHORIZED",
+        "anonymous on a team queue: {status} {body}"
+    );
+    let (status, body) = call(
+        Method::POST,
+        &team,
+        Some(&evil_t),
+        Some(json!({"mode": "duel"})),
+    )
+    .await?;
+    ensure!(
+        status == 403 && body["error"]["reason"] == "SHARD_DENIED",
+        "another tenant's team queue: {status} {body}"
+    );
+    let huge = json!({"mode": "x".repeat(5 * 1024)});
+    let (status, body) = call(Method::POST, &base, Some(&tc), Some(huge)).await?;
+    // The host reads at most the queue's `max_criteria_bytes` of a body,
+    // so the Worker answers with the host's code for any oversized body.
+    ensure!(
+        status == 413 && body["error"]["code"] == "FRAME_TOO_LARGE",
+        "oversized criteria: {status} {body}"
+    );
+    for i in 0..300 {
+        send(&mut listen, json!({"type": "flood", "n": i})).await?;
+    }
+    let stats = get_json(&base).await?;
+    ensure!(
+        stats["waiting"] == 1 && stats["sockets"] == 1,
+        "after the flood: {stats}"
     );
 
     // Cy wants a race, then leaves the queue.
