@@ -56,8 +56,8 @@ fn doc_examples_decode_and_reencode() {
             }
         }
     }
-    assert_eq!(client.len(), 7, "{client:?}");
-    assert_eq!(server.len(), 10, "{server:?}");
+    assert_eq!(client.len(), 9, "{client:?}");
+    assert_eq!(server.len(), 12, "{server:?}");
 }
 
 #[test]

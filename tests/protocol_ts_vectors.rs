@@ -286,6 +286,36 @@ fn client_vectors() -> Vec<Json> {
         client("ping", ClientMsg::Ping(Ping { t: Some(300) }), true),
         client("ping, no t", ClientMsg::Ping(Ping { t: None }), true),
         client(
+            "call",
+            ClientMsg::Call(Call {
+                op: "c-1".into(),
+                name: "moveCard".into(),
+                args: Value::Map(BTreeMap::from([
+                    ("cardId".to_owned(), Value::from("k1")),
+                    ("position".to_owned(), Value::Int(2)),
+                ])),
+            }),
+            true,
+        ),
+        client(
+            "call, no args",
+            ClientMsg::Call(Call {
+                op: "c-2".into(),
+                name: "boardSummary".into(),
+                args: Value::Null,
+            }),
+            true,
+        ),
+        client(
+            "watch",
+            ClientMsg::Watch(Watch {
+                id: "w1".into(),
+                name: "boardSummary".into(),
+                args: Value::Map(BTreeMap::from([("board".to_owned(), Value::from("b1"))])),
+            }),
+            true,
+        ),
+        client(
             "presence, an integral float",
             ClientMsg::Presence(Presence {
                 state: Value::Float(2.0),
@@ -496,6 +526,35 @@ fn server_vectors() -> Vec<Json> {
         ),
         server("pong, no t", ServerMsg::Pong(Pong { t: None }), true),
         server(
+            "result",
+            ServerMsg::Returned(Returned {
+                op: "c-1".into(),
+                seq: 57,
+                value: Value::Map(BTreeMap::from([("moved".to_owned(), Value::Bool(true))])),
+                dup: false,
+            }),
+            true,
+        ),
+        server(
+            "result, a retry",
+            ServerMsg::Returned(Returned {
+                op: "c-1".into(),
+                seq: 57,
+                value: Value::Null,
+                dup: true,
+            }),
+            true,
+        ),
+        server(
+            "value",
+            ServerMsg::FnValue(FnValue {
+                id: "w1".into(),
+                seq: 58,
+                value: Value::List(vec![Value::Int(3), Value::from("five")]),
+            }),
+            true,
+        ),
+        server(
             "bcast, an integral float",
             ServerMsg::Bcast(Bcast {
                 topic: "f".into(),
@@ -535,7 +594,7 @@ fn invalid_server_frames() -> Vec<Json> {
     let bcast = |data: &str| format!("08017401{data}0163");
     let nan = hex(&f64::NAN.to_le_bytes());
     let cases = [
-        ("an unknown message type", "0a".to_string(), "unknown_type"),
+        ("an unknown message type", "0c".to_string(), "unknown_type"),
         ("a message type beyond u32", "ffffffff1f".to_string(), "bad"),
         ("an empty frame", String::new(), "bad"),
         ("trailing bytes", format!("{pong}00"), "bad"),

@@ -35,13 +35,13 @@ const MAX_FIELDS: usize = 32;
 
 const CLIENT_FIELDS: &[&str] = &[
     "type", "client", "token", "id", "entity", "where", "order", "limit", "since", "count", "op",
-    "ops", "state", "topic", "data", "t",
+    "ops", "state", "topic", "data", "t", "name", "args",
 ];
 const OP_FIELDS: &[&str] = &["type", "entity", "row", "id", "set"];
 const SERVER_FIELDS: &[&str] = &[
     "type", "protocol", "shard", "seq", "conn", "encoding", "id", "rows", "count", "from", "added",
     "changed", "removed", "reason", "op", "dup", "code", "message", "sub", "members", "joins",
-    "updates", "leaves", "topic", "data", "t",
+    "updates", "leaves", "topic", "data", "t", "value",
 ];
 const POS_FIELDS: &[&str] = &["pos", "row"];
 const MEMBER_FIELDS: &[&str] = &["conn", "state"];
@@ -376,6 +376,16 @@ fn client(ty: &str, o: &Obj<'_>) -> Result<Option<ClientMsg>, Bad> {
             data: o.value("data")?,
         }),
         "ping" => ClientMsg::Ping(Ping { t: o.opt("t")? }),
+        "call" => ClientMsg::Call(Call {
+            op: o.req("op")?,
+            name: o.req("name")?,
+            args: o.value("args")?,
+        }),
+        "watch" => ClientMsg::Watch(Watch {
+            id: o.req("id")?,
+            name: o.req("name")?,
+            args: o.value("args")?,
+        }),
         _ => return Ok(None),
     }))
 }
@@ -486,6 +496,17 @@ fn server(ty: &str, o: &Obj<'_>) -> Result<Option<ServerMsg>, Bad> {
             from: o.req("from")?,
         }),
         "pong" => ServerMsg::Pong(Pong { t: o.opt("t")? }),
+        "result" => ServerMsg::Returned(Returned {
+            op: o.req("op")?,
+            seq: o.req("seq")?,
+            value: o.value("value")?,
+            dup: o.flag("dup")?,
+        }),
+        "value" => ServerMsg::FnValue(FnValue {
+            id: o.req("id")?,
+            seq: o.req("seq")?,
+            value: o.value("value")?,
+        }),
         _ => return Ok(None),
     }))
 }
@@ -572,6 +593,16 @@ impl Serialize for J<'_, ClientMsg> {
                 m.serialize_entry("data", &x.data)?;
             }
             ClientMsg::Ping(x) => opt(&mut m, "t", &x.t)?,
+            ClientMsg::Call(x) => {
+                m.serialize_entry("op", &x.op)?;
+                m.serialize_entry("name", &x.name)?;
+                non_null(&mut m, "args", &x.args)?;
+            }
+            ClientMsg::Watch(x) => {
+                m.serialize_entry("id", &x.id)?;
+                m.serialize_entry("name", &x.name)?;
+                non_null(&mut m, "args", &x.args)?;
+            }
         }
         m.end()
     }
@@ -676,6 +707,17 @@ impl Serialize for J<'_, ServerMsg> {
                 m.serialize_entry("from", &x.from)?;
             }
             ServerMsg::Pong(x) => opt(&mut m, "t", &x.t)?,
+            ServerMsg::Returned(x) => {
+                m.serialize_entry("op", &x.op)?;
+                m.serialize_entry("seq", &x.seq)?;
+                m.serialize_entry("value", &x.value)?;
+                flag(&mut m, "dup", x.dup)?;
+            }
+            ServerMsg::FnValue(x) => {
+                m.serialize_entry("id", &x.id)?;
+                m.serialize_entry("seq", &x.seq)?;
+                m.serialize_entry("value", &x.value)?;
+            }
         }
         m.end()
     }

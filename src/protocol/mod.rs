@@ -203,7 +203,9 @@ impl<'a> FrameRef<'a> {
     }
 }
 
-const CLIENT_NAMES: &[&str] = &["hello", "sub", "unsub", "mut", "presence", "bcast", "ping"];
+const CLIENT_NAMES: &[&str] = &[
+    "hello", "sub", "unsub", "mut", "presence", "bcast", "ping", "call", "watch",
+];
 const SERVER_NAMES: &[&str] = &[
     "welcome",
     "snap",
@@ -215,6 +217,8 @@ const SERVER_NAMES: &[&str] = &[
     "presence_diff",
     "bcast",
     "pong",
+    "result",
+    "value",
 ];
 
 /// Decodes a client message from a frame's payload. The frame kind is not

@@ -42,6 +42,11 @@ pub enum ClientMsg {
     Bcast(SendBcast),
     /// `ping`: answered by `pong` with the same `t`.
     Ping(Ping),
+    /// `call`: run a server function. Answered by `result` or `err`.
+    Call(Call),
+    /// `watch`: subscribe to a query function. Answered by `value` now and
+    /// whenever its result changes; `unsub` with the same id stops it.
+    Watch(Watch),
 }
 
 #[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
@@ -153,6 +158,27 @@ pub struct SendBcast {
     pub data: Value,
 }
 
+/// `call`: run the function `name` with `args` (docs/functions.md).
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+pub struct Call {
+    /// Client-chosen op id, as for `mut`: a mutation retried with the same
+    /// id is applied once and answered with its first result (`dup`).
+    pub op: String,
+    pub name: String,
+    #[serde(deserialize_with = "bounded::value")]
+    pub args: Value,
+}
+
+/// `watch`: keep the result of query function `name` up to date.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+pub struct Watch {
+    /// Client-chosen id, in the same space as subscription ids.
+    pub id: String,
+    pub name: String,
+    #[serde(deserialize_with = "bounded::value")]
+    pub args: Value,
+}
+
 #[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
 pub struct Ping {
     /// Opaque to the server (typically the client's clock in ms), echoed.
@@ -170,6 +196,8 @@ impl ClientMsg {
             ClientMsg::Presence(_) => "presence",
             ClientMsg::Bcast(_) => "bcast",
             ClientMsg::Ping(_) => "ping",
+            ClientMsg::Call(_) => "call",
+            ClientMsg::Watch(_) => "watch",
         }
     }
 }
@@ -201,6 +229,10 @@ pub enum ServerMsg {
     Bcast(Bcast),
     /// `pong`: answer to `ping`.
     Pong(Pong),
+    /// `result`: what a `call` returned.
+    Returned(Returned),
+    /// `value`: a watched query function's result.
+    FnValue(FnValue),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -353,6 +385,29 @@ pub struct Pong {
     pub t: Option<u64>,
 }
 
+/// `result`: the answer to `call` `op`.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+pub struct Returned {
+    pub op: String,
+    /// A mutation that wrote: the seq it committed at (its diffs came
+    /// before this). Otherwise the seq the function read at.
+    pub seq: u64,
+    #[serde(deserialize_with = "bounded::value")]
+    pub value: Value,
+    /// The op had already been applied: `value` and `seq` are the first
+    /// call's.
+    pub dup: bool,
+}
+
+/// `value`: the result of watch `id` as of `seq`.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+pub struct FnValue {
+    pub id: String,
+    pub seq: u64,
+    #[serde(deserialize_with = "bounded::value")]
+    pub value: Value,
+}
+
 impl ServerMsg {
     /// The wire name (`"type"` in JSON).
     pub fn name(&self) -> &'static str {
@@ -367,6 +422,8 @@ impl ServerMsg {
             ServerMsg::PresenceDiff(_) => "presence_diff",
             ServerMsg::Bcast(_) => "bcast",
             ServerMsg::Pong(_) => "pong",
+            ServerMsg::Returned(_) => "result",
+            ServerMsg::FnValue(_) => "value",
         }
     }
 
@@ -378,6 +435,8 @@ impl ServerMsg {
             ServerMsg::Snap(m) => Some(m.seq),
             ServerMsg::Diff(m) => Some(m.seq),
             ServerMsg::Ack(m) => Some(m.seq),
+            ServerMsg::Returned(m) => Some(m.seq),
+            ServerMsg::FnValue(m) => Some(m.seq),
             _ => None,
         }
     }
@@ -476,6 +535,25 @@ error_codes! {
     Unavailable = "UNAVAILABLE",
     /// A bug or an unexpected failure on the server. Retry may help.
     Internal = "INTERNAL",
+    /// `call`/`watch` of a function this app does not have.
+    UnknownFunction = "UNKNOWN_FUNCTION",
+    /// A function called as the wrong kind (`watch` of a mutation, …).
+    WrongKind = "WRONG_KIND",
+    /// A function's arguments do not fit its validators; the message
+    /// starts with the argument's path (`args.items[2].qty: …`).
+    BadArgs = "BAD_ARGS",
+    /// The function failed on purpose (`ctx.error(code, message)`): the
+    /// message starts with the app's own code and `:`. Nothing was written.
+    FunctionError = "FUNCTION_ERROR",
+    /// The function threw; nothing was written.
+    FunctionFailed = "FUNCTION_FAILED",
+    /// A query or mutation tried to wait on I/O (`fetch`, timers, …),
+    /// which only actions may do; nothing was written.
+    MutationIo = "MUTATION_IO",
+    /// A query tried to write.
+    ReadOnly = "READ_ONLY",
+    /// The call used more `ctx.db` calls or rows than one call may.
+    FunctionBudget = "FUNCTION_BUDGET",
     /// A code sent by a newer peer that this build does not know. Never
     /// sent; treat like an error of unknown kind.
     Unknown = "UNKNOWN",
