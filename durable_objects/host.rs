@@ -22,6 +22,7 @@ use worker::{
 
 use super::do_sql::DoSql;
 use super::io::perform;
+use super::turn::Turns;
 use crate::api_error::ApiError;
 use crate::app::App;
 use crate::glue::respond;
@@ -47,7 +48,7 @@ pub struct Host {
     state: State,
     env: Env,
     app: &'static App,
-    core: RefCell<Box<dyn ErasedCore>>,
+    core: Turns<Box<dyn ErasedCore>>,
     /// conn id -> socket, rebuilt when the object opens.
     sockets: RefCell<HashMap<String, WebSocket>>,
     /// A handler is already waiting for the next held-back timer.
@@ -82,7 +83,7 @@ impl Host {
             state,
             env,
             app,
-            core: RefCell::new(core),
+            core: Turns::new(core),
             sockets: RefCell::new(HashMap::new()),
             soft_waiting: Cell::new(false),
         }
@@ -91,7 +92,7 @@ impl Host {
     /// Opens the object if this wake has not yet, with the sockets that
     /// survived hibernation.
     async fn ensure_open(&self, name: Option<&str>) -> std::result::Result<(), String> {
-        if self.core.borrow().is_open() {
+        if self.core.take().await.is_open() {
             return Ok(());
         }
         let mut sockets = HashMap::new();
@@ -105,7 +106,7 @@ impl Host {
         let env = &self.env;
         let vars = |k: &str| env.var(k).ok().map(|v| v.to_string());
         let effects = {
-            let mut core = self.core.borrow_mut();
+            let mut core = self.core.take().await;
             core.open(name, open, self.app, &vars, now_ms())
                 .await
                 .map_err(|e| e.to_string())?
@@ -156,11 +157,11 @@ impl Host {
             return self.accept(&req, &request).await;
         }
         if method == Method::Get && request.rest == "stats" {
-            let mut v = self.core.borrow().stats(now_ms());
+            let mut v = self.core.take().await.stats(now_ms());
             v["storage_bytes"] = serde_json::json!(self.state.storage().sql().database_size());
             return respond::json(200, &v);
         }
-        let max = self.core.borrow().max_body_bytes();
+        let max = self.core.take().await.max_body_bytes();
         let mut req = req;
         request.body = match crate::glue::body::read_capped(&mut req, max).await {
             Ok(b) => b,
@@ -168,7 +169,7 @@ impl Host {
             Err(e) => return respond::error(&e.to_api_error("FRAME_TOO_LARGE")),
         };
         let (resp, effects) = {
-            let mut core = self.core.borrow_mut();
+            let mut core = self.core.take().await;
             core.request(request, now_ms()).await
         };
         self.carry_out(effects).await;
@@ -184,7 +185,7 @@ impl Host {
             ));
         };
         let accepted = {
-            let mut core = self.core.borrow_mut();
+            let mut core = self.core.take().await;
             core.accept(request, negotiated.encoding, now_ms())
         };
         let (conn, state) = match accepted {
@@ -201,7 +202,7 @@ impl Host {
             .borrow_mut()
             .insert(conn.clone(), pair.server.clone());
         let effects = {
-            let mut core = self.core.borrow_mut();
+            let mut core = self.core.take().await;
             core.connected(&conn, state, now_ms()).await
         };
         self.carry_out(effects).await;
@@ -259,7 +260,7 @@ impl Host {
             WebSocketIncomingMessage::Binary(b) => FrameRef::Binary(b),
         };
         let effects = {
-            let mut core = self.core.borrow_mut();
+            let mut core = self.core.take().await;
             core.message(&conn, frame, now_ms()).await
         };
         self.carry_out(effects).await;
@@ -299,7 +300,7 @@ impl Host {
         };
         self.sockets.borrow_mut().remove(&conn);
         let effects = {
-            let mut core = self.core.borrow_mut();
+            let mut core = self.core.take().await;
             core.closed(&conn, now_ms()).await
         };
         self.carry_out(effects).await;
@@ -312,7 +313,7 @@ impl Host {
             return WResponse::ok("");
         }
         let effects = {
-            let mut core = self.core.borrow_mut();
+            let mut core = self.core.take().await;
             core.alarm(now_ms()).await
         };
         self.carry_out(effects).await;
@@ -339,14 +340,14 @@ impl Host {
                 self.soft_waiting.set(true);
                 loop {
                     // Not `while let`: its borrow would live through the body.
-                    let next = self.core.borrow().next_soft();
+                    let next = self.core.take().await.next_soft();
                     let Some(at) = next else { break };
                     let wait = at - now_ms();
                     if wait > 0 {
                         Delay::from(Duration::from_millis(wait as u64)).await;
                     }
                     let effects = {
-                        let mut core = self.core.borrow_mut();
+                        let mut core = self.core.take().await;
                         core.soft_due(now_ms()).await
                     };
                     self.apply(effects, &mut io, &mut wake).await;
@@ -358,7 +359,7 @@ impl Host {
             };
             let outcome = perform(&self.env, self.app, call).await;
             pending = {
-                let mut core = self.core.borrow_mut();
+                let mut core = self.core.take().await;
                 core.io_done(tag, outcome, now_ms()).await
             };
         }

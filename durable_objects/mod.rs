@@ -6,3 +6,4 @@
 pub(crate) mod do_sql;
 pub(crate) mod host;
 mod io;
+mod turn;

@@ -64,7 +64,11 @@ impl From<&crate::protocol::ErrorMsg> for ApiError {
     fn from(e: &crate::protocol::ErrorMsg) -> Self {
         use crate::protocol::ErrorCode as C;
         let status = match e.code {
-            C::NotFound | C::UnknownSubscription => 404,
+            C::NotFound | C::UnknownSubscription | C::UnknownFunction => 404,
+            // The function ran and refused or failed: the request was
+            // understood, its content was not acceptable.
+            C::FunctionError | C::FunctionFailed | C::MutationIo | C::ReadOnly => 422,
+            C::FunctionBudget => 413,
             C::AlreadyExists | C::UniqueViolation | C::DuplicateSubscription => 409,
             C::Forbidden => 403,
             C::Unauthorized => 401,

@@ -15,6 +15,7 @@
 use std::sync::{Arc, OnceLock};
 
 use crate::api_error::ApiError;
+use crate::functions::{Functions, ScriptFunctions};
 use crate::manifest::Manifest;
 
 /// A user's app: built once per isolate, never changed afterwards (so it
@@ -24,6 +25,9 @@ pub struct App {
     manifest: OnceLock<Result<Arc<Manifest>, String>>,
     /// The class names of the app's own object kinds (`export!` fills it).
     kinds: &'static [&'static str],
+    /// Server functions: the app's Rust ones, plus the TypeScript bundle's
+    /// (`export!` adds those in the Worker).
+    functions: Functions,
 }
 
 impl App {
@@ -37,7 +41,26 @@ impl App {
             manifest_json,
             manifest: OnceLock::new(),
             kinds: &[],
+            functions: Functions::new(),
         }
+    }
+
+    /// The app's Rust server functions (docs/functions.md).
+    pub fn with_functions(mut self, functions: Functions) -> App {
+        self.functions = functions;
+        self
+    }
+
+    /// The TypeScript functions bundled into the Worker (`export!` calls
+    /// this in the Worker build).
+    pub fn with_script_functions(mut self, scripts: Arc<dyn ScriptFunctions>) -> App {
+        self.functions = self.functions.with_scripts(scripts);
+        self
+    }
+
+    /// Every server function of the app.
+    pub fn functions(&self) -> &Functions {
+        &self.functions
     }
 
     /// The app's own object kinds, by Durable Object class name; the

@@ -39,7 +39,11 @@ macro_rules! export {
         #[cfg(target_arch = "wasm32")]
         fn __pylon_app() -> &'static $crate::app::App {
             static APP: ::std::sync::OnceLock<$crate::app::App> = ::std::sync::OnceLock::new();
-            APP.get_or_init(|| $app().with_kinds(&[$(stringify!($class)),*]))
+            APP.get_or_init(|| {
+                $app()
+                    .with_kinds(&[$(stringify!($class)),*])
+                    .with_script_functions(::std::sync::Arc::new($crate::runtime::BundledFunctions))
+            })
         }
 
         #[cfg(target_arch = "wasm32")]

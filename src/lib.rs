@@ -11,6 +11,7 @@ pub mod auth;
 pub mod client;
 pub mod edge;
 pub mod export;
+pub mod functions;
 pub mod host;
 pub mod http;
 pub mod live;
@@ -40,6 +41,7 @@ mod glue;
 pub mod runtime {
     pub use crate::durable_objects::do_sql::DoSql;
     pub use crate::durable_objects::host::Host;
+    pub use crate::glue::functions::BundledFunctions;
     pub use crate::glue::router::fetch;
     /// The live-query shard over Durable Object storage.
     pub type LiveShard = crate::shard::LiveShard<DoSql>;

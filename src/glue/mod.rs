@@ -2,6 +2,7 @@
 //! uses, and response helpers.
 //! wasm32 only; it maps requests onto engine calls and nothing more.
 
+mod actions;
 pub(crate) mod auth;
 mod auth_store;
 pub(crate) mod body;
@@ -9,6 +10,7 @@ mod cold;
 pub(crate) mod d1;
 pub(crate) mod edge;
 pub(crate) mod fetch;
+pub(crate) mod functions;
 mod random;
 pub(crate) mod respond;
 pub(crate) mod router;

@@ -61,9 +61,10 @@ async fn route(req: Request, env: &Env, app: &App) -> Result<Response> {
         Ok(Route::Health) => respond::error(&ApiError::method_not_allowed("use GET /healthz")),
         Ok(Route::ColdQuery) => super::cold::query(req, env, app).await,
         Ok(Route::ShardList) => super::cold::shards(req, env, app).await,
-        Ok(Route::Shard { shard, rest }) => {
-            to_object(env, app, SHARD_BINDING, &shard, &rest, req).await
-        }
+        Ok(Route::Shard { shard, rest }) => match action_name(app, &req, &rest) {
+            Some(name) => super::actions::run(env, app, &shard, name, req).await,
+            None => to_object(env, app, SHARD_BINDING, &shard, &rest, req).await,
+        },
         // An app's own kind: its binding has the class's name.
         Ok(Route::Object { kind, name, rest }) => match app.kind(&kind) {
             Some(class) => to_object(env, app, class, &name, &rest, req).await,
@@ -74,6 +75,17 @@ async fn route(req: Request, env: &Env, app: &App) -> Result<Response> {
         Ok(Route::Auth { rest }) => super::signin::handle(req, env, &rest).await,
         Err(e) => respond::error(&e),
     }
+}
+
+/// The action a `POST fn/{name}` names: actions run here, not in the
+/// shard (docs/functions.md).
+fn action_name<'r>(app: &App, req: &Request, rest: &'r str) -> Option<&'r str> {
+    let name = rest.strip_prefix("fn/")?;
+    let is_action = app
+        .functions()
+        .lookup(name)
+        .is_some_and(|f| f.kind == crate::functions::FnKind::Action);
+    (req.method() == Method::Post && is_action).then_some(name)
 }
 
 /// Authenticates the request (the manifest's shard rules apply to the

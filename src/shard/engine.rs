@@ -34,6 +34,7 @@ use super::http_query::{self, QueryFailure};
 use super::presence::PresenceBook;
 use super::store::{SchemaError, ShardStore};
 use crate::auth::Lease;
+use crate::functions::Functions;
 use crate::live::{SubKey, SubscriptionIndex};
 use crate::manifest::{Entity, Manifest};
 use crate::policy::AuthContext;
@@ -42,6 +43,7 @@ use crate::query::Query;
 use crate::storage::SqlConn;
 use crate::value::Value;
 
+mod calls;
 mod connections;
 mod errors;
 mod fan_out;
@@ -134,6 +136,8 @@ pub struct ShardEngine<C: SqlConn> {
     next_end_ms: i64,
     /// Sizes of the stored presence, for its bounds.
     presence: PresenceBook,
+    /// The app's server functions (docs/functions.md).
+    functions: Functions,
 }
 
 impl<C: SqlConn> ShardEngine<C> {
@@ -165,7 +169,14 @@ impl<C: SqlConn> ShardEngine<C> {
             clock_ms: i64::MIN,
             next_end_ms: i64::MAX,
             presence,
+            functions: Functions::new(),
         })
+    }
+
+    /// The server functions `call` and `watch` run.
+    pub fn with_functions(mut self, functions: Functions) -> Self {
+        self.functions = functions;
+        self
     }
 
     pub fn store(&self) -> &ShardStore<C> {
@@ -289,6 +300,25 @@ impl<C: SqlConn> ShardEngine<C> {
                 out.push(answer);
                 Ok(out)
             }
+            ClientMsg::Call(call) => {
+                let auth = c.info.auth.clone();
+                // Writes queued before the call go first, in arrival order.
+                let mut out = self.flush().await;
+                let op = call.op.clone();
+                let answer = match self.call(&auth, &call.name, call.args, Some(call.op), None, now_ms).await {
+                    Ok((returned, diffs)) => {
+                        out.extend(diffs);
+                        ServerMsg::Returned(returned)
+                    }
+                    Err(mut e) => {
+                        e.op = Some(op);
+                        ServerMsg::Err(e)
+                    }
+                };
+                out.push(Outbound::To(conn.to_owned(), answer));
+                Ok(out)
+            }
+            ClientMsg::Watch(_) => Err(err(ErrorCode::UnknownType, "watch: not yet")),
             ClientMsg::Presence(p) => self.set_presence(conn, p.state),
             ClientMsg::Bcast(b) => Ok(vec![Outbound::All {
                 except: Some(conn.to_owned()),

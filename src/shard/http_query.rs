@@ -140,6 +140,21 @@ pub fn answer<C: SqlConn>(
         };
         return Ok(json!({ "seq": seq, "count": n }));
     }
+    let (rows, next) = page(store, manifest, auth, query)?;
+    Ok(json!({ "seq": seq, "rows": rows, "next": next }))
+}
+
+/// The rows of a (non-count) query for `auth` in its order, bounded as
+/// above, and the cursor of the page after them (`None`: no more rows).
+pub fn page<C: SqlConn>(
+    store: &ShardStore<C>,
+    manifest: &Manifest,
+    auth: &AuthContext,
+    mut query: Query,
+) -> Result<(Vec<Row>, Option<String>), QueryFailure> {
+    let policies = manifest.policies().for_entity(&query.entity);
+    let reads_all = auth.is_admin || policies.is_open();
+    let visible = |r: &Row| reads_all || policies.can_read(auth, r).is_allowed();
     let limit = *query.limit.get_or_insert(DEFAULT_LIMIT);
     let budget = MAX_RESULT_BYTES - ENVELOPE_BYTES;
     let mut rows: Vec<Row> = Vec::new();
@@ -176,7 +191,7 @@ pub fn answer<C: SqlConn>(
             }
         }
     };
-    Ok(json!({ "seq": seq, "rows": rows, "next": next }))
+    Ok((rows, next))
 }
 
 /// The matching rows `visible` admits, examining at most [`MAX_SCAN`].

@@ -14,6 +14,7 @@ use serde_json::json;
 use super::engine::{outbox_backoff_ms, ConnInfo, Outbound, ShardEngine};
 use super::ShardConfig;
 use crate::api_error::ApiError;
+use crate::functions::FnKind;
 use crate::edge::limits::{user_key, PERIOD_SECS, USER_MSG_BINDING};
 use crate::host::{Action, ConnState, IoCall, IoOutcome, Method, Object, Open, OpenError};
 use crate::host::{Request, Response};
@@ -265,6 +266,45 @@ impl<C: SqlConn> LiveShard<C> {
     }
 }
 
+impl<C: SqlConn> LiveShard<C> {
+    /// `POST fn/{name}[?op=…]`: the body is the arguments (JSON; empty is
+    /// null); the answer `{value, seq, dup}` or the call's error.
+    async fn http_call(
+        &mut self,
+        req: &Request,
+        name: &str,
+        now_ms: i64,
+    ) -> (Response, Vec<ShardAction>) {
+        let args = if req.body.iter().all(u8::is_ascii_whitespace) {
+            Value::Null
+        } else {
+            match json_body(req) {
+                Ok(v) => v,
+                Err(e) => return (e.into(), Vec::new()),
+            }
+        };
+        let op = req.param("op").filter(|o| !o.is_empty()).map(str::to_owned);
+        // An action's runQuery/runMutation says which it expects.
+        let want = match req.param("kind") {
+            Some("query") => Some(FnKind::Query),
+            Some("mutation") => Some(FnKind::Mutation),
+            _ => None,
+        };
+        // Writes queued before this one go first, in arrival order.
+        let mut out = self.engine.flush().await;
+        let resp = match self.engine.call(&req.caller, name, args, op, want, now_ms).await {
+            Ok((r, diffs)) => {
+                out.extend(diffs);
+                Response::ok(json!({ "value": r.value, "seq": r.seq, "dup": r.dup }))
+            }
+            Err(e) => ApiError::from(&e).into(),
+        };
+        out.extend(self.engine.flush().await);
+        self.flushed_at = now_ms;
+        (resp, self.actions(out))
+    }
+}
+
 /// The JSON body of a request.
 fn json_body(req: &Request) -> Result<Value, ApiError> {
     serde_json::from_slice(&req.body)
@@ -284,7 +324,8 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
         let config =
             ShardConfig::from_vars(init.vars).map_err(|e| OpenError::Config(e.to_string()))?;
         let mut engine = ShardEngine::open(init.sql, manifest, &init.name, config)
-            .map_err(|e| OpenError::Other(format!("schema: {e}")))?;
+            .map_err(|e| OpenError::Other(format!("schema: {e}")))?
+            .with_functions(init.app.functions().clone());
         let out = engine.restore(conns, init.now_ms).await?;
         let mut shard = LiveShard {
             engine,
@@ -389,6 +430,9 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
     async fn on_request(&mut self, req: Request, now_ms: i64) -> (Response, Vec<ShardAction>) {
         let (resp, out) = match (req.method, req.rest.as_str()) {
             (Method::Post, "mutate") => self.http_mutate(&req, now_ms).await,
+            (Method::Post, rest) if rest.starts_with("fn/") => {
+                self.http_call(&req, &rest[3..], now_ms).await
+            }
             (Method::Post, "query") => {
                 let r = match json_body(&req).and_then(|b| {
                     self.engine

@@ -31,6 +31,15 @@ const TABLES: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS _pylon_ops (op TEXT PRIMARY KEY NOT NULL, seq INTEGER NOT NULL, \
      at INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS _pylon_ops_at ON _pylon_ops (at)",
+    // What a function call with an op id returned, for the answer to its
+    // retry (docs/functions.md); dropped with the op id.
+    "CREATE TABLE IF NOT EXISTS _pylon_fn_results (op TEXT PRIMARY KEY NOT NULL, \
+     value TEXT NOT NULL)",
+    // Watched query functions, rebuilt after a wake like subscriptions:
+    // `reads` (a JSON array of entity names) says which writes re-run it.
+    "CREATE TABLE IF NOT EXISTS _pylon_watches (key TEXT PRIMARY KEY NOT NULL, \
+     conn TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL, args TEXT NOT NULL, \
+     reads TEXT NOT NULL, seq INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS _pylon_subs (key TEXT PRIMARY KEY NOT NULL, conn TEXT NOT NULL, \
      id TEXT NOT NULL, query TEXT NOT NULL, seq INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS _pylon_subs_conn ON _pylon_subs (conn)",
@@ -541,7 +550,31 @@ impl<C: SqlConn> ShardStore<C> {
         self.run(
             "DELETE FROM _pylon_ops WHERE at < ?1",
             &[SqlValue::Integer(ops_min_at_ms)],
+        )?;
+        self.run(
+            "DELETE FROM _pylon_fn_results WHERE op NOT IN (SELECT op FROM _pylon_ops)",
+            &[],
         )
+    }
+
+    // ---- function results (docs/functions.md) ----
+
+    /// Keeps what the call with op id `op` returned.
+    pub fn save_fn_result(&self, op: &str, value: &Value, _at_ms: i64) -> Result<(), StorageError> {
+        let text = serde_json::to_string(value).expect("values serialize");
+        self.run(
+            "INSERT OR REPLACE INTO _pylon_fn_results (op, value) VALUES (?1, ?2)",
+            &[SqlValue::Text(op.into()), SqlValue::Text(text)],
+        )
+    }
+
+    /// What the call with op id `op` returned (null when not kept).
+    pub fn fn_result(&self, op: &str) -> Result<Value, StorageError> {
+        let rows = self.conn.exec(
+            "SELECT value FROM _pylon_fn_results WHERE op = ?1",
+            &[SqlValue::Text(op.into())],
+        )?;
+        Ok(rows.first().map_or(Value::Null, |r| json_value(&r[0])))
     }
 
     // ---- outbox (write-behind to D1) ----

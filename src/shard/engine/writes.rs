@@ -19,11 +19,11 @@ pub(super) struct QueuedMut {
 }
 
 /// A mutation applied to the rows, not yet recorded.
-struct Applied {
-    seq: u64,
-    op: String,
-    at_ms: i64,
-    changes: Vec<Change>,
+pub(super) struct Applied {
+    pub(super) seq: u64,
+    pub(super) op: String,
+    pub(super) at_ms: i64,
+    pub(super) changes: Vec<Change>,
 }
 
 impl Applied {
@@ -134,7 +134,7 @@ impl<C: SqlConn> ShardEngine<C> {
     /// Records applied mutations (their seqs consecutive, after the stored
     /// one): log, outbox, op ids and seq in one statement per table. On a
     /// failure their rows are put back and the caller answers with the error.
-    fn record(&mut self, batch: &[Applied]) -> Result<(), ErrorMsg> {
+    pub(super) fn record(&mut self, batch: &[Applied]) -> Result<(), ErrorMsg> {
         let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
             return Ok(());
         };
@@ -168,7 +168,7 @@ impl<C: SqlConn> ShardEngine<C> {
     }
 
     /// Puts back the rows of already-applied changes, newest first.
-    fn undo(&self, changes: &[Change]) {
+    pub(super) fn undo(&self, changes: &[Change]) {
         for ch in changes.iter().rev() {
             let (Some(entity), Some(id)) = (self.manifest.entity(&ch.entity), ch.id()) else {
                 continue;

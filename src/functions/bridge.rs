@@ -1,0 +1,97 @@
+//! The text form of `ctx.db` calls and their answers, as the TypeScript
+//! runtime and the Rust side exchange them (docs/functions.md, "The
+//! bridge"): a call is an op name and a JSON payload; every answer is an
+//! envelope, `{"ok": value}` or `{"err": {"code", "message"}}`. Kept here,
+//! without Workers types, so it is tested natively.
+
+use serde_json::json;
+
+use super::{Db, FnError};
+use crate::protocol::ErrorCode;
+use crate::value::{Row, Value};
+
+/// An answer as an envelope.
+pub fn envelope(result: Result<Value, FnError>) -> String {
+    match result {
+        Ok(v) => json!({ "ok": v }).to_string(),
+        Err(e) => json!({ "err": { "code": e.code.as_str(), "message": e.message } }).to_string(),
+    }
+}
+
+/// An envelope back into a result; text that is not one is `FUNCTION_FAILED`.
+pub fn parse_envelope(text: &str) -> Result<Value, FnError> {
+    #[derive(serde::Deserialize)]
+    struct Err {
+        code: String,
+        message: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        ok: Option<Value>,
+        err: Option<Err>,
+        // `{"ok": null}` has the key: told apart from a missing one.
+        #[serde(flatten)]
+        _rest: serde_json::Map<String, serde_json::Value>,
+    }
+    let parsed: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| FnError::failed(format!("the function runtime answered non-JSON: {e}")))?;
+    let has_ok = parsed.get("ok").is_some();
+    let env: Envelope = serde_json::from_value(parsed)
+        .map_err(|e| FnError::failed(format!("the function runtime answered badly: {e}")))?;
+    match (env.err, has_ok) {
+        (Some(e), _) => Err(FnError::new(ErrorCode::parse_lenient(&e.code), e.message)),
+        (None, true) => Ok(env.ok.unwrap_or(Value::Null)),
+        (None, false) => Err(FnError::failed("the function runtime answered neither ok nor err")),
+    }
+}
+
+fn field<'v>(payload: &'v Value, name: &str) -> Result<&'v Value, FnError> {
+    payload
+        .get(name)
+        .ok_or_else(|| FnError::bad_args(name, "missing"))
+}
+
+fn text<'v>(payload: &'v Value, name: &str) -> Result<&'v str, FnError> {
+    field(payload, name)?
+        .as_str()
+        .ok_or_else(|| FnError::bad_args(name, "expected a string"))
+}
+
+fn row(payload: &Value, name: &str) -> Result<Row, FnError> {
+    match field(payload, name)? {
+        Value::Map(m) => Ok(m.clone()),
+        _ => Err(FnError::bad_args(name, "expected an object")),
+    }
+}
+
+/// One `ctx.db` call in text form: `op` is `get`, `query`, `insert`,
+/// `update` or `delete`; `payload` JSON as docs/functions.md gives it.
+pub fn dispatch_db(db: &mut dyn Db, op: &str, payload: &str) -> String {
+    envelope(dispatch(db, op, payload))
+}
+
+fn dispatch(db: &mut dyn Db, op: &str, payload: &str) -> Result<Value, FnError> {
+    let p: Value = serde_json::from_str(payload)
+        .map_err(|e| FnError::new(ErrorCode::BadMessage, format!("ctx.db.{op}: {e}")))?;
+    match op {
+        "get" => Ok(db
+            .get(text(&p, "entity")?, text(&p, "id")?)?
+            .map_or(Value::Null, Value::Map)),
+        "query" => Ok(Value::List(
+            db.query(&p)?.into_iter().map(Value::Map).collect(),
+        )),
+        "insert" => Ok(Value::Text(db.insert(text(&p, "entity")?, row(&p, "row")?)?)),
+        "update" => {
+            db.update(text(&p, "entity")?, text(&p, "id")?, row(&p, "set")?)?;
+            Ok(Value::Null)
+        }
+        "delete" => {
+            db.delete(text(&p, "entity")?, text(&p, "id")?)?;
+            Ok(Value::Null)
+        }
+        other => Err(FnError::new(
+            ErrorCode::BadMessage,
+            format!("ctx.db has no {other:?}"),
+        )),
+    }
+}

@@ -1,0 +1,46 @@
+//! `ctx.db`: what a query or mutation may do to its shard's rows, and the
+//! context a Rust function gets.
+
+use super::FnError;
+use crate::policy::AuthContext;
+use crate::value::{Row, Value};
+
+/// A function's view of its shard's rows (Pylon's `ctx.db`). In a
+/// mutation every write is applied at once (later reads see it) and kept
+/// only if the whole call succeeds; in a query the writes fail with
+/// `READ_ONLY`. Policies apply to every call unless the function is
+/// trusted.
+pub trait Db {
+    /// The row `id` of `entity`, or `None` when absent (or unreadable).
+    fn get(&mut self, entity: &str, id: &str) -> Result<Option<Row>, FnError>;
+    /// The rows of a query in the query language (docs/queries.md):
+    /// `{"entity", "where"?, "order"?, "limit"?}`; at most 100 rows
+    /// unless `limit` says otherwise (bounded like an HTTP query).
+    fn query(&mut self, query: &Value) -> Result<Vec<Row>, FnError>;
+    /// Inserts a row; its id (made by the shard when the row has none).
+    fn insert(&mut self, entity: &str, row: Row) -> Result<String, FnError>;
+    /// Sets the given fields of row `id`.
+    fn update(&mut self, entity: &str, id: &str, set: Row) -> Result<(), FnError>;
+    /// Deletes row `id`.
+    fn delete(&mut self, entity: &str, id: &str) -> Result<(), FnError>;
+}
+
+/// What a Rust query or mutation gets (Pylon's `ctx`).
+pub struct Ctx<'a> {
+    /// The verified caller.
+    pub auth: &'a AuthContext,
+    pub db: &'a mut dyn Db,
+}
+
+impl Ctx<'_> {
+    /// The function's own error: `return Err(ctx.error("OUT_OF_STOCK", "…"))`.
+    pub fn error(&self, code: &str, message: impl Into<String>) -> FnError {
+        FnError::app(code, message)
+    }
+
+    /// The arguments as a typed value (serde), or `BAD_ARGS` saying why.
+    pub fn args<T: serde::de::DeserializeOwned>(args: &Value) -> Result<T, FnError> {
+        let json = serde_json::to_value(args).map_err(|e| FnError::bad_args("args", e))?;
+        serde_json::from_value(json).map_err(|e| FnError::bad_args("args", e))
+    }
+}

@@ -1,0 +1,77 @@
+//! What a function call can fail with: a code every client can match on,
+//! and a message for people.
+
+use crate::protocol::{ErrorCode, ErrorMsg};
+
+/// A failed call. Codes (docs/functions.md, "Errors"): `UNKNOWN_FUNCTION`,
+/// `WRONG_KIND`, `BAD_ARGS`, `FUNCTION_ERROR` (the function's own
+/// `ctx.error(code, message)`: the message starts with its code and `:`),
+/// `FUNCTION_FAILED` (anything else it threw), `MUTATION_IO`, `READ_ONLY`,
+/// `FUNCTION_BUDGET`, or any code of the `ctx.db` call that failed
+/// (`FORBIDDEN`, `NOT_FOUND`, …) when the function let it escape.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct FnError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl FnError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        FnError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The function's own error (`ctx.error` in TypeScript): `FUNCTION_ERROR`
+    /// whose message is `"{code}: {message}"`, so a client can match the
+    /// app's code (UPPER_SNAKE) without the protocol knowing it.
+    pub fn app(code: &str, message: impl Into<String>) -> Self {
+        let code = if !code.is_empty()
+            && code
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        {
+            code
+        } else {
+            "APP_ERROR"
+        };
+        FnError::new(
+            ErrorCode::FunctionError,
+            format!("{code}: {}", message.into()),
+        )
+    }
+
+    /// Arguments that do not fit: `path` names the argument (`args.items[2].qty`).
+    pub fn bad_args(path: &str, reason: impl std::fmt::Display) -> Self {
+        FnError::new(ErrorCode::BadArgs, format!("{path}: {reason}"))
+    }
+
+    pub fn unknown(name: &str) -> Self {
+        FnError::new(
+            ErrorCode::UnknownFunction,
+            format!("no function {name:?} in this app"),
+        )
+    }
+
+    pub fn failed(message: impl Into<String>) -> Self {
+        FnError::new(ErrorCode::FunctionFailed, message)
+    }
+
+    /// The `err` a client gets.
+    pub fn to_msg(&self) -> ErrorMsg {
+        ErrorMsg {
+            code: self.code,
+            message: self.message.clone(),
+            op: None,
+            sub: None,
+        }
+    }
+}
+
+impl From<ErrorMsg> for FnError {
+    fn from(e: ErrorMsg) -> Self {
+        FnError::new(e.code, e.message)
+    }
+}

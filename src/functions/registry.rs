@@ -1,0 +1,229 @@
+//! Which functions an app has: Rust ones registered by name in one place
+//! ([`Functions`]), and the TypeScript bundle's ([`ScriptFunctions`]).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+use super::{Ctx, Db, FnError};
+use crate::host::Pending;
+use crate::policy::AuthContext;
+use crate::value::Value;
+
+/// The three kinds of function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FnKind {
+    /// Reads; may be subscribed to (`watch`).
+    Query,
+    /// Reads and writes, all or nothing, inside the shard's turn.
+    Mutation,
+    /// Runs outside any transaction; may do I/O; calls the others.
+    Action,
+}
+
+impl FnKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FnKind::Query => "query",
+            FnKind::Mutation => "mutation",
+            FnKind::Action => "action",
+        }
+    }
+}
+
+/// A function's name, kind and whether policies are skipped for it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FunctionInfo {
+    pub name: String,
+    pub kind: FnKind,
+    /// Trusted functions read and write as the shard itself: policies are
+    /// not applied to their `ctx.db` calls (`ctx.auth` is still the caller).
+    #[serde(default)]
+    pub trusted: bool,
+}
+
+/// A Rust query or mutation.
+pub type RustFn = Arc<dyn Fn(&mut Ctx<'_>, Value) -> Result<Value, FnError> + Send + Sync>;
+
+/// How an action calls queries and mutations by name (the runtime
+/// implements it: in the Worker, a request to the shard).
+pub trait ActionHost {
+    fn run<'a>(
+        &'a self,
+        kind: FnKind,
+        name: &'a str,
+        args: Value,
+    ) -> Pending<'a, Result<Value, FnError>>;
+}
+
+/// What a Rust action gets: the caller, and the shard's queries and
+/// mutations by name.
+pub struct ActionCtx<'a> {
+    pub auth: &'a AuthContext,
+    pub host: &'a dyn ActionHost,
+}
+
+impl ActionCtx<'_> {
+    pub async fn run_query(&self, name: &str, args: Value) -> Result<Value, FnError> {
+        self.host.run(FnKind::Query, name, args).await
+    }
+
+    pub async fn run_mutation(&self, name: &str, args: Value) -> Result<Value, FnError> {
+        self.host.run(FnKind::Mutation, name, args).await
+    }
+
+    /// The function's own error, as [`Ctx::error`].
+    pub fn error(&self, code: &str, message: impl Into<String>) -> FnError {
+        FnError::app(code, message)
+    }
+}
+
+/// A Rust action: an async function of its context and arguments.
+pub type RustAction =
+    Arc<dyn for<'a> Fn(ActionCtx<'a>, Value) -> Pending<'a, Result<Value, FnError>> + Send + Sync>;
+
+/// The TypeScript functions bundled into the Worker (the wasm glue
+/// implements this over the bundle's registry; see docs/functions.md).
+pub trait ScriptFunctions: Send + Sync {
+    /// Every function of the bundle.
+    fn list(&self) -> Vec<FunctionInfo>;
+    /// Runs a query or mutation over `db`, or an action over `host`; the
+    /// runtime validates `args` against the function's validators.
+    fn run<'a>(
+        &'a self,
+        name: &'a str,
+        kind: FnKind,
+        auth: &'a AuthContext,
+        db: Option<&'a mut dyn Db>,
+        host: Option<std::rc::Rc<dyn ActionHost>>,
+        args: &'a Value,
+    ) -> Pending<'a, Result<Value, FnError>>;
+}
+
+/// A Rust function as registered.
+#[derive(Clone)]
+pub enum RustBody {
+    Sync(RustFn),
+    Action(RustAction),
+}
+
+/// Where a function found by name lives.
+pub enum Found<'a> {
+    Rust(&'a RustBody),
+    Script(&'a dyn ScriptFunctions),
+}
+
+/// An app's functions: Rust ones registered here, by name, plus the
+/// TypeScript bundle's (a name may be one or the other, not both: the
+/// Rust one wins and `cargo test` of the app can check with
+/// [`Functions::clashes`]).
+#[derive(Clone, Default)]
+pub struct Functions {
+    rust: BTreeMap<String, (FunctionInfo, RustBody)>,
+    scripts: Option<Arc<dyn ScriptFunctions>>,
+    script_list: Arc<OnceLock<Vec<FunctionInfo>>>,
+}
+
+impl Functions {
+    pub fn new() -> Self {
+        Functions::default()
+    }
+
+    fn add(mut self, name: &str, kind: FnKind, trusted: bool, body: RustBody) -> Self {
+        assert!(
+            super::valid_name(name),
+            "function name {name:?}: a letter, then letters, digits or _, at most 64"
+        );
+        let info = FunctionInfo {
+            name: name.to_owned(),
+            kind,
+            trusted,
+        };
+        self.rust.insert(name.to_owned(), (info, body));
+        self
+    }
+
+    pub fn query<F>(self, name: &str, f: F) -> Self
+    where
+        F: Fn(&mut Ctx<'_>, Value) -> Result<Value, FnError> + Send + Sync + 'static,
+    {
+        self.add(name, FnKind::Query, false, RustBody::Sync(Arc::new(f)))
+    }
+
+    pub fn mutation<F>(self, name: &str, f: F) -> Self
+    where
+        F: Fn(&mut Ctx<'_>, Value) -> Result<Value, FnError> + Send + Sync + 'static,
+    {
+        self.add(name, FnKind::Mutation, false, RustBody::Sync(Arc::new(f)))
+    }
+
+    /// A mutation whose `ctx.db` calls skip the policies.
+    pub fn trusted_mutation<F>(self, name: &str, f: F) -> Self
+    where
+        F: Fn(&mut Ctx<'_>, Value) -> Result<Value, FnError> + Send + Sync + 'static,
+    {
+        self.add(name, FnKind::Mutation, true, RustBody::Sync(Arc::new(f)))
+    }
+
+    pub fn action<F>(self, name: &str, f: F) -> Self
+    where
+        F: for<'a> Fn(ActionCtx<'a>, Value) -> Pending<'a, Result<Value, FnError>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.add(name, FnKind::Action, false, RustBody::Action(Arc::new(f)))
+    }
+
+    /// The TypeScript bundle's functions (the runtime sets this).
+    pub fn with_scripts(mut self, scripts: Arc<dyn ScriptFunctions>) -> Self {
+        self.scripts = Some(scripts);
+        self.script_list = Arc::new(OnceLock::new());
+        self
+    }
+
+    fn script_list(&self) -> &[FunctionInfo] {
+        match &self.scripts {
+            Some(s) => self.script_list.get_or_init(|| s.list()),
+            None => &[],
+        }
+    }
+
+    /// The function named `name`, if any.
+    pub fn lookup(&self, name: &str) -> Option<FunctionInfo> {
+        if let Some((info, _)) = self.rust.get(name) {
+            return Some(info.clone());
+        }
+        self.script_list().iter().find(|f| f.name == name).cloned()
+    }
+
+    /// Where `name` runs.
+    pub fn find(&self, name: &str) -> Option<(FunctionInfo, Found<'_>)> {
+        if let Some((info, body)) = self.rust.get(name) {
+            return Some((info.clone(), Found::Rust(body)));
+        }
+        let info = self.script_list().iter().find(|f| f.name == name)?.clone();
+        Some((info, Found::Script(self.scripts.as_deref()?)))
+    }
+
+    /// Every function, Rust first, by name.
+    pub fn list(&self) -> Vec<FunctionInfo> {
+        let mut all: Vec<FunctionInfo> = self.rust.values().map(|(i, _)| i.clone()).collect();
+        all.extend(
+            self.script_list()
+                .iter()
+                .filter(|f| !self.rust.contains_key(&f.name))
+                .cloned(),
+        );
+        all
+    }
+
+    /// Names defined both in Rust and in the bundle.
+    pub fn clashes(&self) -> Vec<String> {
+        self.script_list()
+            .iter()
+            .filter(|f| self.rust.contains_key(&f.name))
+            .map(|f| f.name.clone())
+            .collect()
+    }
+}

@@ -1,0 +1,328 @@
+//! `call`: a server function run in this shard (docs/functions.md). A
+//! mutation's `ctx.db` writes are applied as they come (its later reads
+//! see them) under one seq, and kept only if the whole call succeeds: then
+//! they are recorded like one `mut` (log, outbox, op id, and the result
+//! for retries) and fanned out as one diff per subscription. A failure
+//! puts every row back.
+
+use std::collections::BTreeSet;
+
+use super::errors::{err, query_err, storage_err};
+use super::writes::Applied;
+use super::{Outbound, ShardEngine};
+use crate::functions::{Ctx, Db, FnError, FnKind, Found, FunctionInfo, RustBody};
+use crate::live::Change;
+use crate::policy::AuthContext;
+use crate::protocol::{ErrorCode, ErrorMsg, Op, Returned};
+use crate::query::Query;
+use crate::shard::http_query::{self, QueryFailure};
+use crate::storage::SqlConn;
+use crate::value::{Row, Value};
+
+/// `ctx.db` calls one function call may make.
+pub const MAX_DB_CALLS: u32 = 1_000;
+/// Rows one call may read through `ctx.db.query`.
+pub const MAX_ROWS_READ: usize = 10_000;
+
+/// `ctx.db` for one call: reads and writes through the shard's policies
+/// (or as the shard itself, for a trusted function).
+pub(super) struct CallDb<'e, C: SqlConn> {
+    engine: &'e ShardEngine<C>,
+    /// Who the policies see: the caller, or an admin for a trusted function.
+    auth: AuthContext,
+    kind: FnKind,
+    seq: u64,
+    pub(super) changes: Vec<Change>,
+    /// Entities read: a watched query re-runs when one of them changes.
+    pub(super) reads: BTreeSet<String>,
+    calls: u32,
+    rows_read: usize,
+}
+
+impl<'e, C: SqlConn> CallDb<'e, C> {
+    pub(super) fn new(
+        engine: &'e ShardEngine<C>,
+        caller: &AuthContext,
+        info: &FunctionInfo,
+        seq: u64,
+    ) -> Self {
+        let mut auth = caller.clone();
+        if info.trusted {
+            auth.is_admin = true;
+        }
+        CallDb {
+            engine,
+            auth,
+            kind: info.kind,
+            seq,
+            changes: Vec::new(),
+            reads: BTreeSet::new(),
+            calls: 0,
+            rows_read: 0,
+        }
+    }
+
+    fn count_call(&mut self) -> Result<(), FnError> {
+        self.calls += 1;
+        if self.calls > MAX_DB_CALLS {
+            return Err(FnError::new(
+                ErrorCode::FunctionBudget,
+                format!("at most {MAX_DB_CALLS} ctx.db calls in one function call"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, op: Op) -> Result<Change, FnError> {
+        self.count_call()?;
+        if self.kind != FnKind::Mutation {
+            return Err(FnError::new(
+                ErrorCode::ReadOnly,
+                format!("a query cannot {} rows: use a mutation", op.name()),
+            ));
+        }
+        let max = self.engine.config.limits.max_ops_per_mut as usize;
+        if self.changes.len() >= max {
+            return Err(FnError::new(
+                ErrorCode::TooManyOps,
+                format!("at most {max} writes in one mutation"),
+            ));
+        }
+        let idx = self.changes.len();
+        let change = self.engine.apply_op(&self.auth, op, self.seq, idx)?;
+        self.changes.push(change.clone());
+        Ok(change)
+    }
+}
+
+impl<C: SqlConn> Db for CallDb<'_, C> {
+    fn get(&mut self, entity: &str, id: &str) -> Result<Option<Row>, FnError> {
+        self.count_call()?;
+        let e = self.engine.entity(entity)?;
+        self.reads.insert(e.name.clone());
+        let row = self
+            .engine
+            .store
+            .get_row(e, id)
+            .map_err(|e| storage_err(&e))?;
+        let policies = self.engine.manifest.policies();
+        Ok(row.filter(|r| policies.can_read(entity, &self.auth, r).is_allowed()))
+    }
+
+    fn query(&mut self, json: &Value) -> Result<Vec<Row>, FnError> {
+        self.count_call()?;
+        let name = Query::entity_name(json)
+            .ok_or_else(|| err(ErrorCode::BadQuery, "a query names its entity"))?;
+        let e = self.engine.entity(name)?;
+        let query = Query::parse(e, json).map_err(|e| query_err(&e))?;
+        if query.count {
+            return Err(FnError::new(
+                ErrorCode::BadQuery,
+                "ctx.db.query returns rows: count them (`count` is for subscriptions)",
+            ));
+        }
+        self.reads.insert(e.name.clone());
+        let (rows, _) = http_query::page(&self.engine.store, &self.engine.manifest, &self.auth, query)
+            .map_err(|f| match f {
+                QueryFailure::Refused(e) => FnError::from(e),
+                QueryFailure::Storage(e) => storage_err(&e).into(),
+            })?;
+        self.rows_read += rows.len();
+        if self.rows_read > MAX_ROWS_READ {
+            return Err(FnError::new(
+                ErrorCode::FunctionBudget,
+                format!("at most {MAX_ROWS_READ} rows read in one function call"),
+            ));
+        }
+        Ok(rows)
+    }
+
+    fn insert(&mut self, entity: &str, row: Row) -> Result<String, FnError> {
+        let change = self.write(Op::Insert {
+            entity: entity.to_owned(),
+            row,
+        })?;
+        Ok(change.id().unwrap_or_default().to_owned())
+    }
+
+    fn update(&mut self, entity: &str, id: &str, set: Row) -> Result<(), FnError> {
+        self.write(Op::Update {
+            entity: entity.to_owned(),
+            id: id.to_owned(),
+            set,
+        })
+        .map(drop)
+    }
+
+    fn delete(&mut self, entity: &str, id: &str) -> Result<(), FnError> {
+        self.write(Op::Delete {
+            entity: entity.to_owned(),
+            id: id.to_owned(),
+        })
+        .map(drop)
+    }
+}
+
+/// What running a query or mutation came to.
+pub(super) struct Ran {
+    pub(super) value: Result<Value, FnError>,
+    pub(super) changes: Vec<Change>,
+    pub(super) reads: BTreeSet<String>,
+}
+
+impl<C: SqlConn> ShardEngine<C> {
+    /// The function `name`, if it is of kind `want` (`None`: a query or a
+    /// mutation): `WRONG_KIND` otherwise (an action is run by the router,
+    /// not here).
+    pub(super) fn function(&self, name: &str, want: Option<FnKind>) -> Result<FunctionInfo, ErrorMsg> {
+        let info = self
+            .functions
+            .lookup(name)
+            .ok_or_else(|| FnError::unknown(name).to_msg())?;
+        let ok = match want {
+            None => info.kind != FnKind::Action,
+            Some(k) => info.kind == k,
+        };
+        if !ok {
+            let how = match info.kind {
+                FnKind::Action => format!(
+                    "call it over HTTP: POST /v1/shards/{}/fn/{name}",
+                    self.shard
+                ),
+                _ => format!(
+                    "it cannot be run as a {}",
+                    want.map_or("query or mutation", FnKind::as_str)
+                ),
+            };
+            return Err(err(
+                ErrorCode::WrongKind,
+                format!("{name:?} is a {}: {how}", info.kind.as_str()),
+            ));
+        }
+        Ok(info)
+    }
+
+    /// Runs a query or mutation over a fresh `ctx.db` at `seq`; its writes
+    /// stay applied (the caller records or undoes them).
+    pub(super) async fn run_function(
+        &self,
+        info: &FunctionInfo,
+        auth: &AuthContext,
+        args: Value,
+        seq: u64,
+    ) -> Ran {
+        let functions = self.functions.clone();
+        let mut db = CallDb::new(self, auth, info, seq);
+        let value = match functions.find(&info.name) {
+            Some((_, Found::Rust(RustBody::Sync(f)))) => {
+                let mut ctx = Ctx { auth, db: &mut db };
+                f(&mut ctx, args)
+            }
+            Some((_, Found::Script(s))) => {
+                s.run(&info.name, info.kind, auth, Some(&mut db), None, &args)
+                    .await
+            }
+            Some((_, Found::Rust(RustBody::Action(_)))) | None => {
+                Err(FnError::unknown(&info.name))
+            }
+        };
+        Ran {
+            value,
+            changes: db.changes,
+            reads: db.reads,
+        }
+    }
+
+    /// Runs query or mutation `name` for `auth` (`op`: the caller's op id,
+    /// for a mutation's idempotent retry; `want`: the kind the caller
+    /// expects, `None` for either). Returns the `result` and the diffs of
+    /// its writes, sent before it.
+    pub async fn call(
+        &mut self,
+        auth: &AuthContext,
+        name: &str,
+        args: Value,
+        op: Option<String>,
+        want: Option<FnKind>,
+        now_ms: i64,
+    ) -> Result<(Returned, Vec<Outbound>), ErrorMsg> {
+        self.tick(now_ms);
+        let info = self.function(name, want)?;
+        let op = op.unwrap_or_default();
+        let current = self.store.seq().map_err(|e| storage_err(&e))?;
+        if info.kind == FnKind::Mutation && !op.is_empty() {
+            let known = self
+                .store
+                .op_seqs(&[op.as_str()])
+                .map_err(|e| storage_err(&e))?;
+            if let Some(&seq) = known.get(&op) {
+                let value = self.store.fn_result(&op).map_err(|e| storage_err(&e))?;
+                return Ok((
+                    Returned {
+                        op,
+                        seq,
+                        value,
+                        dup: true,
+                    },
+                    Vec::new(),
+                ));
+            }
+        }
+        let seq = current + 1;
+        let ran = self.run_function(&info, auth, args, seq).await;
+        let value = match ran.value.and_then(|v| self.fits(v)) {
+            Ok(v) => v,
+            Err(e) => {
+                self.undo(&ran.changes);
+                return Err(e.to_msg());
+            }
+        };
+        if ran.changes.is_empty() {
+            return Ok((
+                Returned {
+                    op,
+                    seq: current,
+                    value,
+                    dup: false,
+                },
+                Vec::new(),
+            ));
+        }
+        let applied = Applied {
+            seq,
+            op: op.clone(),
+            at_ms: now_ms,
+            changes: ran.changes,
+        };
+        self.record(std::slice::from_ref(&applied))?;
+        if !op.is_empty() {
+            // Kept as long as the op id, for a retry's answer; without it a
+            // retry is still applied once, answered with a null value.
+            let _ = self.store.save_fn_result(&op, &value, now_ms);
+        }
+        let out = self.fan_out(&applied.changes, seq).await;
+        Ok((
+            Returned {
+                op,
+                seq,
+                value,
+                dup: false,
+            },
+            out,
+        ))
+    }
+
+    /// A result small enough to answer in one frame.
+    fn fits(&self, value: Value) -> Result<Value, FnError> {
+        let max = self.config.limits.max_frame_bytes;
+        let len = serde_json::to_string(&value).map(|t| t.len()).unwrap_or(usize::MAX);
+        // Room for the envelope (`{"type":"result","op":…,"seq":…}`).
+        if len + 512 > max {
+            return Err(FnError::new(
+                ErrorCode::ResultTooLarge,
+                format!("the function returned {len} bytes of JSON; a result fits in {max}"),
+            ));
+        }
+        Ok(value)
+    }
+}
