@@ -54,6 +54,7 @@ mod outbox;
 mod presence;
 mod stats;
 mod subscriptions;
+mod watches;
 mod windows;
 mod writes;
 
@@ -138,6 +139,8 @@ pub struct ShardEngine<C: SqlConn> {
     presence: PresenceBook,
     /// The app's server functions (docs/functions.md).
     functions: Functions,
+    /// Live query functions (`watch`).
+    watches: watches::Watches,
 }
 
 impl<C: SqlConn> ShardEngine<C> {
@@ -170,6 +173,7 @@ impl<C: SqlConn> ShardEngine<C> {
             next_end_ms: i64::MAX,
             presence,
             functions: Functions::new(),
+            watches: Default::default(),
         })
     }
 
@@ -278,7 +282,10 @@ impl<C: SqlConn> ShardEngine<C> {
                 }
                 Ok(out)
             }
-            ClientMsg::Unsub(u) => self.unsubscribe(conn, &u.id),
+            ClientMsg::Unsub(u) => match self.unwatch(conn, &u.id) {
+                Some(r) => r,
+                None => self.unsubscribe(conn, &u.id),
+            },
             ClientMsg::Mut(m) => {
                 let queued = QueuedMut {
                     conn: conn.to_owned(),
@@ -308,6 +315,8 @@ impl<C: SqlConn> ShardEngine<C> {
                 let answer = match self.call(&auth, &call.name, call.args, Some(call.op), None, now_ms).await {
                     Ok((returned, diffs)) => {
                         out.extend(diffs);
+                        // When coalescing, its diffs were held: they go first.
+                        out.extend(self.flush().await);
                         ServerMsg::Returned(returned)
                     }
                     Err(mut e) => {
@@ -318,7 +327,19 @@ impl<C: SqlConn> ShardEngine<C> {
                 out.push(Outbound::To(conn.to_owned(), answer));
                 Ok(out)
             }
-            ClientMsg::Watch(_) => Err(err(ErrorCode::UnknownType, "watch: not yet")),
+            ClientMsg::Watch(w) => {
+                // Its first value reflects every write before it.
+                let mut out = self.flush().await;
+                let id = w.id.clone();
+                match self.watch(conn, w).await {
+                    Ok(o) => out.extend(o),
+                    Err(mut e) => {
+                        e.sub = Some(id);
+                        out.push(to(e));
+                    }
+                }
+                Ok(out)
+            }
             ClientMsg::Presence(p) => self.set_presence(conn, p.state),
             ClientMsg::Bcast(b) => Ok(vec![Outbound::All {
                 except: Some(conn.to_owned()),

@@ -101,6 +101,17 @@ pub struct StoredSub {
     pub seq: u64,
 }
 
+/// A watched query function as stored: enough to re-run it after a wake
+/// when one of the entities it read changes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredWatch {
+    pub conn: String,
+    pub id: String,
+    pub name: String,
+    pub args: Value,
+    pub reads: std::collections::BTreeSet<String>,
+}
+
 /// A failure to set up the shard's schema.
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
@@ -679,7 +690,50 @@ impl<C: SqlConn> ShardStore<C> {
     pub fn delete_conn(&self, conn: &str) -> Result<(), StorageError> {
         let params = [SqlValue::Text(conn.into())];
         self.run("DELETE FROM _pylon_subs WHERE conn = ?1", &params)?;
+        self.run("DELETE FROM _pylon_watches WHERE conn = ?1", &params)?;
         self.run("DELETE FROM _pylon_presence WHERE conn = ?1", &params)
+    }
+
+    // ---- watched query functions ----
+
+    pub fn put_watch(&self, w: &StoredWatch) -> Result<(), StorageError> {
+        let reads = serde_json::to_string(&w.reads).expect("names serialize");
+        let args = serde_json::to_string(&w.args).expect("values serialize");
+        self.run(
+            "INSERT OR REPLACE INTO _pylon_watches (key, conn, id, name, args, reads, seq) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
+            &[
+                SqlValue::Text(sub_key(&w.conn, &w.id)),
+                SqlValue::Text(w.conn.clone()),
+                SqlValue::Text(w.id.clone()),
+                SqlValue::Text(w.name.clone()),
+                SqlValue::Text(args),
+                SqlValue::Text(reads),
+            ],
+        )
+    }
+
+    pub fn delete_watch(&self, conn: &str, id: &str) -> Result<(), StorageError> {
+        self.run(
+            "DELETE FROM _pylon_watches WHERE key = ?1",
+            &[SqlValue::Text(sub_key(conn, id))],
+        )
+    }
+
+    pub fn all_watches(&self) -> Result<Vec<StoredWatch>, StorageError> {
+        self.read(
+            "SELECT conn, id, name, args, reads FROM _pylon_watches",
+            &[],
+            |r| StoredWatch {
+                conn: text(&r[0]).unwrap_or_default().to_owned(),
+                id: text(&r[1]).unwrap_or_default().to_owned(),
+                name: text(&r[2]).unwrap_or_default().to_owned(),
+                args: json_value(&r[3]),
+                reads: text(&r[4])
+                    .and_then(|t| serde_json::from_str(t).ok())
+                    .unwrap_or_default(),
+            },
+        )
     }
 
     /// Records that the windows `idents` sent a diff at `seq`: one

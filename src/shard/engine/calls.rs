@@ -300,7 +300,10 @@ impl<C: SqlConn> ShardEngine<C> {
             // retry is still applied once, answered with a null value.
             let _ = self.store.save_fn_result(&op, &value, now_ms);
         }
-        let out = self.fan_out(&applied.changes, seq).await;
+        let mut out = self.fan_out(&applied.changes, seq).await;
+        if !self.coalescing() {
+            out.extend(self.rerun_watches().await);
+        }
         Ok((
             Returned {
                 op,
@@ -313,7 +316,7 @@ impl<C: SqlConn> ShardEngine<C> {
     }
 
     /// A result small enough to answer in one frame.
-    fn fits(&self, value: Value) -> Result<Value, FnError> {
+    pub(super) fn fits(&self, value: Value) -> Result<Value, FnError> {
         let max = self.config.limits.max_frame_bytes;
         let len = serde_json::to_string(&value).map(|t| t.len()).unwrap_or(usize::MAX);
         // Room for the envelope (`{"type":"result","op":…,"seq":…}`).

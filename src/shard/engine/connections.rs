@@ -112,6 +112,7 @@ impl<C: SqlConn> ShardEngine<C> {
                 return Err(e);
             }
         }
+        self.restore_watches()?;
         let mut leaves = Vec::new();
         for (conn, _) in self.store.presence()? {
             if !self.conns.contains_key(&conn) {
@@ -222,6 +223,7 @@ impl<C: SqlConn> ShardEngine<C> {
         for key in c.subs.values() {
             self.remove_live(*key);
         }
+        self.watches.drop_conn(conn);
         let had_presence = self.presence.holds(conn);
         self.store.delete_conn(conn)?;
         self.presence.set(conn, None);

@@ -127,6 +127,7 @@ impl<C: SqlConn> ShardEngine<C> {
     /// Applies the changes of `seq` to every window they can affect. Sends
     /// the diffs now, or, when coalescing, leaves them for the next flush.
     pub(super) async fn fan_out(&mut self, changes: &[Change], seq: u64) -> Vec<Outbound> {
+        self.watches.mark(changes);
         let mut out = self.sweep_ended();
         let mut keys: Vec<SubKey> = Vec::new();
         for ch in changes {
@@ -259,6 +260,9 @@ impl<C: SqlConn> ShardEngine<C> {
             }
         }
         self.advance_windows(&advanced, seq);
+        // Watched functions see the whole flush; their values go before
+        // the acks, like the diffs.
+        out.extend(self.rerun_watches().await);
         out.append(&mut self.pending);
         out
     }

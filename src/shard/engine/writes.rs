@@ -76,7 +76,10 @@ impl<C: SqlConn> ShardEngine<C> {
             Prepared::Applied(a) => a,
         };
         self.record(std::slice::from_ref(&applied))?;
-        let out = self.fan_out(&applied.changes, seq).await;
+        let mut out = self.fan_out(&applied.changes, seq).await;
+        if !self.coalescing() {
+            out.extend(self.rerun_watches().await);
+        }
         Ok((applied.ack(), out))
     }
 
@@ -192,7 +195,10 @@ impl<C: SqlConn> ShardEngine<C> {
 
     /// Whether a [`flush`](Self::flush) has anything to send.
     pub fn has_unflushed(&self) -> bool {
-        !self.queued.is_empty() || !self.dirty.is_empty() || !self.pending.is_empty()
+        !self.queued.is_empty()
+            || !self.dirty.is_empty()
+            || !self.pending.is_empty()
+            || self.watches.any_marked()
     }
 
     /// Applies one `mut`; its `ack` or `err` for the writer. Diffs sent now
