@@ -41,7 +41,9 @@ pub fn parse_envelope(text: &str) -> Result<Value, FnError> {
     match (env.err, has_ok) {
         (Some(e), _) => Err(FnError::new(ErrorCode::parse_lenient(&e.code), e.message)),
         (None, true) => Ok(env.ok.unwrap_or(Value::Null)),
-        (None, false) => Err(FnError::failed("the function runtime answered neither ok nor err")),
+        (None, false) => Err(FnError::failed(
+            "the function runtime answered neither ok nor err",
+        )),
     }
 }
 
@@ -80,7 +82,9 @@ fn dispatch(db: &mut dyn Db, op: &str, payload: &str) -> Result<Value, FnError> 
         "query" => Ok(Value::List(
             db.query(&p)?.into_iter().map(Value::Map).collect(),
         )),
-        "insert" => Ok(Value::Text(db.insert(text(&p, "entity")?, row(&p, "row")?)?)),
+        "insert" => Ok(Value::Text(
+            db.insert(text(&p, "entity")?, row(&p, "row")?)?,
+        )),
         "update" => {
             db.update(text(&p, "entity")?, text(&p, "id")?, row(&p, "set")?)?;
             Ok(Value::Null)

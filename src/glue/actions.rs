@@ -31,7 +31,12 @@ struct ShardCalls {
 }
 
 impl ShardCalls {
-    async fn call(&self, kind: FnKind, name: &str, args: Value) -> Result<std::result::Result<Value, FnError>> {
+    async fn call(
+        &self,
+        kind: FnKind,
+        name: &str,
+        args: Value,
+    ) -> Result<std::result::Result<Value, FnError>> {
         let headers = Headers::new();
         for (k, v) in self.headers.entries() {
             headers.set(&k, &v)?;
@@ -43,7 +48,11 @@ impl ShardCalls {
         init.with_method(Method::Post)
             .with_headers(headers)
             .with_body(Some(body.into()));
-        let url = format!("https://shard/v1/shards/{}/fn/{name}?kind={}", self.shard, kind.as_str());
+        let url = format!(
+            "https://shard/v1/shards/{}/fn/{name}?kind={}",
+            self.shard,
+            kind.as_str()
+        );
         let req = Request::new_with_init(&url, &init)?;
         let stub = self
             .env
@@ -63,7 +72,12 @@ impl ShardCalls {
 }
 
 impl ActionHost for ShardCalls {
-    fn run<'a>(&'a self, kind: FnKind, name: &'a str, args: Value) -> Pending<'a, std::result::Result<Value, FnError>> {
+    fn run<'a>(
+        &'a self,
+        kind: FnKind,
+        name: &'a str,
+        args: Value,
+    ) -> Pending<'a, std::result::Result<Value, FnError>> {
         Box::pin(async move {
             match self.call(kind, name, args).await {
                 Ok(r) => r,
@@ -116,8 +130,15 @@ pub async fn run(env: &Env, app: &App, shard: &str, name: &str, req: Request) ->
             f(ctx, args).await
         }
         Some((info, Found::Script(s))) if info.kind == FnKind::Action => {
-            s.run(name, FnKind::Action, &caller, None, Some(host.clone()), &args)
-                .await
+            s.run(
+                name,
+                FnKind::Action,
+                &caller,
+                None,
+                Some(host.clone()),
+                &args,
+            )
+            .await
         }
         _ => Err(FnError::unknown(name)),
     };

@@ -312,7 +312,10 @@ impl<C: SqlConn> ShardEngine<C> {
                 // Writes queued before the call go first, in arrival order.
                 let mut out = self.flush().await;
                 let op = call.op.clone();
-                let answer = match self.call(&auth, &call.name, call.args, Some(call.op), None, now_ms).await {
+                let answer = match self
+                    .call(&auth, &call.name, call.args, Some(call.op), None, now_ms)
+                    .await
+                {
                     Ok((returned, diffs)) => {
                         out.extend(diffs);
                         // When coalescing, its diffs were held: they go first.

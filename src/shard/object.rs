@@ -14,8 +14,8 @@ use serde_json::json;
 use super::engine::{outbox_backoff_ms, ConnInfo, Outbound, ShardEngine};
 use super::ShardConfig;
 use crate::api_error::ApiError;
-use crate::functions::FnKind;
 use crate::edge::limits::{user_key, PERIOD_SECS, USER_MSG_BINDING};
+use crate::functions::FnKind;
 use crate::host::{Action, ConnState, IoCall, IoOutcome, Method, Object, Open, OpenError};
 use crate::host::{Request, Response};
 use crate::protocol::{self, ClientMsg, Encoding, FrameRef, ServerMsg};
@@ -292,7 +292,11 @@ impl<C: SqlConn> LiveShard<C> {
         };
         // Writes queued before this one go first, in arrival order.
         let mut out = self.engine.flush().await;
-        let resp = match self.engine.call(&req.caller, name, args, op, want, now_ms).await {
+        let resp = match self
+            .engine
+            .call(&req.caller, name, args, op, want, now_ms)
+            .await
+        {
             Ok((r, diffs)) => {
                 out.extend(diffs);
                 Response::ok(json!({ "value": r.value, "seq": r.seq, "dup": r.dup }))

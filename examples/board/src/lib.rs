@@ -5,11 +5,15 @@
 
 use pylon_workers::app::App;
 
+pub mod functions;
 pub mod tally;
 
-/// The board's app: its manifest (`schema.json`, or `PYLON_SCHEMA`).
+/// The board's app: its manifest (`schema.json`, or `PYLON_SCHEMA`) and
+/// its Rust server functions (`functions.rs`; the TypeScript ones, in
+/// `functions/`, are bundled into the Worker by the build).
 pub fn app() -> App {
     App::new(include_str!(concat!(env!("OUT_DIR"), "/schema.json")))
+        .with_functions(functions::all())
 }
 
 // Shard and Auth come with every app; Tally is the board's own kind;

@@ -122,11 +122,12 @@ impl<C: SqlConn> Db for CallDb<'_, C> {
             ));
         }
         self.reads.insert(e.name.clone());
-        let (rows, _) = http_query::page(&self.engine.store, &self.engine.manifest, &self.auth, query)
-            .map_err(|f| match f {
-                QueryFailure::Refused(e) => FnError::from(e),
-                QueryFailure::Storage(e) => storage_err(&e).into(),
-            })?;
+        let (rows, _) =
+            http_query::page(&self.engine.store, &self.engine.manifest, &self.auth, query)
+                .map_err(|f| match f {
+                    QueryFailure::Refused(e) => FnError::from(e),
+                    QueryFailure::Storage(e) => storage_err(&e).into(),
+                })?;
         self.rows_read += rows.len();
         if self.rows_read > MAX_ROWS_READ {
             return Err(FnError::new(
@@ -174,7 +175,11 @@ impl<C: SqlConn> ShardEngine<C> {
     /// The function `name`, if it is of kind `want` (`None`: a query or a
     /// mutation): `WRONG_KIND` otherwise (an action is run by the router,
     /// not here).
-    pub(super) fn function(&self, name: &str, want: Option<FnKind>) -> Result<FunctionInfo, ErrorMsg> {
+    pub(super) fn function(
+        &self,
+        name: &str,
+        want: Option<FnKind>,
+    ) -> Result<FunctionInfo, ErrorMsg> {
         let info = self
             .functions
             .lookup(name)
@@ -222,9 +227,7 @@ impl<C: SqlConn> ShardEngine<C> {
                 s.run(&info.name, info.kind, auth, Some(&mut db), None, &args)
                     .await
             }
-            Some((_, Found::Rust(RustBody::Action(_)))) | None => {
-                Err(FnError::unknown(&info.name))
-            }
+            Some((_, Found::Rust(RustBody::Action(_)))) | None => Err(FnError::unknown(&info.name)),
         };
         Ran {
             value,
@@ -318,7 +321,9 @@ impl<C: SqlConn> ShardEngine<C> {
     /// A result small enough to answer in one frame.
     pub(super) fn fits(&self, value: Value) -> Result<Value, FnError> {
         let max = self.config.limits.max_frame_bytes;
-        let len = serde_json::to_string(&value).map(|t| t.len()).unwrap_or(usize::MAX);
+        let len = serde_json::to_string(&value)
+            .map(|t| t.len())
+            .unwrap_or(usize::MAX);
         // Room for the envelope (`{"type":"result","op":…,"seq":…}`).
         if len + 512 > max {
             return Err(FnError::new(

@@ -100,7 +100,9 @@ impl<C: SqlConn> ShardEngine<C> {
         let auth = c.info.auth.clone();
         let info = self.function(&w.name, Some(FnKind::Query))?;
         let seq = self.store.seq().map_err(|e| storage_err(&e))?;
-        let ran = self.run_function(&info, &auth, w.args.clone(), seq + 1).await;
+        let ran = self
+            .run_function(&info, &auth, w.args.clone(), seq + 1)
+            .await;
         let value = ran
             .value
             .and_then(|v| self.fits(v))
@@ -112,9 +114,7 @@ impl<C: SqlConn> ShardEngine<C> {
             args: w.args,
             reads: ran.reads,
         };
-        self.store
-            .put_watch(&stored)
-            .map_err(|e| storage_err(&e))?;
+        self.store.put_watch(&stored).map_err(|e| storage_err(&e))?;
         self.watches.live.insert(
             (conn.to_owned(), w.id.clone()),
             FnWatch {
@@ -135,7 +135,11 @@ impl<C: SqlConn> ShardEngine<C> {
     }
 
     /// `unsub` of a watch; `None` when `id` is not one.
-    pub(super) fn unwatch(&mut self, conn: &str, id: &str) -> Option<Result<Vec<Outbound>, ErrorMsg>> {
+    pub(super) fn unwatch(
+        &mut self,
+        conn: &str,
+        id: &str,
+    ) -> Option<Result<Vec<Outbound>, ErrorMsg>> {
         let key = (conn.to_owned(), id.to_owned());
         self.watches.live.remove(&key)?;
         self.watches.marked.remove(&key);
@@ -196,7 +200,13 @@ impl<C: SqlConn> ShardEngine<C> {
                     Some((ran.value.and_then(|v| self.fits(v)), ran.reads))
                 }
                 Err(e) => {
-                    out.push(Outbound::To(conn.clone(), ServerMsg::Err(ErrorMsg { sub: Some(id.clone()), ..e })));
+                    out.push(Outbound::To(
+                        conn.clone(),
+                        ServerMsg::Err(ErrorMsg {
+                            sub: Some(id.clone()),
+                            ..e
+                        }),
+                    ));
                     None
                 }
             };
