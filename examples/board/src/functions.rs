@@ -7,7 +7,37 @@ use pylon_workers::value::{Row, Value};
 
 /// Every Rust function of the board.
 pub fn all() -> Functions {
-    Functions::new().mutation("archiveDone", archive_done)
+    Functions::new()
+        .mutation("archiveDone", archive_done)
+        .mutation("addTodo", add_todo)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct AddTodo {
+    title: String,
+    owner_id: String,
+}
+
+/// Adds a todo for `ownerId`. The Todo policies apply to the function's
+/// write as to a client's: only the owner may insert it.
+fn add_todo(ctx: &mut Ctx<'_>, args: Value) -> Result<Value, FnError> {
+    let args: AddTodo = Ctx::args(&args)?;
+    if args.title.trim().is_empty() {
+        return Err(ctx.error("EMPTY_TITLE", "a todo needs a title"));
+    }
+    let mut row = Row::new();
+    row.insert("title".into(), Value::from(args.title));
+    row.insert("done".into(), Value::Bool(false));
+    row.insert("ownerId".into(), Value::from(args.owner_id));
+    row.insert(
+        "createdAt".into(),
+        Value::from(pylon_workers::time::rfc3339_from_ms(
+            pylon_workers::time::now_ms(),
+        )),
+    );
+    let id = ctx.db.insert("Todo", row)?;
+    Ok(Value::from(id))
 }
 
 #[derive(serde::Deserialize)]
