@@ -54,6 +54,8 @@ export {
   type ClientMsg,
   type Diff,
   type Err,
+  type FnResult,
+  type FnValue,
   type Json,
   type Member,
   type Op,
