@@ -18,6 +18,7 @@ export {
   type WebSocketConstructor,
   type WebSocketLike,
 } from "./client.js";
+export { FUNCTION_ERROR } from "./errors.js";
 export { applyRows, checkSeq, ApplyError } from "./apply.js";
 export { subprotocolOf } from "./encoding.js";
 export { PostcardReader, PostcardWriter } from "./postcard.js";
