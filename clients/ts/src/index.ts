@@ -22,6 +22,7 @@ export {
   type WebSocketConstructor,
   type WebSocketLike,
 } from "./client.js";
+export { callHttp, type CallHttpOptions, type CallHttpResult } from "./call-http.js";
 export { FUNCTION_ERROR } from "./errors.js";
 export { applyRows, checkSeq, ApplyError } from "./apply.js";
 export { subprotocolOf } from "./encoding.js";

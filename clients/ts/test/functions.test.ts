@@ -2,11 +2,11 @@
 // `result` / `err` with its op, sent again with the same op after a
 // reconnect; `watch` fed by `value`, sent again after a reconnect and
 // stopped by `unsub`; both in postcard too; the app's code of a
-// FUNCTION_ERROR.
+// FUNCTION_ERROR; and `callHttp` against plain HTTP answers.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { connect, PylonError, type ConnectOptions, type Json, type PylonClient } from "../dist/index.js";
-import { FakeServer, type FakeConn } from "./support/server.ts";
+import { callHttp, connect, PylonError, type ConnectOptions, type Json, type PylonClient } from "../dist/index.js";
+import { FakeServer, type FakeConn, type HttpRequest } from "./support/server.ts";
 import { sleep, until } from "./support/wait.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -259,4 +259,43 @@ test("appCode: the app's code of a FUNCTION_ERROR, undefined otherwise", () => {
   assert.equal(e("FUNCTION_ERROR", "no code here"), undefined);
   assert.equal(e("FUNCTION_ERROR", "lower_case: x"), undefined);
   assert.equal(e("BAD_ARGS", "ARGS: args.items[2].qty: expected a number"), undefined, "only for FUNCTION_ERROR");
+});
+
+test("callHttp: POST /v1/shards/{shard}/fn/{name}?op= with the args as JSON and the bearer token; {value, seq, dup}; errors with code, status and appCode", async () => {
+  const answers: { status: number; body?: unknown }[] = [
+    { status: 200, body: { value: { moved: true }, seq: 57, dup: true } },
+    { status: 200, body: { value: null } },
+    { status: 400, body: { error: { code: "FUNCTION_ERROR", message: "CARD_LOCKED: card k1 is locked" } } },
+    { status: 502 },
+    { status: 200, body: { seq: 1 } },
+  ];
+  const http = await FakeServer.start({ http: () => answers.shift() });
+  const seen = (): HttpRequest => http.requests.at(-1)!;
+  try {
+    const r = await callHttp(http.url.replace("ws:", "http:") + "/", "team 42", "moveCard", { cardId: "k1" }, { token: "tok", op: "op 1" });
+    assert.deepEqual(r, { value: { moved: true }, seq: 57, dup: true });
+    assert.equal(seen().method, "POST");
+    assert.equal(seen().path, "/v1/shards/team%2042/fn/moveCard?op=op%201");
+    assert.equal(seen().headers.authorization, "Bearer tok");
+    assert.equal(seen().headers["content-type"], "application/json");
+    assert.deepEqual(JSON.parse(seen().body), { cardId: "k1" });
+
+    // An action answers only {value}; no op, no token, no args.
+    assert.deepEqual(await callHttp(http.url, "s", "sendMail"), { value: null, seq: undefined, dup: false });
+    assert.equal(seen().path, "/v1/shards/s/fn/sendMail");
+    assert.equal(seen().headers.authorization, undefined);
+    assert.equal(seen().body, "null");
+
+    await assert.rejects(callHttp(http.url, "s", "moveCard", {}, { op: "op-2" }), (e: unknown) => {
+      assert.ok(e instanceof PylonError);
+      assert.deepEqual([e.code, e.status, e.appCode, e.op], ["FUNCTION_ERROR", 400, "CARD_LOCKED", "op-2"]);
+      return true;
+    });
+    await assert.rejects(callHttp(http.url, "s", "f"), (e: PylonError) => e.code === "HTTP_502" && e.status === 502);
+    await assert.rejects(callHttp(http.url, "s", "f"), (e: PylonError) => e.code === "BAD_RESPONSE" && e.status === 200);
+  } finally {
+    await http.close();
+  }
+  // Nobody listens there any more: no answer at all.
+  await assert.rejects(callHttp(http.url, "s", "f"), (e: PylonError) => e.code === "UNAVAILABLE" && e.status === undefined);
 });
