@@ -2,15 +2,24 @@
  * The connection that stays up: live queries, optimistic mutations,
  * presence, broadcast and ping over one WebSocket to one shard, speaking
  * `pylon.v1.json` (text frames, the default) or `pylon.v1.postcard`
- * (binary frames, `encoding: "postcard"`). It follows the same rules as
- * the Rust client (docs/client.md): gap recovery under a new subscription
- * id, resume with `since`, resend of unacknowledged mutations with the
- * same op id, jittered backoff, and the same close codes that stop it.
+ * (binary frames, `encoding: "postcard"`), and server functions (`call`,
+ * `watch`; functions.ts). It follows the same rules as the Rust client
+ * (docs/client.md): gap recovery under a new subscription id, resume with
+ * `since`, resend of unacknowledged mutations and calls with the same op
+ * id, jittered backoff, and the same close codes that stop it.
  */
 import { applyRows, checkSeq } from "./apply.js";
 import { Connection, type LifecycleState, type SocketOptions } from "./connection.js";
 import type { Encoding } from "./encoding.js";
 import { PylonError } from "./errors.js";
+import {
+  ServerFunctions,
+  type CallOptions,
+  type FunctionWatch,
+  type Resend,
+  type WatchErrorListener,
+  type WatchListener,
+} from "./functions.js";
 import { applyOptimistic } from "./optimistic.js";
 import { decodeServerPostcard, encodeClientPostcard } from "./postcard-protocol.js";
 import {
@@ -34,6 +43,7 @@ import { wsOrigin, type TokenSource } from "./transport.js";
 export type { TokenSource, WebSocketConstructor, WebSocketLike } from "./transport.js";
 export type { Encoding } from "./encoding.js";
 export { PylonError } from "./errors.js";
+export type { CallOptions, FunctionWatch, WatchErrorListener, WatchListener } from "./functions.js";
 
 export interface ConnectOptions extends SocketOptions {
   /** The Worker's origin: `ws(s)://host[:port]` (or `http(s)://`); `/v1/shards/{shard}/ws` is appended. */
@@ -107,7 +117,7 @@ export interface ClientEvents {
   welcome: (welcome: Welcome) => void;
   presence: (members: ReadonlyMap<string, Json>, change: PresenceChange) => void;
   bcast: (message: { topic: string; data: Json; from: string }) => void;
-  /** An `err` that answers no pending mutation or subscription. */
+  /** An `err` that answers no pending mutation, call or subscription (nor a watch with its own `onError`). */
   error: (error: PylonError) => void;
   /** A subscription is being resynced (gap, refused diff, or `reset`). */
   resync: (event: { subscription: Subscription; reason: string }) => void;
@@ -127,6 +137,8 @@ export type MutationResult = Omit<Ack, "type">;
 interface MutEntry {
   op: string;
   ops: Op[];
+  /** Where it stands among the mutations and calls made, for sending them again in that order. */
+  order: number;
   optimistic: boolean;
   /** Set once acked; the entry then stays only until every subscription has settled it. */
   ackSeq: number | undefined;
@@ -252,13 +264,17 @@ export class PylonClient extends Connection<ClientEvents, Live, Welcome, ServerM
   private renewTimer: ReturnType<typeof setTimeout> | undefined;
   private ended = false;
   private renewFailures = 0;
-  private readonly refusedMuts = new Set<string>();
+  private readonly refusedOps = new Set<string>();
   private readonly refusedSubs = new Set<LiveQuery>();
+  private readonly refusedWatches = new Set<string>();
 
   private readonly subs = new Map<number, LiveQuery>();
   private readonly wire = new Map<string, LiveQuery>();
   private nextKey = 1;
   private readonly muts = new Map<string, MutEntry>();
+  /** Mutations and calls made so far: their order on the wire. */
+  private writes = 0;
+  private readonly fns = new ServerFunctions({ send: (msg) => this.send(msg), isLive: () => this.isLive() });
   private myPresence: Json = null;
   private readonly members = new Map<string, Json>();
   private readonly pings = new Map<number, { sent: number; resolve: (ms: number) => void; reject: (e: PylonError) => void }>();
@@ -312,14 +328,44 @@ export class PylonClient extends Connection<ClientEvents, Live, Welcome, ServerM
   mutate(ops: Op[], options: MutateOptions = {}): Promise<MutationResult> {
     if (this.stopped) return Promise.reject(this.closedError());
     const op = options.opId ?? newOpId();
-    if (this.muts.has(op)) return Promise.reject(new PylonError("BAD_REQUEST", `op id ${op} is already pending`));
+    if (this.muts.has(op) || this.fns.hasCall(op)) return Promise.reject(new PylonError("BAD_REQUEST", `op id ${op} is already pending`));
     const copy = ops.map((o) => structuredClone(o));
     return new Promise<MutationResult>((resolve, reject) => {
-      const entry: MutEntry = { op, ops: copy, optimistic: options.optimistic !== false, ackSeq: undefined, resolve, reject };
+      const entry: MutEntry = { op, ops: copy, order: this.writes++, optimistic: options.optimistic !== false, ackSeq: undefined, resolve, reject };
       this.muts.set(op, entry);
       if (this.isLive()) this.send({ type: "mut", op, ops: copy });
       if (entry.optimistic) this.refreshAll("optimistic", copy);
     });
+  }
+
+  /**
+   * Runs server function `name` (a query or a mutation) with `args` in the
+   * shard. Resolves with what it returned; rejects with the server's `err`
+   * as a {@link PylonError} (`UNKNOWN_FUNCTION`, `BAD_ARGS`,
+   * `FUNCTION_ERROR` with its `appCode`, …) or when the client closes. A
+   * mutation's diffs arrive before its result. A call not answered when
+   * the connection drops is sent again after the reconnect, unchanged and
+   * with the same op id, so a mutation that had run is not run twice (the
+   * server answers with its first result). Actions are called over HTTP
+   * (`callHttp`).
+   */
+  call(name: string, args: Json = null, options: CallOptions = {}): Promise<Json> {
+    if (this.stopped) return Promise.reject(this.closedError());
+    const op = options.opId ?? newOpId();
+    if (this.muts.has(op)) return Promise.reject(new PylonError("BAD_REQUEST", `op id ${op} is already pending`));
+    return this.fns.call(op, name, structuredClone(args ?? null), this.writes++);
+  }
+
+  /**
+   * Watches query function `name` with `args`: `onValue(value, seq)` hears
+   * its result now and again whenever a write changes it. After a
+   * reconnect the watch is sent again and the server answers with the
+   * current value. `onError` hears the `err`s about it (without one, they
+   * go to the `error` event); the watch stays open until `close()`.
+   */
+  watch(name: string, args: Json, onValue: WatchListener, onError?: WatchErrorListener): FunctionWatch {
+    if (this.stopped) throw this.closedError();
+    return this.fns.watch(name, structuredClone(args ?? null), onValue, onError);
   }
 
   /** Sets this connection's presence (null clears it). Remembered and re-sent after reconnects. */
@@ -427,10 +473,13 @@ export class PylonClient extends Connection<ClientEvents, Live, Welcome, ServerM
   /** An `err` saying the identity ended (TOKEN_EXPIRED / SESSION_REVOKED): keep what it refused for after the renewal, and renew. */
   private onIdentityEnded(error: PylonError): void {
     this.ended = true;
-    const m = error.op === undefined ? undefined : this.muts.get(error.op);
-    if (m && m.ackSeq === undefined) this.refusedMuts.add(m.op);
+    const op = error.op;
+    const m = op === undefined ? undefined : this.muts.get(op);
+    if (m && m.ackSeq === undefined) this.refusedOps.add(m.op);
+    if (op !== undefined && this.fns.hasCall(op)) this.refusedOps.add(op);
     const sub = error.sub === undefined ? undefined : this.wire.get(error.sub);
     if (sub) this.refusedSubs.add(sub);
+    if (error.sub !== undefined && this.fns.hasWatch(error.sub)) this.refusedWatches.add(error.sub);
     void this.renew();
   }
 
@@ -443,14 +492,14 @@ export class PylonClient extends Connection<ClientEvents, Live, Welcome, ServerM
     this.ended = false;
     this.scheduleRenewal();
     if (!wasEnded) return;
-    for (const m of this.muts.values()) {
-      if (this.refusedMuts.has(m.op) && m.ackSeq === undefined) this.send({ type: "mut", op: m.op, ops: m.ops });
-    }
-    this.refusedMuts.clear();
+    for (const w of this.pendingWrites((op) => this.refusedOps.has(op))) this.send(w.msg);
+    this.refusedOps.clear();
     for (const sub of this.refusedSubs) {
       if (this.wire.get(sub.wireId) === sub) this.send(this.subMsg(sub, sub.held));
     }
     this.refusedSubs.clear();
+    for (const msg of this.fns.watchMsgs((id) => this.refusedWatches.has(id))) this.send(msg);
+    this.refusedWatches.clear();
   }
 
   /** Leaves the current socket's renewal state. */
@@ -461,8 +510,9 @@ export class PylonClient extends Connection<ClientEvents, Live, Welcome, ServerM
     this.renewing = undefined;
     this.ended = false;
     this.renewFailures = 0;
-    this.refusedMuts.clear();
+    this.refusedOps.clear();
     this.refusedSubs.clear();
+    this.refusedWatches.clear();
   }
 
   /** Subscriptions go on the wire again after the welcome; pings fail. */
@@ -492,7 +542,16 @@ export class PylonClient extends Connection<ClientEvents, Live, Welcome, ServerM
     };
   }
 
-  /** On entering LIVE: resubscribe (with `since` where a seq is held), resend unacknowledged mutations in order, resend presence. */
+  /** Unacknowledged mutations and unanswered calls (those `only` admits), in the order they were made. */
+  private pendingWrites(only: (op: string) => boolean = () => true): Resend[] {
+    const writes = this.fns.pendingCalls(only);
+    for (const m of this.muts.values()) {
+      if (m.ackSeq === undefined && only(m.op)) writes.push({ op: m.op, order: m.order, msg: { type: "mut", op: m.op, ops: m.ops } });
+    }
+    return writes.sort((a, b) => a.order - b.order);
+  }
+
+  /** On entering LIVE: resubscribe (with `since` where a seq is held) and rewatch, resend unacknowledged mutations and unanswered calls in order, resend presence. */
   private resume(): void {
     this.wire.clear();
     for (const sub of this.subs.values()) {
@@ -500,9 +559,8 @@ export class PylonClient extends Connection<ClientEvents, Live, Welcome, ServerM
       this.wire.set(sub.wireId, sub);
       this.send(this.subMsg(sub, sub.held));
     }
-    for (const m of this.muts.values()) {
-      if (m.ackSeq === undefined) this.send({ type: "mut", op: m.op, ops: m.ops });
-    }
+    for (const msg of this.fns.watchMsgs()) this.send(msg);
+    for (const w of this.pendingWrites()) this.send(w.msg);
     if (this.myPresence !== null) this.send({ type: "presence", state: this.myPresence });
   }
 
@@ -555,6 +613,7 @@ export class PylonClient extends Connection<ClientEvents, Live, Welcome, ServerM
           sub.notify("failed");
           return;
         }
+        if (this.fns.onErr(error)) return;
         this.emit("error", error);
         return;
       }
@@ -579,6 +638,10 @@ export class PylonClient extends Connection<ClientEvents, Live, Welcome, ServerM
         }
         return;
       }
+      case "result":
+        return this.fns.onResult(msg);
+      case "value":
+        return this.fns.onValue(msg);
     }
   }
 
@@ -759,6 +822,7 @@ export class PylonClient extends Connection<ClientEvents, Live, Welcome, ServerM
     this.muts.clear();
     for (const p of this.pings.values()) p.reject(err);
     this.pings.clear();
+    this.fns.closeAll(err);
     this.settleReady(err);
     for (const sub of this.subs.values()) {
       if (hadOptimistic) this.recompute(sub);

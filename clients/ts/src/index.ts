@@ -3,21 +3,27 @@ export {
   PylonClient,
   PylonError,
   shardUrl,
+  type CallOptions,
   type ChangeInfo,
   type ChangeListener,
   type ClientEvents,
   type ConnectionState,
   type ConnectOptions,
   type Encoding,
+  type FunctionWatch,
   type MutateOptions,
   type MutationResult,
   type PresenceChange,
   type SubStatus,
   type Subscription,
   type TokenSource,
+  type WatchErrorListener,
+  type WatchListener,
   type WebSocketConstructor,
   type WebSocketLike,
 } from "./client.js";
+export { callHttp, type CallHttpOptions, type CallHttpResult } from "./call-http.js";
+export { FUNCTION_ERROR } from "./errors.js";
 export { applyRows, checkSeq, ApplyError } from "./apply.js";
 export { subprotocolOf } from "./encoding.js";
 export { PostcardReader, PostcardWriter } from "./postcard.js";
@@ -54,6 +60,8 @@ export {
   type ClientMsg,
   type Diff,
   type Err,
+  type FnResult,
+  type FnValue,
   type Json,
   type Member,
   type Op,

@@ -67,12 +67,10 @@ export interface Match {
  * reached), `BAD_RESPONSE` (an answer that is not a ticket).
  */
 export class MatchError extends PylonError {
-  readonly status: number | undefined;
   readonly ticket: TicketMsg | undefined;
   constructor(code: string, message: string, extra: { status?: number; ticket?: TicketMsg } = {}) {
-    super(code, message);
+    super(code, message, extra.status === undefined ? {} : { status: extra.status });
     this.name = "MatchError";
-    this.status = extra.status;
     this.ticket = extra.ticket;
   }
 }

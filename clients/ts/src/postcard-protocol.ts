@@ -29,7 +29,7 @@ import {
 } from "./protocol.js";
 
 /** `ClientMsg` variant indexes, in wire order. */
-const CLIENT_TYPES = ["hello", "sub", "unsub", "mut", "presence", "bcast", "ping"] as const;
+const CLIENT_TYPES = ["hello", "sub", "unsub", "mut", "presence", "bcast", "ping", "call", "watch"] as const;
 /** `ServerMsg` variant indexes, in wire order. */
 const SERVER_TYPES = [
   "welcome",
@@ -42,6 +42,8 @@ const SERVER_TYPES = [
   "presence_diff",
   "bcast",
   "pong",
+  "result",
+  "value",
 ] as const;
 /** `Op` variant indexes, in wire order. */
 const OP_TYPES = ["insert", "update", "upsert", "delete"] as const;
@@ -90,6 +92,16 @@ export function encodeClientPostcard(msg: ClientMsg): Uint8Array {
       break;
     case "ping":
       w.option(msg.t, (n) => w.u64(n));
+      break;
+    case "call":
+      w.string(msg.op);
+      w.string(msg.name);
+      writeValue(w, msg.args);
+      break;
+    case "watch":
+      w.string(msg.id);
+      w.string(msg.name);
+      writeValue(w, msg.args);
       break;
   }
   return w.finish();
@@ -156,6 +168,18 @@ export function decodeClientPostcard(bytes: Uint8Array): ClientMsg {
         return { type, topic: r.string(), data: readValue(r) };
       case "ping":
         return { type, ...present("t", r.option(() => r.u64())) };
+      case "call": {
+        const op = r.string();
+        const name = r.string();
+        const args = readValue(r);
+        return { type, op, name, ...(args === null ? {} : { args }) };
+      }
+      case "watch": {
+        const id = r.string();
+        const name = r.string();
+        const args = readValue(r);
+        return { type, id, name, ...(args === null ? {} : { args }) };
+      }
     }
   });
 }
@@ -233,6 +257,10 @@ export function decodeServerPostcard(bytes: Uint8Array): ServerMsg {
         return { type, topic: r.string(), data: readValue(r), from: r.string() };
       case "pong":
         return { type, ...present("t", r.option(() => r.u64())) };
+      case "result":
+        return { type, op: r.string(), seq: r.u64(), value: readValue(r), dup: r.bool() };
+      case "value":
+        return { type, id: r.string(), seq: r.u64(), value: readValue(r) };
     }
   });
 }
@@ -314,6 +342,17 @@ export function encodeServerPostcard(msg: ServerMsg): Uint8Array {
       break;
     case "pong":
       w.option(msg.t, (n) => w.u64(n));
+      break;
+    case "result":
+      w.string(msg.op);
+      w.u64(msg.seq);
+      writeValue(w, msg.value);
+      w.bool(msg.dup);
+      break;
+    case "value":
+      w.string(msg.id);
+      w.u64(msg.seq);
+      writeValue(w, msg.value);
       break;
   }
   return w.finish();

@@ -37,7 +37,9 @@ export type ClientMsg =
   | { type: "mut"; op: string; ops: Op[] }
   | { type: "presence"; state: Json }
   | { type: "bcast"; topic: string; data: Json }
-  | { type: "ping"; t?: number };
+  | { type: "ping"; t?: number }
+  | { type: "call"; op: string; name: string; args?: Json }
+  | { type: "watch"; id: string; name: string; args?: Json };
 
 export interface Positioned {
   pos: number;
@@ -112,6 +114,22 @@ export interface Pong {
   t?: number;
 }
 
+/** `result`: what `call` `op` returned (`dup`: a retried mutation's first answer). */
+export interface FnResult {
+  type: "result";
+  op: string;
+  seq: number;
+  value: Json;
+  dup: boolean;
+}
+/** `value`: the result of watch `id` as of `seq`. */
+export interface FnValue {
+  type: "value";
+  id: string;
+  seq: number;
+  value: Json;
+}
+
 export type ServerMsg =
   | Welcome
   | Snap
@@ -122,7 +140,9 @@ export type ServerMsg =
   | PresenceState
   | PresenceDiff
   | Bcast
-  | Pong;
+  | Pong
+  | FnResult
+  | FnValue;
 
 /** The subprotocol of the default encoding, JSON (postcard's is `pylon.v1.postcard`, see encoding.ts). */
 export const SUBPROTOCOL = "pylon.v1.json";
@@ -286,6 +306,10 @@ export function decodeServer(frame: string): ServerMsg {
       const t = optSeq(m, "t");
       return t === undefined ? { type: "pong" } : { type: "pong", t };
     }
+    case "result":
+      return { type: "result", op: str(m, "op"), seq: seq(m, "seq"), value: (m.value ?? null) as Json, dup: m.dup === true };
+    case "value":
+      return { type: "value", id: str(m, "id"), seq: seq(m, "seq"), value: (m.value ?? null) as Json };
     default:
       throw new DecodeError(`unknown message type ${JSON.stringify(m.type)}`, true);
   }

@@ -51,10 +51,10 @@ const counter: SimPostcardCodec<{ add: number }, { total: number }> = {
 
 test("the fixture holds every message of both directions", () => {
   const types = (vs: Vector[]) => new Set(vs.map((v) => v.json.type));
-  assert.deepEqual(types(fixture.client), new Set(["hello", "sub", "unsub", "mut", "presence", "bcast", "ping"]));
+  assert.deepEqual(types(fixture.client), new Set(["hello", "sub", "unsub", "mut", "presence", "bcast", "ping", "call", "watch"]));
   assert.deepEqual(
     types(fixture.server),
-    new Set(["welcome", "snap", "diff", "reset", "ack", "err", "presence_state", "presence_diff", "bcast", "pong"]),
+    new Set(["welcome", "snap", "diff", "reset", "ack", "err", "presence_state", "presence_diff", "bcast", "pong", "result", "value"]),
   );
   assert.deepEqual(types(fixture.sim_server), new Set(["sim_welcome", "sim_snapshot", "sim_ack", "sim_err"]));
   assert.ok(fixture.invalid_server.length >= 10);
@@ -183,6 +183,9 @@ test("map keys go in Rust's order: by UTF-8 bytes", () => {
 test("client messages' optional fields: absent, null and false are left out on the way back", () => {
   const sub: ClientMsg = { type: "sub", id: "s", entity: "E", where: null, count: false };
   assert.deepEqual(decodeClientPostcard(encodeClientPostcard(sub)), { type: "sub", id: "s", entity: "E" });
+  const call: ClientMsg = { type: "call", op: "c", name: "f", args: null };
+  assert.deepEqual(decodeClientPostcard(encodeClientPostcard(call)), { type: "call", op: "c", name: "f" });
+  assert.equal(hex(encodeClientPostcard({ type: "watch", id: "w", name: "f" })), "0801770166" + "00", "absent args are Null");
   assert.throws(() => encodeClientPostcard({ type: "sub", id: "s", entity: "E", limit: -1 }), RangeError);
   assert.throws(() => encodeClientPostcard({ type: "nope" } as unknown as ClientMsg), TypeError);
 });

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { registerHooks } from "node:module";
 import { after, before, test } from "node:test";
-import type { Hooks, LiveQueryState } from "../dist/react.js";
+import type { Hooks, LiveQueryState, QueryFnState } from "../dist/react.js";
 import { connect, type PylonClient } from "../dist/index.js";
 import { FakeServer } from "./support/server.ts";
 
@@ -59,6 +59,7 @@ after(async () => {
 test("the react entry point loads with react mapped, and exports the hooks", () => {
   assert.equal(typeof react.useLiveQuery, "function");
   assert.equal(typeof react.useConnectionState, "function");
+  assert.equal(typeof react.useQueryFn, "function");
   assert.deepEqual(react.useLiveQuery(null, { entity: "Todo" }), {
     rows: [],
     status: "idle",
@@ -66,6 +67,7 @@ test("the react entry point loads with react mapped, and exports the hooks", () 
     seq: undefined,
     optimistic: false,
   });
+  assert.deepEqual(react.useQueryFn(null, "boardSummary", { board: "b1" }), { value: undefined, error: undefined, loading: false, seq: undefined });
 });
 
 test("useLiveQuery: one subscription across renders with an equal query literal; rows, status, error; unsub on unmount", async () => {
@@ -101,4 +103,41 @@ test("useLiveQuery: one subscription across renders with an equal query literal;
   const d = component();
   const useState = react.createUseConnectionState(d.hooks);
   assert.deepEqual(useState(client), { state: "live", conn: "c-1", seq: 0 });
+});
+
+test("useQueryFn: one watch across renders with equal args in any key order; value, error, loading; watches again when name or args change; unsub on unmount", async () => {
+  const conn = server.connections[0]!;
+  const c = component();
+  const use = react.createUseQueryFn(c.hooks);
+  let state: QueryFnState = use(client, "boardSummary", { board: "b1", open: true });
+  assert.deepEqual(state, { value: undefined, error: undefined, loading: true, seq: undefined });
+  assert.deepEqual(await conn.recv(), { type: "watch", id: "w1", name: "boardSummary", args: { board: "b1", open: true } });
+  conn.send({ type: "value", id: "w1", seq: 7, value: { todo: 3 } });
+  while (c.renders === 0) await new Promise((r) => setTimeout(r, 2));
+  state = use(client, "boardSummary", { open: true, board: "b1" });
+  assert.deepEqual(state, { value: { todo: 3 }, error: undefined, loading: false, seq: 7 });
+  assert.equal(use(client, "boardSummary", { board: "b1", open: true }), state, "a stable snapshot while nothing changes");
+  assert.equal(conn.unread, 0, "no second watch for equal args");
+
+  // Other args: the old watch closes, a new one opens.
+  assert.equal(use(client, "boardSummary", { board: "b2", open: true }).loading, true);
+  assert.deepEqual(await conn.recv(), { type: "unsub", id: "w1" });
+  assert.deepEqual(await conn.recv(), { type: "watch", id: "w2", name: "boardSummary", args: { board: "b2", open: true } });
+  conn.send({ type: "err", code: "FUNCTION_ERROR", message: "NO_BOARD: b2 does not exist", sub: "w2" });
+  while (use(client, "boardSummary", { board: "b2", open: true }).loading) await new Promise((r) => setTimeout(r, 2));
+  state = use(client, "boardSummary", { board: "b2", open: true });
+  assert.equal(state.error?.appCode, "NO_BOARD");
+  assert.equal(state.value, undefined);
+
+  // Another name, same args.
+  use(client, "boardStats", { board: "b2", open: true });
+  assert.deepEqual(await conn.recv(), { type: "unsub", id: "w2" });
+  assert.deepEqual(await conn.recv(), { type: "watch", id: "w3", name: "boardStats", args: { board: "b2", open: true } });
+  c.unmount();
+  assert.deepEqual(await conn.recv(), { type: "unsub", id: "w3" });
+});
+
+test("stableJson: object keys sorted at every depth, lists kept in order", () => {
+  assert.equal(react.stableJson({ b: 1, a: { d: [2, { z: 1, y: 0 }], c: null } }), '{"a":{"c":null,"d":[2,{"y":0,"z":1}]},"b":1}');
+  assert.equal(react.stableJson(undefined), "null");
 });
