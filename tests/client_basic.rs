@@ -1,5 +1,6 @@
 //! The client against a scripted in-process server: negotiation, snapshots
-//! and diffs, errors, presence, broadcast, ping, and the raw connection.
+//! and diffs, errors, presence, broadcast, ping, server functions (calls
+//! and watches), and the raw connection.
 #![cfg(feature = "client")]
 
 mod client_support;
@@ -330,6 +331,153 @@ async fn presence_broadcast_and_acks() {
         .await;
     });
     assert_eq!((res.as_ref().unwrap().seq, res.unwrap().dup), (9, false));
+}
+
+#[tokio::test]
+async fn calls_are_answered_by_result_or_err_with_their_op() {
+    for encoding in Encoding::ALL {
+        let mut server = FakeServer::start().await;
+        let (client, mut conn) = server.connect(server.config("s", encoding)).await;
+        let args = Value::Map([("id".to_owned(), text("k1"))].into_iter().collect());
+
+        let (res, ()) = tokio::join!(client.call("addCard", args.clone()), async {
+            let ClientMsg::Call(c) = conn.recv().await else {
+                panic!("expected call")
+            };
+            assert_eq!((c.name.as_str(), &c.args), ("addCard", &args));
+            assert_eq!(c.op.len(), 36, "a UUID: {}", c.op);
+            // An answer to another op first: not this call's.
+            conn.send(ServerMsg::Returned(Returned {
+                op: "someone-else".into(),
+                seq: 1,
+                value: text("no"),
+                dup: false,
+            }))
+            .await;
+            conn.send(ServerMsg::Returned(Returned {
+                op: c.op,
+                seq: 4,
+                value: text("added"),
+                dup: false,
+            }))
+            .await;
+        });
+        assert_eq!(res.unwrap(), text("added"));
+
+        // The whole result with a chosen op id.
+        let (res, ()) = tokio::join!(
+            client.call_with_id("op-7".into(), "addCard", Value::Null),
+            async {
+                let ClientMsg::Call(c) = conn.recv().await else {
+                    panic!("expected call")
+                };
+                assert_eq!((c.op.as_str(), &c.args), ("op-7", &Value::Null));
+                conn.send(ServerMsg::Returned(Returned {
+                    op: c.op,
+                    seq: 4,
+                    value: text("added"),
+                    dup: true,
+                }))
+                .await;
+            }
+        );
+        let r = res.unwrap();
+        assert_eq!((r.seq, r.dup, r.value), (4, true, text("added")));
+
+        let (res, ()) = tokio::join!(client.call("sell", Value::Null), async {
+            let ClientMsg::Call(c) = conn.recv().await else {
+                panic!("expected call")
+            };
+            let err = ErrorMsg {
+                code: ErrorCode::FunctionError,
+                message: "OUT_OF_STOCK: none left".into(),
+                op: Some(c.op),
+                sub: None,
+            };
+            conn.send(ServerMsg::Err(err)).await;
+        });
+        assert_eq!(
+            res.unwrap_err(),
+            ClientError::Server {
+                code: ErrorCode::FunctionError,
+                message: "OUT_OF_STOCK: none left".into()
+            }
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_watch_holds_the_latest_value_until_dropped() {
+    let mut server = FakeServer::start().await;
+    let (client, mut conn) = server.connect(server.config("s", Encoding::Postcard)).await;
+    let args = Value::Map([("board".to_owned(), text("b1"))].into_iter().collect());
+    let (w, ()) = tokio::join!(client.watch("summary", args.clone()), async {
+        let ClientMsg::Watch(w) = conn.recv().await else {
+            panic!("expected watch")
+        };
+        assert_eq!(
+            (w.id.as_str(), w.name.as_str(), &w.args),
+            ("w1", "summary", &args)
+        );
+        conn.send(ServerMsg::FnValue(FnValue {
+            id: w.id,
+            seq: 3,
+            value: Value::Int(1),
+        }))
+        .await;
+    });
+    let mut w = w.unwrap();
+    assert_eq!(
+        (w.value(), w.seq(), w.status()),
+        (Value::Int(1), Some(3), SubStatus::Live)
+    );
+
+    // Each value replaces the last; one for another id changes nothing.
+    for (id, seq, n) in [("w9", 4, 100), ("w1", 5, 2)] {
+        conn.send(ServerMsg::FnValue(FnValue {
+            id: id.into(),
+            seq,
+            value: Value::Int(n),
+        }))
+        .await;
+    }
+    let view = w.wait_seq(5).await.unwrap();
+    assert_eq!(view.value, Value::Int(2));
+
+    // Subscriptions and watches share the id counter, not the id space.
+    let sub = client.subscribe_lazy(Query::new("Todo")).unwrap();
+    let ClientMsg::Sub(s) = conn.recv().await else {
+        panic!("expected sub")
+    };
+    assert_eq!(s.id, "s2");
+    drop(sub);
+    assert_eq!(
+        conn.recv().await,
+        ClientMsg::Unsub(Unsub { id: "s2".into() })
+    );
+
+    w.unwatch();
+    assert_eq!(
+        conn.recv().await,
+        ClientMsg::Unsub(Unsub { id: "w1".into() })
+    );
+
+    // A refused watch fails, and is not unsubscribed.
+    let (res, ()) = tokio::join!(client.watch("moveCard", Value::Null), async {
+        let ClientMsg::Watch(w) = conn.recv().await else {
+            panic!("expected watch")
+        };
+        let err = ErrorMsg {
+            code: ErrorCode::WrongKind,
+            message: "a mutation".into(),
+            op: None,
+            sub: Some(w.id),
+        };
+        conn.send(ServerMsg::Err(err)).await;
+    });
+    assert_eq!(res.unwrap_err().code(), Some(ErrorCode::WrongKind));
+    conn.expect_silence(std::time::Duration::from_millis(100))
+        .await;
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! Recovery: gaps, dropped connections, resume with `since`, `reset`,
-//! retried mutations, close codes that stop the client, keepalive.
+//! retried mutations and function calls, watches sent again, close codes
+//! that stop the client, keepalive.
 #![cfg(feature = "client")]
 
 mod client_support;
@@ -11,6 +12,7 @@ use pylon_workers::client::{
     Client, ClientError, ConnState, Event, Query, SubStatus, Subscription,
 };
 use pylon_workers::protocol::*;
+use pylon_workers::value::Value;
 
 /// Subscribes to `Todo` and answers with a snap of `ids` at `seq`.
 async fn subscribe(client: &Client, conn: &mut FakeConn, rows: &[&str], seq: u64) -> Subscription {
@@ -211,6 +213,87 @@ async fn a_dropped_connection_resumes_subscriptions_mutations_and_presence() {
         let view = todos.wait_seq(7).await.unwrap();
         assert_eq!(ids(&view.rows), ["d", "a", "b", "c"]);
     }
+}
+
+#[tokio::test]
+async fn unanswered_calls_and_watches_are_sent_again_after_a_reconnect() {
+    let mut server = FakeServer::start().await;
+    let (client, mut conn) = server.connect(server.config("s", Encoding::Json)).await;
+    let mut events = client.events();
+    let watching = client.watch_lazy("summary", Value::Null).unwrap();
+    let ClientMsg::Watch(watch) = conn.recv().await else {
+        panic!("expected watch")
+    };
+    conn.send(ServerMsg::FnValue(FnValue {
+        id: watch.id.clone(),
+        seq: 1,
+        value: Value::Int(1),
+    }))
+    .await;
+
+    // A mutation's call, then a plain mut, both sent; the connection dies.
+    let (c2, c3) = (client.clone(), client.clone());
+    let call = tokio::spawn(async move { c2.call("addCard", text("k1")).await });
+    let ClientMsg::Call(first) = conn.recv().await else {
+        panic!("expected call")
+    };
+    let mutation = tokio::spawn(async move { c3.mutate(vec![]).await });
+    let ClientMsg::Mut(m) = conn.recv().await else {
+        panic!("expected mut")
+    };
+    conn.kill();
+    next_event(&mut events, |e| matches!(e, Event::Disconnected { .. })).await;
+
+    // Sent again: the watch, then the call and the mut in the order made.
+    let mut conn = server.accept().await;
+    conn.welcome(2).await;
+    assert_eq!(conn.recv().await, ClientMsg::Watch(watch.clone()));
+    assert_eq!(conn.recv().await, ClientMsg::Call(first.clone()));
+    assert_eq!(conn.recv().await, ClientMsg::Mut(m.clone()));
+    conn.send(ServerMsg::Returned(Returned {
+        op: first.op,
+        seq: 2,
+        value: text("added"),
+        dup: true,
+    }))
+    .await;
+    conn.send(ServerMsg::Ack(Ack {
+        op: m.op,
+        seq: 3,
+        dup: false,
+    }))
+    .await;
+    conn.send(ServerMsg::FnValue(FnValue {
+        id: watch.id,
+        seq: 3,
+        value: Value::Int(2),
+    }))
+    .await;
+    assert_eq!(call.await.unwrap().unwrap(), text("added"));
+    assert_eq!(mutation.await.unwrap().unwrap().seq, 3);
+    let mut watching = watching;
+    assert_eq!(watching.wait_seq(3).await.unwrap().value, Value::Int(2));
+
+    // A call made while disconnected waits for the connection.
+    conn.kill();
+    let mut state = client.state_watch();
+    state
+        .wait_for(|s| !matches!(s, ConnState::Live { .. }))
+        .await
+        .unwrap();
+    let c4 = client.clone();
+    let call = tokio::spawn(async move { c4.call("countCards", Value::Null).await });
+    let mut conn = server.accept().await;
+    conn.welcome(3).await;
+    assert!(matches!(conn.recv().await, ClientMsg::Watch(_)));
+    let ClientMsg::Call(c) = conn.recv().await else {
+        panic!("expected call")
+    };
+    assert_eq!(c.name, "countCards");
+    // The client closes: the call fails, the watch is closed.
+    client.close().await;
+    assert_eq!(call.await.unwrap(), Err(ClientError::Closed { code: None }));
+    assert_eq!(watching.status(), SubStatus::Closed);
 }
 
 #[tokio::test]

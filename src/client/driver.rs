@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, oneshot, watch};
 
 use super::apply::{apply_rows, check_seq};
+use super::functions::{watch_key, watch_wire_id, WatchView};
 use super::raw::RawConnection;
 use super::reconnect::{Flow, Session};
 use super::{Backoff, ClientConfig, ClientError, ConnState, Event, Query, SubStatus, SubView};
 use crate::protocol::{
-    self, close, Ack, ClientMsg, DecodeError, Diff, Encoding, FrameRef, Hello, Mut, Op, Ping,
-    Presence, SendBcast, ServerMsg, Snap, Sub, Unsub, Welcome,
+    self, close, Ack, Call, ClientMsg, DecodeError, Diff, Encoding, FnValue, FrameRef, Hello, Mut,
+    Op, Ping, Presence, Returned, SendBcast, ServerMsg, Snap, Sub, Unsub, Watch, Welcome,
 };
 use crate::value::Value;
 
@@ -33,6 +34,21 @@ pub(super) enum Command {
         op: String,
         ops: Vec<Op>,
         reply: oneshot::Sender<Result<Ack, ClientError>>,
+    },
+    Call {
+        op: String,
+        name: String,
+        args: Value,
+        reply: oneshot::Sender<Result<Returned, ClientError>>,
+    },
+    Watch {
+        key: u64,
+        name: String,
+        args: Value,
+        view: watch::Sender<WatchView>,
+    },
+    Unwatch {
+        key: u64,
     },
     Presence {
         state: Value,
@@ -85,10 +101,56 @@ struct SubEntry {
     view: watch::Sender<SubView>,
 }
 
-struct PendingMut {
+/// A `mut` or `call` not answered yet: sent again, unchanged and in the
+/// order first made, on every new connection.
+struct PendingOp {
     order: u64,
-    ops: Vec<Op>,
-    reply: oneshot::Sender<Result<Ack, ClientError>>,
+    msg: ClientMsg,
+    reply: Reply,
+}
+
+/// Who waits for a pending op's answer.
+enum Reply {
+    Mut(oneshot::Sender<Result<Ack, ClientError>>),
+    Call(oneshot::Sender<Result<Returned, ClientError>>),
+}
+
+impl Reply {
+    fn fail(self, e: ClientError) {
+        match self {
+            Reply::Mut(tx) => drop(tx.send(Err(e))),
+            Reply::Call(tx) => drop(tx.send(Err(e))),
+        }
+    }
+
+    fn ack(self, ack: Ack) {
+        match self {
+            Reply::Mut(tx) => drop(tx.send(Ok(ack))),
+            Reply::Call(tx) => drop(tx.send(Err(ClientError::Protocol(format!(
+                "`ack` answered call {}",
+                ack.op
+            ))))),
+        }
+    }
+
+    fn returned(self, r: Returned) {
+        match self {
+            Reply::Call(tx) => drop(tx.send(Ok(r))),
+            Reply::Mut(tx) => drop(tx.send(Err(ClientError::Protocol(format!(
+                "`result` answered mut {}",
+                r.op
+            ))))),
+        }
+    }
+}
+
+/// A watched query function (wire id `w<key>`).
+struct WatchEntry {
+    name: String,
+    args: Value,
+    /// Refused by the server (`err` with its id): not sent again.
+    failed: bool,
+    view: watch::Sender<WatchView>,
 }
 
 pub(super) struct Driver {
@@ -100,8 +162,10 @@ pub(super) struct Driver {
     subs: BTreeMap<u64, SubEntry>,
     /// Wire id → subscription key, for subscriptions sent on this connection.
     wire: HashMap<String, u64>,
-    muts: HashMap<String, PendingMut>,
-    next_mut: u64,
+    /// Pending `mut`s and `call`s by op id.
+    pending: HashMap<String, PendingOp>,
+    next_op: u64,
+    watches: BTreeMap<u64, WatchEntry>,
     my_presence: Value,
     pings: HashMap<u64, (Instant, oneshot::Sender<Result<Duration, ClientError>>)>,
     next_ping: u64,
@@ -169,14 +233,15 @@ impl Session for Driver {
                 out.push(sub_msg(entry, entry.held));
             }
         }
-        let mut muts: Vec<(&String, &PendingMut)> = self.muts.iter().collect();
-        muts.sort_by_key(|(_, m)| m.order);
-        out.extend(muts.into_iter().map(|(op, m)| {
-            ClientMsg::Mut(Mut {
-                op: op.clone(),
-                ops: m.ops.clone(),
-            })
-        }));
+        out.extend(
+            self.watches
+                .iter()
+                .filter(|(_, w)| !w.failed)
+                .map(|(&key, w)| watch_msg(key, w)),
+        );
+        let mut pending: Vec<&PendingOp> = self.pending.values().collect();
+        pending.sort_by_key(|p| p.order);
+        out.extend(pending.into_iter().map(|p| p.msg.clone()));
         if !self.my_presence.is_null() {
             out.push(ClientMsg::Presence(Presence {
                 state: self.my_presence.clone(),
@@ -222,29 +287,50 @@ impl Session for Driver {
                 }
             }
             Command::Mutate { op, ops, reply } => {
-                if self.muts.contains_key(&op) {
-                    let _ = reply.send(Err(ClientError::InvalidConfig(format!(
-                        "op id {op} is already pending"
-                    ))));
-                    return Flow::Continue;
-                }
-                let msg = conn.as_ref().map(|_| {
-                    ClientMsg::Mut(Mut {
-                        op: op.clone(),
-                        ops: ops.clone(),
-                    })
+                let msg = ClientMsg::Mut(Mut {
+                    op: op.clone(),
+                    ops,
                 });
-                self.next_mut += 1;
-                self.muts.insert(
-                    op,
-                    PendingMut {
-                        order: self.next_mut,
-                        ops,
-                        reply,
-                    },
-                );
-                if let (Some(conn), Some(msg)) = (conn, msg) {
+                return self.send_op(op, msg, Reply::Mut(reply), conn).await;
+            }
+            Command::Call {
+                op,
+                name,
+                args,
+                reply,
+            } => {
+                let msg = ClientMsg::Call(Call {
+                    op: op.clone(),
+                    name,
+                    args,
+                });
+                return self.send_op(op, msg, Reply::Call(reply), conn).await;
+            }
+            Command::Watch {
+                key,
+                name,
+                args,
+                view,
+            } => {
+                let entry = WatchEntry {
+                    name,
+                    args,
+                    failed: false,
+                    view,
+                };
+                let msg = watch_msg(key, &entry);
+                self.watches.insert(key, entry);
+                if let Some(conn) = conn {
                     return send(conn, &msg).await;
+                }
+            }
+            Command::Unwatch { key } => {
+                // Sent on this connection (by `resume` or above) unless refused.
+                if let (Some(entry), Some(conn)) = (self.watches.remove(&key), conn) {
+                    if !entry.failed {
+                        let id = watch_wire_id(key);
+                        return send(conn, &ClientMsg::Unsub(Unsub { id })).await;
+                    }
                 }
             }
             Command::Presence { state } => {
@@ -306,13 +392,35 @@ impl Session for Driver {
                 }
             }
             ServerMsg::Ack(ack) => {
-                if let Some(m) = self.muts.remove(&ack.op) {
-                    let _ = m.reply.send(Ok(ack));
+                if let Some(p) = self.pending.remove(&ack.op) {
+                    p.reply.ack(ack);
                 }
             }
+            ServerMsg::Returned(r) => {
+                if let Some(p) = self.pending.remove(&r.op) {
+                    p.reply.returned(r);
+                }
+            }
+            ServerMsg::FnValue(v) => self.on_fn_value(v),
             ServerMsg::Err(err) => {
-                if let Some(m) = err.op.as_ref().and_then(|op| self.muts.remove(op)) {
-                    let _ = m.reply.send(Err(ClientError::from_err(&err)));
+                if let Some(p) = err.op.as_ref().and_then(|op| self.pending.remove(op)) {
+                    p.reply.fail(ClientError::from_err(&err));
+                } else if let Some(entry) = err
+                    .sub
+                    .as_deref()
+                    .and_then(watch_key)
+                    .and_then(|key| self.watches.get_mut(&key))
+                    .filter(|w| !w.failed)
+                {
+                    entry.failed = true;
+                    let status = SubStatus::Failed {
+                        code: err.code,
+                        message: err.message,
+                    };
+                    entry.view.send_modify(|v| {
+                        v.status = status;
+                        v.version += 1;
+                    });
                 } else if let Some(key) = err.sub.as_ref().and_then(|id| self.wire.remove(id)) {
                     if let Some(entry) = self.subs.get_mut(&key) {
                         entry.failed = true;
@@ -390,8 +498,14 @@ impl Session for Driver {
                 v.version += 1;
             });
         }
-        for (_, m) in self.muts.drain() {
-            let _ = m.reply.send(Err(ClientError::Closed { code }));
+        for w in self.watches.values() {
+            w.view.send_modify(|v| {
+                v.status = SubStatus::Closed;
+                v.version += 1;
+            });
+        }
+        for (_, p) in self.pending.drain() {
+            p.reply.fail(ClientError::Closed { code });
         }
         for (_, (_, reply)) in self.pings.drain() {
             let _ = reply.send(Err(ClientError::Closed { code }));
@@ -419,13 +533,58 @@ impl Driver {
             events,
             subs: BTreeMap::new(),
             wire: HashMap::new(),
-            muts: HashMap::new(),
-            next_mut: 0,
+            pending: HashMap::new(),
+            next_op: 0,
+            watches: BTreeMap::new(),
             my_presence: Value::Null,
             pings: HashMap::new(),
             next_ping: 1,
             close_reply: None,
         }
+    }
+
+    /// Keeps a `mut` or `call` until answered, and sends it if LIVE.
+    async fn send_op(
+        &mut self,
+        op: String,
+        msg: ClientMsg,
+        reply: Reply,
+        conn: Option<&mut RawConnection>,
+    ) -> Flow {
+        if self.pending.contains_key(&op) {
+            reply.fail(ClientError::InvalidConfig(format!(
+                "op id {op} is already pending"
+            )));
+            return Flow::Continue;
+        }
+        self.next_op += 1;
+        let pending = PendingOp {
+            order: self.next_op,
+            msg,
+            reply,
+        };
+        let flow = match conn {
+            Some(conn) => send(conn, &pending.msg).await,
+            None => Flow::Continue,
+        };
+        self.pending.insert(op, pending);
+        flow
+    }
+
+    /// A watch's new value (one for a watch dropped or refused is ignored).
+    fn on_fn_value(&mut self, v: FnValue) {
+        let Some(entry) = watch_key(&v.id).and_then(|key| self.watches.get(&key)) else {
+            return;
+        };
+        if entry.failed {
+            return;
+        }
+        entry.view.send_modify(|view| {
+            view.value = v.value;
+            view.seq = Some(v.seq);
+            view.status = SubStatus::Live;
+            view.version += 1;
+        });
     }
 
     fn on_snap(&mut self, snap: Snap) {
@@ -529,6 +688,14 @@ fn sub_msg(entry: &SubEntry, since: Option<u64>) -> ClientMsg {
         limit: q.limit,
         since,
         count: q.count,
+    })
+}
+
+fn watch_msg(key: u64, w: &WatchEntry) -> ClientMsg {
+    ClientMsg::Watch(Watch {
+        id: watch_wire_id(key),
+        name: w.name.clone(),
+        args: w.args.clone(),
     })
 }
 

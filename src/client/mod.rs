@@ -2,10 +2,12 @@
 //!
 //! [`Client`] keeps one WebSocket to one shard alive: it reconnects with
 //! jittered exponential backoff, resumes every subscription with `since`,
-//! resends unacknowledged mutations with their op ids, and re-sends the
-//! presence it set. [`Subscription`]s hold the live, ordered result of a
-//! query. [`RawConnection`] is the bare socket, for tests. [`sim::SimClient`]
-//! joins a simulation shard (`pylon.sim.v1`) the same way.
+//! resends unanswered mutations and function calls with their op ids, and
+//! re-sends the presence it set. [`Subscription`]s hold the live, ordered
+//! result of a query; [`Client::call`] runs a server function and
+//! [`FnWatch`] keeps a query function's result. [`RawConnection`] is the
+//! bare socket, for tests. [`sim::SimClient`] joins a simulation shard
+//! (`pylon.sim.v1`) the same way.
 //!
 //! ```no_run
 //! use pylon_workers::client::{Client, ClientConfig, Query};
@@ -35,6 +37,7 @@
 mod apply;
 mod backoff;
 mod driver;
+mod functions;
 mod keepalive;
 mod raw;
 mod reconnect;
@@ -49,6 +52,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use apply::{apply_rows, check_seq, row_id, ApplyError};
 pub use backoff::{new_op_id, Backoff};
+pub use functions::{FnWatch, WatchView};
 pub use raw::{RawConnection, Received};
 
 use crate::protocol::{
@@ -420,24 +424,9 @@ impl Subscription {
     /// fails or the client closes first.
     pub async fn wait_for(
         &mut self,
-        mut pred: impl FnMut(&SubView) -> bool,
+        pred: impl FnMut(&SubView) -> bool,
     ) -> Result<SubView, ClientError> {
-        let mut failure = None;
-        let res = self
-            .view
-            .wait_for(|v| {
-                if pred(v) {
-                    return true;
-                }
-                failure = v.status.clone().into_result().err();
-                failure.is_some()
-            })
-            .await;
-        match (res, failure) {
-            (_, Some(e)) => Err(e),
-            (Ok(v), None) => Ok(v.clone()),
-            (Err(_), None) => Err(ClientError::Closed { code: None }),
-        }
+        wait_view(&mut self.view, |v| &v.status, pred).await
     }
 
     /// Waits for the first `snap` (returns at once if there was one).
@@ -459,6 +448,31 @@ impl Drop for Subscription {
         let _ = self
             .cmds
             .send(driver::Command::Unsubscribe { key: self.key });
+    }
+}
+
+/// Waits until `pred` holds for a view (checked now, then on every change)
+/// and returns a copy of it; fails once the view's status is failed or
+/// closed first.
+async fn wait_view<V: Clone>(
+    view: &mut watch::Receiver<V>,
+    status: fn(&V) -> &SubStatus,
+    mut pred: impl FnMut(&V) -> bool,
+) -> Result<V, ClientError> {
+    let mut failure = None;
+    let res = view
+        .wait_for(|v| {
+            if pred(v) {
+                return true;
+            }
+            failure = status(v).clone().into_result().err();
+            failure.is_some()
+        })
+        .await;
+    match (res, failure) {
+        (_, Some(e)) => Err(e),
+        (Ok(v), None) => Ok(v.clone()),
+        (Err(_), None) => Err(ClientError::Closed { code: None }),
     }
 }
 

@@ -185,7 +185,6 @@ impl<C: SqlConn + Clone + 'static, K: Object<C> + 'static> LocalHost<C, K> {
         body: serde_json::Value,
         caller: AuthContext,
     ) -> Result<Response, OpenError> {
-        self.ensure_open()?;
         let req = Request {
             method,
             object: self.name.clone(),
@@ -195,6 +194,13 @@ impl<C: SqlConn + Clone + 'static, K: Object<C> + 'static> LocalHost<C, K> {
             lease: Default::default(),
             body: serde_json::to_vec(&body).unwrap_or_default(),
         };
+        self.request_raw(req)
+    }
+
+    /// A request exactly as given: its query-string pairs and body bytes
+    /// (which need not be JSON) reach the object as they are.
+    pub fn request_raw(&mut self, req: Request) -> Result<Response, OpenError> {
+        self.ensure_open()?;
         let (resp, fx) = ready_now(ErasedCore::request(&mut self.core, req, self.now_ms));
         self.carry_out(fx);
         Ok(resp)

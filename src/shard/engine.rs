@@ -327,7 +327,14 @@ impl<C: SqlConn> ShardEngine<C> {
                         ServerMsg::Err(e)
                     }
                 };
-                out.push(Outbound::To(conn.to_owned(), answer));
+                let answer = Outbound::To(conn.to_owned(), answer);
+                if self.coalescing() {
+                    // Its diffs wait for the next flush: so does the answer,
+                    // sent after them as a `mut`'s ack is.
+                    self.pending.push(answer);
+                } else {
+                    out.push(answer);
+                }
                 Ok(out)
             }
             ClientMsg::Watch(w) => {
