@@ -318,8 +318,6 @@ impl<C: SqlConn> ShardEngine<C> {
                 {
                     Ok((returned, diffs)) => {
                         out.extend(diffs);
-                        // When coalescing, its diffs were held: they go first.
-                        out.extend(self.flush().await);
                         ServerMsg::Returned(returned)
                     }
                     Err(mut e) => {
