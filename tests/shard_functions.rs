@@ -1025,3 +1025,168 @@ fn envelopes_round_trip_and_bad_ones_are_function_failures() {
         );
     }
 }
+
+// ---- watch: live query functions ----
+
+fn values(out: &[Outbound], conn: &str) -> Vec<(u64, Value)> {
+    to(out, conn)
+        .into_iter()
+        .filter_map(|m| match m {
+            ServerMsg::FnValue(v) => Some((v.seq, v.value)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_watched_query_function_sends_a_value_now_and_after_each_change() {
+    let path = temp_db("watch");
+    let mut e = open_with(&path, ShardConfig::default());
+    e.connect("w", info(None), 0).unwrap();
+    e.connect("a", info(None), 0).unwrap();
+    let out = send(
+        &mut e,
+        "w",
+        json!({"type": "watch", "id": "n", "name": "countCards"}),
+    )
+    .await;
+    assert_eq!(values(&out, "w"), vec![(0, Value::Int(0))]);
+
+    // A write to Card: the value changes and comes before the writer's answer.
+    let out = send(&mut e, "a", call_msg("c1", "addCard", json!({"id": "k1"}))).await;
+    assert_eq!(values(&out, "w"), vec![(1, Value::Int(1))]);
+    let to_a = to(&out, "a");
+    assert!(
+        matches!(to_a.last(), Some(ServerMsg::Returned(r)) if r.seq == 1),
+        "{to_a:?}"
+    );
+    let value_at = out
+        .iter()
+        .position(|o| matches!(o, Outbound::To(c, ServerMsg::FnValue(_)) if c == "w"));
+    let result_at = out
+        .iter()
+        .position(|o| matches!(o, Outbound::To(c, ServerMsg::Returned(_)) if c == "a"));
+    assert!(
+        value_at < result_at,
+        "the value goes before the result: {out:?}"
+    );
+
+    // A write to another entity does not run it; a write that leaves its
+    // result unchanged sends nothing.
+    let out = send(
+        &mut e,
+        "a",
+        call_msg("c2", "addNoteTrusted", json!({"id": "n1", "owner": "u"})),
+    )
+    .await;
+    assert!(values(&out, "w").is_empty(), "{out:?}");
+    let out = send(
+        &mut e,
+        "a",
+        json!({"type": "mut", "op": "m1", "ops": [
+        {"type": "update", "entity": "Card", "id": "k1", "set": {"title": "same count"}}]}),
+    )
+    .await;
+    assert!(values(&out, "w").is_empty(), "{out:?}");
+
+    // Two writes in one flush: one run, one value.
+    let mut out = e
+        .message(
+            "a",
+            FrameRef::Text(
+                &json!({"type": "mut", "op": "m2", "ops": [
+        {"type": "insert", "entity": "Card", "row": {"id": "k2", "title": "t", "n": 1}}]})
+                .to_string(),
+            ),
+            0,
+        )
+        .await;
+    out.extend(
+        e.message(
+            "a",
+            FrameRef::Text(
+                &json!({"type": "mut", "op": "m3", "ops": [
+        {"type": "insert", "entity": "Card", "row": {"id": "k3", "title": "t", "n": 1}}]})
+                .to_string(),
+            ),
+            0,
+        )
+        .await,
+    );
+    out.extend(e.flush().await);
+    assert_eq!(values(&out, "w"), vec![(seq(&e), Value::Int(3))]);
+
+    // After a wake (the engine opened again over the same storage, the
+    // socket still open) the watch is rebuilt and still follows writes.
+    drop(e);
+    let mut e = open_with(&path, ShardConfig::default());
+    e.restore(vec![("w".into(), info(None)), ("a".into(), info(None))], 0)
+        .await
+        .unwrap();
+    let out = send(&mut e, "a", call_msg("c3", "addCard", json!({"id": "k4"}))).await;
+    assert_eq!(values(&out, "w"), vec![(seq(&e), Value::Int(4))]);
+
+    // unsub stops it; its id is free again.
+    let out = send(&mut e, "w", json!({"type": "unsub", "id": "n"})).await;
+    assert!(to(&out, "w").is_empty(), "{out:?}");
+    let out = send(&mut e, "a", call_msg("c4", "addCard", json!({"id": "k5"}))).await;
+    assert!(values(&out, "w").is_empty(), "{out:?}");
+}
+
+#[tokio::test]
+async fn a_watch_of_a_mutation_or_an_unknown_function_is_refused_with_its_id() {
+    let mut e = open("watch-bad");
+    e.connect("w", info(None), 0).unwrap();
+    for (name, code) in [
+        ("addCard", ErrorCode::WrongKind),
+        ("nope", ErrorCode::UnknownFunction),
+        ("ping", ErrorCode::WrongKind),
+    ] {
+        let out = send(
+            &mut e,
+            "w",
+            json!({"type": "watch", "id": "x", "name": name}),
+        )
+        .await;
+        match to(&out, "w").as_slice() {
+            [ServerMsg::Err(err)] => {
+                assert_eq!((err.code, err.sub.as_deref()), (code, Some("x")), "{name}");
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    // A watch id in use (also by a subscription) is a duplicate.
+    send(
+        &mut e,
+        "w",
+        json!({"type": "sub", "id": "s", "entity": "Card"}),
+    )
+    .await;
+    let out = send(
+        &mut e,
+        "w",
+        json!({"type": "watch", "id": "s", "name": "countCards"}),
+    )
+    .await;
+    assert!(
+        matches!(to(&out, "w").as_slice(), [ServerMsg::Err(err)] if err.code == ErrorCode::DuplicateSubscription),
+        "{out:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_watch_sees_what_its_caller_may_read() {
+    let mut e = open("watch-policy");
+    e.connect("alice", info(Some("alice")), 0).unwrap();
+    e.connect("bob", info(Some("bob")), 0).unwrap();
+    let watch = json!({"type": "watch", "id": "n", "name": "readNote", "args": {"id": "n1"}});
+    send(&mut e, "bob", watch).await;
+    let out = send(
+        &mut e,
+        "alice",
+        call_msg("c1", "addNote", json!({"id": "n1", "owner": "alice"})),
+    )
+    .await;
+    // Bob's watch re-ran (Note changed) but he still may not read it.
+    assert!(values(&out, "bob").is_empty(), "{out:?}");
+}

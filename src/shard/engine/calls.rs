@@ -74,7 +74,6 @@ impl<'e, C: SqlConn> CallDb<'e, C> {
     }
 
     fn write(&mut self, op: Op) -> Result<Change, FnError> {
-        self.count_call()?;
         if self.kind != FnKind::Mutation {
             return Err(FnError::new(
                 ErrorCode::ReadOnly,
@@ -88,6 +87,7 @@ impl<'e, C: SqlConn> CallDb<'e, C> {
                 format!("at most {max} writes in one mutation"),
             ));
         }
+        self.count_call()?;
         let idx = self.changes.len();
         let change = self.engine.apply_op(&self.auth, op, self.seq, idx)?;
         self.changes.push(change.clone());
