@@ -4,8 +4,8 @@
  * Everything crosses as JSON text in one envelope shape:
  * `{"ok": <value>}` or `{"err": {"code": "...", "message": "..."}}`.
  */
-import type { FunctionKind } from "./ctx.js";
-import { ErrorCode, raise } from "./errors.js";
+import type { FunctionKind } from "./ctx.ts";
+import { ErrorCode, raise } from "./errors.ts";
 
 /** The `ctx.db` operations and their payloads (JSON). */
 export type DbOp =

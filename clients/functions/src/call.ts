@@ -8,9 +8,9 @@
  * for whatever it left behind after the race ended it). Once it is not
  * running, `ctx` refuses to reach the bridge: the shard has moved on.
  */
-import type { Bridge } from "./bridge.js";
-import type { FunctionKind } from "./ctx.js";
-import { ErrorCode, raise, type PylonError } from "./errors.js";
+import type { Bridge } from "./bridge.ts";
+import type { FunctionKind } from "./ctx.ts";
+import { ErrorCode, raise, type PylonError } from "./errors.ts";
 
 export type CallState = "running" | "settled" | "ended";
 

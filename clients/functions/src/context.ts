@@ -1,9 +1,9 @@
 /** `ctx` for one call: `auth`, `error`, and `db` (query, mutation) or `runQuery` / `runMutation` / `fetch` (action). */
-import { openEnvelope } from "./bridge.js";
-import type { Call } from "./call.js";
-import type { ActionCtx, Auth, Fields, Json, MutationCtx, QueryCtx } from "./ctx.js";
-import { databaseFor } from "./db.js";
-import { appError, ErrorCode, raise } from "./errors.js";
+import { openEnvelope } from "./bridge.ts";
+import type { Call } from "./call.ts";
+import type { ActionCtx, Auth, Fields, Json, MutationCtx, QueryCtx } from "./ctx.ts";
+import { databaseFor } from "./db.ts";
+import { appError, ErrorCode, raise } from "./errors.ts";
 
 /** Reads `bridge.auth`; a missing or mistyped claim is the anonymous value. */
 export function parseAuth(text: string): Auth {

@@ -6,11 +6,11 @@
  * refusal is thrown at the call, never left in a rejected promise that an
  * unawaited write could drop.
  */
-import type { DbOp } from "./bridge.js";
-import { openEnvelope } from "./bridge.js";
-import type { Call } from "./call.js";
-import type { DatabaseWriter, Fields, QueryOptions, QuerySpec, Row } from "./ctx.js";
-import { ErrorCode, raise } from "./errors.js";
+import type { DbOp } from "./bridge.ts";
+import { openEnvelope } from "./bridge.ts";
+import type { Call } from "./call.ts";
+import type { DatabaseWriter, Fields, QueryOptions, QuerySpec, Row } from "./ctx.ts";
+import { ErrorCode, raise } from "./errors.ts";
 
 function send(call: Call, op: DbOp, payload: object): unknown {
   call.ensureRunning(`ctx.db.${op}`);

@@ -9,8 +9,8 @@
  * });
  * ```
  */
-import type { ActionCtx, FunctionKind, MutationCtx, QueryCtx } from "./ctx.js";
-import { argsValidator, type ArgsSpec, type InferArgs, type ObjectValidator, type Shape } from "./validators.js";
+import type { ActionCtx, FunctionKind, MutationCtx, QueryCtx } from "./ctx.ts";
+import { argsValidator, type ArgsSpec, type InferArgs, type ObjectValidator, type Shape } from "./validators.ts";
 
 const BRAND = Symbol.for("pylon-workers.function");
 

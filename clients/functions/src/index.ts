@@ -11,8 +11,8 @@
  * });
  * ```
  */
-export { action, mutation, query, type CtxOf, type FunctionDefinition, type FunctionOptions } from "./define.js";
-export { ErrorCode, PylonError } from "./errors.js";
+export { action, mutation, query, type CtxOf, type FunctionDefinition, type FunctionOptions } from "./define.ts";
+export { ErrorCode, PylonError } from "./errors.ts";
 export {
   v,
   type ArgsSpec,
@@ -22,7 +22,7 @@ export {
   type ObjectValidator,
   type Shape,
   type Validator,
-} from "./validators.js";
+} from "./validators.ts";
 export type {
   ActionCtx,
   Auth,
@@ -38,4 +38,4 @@ export type {
   QueryOptions,
   QuerySpec,
   Row,
-} from "./ctx.js";
+} from "./ctx.ts";

@@ -11,14 +11,14 @@
  * bridge (`CALL_ENDED`). On the hot path the handler wins and the timer is
  * cleared. Actions are not raced.
  */
-import type { Bridge } from "./bridge.js";
-import { errEnvelope } from "./bridge.js";
-import { Call } from "./call.js";
-import { contextFor, parseAuth } from "./context.js";
-import type { FunctionDefinition } from "./define.js";
-import { ErrorCode, isIssued, messageOf, raise } from "./errors.js";
-import { ioGuard } from "./io-guard.js";
-import { formatFailure } from "./validators.js";
+import type { Bridge } from "./bridge.ts";
+import { errEnvelope } from "./bridge.ts";
+import { Call } from "./call.ts";
+import { contextFor, parseAuth } from "./context.ts";
+import type { FunctionDefinition } from "./define.ts";
+import { ErrorCode, isIssued, messageOf, raise } from "./errors.ts";
+import { ioGuard } from "./io-guard.ts";
+import { formatFailure } from "./validators.ts";
 
 /** The envelope of a handler's result (undefined is null). */
 export function okEnvelope(value: unknown): string {
@@ -48,6 +48,10 @@ function parseArgs(definition: FunctionDefinition, argsJson: string): unknown {
   const failure = definition.args.check(args);
   if (failure) throw raise(ErrorCode.BAD_ARGS, formatFailure("args", failure));
   return args;
+}
+
+function withArticle(kind: string): string {
+  return /^[aeiou]/.test(kind) ? `an ${kind}` : `a ${kind}`;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -117,7 +121,7 @@ export function runFunction(
     }
     if (definition.kind !== bridge.kind) {
       return Promise.resolve(
-        errEnvelope(ErrorCode.WRONG_KIND, `${name} is a ${definition.kind}, but was called as a ${String(bridge.kind)}`),
+        errEnvelope(ErrorCode.WRONG_KIND, `${name} is ${withArticle(definition.kind)}, but was called as ${withArticle(String(bridge.kind))}`),
       );
     }
     const args = parseArgs(definition, argsJson);

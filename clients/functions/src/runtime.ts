@@ -9,10 +9,10 @@
  * install([{ name: "moveCard", file: "functions/moveCard.ts", module: moveCard }]);
  * ```
  */
-import type { Bridge, FunctionsGlobal } from "./bridge.js";
-import { isDefinition, type FunctionDefinition } from "./define.js";
-import { ioGuard } from "./io-guard.js";
-import { runFunction } from "./run.js";
+import type { Bridge, FunctionsGlobal } from "./bridge.ts";
+import { isDefinition, type FunctionDefinition } from "./define.ts";
+import { ioGuard } from "./io-guard.ts";
+import { runFunction } from "./run.ts";
 
 /** One file of `functions/`: its name (the file name) and its module. */
 export interface FunctionModule {
@@ -56,4 +56,4 @@ export function install(modules: readonly FunctionModule[]): FunctionsGlobal {
   return functions;
 }
 
-export type { Bridge, DbOp, FunctionsGlobal } from "./bridge.js";
+export type { Bridge, DbOp, FunctionsGlobal } from "./bridge.ts";
