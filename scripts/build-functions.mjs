@@ -118,13 +118,27 @@ async function checkExports(outFile) {
   if (problem) console.error(`build-functions: note: not checked in Node (${problem.message ?? problem}); the Worker checks the exports when it starts`);
 }
 
-/** Makes worker-build's index.js import the functions first (once). */
+/**
+ * Makes worker-build's index.js import the functions first (once), and
+ * keeps bundlers from dropping that import: worker-build's package.json
+ * declares only index.js as having side effects, and the import of a
+ * module without side effects and without bindings is removed (wrangler's
+ * esbuild does so), which would leave the global uninstalled.
+ */
 function importFirst(outDir) {
   const index = join(outDir, "index.js");
   if (!existsSync(index)) return false;
   const text = readFileSync(index, "utf8");
-  if (text.split("\n", 1)[0] === IMPORT_LINE) return true;
-  writeFileSync(index, `${IMPORT_LINE}\n${text}`);
+  if (text.split("\n", 1)[0] !== IMPORT_LINE) writeFileSync(index, `${IMPORT_LINE}\n${text}`);
+  const manifest = join(outDir, "package.json");
+  if (existsSync(manifest)) {
+    const pkg = JSON.parse(readFileSync(manifest, "utf8"));
+    const marked = Array.isArray(pkg.sideEffects) ? pkg.sideEffects : pkg.sideEffects === false ? [] : null;
+    if (marked !== null && !marked.includes("./functions.js")) {
+      pkg.sideEffects = [...marked, "./functions.js"];
+      writeFileSync(manifest, `${JSON.stringify(pkg, null, 2)}\n`);
+    }
+  }
   return true;
 }
 

@@ -3,6 +3,7 @@
 // and the import it puts first in the Worker's index.js.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { createRequire } from "node:module";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -115,12 +116,30 @@ test("an app without functions/ gets an empty registry", async () => {
   assert.deepEqual((await load(dir)).list(), []);
 });
 
-test("the Worker's index.js imports the functions first, once however often the build runs", () => {
+test("the Worker's index.js imports the functions first, once however often the build runs, and bundlers keep the import", async () => {
   const dir = app({ "hello.ts": HELLO });
   mkdirSync(join(dir, "build"));
   const original = 'import{WorkerEntrypoint as zt}from"cloudflare:workers";var et=1;\nexport{et as default};\n';
   writeFileSync(join(dir, "build", "index.js"), original);
+  // As worker-build writes it: only index.js has side effects.
+  const manifest = { name: "app", type: "module", main: "index.js", sideEffects: ["./index.js"] };
+  writeFileSync(join(dir, "build", "package.json"), JSON.stringify(manifest));
   for (let i = 0; i < 2; i++) assert.equal(build(dir).status, 0);
   const text = readFileSync(join(dir, "build", "index.js"), "utf8");
   assert.equal(text, `import "./functions.js";\n${original}`);
+  const patched = JSON.parse(readFileSync(join(dir, "build", "package.json"), "utf8"));
+  assert.deepEqual(patched, { ...manifest, sideEffects: ["./index.js", "./functions.js"] });
+  // Bundled the way wrangler bundles the Worker: the functions stay in, first.
+  const esbuild = createRequire(join(root, "package.json"))("esbuild") as typeof import("esbuild");
+  const bundled = await esbuild.build({
+    entryPoints: [join(dir, "build", "index.js")],
+    bundle: true,
+    format: "esm",
+    write: false,
+    external: ["cloudflare:*", "node:*"],
+    logLevel: "silent",
+  });
+  const code = bundled.outputFiles[0]?.text ?? "";
+  assert.ok(code.includes("__pylon_functions"), "the functions' module was dropped");
+  assert.ok(code.indexOf("__pylon_functions") < code.indexOf("var et = 1"), "the functions' module runs first");
 });
