@@ -28,7 +28,7 @@ export class FakeShard {
   }
 
   db(op: DbOp, payloadJson: string): string {
-    const payload = JSON.parse(payloadJson) as { entity: string; id?: string; row?: Row; set?: Row; where?: Filter; order?: string[]; limit?: number };
+    const payload = JSON.parse(payloadJson) as { entity: string; id?: string; row?: Row; set?: Row; where?: Filter; order?: (string | [string, "asc" | "desc"])[]; limit?: number };
     this.log.push({ op, payload });
     const table = this.tables.get(payload.entity);
     if (!table) return err("UNKNOWN_ENTITY", `no entity ${payload.entity}`);
@@ -60,7 +60,8 @@ export class FakeShard {
 }
 
 // Enough of the query language (docs/queries.md) for the tests: equality,
-// null (or absent), $or and $and; order keys with a "-" for descending.
+// null (or absent), $or and $and; order keys with a "-" for descending,
+// or Pylon's [field, "asc" | "desc"] pairs.
 type Filter = { [key: string]: unknown };
 
 function matches(row: Row, where: Filter): boolean {
@@ -72,9 +73,9 @@ function matches(row: Row, where: Filter): boolean {
   });
 }
 
-function byKey(key: string): (a: Row, b: Row) => number {
-  const field = key.replace(/^-/, "");
-  const sign = key.startsWith("-") ? -1 : 1;
+function byKey(key: string | [string, "asc" | "desc"]): (a: Row, b: Row) => number {
+  const field = typeof key === "string" ? key.replace(/^-/, "") : key[0];
+  const sign = (typeof key === "string" ? key.startsWith("-") : key[1] === "desc") ? -1 : 1;
   return (a, b) => {
     const x = a[field] as string | number | undefined;
     const y = b[field] as string | number | undefined;
