@@ -34,7 +34,6 @@ export interface Validator<T, Opt extends boolean = false> {
 }
 
 // `any`: a validator of any type, whatever its variance.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyValidator = Validator<any, boolean>;
 
 /** The fields of `v.object({...})`, or the `args` of a function. */
