@@ -4,6 +4,9 @@
 # root, default `examples/board` (the demo, whose bundle goes to `build/`,
 # where the root wrangler.toml looks); any other app's goes to APP_DIR/build.
 # The demo also gets the page's client library (scripts/build-demo.sh).
+# Every app gets its server functions (APP_DIR/functions, none is fine)
+# bundled into functions.js, which index.js imports first
+# (scripts/build-functions.sh).
 # wrangler runs this as its build command. PYLON_SKIP_BUILD=1 makes it a
 # no-op when the bundle exists, for the test harness, which builds once and
 # starts wrangler often.
@@ -45,3 +48,6 @@ if [[ "${PYLON_KEEP_NAMES:-}" != 1 && "${PYLON_WASM_OPT:-1}" != 0 ]]; then
     --enable-reference-types --enable-exception-handling \
     "$out/index_bg.wasm" -o "$out/index_bg.wasm"
 fi
+# After worker-build, which writes index.js afresh: the functions' module
+# and the import that loads it first.
+bash scripts/build-functions.sh "$app"

@@ -24,6 +24,9 @@ cd "$ROOT"
 step "TypeScript client (build and unit tests)"
 bash clients/ts/test.sh
 
+step "server functions' runtime (@pylon-workers/functions: unit tests, the build, the I/O rule in workerd; the board's functions typechecked)"
+bash clients/functions/test.sh
+
 # The Workers build (wasm32, release, LTO: minutes, mostly on one core)
 # runs in the background, in its own target directory, beside the native
 # tests and the fuzzing; the bundle step waits for it.

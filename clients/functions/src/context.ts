@@ -1,0 +1,41 @@
+/** `ctx` for one call: `auth`, `error`, and `db` (query, mutation) or `runQuery` / `runMutation` / `fetch` (action). */
+import { openEnvelope } from "./bridge.ts";
+import type { Call } from "./call.ts";
+import type { ActionCtx, Auth, Fields, Json, MutationCtx, QueryCtx } from "./ctx.ts";
+import { databaseFor } from "./db.ts";
+import { appError, ErrorCode, raise } from "./errors.ts";
+
+/** Reads `bridge.auth`; a missing or mistyped claim is the anonymous value. */
+export function parseAuth(text: string): Auth {
+  const raw = (JSON.parse(text) ?? {}) as Record<string, unknown>;
+  const roles = Array.isArray(raw.roles) ? raw.roles.filter((r): r is string => typeof r === "string") : [];
+  return Object.freeze({
+    userId: typeof raw.userId === "string" ? raw.userId : null,
+    tenantId: typeof raw.tenantId === "string" ? raw.tenantId : null,
+    roles: Object.freeze(roles),
+    isAdmin: raw.isAdmin === true,
+  });
+}
+
+function fail(code: string, message: string): never {
+  throw appError(code, message);
+}
+
+export function contextFor(call: Call, auth: Auth): QueryCtx | MutationCtx | ActionCtx {
+  if (call.kind !== "action") return { auth, error: fail, db: databaseFor(call, call.kind === "mutation") };
+  const run = async (kind: "query" | "mutation", name: string, args: Fields | undefined): Promise<Json> => {
+    call.ensureRunning(kind === "query" ? "ctx.runQuery" : "ctx.runMutation");
+    const bridge = call.bridge;
+    if (typeof bridge.call !== "function") throw raise(ErrorCode.FUNCTION_FAILED, "this call's bridge cannot run functions");
+    return openEnvelope(await bridge.call(kind, name, JSON.stringify(args ?? {}))) as Json;
+  };
+  const ctx: ActionCtx = {
+    auth,
+    error: fail,
+    runQuery: <T>(name: string, args?: Fields) => run("query", name, args) as Promise<T>,
+    runMutation: <T>(name: string, args?: Fields) => run("mutation", name, args) as Promise<T>,
+    // The global at the time of the call (a test or the platform may replace it).
+    fetch: ((input: RequestInfo | URL, init?: RequestInit) => globalThis.fetch(input, init)) as typeof fetch,
+  };
+  return ctx;
+}

@@ -1,0 +1,98 @@
+/**
+ * The types a handler sees: `ctx` of each kind and the rows of `ctx.db`.
+ * Types only; the runtime builds these objects in db.ts and context.ts.
+ */
+
+/** Any JSON value. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** The three kinds of function. */
+export type FunctionKind = "query" | "mutation" | "action";
+
+/** Who is calling (the verified token's claims, as policies see them). */
+export interface Auth {
+  readonly userId: string | null;
+  readonly tenantId: string | null;
+  readonly roles: readonly string[];
+  readonly isAdmin: boolean;
+}
+
+/** A stored row: its id and its fields. Narrow it with `ctx.db.get<Card>(...)`. */
+export interface Row {
+  id: string;
+  [field: string]: Json | undefined;
+}
+
+/** Field values to insert or set. */
+export type Fields = { [field: string]: Json | undefined };
+
+/** A filter in the query language (docs/queries.md, "Filters"). */
+export type Filter = { [fieldOrOperator: string]: Json };
+
+/** A sort key: `"position"`, `"-position"` (descending) or `["position", "asc"]`. */
+export type OrderKey = string | readonly [field: string, direction: "asc" | "desc"];
+
+/** The rest of a query, after its entity. */
+export interface QueryOptions {
+  where?: Filter;
+  order?: readonly OrderKey[];
+  /** 1..=1000. */
+  limit?: number;
+}
+
+/** A query: `{ entity: "Card", where: { done: false }, order: [["position", "asc"]], limit: 100 }`. */
+export interface QuerySpec extends QueryOptions {
+  entity: string;
+}
+
+/**
+ * Reads of the shard's rows. They are synchronous underneath (the shard
+ * answers from its SQLite within the call's turn) and return settled
+ * promises, so `await` costs no I/O. A refusal (policy, bad query) throws
+ * a `PylonError` at the call itself: catch it with try/catch around the
+ * `await`, not with `.catch(...)`.
+ */
+export interface DatabaseReader {
+  get<T extends Row = Row>(entity: string, id: string): Promise<T | null>;
+  query<T extends Row = Row>(query: QuerySpec): Promise<T[]>;
+  query<T extends Row = Row>(entity: string, options?: QueryOptions): Promise<T[]>;
+}
+
+/** Reads and writes; a mutation's writes are applied all together or not at all. */
+export interface DatabaseWriter extends DatabaseReader {
+  /** Returns the new row's id. */
+  insert(entity: string, row: Fields): Promise<string>;
+  update(entity: string, id: string, set: Fields): Promise<void>;
+  delete(entity: string, id: string): Promise<void>;
+}
+
+interface BaseCtx {
+  readonly auth: Auth;
+  /**
+   * Fails the call with `FUNCTION_ERROR` and the message `"<code>: <message>"`
+   * (`code` UPPER_SNAKE, else reported as `APP_ERROR`); a mutation's writes
+   * are rolled back. Write `return ctx.error(...)` or `throw ctx.error(...)`
+   * where TypeScript should know the code after it does not run.
+   */
+  error(code: string, message: string): never;
+}
+
+/** `ctx` of a query: reads only (the write methods throw `READ_ONLY`). */
+export interface QueryCtx extends BaseCtx {
+  readonly db: DatabaseReader;
+}
+
+/** `ctx` of a mutation. */
+export interface MutationCtx extends BaseCtx {
+  readonly db: DatabaseWriter;
+}
+
+/** `ctx` of an action: no `db`; it may do I/O and calls queries and mutations by name. */
+export interface ActionCtx extends BaseCtx {
+  /** Runs the query `name` (its result is not checked against `T`). */
+  runQuery<T = Json>(name: string, args?: Fields): Promise<T>;
+  /** Runs the mutation `name` in its own turn of the shard (its result is not checked against `T`). */
+  runMutation<T = Json>(name: string, args?: Fields): Promise<T>;
+  /** The global `fetch`. */
+  readonly fetch: typeof fetch;
+}

@@ -1,0 +1,168 @@
+// The board's functions (examples/board/functions), bundled by the build,
+// against a fake bridge: what each one reads and writes.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { after, before, test } from "node:test";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import type { FunctionsGlobal } from "../src/runtime.ts";
+import { ANONYMOUS, FakeShard, open } from "./support/fake-bridge.ts";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+const out = mkdtempSync(join(tmpdir(), "pylon-functions-board-"));
+let functions: FunctionsGlobal;
+
+let lookups: string[] = [];
+const service = createServer((req, res) => {
+  const q = new URL(req.url ?? "/", "http://x").searchParams.get("q") ?? "";
+  lookups.push(q);
+  if (q === "broken") {
+    res.statusCode = 503;
+    res.end("down for now");
+  } else res.end(`answer for ${q}\n`);
+});
+let serviceUrl = "";
+
+before(async () => {
+  const built = spawnSync(process.execPath, [join(root, "scripts/build-functions.mjs"), join(root, "examples/board"), out], { encoding: "utf8" });
+  assert.equal(built.status, 0, built.stderr);
+  copyFileSync(join(out, "functions.js"), join(out, "functions.mjs"));
+  await import(pathToFileURL(join(out, "functions.mjs")).href);
+  functions = (globalThis as unknown as { __pylon_functions: FunctionsGlobal }).__pylon_functions;
+  await new Promise<void>((done) => service.listen(0, "127.0.0.1", done));
+  serviceUrl = `http://127.0.0.1:${(service.address() as AddressInfo).port}`;
+});
+after(() => {
+  service.close();
+  rmSync(out, { recursive: true, force: true });
+});
+
+const alice = { userId: "alice", tenantId: null, roles: [], isAdmin: false };
+
+async function run(shard: FakeShard, kind: "query" | "mutation" | "action", name: string, args: object = {}, auth = ANONYMOUS) {
+  const bridge = shard.bridge(kind, auth, (k, n, a) => functions.run(n, shard.bridge(k, auth), a));
+  return open(await functions.run(name, bridge, JSON.stringify(args)));
+}
+
+/** Card titles by column, in position order, with their positions. */
+function board(shard: FakeShard): Record<string, string[]> {
+  const columns: Record<string, string[]> = {};
+  const cards = shard.rows("Card").sort((a, b) => (a.position as number) - (b.position as number));
+  for (const card of cards) (columns[(card.column as string) ?? "todo"] ??= []).push(`${card.title}@${card.position}`);
+  return columns;
+}
+
+test("the board has its seven functions", () => {
+  assert.deepEqual(functions.list(), [
+    { name: "addCardChecked", kind: "mutation", trusted: false },
+    { name: "archiveColumn", kind: "mutation", trusted: false },
+    { name: "boardSummary", kind: "query", trusted: false },
+    { name: "failAfterTwoWrites", kind: "mutation", trusted: false },
+    { name: "fetchInMutation", kind: "mutation", trusted: false },
+    { name: "moveCard", kind: "mutation", trusted: false },
+    { name: "rateLimitedLookup", kind: "action", trusted: false },
+  ]);
+});
+
+test("addCardChecked checks the title and appends the card to its column", async () => {
+  const shard = new FakeShard();
+  const first = await run(shard, "mutation", "addCardChecked", { title: "  first  " }, alice);
+  assert.equal(first.ok, "r1");
+  const card = shard.rows("Card")[0] as Record<string, unknown>;
+  assert.equal(card.title, "first");
+  assert.equal(card.done, false);
+  assert.equal(card.position, 0);
+  assert.equal(card.author, "alice");
+  assert.ok(!Number.isNaN(Date.parse(card.createdAt as string)));
+  assert.equal((await run(shard, "mutation", "addCardChecked", { title: "second" })).ok, "r2");
+  assert.equal(await run(shard, "mutation", "addCardChecked", { title: "elsewhere", column: "doing" }).then((r) => r.ok), "r3");
+  assert.deepEqual(board(shard), { todo: ["first@0", "second@1"], doing: ["elsewhere@0"] });
+  assert.deepEqual(await run(shard, "mutation", "addCardChecked", { title: "x".repeat(201) }), {
+    err: { code: "FUNCTION_ERROR", message: "TITLE_TOO_LONG: a title has at most 200 characters, not 201" },
+  });
+  assert.deepEqual(await run(shard, "mutation", "addCardChecked", { title: "   " }), {
+    err: { code: "FUNCTION_ERROR", message: "EMPTY_TITLE: a card needs a title" },
+  });
+  assert.equal((await run(shard, "mutation", "addCardChecked", { title: "x".repeat(200) })).ok, "r4");
+});
+
+async function seed(shard: FakeShard) {
+  for (const title of ["t0", "t1", "t2"]) await run(shard, "mutation", "addCardChecked", { title });
+  for (const title of ["d0", "d1"]) await run(shard, "mutation", "addCardChecked", { title, column: "doing" });
+  const ids = Object.fromEntries(shard.rows("Card").map((c) => [c.title, c.id]));
+  return ids as Record<string, string>;
+}
+
+test("moveCard moves a card and renumbers both columns 0..n-1", async () => {
+  const shard = new FakeShard();
+  const ids = await seed(shard);
+  assert.deepEqual(await run(shard, "mutation", "moveCard", { cardId: ids.t0, column: "doing", position: 1 }), {
+    ok: { moved: true, column: "doing", position: 1 },
+  });
+  assert.deepEqual(board(shard), { todo: ["t1@0", "t2@1"], doing: ["d0@0", "t0@1", "d1@2"] });
+  // Within a column, and past the end.
+  await run(shard, "mutation", "moveCard", { cardId: ids.d1, column: "doing", position: 0 });
+  assert.deepEqual(board(shard), { todo: ["t1@0", "t2@1"], doing: ["d1@0", "d0@1", "t0@2"] });
+  await run(shard, "mutation", "moveCard", { cardId: ids.d1, column: "todo", position: 99 });
+  assert.deepEqual(board(shard), { todo: ["t1@0", "t2@1", "d1@2"], doing: ["d0@0", "t0@1"] });
+  assert.deepEqual(await run(shard, "mutation", "moveCard", { cardId: "nope", column: "doing", position: 0 }), {
+    err: { code: "FUNCTION_ERROR", message: "NOT_FOUND: no card nope" },
+  });
+  assert.deepEqual((await run(shard, "mutation", "moveCard", { cardId: ids.t1, column: "doing", position: "1" })).err, {
+    code: "BAD_ARGS",
+    message: 'args.position: expected an integer, got "1"',
+  });
+});
+
+test("boardSummary counts per column; archiveColumn removes one column's cards", async () => {
+  const shard = new FakeShard();
+  const ids = await seed(shard);
+  shard.db("update", JSON.stringify({ entity: "Card", id: ids.d0, set: { done: true } }));
+  assert.deepEqual(await run(shard, "query", "boardSummary"), {
+    ok: { total: 5, done: 1, columns: { todo: { cards: 3, done: 0 }, doing: { cards: 2, done: 1 } }, capped: false },
+  });
+  assert.deepEqual(await run(shard, "mutation", "archiveColumn", { column: "doing" }), { ok: { archived: 2 } });
+  assert.deepEqual(board(shard), { todo: ["t0@0", "t1@1", "t2@2"] });
+  assert.deepEqual(await run(shard, "mutation", "archiveColumn", { column: "todo" }), { ok: { archived: 3 } });
+  assert.deepEqual(await run(shard, "query", "boardSummary"), { ok: { total: 0, done: 0, columns: {}, capped: false } });
+});
+
+test("failAfterTwoWrites writes twice, then fails with its own code", async () => {
+  const shard = new FakeShard();
+  assert.deepEqual(await run(shard, "mutation", "failAfterTwoWrites"), {
+    err: { code: "FUNCTION_ERROR", message: "ON_PURPOSE: failed after two writes" },
+  });
+  assert.deepEqual(shard.log.map((e) => e.op), ["insert", "insert"]);
+});
+
+test("fetchInMutation fails with MUTATION_IO", async () => {
+  assert.equal((await run(new FakeShard(), "mutation", "fetchInMutation")).err?.code, "MUTATION_IO");
+});
+
+test("rateLimitedLookup asks the local service, records a card, and allows 5 calls a minute per user", async () => {
+  lookups = [];
+  const shard = new FakeShard();
+  const bob = { ...alice, userId: "bob" };
+  assert.deepEqual(await run(shard, "action", "rateLimitedLookup", { serviceUrl, q: "q0" }, bob), {
+    ok: { said: "answer for q0", cardId: "r1" },
+  });
+  assert.equal(shard.rows("Card")[0]?.title, "q0: answer for q0");
+  for (let i = 1; i < 5; i++) assert.ok((await run(shard, "action", "rateLimitedLookup", { serviceUrl, q: `q${i}` }, bob)).ok);
+  assert.deepEqual(await run(shard, "action", "rateLimitedLookup", { serviceUrl, q: "q5" }, bob), {
+    err: { code: "FUNCTION_ERROR", message: "RATE_LIMITED: at most 5 lookups a minute" },
+  });
+  assert.ok((await run(shard, "action", "rateLimitedLookup", { serviceUrl, q: "other" }, { ...alice, userId: "carol" })).ok);
+  assert.deepEqual(lookups, ["q0", "q1", "q2", "q3", "q4", "other"]);
+  assert.deepEqual(await run(shard, "action", "rateLimitedLookup", { serviceUrl, q: "broken" }, { ...alice, userId: "dave" }), {
+    err: { code: "FUNCTION_ERROR", message: "SERVICE_FAILED: the service answered 503: down for now" },
+  });
+  assert.deepEqual(await run(shard, "action", "rateLimitedLookup", { serviceUrl: "http://example.com/", q: "x" }, alice), {
+    err: { code: "FUNCTION_ERROR", message: "BAD_SERVICE_URL: the service must be at http://127.0.0.1:<port>" },
+  });
+  assert.equal(lookups.length, 7);
+  assert.equal(shard.rows("Card").length, 6);
+});
