@@ -51,7 +51,10 @@ async function run(shard: FakeShard, kind: "query" | "mutation" | "action", name
 /** Card titles by column, in position order, with their positions. */
 function board(shard: FakeShard): Record<string, string[]> {
   const columns: Record<string, string[]> = {};
-  const cards = shard.rows("Card").sort((a, b) => (a.position as number) - (b.position as number));
+  const cards = shard
+    .rows("Card")
+    .filter((card) => card.archived !== true)
+    .sort((a, b) => (a.position as number) - (b.position as number));
   for (const card of cards) (columns[(card.column as string) ?? "todo"] ??= []).push(`${card.title}@${card.position}`);
   return columns;
 }
@@ -118,7 +121,7 @@ test("moveCard moves a card and renumbers both columns 0..n-1", async () => {
   });
 });
 
-test("boardSummary counts per column; archiveColumn removes one column's cards", async () => {
+test("boardSummary counts per column; archiveColumn archives one column's cards", async () => {
   const shard = new FakeShard();
   const ids = await seed(shard);
   shard.db("update", JSON.stringify({ entity: "Card", id: ids.d0, set: { done: true } }));
@@ -129,6 +132,8 @@ test("boardSummary counts per column; archiveColumn removes one column's cards",
   assert.deepEqual(board(shard), { todo: ["t0@0", "t1@1", "t2@2"] });
   assert.deepEqual(await run(shard, "mutation", "archiveColumn", { column: "todo" }), { ok: { archived: 3 } });
   assert.deepEqual(await run(shard, "query", "boardSummary"), { ok: { total: 0, done: 0, columns: {}, capped: false } });
+  // Archived, not deleted.
+  assert.equal(shard.rows("Card").length, 5);
 });
 
 test("failAfterTwoWrites writes twice, then fails with its own code", async () => {

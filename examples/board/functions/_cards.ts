@@ -10,6 +10,7 @@ export interface Card extends Row {
   createdAt: string;
   author?: string | null;
   column?: string | null;
+  archived?: boolean | null;
 }
 
 export const FIRST_COLUMN = "todo";
@@ -20,8 +21,10 @@ export function columnOf(card: Card): string {
   return card.column ?? FIRST_COLUMN;
 }
 
+/** The live (not archived) cards of `column`. */
 export function inColumn(column: string): Filter {
-  return column === FIRST_COLUMN ? { $or: [{ column }, { column: null }] } : { column };
+  const where: Filter = column === FIRST_COLUMN ? { $or: [{ column }, { column: null }] } : { column };
+  return { $and: [where, { archived: { $ne: true } }] };
 }
 
 /** The cards of `column` by position (the first 1000). */

@@ -1,5 +1,5 @@
-// Archives a column: the board has no archive flag, so its cards are
-// deleted. Returns how many.
+// Archives a column: its cards get `archived` (they leave the board's
+// columns and its summary, and stay in storage). Returns how many.
 import { mutation, v } from "@pylon-workers/functions";
 import { cardsIn } from "./_cards.ts";
 
@@ -11,7 +11,7 @@ export default mutation({
     for (;;) {
       const page = await cardsIn(ctx.db, args.column);
       if (page.length === 0) break;
-      for (const card of page) await ctx.db.delete("Card", card.id);
+      for (const card of page) await ctx.db.update("Card", card.id, { archived: true });
       archived += page.length;
     }
     return { archived };

@@ -4,7 +4,7 @@ import { columnOf, PAGE, type Card } from "./_cards.ts";
 
 export default query({
   handler: async (ctx) => {
-    const cards = await ctx.db.query<Card>("Card", { limit: PAGE });
+    const cards = await ctx.db.query<Card>("Card", { where: { archived: { $ne: true } }, limit: PAGE });
     const columns: Record<string, { cards: number; done: number }> = {};
     let done = 0;
     for (const card of cards) {

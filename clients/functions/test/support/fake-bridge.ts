@@ -69,6 +69,8 @@ function matches(row: Row, where: Filter): boolean {
     if (key === "$or") return (want as Filter[]).some((f) => matches(row, f));
     if (key === "$and") return (want as Filter[]).every((f) => matches(row, f));
     if (want === null) return row[key] === null || row[key] === undefined;
+    // `$ne` is SQL's IS NOT: a null field is "not equal" too.
+    if (typeof want === "object" && "$ne" in (want as Filter)) return (row[key] ?? null) !== (want as Filter).$ne;
     return row[key] === want;
   });
 }
