@@ -68,6 +68,7 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
         scenario!(scenarios::routing::run),
         scenario!(scenarios::live::run),
         scenario!(scenarios::objects::run),
+        scenario!(scenarios::functions::run),
         scenario!(scenarios::sims::run),
         scenario!(scenarios::plane::run),
         scenario!(scenarios::auth::run),

@@ -5,6 +5,7 @@ pub mod cold_access;
 pub mod cold_path;
 pub mod edge;
 pub mod expiry;
+pub mod functions;
 pub mod health;
 pub mod hello;
 pub mod hibernation;
