@@ -319,8 +319,18 @@ struct RateResult {
     failed: u64,
 }
 
-/// `ping_only`: the same load of round trips, but `ping`s (no storage, no
-/// fan-out): the per-event floor of this machine's runtime, as a baseline.
+/// What each round trip of the rate measurement is.
+#[derive(Clone, Copy, PartialEq)]
+enum Load {
+    /// A one-row update as a `mut`.
+    Mut,
+    /// The same update as a call of a mutation function.
+    Call,
+    /// A ping: the same round trips with no storage and no fan-out, the
+    /// per-event floor of this machine's runtime, as a baseline.
+    Ping,
+}
+
 async fn mutation_rate(
     port: u16,
     shard: &str,
@@ -328,7 +338,7 @@ async fn mutation_rate(
     depth: usize,
     secs: u64,
     runs: usize,
-    ping_only: bool,
+    load: Load,
 ) -> Result<RateResult> {
     let mut ws = Vec::with_capacity(writers);
     for _ in 0..writers {
@@ -353,16 +363,25 @@ async fn mutation_rate(
                         k += 1;
                         // One of the 20 rows every subscriber holds: each
                         // ack means a diff to all of them.
-                        let op = Op::Update {
-                            entity: "Card".into(),
-                            id: format!("seed{}", (w + lane) % SEED_ROWS),
-                            set: row(json!({"title": format!("w{w}.{lane}.{k}")})),
-                        };
+                        let id = format!("seed{}", (w + lane) % SEED_ROWS);
+                        let title = format!("w{w}.{lane}.{k}");
                         let done = async {
-                            if ping_only {
-                                c.ping().await.map(|_| ())
-                            } else {
-                                c.mutate(vec![op]).await.map(|_| ())
+                            match load {
+                                Load::Ping => c.ping().await.map(|_| ()),
+                                Load::Mut => {
+                                    let op = Op::Update {
+                                        entity: "Card".into(),
+                                        id,
+                                        set: row(json!({ "title": title })),
+                                    };
+                                    c.mutate(vec![op]).await.map(|_| ())
+                                }
+                                // The same update through the board's
+                                // TypeScript function `renameCard`.
+                                Load::Call => c
+                                    .call("renameCard", json!({"cardId": id, "title": title}).into())
+                                    .await
+                                    .map(|_| ()),
                             }
                         };
                         match tokio::time::timeout(Duration::from_secs(10), done).await {
@@ -558,7 +577,12 @@ async fn run() -> Result<()> {
         }
         for (w, d) in variants {
             eprintln!("  {w} writers, depth {d}");
-            rates.push(mutation_rate(port, &shard, w, d, secs, runs, false).await?);
+            rates.push(mutation_rate(port, &shard, w, d, secs, runs, Load::Mut).await?);
+            // The same writes through a server function, interleaved run
+            // by run with the raw ones above (docs/functions.md).
+            let mut r = mutation_rate(port, &shard, w, d, secs, runs, Load::Call).await?;
+            r.label.push_str(", function renameCard");
+            rates.push(r);
         }
         let (clients, subs): (Vec<_>, Vec<_>) = subs.into_iter().unzip();
         drop(subs);
@@ -566,7 +590,7 @@ async fn run() -> Result<()> {
         // The same load with nobody subscribed: what the fan-out costs.
         if let Some(&w) = writers.iter().max() {
             eprintln!("  {w} writers, depth 0, no subscribers");
-            let mut r = mutation_rate(port, &shard, w, 0, secs, runs, false).await?;
+            let mut r = mutation_rate(port, &shard, w, 0, secs, runs, Load::Mut).await?;
             r.label.push_str(", 0 subscribers");
             rates.push(r);
             // Baseline: the same round trips as pings (no storage, no diffs),
@@ -574,7 +598,7 @@ async fn run() -> Result<()> {
             let depths = if depth > 0 { vec![0, depth] } else { vec![0] };
             for d in depths {
                 eprintln!("  {w} writers, depth {d}, ping round trips (baseline)");
-                let mut r = mutation_rate(port, &shard, w, d, secs, runs, true).await?;
+                let mut r = mutation_rate(port, &shard, w, d, secs, runs, Load::Ping).await?;
                 r.label = format!("{w} clients x {} in flight, pings (floor)", d.max(1));
                 rates.push(r);
             }

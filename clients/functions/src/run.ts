@@ -45,6 +45,9 @@ function parseArgs(definition: FunctionDefinition, argsJson: string): unknown {
   } catch {
     throw raise(ErrorCode.BAD_ARGS, "args: not JSON");
   }
+  // No arguments (`args` omitted from a `call`, an empty HTTP body) are
+  // an empty object, so a function without args takes them.
+  if (args === null) args = {};
   const failure = definition.args.check(args);
   if (failure) throw raise(ErrorCode.BAD_ARGS, formatFailure("args", failure));
   return args;

@@ -59,7 +59,7 @@ function board(shard: FakeShard): Record<string, string[]> {
   return columns;
 }
 
-test("the board has its seven functions", () => {
+test("the board has its eight functions", () => {
   assert.deepEqual(functions.list(), [
     { name: "addCardChecked", kind: "mutation", trusted: false },
     { name: "archiveColumn", kind: "mutation", trusted: false },
@@ -68,6 +68,7 @@ test("the board has its seven functions", () => {
     { name: "fetchInMutation", kind: "mutation", trusted: false },
     { name: "moveCard", kind: "mutation", trusted: false },
     { name: "rateLimitedLookup", kind: "action", trusted: false },
+    { name: "renameCard", kind: "mutation", trusted: false },
   ]);
 });
 

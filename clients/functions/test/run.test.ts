@@ -193,7 +193,9 @@ test("bad args: not JSON, not an object, a validator's path and reason", async (
   const bad = async (args: unknown) => (await call(shard, "mutation", "addCard", args)).err;
   assert.deepEqual(await bad("{nope"), { code: "BAD_ARGS", message: "args: not JSON" });
   assert.deepEqual(await bad("[1]"), { code: "BAD_ARGS", message: "args: expected an object, got an array" });
-  assert.deepEqual(await bad("null"), { code: "BAD_ARGS", message: "args: expected an object, got null" });
+  // null is "no arguments": an empty object, which misses `title` here.
+  assert.deepEqual(await bad("null"), { code: "BAD_ARGS", message: "args.title: missing, expected a string" });
+  assert.deepEqual(await bad("3"), { code: "BAD_ARGS", message: "args: expected an object, got 3" });
   assert.deepEqual(await bad({ title: "a", position: "2" }), { code: "BAD_ARGS", message: 'args.position: expected an integer, got "2"' });
   assert.deepEqual(await bad({ title: "a", position: 2, extra: true }), { code: "BAD_ARGS", message: "args.extra: unknown field" });
   assert.deepEqual(await bad({ position: 2 }), { code: "BAD_ARGS", message: "args.title: missing, expected a string" });

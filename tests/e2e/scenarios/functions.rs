@@ -40,9 +40,11 @@ fn args(v: Json) -> Value {
     Value::from(v)
 }
 
+/// The next message, presence aside.
 async fn next_msg(c: &mut RawConnection) -> Result<ServerMsg> {
     loop {
         match within("a message", c.recv()).await?? {
+            Received::Msg(ServerMsg::PresenceState(_) | ServerMsg::PresenceDiff(_)) => continue,
             Received::Msg(m) => return Ok(m),
             Received::Closed { .. } => bail!("the socket closed"),
             _ => continue,
