@@ -379,7 +379,10 @@ async fn mutation_rate(
                                 // The same update through the board's
                                 // TypeScript function `renameCard`.
                                 Load::Call => c
-                                    .call("renameCard", json!({"cardId": id, "title": title}).into())
+                                    .call(
+                                        "renameCard",
+                                        json!({"cardId": id, "title": title}).into(),
+                                    )
                                     .await
                                     .map(|_| ()),
                             }

@@ -144,13 +144,30 @@ async fn atomic_and_idempotent(ctx: &Ctx, port: u16, encoding: Encoding) -> Resu
     let e = refused(&failed, ErrorCode::FunctionError, "failAfterTwoWrites")?;
     ensure!(e.message.starts_with("ON_PURPOSE:"), "{e:?}");
     let s = stats(ctx, &shard).await?;
-    ensure!(s["seq"] == 0 && s["rows"]["Card"] == 0, "after the failed call: {s}");
+    ensure!(
+        s["seq"] == 0 && s["rows"]["Card"] == 0,
+        "after the failed call: {s}"
+    );
 
-    let added = call(&mut writer, "a1", "addCardChecked", json!({"title": "first"})).await?;
+    let added = call(
+        &mut writer,
+        "a1",
+        "addCardChecked",
+        json!({"title": "first"}),
+    )
+    .await?;
     let r = ok(&added, "addCardChecked")?;
     ensure!(r.seq == 1 && !r.dup, "{r:?}");
-    ensure!(added.diffs_before == 1, "one diff before the result, got {}", added.diffs_before);
-    ensure!(failed.diffs_before == 0, "a failed call sent {} diffs", failed.diffs_before);
+    ensure!(
+        added.diffs_before == 1,
+        "one diff before the result, got {}",
+        added.diffs_before
+    );
+    ensure!(
+        failed.diffs_before == 0,
+        "a failed call sent {} diffs",
+        failed.diffs_before
+    );
     let id = r.value.as_str().unwrap_or_default().to_owned();
     ensure!(!id.is_empty(), "addCardChecked returned {:?}", r.value);
     // The reader's next diff starts at 0: the failed call sent none.
@@ -162,11 +179,20 @@ async fn atomic_and_idempotent(ctx: &Ctx, port: u16, encoding: Encoding) -> Resu
         other => bail!("expected a diff, got {other:?}"),
     }
     // The same op again: its first answer, nothing applied twice.
-    let again = call(&mut writer, "a1", "addCardChecked", json!({"title": "first"})).await?;
+    let again = call(
+        &mut writer,
+        "a1",
+        "addCardChecked",
+        json!({"title": "first"}),
+    )
+    .await?;
     let r2 = ok(&again, "the retry")?;
     ensure!(r2.dup && r2.seq == 1 && r2.value == r.value, "{r2:?}");
     let s = stats(ctx, &shard).await?;
-    ensure!(s["seq"] == 1 && s["rows"]["Card"] == 1, "after the retry: {s}");
+    ensure!(
+        s["seq"] == 1 && s["rows"]["Card"] == 1,
+        "after the retry: {s}"
+    );
     writer.close(1000, "done").await?;
     reader.close(1000, "done").await?;
     Ok(())
@@ -190,7 +216,13 @@ async fn live_query_function(ctx: &Ctx, port: u16) -> Result<()> {
     };
     let mut writer = raw(port, &shard, Encoding::Json).await?;
     for (i, title) in ["a", "b"].iter().enumerate() {
-        let a = call(&mut writer, &format!("w{i}"), "addCardChecked", json!({"title": title})).await?;
+        let a = call(
+            &mut writer,
+            &format!("w{i}"),
+            "addCardChecked",
+            json!({"title": title}),
+        )
+        .await?;
         ok(&a, "addCardChecked")?;
     }
     let mut latest: FnValue = first.clone();
@@ -214,7 +246,13 @@ async fn io_and_actions(ctx: &Ctx, port: u16) -> Result<()> {
     let io = call(&mut c, "io1", "fetchInMutation", json!({})).await?;
     refused(&io, ErrorCode::MutationIo, "fetchInMutation")?;
     // The shard serves on.
-    let a = call(&mut c, "io2", "addCardChecked", json!({"title": "still here"})).await?;
+    let a = call(
+        &mut c,
+        "io2",
+        "addCardChecked",
+        json!({"title": "still here"}),
+    )
+    .await?;
     ok(&a, "a call after the refused one")?;
     let s = stats(ctx, &shard).await?;
     ensure!(s["rows"]["Card"] == 1, "{s}");
@@ -228,7 +266,9 @@ async fn io_and_actions(ctx: &Ctx, port: u16) -> Result<()> {
         Resp::json(200, &json!(format!("{} at {}", q, req.path)))
     }))
     .await?;
-    let url = ctx.dev.http(&format!("/v1/shards/{shard}/fn/rateLimitedLookup"));
+    let url = ctx
+        .dev
+        .http(&format!("/v1/shards/{shard}/fn/rateLimitedLookup"));
     let service_url = format!("http://127.0.0.1:{service}");
     let (status, body) = post(&url, &json!({"serviceUrl": service_url, "q": "word"})).await?;
     ensure!(status == 200, "{status} {body}");
@@ -236,7 +276,10 @@ async fn io_and_actions(ctx: &Ctx, port: u16) -> Result<()> {
         body["value"]["said"] == "\"word at /lookup\"" && body["value"]["cardId"].is_string(),
         "{body}"
     );
-    ensure!(hits.load(Ordering::SeqCst) == 1, "the service was not called");
+    ensure!(
+        hits.load(Ordering::SeqCst) == 1,
+        "the service was not called"
+    );
     // Its rate limit: five a minute per caller (anonymous callers share one).
     let mut limited = None;
     for _ in 0..6 {
@@ -247,8 +290,11 @@ async fn io_and_actions(ctx: &Ctx, port: u16) -> Result<()> {
         }
     }
     match limited {
-        Some((422, body)) if body["error"]["code"] == "FUNCTION_ERROR"
-            && body["error"]["message"].as_str().is_some_and(|m| m.starts_with("RATE_LIMITED:")) => {}
+        Some((422, body))
+            if body["error"]["code"] == "FUNCTION_ERROR"
+                && body["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("RATE_LIMITED:")) => {}
         other => bail!("the sixth lookup in a minute: {other:?}"),
     }
     // Each admitted lookup added its card through a mutation by name.
@@ -270,15 +316,31 @@ async fn bad_callers(ctx: &Ctx, port: u16) -> Result<()> {
     refused(&a, ErrorCode::WrongKind, "an action over the socket")?;
     // Policies hold inside a function: an anonymous caller may not add a
     // todo for someone.
-    let a = call(&mut c, "b4", "addTodo", json!({"title": "t", "ownerId": "u1"})).await?;
+    let a = call(
+        &mut c,
+        "b4",
+        "addTodo",
+        json!({"title": "t", "ownerId": "u1"}),
+    )
+    .await?;
     refused(&a, ErrorCode::Forbidden, "addTodo for another")?;
     let http = |name: &str| ctx.dev.http(&format!("/v1/shards/{shard}/fn/{name}"));
     let (status, body) = post(&http("noSuchFunction"), &json!({})).await?;
-    ensure!(status == 404 && body["error"]["code"] == "UNKNOWN_FUNCTION", "{status} {body}");
+    ensure!(
+        status == 404 && body["error"]["code"] == "UNKNOWN_FUNCTION",
+        "{status} {body}"
+    );
     let (status, body) = post(&http("addCardChecked"), &json!({"title": "t", "extra": 1})).await?;
-    ensure!(status == 400 && body["error"]["code"] == "BAD_ARGS", "{status} {body}");
+    ensure!(
+        status == 400 && body["error"]["code"] == "BAD_ARGS",
+        "{status} {body}"
+    );
     // Another tenant's shard: refused at the router.
-    let (status, body) = post(&ctx.dev.http("/v1/shards/team:t9/fn/addCardChecked"), &json!({"title": "t"})).await?;
+    let (status, body) = post(
+        &ctx.dev.http("/v1/shards/team:t9/fn/addCardChecked"),
+        &json!({"title": "t"}),
+    )
+    .await?;
     ensure!(status == 401, "anonymous on a team shard: {status} {body}");
     // Oversized arguments.
     let big = "x".repeat(2 << 20);

@@ -3,10 +3,21 @@ use std::time::Duration;
 use anyhow::{bail, ensure, Result};
 use pylon_workers::client::{ClientConfig, RawConnection, Received};
 use pylon_workers::protocol::{ClientMsg, Encoding, Hello, ServerMsg};
+use pylon_workers::value::Value;
 use serde_json::json;
 
 use crate::support::{card, cards, client, get_json, ids, post, unique, wait_rows, within};
 use crate::Ctx;
+
+/// Waits until the watched `boardSummary` counts `total` cards.
+async fn wait_value(w: &mut pylon_workers::client::FnWatch, total: i64) -> Result<()> {
+    within(
+        &format!("boardSummary to count {total}"),
+        w.wait_for(|v| v.value.get("total").and_then(Value::as_i64) == Some(total)),
+    )
+    .await??;
+    Ok(())
+}
 
 /// Locally, workerd evicts an object after ~10 s with no events.
 pub const IDLE_FOR_EVICTION: Duration = Duration::from_secs(13);
@@ -34,6 +45,14 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     let config = ClientConfig::new(format!("ws://127.0.0.1:{port}"), &shard);
     let mut raw = within("raw connect", RawConnection::connect(&config)).await??;
     let conn = within("welcome", raw.recv_welcome()).await??.conn;
+    // A live query function (docs/functions.md) watched across the nap.
+    let functions = client(port, &shard, Encoding::Json).await?;
+    let mut summary = within(
+        "watch boardSummary",
+        functions.watch("boardSummary", Value::Null),
+    )
+    .await??;
+    wait_value(&mut summary, 1).await?;
     let before = get_json(&ctx.dev.http(&format!("/v1/shards/{shard}/stats"))).await?;
     // A simulation shard idles beside it, with a socket attached.
     let counter = ctx.dev.http(&format!("/v1/sims/counter/{shard}"));
@@ -82,8 +101,18 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         &json!({"op": "after-nap", "ops": [{"type": "insert", "entity": "Card", "row": card("after", "after", 2.0)}]})).await?;
     ensure!(status == 200 && body["seq"] == 2, "{status} {body}");
     let v = wait_rows(&mut sub, "the diff after the wake", |v| v.rows.len() == 2).await?;
+    // The watch was rebuilt from storage and ran again for the write.
+    wait_value(&mut summary, 2).await?;
+    // And a function call reaches the woken shard.
+    let id = within(
+        "a call after the wake",
+        functions.call("addCardChecked", Value::from(json!({"title": "called"}))),
+    )
+    .await??;
+    ensure!(id.as_str().is_some(), "addCardChecked returned {id:?}");
+    wait_value(&mut summary, 3).await?;
     ensure!(
-        ids(&v) == ["before", "after"] && v.seq == Some(2),
+        ids(&v)[..2] == ["before", "after"] && v.seq.is_some_and(|s| s >= 2),
         "{:?} at {:?}",
         ids(&v),
         v.seq
@@ -99,7 +128,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         "the object was not evicted and rebuilt: wakes {w0} -> {w1}"
     );
     ensure!(
-        after["connections"] == 2,
+        after["connections"] == 3,
         "sockets not kept across eviction: {after}"
     );
     ensure!(
@@ -113,7 +142,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         match within("welcome again", raw.recv()).await?? {
             Received::Msg(ServerMsg::Welcome(w)) => {
                 ensure!(
-                    w.conn == conn && w.seq == 2,
+                    w.conn == conn && w.seq == 3,
                     "attachment lost: was {conn}, now {w:?}"
                 );
                 break;

@@ -1,4 +1,9 @@
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Function calls made through the kill -9.
+const CALLS: usize = 30;
 
 use anyhow::{ensure, Result};
 use pylon_workers::protocol::{Encoding, Op};
@@ -42,7 +47,49 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         ensure!(status == 200, "{status} {body}");
     }
 
+    // Server functions called one after another through the kill: each
+    // unanswered call is resent with its op id after the reconnect, so
+    // every call is applied exactly once (docs/functions.md).
+    let calls_shard = unique("restart-fn");
+    let caller = client(port, &calls_shard, Encoding::Postcard).await?;
+    let done = Arc::new(AtomicUsize::new(0));
+    let counted = done.clone();
+    let calls = tokio::spawn(async move {
+        let mut ids = Vec::new();
+        for i in 0..CALLS {
+            let args = json!({"title": format!("call {i}"), "column": "calls"});
+            let id = caller.call("addCardChecked", args.into()).await?;
+            ids.push(id);
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+        anyhow::Ok(ids)
+    });
+    within("calls before the kill", async {
+        while done.load(Ordering::SeqCst) < 5 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await?;
+
     ctx.restart().await?;
+
+    let made = within("the calls through the restart", calls).await???;
+    let distinct: HashSet<_> = made.iter().map(|v| format!("{v:?}")).collect();
+    ensure!(
+        distinct.len() == CALLS,
+        "{} distinct answers of {CALLS}",
+        distinct.len()
+    );
+    let count_url = ctx.dev.http(&format!("/v1/shards/{calls_shard}/query"));
+    let (status, body) = post(
+        &count_url,
+        &json!({"entity": "Card", "where": {"column": "calls"}, "count": true}),
+    )
+    .await?;
+    ensure!(
+        status == 200 && body["count"] == CALLS,
+        "cards made by the calls: {status} {body}"
+    );
 
     let kept = get_json(&tally).await?;
     ensure!(kept["total"] == 7, "the tally after the restart: {kept}");
