@@ -1190,3 +1190,82 @@ async fn a_watch_sees_what_its_caller_may_read() {
     // Bob's watch re-ran (Note changed) but he still may not read it.
     assert!(values(&out, "bob").is_empty(), "{out:?}");
 }
+
+#[tokio::test]
+async fn calls_queued_with_writes_share_one_flush_in_arrival_order() {
+    let mut e = open("batch");
+    e.connect("a", info(None), 0).unwrap();
+    e.connect("w", info(None), 0).unwrap();
+    let snap = send(
+        &mut e,
+        "w",
+        json!({"type": "sub", "id": "s", "entity": "Card"}),
+    )
+    .await;
+    let mut held = rows_of(&to(&snap, "w")[0]);
+    let frames = [
+        call_msg("c1", "addCard", json!({"id": "k1"})),
+        json!({"type": "mut", "op": "m1", "ops": [{"type": "insert", "entity": "Card", "row": {"id": "k2", "title": "t", "n": 1}}]}),
+        call_msg("c2", "twoThenFail", json!({})),
+        call_msg("c1", "addCard", json!({"id": "k1"})),
+        call_msg("c3", "addCard", json!({"id": "k3"})),
+    ];
+    let mut out = Vec::new();
+    for f in &frames {
+        out.extend(e.message("a", FrameRef::Text(&f.to_string()), 0).await);
+    }
+    assert!(
+        to(&out, "a").is_empty(),
+        "answered before the flush: {out:?}"
+    );
+    out.extend(e.flush().await);
+    // One diff for the whole flush, before every answer.
+    let to_w = to(&out, "w");
+    assert_eq!(to_w.len(), 1, "{to_w:?}");
+    apply(&mut held, &to_w[0]);
+    assert_eq!(row_ids(&held), ["k1", "k2", "k3"]);
+    let answers: Vec<String> = to(&out, "a")
+        .iter()
+        .map(|m| match m {
+            ServerMsg::Returned(r) => format!("result {} {} dup={}", r.op, r.seq, r.dup),
+            ServerMsg::Ack(a) => format!("ack {} {}", a.op, a.seq),
+            ServerMsg::Err(err) => format!("err {} {}", err.op.as_deref().unwrap_or(""), err.code),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            "result c1 1 dup=false",
+            "ack m1 2",
+            "err c2 FUNCTION_ERROR",
+            "result c1 1 dup=true",
+            "result c3 3 dup=false",
+        ]
+    );
+    // The retry within the batch has the first call's value.
+    let retried = to(&out, "a")
+        .into_iter()
+        .filter_map(|m| match m {
+            ServerMsg::Returned(r) if r.op == "c1" => Some(r.value),
+            _ => None,
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(retried, [v(json!({"id": "k1"})), v(json!({"id": "k1"}))]);
+    assert_eq!(seq(&e), 3);
+    assert_eq!(ids(&e, "Card"), ["k1", "k2", "k3"]);
+    // A retry after the flush gets the first result from storage.
+    let (r, _) = call(
+        &mut e,
+        &AuthContext::anonymous(),
+        "addCard",
+        json!({"id": "k1"}),
+        Some("c3"),
+    )
+    .await
+    .unwrap();
+    assert!(
+        r.dup && r.seq == 3 && r.value == v(json!({"id": "k3"})),
+        "{r:?}"
+    );
+}

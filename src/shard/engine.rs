@@ -293,6 +293,7 @@ impl<C: SqlConn> ShardEngine<C> {
                     op: m.op,
                     ops: m.ops,
                     now_ms,
+                    call: None,
                 };
                 if self.coalescing() {
                     // Applied by the next flush, with the others queued.
@@ -308,31 +309,26 @@ impl<C: SqlConn> ShardEngine<C> {
                 Ok(out)
             }
             ClientMsg::Call(call) => {
-                let auth = c.info.auth.clone();
-                // Writes queued before the call go first, in arrival order.
-                let mut out = self.flush().await;
-                let op = call.op.clone();
-                let answer = match self
-                    .call(&auth, &call.name, call.args, Some(call.op), None, now_ms)
-                    .await
-                {
-                    Ok((returned, diffs)) => {
-                        out.extend(diffs);
-                        ServerMsg::Returned(returned)
-                    }
-                    Err(mut e) => {
-                        e.op = Some(op);
-                        ServerMsg::Err(e)
-                    }
+                let queued = QueuedMut {
+                    conn: conn.to_owned(),
+                    auth: c.info.auth.clone(),
+                    op: call.op,
+                    ops: Vec::new(),
+                    now_ms,
+                    call: Some((call.name, call.args)),
                 };
-                let answer = Outbound::To(conn.to_owned(), answer);
                 if self.coalescing() {
-                    // Its diffs wait for the next flush: so does the answer,
-                    // sent after them as a `mut`'s ack is.
-                    self.pending.push(answer);
-                } else {
-                    out.push(answer);
+                    // Applied by the next flush with the writes queued
+                    // around it, in arrival order; answered after its diffs.
+                    self.queued.push(queued);
+                    if self.queued.len() >= self.config.max_batch as usize {
+                        return self.flush().await;
+                    }
+                    return Vec::new();
                 }
+                let mut out = Vec::new();
+                let answer = self.apply_queued(queued, &mut out).await;
+                out.push(answer);
                 Ok(out)
             }
             ClientMsg::Watch(w) => {

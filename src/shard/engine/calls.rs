@@ -164,6 +164,15 @@ impl<C: SqlConn> Db for CallDb<'_, C> {
     }
 }
 
+/// What preparing a call came to.
+pub(super) enum PreparedCall {
+    /// Nothing to record: a retried op id (its first answer), a query, or
+    /// a mutation that wrote nothing.
+    Answered(Returned),
+    /// Rows written at the call's seq; to be recorded, then fanned out.
+    Applied(Returned, Applied),
+}
+
 /// What running a query or mutation came to.
 pub(super) struct Ran {
     pub(super) value: Result<Value, FnError>,
@@ -250,28 +259,57 @@ impl<C: SqlConn> ShardEngine<C> {
         now_ms: i64,
     ) -> Result<(Returned, Vec<Outbound>), ErrorMsg> {
         self.tick(now_ms);
-        let info = self.function(name, want)?;
         let op = op.unwrap_or_default();
         let current = self.store.seq().map_err(|e| storage_err(&e))?;
-        if info.kind == FnKind::Mutation && !op.is_empty() {
+        let first = if op.is_empty() {
+            None
+        } else {
             let known = self
                 .store
                 .op_seqs(&[op.as_str()])
                 .map_err(|e| storage_err(&e))?;
-            if let Some(&seq) = known.get(&op) {
-                let value = self.store.fn_result(&op).map_err(|e| storage_err(&e))?;
-                return Ok((
-                    Returned {
-                        op,
-                        seq,
-                        value,
-                        dup: true,
-                    },
-                    Vec::new(),
-                ));
-            }
+            known.get(&op).copied()
+        };
+        let (returned, applied) = match self
+            .prepare_call(auth, name, want, args, op, now_ms, current + 1, first)
+            .await?
+        {
+            PreparedCall::Answered(r) => return Ok((r, Vec::new())),
+            PreparedCall::Applied(r, a) => (r, a),
+        };
+        self.record(std::slice::from_ref(&applied))?;
+        self.save_results(&[(&returned.op, &returned.value)], now_ms);
+        let mut out = self.fan_out(&applied.changes, applied.seq).await;
+        if !self.coalescing() {
+            out.extend(self.rerun_watches().await);
         }
-        let seq = current + 1;
+        Ok((returned, out))
+    }
+
+    /// Runs a call at `seq` (its writes applied, not recorded), or answers
+    /// it without running: `first` is the seq its op id was applied at.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn prepare_call(
+        &self,
+        auth: &AuthContext,
+        name: &str,
+        want: Option<FnKind>,
+        args: Value,
+        op: String,
+        now_ms: i64,
+        seq: u64,
+        first: Option<u64>,
+    ) -> Result<PreparedCall, ErrorMsg> {
+        let info = self.function(name, want)?;
+        if let (FnKind::Mutation, Some(first)) = (info.kind, first) {
+            let value = self.store.fn_result(&op).map_err(|e| storage_err(&e))?;
+            return Ok(PreparedCall::Answered(Returned {
+                op,
+                seq: first,
+                value,
+                dup: true,
+            }));
+        }
         let ran = self.run_function(&info, auth, args, seq).await;
         let value = match ran.value.and_then(|v| self.fits(v)) {
             Ok(v) => v,
@@ -281,15 +319,12 @@ impl<C: SqlConn> ShardEngine<C> {
             }
         };
         if ran.changes.is_empty() {
-            return Ok((
-                Returned {
-                    op,
-                    seq: current,
-                    value,
-                    dup: false,
-                },
-                Vec::new(),
-            ));
+            return Ok(PreparedCall::Answered(Returned {
+                op,
+                seq: seq - 1,
+                value,
+                dup: false,
+            }));
         }
         let applied = Applied {
             seq,
@@ -297,25 +332,26 @@ impl<C: SqlConn> ShardEngine<C> {
             at_ms: now_ms,
             changes: ran.changes,
         };
-        self.record(std::slice::from_ref(&applied))?;
-        if !op.is_empty() {
-            // Kept as long as the op id, for a retry's answer; without it a
-            // retry is still applied once, answered with a null value.
-            let _ = self.store.save_fn_result(&op, &value, now_ms);
-        }
-        let mut out = self.fan_out(&applied.changes, seq).await;
-        if !self.coalescing() {
-            out.extend(self.rerun_watches().await);
-        }
-        Ok((
+        Ok(PreparedCall::Applied(
             Returned {
                 op,
                 seq,
                 value,
                 dup: false,
             },
-            out,
+            applied,
         ))
+    }
+
+    /// Keeps recorded calls' results with their op ids, for a retry's
+    /// answer (without it a retry is still applied once, answered with a
+    /// null value).
+    pub(super) fn save_results(&self, results: &[(&String, &Value)], now_ms: i64) {
+        for (op, value) in results {
+            if !op.is_empty() {
+                let _ = self.store.save_fn_result(op, value, now_ms);
+            }
+        }
     }
 
     /// A result small enough to answer in one frame.

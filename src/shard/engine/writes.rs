@@ -1,21 +1,54 @@
 //! Writes: a `mut` applied all or nothing as the next seq and recorded (log,
 //! outbox, op ids) on its own or, when coalescing, with its flush's batch.
 
+use super::calls::PreparedCall;
 use super::errors::{err, storage_err};
 use super::{Outbound, ShardEngine};
 use crate::live::Change;
 use crate::policy::AuthContext;
-use crate::protocol::{Ack, ErrorCode, ErrorMsg, Op, ServerMsg};
+use crate::protocol::{Ack, ErrorCode, ErrorMsg, Op, Returned, ServerMsg};
 use crate::shard::store::WriteRecord;
 use crate::storage::SqlConn;
+use crate::value::Value;
 
-/// A `mut` waiting for the next flush.
+/// A `mut` (or a `call`) waiting for the next flush.
 pub(super) struct QueuedMut {
     pub(super) conn: String,
     pub(super) auth: AuthContext,
     pub(super) op: String,
     pub(super) ops: Vec<Op>,
     pub(super) now_ms: i64,
+    /// A `call` of this function with these arguments (`ops` is empty).
+    pub(super) call: Option<(String, Value)>,
+}
+
+/// A write's answer, once applied.
+enum Answer {
+    Ack(Ack),
+    Returned(Returned),
+}
+
+impl Answer {
+    fn seq_dup(&self) -> (u64, bool) {
+        match self {
+            Answer::Ack(a) => (a.seq, a.dup),
+            Answer::Returned(r) => (r.seq, r.dup),
+        }
+    }
+
+    fn op(&self) -> &str {
+        match self {
+            Answer::Ack(a) => &a.op,
+            Answer::Returned(r) => &r.op,
+        }
+    }
+
+    fn into_msg(self) -> ServerMsg {
+        match self {
+            Answer::Ack(a) => ServerMsg::Ack(a),
+            Answer::Returned(r) => ServerMsg::Returned(r),
+        }
+    }
 }
 
 /// A mutation applied to the rows, not yet recorded.
@@ -201,17 +234,24 @@ impl<C: SqlConn> ShardEngine<C> {
             || self.watches.any_marked()
     }
 
-    /// Applies one `mut`; its `ack` or `err` for the writer. Diffs sent now
+    /// Applies one `mut` (or `call`); its `ack` (`result`) or `err` for the writer. Diffs sent now
     /// (when not coalescing) go to `out`.
     pub(super) async fn apply_queued(&mut self, q: QueuedMut, out: &mut Vec<Outbound>) -> Outbound {
         let op = q.op.clone();
-        let answer = match self
-            .mutate(Some(&q.conn), &q.auth, Some(q.op), q.ops, q.now_ms)
-            .await
-        {
-            Ok((ack, diffs)) => {
+        let result = match q.call {
+            Some((name, args)) => self
+                .call(&q.auth, &name, args, Some(q.op), None, q.now_ms)
+                .await
+                .map(|(r, diffs)| (ServerMsg::Returned(r), diffs)),
+            None => self
+                .mutate(Some(&q.conn), &q.auth, Some(q.op), q.ops, q.now_ms)
+                .await
+                .map(|(ack, diffs)| (ServerMsg::Ack(ack), diffs)),
+        };
+        let answer = match result {
+            Ok((answer, diffs)) => {
                 out.extend(diffs);
-                ServerMsg::Ack(ack)
+                answer
             }
             Err(mut e) => {
                 e.op = Some(op);
@@ -253,19 +293,53 @@ impl<C: SqlConn> ShardEngine<C> {
         };
         let mut batch: Vec<Applied> = Vec::new();
         // Each write's connection and answer, in arrival order.
-        let mut answers: Vec<(String, Result<Ack, ErrorMsg>)> = Vec::with_capacity(queued.len());
+        let mut answers: Vec<(String, Result<Answer, ErrorMsg>)> = Vec::with_capacity(queued.len());
+        // What recorded calls returned, for their retries.
+        let mut results: Vec<(String, Value)> = Vec::new();
         for q in queued {
             let seq = base + batch.len() as u64 + 1;
             let first = known.get(&q.op).copied();
             let op = q.op.clone();
-            match self.apply_mutation(&q.auth, q.op, q.ops, q.now_ms, seq, first) {
-                Ok(Prepared::Answered(ack)) => answers.push((q.conn, Ok(ack))),
-                Ok(Prepared::Applied(a)) => {
+            // A call retried within this batch: its result is not stored yet.
+            let earlier = results.iter().find(|(o, _)| !o.is_empty() && *o == q.op);
+            let prepared = match q.call {
+                Some(_) if first.is_some() && earlier.is_some() => {
+                    let value = earlier.map(|(_, v)| v.clone()).unwrap_or_default();
+                    Ok((
+                        Answer::Returned(Returned {
+                            op: q.op,
+                            seq: first.unwrap_or_default(),
+                            value,
+                            dup: true,
+                        }),
+                        None,
+                    ))
+                }
+                Some((name, args)) => match self
+                    .prepare_call(&q.auth, &name, None, args, q.op, q.now_ms, seq, first)
+                    .await
+                {
+                    Ok(PreparedCall::Answered(r)) => Ok((Answer::Returned(r), None)),
+                    Ok(PreparedCall::Applied(r, a)) => Ok((Answer::Returned(r), Some(a))),
+                    Err(e) => Err(e),
+                },
+                None => match self.apply_mutation(&q.auth, q.op, q.ops, q.now_ms, seq, first) {
+                    Ok(Prepared::Answered(ack)) => Ok((Answer::Ack(ack), None)),
+                    Ok(Prepared::Applied(a)) => Ok((Answer::Ack(a.ack()), Some(a))),
+                    Err(e) => Err(e),
+                },
+            };
+            match prepared {
+                Ok((answer, None)) => answers.push((q.conn, Ok(answer))),
+                Ok((answer, Some(a))) => {
                     out.extend(self.fan_out(&a.changes, seq).await);
                     if !a.op.is_empty() {
                         known.insert(a.op.clone(), seq);
                     }
-                    answers.push((q.conn, Ok(a.ack())));
+                    if let Answer::Returned(r) = &answer {
+                        results.push((r.op.clone(), r.value.clone()));
+                    }
+                    answers.push((q.conn, Ok(answer)));
                     batch.push(a);
                 }
                 Err(mut e) => {
@@ -281,18 +355,23 @@ impl<C: SqlConn> ShardEngine<C> {
                 }
             }
             for (_, answer) in &mut answers {
-                if let Ok(ack) = answer {
-                    if !ack.dup && ack.seq > base {
+                if let Ok(a) = answer {
+                    let (seq, dup) = a.seq_dup();
+                    if !dup && seq > base {
                         let mut e = e.clone();
-                        e.op = Some(ack.op.clone());
+                        e.op = Some(a.op().to_owned());
                         *answer = Err(e);
                     }
                 }
             }
+        } else {
+            let now_ms = batch.last().map_or(0, |a| a.at_ms);
+            let kept: Vec<(&String, &Value)> = results.iter().map(|(o, v)| (o, v)).collect();
+            self.save_results(&kept, now_ms);
         }
         for (conn, answer) in answers {
             let msg = match answer {
-                Ok(ack) => ServerMsg::Ack(ack),
+                Ok(a) => a.into_msg(),
                 Err(e) => ServerMsg::Err(e),
             };
             self.pending.push(Outbound::To(conn, msg));
