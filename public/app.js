@@ -1,8 +1,16 @@
-// The demo board: one room = one shard. Cards are a live query kept up to
-// date from snap/diff messages by @pylon-workers/client; writes show at once
-// (optimistic) and are confirmed by the shard's ack. `?encoding=postcard`
+// The demo board: one room = one shard, shown as a small kanban (columns
+// todo / doing / done, and any other a card names). Cards are a live query
+// kept up to date from snap/diff messages by @pylon-workers/client. The
+// board's rules run on the server as functions (examples/board/functions):
+// adding a card (`addCardChecked`, which checks the title), moving one
+// (`moveCard`, which renumbers the columns), archiving a column
+// (`archiveColumn`) or the done cards (`archiveDone`, a Rust function); the
+// summary line is the query function `boardSummary`, kept live with
+// `watch`. Ticking and removing a card are plain writes, shown at once
+// (optimistic) and confirmed by the shard's ack. `?encoding=postcard`
 // speaks pylon.v1.postcard (binary frames) instead of JSON.
 import { connect } from "/vendor/pylon-client/index.js";
+import { COLUMNS, renderBoard } from "/board-view.js";
 
 const params = new URLSearchParams(location.search);
 const room = (params.get("room") || "lobby").replace(/[^A-Za-z0-9._:-]/g, "-").slice(0, 128) || "lobby";
@@ -25,43 +33,94 @@ client.on("presence", (members) => {
 });
 client.presence({ name: me });
 
+/** A failure as the user reads it: a server function's own code (EMPTY_TITLE, …) and message, else the protocol's. */
+function explain(err) {
+  if (err.appCode) return { code: err.appCode, message: err.message.slice(err.appCode.length + 1).trim() };
+  return { code: err.code || "ERROR", message: err.message };
+}
+
 function showError(err) {
+  const { code, message } = explain(err);
   $("error").hidden = false;
-  $("error").textContent = `${err.code || "ERROR"}: ${err.message}`;
+  $("error").dataset.code = code;
+  $("error").textContent = `${code}: ${message}`;
+}
+
+/** The add form's own error, next to it (the input points at it with aria-describedby). */
+function showAddError(err) {
+  const { code, message } = explain(err);
+  $("add-error").hidden = false;
+  $("add-error").dataset.code = code;
+  $("add-error").textContent = `${message} (${code})`;
+  $("title").setAttribute("aria-invalid", "true");
+}
+
+function clearAddError() {
+  $("add-error").hidden = true;
+  $("add-error").textContent = "";
+  delete $("add-error").dataset.code;
+  $("title").removeAttribute("aria-invalid");
+}
+
+const actions = {
+  done: (card, checked) =>
+    client.mutate([{ type: "update", entity: "Card", id: card.id, set: { done: checked } }]).catch(showError),
+  remove: (card) => client.mutate([{ type: "delete", entity: "Card", id: card.id }]).catch(showError),
+  move: (card, column, position) => client.call("moveCard", { cardId: card.id, column, position }).catch(showError),
+  archiveColumn: (column) => client.call("archiveColumn", { column }).catch(showError),
+};
+
+/** The add form's column choices: the board's columns, keeping the one chosen. */
+function fillColumnChoice(names) {
+  const select = $("column");
+  const chosen = select.value || COLUMNS[0];
+  if ([...select.options].map((o) => o.value).join("\n") === names.join("\n")) return;
+  select.replaceChildren(...names.map((name) => new Option(name, name, false, name === chosen)));
 }
 
 function render(rows, info) {
   $("seq").textContent = info && info.seq != null ? String(info.seq) : "–";
-  $("cards").replaceChildren(...rows.map((card) => {
-    const li = document.createElement("li");
-    li.dataset.id = card.id;
-    li.className = card.done ? "done" : "";
-    const box = Object.assign(document.createElement("input"), { type: "checkbox", checked: !!card.done });
-    box.addEventListener("change", () =>
-      client.mutate([{ type: "update", entity: "Card", id: card.id, set: { done: box.checked } }]).catch(showError));
-    const title = Object.assign(document.createElement("span"), { className: "title", textContent: card.title });
-    const remove = Object.assign(document.createElement("button"), { className: "remove", textContent: "✕", title: "Remove" });
-    remove.addEventListener("click", () =>
-      client.mutate([{ type: "delete", entity: "Card", id: card.id }]).catch(showError));
-    li.append(box, title, remove);
-    return li;
-  }));
+  fillColumnChoice(renderBoard($("cards"), rows, actions));
+  $("archive-done").disabled = !rows.some((card) => card.done);
   document.body.dataset.cards = String(rows.length);
 }
 
-const cards = client.subscribe({ entity: "Card", order: ["position", "createdAt"], limit: 200 }, render);
+// Archived cards stay in storage; the board leaves them out (`$ne` also
+// matches cards that have no `archived` at all).
+client.subscribe({ entity: "Card", where: { archived: { $ne: true } }, order: ["position", "createdAt"], limit: 200 }, render);
 
-$("add").addEventListener("submit", (e) => {
+function renderSummary(summary) {
+  const line = $("summary");
+  // The usual columns first, as on the board.
+  const rank = (name) => (COLUMNS.includes(name) ? COLUMNS.indexOf(name) : COLUMNS.length);
+  const counts = Object.entries(summary.columns).sort(([a], [b]) => rank(a) - rank(b));
+  const columns = counts.map(([name, c]) => `${name} ${c.cards}`);
+  const total = `${summary.total}${summary.capped ? "+" : ""}`;
+  line.textContent = [`${total} ${summary.total === 1 ? "card" : "cards"}`, `${summary.done} done`, ...columns].join(" · ");
+  line.dataset.total = String(summary.total);
+  line.dataset.done = String(summary.done);
+  line.dataset.columns = JSON.stringify(Object.fromEntries(counts.map(([name, c]) => [name, c.cards])));
+}
+
+client.watch("boardSummary", {}, renderSummary, (err) => {
+  $("summary").textContent = `summary unavailable (${explain(err).code})`;
+});
+
+$("archive-done").addEventListener("click", () => client.call("archiveDone", {}).catch(showError));
+
+$("title").addEventListener("input", clearAddError);
+$("add").addEventListener("submit", async (e) => {
   e.preventDefault();
-  const title = $("title").value.trim();
-  if (!title) return;
-  $("title").value = "";
-  const last = cards.rows[cards.rows.length - 1];
-  const position = last ? Number(last.position) + 1 : 1;
-  client
-    .mutate([{ type: "insert", entity: "Card", row: {
-      id: crypto.randomUUID(), title, done: false, position,
-      createdAt: new Date().toISOString().replace(/\.\d+Z$/, "Z"), author: me,
-    } }])
-    .catch(showError);
+  // The title's rules (not empty, at most 200 characters) are the
+  // server's: addCardChecked answers EMPTY_TITLE or TITLE_TOO_LONG.
+  const input = $("title");
+  const title = input.value;
+  input.value = "";
+  try {
+    await client.call("addCardChecked", { title, column: $("column").value || COLUMNS[0] });
+    clearAddError();
+  } catch (err) {
+    if (input.value === "") input.value = title;
+    showAddError(err);
+  }
 });

@@ -4,8 +4,14 @@
 // server is killed with SIGKILL and restarted on the same port and storage,
 // and both pages converge again. Then, on the same server, two pages
 // speaking pylon.v1.postcard (`?encoding=postcard`) converge the same way,
-// over binary frames. Screenshots of the pages on failure go to
-// target/browser/ (the shared parts are in support.mjs).
+// over binary frames. Last, the board as a kanban runs on the board's
+// server functions: two pages see a card added through `addCardChecked`
+// and moved with `moveCard` (by keyboard), the live `boardSummary` follows
+// on both, an empty title is refused inline (EMPTY_TITLE) and adds nothing,
+// and `archiveDone` and `archiveColumn` take cards off both boards. Every
+// page runs under public/_headers' CSP without a violation. Screenshots of
+// the pages on failure go to target/browser/ (the shared parts are in
+// support.mjs).
 //
 // Run: bash scripts/test.sh, or after a build:
 //   node --test tests/browser/demo.test.mjs   (pinned Node 22 first on PATH)
@@ -26,11 +32,16 @@ const waitHere = (page, n) =>
 /**
  * The board of `room` in a new page, live in `encoding` (the welcome says
  * so); `frames` keeps what its sockets receive: the number of binary
- * frames and the text frames themselves.
+ * frames and the text frames themselves; `violations` the CSP violations
+ * the page reported.
  */
 async function openBoard({ dev, browser, track }, room, name, encoding) {
   const page = track(await browser.newPage(), `${name}-${encoding}`);
   const frames = { binary: 0, text: [] };
+  const violations = [];
+  page.on("console", (m) => {
+    if (m.type() === "error" && /Content Security Policy/i.test(m.text())) violations.push(m.text());
+  });
   page.on("websocket", (ws) => ws.on("framereceived", ({ payload }) => {
     if (typeof payload === "string") frames.text.push(payload);
     else frames.binary++;
@@ -38,21 +49,22 @@ async function openBoard({ dev, browser, track }, room, name, encoding) {
   const q = encoding === "json" ? "" : `&encoding=${encoding}`;
   await page.goto(`http://127.0.0.1:${dev.port}/?room=${room}&name=${name}${q}`);
   await page.waitForSelector(`#conn[data-state="live"][data-encoding="${encoding}"]`, { timeout: WAIT });
-  return Object.assign(page, { frames });
+  return Object.assign(page, { frames, violations });
 }
 
-/** The titles the server holds for the board of `room`, in board order. */
-async function serverTitles(dev, room) {
+/** The titles the server holds for the board of `room` (those matching `where`), in board order. */
+async function serverTitles(dev, room, where = undefined) {
   const r = await fetch(`http://127.0.0.1:${dev.port}/v1/shards/${room}/query`, {
-    method: "POST", body: JSON.stringify({ entity: "Card", order: ["position", "createdAt"] }),
+    method: "POST", body: JSON.stringify({ entity: "Card", where, order: ["position", "createdAt"] }),
   });
   return (await r.json()).rows.map((c) => c.title);
 }
 
-test("two pages share a live board, across a kill -9 of the server; two postcard pages too", { timeout: 300_000 }, async () => {
+test("two pages share a live board, across a kill -9 of the server; two postcard pages too; the kanban's server functions", { timeout: 300_000 }, async () => {
   await withDevAndBrowser({ name: "demo", migrate: true }, async (ctx) => {
     await jsonAcrossKill9(ctx);
     await postcardConverges(ctx);
+    await kanbanFunctions(ctx);
   });
 });
 
@@ -97,6 +109,7 @@ async function jsonAcrossKill9(ctx) {
   // The server's own view matches what the pages show.
   assert.deepEqual(await serverTitles(dev, room), want);
   for (const p of pages) assert.equal(p.frames.binary, 0, "JSON comes in text frames only");
+  for (const p of pages) assert.deepEqual(p.violations, []);
   for (const p of pages) await p.close();
 }
 
@@ -121,5 +134,71 @@ async function postcardConverges(ctx) {
     // only be the keepalive's answer.
     assert.ok(p.frames.binary >= 5, `binary frames: ${p.frames.binary}`);
     assert.deepEqual(p.frames.text.filter((t) => t !== "pylon.keepalive.ack"), []);
+    assert.deepEqual(p.violations, []);
   }
+  for (const p of [alice, bob]) await p.close();
+}
+
+/** Waits until `column` of the page's board shows exactly the titles `want`, in order. */
+const waitColumn = (page, column, want) =>
+  page.waitForFunction(
+    ([c, w]) => JSON.stringify([...document.querySelectorAll(`#cards section[data-column="${c}"] li .title`)].map((e) => e.textContent)) === w,
+    [column, JSON.stringify(want)], { timeout: WAIT },
+  );
+/** Waits until the page's summary line (the watched `boardSummary`) says `total` cards, so many per column. */
+const waitSummary = (page, total, columns) =>
+  page.waitForFunction(
+    ([t, c]) => {
+      const s = document.getElementById("summary").dataset;
+      return s.total === t && s.columns === c;
+    },
+    [String(total), JSON.stringify(columns)], { timeout: WAIT },
+  );
+
+/** The kanban on the board's server functions, seen from two pages. */
+async function kanbanFunctions(ctx) {
+  const room = `browser-fn-${process.pid}-${Date.now()}`;
+  const pages = [await openBoard(ctx, room, "ann", "json"), await openBoard(ctx, room, "ben", "json")];
+  const [ann, ben] = pages;
+  for (const p of pages) await waitSummary(p, 0, {});
+
+  // Ann adds a card through the form (addCardChecked); Ben sees it in todo.
+  await ann.fill("#title", "write the plan");
+  await ann.press("#title", "Enter");
+  await waitColumn(ben, "todo", ["write the plan"]);
+  for (const p of pages) await waitSummary(p, 1, { todo: 1 });
+
+  // Ann moves it right with the keyboard (moveCard); Ben sees it in doing.
+  await ann.locator('#cards li:has-text("write the plan") button[data-action="right"]').press("Enter");
+  await waitColumn(ben, "doing", ["write the plan"]);
+  await waitColumn(ben, "todo", []);
+  for (const p of pages) await waitSummary(p, 1, { doing: 1 });
+  // The focus followed the card, so another Enter would move it on.
+  assert.equal(await ann.evaluate(() => `${document.activeElement.closest("li").dataset.column}/${document.activeElement.dataset.action}`), "doing/right");
+
+  // An empty title: the server refuses it, the form says why, nothing is added.
+  await ann.fill("#title", "   ");
+  await ann.press("#title", "Enter");
+  await ann.waitForSelector('#add-error[data-code="EMPTY_TITLE"]:not([hidden])', { timeout: WAIT });
+  assert.deepEqual(await serverTitles(ctx.dev, room), ["write the plan"]);
+
+  // A card straight into doing; Ben ticks it and archives the done cards (archiveDone, in Rust).
+  await ann.selectOption("#column", "doing");
+  await ann.fill("#title", "review it");
+  await ann.press("#title", "Enter");
+  await waitColumn(ben, "doing", ["write the plan", "review it"]);
+  await ann.waitForSelector("#add-error[hidden]", { state: "attached", timeout: WAIT });
+  await ben.check('#cards li:has-text("review it") input[type=checkbox]');
+  await ben.click("#archive-done");
+  for (const p of pages) await waitColumn(p, "doing", ["write the plan"]);
+
+  // Ann archives the doing column (archiveColumn): both boards are empty,
+  // and the cards stay in storage, archived.
+  await ann.click('#cards section[data-column="doing"] button[data-action="archive-column"]');
+  for (const p of pages) {
+    await waitSummary(p, 0, {});
+    await p.waitForFunction(() => document.querySelectorAll("#cards li").length === 0, null, { timeout: WAIT });
+  }
+  assert.deepEqual((await serverTitles(ctx.dev, room, { archived: true })).sort(), ["review it", "write the plan"]);
+  for (const p of pages) assert.deepEqual(p.violations, []);
 }
