@@ -5,6 +5,9 @@
 use pylon_workers::functions::{Ctx, FnError, Functions};
 use pylon_workers::value::{Row, Value};
 
+/// The column of a card that names none.
+const FIRST_COLUMN: &str = "todo";
+
 /// Every Rust function of the board.
 pub fn all() -> Functions {
     Functions::new()
@@ -55,9 +58,15 @@ fn archive_done(ctx: &mut Ctx<'_>, args: Value) -> Result<Value, FnError> {
     } else {
         Ctx::args(&args)?
     };
-    let mut filter = serde_json::json!({ "done": true });
-    if let Some(c) = &args.column {
-        filter["column"] = c.as_str().into();
+    let mut filter = serde_json::json!({ "done": true, "archived": { "$ne": true } });
+    match args.column.as_deref() {
+        // A card without a column is in the first one (as the TypeScript
+        // functions count it).
+        Some(FIRST_COLUMN) => {
+            filter["$or"] = serde_json::json!([{ "column": FIRST_COLUMN }, { "column": null }]);
+        }
+        Some(c) => filter["column"] = c.into(),
+        None => {}
     }
     let query = Value::from(serde_json::json!({ "entity": "Card", "where": filter, "limit": 500 }));
     let cards = ctx.db.query(&query)?;
@@ -82,6 +91,66 @@ fn archive_done(ctx: &mut Ctx<'_>, args: Value) -> Result<Value, FnError> {
 #[cfg(test)]
 mod tests {
     use pylon_workers::functions::FnKind;
+    use pylon_workers::policy::AuthContext;
+    use pylon_workers::protocol::Op;
+    use pylon_workers::shard::{ShardConfig, ShardEngine};
+    use pylon_workers::storage::SqliteConn;
+    use pylon_workers::value::Value;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn archive_done_archives_the_done_cards_of_a_column_once() {
+        let manifest = crate::app().manifest().unwrap();
+        let db = SqliteConn::open_in_memory().unwrap();
+        let mut shard = ShardEngine::open(db, manifest, "room", ShardConfig::default())
+            .unwrap()
+            .with_functions(super::all());
+        let anyone = AuthContext::anonymous();
+        let card = |id: &str, done: bool, column: Option<&str>| {
+            let mut row = json!({"id": id, "title": id, "done": done, "position": 0.0,
+                                 "createdAt": "2026-12-01T00:00:00Z"});
+            if let Some(c) = column {
+                row["column"] = c.into();
+            }
+            let Value::Map(row) = Value::from(row) else {
+                unreachable!("an object")
+            };
+            Op::Insert {
+                entity: "Card".into(),
+                row,
+            }
+        };
+        let ops = vec![
+            card("a", true, None),
+            card("b", true, Some("todo")),
+            card("c", false, Some("todo")),
+            card("d", true, Some("doing")),
+        ];
+        shard.mutate(None, &anyone, None, ops, 0).await.unwrap();
+        let call = |args: serde_json::Value| (Value::from(args), Some(FnKind::Mutation));
+        let (args, want) = call(json!({"column": "todo"}));
+        let (r, _) = shard
+            .call(&anyone, "archiveDone", args, None, want, 0)
+            .await
+            .unwrap();
+        assert_eq!(
+            r.value,
+            Value::Int(2),
+            "the done cards of todo, with or without a column"
+        );
+        let (args, want) = call(json!({}));
+        let (r, _) = shard
+            .call(&anyone, "archiveDone", args, None, want, 0)
+            .await
+            .unwrap();
+        assert_eq!(r.value, Value::Int(1), "then only doing's");
+        let (args, want) = call(json!({"column": 3}));
+        let e = shard
+            .call(&anyone, "archiveDone", args, None, want, 0)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code.as_str(), "BAD_ARGS", "{e:?}");
+    }
 
     #[test]
     fn archive_done_is_a_mutation() {
