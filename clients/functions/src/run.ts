@@ -69,6 +69,24 @@ function awaitedIo(call: Call): string {
   );
 }
 
+/**
+ * Calls still running, each with how to end it, and the one timer that
+ * ends them. A well-behaved query or mutation settles within the
+ * microtasks of the event that started it, and a timer fires in a later
+ * event: so whatever is still running when it fires awaited I/O. One timer
+ * serves every call started before it fires (a shard's flush runs many),
+ * instead of one per call.
+ */
+const running = new Set<() => void>();
+let turnTimer: ReturnType<typeof setTimeout> | undefined;
+
+function endRunningCalls(): void {
+  turnTimer = undefined;
+  const ending = [...running];
+  running.clear();
+  for (const end of ending) end();
+}
+
 /** Settles a query's or mutation's result within the turn, or ends the call. */
 function withinTurn(call: Call, result: unknown): Promise<string> {
   if (!isThenable(result)) {
@@ -77,15 +95,21 @@ function withinTurn(call: Call, result: unknown): Promise<string> {
   }
   const guard = ioGuard();
   return new Promise<string>((resolve) => {
-    const timer = guard.setTimeout(() => {
+    const end = () => {
       if (call.state !== "running") return;
       call.state = "ended";
       resolve(awaitedIo(call));
-    }, 0);
+    };
+    running.add(end);
+    if (turnTimer === undefined) turnTimer = guard.setTimeout(endRunningCalls, 0);
     const settle = (envelope: () => string) => {
       if (call.state !== "running") return;
       call.state = "settled";
-      guard.clearTimeout(timer);
+      running.delete(end);
+      if (running.size === 0 && turnTimer !== undefined) {
+        guard.clearTimeout(turnTimer);
+        turnTimer = undefined;
+      }
       resolve(envelope());
     };
     // Promise.resolve: a thenable whose `then` throws rejects here instead of escaping.
