@@ -324,8 +324,9 @@ struct RateResult {
 enum Load {
     /// A one-row update as a `mut`.
     Mut,
-    /// The same update as a call of a mutation function.
-    Call,
+    /// The same update as a call of a mutation function (TypeScript, or
+    /// its Rust twin).
+    Call(&'static str),
     /// A ping: the same round trips with no storage and no fan-out, the
     /// per-event floor of this machine's runtime, as a baseline.
     Ping,
@@ -376,13 +377,10 @@ async fn mutation_rate(
                                     };
                                     c.mutate(vec![op]).await.map(|_| ())
                                 }
-                                // The same update through the board's
-                                // TypeScript function `renameCard`.
-                                Load::Call => c
-                                    .call(
-                                        "renameCard",
-                                        json!({"cardId": id, "title": title}).into(),
-                                    )
+                                // The same update through one of the
+                                // board's functions.
+                                Load::Call(name) => c
+                                    .call(name, json!({"cardId": id, "title": title}).into())
                                     .await
                                     .map(|_| ()),
                             }
@@ -579,13 +577,34 @@ async fn run() -> Result<()> {
             }
         }
         for (w, d) in variants {
-            eprintln!("  {w} writers, depth {d}");
-            rates.push(mutation_rate(port, &shard, w, d, secs, runs, Load::Mut).await?);
-            // The same writes through a server function, interleaved run
-            // by run with the raw ones above (docs/functions.md).
-            let mut r = mutation_rate(port, &shard, w, d, secs, runs, Load::Call).await?;
-            r.label.push_str(", function renameCard");
-            rates.push(r);
+            eprintln!("  {w} writers, depth {d}: raw mut, then the same write through functions");
+            // The raw write and the same write through the board's
+            // functions (TypeScript and its Rust twin), interleaved run by
+            // run so the machine's drift falls on all three alike.
+            let loads = [
+                (Load::Mut, ""),
+                (Load::Call("renameCard"), ", function renameCard"),
+                (Load::Call("renameCardRust"), ", function renameCardRust"),
+            ];
+            let mut results: Vec<Option<RateResult>> = loads.iter().map(|_| None).collect();
+            for _ in 0..runs {
+                for (i, (load, suffix)) in loads.iter().enumerate() {
+                    let r = mutation_rate(port, &shard, w, d, secs, 1, *load).await?;
+                    match &mut results[i] {
+                        Some(acc) => {
+                            acc.per_run.extend(r.per_run);
+                            acc.rate_limited += r.rate_limited;
+                            acc.failed += r.failed;
+                        }
+                        slot => {
+                            let mut r = r;
+                            r.label.push_str(suffix);
+                            *slot = Some(r);
+                        }
+                    }
+                }
+            }
+            rates.extend(results.into_iter().flatten());
         }
         let (clients, subs): (Vec<_>, Vec<_>) = subs.into_iter().unzip();
         drop(subs);

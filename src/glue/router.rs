@@ -62,7 +62,8 @@ async fn route(req: Request, env: &Env, app: &App) -> Result<Response> {
         Ok(Route::ColdQuery) => super::cold::query(req, env, app).await,
         Ok(Route::ShardList) => super::cold::shards(req, env, app).await,
         Ok(Route::Shard { shard, rest }) => match action_name(app, &req, &rest) {
-            Some(name) => super::actions::run(env, app, &shard, name, req).await,
+            // Boxed: the action's future stays out of every other route's.
+            Some(name) => Box::pin(super::actions::run(env, app, &shard, name, req)).await,
             None => to_object(env, app, SHARD_BINDING, &shard, &rest, req).await,
         },
         // An app's own kind: its binding has the class's name.

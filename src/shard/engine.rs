@@ -177,6 +177,13 @@ impl<C: SqlConn> ShardEngine<C> {
         })
     }
 
+    /// [`Self::flush`] behind one allocation: `message_within` awaits it
+    /// from four branches, and each inline await would be a copy of the
+    /// whole flush (with the batch, calls and fan-out) in the Worker's code.
+    fn flush_boxed(&mut self) -> crate::host::Pending<'_, Vec<Outbound>> {
+        Box::pin(self.flush())
+    }
+
     /// The server functions `call` and `watch` run.
     pub fn with_functions(mut self, functions: Functions) -> Self {
         self.functions = functions;
@@ -271,7 +278,7 @@ impl<C: SqlConn> ShardEngine<C> {
             )]),
             ClientMsg::Sub(s) => {
                 // A new member must join a window with nothing unsent.
-                let mut out = self.flush().await;
+                let mut out = self.flush_boxed().await;
                 let id = s.id.clone();
                 match self.subscribe(conn, s).await {
                     Ok(o) => out.extend(o),
@@ -299,7 +306,7 @@ impl<C: SqlConn> ShardEngine<C> {
                     // Applied by the next flush, with the others queued.
                     self.queued.push(queued);
                     if self.queued.len() >= self.config.max_batch as usize {
-                        return self.flush().await;
+                        return self.flush_boxed().await;
                     }
                     return Vec::new();
                 }
@@ -322,7 +329,7 @@ impl<C: SqlConn> ShardEngine<C> {
                     // around it, in arrival order; answered after its diffs.
                     self.queued.push(queued);
                     if self.queued.len() >= self.config.max_batch as usize {
-                        return self.flush().await;
+                        return self.flush_boxed().await;
                     }
                     return Vec::new();
                 }
@@ -333,7 +340,7 @@ impl<C: SqlConn> ShardEngine<C> {
             }
             ClientMsg::Watch(w) => {
                 // Its first value reflects every write before it.
-                let mut out = self.flush().await;
+                let mut out = self.flush_boxed().await;
                 let id = w.id.clone();
                 match self.watch(conn, w).await {
                     Ok(o) => out.extend(o),

@@ -13,6 +13,28 @@ pub fn all() -> Functions {
     Functions::new()
         .mutation("archiveDone", archive_done)
         .mutation("addTodo", add_todo)
+        .mutation("renameCardRust", rename_card)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RenameCard {
+    card_id: String,
+    title: String,
+}
+
+/// `renameCard` (functions/renameCard.ts) in Rust: the benchmark runs both
+/// to tell the cost of the TypeScript bridge from the cost of a call.
+fn rename_card(ctx: &mut Ctx<'_>, args: Value) -> Result<Value, FnError> {
+    let args: RenameCard = Ctx::args(&args)?;
+    let title = args.title.trim();
+    if title.is_empty() || title.len() > 200 {
+        return Err(ctx.error("BAD_TITLE", "a title has 1 to 200 characters"));
+    }
+    let mut set = Row::new();
+    set.insert("title".into(), Value::from(title));
+    ctx.db.update("Card", &args.card_id, set)?;
+    Ok(Value::Null)
 }
 
 #[derive(serde::Deserialize)]
