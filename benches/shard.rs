@@ -16,15 +16,20 @@
 //! time on a shared machine drifts, the same workload is meant to be run
 //! under `valgrind --tool=callgrind` for instruction counts when comparing
 //! changes: `PYLON_SHARD_RUNS=1 valgrind --tool=callgrind target/release/deps/shard-*`.
+//! `PYLON_SHARD_WATCHERS` (default `100`): connections that `watch` a Rust
+//! query function reading `Card` instead of subscribing, for the cost of
+//! re-running watched functions after writes.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use pylon_workers::functions::{Ctx, Functions};
 use pylon_workers::manifest::Manifest;
 use pylon_workers::policy::AuthContext;
 use pylon_workers::protocol::{self, Encoding, FrameRef};
 use pylon_workers::shard::{ConnInfo, Outbound, ShardConfig, ShardEngine};
 use pylon_workers::storage::SqliteConn;
+use pylon_workers::value::Value;
 use serde_json::json;
 
 #[path = "../tests/gen_support/mod.rs"]
@@ -79,7 +84,18 @@ fn encode_all(out: &[Outbound], encodings: &std::collections::HashMap<String, En
     bytes
 }
 
-fn run(manifest: &Arc<Manifest>, subs: usize, writes: usize, batch: usize) -> f64 {
+/// The query function the watchers watch: the done cards among the first
+/// 100 (it reads `Card`, so every write re-runs it; its value does not
+/// change, so nothing is sent).
+fn functions() -> Functions {
+    Functions::new().query("doneCount", |ctx: &mut Ctx<'_>, _| {
+        let q = json!({"entity": "Card", "where": {"done": true}, "limit": 100});
+        Ok(Value::Int(ctx.db.query(&q.into())?.len() as i64))
+    })
+}
+
+/// `watch`: the N connections watch `doneCount` instead of subscribing.
+fn run(manifest: &Arc<Manifest>, subs: usize, writes: usize, batch: usize, watch: bool) -> f64 {
     // In memory: a file would make every statement its own fsync'd commit,
     // which a Durable Object does not do (it commits once per event).
     let mut engine = ShardEngine::open(
@@ -88,7 +104,8 @@ fn run(manifest: &Arc<Manifest>, subs: usize, writes: usize, batch: usize) -> f6
         "bench",
         ShardConfig::default(),
     )
-    .unwrap();
+    .unwrap()
+    .with_functions(functions());
     let mut encodings = std::collections::HashMap::new();
     let writer = "w".to_string();
     let info = |encoding| ConnInfo {
@@ -119,8 +136,11 @@ fn run(manifest: &Arc<Manifest>, subs: usize, writes: usize, batch: usize) -> f6
         };
         engine.connect(&conn, info(enc), 0).unwrap();
         encodings.insert(conn.clone(), enc);
-        let sub = json!({"type": "sub", "id": "q", "entity": "Card",
-            "order": ["position"], "limit": 20})
+        let sub = if watch {
+            json!({"type": "watch", "id": "q", "name": "doneCount"})
+        } else {
+            json!({"type": "sub", "id": "q", "entity": "Card", "order": ["position"], "limit": 20})
+        }
         .to_string();
         let msg = protocol::decode_client(Encoding::Json, sub.as_bytes()).unwrap();
         let out = match protocol::encode_client(enc, &msg) {
@@ -130,7 +150,10 @@ fn run(manifest: &Arc<Manifest>, subs: usize, writes: usize, batch: usize) -> f6
         assert!(
             matches!(
                 out.first(),
-                Some(Outbound::To(_, protocol::ServerMsg::Snap(_)))
+                Some(Outbound::To(
+                    _,
+                    protocol::ServerMsg::Snap(_) | protocol::ServerMsg::FnValue(_)
+                ))
             ),
             "{out:?}"
         );
@@ -159,10 +182,15 @@ fn run(manifest: &Arc<Manifest>, subs: usize, writes: usize, batch: usize) -> f6
                 _ => 0,
             })
             .sum();
-        assert!(
-            delivered > subs,
-            "every subscriber gets a diff: {delivered}"
-        );
+        if watch {
+            // Every watch ran again; none changed, so only the acks went.
+            assert!(delivered <= batch, "values sent: {delivered}");
+        } else {
+            assert!(
+                delivered > subs,
+                "every subscriber gets a diff: {delivered}"
+            );
+        }
         bytes += encode_all(&out, &encodings);
     }
     let per = start.elapsed().as_secs_f64() * 1e6 / writes as f64;
@@ -182,13 +210,26 @@ fn main() {
     for batch in env_list("PYLON_SHARD_BATCH", "1,32") {
         for subs in env_list("PYLON_SHARD_SUBS", "0,100,999") {
             let mut t: Vec<f64> = (0..runs)
-                .map(|_| run(&manifest, subs, writes, batch))
+                .map(|_| run(&manifest, subs, writes, batch, false))
                 .collect();
             t.sort_by(f64::total_cmp);
             let med = t[t.len() / 2];
             println!(
                 "  flush every {batch:>2} writes, {subs:>3} subscribers: {med:>7.1} µs per write ({:.0} writes/s of engine time)",
                 1e6 / med
+            );
+        }
+        // Watched query functions (docs/functions.md, "Live queries"): each
+        // flush re-runs every watch whose entity a write touched.
+        for watchers in env_list("PYLON_SHARD_WATCHERS", "100") {
+            let mut t: Vec<f64> = (0..runs)
+                .map(|_| run(&manifest, watchers, writes, batch, true))
+                .collect();
+            t.sort_by(f64::total_cmp);
+            let med = t[t.len() / 2];
+            println!(
+                "  flush every {batch:>2} writes, {watchers:>3} watchers of a Rust query function: {med:>7.1} µs per write ({:.1} µs per re-run per flush)",
+                med * batch as f64 / watchers.max(1) as f64
             );
         }
     }
