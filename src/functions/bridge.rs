@@ -20,31 +20,27 @@ pub fn envelope(result: Result<Value, FnError>) -> String {
 
 /// An envelope back into a result; text that is not one is `FUNCTION_FAILED`.
 pub fn parse_envelope(text: &str) -> Result<Value, FnError> {
-    #[derive(serde::Deserialize)]
-    struct Err {
-        code: String,
-        message: String,
-    }
-    #[derive(serde::Deserialize)]
-    struct Envelope {
-        ok: Option<Value>,
-        err: Option<Err>,
-        // `{"ok": null}` has the key: told apart from a missing one.
-        #[serde(flatten)]
-        _rest: serde_json::Map<String, serde_json::Value>,
-    }
-    let parsed: serde_json::Value = serde_json::from_str(text)
+    let parsed: Value = serde_json::from_str(text)
         .map_err(|e| FnError::failed(format!("the function runtime answered non-JSON: {e}")))?;
-    let has_ok = parsed.get("ok").is_some();
-    let env: Envelope = serde_json::from_value(parsed)
-        .map_err(|e| FnError::failed(format!("the function runtime answered badly: {e}")))?;
-    match (env.err, has_ok) {
-        (Some(e), _) => Err(FnError::new(ErrorCode::parse_lenient(&e.code), e.message)),
-        (None, true) => Ok(env.ok.unwrap_or(Value::Null)),
-        (None, false) => Err(FnError::failed(
-            "the function runtime answered neither ok nor err",
-        )),
+    let Value::Map(mut env) = parsed else {
+        return Err(FnError::failed(
+            "the function runtime answered badly: not an object",
+        ));
+    };
+    if let Some(err) = env.remove("err") {
+        let text = |k: &str| err.get(k).and_then(Value::as_str).map(str::to_owned);
+        return match (text("code"), text("message")) {
+            (Some(code), Some(message)) => {
+                Err(FnError::new(ErrorCode::parse_lenient(&code), message))
+            }
+            _ => Err(FnError::failed(
+                "the function runtime answered badly: err without code and message",
+            )),
+        };
     }
+    // `{"ok": null}` has the key: told apart from a missing one.
+    env.remove("ok")
+        .ok_or_else(|| FnError::failed("the function runtime answered neither ok nor err"))
 }
 
 fn field<'v>(payload: &'v Value, name: &str) -> Result<&'v Value, FnError> {
