@@ -7,7 +7,10 @@
 //! the calling future's stack: the closure reaches it through a slot that
 //! holds a pointer only while the call runs, cleared when it ends (also
 //! if the future is dropped). A late `ctx.db` call from a handler that
-//! kept running finds the slot empty and gets `CALL_ENDED`.
+//! kept running finds the slot empty and gets `CALL_ENDED` (and the
+//! runtime itself never passes one on once its call has ended, which is
+//! what lets queries and mutations share one bridge object: they run one
+//! at a time, each within its event).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -76,6 +79,46 @@ impl Drop for Clear {
     }
 }
 
+/// A bridge object and the slot its `db` reaches the call's `ctx.db`
+/// through.
+#[derive(Clone)]
+struct Bridge {
+    obj: Object,
+    slot: DbSlot,
+    /// Kept alive as long as the object (clones share it).
+    _db: Rc<Closure<dyn FnMut(String, String) -> String>>,
+}
+
+impl Bridge {
+    fn new() -> Bridge {
+        let obj = Object::new();
+        let slot: DbSlot = Rc::new(RefCell::new(None));
+        let db_slot = slot.clone();
+        let db_fn = Closure::<dyn FnMut(String, String) -> String>::new(
+            move |op: String, payload: String| match *db_slot.borrow() {
+                // SAFETY: the slot holds a pointer only while its call runs
+                // (see `run`); one call at a time (single thread, and
+                // `dispatch_db` does not call back into JS).
+                Some(ptr) => dispatch_db(unsafe { &mut *ptr }, &op, &payload),
+                None => envelope(Err(FnError::new(
+                    ErrorCode::FunctionFailed,
+                    "CALL_ENDED: this call has already been answered",
+                ))),
+            },
+        );
+        let _ = Reflect::set(&obj, &JsValue::from_str("db"), db_fn.as_ref());
+        Bridge {
+            obj,
+            slot,
+            _db: Rc::new(db_fn),
+        }
+    }
+}
+
+thread_local! {
+    static SHARED: Bridge = Bridge::new();
+}
+
 impl ScriptFunctions for BundledFunctions {
     fn list(&self) -> Vec<FunctionInfo> {
         let Some(reg) = registry() else {
@@ -110,34 +153,30 @@ impl ScriptFunctions for BundledFunctions {
         Box::pin(async move {
             let reg = registry().ok_or_else(|| FnError::unknown(name))?;
             let run = method(&reg, "run")?;
-            let bridge = Object::new();
-            let set = |k: &str, v: &JsValue| Reflect::set(&bridge, &JsValue::from_str(k), v);
+            // A query or mutation runs within its event, one at a time in
+            // the isolate: they share one bridge (built once). An action,
+            // or a call while the shared bridge is taken, gets its own.
+            let shared = if host.is_none() {
+                SHARED.with(|b| b.slot.borrow().is_none().then(|| b.clone()))
+            } else {
+                None
+            };
+            let bridge = match &shared {
+                Some(b) => b.clone(),
+                None => Bridge::new(),
+            };
+            let set = |k: &str, v: &JsValue| Reflect::set(&bridge.obj, &JsValue::from_str(k), v);
             set("kind", &JsValue::from_str(kind.as_str())).map_err(js_err)?;
             set("auth", &JsValue::from_str(&auth_json(auth))).map_err(js_err)?;
-
-            let slot: DbSlot = Rc::new(RefCell::new(None));
-            let _clear = Clear(slot.clone());
+            let _clear = Clear(bridge.slot.clone());
             if let Some(db) = db {
                 let ptr: *mut (dyn Db + 'a) = db;
-                // SAFETY: the pointer is only dereferenced through `slot`,
-                // which `_clear` empties before `'a` can end (this future
-                // holds the borrow until it completes or is dropped).
+                // SAFETY: the pointer is only dereferenced through the
+                // slot, which `_clear` empties before `'a` can end (this
+                // future holds the borrow until it completes or is dropped).
                 let ptr: *mut (dyn Db + 'static) = unsafe { std::mem::transmute(ptr) };
-                *slot.borrow_mut() = Some(ptr);
+                *bridge.slot.borrow_mut() = Some(ptr);
             }
-            let db_slot = slot.clone();
-            let db_fn = Closure::<dyn FnMut(String, String) -> String>::new(
-                move |op: String, payload: String| match *db_slot.borrow() {
-                    // SAFETY: see above; one call at a time (single thread,
-                    // and `dispatch_db` does not call back into JS).
-                    Some(ptr) => dispatch_db(unsafe { &mut *ptr }, &op, &payload),
-                    None => envelope(Err(FnError::new(
-                        ErrorCode::FunctionFailed,
-                        "CALL_ENDED: this call has already been answered",
-                    ))),
-                },
-            );
-            set("db", db_fn.as_ref()).map_err(js_err)?;
             let call_fn = host.map(|host| {
                 Closure::<dyn FnMut(String, String, String) -> Promise>::new(
                     move |kind: String, name: String, args: String| {
@@ -164,7 +203,7 @@ impl ScriptFunctions for BundledFunctions {
                 .call3(
                     &reg,
                     &JsValue::from_str(name),
-                    &bridge,
+                    &bridge.obj,
                     &JsValue::from_str(&args_json),
                 )
                 .map_err(js_err)?;

@@ -570,12 +570,21 @@ impl<C: SqlConn> ShardStore<C> {
 
     // ---- function results (docs/functions.md) ----
 
-    /// Keeps what the call with op id `op` returned.
-    pub fn save_fn_result(&self, op: &str, value: &Value, _at_ms: i64) -> Result<(), StorageError> {
-        let text = serde_json::to_string(value).expect("values serialize");
+    /// Keeps what calls returned, by op id: one statement for a batch.
+    pub fn save_fn_results(&self, results: &[(&str, &Value)]) -> Result<(), StorageError> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<serde_json::Value> = results
+            .iter()
+            .map(|(op, v)| {
+                serde_json::json!([op, serde_json::to_string(v).expect("values serialize")])
+            })
+            .collect();
         self.run(
-            "INSERT OR REPLACE INTO _pylon_fn_results (op, value) VALUES (?1, ?2)",
-            &[SqlValue::Text(op.into()), SqlValue::Text(text)],
+            "INSERT OR REPLACE INTO _pylon_fn_results (op, value) \
+             SELECT value ->> 0, value ->> 1 FROM json_each(?1)",
+            &[SqlValue::Text(serde_json::Value::Array(rows).to_string())],
         )
     }
 

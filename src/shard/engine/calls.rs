@@ -278,7 +278,7 @@ impl<C: SqlConn> ShardEngine<C> {
             PreparedCall::Applied(r, a) => (r, a),
         };
         self.record(std::slice::from_ref(&applied))?;
-        self.save_results(&[(&returned.op, &returned.value)], now_ms);
+        self.save_results(&[(&returned.op, &returned.value)]);
         let mut out = self.fan_out(&applied.changes, applied.seq).await;
         if !self.coalescing() {
             out.extend(self.rerun_watches().await);
@@ -346,12 +346,13 @@ impl<C: SqlConn> ShardEngine<C> {
     /// Keeps recorded calls' results with their op ids, for a retry's
     /// answer (without it a retry is still applied once, answered with a
     /// null value).
-    pub(super) fn save_results(&self, results: &[(&String, &Value)], now_ms: i64) {
-        for (op, value) in results {
-            if !op.is_empty() {
-                let _ = self.store.save_fn_result(op, value, now_ms);
-            }
-        }
+    pub(super) fn save_results(&self, results: &[(&String, &Value)]) {
+        let kept: Vec<(&str, &Value)> = results
+            .iter()
+            .filter(|(op, _)| !op.is_empty())
+            .map(|(op, v)| (op.as_str(), *v))
+            .collect();
+        let _ = self.store.save_fn_results(&kept);
     }
 
     /// A result small enough to answer in one frame.

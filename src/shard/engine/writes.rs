@@ -365,9 +365,8 @@ impl<C: SqlConn> ShardEngine<C> {
                 }
             }
         } else {
-            let now_ms = batch.last().map_or(0, |a| a.at_ms);
             let kept: Vec<(&String, &Value)> = results.iter().map(|(o, v)| (o, v)).collect();
-            self.save_results(&kept, now_ms);
+            self.save_results(&kept);
         }
         for (conn, answer) in answers {
             let msg = match answer {
