@@ -6,7 +6,7 @@
 
 use serde_json::json;
 
-use super::{Db, FnError};
+use super::{Db, FnError, When};
 use crate::protocol::ErrorCode;
 use crate::value::{Row, Value};
 
@@ -87,6 +87,20 @@ fn dispatch(db: &mut dyn Db, op: &str, payload: &str) -> Result<Value, FnError> 
         }
         "delete" => {
             db.delete(text(&p, "entity")?, text(&p, "id")?)?;
+            Ok(Value::Null)
+        }
+        "schedule" => {
+            let ms = |k: &str| p.get(k).and_then(|v| v.as_f64()).map(|f| f as i64);
+            let when = match (ms("delayMs"), ms("at")) {
+                (Some(d), None) if d >= 0 => When::After(d),
+                (None, Some(at)) => When::At(at),
+                _ => return Err(FnError::bad_args("schedule", "give delayMs (≥ 0) or at")),
+            };
+            let args = p.get("args").cloned().unwrap_or(Value::Null);
+            Ok(Value::Text(db.schedule(when, text(&p, "name")?, args)?))
+        }
+        "cancel" => {
+            db.cancel(text(&p, "id")?)?;
             Ok(Value::Null)
         }
         other => Err(FnError::new(

@@ -23,6 +23,37 @@ pub trait Db {
     fn update(&mut self, entity: &str, id: &str, set: Row) -> Result<(), FnError>;
     /// Deletes row `id`.
     fn delete(&mut self, entity: &str, id: &str) -> Result<(), FnError>;
+
+    /// Schedules mutation `name` with `args` (Pylon's
+    /// `ctx.scheduler.runAfter` / `runAt`): kept only if this call commits,
+    /// then run by the shard on its alarm, as this call's caller. Its id.
+    /// Mutations only.
+    fn schedule(&mut self, when: When, name: &str, args: Value) -> Result<String, FnError> {
+        let _ = (when, name, args);
+        Err(FnError::new(
+            crate::protocol::ErrorCode::ReadOnly,
+            "only a mutation may schedule",
+        ))
+    }
+
+    /// Cancels a scheduled call (nothing when it already ran or is
+    /// unknown), if this call commits. Mutations only.
+    fn cancel(&mut self, id: &str) -> Result<(), FnError> {
+        let _ = id;
+        Err(FnError::new(
+            crate::protocol::ErrorCode::ReadOnly,
+            "only a mutation may cancel a scheduled call",
+        ))
+    }
+}
+
+/// When a scheduled call runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum When {
+    /// This many ms after the scheduling call.
+    After(i64),
+    /// At this time (ms since the epoch); a past time is "at once".
+    At(i64),
 }
 
 /// What a Rust query or mutation gets (Pylon's `ctx`).
@@ -36,6 +67,22 @@ impl Ctx<'_> {
     /// The function's own error: `return Err(ctx.error("OUT_OF_STOCK", "…"))`.
     pub fn error(&self, code: &str, message: impl Into<String>) -> FnError {
         FnError::app(code, message)
+    }
+
+    /// Schedules mutation `name` to run `delay_ms` after this call commits
+    /// (Pylon's `ctx.scheduler.runAfter`); its id.
+    pub fn run_after(&mut self, delay_ms: i64, name: &str, args: Value) -> Result<String, FnError> {
+        self.db.schedule(When::After(delay_ms), name, args)
+    }
+
+    /// Schedules mutation `name` to run at `at_ms` (ms since the epoch).
+    pub fn run_at(&mut self, at_ms: i64, name: &str, args: Value) -> Result<String, FnError> {
+        self.db.schedule(When::At(at_ms), name, args)
+    }
+
+    /// Cancels a scheduled call, if this call commits.
+    pub fn cancel(&mut self, id: &str) -> Result<(), FnError> {
+        self.db.cancel(id)
     }
 
     /// The arguments as a typed value (serde), or `BAD_ARGS` saying why.

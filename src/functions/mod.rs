@@ -30,7 +30,7 @@ mod error;
 mod registry;
 
 pub use bridge::{dispatch_db, envelope, parse_envelope};
-pub use db::{Ctx, Db};
+pub use db::{Ctx, Db, When};
 pub use error::FnError;
 pub use registry::{
     ActionCtx, ActionHost, FnKind, Found, FunctionInfo, Functions, RustAction, RustBody, RustFn,

@@ -52,6 +52,7 @@ mod identity;
 mod ops;
 mod outbox;
 mod presence;
+mod scheduled;
 mod stats;
 mod subscriptions;
 mod watches;
@@ -141,6 +142,8 @@ pub struct ShardEngine<C: SqlConn> {
     functions: Functions,
     /// Live query functions (`watch`).
     watches: watches::Watches,
+    /// A commit scheduled or cancelled a call: the alarm may need moving.
+    schedule_changed: bool,
 }
 
 impl<C: SqlConn> ShardEngine<C> {
@@ -174,6 +177,8 @@ impl<C: SqlConn> ShardEngine<C> {
             presence,
             functions: Functions::new(),
             watches: Default::default(),
+            // Whatever a previous wake scheduled needs its alarm checked.
+            schedule_changed: true,
         })
     }
 

@@ -26,6 +26,8 @@ use crate::value::Value;
 const FLUSH: &str = "flush";
 /// The outbox drain timer (durable).
 const OUTBOX: &str = "outbox";
+/// The next scheduled function call (durable).
+const SCHEDULED: &str = "scheduled";
 /// After a write, the drain waits this long so a burst goes in one batch.
 pub const DRAIN_DELAY_MS: i64 = 100;
 
@@ -129,10 +131,22 @@ impl<C: SqlConn> LiveShard<C> {
         }
     }
 
-    /// What follows every event: the flush and the drain it calls for.
+    /// What follows every event: the flush and the drain it calls for,
+    /// and the timer of the next scheduled call when a commit moved it.
     fn after(&mut self, now_ms: i64, mut out: Vec<ShardAction>) -> Vec<ShardAction> {
         self.flush_soon(now_ms, &mut out);
         self.arm_drain(now_ms, &mut out);
+        match self.engine.schedule_update() {
+            Ok(Some(Some(at))) => out.push(Action::SetTimer {
+                name: SCHEDULED.into(),
+                at_ms: at.max(now_ms),
+            }),
+            Ok(Some(None)) => out.push(Action::CancelTimer {
+                name: SCHEDULED.into(),
+            }),
+            Ok(None) => {}
+            Err(e) => out.push(Action::Log(format!("shard: scheduled calls: {e}"))),
+        }
         out
     }
 
@@ -474,6 +488,17 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
         let out = match name {
             FLUSH => self.flush(now_ms).await,
             OUTBOX => self.drain(now_ms),
+            SCHEDULED => {
+                let (out, failed) = self.engine.run_scheduled(now_ms).await;
+                self.flushed_at = now_ms;
+                let mut out = self.actions(out);
+                out.extend(
+                    failed
+                        .into_iter()
+                        .map(|f| Action::Log(format!("shard: a scheduled call failed: {f}"))),
+                );
+                out
+            }
             _ => Vec::new(),
         };
         self.after(now_ms, out)
@@ -521,6 +546,7 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
             .engine
             .outbox_stats(now_ms)
             .unwrap_or_else(|e| json!({ "error": e.to_string() }));
+        v["scheduled"] = json!(self.engine.scheduled_count().ok());
         v
     }
 }

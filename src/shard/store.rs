@@ -35,6 +35,11 @@ const TABLES: &[&str] = &[
     // retry (docs/functions.md); dropped with the op id.
     "CREATE TABLE IF NOT EXISTS _pylon_fn_results (op TEXT PRIMARY KEY NOT NULL, \
      value TEXT NOT NULL)",
+    // Mutations scheduled by functions (docs/functions.md, "Scheduled
+    // functions"), run on the shard's alarm as the caller that scheduled them.
+    "CREATE TABLE IF NOT EXISTS _pylon_scheduled (id TEXT PRIMARY KEY NOT NULL, \
+     at INTEGER NOT NULL, name TEXT NOT NULL, args TEXT NOT NULL, auth TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS _pylon_scheduled_at ON _pylon_scheduled (at)",
     // Watched query functions, rebuilt after a wake like subscriptions:
     // `reads` (a JSON array of entity names) says which writes re-run it.
     "CREATE TABLE IF NOT EXISTS _pylon_watches (key TEXT PRIMARY KEY NOT NULL, \
@@ -99,6 +104,16 @@ pub struct StoredSub {
     pub query: Value,
     /// The last seq this subscription's client was sent.
     pub seq: u64,
+}
+
+/// A mutation a function scheduled: run at `at_ms` as `auth`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScheduledCall {
+    pub id: String,
+    pub at_ms: i64,
+    pub name: String,
+    pub args: Value,
+    pub auth: crate::policy::AuthContext,
 }
 
 /// A watched query function as stored: enough to re-run it after a wake
@@ -701,6 +716,84 @@ impl<C: SqlConn> ShardStore<C> {
         self.run("DELETE FROM _pylon_subs WHERE conn = ?1", &params)?;
         self.run("DELETE FROM _pylon_watches WHERE conn = ?1", &params)?;
         self.run("DELETE FROM _pylon_presence WHERE conn = ?1", &params)
+    }
+
+    // ---- scheduled functions ----
+
+    pub fn put_scheduled(&self, calls: &[ScheduledCall]) -> Result<(), StorageError> {
+        if calls.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<serde_json::Value> = calls
+            .iter()
+            .map(|c| {
+                serde_json::json!([
+                    c.id,
+                    c.at_ms,
+                    c.name,
+                    serde_json::to_string(&c.args).expect("values serialize"),
+                    serde_json::to_string(&c.auth).expect("auth serializes")
+                ])
+            })
+            .collect();
+        self.run(
+            "INSERT OR REPLACE INTO _pylon_scheduled (id, at, name, args, auth) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 \
+             FROM json_each(?1)",
+            &[SqlValue::Text(serde_json::Value::Array(rows).to_string())],
+        )
+    }
+
+    pub fn delete_scheduled(&self, ids: &[String]) -> Result<(), StorageError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let json = serde_json::to_string(ids).expect("strings serialize");
+        self.run(
+            "DELETE FROM _pylon_scheduled WHERE id IN (SELECT value FROM json_each(?1))",
+            &[SqlValue::Text(json)],
+        )
+    }
+
+    /// When the earliest scheduled call is due.
+    pub fn next_scheduled(&self) -> Result<Option<i64>, StorageError> {
+        let rows = self
+            .conn
+            .exec("SELECT min(at) FROM _pylon_scheduled", &[])?;
+        Ok(rows.first().and_then(|r| match r.first() {
+            Some(SqlValue::Integer(at)) => Some(*at),
+            _ => None,
+        }))
+    }
+
+    /// The calls due at `now_ms`, earliest first, at most `limit`.
+    pub fn due_scheduled(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<ScheduledCall>, StorageError> {
+        self.read(
+            "SELECT id, at, name, args, auth FROM _pylon_scheduled WHERE at <= ?1 \
+             ORDER BY at, id LIMIT ?2",
+            &[SqlValue::Integer(now_ms), SqlValue::Integer(limit as i64)],
+            |r| ScheduledCall {
+                id: text(&r[0]).unwrap_or_default().to_owned(),
+                at_ms: int(&r[1]),
+                name: text(&r[2]).unwrap_or_default().to_owned(),
+                args: json_value(&r[3]),
+                auth: text(&r[4])
+                    .and_then(|t| serde_json::from_str(t).ok())
+                    .unwrap_or_default(),
+            },
+        )
+    }
+
+    pub fn count_scheduled(&self) -> Result<u64, StorageError> {
+        Ok(first_uint(
+            &self
+                .conn
+                .exec("SELECT count(*) FROM _pylon_scheduled", &[])?,
+        ))
     }
 
     // ---- watched query functions ----

@@ -10,12 +10,13 @@ use std::collections::BTreeSet;
 use super::errors::{err, query_err, storage_err};
 use super::writes::Applied;
 use super::{Outbound, ShardEngine};
-use crate::functions::{Ctx, Db, FnError, FnKind, Found, FunctionInfo, RustBody};
+use crate::functions::{Ctx, Db, FnError, FnKind, Found, FunctionInfo, RustBody, When};
 use crate::live::Change;
 use crate::policy::AuthContext;
 use crate::protocol::{ErrorCode, ErrorMsg, Op, Returned};
 use crate::query::Query;
 use crate::shard::http_query::{self, QueryFailure};
+use crate::shard::store::ScheduledCall;
 use crate::storage::SqlConn;
 use crate::value::{Row, Value};
 
@@ -30,6 +31,8 @@ pub(super) struct CallDb<'e, C: SqlConn> {
     engine: &'e ShardEngine<C>,
     /// Who the policies see: the caller, or an admin for a trusted function.
     auth: AuthContext,
+    /// The caller itself: scheduled calls run as it.
+    caller: AuthContext,
     kind: FnKind,
     seq: u64,
     pub(super) changes: Vec<Change>,
@@ -37,7 +40,14 @@ pub(super) struct CallDb<'e, C: SqlConn> {
     pub(super) reads: BTreeSet<String>,
     calls: u32,
     rows_read: usize,
+    /// The call's time, for `When::After`.
+    now_ms: i64,
+    pub(super) scheduled: Vec<ScheduledCall>,
+    pub(super) cancelled: Vec<String>,
 }
+
+/// Calls one mutation may schedule.
+pub const MAX_SCHEDULED_PER_CALL: usize = 100;
 
 impl<'e, C: SqlConn> CallDb<'e, C> {
     pub(super) fn new(
@@ -45,6 +55,7 @@ impl<'e, C: SqlConn> CallDb<'e, C> {
         caller: &AuthContext,
         info: &FunctionInfo,
         seq: u64,
+        now_ms: i64,
     ) -> Self {
         let mut auth = caller.clone();
         if info.trusted {
@@ -53,13 +64,27 @@ impl<'e, C: SqlConn> CallDb<'e, C> {
         CallDb {
             engine,
             auth,
+            caller: caller.clone(),
             kind: info.kind,
             seq,
             changes: Vec::new(),
             reads: BTreeSet::new(),
             calls: 0,
             rows_read: 0,
+            now_ms,
+            scheduled: Vec::new(),
+            cancelled: Vec::new(),
         }
+    }
+
+    fn mutation_only(&self, what: &str) -> Result<(), FnError> {
+        if self.kind != FnKind::Mutation {
+            return Err(FnError::new(
+                ErrorCode::ReadOnly,
+                format!("a query cannot {what}: use a mutation"),
+            ));
+        }
+        Ok(())
     }
 
     fn count_call(&mut self) -> Result<(), FnError> {
@@ -162,6 +187,46 @@ impl<C: SqlConn> Db for CallDb<'_, C> {
         })
         .map(drop)
     }
+
+    fn schedule(&mut self, when: When, name: &str, args: Value) -> Result<String, FnError> {
+        self.mutation_only("schedule")?;
+        self.count_call()?;
+        if self.scheduled.len() >= MAX_SCHEDULED_PER_CALL {
+            return Err(FnError::new(
+                ErrorCode::FunctionBudget,
+                format!("at most {MAX_SCHEDULED_PER_CALL} scheduled calls in one mutation"),
+            ));
+        }
+        // Only mutations run on the shard's alarm (an action needs the
+        // router): checked now, so a typo fails the scheduling call.
+        let target = self
+            .engine
+            .function(name, Some(FnKind::Mutation))
+            .map_err(FnError::from)?;
+        let at_ms = match when {
+            When::After(ms) => self.now_ms.saturating_add(ms.max(0)),
+            When::At(at) => at,
+        };
+        // The call's seq makes it unique: a mutation that schedules is
+        // recorded under its seq even when it writes no row.
+        let id = format!("t{}.{}", self.seq, self.scheduled.len());
+        self.scheduled.push(ScheduledCall {
+            id: id.clone(),
+            at_ms,
+            name: target.name,
+            args,
+            auth: self.caller.clone(),
+        });
+        Ok(id)
+    }
+
+    fn cancel(&mut self, id: &str) -> Result<(), FnError> {
+        self.mutation_only("cancel a scheduled call")?;
+        self.count_call()?;
+        self.scheduled.retain(|c| c.id != id);
+        self.cancelled.push(id.to_owned());
+        Ok(())
+    }
 }
 
 /// What preparing a call came to.
@@ -178,6 +243,8 @@ pub(super) struct Ran {
     pub(super) value: Result<Value, FnError>,
     pub(super) changes: Vec<Change>,
     pub(super) reads: BTreeSet<String>,
+    pub(super) scheduled: Vec<ScheduledCall>,
+    pub(super) cancelled: Vec<String>,
 }
 
 impl<C: SqlConn> ShardEngine<C> {
@@ -224,9 +291,10 @@ impl<C: SqlConn> ShardEngine<C> {
         auth: &AuthContext,
         args: Value,
         seq: u64,
+        now_ms: i64,
     ) -> Ran {
         let functions = self.functions.clone();
-        let mut db = CallDb::new(self, auth, info, seq);
+        let mut db = CallDb::new(self, auth, info, seq, now_ms);
         let value = match functions.find(&info.name) {
             Some((_, Found::Rust(RustBody::Sync(f)))) => {
                 let mut ctx = Ctx { auth, db: &mut db };
@@ -242,6 +310,8 @@ impl<C: SqlConn> ShardEngine<C> {
             value,
             changes: db.changes,
             reads: db.reads,
+            scheduled: db.scheduled,
+            cancelled: db.cancelled,
         }
     }
 
@@ -310,7 +380,7 @@ impl<C: SqlConn> ShardEngine<C> {
                 dup: true,
             }));
         }
-        let ran = self.run_function(&info, auth, args, seq).await;
+        let ran = self.run_function(&info, auth, args, seq, now_ms).await;
         let value = match ran.value.and_then(|v| self.fits(v)) {
             Ok(v) => v,
             Err(e) => {
@@ -318,7 +388,7 @@ impl<C: SqlConn> ShardEngine<C> {
                 return Err(e.to_msg());
             }
         };
-        if ran.changes.is_empty() {
+        if ran.changes.is_empty() && ran.scheduled.is_empty() && ran.cancelled.is_empty() {
             return Ok(PreparedCall::Answered(Returned {
                 op,
                 seq: seq - 1,
@@ -331,6 +401,8 @@ impl<C: SqlConn> ShardEngine<C> {
             op: op.clone(),
             at_ms: now_ms,
             changes: ran.changes,
+            scheduled: ran.scheduled,
+            cancelled: ran.cancelled,
         };
         Ok(PreparedCall::Applied(
             Returned {

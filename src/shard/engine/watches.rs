@@ -101,7 +101,7 @@ impl<C: SqlConn> ShardEngine<C> {
         let info = self.function(&w.name, Some(FnKind::Query))?;
         let seq = self.store.seq().map_err(|e| storage_err(&e))?;
         let ran = self
-            .run_function(&info, &auth, w.args.clone(), seq + 1)
+            .run_function(&info, &auth, w.args.clone(), seq + 1, self.clock_ms)
             .await;
         let value = ran
             .value
@@ -196,7 +196,9 @@ impl<C: SqlConn> ShardEngine<C> {
             let (name, args) = (w.name.clone(), w.args.clone());
             let ran = match self.function(&name, Some(FnKind::Query)) {
                 Ok(info) => {
-                    let ran = self.run_function(&info, &auth, args, seq + 1).await;
+                    let ran = self
+                        .run_function(&info, &auth, args, seq + 1, self.clock_ms)
+                        .await;
                     Some((ran.value.and_then(|v| self.fits(v)), ran.reads))
                 }
                 Err(e) => {

@@ -7,7 +7,7 @@ use super::{Outbound, ShardEngine};
 use crate::live::Change;
 use crate::policy::AuthContext;
 use crate::protocol::{Ack, ErrorCode, ErrorMsg, Op, Returned, ServerMsg};
-use crate::shard::store::WriteRecord;
+use crate::shard::store::{ScheduledCall, WriteRecord};
 use crate::storage::SqlConn;
 use crate::value::Value;
 
@@ -57,6 +57,10 @@ pub(super) struct Applied {
     pub(super) op: String,
     pub(super) at_ms: i64,
     pub(super) changes: Vec<Change>,
+    /// Calls a mutation function scheduled, and scheduled calls it
+    /// cancelled: stored with the record, so only if it commits.
+    pub(super) scheduled: Vec<ScheduledCall>,
+    pub(super) cancelled: Vec<String>,
 }
 
 impl Applied {
@@ -164,6 +168,8 @@ impl<C: SqlConn> ShardEngine<C> {
             op: op_id,
             at_ms: now_ms,
             changes,
+            scheduled: Vec::new(),
+            cancelled: Vec::new(),
         }))
     }
 
@@ -183,11 +189,35 @@ impl<C: SqlConn> ShardEngine<C> {
                 changes: &a.changes,
             })
             .collect();
-        if let Err(e) = self.store.record_writes(&records) {
+        let scheduled: Vec<ScheduledCall> = batch
+            .iter()
+            .flat_map(|a| a.scheduled.iter().cloned())
+            .collect();
+        let cancelled: Vec<String> = batch
+            .iter()
+            .flat_map(|a| a.cancelled.iter().cloned())
+            .collect();
+        let recorded = self.store.record_writes(&records).and_then(|()| {
+            // Cancels first: a call may cancel what an earlier one of the
+            // batch scheduled.
+            self.store.delete_scheduled(&cancelled)?;
+            let live: Vec<ScheduledCall> = scheduled
+                .into_iter()
+                .filter(|c| !cancelled.contains(&c.id))
+                .collect();
+            self.store.put_scheduled(&live)
+        });
+        if let Err(e) = recorded {
             for a in batch.iter().rev() {
                 self.undo(&a.changes);
             }
             return Err(storage_err(&e));
+        }
+        if batch
+            .iter()
+            .any(|a| !a.scheduled.is_empty() || !a.cancelled.is_empty())
+        {
+            self.schedule_changed = true;
         }
         // Retention, every 100 seqs.
         if last.seq / 100 > (first.seq - 1) / 100 {
