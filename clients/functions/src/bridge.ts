@@ -7,13 +7,15 @@
 import type { FunctionKind } from "./ctx.ts";
 import { ErrorCode, raise } from "./errors.ts";
 
-/** The `ctx.db` operations and their payloads (JSON). */
+/** The `ctx.db` and `ctx.scheduler` operations and their payloads (JSON). */
 export type DbOp =
-  | "get" //     {"entity","id"}              -> row | null
-  | "query" //   {"entity","where","order","limit"} -> rows
-  | "insert" //  {"entity","row"}             -> id
-  | "update" //  {"entity","id","set"}        -> null
-  | "delete"; // {"entity","id"}              -> null
+  | "get" //      {"entity","id"}              -> row | null
+  | "query" //    {"entity","where","order","limit"} -> rows
+  | "insert" //   {"entity","row"}             -> id
+  | "update" //   {"entity","id","set"}        -> null
+  | "delete" //   {"entity","id"}              -> null
+  | "schedule" // {"delayMs","name","args"} or {"at","name","args"} -> scheduled id (mutations only)
+  | "cancel"; //  {"id"}                       -> null (mutations only)
 
 /** What the Rust side hands to one call. */
 export interface Bridge {

@@ -66,6 +66,21 @@ export interface DatabaseWriter extends DatabaseReader {
   delete(entity: string, id: string): Promise<void>;
 }
 
+/**
+ * Calls of mutations, queries or actions by name, later. Like `ctx.db`,
+ * each method is synchronous underneath, returns an already settled
+ * promise and throws a refusal at the call. A call is scheduled only if
+ * the mutation commits (docs/functions.md, "Scheduled functions").
+ */
+export interface Scheduler {
+  /** Runs `name` with `args` (default `{}`) `delayMs` (finite, >= 0) after this mutation commits; returns the scheduled id. */
+  runAfter(delayMs: number, name: string, args?: Fields): Promise<string>;
+  /** Runs `name` with `args` (default `{}`) at `when` (ms since the epoch, or a Date); returns the scheduled id. */
+  runAt(when: number | Date, name: string, args?: Fields): Promise<string>;
+  /** Cancels a scheduled call that has not run; a no-op when none with that id remains. */
+  cancel(id: string): Promise<void>;
+}
+
 interface BaseCtx {
   readonly auth: Auth;
   /**
@@ -85,9 +100,11 @@ export interface QueryCtx extends BaseCtx {
 /** `ctx` of a mutation. */
 export interface MutationCtx extends BaseCtx {
   readonly db: DatabaseWriter;
+  /** Schedules calls, sent only if this mutation commits. Mutations only (not queries, not actions). */
+  readonly scheduler: Scheduler;
 }
 
-/** `ctx` of an action: no `db`; it may do I/O and calls queries and mutations by name. */
+/** `ctx` of an action: no `db` and no `scheduler`; it may do I/O and calls queries and mutations by name. */
 export interface ActionCtx extends BaseCtx {
   /** Runs the query `name` (its result is not checked against `T`). */
   runQuery<T = Json>(name: string, args?: Fields): Promise<T>;

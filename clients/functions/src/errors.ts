@@ -26,6 +26,8 @@ export const ErrorCode = {
   MUTATION_IO: "MUTATION_IO",
   /** A query called a write method of `ctx.db`. */
   READ_ONLY: "READ_ONLY",
+  /** `ctx.scheduler` was given a bad delay, time, function name, args or id (before reaching the shard). */
+  BAD_SCHEDULE: "BAD_SCHEDULE",
   /** `ctx` was used after its call had ended. */
   CALL_ENDED: "CALL_ENDED",
 } as const;

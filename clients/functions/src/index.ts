@@ -38,4 +38,5 @@ export type {
   QueryOptions,
   QuerySpec,
   Row,
+  Scheduler,
 } from "./ctx.ts";

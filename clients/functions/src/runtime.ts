@@ -11,6 +11,7 @@
  */
 import type { Bridge, FunctionsGlobal } from "./bridge.ts";
 import { isDefinition, type FunctionDefinition } from "./define.ts";
+import { FUNCTION_NAME } from "./function-name.ts";
 import { ioGuard } from "./io-guard.ts";
 import { runFunction } from "./run.ts";
 
@@ -21,9 +22,6 @@ export interface FunctionModule {
   file: string;
   module: { default?: unknown };
 }
-
-/** A function's name: a letter, then letters, digits and `_`; 64 at most. */
-export const FUNCTION_NAME = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
 
 /** A file of `functions/` that cannot be registered (the build reports it). */
 export class FunctionFileError extends Error {
@@ -56,4 +54,5 @@ export function install(modules: readonly FunctionModule[]): FunctionsGlobal {
   return functions;
 }
 
+export { FUNCTION_NAME } from "./function-name.ts";
 export type { Bridge, DbOp, FunctionsGlobal } from "./bridge.ts";

@@ -13,7 +13,12 @@ export class FakeShard {
   readonly log: { op: DbOp; payload: unknown }[] = [];
   /** Entities every operation on is refused (as a policy would). */
   readonly denied = new Set<string>();
+  /** Calls scheduled with `schedule` and not cancelled, by id, as their payloads. */
+  readonly scheduled = new Map<string, Scheduled>();
+  /** When set, `schedule` and `cancel` answer with this error (as the shard would in a query). */
+  schedulerRefusal: { code: string; message: string } | undefined;
   private nextId = 1;
+  private nextScheduled = 1;
 
   constructor(entities: string[] = ["Card"]) {
     for (const entity of entities) this.tables.set(entity, new Map());
@@ -30,6 +35,7 @@ export class FakeShard {
   db(op: DbOp, payloadJson: string): string {
     const payload = JSON.parse(payloadJson) as { entity: string; id?: string; row?: Row; set?: Row; where?: Filter; order?: (string | [string, "asc" | "desc"])[]; limit?: number };
     this.log.push({ op, payload });
+    if (op === "schedule" || op === "cancel") return this.scheduler(op, payload as unknown as Scheduled & { id: string });
     const table = this.tables.get(payload.entity);
     if (!table) return err("UNKNOWN_ENTITY", `no entity ${payload.entity}`);
     if (this.denied.has(payload.entity)) return err("POLICY_DENIED", `policy denied ${op} on ${payload.entity}`);
@@ -57,7 +63,21 @@ export class FakeShard {
         return ok(null);
     }
   }
+
+  private scheduler(op: "schedule" | "cancel", payload: Scheduled & { id: string }): string {
+    if (this.schedulerRefusal) return err(this.schedulerRefusal.code, this.schedulerRefusal.message);
+    if (op === "cancel") {
+      this.scheduled.delete(payload.id);
+      return ok(null);
+    }
+    const id = `s${this.nextScheduled++}`;
+    this.scheduled.set(id, payload);
+    return ok(id);
+  }
 }
+
+/** A `schedule` payload: `delayMs` or `at`, the function's name and its args. */
+export type Scheduled = { delayMs?: number; at?: number; name: string; args: unknown };
 
 // Enough of the query language (docs/queries.md) for the tests: equality,
 // null (or absent), $or and $and; order keys with a "-" for descending,
