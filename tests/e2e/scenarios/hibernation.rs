@@ -62,6 +62,16 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         crate::scenarios::sims::open(ctx, &format!("/v1/sims/counter/{shard}/ws")).await?;
     let c0 = get_json(&counter).await?;
 
+    // A call scheduled to run after the shard was evicted (its own shard,
+    // idle from now on: the scheduled run is what wakes it).
+    let later = unique("hib-sched");
+    let url = ctx.dev.http(&format!("/v1/shards/{later}/fn/addCardLater"));
+    let (status, body) = post(&url, &json!({"title": "woken", "delayMs": 12_000})).await?;
+    ensure!(
+        status == 200 && body["value"].is_string(),
+        "{status} {body}"
+    );
+
     // The wait is the point: nothing may happen while the object goes idle.
     // workerd does not always evict right after ~10 s, so look (a stats
     // request wakes an evicted object and rebuilds its subscriptions) and
@@ -80,6 +90,16 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         evicted,
         "the object was not evicted in {EVICTION_TRIES} idle periods of {IDLE_FOR_EVICTION:?}"
     );
+    // The scheduled call ran (after at least one idle period of 13 s).
+    let count = ctx.dev.http(&format!("/v1/shards/{later}/query"));
+    let (status, body) = post(&count, &json!({"entity": "Card", "count": true})).await?;
+    ensure!(
+        status == 200 && body["count"] == 1,
+        "the scheduled card: {status} {body}"
+    );
+    let s = get_json(&ctx.dev.http(&format!("/v1/shards/{later}/stats"))).await?;
+    ensure!(s["scheduled"] == 0, "{s}");
+
     // The counter kept its total and its socket across the same idle time
     // (an event-driven sim sets no alarm, so it may be evicted too), and
     // the socket still gets its snapshots.

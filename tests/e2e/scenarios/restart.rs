@@ -71,6 +71,16 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     })
     .await?;
 
+    // A call scheduled to run right after the kill: the restarted runtime
+    // runs it from the shard's alarm.
+    let (status, body) = post(
+        &ctx.dev
+            .http(&format!("/v1/shards/{calls_shard}/fn/addCardLater")),
+        &json!({"title": "after the kill", "column": "scheduled", "delayMs": 1_500}),
+    )
+    .await?;
+    ensure!(status == 200, "{status} {body}");
+
     ctx.restart().await?;
 
     let made = within("the calls through the restart", calls).await???;
@@ -89,6 +99,20 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     ensure!(
         status == 200 && body["count"] == CALLS,
         "cards made by the calls: {status} {body}"
+    );
+    let scheduled = json!({"entity": "Card", "where": {"column": "scheduled"}, "count": true});
+    let mut ran = false;
+    for _ in 0..100 {
+        let (_, body) = post(&count_url, &scheduled).await?;
+        if body["count"] == 1 {
+            ran = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    ensure!(
+        ran,
+        "the call scheduled before the kill did not run after the restart"
     );
 
     let kept = get_json(&tally).await?;
