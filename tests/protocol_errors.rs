@@ -113,11 +113,11 @@ fn unknown_type_carries_the_type_and_context() {
     assert_eq!(e.code(), ErrorCode::UnknownType);
 
     // postcard: the variant index, in decimal.
-    let e = decode_client(PC, &[7]).unwrap_err();
+    let e = decode_client(PC, &[9]).unwrap_err();
     assert_eq!(
         e,
         DecodeError::UnknownType {
-            ty: "7".into(),
+            ty: "9".into(),
             sub: None,
             op: None
         }
