@@ -111,6 +111,14 @@ pub enum Outbound {
     Attach { conn: String, info: ConnInfo },
 }
 
+/// What became of a `mut` or `call` ([`ShardEngine::take_write`]).
+enum Taken {
+    /// Queued (what a full batch's flush sent, or nothing yet).
+    Queued(Vec<Outbound>),
+    /// Applied at once: its diffs and answer.
+    Applied(Vec<Outbound>),
+}
+
 pub struct ShardEngine<C: SqlConn> {
     store: ShardStore<C>,
     manifest: Arc<Manifest>,
@@ -180,6 +188,23 @@ impl<C: SqlConn> ShardEngine<C> {
             // Whatever a previous wake scheduled needs its alarm checked.
             schedule_changed: true,
         })
+    }
+
+    /// A `mut` or `call`: when coalescing, queued for the next flush (which
+    /// runs now if the batch is full), else applied at once with its answer.
+    async fn take_write(&mut self, queued: QueuedMut) -> Taken {
+        if self.coalescing() {
+            // Applied by the next flush, with the others queued.
+            self.queued.push(queued);
+            if self.queued.len() >= self.config.max_batch as usize {
+                return Taken::Queued(self.flush_boxed().await);
+            }
+            return Taken::Queued(Vec::new());
+        }
+        let mut out = Vec::new();
+        let answer = self.apply_queued(queued, &mut out).await;
+        out.push(answer);
+        Taken::Applied(out)
     }
 
     /// [`Self::flush`] behind one allocation: `message_within` awaits it
@@ -307,18 +332,10 @@ impl<C: SqlConn> ShardEngine<C> {
                     now_ms,
                     call: None,
                 };
-                if self.coalescing() {
-                    // Applied by the next flush, with the others queued.
-                    self.queued.push(queued);
-                    if self.queued.len() >= self.config.max_batch as usize {
-                        return self.flush_boxed().await;
-                    }
-                    return Vec::new();
+                match self.take_write(queued).await {
+                    Taken::Queued(out) => return out,
+                    Taken::Applied(out) => Ok(out),
                 }
-                let mut out = Vec::new();
-                let answer = self.apply_queued(queued, &mut out).await;
-                out.push(answer);
-                Ok(out)
             }
             ClientMsg::Call(call) => {
                 let queued = QueuedMut {
@@ -329,19 +346,11 @@ impl<C: SqlConn> ShardEngine<C> {
                     now_ms,
                     call: Some((call.name, call.args)),
                 };
-                if self.coalescing() {
-                    // Applied by the next flush with the writes queued
-                    // around it, in arrival order; answered after its diffs.
-                    self.queued.push(queued);
-                    if self.queued.len() >= self.config.max_batch as usize {
-                        return self.flush_boxed().await;
-                    }
-                    return Vec::new();
+                // Like a `mut`: answered after the diffs of its flush.
+                match self.take_write(queued).await {
+                    Taken::Queued(out) => return out,
+                    Taken::Applied(out) => Ok(out),
                 }
-                let mut out = Vec::new();
-                let answer = self.apply_queued(queued, &mut out).await;
-                out.push(answer);
-                Ok(out)
             }
             ClientMsg::Watch(w) => {
                 // Its first value reflects every write before it.
