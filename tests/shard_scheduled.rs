@@ -147,14 +147,20 @@ fn a_scheduled_call_runs_when_due_once_and_survives_an_eviction() {
     // Once: more time, no second run; the op id of its run is taken.
     h.advance(60_000).unwrap();
     assert_eq!(count(&mut h, "Card"), 1);
-    let again = call(
-        &mut h,
-        "addCard",
-        json!({"title": "x"}),
-        AuthContext::anonymous(),
-    );
-    assert_eq!(again.status, 200);
-    let _ = id;
+    // Its run took the op id `sched:{id}`: the same op again is a retry.
+    let again = h
+        .request_raw(pylon_workers::host::Request {
+            method: Method::Post,
+            object: "room".into(),
+            rest: "fn/addCard".into(),
+            query: vec![("op".into(), format!("sched:{id}"))],
+            caller: AuthContext::anonymous(),
+            lease: Default::default(),
+            body: br#"{"title": "again"}"#.to_vec(),
+        })
+        .unwrap();
+    assert_eq!(again.body["dup"], true, "{:?}", again.body);
+    assert_eq!(count(&mut h, "Card"), 1);
 }
 
 #[test]

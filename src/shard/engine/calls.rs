@@ -293,9 +293,8 @@ impl<C: SqlConn> ShardEngine<C> {
         seq: u64,
         now_ms: i64,
     ) -> Ran {
-        let functions = self.functions.clone();
         let mut db = CallDb::new(self, auth, info, seq, now_ms);
-        let value = match functions.find(&info.name) {
+        let value = match self.functions.find(&info.name) {
             Some((_, Found::Rust(RustBody::Sync(f)))) => {
                 let mut ctx = Ctx { auth, db: &mut db };
                 f(&mut ctx, args)
