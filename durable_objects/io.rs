@@ -44,5 +44,12 @@ pub(crate) async fn perform(env: &Env, app: &App, call: IoCall) -> IoOutcome {
             };
             IoOutcome::Applied(applied.await)
         }
+        // Wired by the jobs and workflows glue (in progress).
+        IoCall::EnqueueJobs(_) | IoCall::SendJob { .. } | IoCall::ReportWorkflow(_) => {
+            IoOutcome::Applied(Err("not available in this build".into()))
+        }
+        IoCall::RunFunction(run) => {
+            IoOutcome::Ran(Err(crate::functions::FnError::unknown(&run.name)))
+        }
     }
 }

@@ -14,6 +14,7 @@ pub mod export;
 pub mod functions;
 pub mod host;
 pub mod http;
+pub mod jobs;
 pub mod live;
 pub mod manifest;
 pub mod policy;
@@ -28,6 +29,7 @@ pub mod storage;
 pub mod store;
 pub mod time;
 pub mod value;
+pub mod workflows;
 
 pub use store::{D1DataStore, D1Executor, DataStore};
 

@@ -28,6 +28,7 @@ mod bridge;
 mod db;
 mod error;
 mod registry;
+mod run;
 
 pub use bridge::{dispatch_db, envelope, parse_envelope};
 pub use db::{Ctx, Db, When};
@@ -36,6 +37,7 @@ pub use registry::{
     ActionCtx, ActionHost, FnKind, Found, FunctionInfo, Functions, RustAction, RustBody, RustFn,
     ScriptFunctions,
 };
+pub use run::FunctionRun;
 
 /// Longest function name (`^[A-Za-z][A-Za-z0-9_]{0,63}$`).
 pub const MAX_NAME: usize = 64;

@@ -7,8 +7,12 @@
 //! `on_io(tag, outcome)`, with the tag the object chose.
 
 use crate::auth::{AuthError, Lease};
+use crate::functions::{FnError, FunctionRun};
+use crate::jobs::JobRequest;
 use crate::policy::AuthContext;
 use crate::store::OutboxBatch;
+use crate::value::Value;
+use crate::workflows::WorkflowSummary;
 
 /// A call the host performs on an object's behalf.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,6 +28,21 @@ pub enum IoCall {
     /// Apply a batch of the object's outbox to D1 (idempotent by shard and
     /// seq; see docs/d1.md).
     ApplyOutbox(OutboxBatch),
+    /// Hand jobs to the jobs ledger (a committed mutation's, by its shard);
+    /// the ledger keeps the first job of each idempotency key, so sending
+    /// the same batch again after a failure enqueues nothing twice.
+    EnqueueJobs(Vec<JobRequest>),
+    /// Send job `id` to the queue `queue` (the ledger's), delivered no
+    /// sooner than `delay_secs` from now.
+    SendJob {
+        queue: String,
+        id: String,
+        delay_secs: u32,
+    },
+    /// Run a server function on someone's behalf (a workflow step).
+    RunFunction(FunctionRun),
+    /// Tell the jobs ledger where a workflow instance is (for listing).
+    ReportWorkflow(WorkflowSummary),
 }
 
 /// The outcome of an [`IoCall`], by call.
@@ -38,5 +57,9 @@ pub enum IoOutcome {
     },
     /// `Err` names the stage that failed; the detail (D1's text) went to
     /// the Worker's log, never into an answer or the object's records.
+    /// Also the outcome of `EnqueueJobs`, `SendJob` and `ReportWorkflow`.
     Applied(Result<(), String>),
+    /// What the function returned, or how it failed (`UNAVAILABLE` when it
+    /// could not be reached: worth another try).
+    Ran(Result<Value, FnError>),
 }

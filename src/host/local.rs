@@ -53,8 +53,9 @@ fn empty_app() -> &'static App {
     APP.get_or_init(|| App::new(r#"{"entities":[]}"#))
 }
 
-/// What the default I/O handler answers: tokens are refused, limits and
-/// D1 succeed.
+/// What the default I/O handler answers: tokens are refused, limits, D1,
+/// the jobs ledger and queues succeed, and a function run finds no
+/// function (a test that runs functions answers them itself).
 fn default_io(call: &IoCall) -> IoOutcome {
     match call {
         IoCall::VerifyToken { .. } => IoOutcome::Verified(Err(crate::auth::AuthError::BadToken(
@@ -62,7 +63,13 @@ fn default_io(call: &IoCall) -> IoOutcome {
         ))),
         IoCall::SessionLive { .. } => IoOutcome::SessionLive(Ok(true)),
         IoCall::RateLimit { .. } => IoOutcome::RateLimited { allowed: true },
-        IoCall::ApplyOutbox(_) => IoOutcome::Applied(Ok(())),
+        IoCall::ApplyOutbox(_)
+        | IoCall::EnqueueJobs(_)
+        | IoCall::SendJob { .. }
+        | IoCall::ReportWorkflow(_) => IoOutcome::Applied(Ok(())),
+        IoCall::RunFunction(run) => {
+            IoOutcome::Ran(Err(crate::functions::FnError::unknown(&run.name)))
+        }
     }
 }
 

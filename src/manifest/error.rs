@@ -102,6 +102,11 @@ pub enum Problem {
     EmptyString {
         path: String,
     },
+    /// A `jobs`, `crons` or `workflows` entry that does not fit its format.
+    InvalidBackground {
+        path: String,
+        reason: String,
+    },
 }
 
 impl Problem {
@@ -123,7 +128,8 @@ impl Problem {
             | Problem::InvalidPattern { path, .. }
             | Problem::InvalidUrl { path, .. }
             | Problem::OutOfRange { path, .. }
-            | Problem::EmptyString { path } => path,
+            | Problem::EmptyString { path }
+            | Problem::InvalidBackground { path, .. } => path,
         }
     }
 
@@ -147,6 +153,7 @@ impl Problem {
             Problem::InvalidUrl { .. } => "INVALID_URL",
             Problem::OutOfRange { .. } => "OUT_OF_RANGE",
             Problem::EmptyString { .. } => "EMPTY_STRING",
+            Problem::InvalidBackground { .. } => "INVALID_BACKGROUND",
         }
     }
 }
@@ -188,6 +195,7 @@ impl fmt::Display for Problem {
                 write!(f, "expected a whole number from {min} to {max}")
             }
             Problem::EmptyString { .. } => f.write_str("must not be empty"),
+            Problem::InvalidBackground { reason, .. } => f.write_str(reason),
         }
     }
 }

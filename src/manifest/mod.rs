@@ -18,6 +18,7 @@
 //!
 //! See `docs/manifest.md` for the format.
 
+mod background;
 mod ddl;
 mod error;
 mod load;
@@ -26,6 +27,7 @@ mod model;
 pub mod names;
 mod row;
 
+pub use background::{Background, CronEntry, JobsConfig, Who};
 pub use ddl::{column_type, create_statements, index_name, quote_ident, unique_index_name};
 pub use error::{ManifestError, Problem};
 pub use migrate::{plan_migration, MigrationError, MigrationProblem};
@@ -45,6 +47,7 @@ pub struct Manifest {
     version: Option<String>,
     policies: Policies,
     auth: AuthConfig,
+    background: Background,
     source: String,
 }
 
@@ -67,8 +70,23 @@ impl Manifest {
     }
 
     fn load(json: &serde_json::Value, source: String) -> Result<Manifest, ManifestError> {
-        let l = load::load(json).map_err(|problems| ManifestError::Invalid { problems })?;
+        let loaded = load::load(json);
+        let background = Background::load(json).map_err(|problems| {
+            problems
+                .into_iter()
+                .map(|(path, reason)| Problem::InvalidBackground { path, reason })
+                .collect::<Vec<_>>()
+        });
+        let (l, background) = match (loaded, background) {
+            (Ok(l), Ok(b)) => (l, b),
+            (l, b) => {
+                let mut problems = l.err().unwrap_or_default();
+                problems.extend(b.err().unwrap_or_default());
+                return Err(ManifestError::Invalid { problems });
+            }
+        };
         Ok(Manifest {
+            background,
             entities: l.entities,
             name: l.name,
             version: l.version,
@@ -100,6 +118,11 @@ impl Manifest {
     /// The `auth` section (its defaults when absent: tokens required).
     pub fn auth(&self) -> &AuthConfig {
         &self.auth
+    }
+
+    /// The `jobs`, `crons` and `workflows` sections.
+    pub fn background(&self) -> &Background {
+        &self.background
     }
 
     /// The text the manifest was loaded from, to store and load again later.

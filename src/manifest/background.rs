@@ -1,0 +1,229 @@
+//! The manifest's background sections: `jobs` (the queues and who may
+//! enqueue over HTTP), `crons` (functions the Worker's scheduled handler
+//! runs) and `workflows` (docs/jobs.md, docs/workflows.md).
+//!
+//! ```json
+//! "jobs": { "queues": ["default", "mail"], "enqueue": "signedIn" },
+//! "crons": [{ "name": "nightly", "cron": "0 3 * * *", "run": "compact", "args": {}, "shard": "board" }],
+//! "workflows": [{ "name": "onboard", "steps": [{ "name": "a", "run": "createAccount" }] }]
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::functions::valid_name;
+use crate::value::Value;
+use crate::workflows::WorkflowDef;
+
+/// Who may do something over HTTP. Admins always may.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Who {
+    #[default]
+    Admin,
+    /// Any caller with a verified user id.
+    SignedIn,
+    Anyone,
+}
+
+impl Who {
+    pub fn allows(self, caller: &crate::policy::AuthContext) -> bool {
+        caller.is_admin
+            || match self {
+                Who::Admin => false,
+                Who::SignedIn => caller.user_id.is_some(),
+                Who::Anyone => true,
+            }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {
+    /// The queues jobs may name; each is a queue binding of the Worker
+    /// (`JOBS` for `default`, `JOBS_<NAME>` in upper case for the others).
+    #[serde(default = "default_queues")]
+    pub queues: Vec<String>,
+    /// Who may `POST /v1/jobs`.
+    #[serde(default)]
+    pub enqueue: Who,
+}
+
+fn default_queues() -> Vec<String> {
+    vec!["default".into()]
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            queues: default_queues(),
+            enqueue: Who::Admin,
+        }
+    }
+}
+
+/// A function the scheduled handler runs on a cron schedule. `cron` must
+/// also be one of wrangler.toml's `[triggers] crons` (a test of the app
+/// checks that they agree).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CronEntry {
+    pub name: String,
+    pub cron: String,
+    /// The server function: an action, or a mutation run in `shard`.
+    pub run: String,
+    #[serde(default)]
+    pub args: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+}
+
+/// The three sections, loaded.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Background {
+    pub jobs: JobsConfig,
+    pub crons: Vec<CronEntry>,
+    pub workflows: Vec<WorkflowDef>,
+}
+
+impl Background {
+    /// Loads the sections from the manifest's top-level object; each
+    /// problem is `(path, reason)`.
+    pub fn load(top: &serde_json::Value) -> Result<Background, Vec<(String, String)>> {
+        let mut problems = Vec::new();
+        let section = |key: &str| -> Option<serde_json::Value> {
+            top.get(key).filter(|v| !v.is_null()).cloned()
+        };
+        let jobs: JobsConfig = match section("jobs").map(serde_json::from_value) {
+            None => JobsConfig::default(),
+            Some(Ok(j)) => j,
+            Some(Err(e)) => {
+                problems.push(("jobs".into(), e.to_string()));
+                JobsConfig::default()
+            }
+        };
+        let crons: Vec<CronEntry> = match section("crons").map(serde_json::from_value) {
+            None => Vec::new(),
+            Some(Ok(c)) => c,
+            Some(Err(e)) => {
+                problems.push(("crons".into(), e.to_string()));
+                Vec::new()
+            }
+        };
+        let workflows: Vec<WorkflowDef> = match section("workflows").map(serde_json::from_value) {
+            None => Vec::new(),
+            Some(Ok(w)) => w,
+            Some(Err(e)) => {
+                problems.push(("workflows".into(), e.to_string()));
+                Vec::new()
+            }
+        };
+        for (i, q) in jobs.queues.iter().enumerate() {
+            if !valid_name(q) {
+                problems.push((
+                    format!("jobs.queues[{i}]"),
+                    format!("{q:?} is not a queue name"),
+                ));
+            }
+        }
+        if jobs.queues.is_empty() {
+            problems.push(("jobs.queues".into(), "at least one queue".into()));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, c) in crons.iter().enumerate() {
+            let at = format!("crons[{i}]");
+            if !valid_name(&c.name) || !names.insert(c.name.as_str()) {
+                problems.push((format!("{at}.name"), format!("{:?}: a unique name", c.name)));
+            }
+            if !valid_name(&c.run) {
+                problems.push((format!("{at}.run"), format!("{:?}: a function name", c.run)));
+            }
+            if c.cron.split_whitespace().count() != 5 {
+                problems.push((format!("{at}.cron"), format!("{:?}: five fields", c.cron)));
+            }
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, w) in workflows.iter().enumerate() {
+            if !names.insert(w.name.as_str()) {
+                problems.push((
+                    format!("workflows[{i}].name"),
+                    format!("{:?} twice", w.name),
+                ));
+            }
+            for p in w.problems() {
+                problems.push((format!("workflows[{i}]"), p));
+            }
+        }
+        if problems.is_empty() {
+            Ok(Background {
+                jobs,
+                crons,
+                workflows,
+            })
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The binding of queue `queue`: `JOBS` for `default`, else
+    /// `JOBS_<QUEUE>` in upper case.
+    pub fn queue_binding(queue: &str) -> String {
+        if queue == "default" {
+            "JOBS".into()
+        } else {
+            format!("JOBS_{}", queue.to_ascii_uppercase())
+        }
+    }
+
+    pub fn workflow(&self, name: &str) -> Option<&WorkflowDef> {
+        self.workflows.iter().find(|w| w.name == name)
+    }
+
+    pub fn cron(&self, name: &str) -> Option<&CronEntry> {
+        self.crons.iter().find(|c| c.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn absent_sections_take_their_defaults() {
+        let b = Background::load(&json!({"entities": []})).unwrap();
+        assert_eq!(b.jobs.queues, vec!["default"]);
+        assert!(b.crons.is_empty() && b.workflows.is_empty());
+    }
+
+    #[test]
+    fn each_problem_names_its_place() {
+        let top = json!({
+            "jobs": {"queues": ["default", "no way"]},
+            "crons": [{"name": "a", "cron": "* *", "run": "f"}],
+            "workflows": [{"name": "w", "steps": [{"name": "s", "run": "f", "sleepMs": 5}]}],
+        });
+        let problems = Background::load(&top).unwrap_err();
+        let paths: Vec<&str> = problems.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            paths,
+            vec!["jobs.queues[1]", "crons[0].cron", "workflows[0]"],
+            "{problems:?}"
+        );
+        let typo = Background::load(&json!({"jobs": {"queue": ["x"]}})).unwrap_err();
+        assert!(typo[0].1.contains("unknown field"), "{typo:?}");
+    }
+
+    #[test]
+    fn who_may() {
+        use crate::policy::AuthContext;
+        let admin = AuthContext {
+            is_admin: true,
+            ..Default::default()
+        };
+        let user = AuthContext::user("u1");
+        let anon = AuthContext::anonymous();
+        assert!(Who::Admin.allows(&admin) && !Who::Admin.allows(&user));
+        assert!(Who::SignedIn.allows(&user) && !Who::SignedIn.allows(&anon));
+        assert!(Who::Anyone.allows(&anon));
+    }
+}
