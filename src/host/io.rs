@@ -8,7 +8,7 @@
 
 use crate::auth::{AuthError, Lease};
 use crate::functions::{FnError, FunctionRun};
-use crate::jobs::JobRequest;
+use crate::jobs::{JobMessage, JobRequest};
 use crate::policy::AuthContext;
 use crate::store::OutboxBatch;
 use crate::value::Value;
@@ -32,11 +32,11 @@ pub enum IoCall {
     /// the ledger keeps the first job of each idempotency key, so sending
     /// the same batch again after a failure enqueues nothing twice.
     EnqueueJobs(Vec<JobRequest>),
-    /// Send job `id` to the queue `queue` (the ledger's), delivered no
-    /// sooner than `delay_secs` from now.
+    /// Send a job's message to the queue `queue` (the ledger's), delivered
+    /// no sooner than `delay_secs` from now.
     SendJob {
         queue: String,
-        id: String,
+        message: JobMessage,
         delay_secs: u32,
     },
     /// Run a server function on someone's behalf (a workflow step).

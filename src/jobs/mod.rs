@@ -7,9 +7,14 @@
 //! error durably, retries with backoff, and marks a job dead when its
 //! retries are spent; a dead job can be retried by hand.
 
+pub mod ledger;
+mod message;
 mod spec;
 mod status;
+pub mod store;
 
+pub use ledger::JobLedger;
+pub use message::JobMessage;
 pub use spec::{
     JobRequest, JobSpec, MAX_DELAY_MS, MAX_KEY_BYTES, MAX_PAYLOAD_BYTES, MAX_PRIORITY, MAX_RETRIES,
 };

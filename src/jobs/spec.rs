@@ -71,6 +71,11 @@ pub struct JobSpec {
 /// runtime, from a shard's outbox or the router to the jobs ledger.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobRequest {
+    /// The job's id, chosen by the enqueuer (a shard's outbox, the
+    /// router); empty: the ledger picks one. A second request with the id
+    /// of a job the ledger has gets that job.
+    #[serde(default)]
+    pub id: String,
     pub spec: JobSpec,
     pub caller: AuthContext,
 }
