@@ -37,6 +37,17 @@ pub enum Route {
         name: String,
         rest: String,
     },
+    /// `/v1/jobs[/{rest}]`, `/v1/workflows[/{rest}]`, `/v1/crons[/{rest}]`:
+    /// background work (docs/jobs.md, docs/workflows.md).
+    Background { area: Area, rest: String },
+}
+
+/// Which background service a route is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Area {
+    Jobs,
+    Workflows,
+    Crons,
 }
 
 /// Routes a request path (no query string).
@@ -46,6 +57,20 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
         "/v1/query" => return Ok(Route::ColdQuery),
         "/v1/shards" => return Ok(Route::ShardList),
         _ => {}
+    }
+    for (prefix, area) in [
+        ("/v1/jobs", Area::Jobs),
+        ("/v1/workflows", Area::Workflows),
+        ("/v1/crons", Area::Crons),
+    ] {
+        if let Some(after) = path.strip_prefix(prefix) {
+            if after.is_empty() || after.starts_with('/') {
+                return Ok(Route::Background {
+                    area,
+                    rest: after.trim_start_matches('/').to_owned(),
+                });
+            }
+        }
     }
     if let Some(rest) = path.strip_prefix("/v1/auth/") {
         return Ok(Route::Auth {

@@ -460,3 +460,40 @@ fn workflow_reports_and_cron_runs_are_listed() {
     assert_eq!(runs["runs"]["nightly"]["failures"], 1);
     assert_eq!(runs["runs"]["nightly"]["lastOk"], false);
 }
+
+#[test]
+fn a_job_whose_message_was_lost_is_sent_again_once_overdue() {
+    let (mut host, sent, _) = ledger();
+    let (_, body) = enqueue(&mut host, json!({"name": "lost"}));
+    let id = body["jobs"][0]["id"].as_str().unwrap().to_owned();
+    let first = last_send(&sent);
+    // The queue forgot it (a local queue restarted): nothing starts it.
+    host.advance(30_000).unwrap();
+    assert_eq!(sent.borrow().len(), 1, "not before the grace");
+    host.advance(60_000).unwrap();
+    assert_eq!(sent.borrow().len(), 2, "sent again once overdue");
+    let again = last_send(&sent);
+    assert!(again.send > first.send);
+    // The old copy, should it turn up, is stale; the new one runs.
+    let (_, s) = post(
+        &mut host,
+        &format!("runs/{id}/start"),
+        json!({"send": first.send}),
+    );
+    assert_eq!(s["run"], false);
+    let (_, s) = post(
+        &mut host,
+        &format!("runs/{id}/start"),
+        json!({"send": again.send}),
+    );
+    assert_eq!(s["run"], true);
+    post(
+        &mut host,
+        &format!("runs/{id}/finish"),
+        json!({"send": again.send, "ok": true}),
+    );
+    // Nothing waits any more: the sweeping stops, and the ledger can rest.
+    host.advance(120_000).unwrap();
+    assert_eq!(sent.borrow().len(), 2);
+    assert_eq!(host.alarm(), None);
+}

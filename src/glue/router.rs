@@ -12,7 +12,7 @@ use crate::api_error::ApiError;
 use crate::app::App;
 use crate::edge::limits::Scope;
 use crate::glue::{edge, respond};
-use crate::route::{self, Route};
+use crate::route::{self, Area, Route};
 use serde_json::json;
 use worker::{Context, Env, Method, Request, Response, Result};
 
@@ -45,6 +45,7 @@ async fn route(req: Request, env: &Env, app: &App) -> Result<Response> {
             | Route::ShardList
             | Route::Shard { .. }
             | Route::Object { .. }
+            | Route::Background { .. }
             | Route::Auth { .. })
     ) {
         // Per client first, before any token is verified (sign-in routes
@@ -74,6 +75,12 @@ async fn route(req: Request, env: &Env, app: &App) -> Result<Response> {
             ))),
         },
         Ok(Route::Auth { rest }) => super::signin::handle(req, env, &rest).await,
+        // Boxed, like actions: these futures stay out of the others'.
+        Ok(Route::Background { area, rest }) => match area {
+            Area::Jobs => Box::pin(super::jobs::handle(req, env, app, &rest)).await,
+            Area::Workflows => Box::pin(super::workflows::handle(req, env, app, &rest)).await,
+            Area::Crons => Box::pin(super::cron::handle(req, env, app, &rest)).await,
+        },
         Err(e) => respond::error(&e),
     }
 }

@@ -36,17 +36,20 @@ const BACKOFF_BASE_MS: i64 = 1_000;
 const BACKOFF_MAX_MS: i64 = 60 * 60 * 1000;
 /// Jobs handed to the queue per event, at most.
 const SEND_AT_ONCE: usize = 100;
-/// Finished jobs are kept this long, then pruned.
+/// Finished jobs are kept this long, then pruned (when the ledger wakes).
 const KEEP_FINISHED_MS: i64 = 7 * 24 * 60 * 60 * 1000;
-const PRUNE_EVERY_MS: i64 = 60 * 60 * 1000;
 /// A listing's default and largest page.
 const LIST_DEFAULT: usize = 50;
 const LIST_MAX: usize = 500;
 /// Jobs one `enqueue` request may carry.
 const ENQUEUE_AT_ONCE: usize = 100;
 
+/// A job due this long ago and not started has lost its message.
+const OVERDUE_GRACE_MS: i64 = 60_000;
+const SWEEP_EVERY_MS: i64 = 30_000;
+
 const RESEND_TIMER: &str = "resend";
-const PRUNE_TIMER: &str = "prune";
+const SWEEP_TIMER: &str = "sweep";
 
 /// The ledger takes no sockets.
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
@@ -202,6 +205,42 @@ impl<C: SqlConn + Clone> JobLedger<C> {
         out
     }
 
+    /// Sends again the jobs whose message was lost (due, sent, never
+    /// started), and keeps sweeping while any job waits.
+    fn sweep(&mut self, now_ms: i64) -> Actions {
+        let mut out = Vec::new();
+        match self.store.overdue(now_ms, OVERDUE_GRACE_MS, SEND_AT_ONCE) {
+            Ok(jobs) => {
+                for job in &jobs {
+                    out.push(Action::Log(format!(
+                        "jobs ledger: {} was due {} ms ago and never started: sending it again",
+                        job.id,
+                        now_ms - job.run_at_ms
+                    )));
+                    match self.send(job, 0) {
+                        Ok(a) => out.push(a),
+                        Err(e) => out.push(Action::Log(format!("jobs ledger: {}: {e}", job.id))),
+                    }
+                }
+            }
+            Err(e) => out.push(Action::Log(format!("jobs ledger: sweeping: {e}"))),
+        }
+        if self.store.any_waiting().unwrap_or(true) {
+            out.push(Action::SetTimer {
+                name: SWEEP_TIMER.into(),
+                at_ms: now_ms + SWEEP_EVERY_MS,
+            });
+        }
+        out
+    }
+
+    fn sweep_timer(now_ms: i64) -> Action<NoMsg, NoConn> {
+        Action::SetTimer {
+            name: SWEEP_TIMER.into(),
+            at_ms: now_ms + SWEEP_EVERY_MS,
+        }
+    }
+
     fn enqueue(&mut self, req: &Request, now_ms: i64) -> (Response, Actions) {
         let body: EnqueueBody = match body(req, "BAD_JOB") {
             Ok(b) => b,
@@ -237,6 +276,9 @@ impl<C: SqlConn + Clone> JobLedger<C> {
                 }
                 Err(e) => return (storage(e), Vec::new()),
             }
+        }
+        if !out.is_empty() {
+            out.push(Self::sweep_timer(now_ms));
         }
         let status = if answers.iter().any(|a| a["created"] == true) {
             201
@@ -468,7 +510,10 @@ impl<C: SqlConn + Clone> JobLedger<C> {
             Err(e) => return (storage(e), Vec::new()),
         };
         match self.send(&job, 0) {
-            Ok(a) => (Response::ok(job.to_json()), vec![a]),
+            Ok(a) => (
+                Response::ok(job.to_json()),
+                vec![a, Self::sweep_timer(now_ms)],
+            ),
             Err(e) => (storage(e), Vec::new()),
         }
     }
@@ -611,10 +656,11 @@ impl<C: SqlConn + Clone> Object<C> for JobLedger<C> {
                 at_ms: init.now_ms,
             });
         }
-        out.push(Action::SetTimer {
-            name: PRUNE_TIMER.into(),
-            at_ms: init.now_ms + PRUNE_EVERY_MS,
-        });
+        // Finished jobs past their keep: at each wake (an indexed delete).
+        ledger.store.prune(init.now_ms - KEEP_FINISHED_MS, 1_000)?;
+        if ledger.store.any_waiting()? {
+            out.push(Self::sweep_timer(init.now_ms));
+        }
         Ok((ledger, out))
     }
 
@@ -674,16 +720,7 @@ impl<C: SqlConn + Clone> Object<C> for JobLedger<C> {
     async fn on_timer(&mut self, name: &str, now_ms: i64) -> Actions {
         match name {
             RESEND_TIMER => self.resend_all(now_ms),
-            PRUNE_TIMER => {
-                let mut out = vec![Action::SetTimer {
-                    name: PRUNE_TIMER.into(),
-                    at_ms: now_ms + PRUNE_EVERY_MS,
-                }];
-                if let Err(e) = self.store.prune(now_ms - KEEP_FINISHED_MS, 1_000) {
-                    out.push(Action::Log(format!("jobs ledger: pruning: {e}")));
-                }
-                out
-            }
+            SWEEP_TIMER => self.sweep(now_ms),
             _ => Vec::new(),
         }
     }

@@ -39,6 +39,7 @@ const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, queue, created_ms)",
     "CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_ms)",
     "CREATE INDEX IF NOT EXISTS jobs_unsent ON jobs (unsent) WHERE unsent = 1",
+    "CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_ms) WHERE finished_ms IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS workflows (
         id TEXT PRIMARY KEY NOT NULL,
         workflow TEXT NOT NULL,
@@ -274,6 +275,36 @@ impl<C: SqlConn> LedgerStore<C> {
             &[SqlValue::Integer(limit as i64)],
         )?;
         Ok(rows.iter().filter_map(|r| job_of(r)).collect())
+    }
+
+    /// Jobs sent but not started though due `grace_ms` ago: their message
+    /// was lost (a queue restarted without it); the ledger sends them again.
+    pub fn overdue(
+        &self,
+        now_ms: i64,
+        grace_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Job>, StorageError> {
+        let rows = self.sql.exec(
+            &format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE status IN ('queued', 'failed') \
+                 AND unsent = 0 AND run_at_ms < ?1 ORDER BY run_at_ms LIMIT ?2"
+            ),
+            &[
+                SqlValue::Integer(now_ms - grace_ms),
+                SqlValue::Integer(limit as i64),
+            ],
+        )?;
+        Ok(rows.iter().filter_map(|r| job_of(r)).collect())
+    }
+
+    /// Whether any job may still need the ledger (queued or failed).
+    pub fn any_waiting(&self) -> Result<bool, StorageError> {
+        let rows = self.sql.exec(
+            "SELECT 1 FROM jobs WHERE status IN ('queued', 'failed') LIMIT 1",
+            &[],
+        )?;
+        Ok(!rows.is_empty())
     }
 
     /// A run begins: `running`, one more attempt.

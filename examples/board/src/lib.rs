@@ -36,3 +36,56 @@ mod tests {
         assert!(m.entity("Card").is_some());
     }
 }
+
+#[cfg(test)]
+mod background_tests {
+    /// Every cron entry of the manifest is a trigger in wrangler.toml (the
+    /// scheduled handler runs entries by their schedule, and only the
+    /// listed triggers ever fire), and every queue has its binding.
+    #[test]
+    fn crons_and_queues_agree_with_wrangler_toml() {
+        let toml = include_str!("../../../wrangler.toml");
+        let triggers = toml
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("crons = "))
+            .expect("wrangler.toml has [triggers] crons");
+        let m = super::app().manifest().unwrap();
+        let b = m.background();
+        assert!(!b.crons.is_empty());
+        for c in &b.crons {
+            assert!(
+                triggers.contains(&format!("\"{}\"", c.cron)),
+                "cron {:?} of entry {} is not in {triggers}",
+                c.cron,
+                c.name
+            );
+            // A Rust function of the board, or a file of its functions/ folder.
+            let ts = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("functions/{}.ts", c.run));
+            assert!(
+                super::app().functions().lookup(&c.run).is_some() || ts.exists(),
+                "cron {}: no function {}",
+                c.name,
+                c.run
+            );
+        }
+        for q in &b.jobs.queues {
+            let binding = pylon_workers::manifest::Background::queue_binding(q);
+            assert!(
+                toml.contains(&format!("binding = \"{binding}\"")),
+                "queue {q}: no binding {binding}"
+            );
+        }
+        for w in &b.workflows {
+            for s in w.steps.iter().filter_map(|s| s.run.as_deref()) {
+                let ts = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join(format!("functions/{s}.ts"));
+                assert!(
+                    super::app().functions().lookup(s).is_some() || ts.exists(),
+                    "workflow {}: no function {s}",
+                    w.name
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,17 @@
+// The last step of the `onboard` workflow: the card opened by the first
+// step moves to "onboarded", titled with who approved it (the event the
+// workflow waited for).
+import { mutation, v } from "@pylon-workers/functions";
+
+export default mutation({
+  args: { input: v.any(), steps: v.object({ open: v.object({ cardId: v.string() }) }), event: v.any() },
+  handler: async (ctx, args) => {
+    const cardId = args.steps.open.cardId;
+    const card = await ctx.db.get<{ title: string }>("Card", cardId);
+    if (!card) return ctx.error("NOT_FOUND", `no card ${cardId}`);
+    const event = args.event as { by?: unknown } | null;
+    const by = typeof event?.by === "string" ? event.by : "nobody";
+    await ctx.db.update("Card", cardId, { column: "onboarded", done: true, title: `${card.title} (approved by ${by})`.slice(0, 200) });
+    return { cardId, approvedBy: by };
+  },
+});
