@@ -20,4 +20,5 @@ if [[ -n "$app" && "$app" != examples/board ]]; then
 fi
 PERSIST_DIR="${PERSIST_DIR:-$state}"
 wrangler d1 migrations apply DB --local --persist-to "$PERSIST_DIR" "${config[@]}"
-exec wrangler dev --ip 127.0.0.1 --port "${PORT:-8787}" --persist-to "$PERSIST_DIR" "${config[@]}"
+# --test-scheduled: GET /__scheduled?cron=… runs the cron entries now.
+exec wrangler dev --ip 127.0.0.1 --port "${PORT:-8787}" --persist-to "$PERSIST_DIR" --test-scheduled "${config[@]}"

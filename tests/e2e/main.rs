@@ -69,6 +69,7 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
         scenario!(scenarios::live::run),
         scenario!(scenarios::objects::run),
         scenario!(scenarios::functions::run),
+        scenario!(scenarios::background::start),
         scenario!(scenarios::sims::run),
         scenario!(scenarios::plane::run),
         scenario!(scenarios::auth::run),
@@ -78,6 +79,7 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
         // Before the first scenario that restarts wrangler.
         scenario!(scenarios::plane::finish),
         scenario!(scenarios::keepalive::finish),
+        scenario!(scenarios::background::finish),
         scenario!(scenarios::signin::run),
         scenario!(scenarios::edge::run),
         scenario!(scenarios::rate_limit::run),
@@ -85,6 +87,7 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
         scenario!(scenarios::bounds::run),
         scenario!(scenarios::hibernation::run),
         scenario!(scenarios::restart::run),
+        scenario!(scenarios::background::after_restart),
         scenario!(scenarios::sim_client::run),
         scenario!(scenarios::cold_path::run),
         scenario!(scenarios::cold_access::run),

@@ -147,6 +147,8 @@ impl DevOptions {
             &free_port()?.to_string(),
             "--log-level",
             self.log_level,
+            // GET /__scheduled?cron=… fires the scheduled handler (cron).
+            "--test-scheduled",
         ]
         .map(str::to_owned)
         .into();

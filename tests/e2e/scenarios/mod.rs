@@ -1,4 +1,5 @@
 pub mod auth;
+pub mod background;
 pub mod bad_input;
 pub mod bounds;
 pub mod cold_access;
