@@ -7,8 +7,11 @@
 //! error durably, retries with backoff, and marks a job dead when its
 //! retries are spent; a dead job can be retried by hand.
 
+mod id;
 mod spec;
 mod status;
+
+pub use id::{job_id_for_commit, job_id_for_key};
 
 pub use spec::{
     JobRequest, JobSpec, MAX_DELAY_MS, MAX_KEY_BYTES, MAX_PAYLOAD_BYTES, MAX_PRIORITY, MAX_RETRIES,

@@ -71,6 +71,9 @@ pub struct JobSpec {
 /// runtime, from a shard's outbox or the router to the jobs ledger.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobRequest {
+    /// The job's id, chosen by the sender before the ledger sees it (a
+    /// mutation returns it at once): the ledger files the job under it.
+    pub id: String,
     pub spec: JobSpec,
     pub caller: AuthContext,
 }
