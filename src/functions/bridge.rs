@@ -7,6 +7,7 @@
 use serde_json::json;
 
 use super::{Db, FnError, When};
+use crate::jobs::JobSpec;
 use crate::protocol::ErrorCode;
 use crate::value::{Row, Value};
 
@@ -63,7 +64,8 @@ fn row(payload: &Value, name: &str) -> Result<Row, FnError> {
 }
 
 /// One `ctx.db` call in text form: `op` is `get`, `query`, `insert`,
-/// `update` or `delete`; `payload` JSON as docs/functions.md gives it.
+/// `update`, `delete`, `schedule`, `cancel` or `enqueue`; `payload` JSON
+/// as docs/functions.md gives it.
 pub fn dispatch_db(db: &mut dyn Db, op: &str, payload: &str) -> String {
     envelope(dispatch(db, op, payload))
 }
@@ -102,6 +104,12 @@ fn dispatch(db: &mut dyn Db, op: &str, payload: &str) -> Result<Value, FnError> 
         "cancel" => {
             db.cancel(text(&p, "id")?)?;
             Ok(Value::Null)
+        }
+        "enqueue" => {
+            // The payload is a `JobSpec` as JSON (camelCase).
+            let spec: JobSpec = serde_json::from_str(payload)
+                .map_err(|e| FnError::new(ErrorCode::BadJob, format!("ctx.jobs.enqueue: {e}")))?;
+            Ok(Value::Text(db.enqueue(spec)?))
         }
         other => Err(FnError::new(
             ErrorCode::BadMessage,

@@ -2,6 +2,7 @@
 //! context a Rust function gets.
 
 use super::FnError;
+use crate::jobs::JobSpec;
 use crate::policy::AuthContext;
 use crate::value::{Row, Value};
 
@@ -45,6 +46,18 @@ pub trait Db {
             "only a mutation may cancel a scheduled call",
         ))
     }
+
+    /// Enqueues a job (Pylon's `enqueue(name, payload, options)`): kept
+    /// only if this call commits, then handed to the jobs ledger. Its id.
+    /// `BAD_JOB` for a spec over a limit, `UNKNOWN_QUEUE` for a queue the
+    /// manifest does not list. Mutations only.
+    fn enqueue(&mut self, spec: JobSpec) -> Result<String, FnError> {
+        let _ = spec;
+        Err(FnError::new(
+            crate::protocol::ErrorCode::ReadOnly,
+            "only a mutation may enqueue a job",
+        ))
+    }
 }
 
 /// When a scheduled call runs.
@@ -83,6 +96,12 @@ impl Ctx<'_> {
     /// Cancels a scheduled call, if this call commits.
     pub fn cancel(&mut self, id: &str) -> Result<(), FnError> {
         self.db.cancel(id)
+    }
+
+    /// Enqueues a job, sent to the jobs ledger only if this call commits
+    /// (Pylon's `JobOps.enqueue`); its id.
+    pub fn enqueue(&mut self, spec: JobSpec) -> Result<String, FnError> {
+        self.db.enqueue(spec)
     }
 
     /// The arguments as a typed value (serde), or `BAD_ARGS` saying why.

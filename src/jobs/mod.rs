@@ -7,12 +7,14 @@
 //! error durably, retries with backoff, and marks a job dead when its
 //! retries are spent; a dead job can be retried by hand.
 
+mod id;
 pub mod ledger;
 mod message;
 mod spec;
 mod status;
 pub mod store;
 
+pub use id::{job_id_for_commit, job_id_for_key};
 pub use ledger::JobLedger;
 pub use message::JobMessage;
 pub use spec::{

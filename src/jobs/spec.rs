@@ -71,9 +71,10 @@ pub struct JobSpec {
 /// runtime, from a shard's outbox or the router to the jobs ledger.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobRequest {
-    /// The job's id, chosen by the enqueuer (a shard's outbox, the
-    /// router); empty: the ledger picks one. A second request with the id
-    /// of a job the ledger has gets that job.
+    /// The job's id, chosen by the sender before the ledger sees it (a
+    /// mutation returns it at once): the ledger files the job under it.
+    /// Empty: the ledger picks one. A second request with the id of a job
+    /// the ledger has gets that job.
     #[serde(default)]
     pub id: String,
     pub spec: JobSpec,

@@ -554,6 +554,13 @@ error_codes! {
     ReadOnly = "READ_ONLY",
     /// The call used more `ctx.db` calls or rows than one call may.
     FunctionBudget = "FUNCTION_BUDGET",
+    /// A job a mutation enqueued breaks a limit of jobs (its name, delay,
+    /// retries, priority, key or payload size; the message says which).
+    /// Nothing was written.
+    BadJob = "BAD_JOB",
+    /// A job names a queue the app's manifest does not list
+    /// (`jobs.queues`). Nothing was written.
+    UnknownQueue = "UNKNOWN_QUEUE",
     /// A code sent by a newer peer that this build does not know. Never
     /// sent; treat like an error of unknown kind.
     Unknown = "UNKNOWN",

@@ -49,6 +49,7 @@ mod errors;
 mod fan_out;
 mod frames;
 mod identity;
+mod jobs;
 mod ops;
 mod outbox;
 mod presence;
@@ -62,6 +63,7 @@ mod writes;
 use connections::{rate_refused, Conn};
 use errors::{err, query_err, storage_err};
 pub use identity::Ended;
+pub use jobs::{JobBatch, JOBS_PER_SEND, JOB_OUTBOX_ATTEMPTS, JOB_OUTBOX_ERROR, MAX_JOBS_PER_CALL};
 pub use outbox::{outbox_backoff_ms, OUTBOX_ATTEMPTS, OUTBOX_ERROR};
 use windows::{LiveSub, Window, WindowIdent};
 use writes::QueuedMut;
@@ -152,6 +154,8 @@ pub struct ShardEngine<C: SqlConn> {
     watches: watches::Watches,
     /// A commit scheduled or cancelled a call: the alarm may need moving.
     schedule_changed: bool,
+    /// A commit added jobs to the job outbox: they are to be sent.
+    jobs_added: bool,
 }
 
 impl<C: SqlConn> ShardEngine<C> {
@@ -187,6 +191,8 @@ impl<C: SqlConn> ShardEngine<C> {
             watches: Default::default(),
             // Whatever a previous wake scheduled needs its alarm checked.
             schedule_changed: true,
+            // Jobs left from a previous wake: the object sends them.
+            jobs_added: false,
         })
     }
 

@@ -12,9 +12,10 @@ pub mod store;
 
 pub use config::{ConfigError, ShardConfig, VARS as CONFIG_VARS};
 pub use engine::{
-    outbox_backoff_ms, ConnInfo, Ended, Outbound, ShardEngine, OUTBOX_ATTEMPTS, OUTBOX_ERROR,
+    outbox_backoff_ms, ConnInfo, Ended, JobBatch, Outbound, ShardEngine, JOBS_PER_SEND,
+    JOB_OUTBOX_ATTEMPTS, JOB_OUTBOX_ERROR, MAX_JOBS_PER_CALL, OUTBOX_ATTEMPTS, OUTBOX_ERROR,
 };
 pub use limiter::REFUSAL_WINDOW_MS;
-pub use object::{LiveShard, DRAIN_DELAY_MS};
+pub use object::{LiveShard, DRAIN_DELAY_MS, JOBS_ANSWER_WAIT_MS};
 pub use presence::PresenceBook;
-pub use store::{OutboxEntry, SchemaError, ShardStore};
+pub use store::{OutboxEntry, OutboxJob, SchemaError, ShardStore};

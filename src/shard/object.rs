@@ -2,7 +2,8 @@
 //! engine ([`ShardEngine`]) does the live queries and writes; this file
 //! decides when things happen around it — when coalesced diffs are
 //! flushed, when and how often the outbox is drained to D1 (and the
-//! backoff after a failure), and which users are over their message rate.
+//! backoff after a failure), when committed jobs are sent to the jobs
+//! ledger, and which users are over their message rate.
 //!
 //! Routes (after `/v1/shards/{shard}/`): `ws` (upgrade), `POST mutate`,
 //! `POST query`; the host answers `GET stats`.
@@ -28,6 +29,11 @@ const FLUSH: &str = "flush";
 const OUTBOX: &str = "outbox";
 /// The next scheduled function call (durable).
 const SCHEDULED: &str = "scheduled";
+/// Sending the job outbox (durable): set while a batch is out, in case
+/// its answer is lost with the object, and for the retry after a failure.
+const JOBS: &str = "jobs";
+/// How long a batch of jobs may go unanswered before it is sent again.
+pub const JOBS_ANSWER_WAIT_MS: i64 = 30_000;
 /// After a write, the drain waits this long so a burst goes in one batch.
 pub const DRAIN_DELAY_MS: i64 = 100;
 
@@ -49,6 +55,19 @@ enum Waiting {
     Drain { through: (u64, u64) },
     /// Whether this connection's session is still live.
     Session { conn: String, sid: String },
+    /// A batch of the job outbox, through this (seq, idx).
+    Jobs { through: (u64, u64) },
+}
+
+/// Where sending the job outbox stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum JobSending {
+    /// Nothing out and no timer: a commit with jobs sends at once.
+    Idle,
+    /// The batch with this tag is out (the `jobs` timer is its deadline).
+    Out(u64),
+    /// The `jobs` timer sends next (a retry's backoff, or after a wake).
+    Timer,
 }
 
 /// One shard, hosted.
@@ -62,6 +81,8 @@ pub struct LiveShard<C: SqlConn> {
     flushed_at: i64,
     /// A drain is scheduled or in flight.
     drain_armed: bool,
+    /// Where sending the job outbox to the jobs ledger stands.
+    jobs: JobSending,
     /// How often an open socket's session is checked for revocation (ms).
     revocation_every_ms: Option<i64>,
     waiting: HashMap<u64, Waiting>,
@@ -132,10 +153,16 @@ impl<C: SqlConn> LiveShard<C> {
     }
 
     /// What follows every event: the flush and the drain it calls for,
-    /// and the timer of the next scheduled call when a commit moved it.
+    /// the jobs its commits enqueued, and the timer of the next scheduled
+    /// call when a commit moved it.
     fn after(&mut self, now_ms: i64, mut out: Vec<ShardAction>) -> Vec<ShardAction> {
         self.flush_soon(now_ms, &mut out);
         self.arm_drain(now_ms, &mut out);
+        // Jobs committed while a batch is out, or a timer is set, wait
+        // for it.
+        if self.engine.take_jobs_added() && self.jobs == JobSending::Idle {
+            out.extend(self.send_jobs(now_ms));
+        }
         match self.engine.schedule_update() {
             Ok(Some(Some(at))) => out.push(Action::SetTimer {
                 name: SCHEDULED.into(),
@@ -212,6 +239,76 @@ impl<C: SqlConn> LiveShard<C> {
         }
         out.push(Action::SetTimer {
             name: OUTBOX.into(),
+            at_ms: now_ms + outbox_backoff_ms(attempts),
+        });
+        out
+    }
+
+    /// Sends the oldest jobs of the outbox to the ledger, with a deadline
+    /// for its answer; cancels the timer when none wait.
+    fn send_jobs(&mut self, now_ms: i64) -> Vec<ShardAction> {
+        let batch = match self.engine.job_batch() {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                self.jobs = JobSending::Idle;
+                return vec![Action::CancelTimer { name: JOBS.into() }];
+            }
+            Err(e) => return self.jobs_failed("reading the job outbox", &e.to_string(), now_ms),
+        };
+        let tag = self.tag(Waiting::Jobs {
+            through: batch.through,
+        });
+        self.jobs = JobSending::Out(tag);
+        let mut out = Vec::new();
+        if batch.unreadable > 0 {
+            out.push(Action::Log(format!(
+                "shard: {} jobs in the outbox no longer read as requests: dropped",
+                batch.unreadable
+            )));
+        }
+        out.push(Action::SetTimer {
+            name: JOBS.into(),
+            at_ms: now_ms + JOBS_ANSWER_WAIT_MS,
+        });
+        if batch.jobs.is_empty() {
+            // Only unreadable rows: taken as if sent.
+            return [out, self.jobs_answered(tag, batch.through, now_ms)].concat();
+        }
+        out.push(Action::Io {
+            tag,
+            call: IoCall::EnqueueJobs(batch.jobs),
+        });
+        out
+    }
+
+    /// The ledger took the batch `tag`, through `through`: its rows go,
+    /// and the next batch (if any) is sent. An answer to a batch sent
+    /// before the current one (its deadline passed) only deletes.
+    fn jobs_answered(&mut self, tag: u64, through: (u64, u64), now_ms: i64) -> Vec<ShardAction> {
+        if let Err(e) = self.engine.jobs_taken(through) {
+            return self.jobs_failed("deleting sent jobs", &e.to_string(), now_ms);
+        }
+        if self.jobs != JobSending::Out(tag) {
+            return Vec::new();
+        }
+        self.send_jobs(now_ms)
+    }
+
+    /// Records the stage that failed (the stats show it; the detail goes
+    /// to the log only) and sends again after a backoff (1 s doubling to
+    /// 60 s). The rows stay until the ledger takes them.
+    fn jobs_failed(&mut self, stage: &str, detail: &str, now_ms: i64) -> Vec<ShardAction> {
+        let record = format!("{stage} failed (the detail is in the Worker's log)");
+        let attempts = self.engine.jobs_failed(&record).unwrap_or(1);
+        self.jobs = JobSending::Timer;
+        let mut out = Vec::new();
+        if !detail.is_empty() {
+            out.push(Action::Log(format!(
+                "shard: sending jobs failed: {stage}: {detail}"
+            )));
+        }
+        out.push(Action::SetTimer {
+            name: JOBS.into(),
             at_ms: now_ms + outbox_backoff_ms(attempts),
         });
         out
@@ -351,6 +448,7 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
             // Never flushed: the first write is flushed at once.
             flushed_at: i64::MIN / 2,
             drain_armed: false,
+            jobs: JobSending::Idle,
             // Only session tokens carry a session id, and only a deployment
             // with sign-in issues them; a bad value is refused by sign-in's
             // own configuration (and here checks every 10 s).
@@ -362,7 +460,16 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
             waiting: HashMap::new(),
             next_tag: 0,
         };
-        let out = shard.actions(out);
+        let mut out = shard.actions(out);
+        // Jobs committed before the wake (or a crash) whose answer never
+        // came are sent again: the ledger keeps one job per key.
+        if shard.engine.job_outbox_depth().unwrap_or(1) > 0 {
+            shard.jobs = JobSending::Timer;
+            out.push(Action::SetTimer {
+                name: JOBS.into(),
+                at_ms: init.now_ms,
+            });
+        }
         // A drain owed from before the wake (or a restart) is scheduled.
         let out = shard.after(init.now_ms, out);
         Ok((shard, out))
@@ -488,6 +595,8 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
         let out = match name {
             FLUSH => self.flush(now_ms).await,
             OUTBOX => self.drain(now_ms),
+            // A retry's backoff is over, or the batch out got no answer.
+            JOBS => self.send_jobs(now_ms),
             SCHEDULED => {
                 let (out, failed) = self.engine.run_scheduled(now_ms).await;
                 self.flushed_at = now_ms;
@@ -524,6 +633,16 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
             (Some(Waiting::Drain { .. }), IoOutcome::Applied(Err(stage))) => {
                 self.drain_failed(&stage, "", now_ms)
             }
+            (Some(Waiting::Jobs { through }), IoOutcome::Applied(Ok(()))) => {
+                self.jobs_answered(tag, through, now_ms)
+            }
+            (Some(Waiting::Jobs { .. }), IoOutcome::Applied(Err(stage))) => {
+                if self.jobs == JobSending::Out(tag) {
+                    self.jobs_failed(&stage, "", now_ms)
+                } else {
+                    Vec::new()
+                }
+            }
             (Some(Waiting::Session { conn, sid }), IoOutcome::SessionLive(Ok(live))) => {
                 let out = self.engine.session_checked(&conn, &sid, live, now_ms);
                 self.actions(out)
@@ -547,6 +666,10 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
             .outbox_stats(now_ms)
             .unwrap_or_else(|e| json!({ "error": e.to_string() }));
         v["scheduled"] = json!(self.engine.scheduled_count().ok());
+        v["job_outbox"] = self
+            .engine
+            .job_outbox_stats(now_ms)
+            .unwrap_or_else(|e| json!({ "error": e.to_string() }));
         v
     }
 }

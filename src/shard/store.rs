@@ -1,7 +1,8 @@
 //! What a shard keeps in its SQLite storage, beside the manifest's tables:
 //! the change log (`_pylon_log`), applied op ids (`_pylon_ops`), live
-//! subscriptions (`_pylon_subs`), presence (`_pylon_presence`) and the
-//! write-behind outbox to D1 (`_pylon_outbox`). All of it
+//! subscriptions (`_pylon_subs`), presence (`_pylon_presence`), the
+//! write-behind outbox to D1 (`_pylon_outbox`) and the jobs mutations
+//! enqueued (`_pylon_job_outbox`, [`job_outbox`]). All of it
 //! over [`SqlConn`], so it runs on Durable Object storage and rusqlite alike.
 //!
 //! Every write of a mutation (rows, log, outbox, op id, seq) is made in one event
@@ -18,6 +19,9 @@ use crate::storage::{SqlConn, StorageError};
 use crate::value::{Row, Value};
 
 use crate::storage::meta::Meta;
+
+mod job_outbox;
+pub use job_outbox::OutboxJob;
 
 /// Meta key of the shard's current seq.
 pub const SEQ: &str = "seq";
@@ -59,6 +63,11 @@ const TABLES: &[&str] = &[
     // Changes not yet copied to D1, in commit order; `row` NULL = deleted.
     "CREATE TABLE IF NOT EXISTS _pylon_outbox (seq INTEGER NOT NULL, idx INTEGER NOT NULL, \
      entity TEXT NOT NULL, id TEXT NOT NULL, row TEXT, at INTEGER NOT NULL, \
+     PRIMARY KEY (seq, idx))",
+    // Jobs committed mutations enqueued, not yet taken by the jobs ledger,
+    // in commit order; `request` is a `JobRequest` as JSON.
+    "CREATE TABLE IF NOT EXISTS _pylon_job_outbox (seq INTEGER NOT NULL, \
+     idx INTEGER NOT NULL, request TEXT NOT NULL, at INTEGER NOT NULL, \
      PRIMARY KEY (seq, idx))",
 ];
 

@@ -7,7 +7,7 @@
 import type { FunctionKind } from "./ctx.ts";
 import { ErrorCode, raise } from "./errors.ts";
 
-/** The `ctx.db` and `ctx.scheduler` operations and their payloads (JSON). */
+/** The `ctx.db`, `ctx.scheduler` and `ctx.jobs` operations and their payloads (JSON). */
 export type DbOp =
   | "get" //      {"entity","id"}              -> row | null
   | "query" //    {"entity","where","order","limit"} -> rows
@@ -15,7 +15,8 @@ export type DbOp =
   | "update" //   {"entity","id","set"}        -> null
   | "delete" //   {"entity","id"}              -> null
   | "schedule" // {"delayMs","name","args"} or {"at","name","args"} -> scheduled id (mutations only)
-  | "cancel"; //  {"id"}                       -> null (mutations only)
+  | "cancel" //   {"id"}                       -> null (mutations only)
+  | "enqueue"; // {"name","payload","delayMs"?,"maxRetries"?,"queue"?,"priority"?,"key"?} -> job id (mutations only)
 
 /** What the Rust side hands to one call. */
 export interface Bridge {

@@ -1,12 +1,13 @@
 /**
  * `ctx` for one call: `auth`, `error`, and `db` (query, mutation),
- * `scheduler` (mutation) or `runQuery` / `runMutation` / `fetch` (action).
+ * `scheduler` and `jobs` (mutation) or `runQuery` / `runMutation` / `fetch` (action).
  */
 import { openEnvelope } from "./bridge.ts";
 import type { Call } from "./call.ts";
 import type { ActionCtx, Auth, Fields, Json, MutationCtx, QueryCtx } from "./ctx.ts";
 import { databaseFor } from "./db.ts";
 import { appError, ErrorCode, raise } from "./errors.ts";
+import { jobsFor } from "./jobs.ts";
 import { schedulerFor } from "./scheduler.ts";
 
 /** Reads `bridge.auth`; a missing or mistyped claim is the anonymous value. */
@@ -27,7 +28,9 @@ function fail(code: string, message: string): never {
 
 export function contextFor(call: Call, auth: Auth): QueryCtx | MutationCtx | ActionCtx {
   if (call.kind === "query") return { auth, error: fail, db: databaseFor(call, false) };
-  if (call.kind === "mutation") return { auth, error: fail, db: databaseFor(call, true), scheduler: schedulerFor(call) };
+  if (call.kind === "mutation") {
+    return { auth, error: fail, db: databaseFor(call, true), scheduler: schedulerFor(call), jobs: jobsFor(call) };
+  }
   const run = async (kind: "query" | "mutation", name: string, args: Fields | undefined): Promise<Json> => {
     call.ensureRunning(kind === "query" ? "ctx.runQuery" : "ctx.runMutation");
     const bridge = call.bridge;

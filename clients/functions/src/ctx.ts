@@ -81,6 +81,31 @@ export interface Scheduler {
   cancel(id: string): Promise<void>;
 }
 
+/** Options of a job; each left out takes the default given. */
+export interface JobOptions {
+  /** Not run before this many ms after the mutation commits (0 to 12 hours); default 0. */
+  delayMs?: number;
+  /** Runs after the first that may fail before the job is dead (0 to 100); default 3. */
+  maxRetries?: number;
+  /** One of the app's queues (the manifest's `jobs.queues`); default `"default"`. */
+  queue?: string;
+  /** 0 to 9, higher first within a delivered batch; default 5. */
+  priority?: number;
+  /** At most one job per key (1 to 200 bytes): enqueuing a key again returns the first job's id. */
+  key?: string;
+}
+
+/**
+ * Background jobs (Pylon's `JobOps`). Like `ctx.db`, `enqueue` is
+ * synchronous underneath, returns an already settled promise and throws a
+ * refusal at the call. A job is sent only if the mutation commits
+ * (docs/functions.md, "Jobs from a mutation").
+ */
+export interface Jobs {
+  /** Enqueues the function `name` (an action or a mutation) with `payload` as its args (default `{}`); returns the job's id. */
+  enqueue(name: string, payload?: Fields, options?: JobOptions): Promise<string>;
+}
+
 interface BaseCtx {
   readonly auth: Auth;
   /**
@@ -102,9 +127,11 @@ export interface MutationCtx extends BaseCtx {
   readonly db: DatabaseWriter;
   /** Schedules calls, sent only if this mutation commits. Mutations only (not queries, not actions). */
   readonly scheduler: Scheduler;
+  /** Enqueues jobs, sent only if this mutation commits. Mutations only (not queries, not actions). */
+  readonly jobs: Jobs;
 }
 
-/** `ctx` of an action: no `db` and no `scheduler`; it may do I/O and calls queries and mutations by name. */
+/** `ctx` of an action: no `db`, `scheduler` or `jobs`; it may do I/O and calls queries and mutations by name. */
 export interface ActionCtx extends BaseCtx {
   /** Runs the query `name` (its result is not checked against `T`). */
   runQuery<T = Json>(name: string, args?: Fields): Promise<T>;

@@ -28,6 +28,8 @@ export const ErrorCode = {
   READ_ONLY: "READ_ONLY",
   /** `ctx.scheduler` was given a bad delay, time, function name, args or id (before reaching the shard). */
   BAD_SCHEDULE: "BAD_SCHEDULE",
+  /** `ctx.jobs.enqueue` was given a bad name, payload or option (the shard also answers it for a limit it checks). */
+  BAD_JOB: "BAD_JOB",
   /** `ctx` was used after its call had ended. */
   CALL_ENDED: "CALL_ENDED",
 } as const;

@@ -31,6 +31,8 @@ export type {
   Fields,
   Filter,
   FunctionKind,
+  JobOptions,
+  Jobs,
   Json,
   MutationCtx,
   OrderKey,

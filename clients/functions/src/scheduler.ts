@@ -9,20 +9,12 @@ import type { DbOp } from "./bridge.ts";
 import { openEnvelope } from "./bridge.ts";
 import type { Call } from "./call.ts";
 import type { Fields, Scheduler } from "./ctx.ts";
+import { describe } from "./describe.ts";
 import { ErrorCode, raise, type PylonError } from "./errors.ts";
 import { FUNCTION_NAME } from "./function-name.ts";
 
 function badSchedule(method: string, reason: string): PylonError {
   return raise(ErrorCode.BAD_SCHEDULE, `ctx.scheduler.${method}: ${reason}`);
-}
-
-/** A bad input, for a message (never a function's source or an object's contents). */
-function describe(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
-  if (typeof value === "number" || typeof value === "boolean" || value === null || value === undefined) return String(value);
-  if (value instanceof Date) return "an invalid Date";
-  if (Array.isArray(value)) return "an array";
-  return `a ${typeof value}`;
 }
 
 function checkName(method: string, name: unknown): string {

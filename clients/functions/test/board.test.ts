@@ -59,8 +59,9 @@ function board(shard: FakeShard): Record<string, string[]> {
   return columns;
 }
 
-test("the board has its nine functions", () => {
+test("the board has its eleven functions", () => {
   assert.deepEqual(functions.list(), [
+    { name: "addCardAndNotify", kind: "mutation", trusted: false },
     { name: "addCardChecked", kind: "mutation", trusted: false },
     { name: "addCardLater", kind: "mutation", trusted: false },
     { name: "archiveColumn", kind: "mutation", trusted: false },
@@ -68,6 +69,7 @@ test("the board has its nine functions", () => {
     { name: "failAfterTwoWrites", kind: "mutation", trusted: false },
     { name: "fetchInMutation", kind: "mutation", trusted: false },
     { name: "moveCard", kind: "mutation", trusted: false },
+    { name: "notifyCard", kind: "action", trusted: false },
     { name: "rateLimitedLookup", kind: "action", trusted: false },
     { name: "renameCard", kind: "mutation", trusted: false },
   ]);
@@ -144,6 +146,32 @@ test("failAfterTwoWrites writes twice, then fails with its own code", async () =
     err: { code: "FUNCTION_ERROR", message: "ON_PURPOSE: failed after two writes" },
   });
   assert.deepEqual(shard.log.map((e) => e.op), ["insert", "insert"]);
+});
+
+test("addCardAndNotify adds a card and enqueues notifyCard for it; failAfter throws after enqueuing", async () => {
+  const shard = new FakeShard();
+  await seed(shard);
+  assert.deepEqual(await run(shard, "mutation", "addCardAndNotify", { title: " ping " }, alice), { ok: { id: "r6", job: "job1" } });
+  assert.deepEqual(board(shard), { todo: ["t0@0", "t1@1", "t2@2", "ping@3"], doing: ["d0@0", "d1@1"] });
+  assert.equal(shard.rows("Card")[5]?.author, "alice");
+  assert.deepEqual([...shard.jobs.values()], [{ name: "notifyCard", payload: { id: "r6" }, queue: "default" }]);
+  assert.deepEqual((await run(shard, "mutation", "addCardAndNotify", { title: "pong", column: "doing" })).ok, { id: "r7", job: "job2" });
+  assert.deepEqual(board(shard).doing, ["d0@0", "d1@1", "pong@2"]);
+  // The fake bridge does not roll back (the shard does: tests/shard_jobs.rs):
+  // here the failure is the call's result, after the enqueue was asked for.
+  assert.deepEqual(await run(shard, "mutation", "addCardAndNotify", { title: "never", failAfter: true }), {
+    err: { code: "FUNCTION_ERROR", message: "ON_PURPOSE: failed after enqueuing" },
+  });
+  assert.deepEqual(shard.log.slice(-2).map((e) => e.op), ["insert", "enqueue"]);
+  assert.deepEqual((await run(shard, "mutation", "addCardAndNotify", { title: "  " })).err?.code, "FUNCTION_ERROR");
+});
+
+test("notifyCard, the job's handler, moves the card to the column notified", async () => {
+  const shard = new FakeShard();
+  const ids = await seed(shard);
+  assert.deepEqual(await run(shard, "action", "notifyCard", { id: ids.t1 }), { ok: { moved: true, column: "notified", position: 0 } });
+  assert.deepEqual(board(shard), { todo: ["t0@0", "t2@1"], doing: ["d0@0", "d1@1"], notified: ["t1@0"] });
+  assert.deepEqual(await run(shard, "action", "notifyCard", { id: "nope" }), { err: { code: "FUNCTION_ERROR", message: "NOT_FOUND: no card nope" } });
 });
 
 test("fetchInMutation fails with MUTATION_IO", async () => {

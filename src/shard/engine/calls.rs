@@ -8,9 +8,11 @@
 use std::collections::BTreeSet;
 
 use super::errors::{err, query_err, storage_err};
+use super::jobs::MAX_JOBS_PER_CALL;
 use super::writes::Applied;
 use super::{Outbound, ShardEngine};
 use crate::functions::{Ctx, Db, FnError, FnKind, Found, FunctionInfo, RustBody, When};
+use crate::jobs::{JobRequest, JobSpec};
 use crate::live::Change;
 use crate::policy::AuthContext;
 use crate::protocol::{ErrorCode, ErrorMsg, Op, Returned};
@@ -44,6 +46,8 @@ pub(super) struct CallDb<'e, C: SqlConn> {
     now_ms: i64,
     pub(super) scheduled: Vec<ScheduledCall>,
     pub(super) cancelled: Vec<String>,
+    /// Jobs enqueued, in order: stored with the commit.
+    pub(super) jobs: Vec<JobRequest>,
 }
 
 /// Calls one mutation may schedule.
@@ -74,6 +78,7 @@ impl<'e, C: SqlConn> CallDb<'e, C> {
             now_ms,
             scheduled: Vec::new(),
             cancelled: Vec::new(),
+            jobs: Vec::new(),
         }
     }
 
@@ -227,6 +232,29 @@ impl<C: SqlConn> Db for CallDb<'_, C> {
         self.cancelled.push(id.to_owned());
         Ok(())
     }
+
+    fn enqueue(&mut self, spec: JobSpec) -> Result<String, FnError> {
+        self.mutation_only("enqueue a job")?;
+        self.count_call()?;
+        // The ledger keeps the first job of a key: so does one call.
+        if let Some(key) = &spec.key {
+            if let Some(first) = self.jobs.iter().find(|j| j.spec.key.as_ref() == Some(key)) {
+                return Ok(first.id.clone());
+            }
+        }
+        if self.jobs.len() >= MAX_JOBS_PER_CALL {
+            return Err(FnError::new(
+                ErrorCode::FunctionBudget,
+                format!("at most {MAX_JOBS_PER_CALL} jobs enqueued in one mutation"),
+            ));
+        }
+        let job =
+            self.engine
+                .job_request(spec, &self.caller, self.seq, self.jobs.len(), self.now_ms)?;
+        let id = job.id.clone();
+        self.jobs.push(job);
+        Ok(id)
+    }
 }
 
 /// What preparing a call came to.
@@ -245,6 +273,7 @@ pub(super) struct Ran {
     pub(super) reads: BTreeSet<String>,
     pub(super) scheduled: Vec<ScheduledCall>,
     pub(super) cancelled: Vec<String>,
+    pub(super) jobs: Vec<JobRequest>,
 }
 
 impl<C: SqlConn> ShardEngine<C> {
@@ -311,6 +340,7 @@ impl<C: SqlConn> ShardEngine<C> {
             reads: db.reads,
             scheduled: db.scheduled,
             cancelled: db.cancelled,
+            jobs: db.jobs,
         }
     }
 
@@ -387,7 +417,13 @@ impl<C: SqlConn> ShardEngine<C> {
                 return Err(e.to_msg());
             }
         };
-        if ran.changes.is_empty() && ran.scheduled.is_empty() && ran.cancelled.is_empty() {
+        // A call that only schedules or enqueues is recorded too, so a
+        // retry of its op id does it once.
+        if ran.changes.is_empty()
+            && ran.scheduled.is_empty()
+            && ran.cancelled.is_empty()
+            && ran.jobs.is_empty()
+        {
             return Ok(PreparedCall::Answered(Returned {
                 op,
                 seq: seq - 1,
@@ -402,6 +438,7 @@ impl<C: SqlConn> ShardEngine<C> {
             changes: ran.changes,
             scheduled: ran.scheduled,
             cancelled: ran.cancelled,
+            jobs: ran.jobs,
         };
         Ok(PreparedCall::Applied(
             Returned {

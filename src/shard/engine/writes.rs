@@ -4,10 +4,11 @@
 use super::calls::PreparedCall;
 use super::errors::{err, storage_err};
 use super::{Outbound, ShardEngine};
+use crate::jobs::JobRequest;
 use crate::live::Change;
 use crate::policy::AuthContext;
 use crate::protocol::{Ack, ErrorCode, ErrorMsg, Op, Returned, ServerMsg};
-use crate::shard::store::{ScheduledCall, WriteRecord};
+use crate::shard::store::{OutboxJob, ScheduledCall, WriteRecord};
 use crate::storage::SqlConn;
 use crate::value::Value;
 
@@ -61,6 +62,9 @@ pub(super) struct Applied {
     /// cancelled: stored with the record, so only if it commits.
     pub(super) scheduled: Vec<ScheduledCall>,
     pub(super) cancelled: Vec<String>,
+    /// Jobs a mutation function enqueued: into the job outbox with the
+    /// record, so only if it commits.
+    pub(super) jobs: Vec<JobRequest>,
 }
 
 impl Applied {
@@ -170,6 +174,7 @@ impl<C: SqlConn> ShardEngine<C> {
             changes,
             scheduled: Vec::new(),
             cancelled: Vec::new(),
+            jobs: Vec::new(),
         }))
     }
 
@@ -197,6 +202,17 @@ impl<C: SqlConn> ShardEngine<C> {
             .iter()
             .flat_map(|a| a.cancelled.iter().cloned())
             .collect();
+        let jobs: Vec<OutboxJob> = batch
+            .iter()
+            .flat_map(|a| {
+                a.jobs.iter().enumerate().map(|(idx, j)| OutboxJob {
+                    seq: a.seq,
+                    idx: idx as u64,
+                    at_ms: a.at_ms,
+                    request: Some(j.clone()),
+                })
+            })
+            .collect();
         let recorded = self.store.record_writes(&records).and_then(|()| {
             // Cancels first: a call may cancel what an earlier one of the
             // batch scheduled.
@@ -205,7 +221,8 @@ impl<C: SqlConn> ShardEngine<C> {
                 .into_iter()
                 .filter(|c| !cancelled.contains(&c.id))
                 .collect();
-            self.store.put_scheduled(&live)
+            self.store.put_scheduled(&live)?;
+            self.store.put_jobs(&jobs)
         });
         if let Err(e) = recorded {
             for a in batch.iter().rev() {
@@ -218,6 +235,9 @@ impl<C: SqlConn> ShardEngine<C> {
             .any(|a| !a.scheduled.is_empty() || !a.cancelled.is_empty())
         {
             self.schedule_changed = true;
+        }
+        if !jobs.is_empty() {
+            self.jobs_added = true;
         }
         // Retention, every 100 seqs.
         if last.seq / 100 > (first.seq - 1) / 100 {

@@ -17,8 +17,13 @@ export class FakeShard {
   readonly scheduled = new Map<string, Scheduled>();
   /** When set, `schedule` and `cancel` answer with this error (as the shard would in a query). */
   schedulerRefusal: { code: string; message: string } | undefined;
+  /** Jobs enqueued with `enqueue`, by id, as their payloads. */
+  readonly jobs = new Map<string, unknown>();
+  /** When set, `enqueue` answers with this error (as the shard would for an unknown queue). */
+  jobsRefusal: { code: string; message: string } | undefined;
   private nextId = 1;
   private nextScheduled = 1;
+  private nextJob = 1;
 
   constructor(entities: string[] = ["Card"]) {
     for (const entity of entities) this.tables.set(entity, new Map());
@@ -36,6 +41,7 @@ export class FakeShard {
     const payload = JSON.parse(payloadJson) as { entity: string; id?: string; row?: Row; set?: Row; where?: Filter; order?: (string | [string, "asc" | "desc"])[]; limit?: number };
     this.log.push({ op, payload });
     if (op === "schedule" || op === "cancel") return this.scheduler(op, payload as unknown as Scheduled & { id: string });
+    if (op === "enqueue") return this.enqueue(payload);
     const table = this.tables.get(payload.entity);
     if (!table) return err("UNKNOWN_ENTITY", `no entity ${payload.entity}`);
     if (this.denied.has(payload.entity)) return err("POLICY_DENIED", `policy denied ${op} on ${payload.entity}`);
@@ -62,6 +68,13 @@ export class FakeShard {
         table.delete(payload.id as string);
         return ok(null);
     }
+  }
+
+  private enqueue(payload: unknown): string {
+    if (this.jobsRefusal) return err(this.jobsRefusal.code, this.jobsRefusal.message);
+    const id = `job${this.nextJob++}`;
+    this.jobs.set(id, payload);
+    return ok(id);
   }
 
   private scheduler(op: "schedule" | "cancel", payload: Scheduled & { id: string }): string {
