@@ -6,8 +6,22 @@
 //! resumes at the step it was at without running a finished step again.
 
 mod definition;
+mod instance;
+mod limits;
+mod machine;
+mod status;
+mod store;
+mod view;
 
 pub use definition::{StepDef, StepKind, WorkflowDef, MAX_STEPS, MAX_STEP_RETRIES, MAX_WAIT_MS};
+pub use instance::{WorkflowInstance, REPORT_RETRY_MS, REPORT_TIMER};
+pub use limits::{
+    EventBody, StartBody, MAX_BODY_BYTES, MAX_BUFFERED_EVENTS, MAX_EVENT_BYTES, MAX_INPUT_BYTES,
+    MAX_RESULT_BYTES,
+};
+pub use machine::{backoff_ms, RUN_WATCHDOG_MS, STEP_TIMER};
+pub use status::Status;
+pub use store::StepError;
 
 use serde::{Deserialize, Serialize};
 
