@@ -56,20 +56,52 @@ macro_rules! export {
             $crate::runtime::fetch(req, env, ctx, __pylon_app()).await
         }
 
+        /// The jobs' queues and their dead-letter queue (docs/jobs.md).
+        #[cfg(target_arch = "wasm32")]
+        #[::worker::event(queue)]
+        async fn __pylon_queue(
+            batch: $crate::runtime::JobBatch,
+            env: ::worker::Env,
+            _ctx: ::worker::Context,
+        ) -> ::worker::Result<()> {
+            $crate::runtime::queue(batch, env, __pylon_app()).await
+        }
+
+        /// Cron triggers: the manifest's `crons` (docs/jobs.md).
+        #[cfg(target_arch = "wasm32")]
+        #[::worker::event(scheduled)]
+        async fn __pylon_scheduled(
+            event: ::worker::ScheduledEvent,
+            env: ::worker::Env,
+            _ctx: ::worker::ScheduleContext,
+        ) {
+            $crate::runtime::scheduled(event, env, __pylon_app()).await
+        }
+
         $crate::__pylon_object!(Shard, $crate::runtime::LiveShard);
         $crate::__pylon_object!(Auth, $crate::runtime::AuthStore, fetch);
+        $crate::__pylon_object!(JobLedger, $crate::runtime::JobLedgerObject, alarm);
+        $crate::__pylon_object!(Workflow, $crate::runtime::WorkflowObject, alarm);
         $( $crate::__pylon_object!($class, $kind); )*
     };
 }
 
 /// One Durable Object class around the host (used by `export!`); with
 /// `fetch`, a class that answers requests only (no sockets, no alarm), so
-/// no code for the other callbacks goes into the bundle.
+/// no code for the other callbacks goes into the bundle; with `alarm`,
+/// requests and timers, no sockets.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __pylon_object {
     ($class:ident, $kind:ty, fetch) => {
         $crate::__pylon_object!(@class $class, $kind, (fetch), {});
+    };
+    ($class:ident, $kind:ty, alarm) => {
+        $crate::__pylon_object!(@class $class, $kind, (alarm), {
+            async fn alarm(&self) -> ::worker::Result<::worker::Response> {
+                self.host.alarm().await
+            }
+        });
     };
     ($class:ident, $kind:ty) => {
         $crate::__pylon_object!(@class $class, $kind, (), {

@@ -49,6 +49,22 @@ pub mod runtime {
     pub type LiveShard = crate::shard::LiveShard<DoSql>;
     /// The sign-in store over Durable Object storage.
     pub type AuthStore = crate::signin::object::AuthObject<DoSql>;
+    /// The jobs ledger over Durable Object storage.
+    pub type JobLedgerObject = crate::jobs::JobLedger<DoSql>;
+    /// A workflow instance over Durable Object storage.
+    pub type WorkflowObject = crate::workflows::WorkflowInstance<DoSql>;
+    /// What the jobs' queues deliver.
+    pub type JobBatch = worker::MessageBatch<serde_json::Value>;
+    pub use crate::glue::cron::scheduled;
+
+    /// The Worker's queue handler.
+    pub async fn queue(
+        batch: JobBatch,
+        env: worker::Env,
+        app: &'static crate::app::App,
+    ) -> worker::Result<()> {
+        crate::glue::jobs::consume(batch, &env, app).await
+    }
 }
 
 #[cfg(target_arch = "wasm32")]

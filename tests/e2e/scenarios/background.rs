@@ -40,7 +40,12 @@ fn token(sub: &str, admin: bool) -> Result<String> {
 }
 
 /// One request with an optional bearer token: status and JSON body.
-async fn call(method: &str, url: &str, token: Option<&str>, body: Option<&Value>) -> Result<(u16, Value)> {
+async fn call(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> Result<(u16, Value)> {
     let client = reqwest::Client::new();
     let mut req = match method {
         "GET" => client.get(url),
@@ -94,7 +99,8 @@ impl Api {
     }
 
     async fn card(&self, shard: &str, id: &str) -> Result<Value> {
-        self.function(shard, "cardById", json!({"cardId": id})).await
+        self.function(shard, "cardById", json!({"cardId": id}))
+            .await
     }
 
     /// Waits (up to `secs`) for job `id` to reach `status`.
@@ -135,7 +141,9 @@ pub async fn start(ctx: &mut Ctx) -> Result<()> {
 async fn jobs(api: &Api) -> Result<()> {
     let shard = unique("jobs");
     // A delayed job (a mutation in the shard) runs after its delay, not before.
-    let card = api.function(&shard, "addCardChecked", json!({"title": "to move"})).await?;
+    let card = api
+        .function(&shard, "addCardChecked", json!({"title": "to move"}))
+        .await?;
     let card = card.as_str().context("a card id")?.to_owned();
     let delayed = api
         .enqueue(json!({"name": "moveCard", "payload": {"cardId": card, "column": "delayed", "position": 0}, "delayMs": 3000, "shard": shard}))
@@ -143,14 +151,22 @@ async fn jobs(api: &Api) -> Result<()> {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let early = api.admin_get(&format!("/v1/jobs/{delayed}")).await?;
     ensure!(early["status"] == "queued", "not before its delay: {early}");
-    ensure!(api.card(&shard, &card).await?["column"].is_null(), "the card moved early");
+    ensure!(
+        api.card(&shard, &card).await?["column"].is_null(),
+        "the card moved early"
+    );
     let done = api.job_until(&delayed, "done", 20).await?;
     let waited = done["startedMs"].as_i64().unwrap_or(0) - done["createdMs"].as_i64().unwrap_or(0);
-    ensure!(waited >= 3000, "started {waited} ms after it was enqueued, before its 3 s delay");
+    ensure!(
+        waited >= 3000,
+        "started {waited} ms after it was enqueued, before its 3 s delay"
+    );
     ensure!(api.card(&shard, &card).await?["column"] == "delayed");
 
     // A failing job retries with backoff, then is dead; fixed, a retry runs it.
-    let broken = api.function(&shard, "addCardChecked", json!({"title": "broken"})).await?;
+    let broken = api
+        .function(&shard, "addCardChecked", json!({"title": "broken"}))
+        .await?;
     let broken = broken.as_str().context("a card id")?.to_owned();
     let failing = api
         .enqueue(json!({"name": "requireFixedTitle", "payload": {"cardId": broken}, "maxRetries": 1, "shard": shard}))
@@ -158,61 +174,121 @@ async fn jobs(api: &Api) -> Result<()> {
     let dead = api.job_until(&failing, "dead", 30).await?;
     ensure!(dead["attempts"] == 2, "one run and one retry: {dead}");
     ensure!(
-        dead["error"]["message"].as_str().is_some_and(|m| m.starts_with("NOT_FIXED")),
+        dead["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("NOT_FIXED")),
         "the handler's own error is kept: {dead}"
     );
     let listed = api.admin_get("/v1/jobs?status=dead&limit=500").await?;
     ensure!(
-        listed["jobs"].as_array().is_some_and(|l| l.iter().any(|j| j["id"] == failing.as_str())),
+        listed["jobs"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|j| j["id"] == failing.as_str())),
         "listed with the dead: {listed}"
     );
-    api.function(&shard, "renameCard", json!({"cardId": broken, "title": "fixed now"})).await?;
-    let (s, b) = api.admin_post(&format!("/v1/jobs/{failing}/retry"), json!({})).await?;
+    api.function(
+        &shard,
+        "renameCard",
+        json!({"cardId": broken, "title": "fixed now"}),
+    )
+    .await?;
+    let (s, b) = api
+        .admin_post(&format!("/v1/jobs/{failing}/retry"), json!({}))
+        .await?;
     ensure!(s == 200 && b["status"] == "queued", "retry: {s} {b}");
     api.job_until(&failing, "done", 20).await?;
     ensure!(api.card(&shard, &broken).await?["column"] == "checked");
-    let (s, b) = api.admin_post(&format!("/v1/jobs/{failing}/retry"), json!({})).await?;
-    ensure!(s == 409 && b["error"]["code"] == "JOB_NOT_RETRYABLE", "{s} {b}");
+    let (s, b) = api
+        .admin_post(&format!("/v1/jobs/{failing}/retry"), json!({}))
+        .await?;
+    ensure!(
+        s == 409 && b["error"]["code"] == "JOB_NOT_RETRYABLE",
+        "{s} {b}"
+    );
 
     // One job per idempotency key.
     let key = unique("digest");
     let spec = json!({"name": "moveCard", "payload": {"cardId": card, "column": "keyed", "position": 0}, "shard": shard, "key": key});
     let (s1, a) = api.admin_post("/v1/jobs", spec.clone()).await?;
     let (s2, b) = api.admin_post("/v1/jobs", spec).await?;
-    ensure!(s1 == 201 && s2 == 200 && a["id"] == b["id"] && b["created"] == false, "{a} {b}");
+    ensure!(
+        s1 == 201 && s2 == 200 && a["id"] == b["id"] && b["created"] == false,
+        "{a} {b}"
+    );
 
     // Bad jobs and bad callers: typed errors.
     let url = api.url("/v1/jobs");
     for (spec, status, code) in [
         (json!({"name": "noSuchFunction"}), 404, "UNKNOWN_JOB"),
-        (json!({"name": "moveCard", "queue": "nope", "shard": shard}), 400, "UNKNOWN_QUEUE"),
+        (
+            json!({"name": "moveCard", "queue": "nope", "shard": shard}),
+            400,
+            "UNKNOWN_QUEUE",
+        ),
         (json!({"name": "moveCard"}), 400, "BAD_JOB"),
-        (json!({"name": "cardById", "shard": shard}), 400, "WRONG_KIND"),
-        (json!({"name": "requireFixedTitle", "delayMs": -1}), 400, "BAD_JOB"),
-        (json!({"name": "requireFixedTitle", "payload": "x".repeat(70_000)}), 413, "PAYLOAD_TOO_LARGE"),
-        (json!({"name": "moveCard", "shard": "team:someone-else", "payload": {}}), 403, "FORBIDDEN"),
+        (
+            json!({"name": "cardById", "shard": shard}),
+            400,
+            "WRONG_KIND",
+        ),
+        (
+            json!({"name": "requireFixedTitle", "delayMs": -1}),
+            400,
+            "BAD_JOB",
+        ),
+        (
+            json!({"name": "requireFixedTitle", "payload": "x".repeat(70_000)}),
+            413,
+            "PAYLOAD_TOO_LARGE",
+        ),
+        (
+            json!({"name": "moveCard", "shard": "team:someone-else", "payload": {}}),
+            403,
+            "FORBIDDEN",
+        ),
     ] {
         let (s, b) = call("POST", &url, Some(&token("ann", false)?), Some(&spec)).await?;
         ensure!(s == status && b["error"]["code"] == code, "{spec}: {s} {b}");
     }
-    let (s, b) = call("POST", &url, None, Some(&json!({"name": "requireFixedTitle"}))).await?;
+    let (s, b) = call(
+        "POST",
+        &url,
+        None,
+        Some(&json!({"name": "requireFixedTitle"})),
+    )
+    .await?;
     ensure!(s == 401, "anonymous enqueue: {s} {b}");
     let (s, b) = call("GET", &url, Some(&token("ann", false)?), None).await?;
     ensure!(s == 403, "a user lists jobs: {s} {b}");
     let stats = api.admin_get("/v1/jobs/stats").await?;
-    ensure!(stats["queues"]["default"]["done"].as_i64() >= Some(2), "stats: {stats}");
+    ensure!(
+        stats["queues"]["default"]["done"].as_i64() >= Some(2),
+        "stats: {stats}"
+    );
     Ok(())
 }
 
 async fn cron(api: &Api) -> Result<()> {
     let cards = || async {
-        let (s, b) = call("POST", &api.url("/v1/shards/cron-board/query"), None, Some(&json!({"entity": "Card", "where": {"column": "cron"}}))).await?;
+        let (s, b) = call(
+            "POST",
+            &api.url("/v1/shards/cron-board/query"),
+            None,
+            Some(&json!({"entity": "Card", "where": {"column": "cron"}})),
+        )
+        .await?;
         ensure!(s == 200, "query: {s} {b}");
         anyhow::Ok(b["rows"].as_array().map_or(0, Vec::len))
     };
     let before = cards().await?;
     // What the platform does at */30: wrangler's scheduled trigger.
-    let (s, b) = call("GET", &api.url("/__scheduled?cron=*/30+*+*+*+*"), None, None).await?;
+    let (s, b) = call(
+        "GET",
+        &api.url("/__scheduled?cron=*/30+*+*+*+*"),
+        None,
+        None,
+    )
+    .await?;
     ensure!(s == 200, "the scheduled trigger: {s} {b}");
     let deadline = Instant::now() + Duration::from_secs(10);
     while cards().await? <= before {
@@ -221,11 +297,23 @@ async fn cron(api: &Api) -> Result<()> {
     }
     let (s, ran) = api.admin_post("/v1/crons/tidyTick/run", json!({})).await?;
     ensure!(s == 200 && ran["ok"] == true, "run now: {s} {ran}");
-    ensure!(cards().await? >= before + 2, "the manual run added a card too");
+    ensure!(
+        cards().await? >= before + 2,
+        "the manual run added a card too"
+    );
     let listed = api.admin_get("/v1/crons").await?;
     let entry = &listed["crons"][0];
-    ensure!(entry["name"] == "tidyTick" && entry["lastRuns"]["runs"].as_i64() >= Some(2), "{listed}");
-    let (s, b) = call("GET", &api.url("/v1/crons"), Some(&token("ann", false)?), None).await?;
+    ensure!(
+        entry["name"] == "tidyTick" && entry["lastRuns"]["runs"].as_i64() >= Some(2),
+        "{listed}"
+    );
+    let (s, b) = call(
+        "GET",
+        &api.url("/v1/crons"),
+        Some(&token("ann", false)?),
+        None,
+    )
+    .await?;
     ensure!(s == 403, "a user lists crons: {s} {b}");
     let (s, b) = api.admin_post("/v1/crons/nope/run", json!({})).await?;
     ensure!(s == 404 && b["error"]["code"] == "UNKNOWN_CRON", "{s} {b}");
@@ -235,7 +323,13 @@ async fn cron(api: &Api) -> Result<()> {
 /// Starts `onboard` for `user` in `shard`; its id.
 async fn start_onboard(api: &Api, user: &str, shard: &str, title: &str) -> Result<String> {
     let body = json!({"workflow": "onboard", "input": {"title": title}, "shard": shard});
-    let (s, b) = call("POST", &api.url("/v1/workflows"), Some(&token(user, false)?), Some(&body)).await?;
+    let (s, b) = call(
+        "POST",
+        &api.url("/v1/workflows"),
+        Some(&token(user, false)?),
+        Some(&body),
+    )
+    .await?;
     ensure!(s == 201, "start: {s} {b}");
     Ok(b["id"].as_str().context("an instance id")?.to_owned())
 }
@@ -266,7 +360,13 @@ async fn send_event(api: &Api, user: &str, id: &str, by: &str) -> Result<()> {
 
 /// The cards of `shard` whose title starts with `title`.
 async fn titled(api: &Api, shard: &str, title: &str) -> Result<Vec<Value>> {
-    let (s, b) = call("POST", &api.url(&format!("/v1/shards/{shard}/query")), None, Some(&json!({"entity": "Card"}))).await?;
+    let (s, b) = call(
+        "POST",
+        &api.url(&format!("/v1/shards/{shard}/query")),
+        None,
+        Some(&json!({"entity": "Card"})),
+    )
+    .await?;
     ensure!(s == 200, "query: {s} {b}");
     Ok(b["rows"]
         .as_array()
@@ -281,7 +381,12 @@ async fn titled(api: &Api, shard: &str, title: &str) -> Result<Vec<Value>> {
 fn each_step_once(w: &Value) -> Result<()> {
     for h in w["history"].as_array().into_iter().flatten() {
         if h["kind"] == "run" {
-            ensure!(h["attempts"] == 1, "step {} ran {} times: {w}", h["name"], h["attempts"]);
+            ensure!(
+                h["attempts"] == 1,
+                "step {} ran {} times: {w}",
+                h["name"],
+                h["attempts"]
+            );
         }
     }
     Ok(())
@@ -292,30 +397,90 @@ async fn workflow(api: &Api) -> Result<()> {
     let user = unique("newcomer");
     let id = start_onboard(api, &user, &shard, "welcome ann").await?;
     let waiting = workflow_until(api, &user, &id, "waiting", 20).await?;
-    ensure!(waiting["steps"]["open"]["cardId"].is_string(), "the first step's result is kept: {waiting}");
+    ensure!(
+        waiting["steps"]["open"]["cardId"].is_string(),
+        "the first step's result is kept: {waiting}"
+    );
     // Someone else cannot see or drive it.
-    let (s, b) = call("GET", &api.url(&format!("/v1/workflows/{id}")), Some(&token("mallory", false)?), None).await?;
+    let (s, b) = call(
+        "GET",
+        &api.url(&format!("/v1/workflows/{id}")),
+        Some(&token("mallory", false)?),
+        None,
+    )
+    .await?;
     ensure!(s == 404, "another user reads it: {s} {b}");
-    let (s, b) = call("POST", &api.url(&format!("/v1/workflows/{id}/events")), Some(&token("mallory", false)?), Some(&json!({"name": "approved"}))).await?;
+    let (s, b) = call(
+        "POST",
+        &api.url(&format!("/v1/workflows/{id}/events")),
+        Some(&token("mallory", false)?),
+        Some(&json!({"name": "approved"})),
+    )
+    .await?;
     ensure!(s == 404, "another user sends it an event: {s} {b}");
     send_event(api, &user, &id, "bob").await?;
     let done = workflow_until(api, &user, &id, "completed", 20).await?;
     each_step_once(&done)?;
     let cards = titled(api, &shard, "welcome ann").await?;
-    ensure!(cards.len() == 1 && cards[0]["column"] == "onboarded", "{cards:?}");
-    ensure!(cards[0]["title"] == "welcome ann (approved by bob)", "{cards:?}");
-    let (s, listed) = call("GET", &api.url("/v1/workflows"), Some(&token(&user, false)?), None).await?;
-    ensure!(s == 200 && listed["workflows"][0]["id"] == id.as_str(), "{s} {listed}");
+    ensure!(
+        cards.len() == 1 && cards[0]["column"] == "onboarded",
+        "{cards:?}"
+    );
+    ensure!(
+        cards[0]["title"] == "welcome ann (approved by bob)",
+        "{cards:?}"
+    );
+    let (s, listed) = call(
+        "GET",
+        &api.url("/v1/workflows"),
+        Some(&token(&user, false)?),
+        None,
+    )
+    .await?;
+    ensure!(
+        s == 200 && listed["workflows"][0]["id"] == id.as_str(),
+        "{s} {listed}"
+    );
     // Bad starts.
     let url = api.url("/v1/workflows");
-    let (s, b) = call("POST", &url, Some(&token(&user, false)?), Some(&json!({"workflow": "nope"}))).await?;
-    ensure!(s == 404 && b["error"]["code"] == "UNKNOWN_WORKFLOW", "{s} {b}");
-    let (s, b) = call("POST", &url, None, Some(&json!({"workflow": "onboard", "input": {"title": "x"}}))).await?;
+    let (s, b) = call(
+        "POST",
+        &url,
+        Some(&token(&user, false)?),
+        Some(&json!({"workflow": "nope"})),
+    )
+    .await?;
+    ensure!(
+        s == 404 && b["error"]["code"] == "UNKNOWN_WORKFLOW",
+        "{s} {b}"
+    );
+    let (s, b) = call(
+        "POST",
+        &url,
+        None,
+        Some(&json!({"workflow": "onboard", "input": {"title": "x"}})),
+    )
+    .await?;
     ensure!(s == 401, "anonymous start: {s} {b}");
-    let (s, b) = call("POST", &url, Some(&token(&user, false)?), Some(&json!({"workflow": "onboard", "bogus": 1}))).await?;
+    let (s, b) = call(
+        "POST",
+        &url,
+        Some(&token(&user, false)?),
+        Some(&json!({"workflow": "onboard", "bogus": 1})),
+    )
+    .await?;
     ensure!(s == 400, "a start with an unknown field: {s} {b}");
-    let (s, b) = call("POST", &api.url(&format!("/v1/workflows/{id}/events")), Some(&token(&user, false)?), Some(&json!({"name": "approved"}))).await?;
-    ensure!(s == 409 && b["error"]["code"] == "WORKFLOW_FINISHED", "an event after the end: {s} {b}");
+    let (s, b) = call(
+        "POST",
+        &api.url(&format!("/v1/workflows/{id}/events")),
+        Some(&token(&user, false)?),
+        Some(&json!({"name": "approved"})),
+    )
+    .await?;
+    ensure!(
+        s == 409 && b["error"]["code"] == "WORKFLOW_FINISHED",
+        "an event after the end: {s} {b}"
+    );
     Ok(())
 }
 
@@ -342,17 +507,32 @@ pub async fn finish(ctx: &mut Ctx) -> Result<()> {
     let (user, shard) = (unique("crosser"), unique("wf-cross"));
     let workflow = start_onboard(&api, &user, &shard, "crossing").await?;
     workflow_until(&api, &user, &workflow, "waiting", 20).await?;
-    let card = api.function(&shard, "addCardChecked", json!({"title": "moved later"})).await?;
+    let card = api
+        .function(&shard, "addCardChecked", json!({"title": "moved later"}))
+        .await?;
     let card = card.as_str().context("a card id")?.to_owned();
     let job = api
         .enqueue(json!({"name": "moveCard", "payload": {"cardId": card, "column": "after-restart", "position": 0}, "delayMs": 4000, "shard": shard}))
         .await?;
-    *CROSSING.lock().unwrap() = Some(Crossing { user, shard, workflow, job, card });
+    *CROSSING.lock().unwrap() = Some(Crossing {
+        user,
+        shard,
+        workflow,
+        job,
+        card,
+    });
     Ok(())
 }
 
 pub async fn after_restart(ctx: &mut Ctx) -> Result<()> {
-    let Some(Crossing { user, shard, workflow, job, card }) = CROSSING.lock().unwrap().take() else {
+    let Some(Crossing {
+        user,
+        shard,
+        workflow,
+        job,
+        card,
+    }) = CROSSING.lock().unwrap().take()
+    else {
         bail!("background::finish did not run");
     };
     let api = Api::new(ctx.dev.port)?;
@@ -369,6 +549,9 @@ pub async fn after_restart(ctx: &mut Ctx) -> Result<()> {
     each_step_once(&done)?;
     let cards = titled(&api, &shard, "crossing").await?;
     ensure!(cards.len() == 1, "the first step ran once: {cards:?}");
-    ensure!(cards[0]["title"] == "crossing (approved by carol)", "{cards:?}");
+    ensure!(
+        cards[0]["title"] == "crossing (approved by carol)",
+        "{cards:?}"
+    );
     Ok(())
 }
