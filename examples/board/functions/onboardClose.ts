@@ -4,9 +4,11 @@
 import { mutation, v } from "@pylon-workers/functions";
 
 export default mutation({
-  args: { input: v.any(), steps: v.object({ open: v.object({ cardId: v.string() }) }), event: v.any() },
+  args: { input: v.any(), steps: v.any(), event: v.any() },
   handler: async (ctx, args) => {
-    const cardId = args.steps.open.cardId;
+    const opened = (args.steps as { open?: { cardId?: unknown } } | null)?.open?.cardId;
+    if (typeof opened !== "string") return ctx.error("NO_CARD", "the open step left no card id");
+    const cardId = opened;
     const card = await ctx.db.get<{ title: string }>("Card", cardId);
     if (!card) return ctx.error("NOT_FOUND", `no card ${cardId}`);
     const event = args.event as { by?: unknown } | null;

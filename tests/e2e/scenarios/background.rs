@@ -206,6 +206,19 @@ async fn jobs(api: &Api) -> Result<()> {
         "{s} {b}"
     );
 
+    // A job enqueued by a mutation leaves only if it commits.
+    let before = api.admin_get("/v1/jobs?name=notifyCard&limit=500").await?["jobs"].as_array().map_or(0, Vec::len);
+    let path = format!("/v1/shards/{shard}/fn/addCardAndNotify");
+    let (s, b) = call("POST", &api.url(&path), None, Some(&json!({"title": "rolled back", "failAfter": true}))).await?;
+    ensure!(s >= 400 && b["error"]["code"] == "FUNCTION_ERROR", "{s} {b}");
+    let made = api.function(&shard, "addCardAndNotify", json!({"title": "notify me"})).await?;
+    let (notified, job) = (made["id"].as_str().context("a card")?, made["job"].as_str().context("a job")?);
+    let done = api.job_until(job, "done", 20).await?;
+    ensure!(done["shard"] == shard.as_str(), "the job runs in the mutation's shard: {done}");
+    ensure!(api.card(&shard, notified).await?["column"] == "notified");
+    let after = api.admin_get("/v1/jobs?name=notifyCard&limit=500").await?["jobs"].as_array().map_or(0, Vec::len);
+    ensure!(after == before + 1, "only the committed mutation's job: {before} -> {after}");
+
     // One job per idempotency key.
     let key = unique("digest");
     let spec = json!({"name": "moveCard", "payload": {"cardId": card, "column": "keyed", "position": 0}, "shard": shard, "key": key});
