@@ -497,3 +497,30 @@ fn a_job_whose_message_was_lost_is_sent_again_once_overdue() {
     assert_eq!(sent.borrow().len(), 2);
     assert_eq!(host.alarm(), None);
 }
+
+#[test]
+fn the_overdue_grace_is_a_deployment_setting() {
+    let db = Rc::new(SqliteConn::open_in_memory().unwrap());
+    let mut host = Ledger::open(db, "ledger", app()).unwrap();
+    host.var("PYLON_JOBS_OVERDUE_MS", "4000");
+    host.evict();
+    let sent: Sent = Rc::default();
+    let s = sent.clone();
+    host.on_io(move |call| {
+        if let IoCall::SendJob {
+            queue,
+            message,
+            delay_secs,
+        } = call
+        {
+            s.borrow_mut()
+                .push((queue.clone(), message.clone(), *delay_secs));
+        }
+        IoOutcome::Applied(Ok(()))
+    });
+    enqueue(&mut host, json!({"name": "lost"}));
+    host.advance(3_000).unwrap();
+    assert_eq!(sent.borrow().len(), 1);
+    host.advance(4_000).unwrap();
+    assert_eq!(sent.borrow().len(), 2, "sent again after 4 s, not a minute");
+}

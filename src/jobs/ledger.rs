@@ -44,9 +44,10 @@ const LIST_MAX: usize = 500;
 /// Jobs one `enqueue` request may carry.
 const ENQUEUE_AT_ONCE: usize = 100;
 
-/// A job due this long ago and not started has lost its message.
+/// A job due this long ago and not started has lost its message (the
+/// deployment setting `PYLON_JOBS_OVERDUE_MS` changes it); the ledger
+/// looks for such jobs every half of it while any job waits.
 const OVERDUE_GRACE_MS: i64 = 60_000;
-const SWEEP_EVERY_MS: i64 = 30_000;
 
 const RESEND_TIMER: &str = "resend";
 const SWEEP_TIMER: &str = "sweep";
@@ -81,6 +82,7 @@ pub struct JobLedger<C> {
     /// Failed sends in a row (the resend backoff); in memory only: a wake
     /// starts again from the shortest wait.
     send_failures: u32,
+    overdue_ms: i64,
 }
 
 fn storage(e: StorageError) -> Response {
@@ -209,7 +211,7 @@ impl<C: SqlConn + Clone> JobLedger<C> {
     /// started), and keeps sweeping while any job waits.
     fn sweep(&mut self, now_ms: i64) -> Actions {
         let mut out = Vec::new();
-        match self.store.overdue(now_ms, OVERDUE_GRACE_MS, SEND_AT_ONCE) {
+        match self.store.overdue(now_ms, self.overdue_ms, SEND_AT_ONCE) {
             Ok(jobs) => {
                 for job in &jobs {
                     out.push(Action::Log(format!(
@@ -226,18 +228,15 @@ impl<C: SqlConn + Clone> JobLedger<C> {
             Err(e) => out.push(Action::Log(format!("jobs ledger: sweeping: {e}"))),
         }
         if self.store.any_waiting().unwrap_or(true) {
-            out.push(Action::SetTimer {
-                name: SWEEP_TIMER.into(),
-                at_ms: now_ms + SWEEP_EVERY_MS,
-            });
+            out.push(self.sweep_timer(now_ms));
         }
         out
     }
 
-    fn sweep_timer(now_ms: i64) -> Action<NoMsg, NoConn> {
+    fn sweep_timer(&self, now_ms: i64) -> Action<NoMsg, NoConn> {
         Action::SetTimer {
             name: SWEEP_TIMER.into(),
-            at_ms: now_ms + SWEEP_EVERY_MS,
+            at_ms: now_ms + (self.overdue_ms / 2).max(1_000),
         }
     }
 
@@ -278,7 +277,7 @@ impl<C: SqlConn + Clone> JobLedger<C> {
             }
         }
         if !out.is_empty() {
-            out.push(Self::sweep_timer(now_ms));
+            out.push(self.sweep_timer(now_ms));
         }
         let status = if answers.iter().any(|a| a["created"] == true) {
             201
@@ -512,7 +511,7 @@ impl<C: SqlConn + Clone> JobLedger<C> {
         match self.send(&job, 0) {
             Ok(a) => (
                 Response::ok(job.to_json()),
-                vec![a, Self::sweep_timer(now_ms)],
+                vec![a, self.sweep_timer(now_ms)],
             ),
             Err(e) => (storage(e), Vec::new()),
         }
@@ -646,6 +645,10 @@ impl<C: SqlConn + Clone> Object<C> for JobLedger<C> {
             in_flight: HashMap::new(),
             next_tag: 0,
             send_failures: 0,
+            overdue_ms: (init.vars)("PYLON_JOBS_OVERDUE_MS")
+                .and_then(|v| v.parse::<i64>().ok())
+                .filter(|ms| *ms >= 1_000)
+                .unwrap_or(OVERDUE_GRACE_MS),
         };
         // Sends in flight when the object went away are redone (a copy
         // that did reach the queue is then stale, and refused at start).
@@ -659,7 +662,7 @@ impl<C: SqlConn + Clone> Object<C> for JobLedger<C> {
         // Finished jobs past their keep: at each wake (an indexed delete).
         ledger.store.prune(init.now_ms - KEEP_FINISHED_MS, 1_000)?;
         if ledger.store.any_waiting()? {
-            out.push(Self::sweep_timer(init.now_ms));
+            out.push(ledger.sweep_timer(init.now_ms));
         }
         Ok((ledger, out))
     }

@@ -45,9 +45,13 @@ impl Ctx {
     }
 }
 
-/// Every start of the board gets the test providers' URLs (sign-in).
+/// Every start of the board gets the test providers' URLs (sign-in), and
+/// a jobs ledger that sends a lost job again after 4 s, not a minute (a
+/// local queue loses its messages with a `kill -9` of wrangler).
 fn wrangler(providers: &support::providers::Providers) -> DevOptions {
-    DevOptions::new().vars(providers.vars())
+    DevOptions::new()
+        .vars(providers.vars())
+        .var("PYLON_JOBS_OVERDUE_MS", "4000")
 }
 
 type ScenarioFn = for<'a> fn(&'a mut Ctx) -> Pin<Box<dyn Future<Output = Result<()>> + 'a>>;

@@ -207,17 +207,41 @@ async fn jobs(api: &Api) -> Result<()> {
     );
 
     // A job enqueued by a mutation leaves only if it commits.
-    let before = api.admin_get("/v1/jobs?name=notifyCard&limit=500").await?["jobs"].as_array().map_or(0, Vec::len);
+    let before = api.admin_get("/v1/jobs?name=notifyCard&limit=500").await?["jobs"]
+        .as_array()
+        .map_or(0, Vec::len);
     let path = format!("/v1/shards/{shard}/fn/addCardAndNotify");
-    let (s, b) = call("POST", &api.url(&path), None, Some(&json!({"title": "rolled back", "failAfter": true}))).await?;
-    ensure!(s >= 400 && b["error"]["code"] == "FUNCTION_ERROR", "{s} {b}");
-    let made = api.function(&shard, "addCardAndNotify", json!({"title": "notify me"})).await?;
-    let (notified, job) = (made["id"].as_str().context("a card")?, made["job"].as_str().context("a job")?);
+    let (s, b) = call(
+        "POST",
+        &api.url(&path),
+        None,
+        Some(&json!({"title": "rolled back", "failAfter": true})),
+    )
+    .await?;
+    ensure!(
+        s >= 400 && b["error"]["code"] == "FUNCTION_ERROR",
+        "{s} {b}"
+    );
+    let made = api
+        .function(&shard, "addCardAndNotify", json!({"title": "notify me"}))
+        .await?;
+    let (notified, job) = (
+        made["id"].as_str().context("a card")?,
+        made["job"].as_str().context("a job")?,
+    );
     let done = api.job_until(job, "done", 20).await?;
-    ensure!(done["shard"] == shard.as_str(), "the job runs in the mutation's shard: {done}");
+    ensure!(
+        done["shard"] == shard.as_str(),
+        "the job runs in the mutation's shard: {done}"
+    );
     ensure!(api.card(&shard, notified).await?["column"] == "notified");
-    let after = api.admin_get("/v1/jobs?name=notifyCard&limit=500").await?["jobs"].as_array().map_or(0, Vec::len);
-    ensure!(after == before + 1, "only the committed mutation's job: {before} -> {after}");
+    let after = api.admin_get("/v1/jobs?name=notifyCard&limit=500").await?["jobs"]
+        .as_array()
+        .map_or(0, Vec::len);
+    ensure!(
+        after == before + 1,
+        "only the committed mutation's job: {before} -> {after}"
+    );
 
     // One job per idempotency key.
     let key = unique("digest");
@@ -549,10 +573,9 @@ pub async fn after_restart(ctx: &mut Ctx) -> Result<()> {
         bail!("background::finish did not run");
     };
     let api = Api::new(ctx.dev.port)?;
-    // The job was due during the restarts; its message may be lost with
-    // the local queue, and the ledger sends it again (within its minute of
-    // grace, plus its sweep).
-    let done = api.job_until(&job, "done", 120).await?;
+    // The job was due during the restarts; its message is lost with the
+    // local queue, and the ledger sends it again (PYLON_JOBS_OVERDUE_MS).
+    let done = api.job_until(&job, "done", 30).await?;
     ensure!(done["attempts"] == 1, "{done}");
     ensure!(api.card(&shard, &card).await?["column"] == "after-restart");
     let waiting = workflow_until(&api, &user, &workflow, "waiting", 10).await?;
