@@ -84,6 +84,11 @@ fn functions() -> Functions {
             ))
         })
         .query("aQuery", |_: &mut Ctx<'_>, _| Ok(Value::Null))
+        // `runAfter` of an action: it becomes a delayed job.
+        .mutation("notifyLater", |ctx: &mut Ctx<'_>, args: Value| {
+            let ms = args.get("ms").and_then(Value::as_i64).unwrap_or(0);
+            Ok(Value::from(ctx.run_after(ms, "notify", Value::Null)?))
+        })
         .action("notify", |_: ActionCtx<'_>, _| {
             Box::pin(async { Ok(Value::Null) })
         })
@@ -517,4 +522,36 @@ fn a_call_over_the_socket_sends_its_job_after_its_flush() {
     assert_eq!(sends[0][0].id, job);
     assert_eq!(sends[0][0].caller, AuthContext::user("carol"));
     assert_eq!(depth(&h), 0);
+}
+
+#[test]
+fn scheduling_an_action_enqueues_a_delayed_job_run_once() {
+    let ledger = Ledger::default();
+    let mut h = host_over(db(), &ledger);
+    let r = call(
+        &mut h,
+        "notifyLater",
+        json!({"ms": 5_000}),
+        AuthContext::user("alice"),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let id = r.body["value"].as_str().unwrap().to_owned();
+    let sends = ledger.sends();
+    assert_eq!(sends.len(), 1, "a job, not a timer of the shard");
+    let job = &sends[0][0];
+    assert_eq!(
+        (job.id.as_str(), job.spec.name.as_str()),
+        (id.as_str(), "notify")
+    );
+    assert_eq!((job.spec.delay_ms, job.spec.max_retries), (5_000, 0));
+    assert_eq!(job.spec.shard.as_deref(), Some("room"));
+    // Past a queue's longest delay: a typed error, nothing sent.
+    let r = call(
+        &mut h,
+        "notifyLater",
+        json!({"ms": 13 * 3_600_000}),
+        AuthContext::user("alice"),
+    );
+    assert_eq!(r.body["error"]["code"], "BAD_ARGS", "{:?}", r.body);
+    assert_eq!(ledger.sends().len(), 1);
 }

@@ -202,16 +202,26 @@ impl<C: SqlConn> Db for CallDb<'_, C> {
                 format!("at most {MAX_SCHEDULED_PER_CALL} scheduled calls in one mutation"),
             ));
         }
-        // Only mutations run on the shard's alarm (an action needs the
-        // router): checked now, so a typo fails the scheduling call.
-        let target = self
-            .engine
-            .function(name, Some(FnKind::Mutation))
-            .map_err(FnError::from)?;
         let at_ms = match when {
             When::After(ms) => self.now_ms.saturating_add(ms.max(0)),
             When::At(at) => at,
         };
+        // An action needs the Worker, not the shard: it is scheduled as a
+        // job with a delay (sent only if this call commits, like the rest).
+        if self
+            .engine
+            .functions
+            .lookup(name)
+            .is_some_and(|f| f.kind == FnKind::Action)
+        {
+            return self.schedule_action(name, args, at_ms);
+        }
+        // Mutations run on the shard's alarm: checked now, so a typo fails
+        // the scheduling call.
+        let target = self
+            .engine
+            .function(name, Some(FnKind::Mutation))
+            .map_err(FnError::from)?;
         // The call's seq makes it unique: a mutation that schedules is
         // recorded under its seq even when it writes no row.
         let id = format!("t{}.{}", self.seq, self.scheduled.len());
@@ -236,6 +246,32 @@ impl<C: SqlConn> Db for CallDb<'_, C> {
     fn enqueue(&mut self, spec: JobSpec) -> Result<String, FnError> {
         self.mutation_only("enqueue a job")?;
         self.count_call()?;
+        self.enqueue_job(spec)
+    }
+}
+
+impl<C: SqlConn> CallDb<'_, C> {
+    /// `runAfter`/`runAt` of an action: a job of the default queue, run
+    /// once (no retries, like a scheduled mutation), at most a queue's
+    /// longest delay ahead. Its id is the job's (`GET /v1/jobs/{id}`).
+    fn schedule_action(&mut self, name: &str, args: Value, at_ms: i64) -> Result<String, FnError> {
+        let delay = at_ms.saturating_sub(self.now_ms).max(0) as u64;
+        if delay > crate::jobs::MAX_DELAY_MS {
+            return Err(FnError::bad_args(
+                "schedule",
+                format!(
+                    "an action runs at most {} ms (12 hours, a queue's longest delay) ahead",
+                    crate::jobs::MAX_DELAY_MS
+                ),
+            ));
+        }
+        let mut spec = JobSpec::new(name, args);
+        spec.delay_ms = delay;
+        spec.max_retries = 0;
+        self.enqueue_job(spec)
+    }
+
+    fn enqueue_job(&mut self, spec: JobSpec) -> Result<String, FnError> {
         // The ledger keeps the first job of a key: so does one call.
         if let Some(key) = &spec.key {
             if let Some(first) = self.jobs.iter().find(|j| j.spec.key.as_ref() == Some(key)) {
