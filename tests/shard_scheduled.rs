@@ -269,3 +269,67 @@ fn a_retried_scheduling_call_schedules_once() {
     h.advance(1_000).unwrap();
     assert_eq!(count(&mut h, "Card"), 1);
 }
+
+#[test]
+fn scheduled_calls_are_listed_and_cancelled_over_http_by_their_owner() {
+    let mut h = host();
+    for who in ["alice", "bob"] {
+        let r = call(
+            &mut h,
+            "addCardLater",
+            json!({"title": who, "delayMs": 5_000}),
+            AuthContext::user(who),
+        );
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
+    let list = |h: &mut Host, who: AuthContext| {
+        h.request_as(Method::Get, "scheduled", serde_json::Value::Null, who)
+            .unwrap()
+    };
+    let mine = list(&mut h, AuthContext::user("alice"));
+    let calls = mine.body["scheduled"].as_array().unwrap().clone();
+    assert_eq!(calls.len(), 1, "alice sees her own: {:?}", mine.body);
+    assert_eq!(
+        (calls[0]["name"].as_str(), calls[0]["scheduledBy"].as_str()),
+        (Some("addCard"), Some("alice"))
+    );
+    let admin = AuthContext {
+        is_admin: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        list(&mut h, admin).body["scheduled"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        list(&mut h, AuthContext::anonymous()).body["scheduled"],
+        json!([])
+    );
+
+    let id = calls[0]["id"].as_str().unwrap().to_owned();
+    let cancel = |h: &mut Host, who: AuthContext| {
+        h.request_as(
+            Method::Post,
+            &format!("scheduled/{id}/cancel"),
+            json!({}),
+            who,
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        cancel(&mut h, AuthContext::user("bob")).status,
+        404,
+        "not bob's"
+    );
+    assert_eq!(cancel(&mut h, AuthContext::user("alice")).status, 200);
+    assert_eq!(
+        cancel(&mut h, AuthContext::user("alice")).status,
+        404,
+        "gone"
+    );
+    h.advance(10_000).unwrap();
+    assert_eq!(count(&mut h, "Card"), 1, "only bob's ran");
+}

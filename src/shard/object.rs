@@ -569,6 +569,11 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
                 };
                 (r, Vec::new())
             }
+            (Method::Get, "scheduled") => (self.scheduled_list(&req), Vec::new()),
+            (Method::Post, rest) if rest.starts_with("scheduled/") && rest.ends_with("/cancel") => {
+                let id = &rest["scheduled/".len()..rest.len() - "/cancel".len()];
+                (self.scheduled_cancel(&req, id), Vec::new())
+            }
             (Method::Get, "ws") => (
                 ApiError::new(
                     426,
@@ -671,5 +676,68 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
             .job_outbox_stats(now_ms)
             .unwrap_or_else(|e| json!({ "error": e.to_string() }));
         v
+    }
+}
+
+/// Scheduled calls over HTTP (docs/functions.md, "Scheduled functions"):
+/// an admin sees and cancels every one; anyone else only their own.
+impl<C: SqlConn> LiveShard<C> {
+    fn may_see(
+        caller: &crate::policy::AuthContext,
+        call: &crate::shard::store::ScheduledCall,
+    ) -> bool {
+        caller.is_admin || (caller.user_id.is_some() && call.auth.user_id == caller.user_id)
+    }
+
+    fn scheduled_list(&self, req: &Request) -> Response {
+        let limit = req
+            .param("limit")
+            .and_then(|l| l.parse::<usize>().ok())
+            .unwrap_or(100)
+            .clamp(1, 1000);
+        match self.engine.store().list_scheduled(limit) {
+            Ok(calls) => {
+                let list: Vec<serde_json::Value> = calls
+                    .iter()
+                    .filter(|c| Self::may_see(&req.caller, c))
+                    .map(|c| {
+                        serde_json::json!({
+                            "id": c.id,
+                            "name": c.name,
+                            "args": c.args,
+                            "atMs": c.at_ms,
+                            "scheduledBy": c.auth.user_id,
+                        })
+                    })
+                    .collect();
+                Response::ok(serde_json::json!({ "scheduled": list }))
+            }
+            Err(e) => ApiError::internal(format!("reading the scheduled calls: {e}")).into(),
+        }
+    }
+
+    fn scheduled_cancel(&mut self, req: &Request, id: &str) -> Response {
+        let store = self.engine.store();
+        let found = store
+            .list_scheduled(usize::MAX >> 1)
+            .map(|calls| calls.into_iter().find(|c| c.id == id));
+        match found {
+            Ok(Some(c)) if Self::may_see(&req.caller, &c) => {
+                match store.delete_scheduled(std::slice::from_ref(&c.id)) {
+                    Ok(()) => {
+                        self.engine.schedule_changed();
+                        Response::ok(serde_json::json!({ "cancelled": c.id }))
+                    }
+                    Err(e) => ApiError::internal(format!("cancelling {id}: {e}")).into(),
+                }
+            }
+            Ok(_) => ApiError::new(
+                404,
+                "NOT_FOUND",
+                format!("no scheduled call {id:?} of yours"),
+            )
+            .into(),
+            Err(e) => ApiError::internal(format!("reading the scheduled calls: {e}")).into(),
+        }
     }
 }

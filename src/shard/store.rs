@@ -797,6 +797,11 @@ impl<C: SqlConn> ShardStore<C> {
         )
     }
 
+    /// Every scheduled call, earliest first, at most `limit`.
+    pub fn list_scheduled(&self, limit: usize) -> Result<Vec<ScheduledCall>, StorageError> {
+        self.due_scheduled(i64::MAX, limit)
+    }
+
     pub fn count_scheduled(&self) -> Result<u64, StorageError> {
         Ok(first_uint(
             &self

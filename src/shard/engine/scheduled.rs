@@ -61,6 +61,12 @@ impl<C: SqlConn> ShardEngine<C> {
         (out, failed)
     }
 
+    /// Something outside a call changed what is scheduled (a cancel over
+    /// HTTP): the alarm is set again after this event.
+    pub fn schedule_changed(&mut self) {
+        self.schedule_changed = true;
+    }
+
     /// Calls waiting to run.
     pub fn scheduled_count(&self) -> Result<u64, StorageError> {
         self.store.count_scheduled()
