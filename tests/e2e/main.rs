@@ -79,10 +79,11 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
         scenario!(scenarios::auth::run),
         scenario!(scenarios::jwks::run),
         scenario!(scenarios::hello::run),
-        scenario!(scenarios::expiry::run),
+        scenario!(scenarios::expiry::start),
         // Before the first scenario that restarts wrangler.
         scenario!(scenarios::plane::finish),
         scenario!(scenarios::keepalive::finish),
+        scenario!(scenarios::expiry::finish),
         scenario!(scenarios::background::finish),
         scenario!(scenarios::signin::run),
         scenario!(scenarios::edge::run),

@@ -163,9 +163,9 @@ fn is_data(m: &ServerMsg) -> bool {
 }
 
 /// The shard's Cards as a fresh query sees them.
-async fn truth(ctx: &Ctx, shard: &str, token: &str) -> Result<Vec<Row>> {
+async fn truth(ctx: &Env, shard: &str, token: &str) -> Result<Vec<Row>> {
     let resp = reqwest::Client::new()
-        .post(ctx.dev.http(&format!("/v1/shards/{shard}/query")))
+        .post(ctx.http(&format!("/v1/shards/{shard}/query")))
         .bearer_auth(token)
         .json(&json!({"entity": "Card", "order": ["position"]}))
         .send()
@@ -174,24 +174,56 @@ async fn truth(ctx: &Ctx, shard: &str, token: &str) -> Result<Vec<Row>> {
     Ok(serde_json::from_value(body["rows"].clone()).context("rows")?)
 }
 
-async fn wakes(ctx: &Ctx, shard: &str) -> Result<u64> {
-    let stats = get_json(&ctx.dev.http(&format!("/v1/shards/{shard}/stats"))).await?;
+async fn wakes(ctx: &Env, shard: &str) -> Result<u64> {
+    let stats = get_json(&ctx.http(&format!("/v1/shards/{shard}/stats"))).await?;
     Ok(stats["wakes"].as_u64().unwrap_or(0))
 }
 
-pub async fn run(ctx: &mut Ctx) -> Result<()> {
-    expiry(ctx).await?;
-    revocation(ctx).await
+/// What the scenario needs of the suite: it runs beside the others (its
+/// waits are for time to pass, on shards of its own), from `start` to
+/// `finish`.
+struct Env {
+    port: u16,
+    base: String,
+    providers: crate::support::providers::Providers,
+}
+
+impl Env {
+    fn http(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+pub async fn start(ctx: &mut Ctx) -> Result<()> {
+    let env = Env {
+        port: ctx.dev.port,
+        base: ctx.dev.http(""),
+        providers: ctx.providers.clone(),
+    };
+    let handle = tokio::spawn(async move {
+        expiry(&env).await?;
+        revocation(&env).await
+    });
+    ctx.background.push(("expiry", handle));
+    Ok(())
+}
+
+pub async fn finish(ctx: &mut Ctx) -> Result<()> {
+    let Some(i) = ctx.background.iter().position(|(n, _)| *n == "expiry") else {
+        bail!("expiry::start did not run");
+    };
+    let (_, handle) = ctx.background.remove(i);
+    handle.await.context("the expiry task panicked")?
 }
 
 /// An HS256 token the router takes for about 4 more seconds: its `exp` is
 /// set so that `exp` + the allowed skew is 4 s from now (with the example's
 /// 60 s skew, `exp` is 56 s ago). Then the wait for that end, which is the
 /// point of the test.
-async fn expiry(ctx: &mut Ctx) -> Result<()> {
+async fn expiry(ctx: &Env) -> Result<()> {
     let secret = dev_secret()?;
     let skew = example_skew()?;
-    let port = ctx.dev.port;
+    let port = ctx.port;
     let shard = unique("expiry");
     let ann = unique("ann");
     let token = |exp: i64| {
@@ -308,8 +340,8 @@ async fn expiry(ctx: &mut Ctx) -> Result<()> {
 /// Signs in with an emailed code, opens a socket on the user's shard with
 /// the session token, logs out: within the revocation interval the socket
 /// is refused `SESSION_REVOKED` and gets no diffs.
-async fn revocation(ctx: &mut Ctx) -> Result<()> {
-    let base = ctx.dev.http("");
+async fn revocation(ctx: &Env) -> Result<()> {
+    let base = ctx.http("");
     let http = reqwest::Client::new();
     let address = format!("{}@example.com", unique("rev"));
     let start = http
@@ -339,14 +371,14 @@ async fn revocation(ctx: &mut Ctx) -> Result<()> {
         .to_owned();
     let uid = signed["user"]["id"].as_str().context("user id")?.to_owned();
     let shard = format!("user:{uid}");
-    let mut watcher = Watcher::open(ctx.dev.port, &shard, &access).await?;
+    let mut watcher = Watcher::open(ctx.port, &shard, &access).await?;
     // Another writer on the same shard: the user, with an outside token.
     let secret = dev_secret()?;
     let outside = jwt::sign_hs256(
         &json!({"sub": uid, "aud": "pylon-dev", "exp": now_secs() + 600}),
         secret.as_bytes(),
     );
-    let mut writer = Watcher::open(ctx.dev.port, &shard, &outside).await?;
+    let mut writer = Watcher::open(ctx.port, &shard, &outside).await?;
 
     let out = http
         .post(format!("{base}/v1/auth/logout"))
