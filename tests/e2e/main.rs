@@ -94,9 +94,10 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
         scenario!(scenarios::restart::run),
         scenario!(scenarios::background::after_restart),
         scenario!(scenarios::sim_client::run),
+        scenario!(scenarios::minimal::start),
         scenario!(scenarios::cold_path::run),
         scenario!(scenarios::cold_access::run),
-        scenario!(scenarios::minimal::run),
+        scenario!(scenarios::minimal::finish),
     ]
 }
 

@@ -26,15 +26,28 @@ fn note(id: &str, text: &str) -> Value {
 /// as a diff; the shard answers an HTTP query; the cold path
 /// (`POST /v1/query`, D1) has the row once the outbox drained; after a
 /// kill -9 and restart the shard still holds its rows and its seq.
-pub async fn run(ctx: &mut Ctx) -> Result<()> {
-    let mut dev = DevOptions::new()
-        .config(CONFIG)
-        .start(&ctx.dir.join("minimal"))
-        .await?;
-    let log = dev.log.clone();
-    scenario(&mut dev)
-        .await
-        .with_context(|| format!("the minimal app's wrangler log: {}", log.display()))
+///
+/// It runs its own wrangler dev, beside the board's scenarios that follow
+/// `start`; `finish` joins it.
+pub async fn start(ctx: &mut Ctx) -> Result<()> {
+    let dir = ctx.dir.join("minimal");
+    let handle = tokio::spawn(async move {
+        let mut dev = DevOptions::new().config(CONFIG).start(&dir).await?;
+        let log = dev.log.clone();
+        scenario(&mut dev)
+            .await
+            .with_context(|| format!("the minimal app's wrangler log: {}", log.display()))
+    });
+    ctx.background.push(("minimal", handle));
+    Ok(())
+}
+
+pub async fn finish(ctx: &mut Ctx) -> Result<()> {
+    let Some(i) = ctx.background.iter().position(|(n, _)| *n == "minimal") else {
+        anyhow::bail!("minimal::start did not run");
+    };
+    let (_, handle) = ctx.background.remove(i);
+    handle.await.context("the minimal task panicked")?
 }
 
 async fn scenario(dev: &mut WranglerDev) -> Result<()> {
