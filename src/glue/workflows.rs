@@ -115,7 +115,7 @@ pub(crate) async fn handle(mut req: Request, env: &Env, app: &App, rest: &str) -
                 }
             }
             let id = match start.id {
-                Some(id) if valid_id(&id) => id,
+                Some(id) if valid_id(&id) && id != "definitions" => id,
                 Some(id) => {
                     return respond::error(&ApiError::bad_request(
                         "BAD_WORKFLOW",
@@ -142,6 +142,16 @@ pub(crate) async fn handle(mut req: Request, env: &Env, app: &App, rest: &str) -
                 )
                 .await,
             )
+        }
+        // Pylon's `definitions`: the workflows this caller may start.
+        (Method::Get, None) if rest == "definitions" => {
+            let defs: Vec<&crate::workflows::WorkflowDef> = manifest
+                .background()
+                .workflows
+                .iter()
+                .filter(|w| w.start.allows(&caller))
+                .collect();
+            respond::json(200, &serde_json::json!({ "definitions": defs }))
         }
         (Method::Get, None) if rest.is_empty() => {
             let query = req.url()?.query().unwrap_or_default().to_owned();

@@ -478,6 +478,22 @@ async fn workflow(api: &Api) -> Result<()> {
         s == 200 && listed["workflows"][0]["id"] == id.as_str(),
         "{s} {listed}"
     );
+    let (s, defs) = call(
+        "GET",
+        &api.url("/v1/workflows/definitions"),
+        Some(&token(&user, false)?),
+        None,
+    )
+    .await?;
+    ensure!(
+        s == 200 && defs["definitions"][0]["name"] == "onboard",
+        "definitions: {s} {defs}"
+    );
+    let (s, defs) = call("GET", &api.url("/v1/workflows/definitions"), None, None).await?;
+    ensure!(
+        s == 200 && defs["definitions"] == json!([]),
+        "none an anonymous caller may start: {s} {defs}"
+    );
     // Bad starts.
     let url = api.url("/v1/workflows");
     let (s, b) = call(
