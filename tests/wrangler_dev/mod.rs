@@ -252,6 +252,12 @@ impl WranglerDev {
         format!("ws://127.0.0.1:{}{path}", self.port)
     }
 
+    /// The process group of wrangler and its workerd processes (for
+    /// benches that read their CPU time); `None` once killed.
+    pub fn process_group(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.id() as i32)
+    }
+
     /// `kill -9`, then the same start on the same persist dir and port:
     /// clients reconnect to the URL they know.
     pub async fn restart(&mut self) -> Result<()> {

@@ -59,19 +59,27 @@ function board(shard: FakeShard): Record<string, string[]> {
   return columns;
 }
 
-test("the board has its eleven functions", () => {
+test("the board has its nineteen functions", () => {
   assert.deepEqual(functions.list(), [
     { name: "addCardAndNotify", kind: "mutation", trusted: false },
     { name: "addCardChecked", kind: "mutation", trusted: false },
     { name: "addCardLater", kind: "mutation", trusted: false },
     { name: "archiveColumn", kind: "mutation", trusted: false },
     { name: "boardSummary", kind: "query", trusted: false },
+    { name: "cardById", kind: "query", trusted: false },
     { name: "failAfterTwoWrites", kind: "mutation", trusted: false },
     { name: "fetchInMutation", kind: "mutation", trusted: false },
     { name: "moveCard", kind: "mutation", trusted: false },
+    { name: "noopJob", kind: "action", trusted: false },
+    { name: "noopMutation", kind: "mutation", trusted: false },
     { name: "notifyCard", kind: "action", trusted: false },
+    { name: "onboardClose", kind: "mutation", trusted: false },
+    { name: "onboardOpen", kind: "mutation", trusted: false },
     { name: "rateLimitedLookup", kind: "action", trusted: false },
     { name: "renameCard", kind: "mutation", trusted: false },
+    { name: "requireFixedTitle", kind: "action", trusted: false },
+    { name: "stamp", kind: "mutation", trusted: false },
+    { name: "stampLater", kind: "mutation", trusted: false },
   ]);
 });
 
@@ -200,4 +208,26 @@ test("rateLimitedLookup asks the local service, records a card, and allows 5 cal
   });
   assert.equal(lookups.length, 7);
   assert.equal(shard.rows("Card").length, 6);
+});
+
+test("the jobs bench's functions: noopJob and noopMutation answer their n; stampLater schedules stamp, which records due and run times", async () => {
+  const shard = new FakeShard();
+  assert.deepEqual(await run(shard, "action", "noopJob", { n: 7 }), { ok: { n: 7 } });
+  assert.deepEqual(await run(shard, "mutation", "noopMutation", { n: 8 }), { ok: { n: 8 } });
+  assert.equal(shard.rows("Card").length, 0);
+  const before = Date.now();
+  assert.equal((await run(shard, "mutation", "stampLater", { delayMs: 2500, tag: "t1" })).ok, "s1");
+  const call = shard.scheduled.get("s1") as { delayMs: number; name: string; args: { dueMs: number; tag: string } };
+  assert.equal(call.delayMs, 2500);
+  assert.equal(call.name, "stamp");
+  assert.equal(call.args.tag, "t1");
+  assert.ok(call.args.dueMs >= before + 2500 && call.args.dueMs <= Date.now() + 2500, `due ${call.args.dueMs}`);
+  assert.equal((await run(shard, "mutation", "stamp", call.args)).ok, "r1");
+  const card = shard.rows("Card")[0] as Record<string, unknown>;
+  assert.equal(card.column, "t1");
+  assert.equal(card.position, call.args.dueMs);
+  const ran = Number((card.title as string).replace("ran ", ""));
+  assert.ok(ran >= before && ran <= Date.now(), card.title as string);
+  assert.equal(Date.parse(card.createdAt as string), ran);
+  assert.equal((await run(shard, "mutation", "stampLater", { delayMs: -1, tag: "t1" })).err?.message, "BAD_DELAY: a delay is 0 to 24 hours, in ms");
 });

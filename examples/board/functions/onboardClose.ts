@@ -2,6 +2,7 @@
 // step moves to "onboarded", titled with who approved it (the event the
 // workflow waited for).
 import { mutation, v } from "@pylon-workers/functions";
+import type { Card } from "./_cards.ts";
 
 export default mutation({
   args: { input: v.any(), steps: v.any(), event: v.any() },
@@ -9,7 +10,7 @@ export default mutation({
     const opened = (args.steps as { open?: { cardId?: unknown } } | null)?.open?.cardId;
     if (typeof opened !== "string") return ctx.error("NO_CARD", "the open step left no card id");
     const cardId = opened;
-    const card = await ctx.db.get<{ title: string }>("Card", cardId);
+    const card = await ctx.db.get<Card>("Card", cardId);
     if (!card) return ctx.error("NOT_FOUND", `no card ${cardId}`);
     const event = args.event as { by?: unknown } | null;
     const by = typeof event?.by === "string" ? event.by : "nobody";
