@@ -7,7 +7,10 @@
 //! result of a query; [`Client::call`] runs a server function and
 //! [`FnWatch`] keeps a query function's result. [`RawConnection`] is the
 //! bare socket, for tests. [`sim::SimClient`] joins a simulation shard
-//! (`pylon.sim.v1`) the same way.
+//! (`pylon.sim.v1`) the same way. [`background`] has the HTTP APIs for
+//! jobs, workflows and cron ([`background::Jobs`], [`background::Workflows`],
+//! [`background::Scheduler`]) over [`PlainHttp`] or an HTTP client of your
+//! own.
 //!
 //! ```no_run
 //! use pylon_workers::client::{Client, ClientConfig, Query};
@@ -35,9 +38,11 @@
 //! lock is held across an await). Needs a tokio runtime. See docs/client.md.
 
 mod apply;
+pub mod background;
 mod backoff;
 mod driver;
 mod functions;
+mod http;
 mod keepalive;
 mod raw;
 mod reconnect;
@@ -53,6 +58,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 pub use apply::{apply_rows, check_seq, row_id, ApplyError};
 pub use backoff::{new_op_id, Backoff};
 pub use functions::{FnWatch, WatchView};
+pub use http::PlainHttp;
 pub use raw::{RawConnection, Received};
 
 use crate::protocol::{

@@ -73,6 +73,7 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
         scenario!(scenarios::live::run),
         scenario!(scenarios::objects::run),
         scenario!(scenarios::functions::run),
+        scenario!(scenarios::background_clients::run),
         scenario!(scenarios::background::start),
         scenario!(scenarios::sims::run),
         scenario!(scenarios::plane::run),

@@ -23,6 +23,31 @@ export {
   type WebSocketLike,
 } from "./client.js";
 export { callHttp, type CallHttpOptions, type CallHttpResult } from "./call-http.js";
+export {
+  jobs,
+  scheduler,
+  workflows,
+  type BackgroundOptions,
+  type CronEntry,
+  type CronRun,
+  type CronRuns,
+  type Enqueued,
+  type EnqueueOptions,
+  type ErrorInfo,
+  type Job,
+  type JobFilter,
+  type Jobs,
+  type JobStats,
+  type JobStatus,
+  type Scheduler,
+  type StartOptions,
+  type StepRecord,
+  type WorkflowFilter,
+  type Workflows,
+  type WorkflowState,
+  type WorkflowStatus,
+  type WorkflowSummary,
+} from "./background.js";
 export { FUNCTION_ERROR } from "./errors.js";
 export { applyRows, checkSeq, ApplyError } from "./apply.js";
 export { subprotocolOf } from "./encoding.js";

@@ -1,5 +1,6 @@
 pub mod auth;
 pub mod background;
+pub mod background_clients;
 pub mod bad_input;
 pub mod bounds;
 pub mod cold_access;
