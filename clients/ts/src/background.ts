@@ -13,7 +13,7 @@
  */
 import { PylonError } from "./errors.js";
 import type { Json } from "./protocol.js";
-import { httpOrigin, resolveToken, type TokenSource } from "./transport.js";
+import { httpOrigin, pathSegment, resolveToken, type TokenSource } from "./transport.js";
 
 export interface BackgroundOptions {
   /** Sent as `Authorization: Bearer <token>`. Most routes are for admins (docs/jobs.md, "Routes"). */
@@ -293,13 +293,7 @@ export function scheduler(baseUrl: string, options: BackgroundOptions = {}): Sch
 
 // ---- the requests -------------------------------------------------------------
 
-/**
- * A path segment: the router matches ids and names as written (it decodes
- * nothing), and `:` is both legal in a segment and common in ids.
- */
-function segment(s: string): string {
-  return encodeURIComponent(s).replace(/%3A/gi, ":");
-}
+const segment = pathSegment;
 
 /** `?k=v&…` of the fields given. */
 function query(fields: JobFilter | WorkflowFilter): string {

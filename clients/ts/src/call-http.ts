@@ -10,7 +10,7 @@
  */
 import { PylonError } from "./errors.js";
 import type { Json } from "./protocol.js";
-import { httpOrigin, resolveToken, type TokenSource } from "./transport.js";
+import { httpOrigin, pathSegment, resolveToken, type TokenSource } from "./transport.js";
 
 export interface CallHttpOptions {
   /** Sent as `Authorization: Bearer <token>`. */
@@ -47,7 +47,7 @@ export interface CallHttpResult {
 export async function callHttp(baseUrl: string, shard: string, name: string, args: Json = null, options: CallHttpOptions = {}): Promise<CallHttpResult> {
   const f = options.fetch ?? globalThis.fetch;
   const query = options.op === undefined ? "" : `?op=${encodeURIComponent(options.op)}`;
-  const path = `/v1/shards/${encodeURIComponent(shard)}/fn/${encodeURIComponent(name)}${query}`;
+  const path = `/v1/shards/${pathSegment(shard)}/fn/${encodeURIComponent(name)}${query}`;
   const headers: Record<string, string> = { "content-type": "application/json", ...options.headers };
   const token = await resolveToken(options.token);
   if (token !== undefined && token !== "") headers.authorization = `Bearer ${token}`;

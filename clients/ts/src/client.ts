@@ -38,7 +38,7 @@ import {
 } from "./protocol.js";
 import { orderKeys, type OrderKey, type Query } from "./query.js";
 import { identityEnded, jwtExpiry, renewalDelay } from "./token.js";
-import { wsOrigin, type TokenSource } from "./transport.js";
+import { pathSegment, wsOrigin, type TokenSource } from "./transport.js";
 
 export type { TokenSource, WebSocketConstructor, WebSocketLike } from "./transport.js";
 export type { Encoding } from "./encoding.js";
@@ -156,7 +156,7 @@ const now = () => Date.now();
 
 /** Builds the shard's WebSocket URL from a base URL. */
 export function shardUrl(base: string, shard: string): string {
-  return `${wsOrigin(base)}/v1/shards/${encodeURIComponent(shard)}/ws`;
+  return `${wsOrigin(base)}/v1/shards/${pathSegment(shard)}/ws`;
 }
 
 class LiveQuery implements Subscription {

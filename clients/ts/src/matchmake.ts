@@ -15,6 +15,7 @@ import { decodeTicketMsg, type TicketMsg } from "./sim-protocol.js";
 import {
   httpOrigin,
   offeredProtocols,
+  pathSegment,
   pickWebSocket,
   resolveToken,
   wsOrigin,
@@ -97,7 +98,7 @@ function outcome(t: TicketMsg): Match | MatchError | undefined {
 export async function matchmake(options: MatchmakeOptions): Promise<Match> {
   const f = options.fetch ?? globalThis.fetch;
   const kind = options.kind ?? "duels";
-  const path = `/v1/match/${encodeURIComponent(kind)}/${encodeURIComponent(options.queue)}`;
+  const path = `/v1/match/${pathSegment(kind)}/${pathSegment(options.queue)}`;
   const signal = options.signal;
 
   /** One request to the queue; the answer must be a ticket. */

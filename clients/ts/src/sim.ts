@@ -48,7 +48,7 @@ import {
   type SimSnapshotMsg,
   type SimWelcome,
 } from "./sim-protocol.js";
-import { wsOrigin, type TokenSource } from "./transport.js";
+import { pathSegment, wsOrigin, type TokenSource } from "./transport.js";
 
 // The defaults are `any` so that a plain `JoinSimOptions` fits every `joinSim<I, V>`.
 export interface JoinSimOptions<I = any, V = any> extends SocketOptions {
@@ -131,7 +131,7 @@ export interface SimClientEvents<I = Json, V = Record<string, Json>> {
 /** The simulation shard's WebSocket URL. */
 export function simUrl(base: string, kind: string, id: string, subscriber?: string): string {
   const q = subscriber === undefined ? "" : `?subscriber=${encodeURIComponent(subscriber)}`;
-  return `${wsOrigin(base)}/v1/sims/${encodeURIComponent(kind)}/${encodeURIComponent(id)}/ws${q}`;
+  return `${wsOrigin(base)}/v1/sims/${pathSegment(kind)}/${pathSegment(id)}/ws${q}`;
 }
 
 type SimLive = Extract<SimConnectionState, { state: "live" }>;

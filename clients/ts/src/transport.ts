@@ -35,6 +35,15 @@ export function pickWebSocket(given: WebSocketConstructor | undefined): WebSocke
 }
 
 /** `base` without trailing slashes, with `http(s)://` turned into `ws(s)://`. */
+/**
+ * A path segment (a shard name, an id): the router matches paths as
+ * written (it decodes nothing), and `:` is legal in shard names
+ * (`team:acme`) and common in ids, so it stays as it is.
+ */
+export function pathSegment(s: string): string {
+  return encodeURIComponent(s).replace(/%3A/gi, ":");
+}
+
 export function wsOrigin(base: string): string {
   return base.replace(/\/+$/, "").replace(/^http(s?):\/\//i, (_m, s: string) => `ws${s}://`);
 }

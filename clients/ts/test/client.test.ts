@@ -32,6 +32,14 @@ async function open(options: Partial<ConnectOptions> = {}, seq = 0): Promise<{ c
   return { client, conn };
 }
 
+test("a shard name's colon stays as it is in the socket's path (team:acme)", async () => {
+  const client = connect({ url: server.url, shard: "team:acme", keepaliveMs: 0 });
+  clients.push(client);
+  const conn = await server.nextConnection();
+  assert.equal(conn.path, "/v1/shards/team:acme/ws");
+  client.close();
+});
+
 test("connects to /v1/shards/{shard}/ws offering pylon.v1.json and bearer.<token>; goes live on welcome", async () => {
   const states: string[] = [];
   const client = connect({ url: server.url.replace("ws:", "http:") + "/", shard: "team 42", token: "tok.en-1", keepaliveMs: 0 });

@@ -280,9 +280,10 @@ test("callHttp: POST /v1/shards/{shard}/fn/{name}?op= with the args as JSON and 
     assert.equal(seen().headers["content-type"], "application/json");
     assert.deepEqual(JSON.parse(seen().body), { cardId: "k1" });
 
-    // An action answers only {value}; no op, no token, no args.
-    assert.deepEqual(await callHttp(http.url, "s", "sendMail"), { value: null, seq: undefined, dup: false });
-    assert.equal(seen().path, "/v1/shards/s/fn/sendMail");
+    // An action answers only {value}; no op, no token, no args. A shard
+    // name's `:` stays as it is (the router decodes nothing).
+    assert.deepEqual(await callHttp(http.url, "team:acme", "sendMail"), { value: null, seq: undefined, dup: false });
+    assert.equal(seen().path, "/v1/shards/team:acme/fn/sendMail");
     assert.equal(seen().headers.authorization, undefined);
     assert.equal(seen().body, "null");
 
