@@ -16,7 +16,6 @@
 //! | `POST key/{key}/incr` `{by?}` | `{value}` |
 //! | `POST command` `{cmd: [name, …]}` | `{reply}` (see [`Command`]) |
 
-use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
 use super::limits::{check_key, check_ttl, check_value, shown};
@@ -44,24 +43,23 @@ pub struct CacheObject<C> {
     sweep_at: Option<i64>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct PutBody {
-    value: Json,
-    #[serde(default)]
-    ttl_ms: Option<i64>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct IncrBody {
-    #[serde(default)]
-    by: Option<i64>,
-}
-
-fn body<T: for<'a> Deserialize<'a>>(req: &Request, shape: &str) -> Result<T, CacheError> {
-    serde_json::from_slice(&req.body)
-        .map_err(|e| CacheError::BadRequest(format!("the body is not {shape}: {e}")))
+/// The body as JSON (an empty one is `{}`), an object of only `fields`.
+fn body(req: &Request, fields: &[&str]) -> Result<Json, CacheError> {
+    let shape = || {
+        let names: Vec<String> = fields.iter().map(|f| format!("{f:?}")).collect();
+        CacheError::BadRequest(format!(
+            "the body is a JSON object with {}",
+            names.join(", ")
+        ))
+    };
+    let body = match req.body.iter().all(u8::is_ascii_whitespace) {
+        true => json!({}),
+        false => serde_json::from_slice(&req.body).map_err(|_| shape())?,
+    };
+    match body.as_object() {
+        Some(o) if o.keys().all(|k| fields.contains(&k.as_str())) => Ok(body),
+        _ => Err(shape()),
+    }
 }
 
 /// A key from the path, percent-decoded and checked.
@@ -233,7 +231,7 @@ impl<C: SqlConn> CacheObject<C> {
         let none = Vec::new;
         match (req.method, parts.as_slice()) {
             (Method::Post, ["command"]) => {
-                let cmd = Command::parse(&body::<Json>(req, "a command")?)?;
+                let cmd = Command::parse(&body(req, &["cmd"])?)?;
                 let (reply, actions) = self.run(cmd, now_ms)?;
                 Ok((Response::ok(json!({ "reply": reply })), actions))
             }
@@ -251,11 +249,20 @@ impl<C: SqlConn> CacheObject<C> {
             }
             (Method::Put, ["key", k]) => {
                 let key = path_key(k)?;
-                let b: PutBody = body(req, r#"{"value": …, "ttlMs"?: milliseconds}"#)?;
-                let json = check_value(&b.value)?;
-                let expires_ms = match b.ttl_ms {
-                    Some(t) => Some(now_ms + check_ttl(t)?),
-                    None => None,
+                let b = body(req, &["value", "ttlMs"])?;
+                let Some(value) = b.get("value") else {
+                    return Err(CacheError::BadRequest("the body has no \"value\"".into()));
+                };
+                let json = check_value(value)?;
+                let expires_ms = match &b["ttlMs"] {
+                    Json::Null => None,
+                    t => match t.as_i64() {
+                        Some(ms) => Some(now_ms + check_ttl(ms)?),
+                        None => {
+                            let m = format!("ttlMs is an integer of milliseconds, not {t}");
+                            return Err(CacheError::BadTtl(m));
+                        }
+                    },
                 };
                 self.store.put(&key, &json, expires_ms)?;
                 let timer = expires_ms.map(|at| self.arm(at)).unwrap_or_default();
@@ -267,17 +274,17 @@ impl<C: SqlConn> CacheObject<C> {
             }
             (Method::Post, ["key", k, "incr"]) => {
                 let key = path_key(k)?;
-                let b: IncrBody = if req.body.iter().all(u8::is_ascii_whitespace) {
-                    IncrBody::default()
-                } else {
-                    body(req, r#"{"by"?: integer}"#)?
+                let by = match &body(req, &["by"])?["by"] {
+                    Json::Null => 1,
+                    n => n
+                        .as_i64()
+                        .filter(|n| n.unsigned_abs() <= MAX_SAFE_INT as u64)
+                        .ok_or_else(|| {
+                            CacheError::BadRequest(format!(
+                                "by: an integer within ±(2^53 − 1), not {n}"
+                            ))
+                        })?,
                 };
-                let by = b.by.unwrap_or(1);
-                if by.unsigned_abs() > MAX_SAFE_INT as u64 {
-                    return Err(CacheError::BadRequest(format!(
-                        "by: an integer within ±(2^53 − 1), not {by}"
-                    )));
-                }
                 let value = self.incr(&key, by, now_ms)?;
                 Ok((Response::ok(json!({ "value": value })), none()))
             }
@@ -334,17 +341,15 @@ impl<C: SqlConn + Clone> Object<C> for CacheObject<C> {
         if name != SWEEP_TIMER {
             return Vec::new();
         }
-        self.sweep(now_ms).unwrap_or_else(|e| {
-            // Tried again in a while: reads never see expired keys meanwhile.
-            self.sweep_at = Some(now_ms + SWEEP_GAP_MS);
-            vec![
-                Action::Log(format!("cache: sweeping expired keys: {e}")),
-                Action::SetTimer {
-                    name: SWEEP_TIMER.into(),
-                    at_ms: now_ms + SWEEP_GAP_MS,
-                },
-            ]
-        })
+        match self.sweep(now_ms) {
+            Ok(actions) => actions,
+            Err(e) => {
+                // Tried again in a while: reads never see expired keys meanwhile.
+                let mut out = self.arm(now_ms + SWEEP_GAP_MS);
+                out.push(Action::Log(format!("cache: sweeping expired keys: {e}")));
+                out
+            }
+        }
     }
 
     fn stats(&self, now_ms: i64) -> Json {

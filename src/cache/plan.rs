@@ -20,14 +20,12 @@
 //! assert_eq!(p.calls.iter().map(|c| c.keys).sum::<usize>(), 3);
 //! ```
 
-use std::collections::BTreeMap;
-
 use serde_json::{json, Value as Json};
 
-use super::{check_key, object_of, CacheError, Command};
+use super::{check_key, object_of, CacheError, Command, OBJECTS};
 use crate::api_error::ApiError;
 use crate::host::{Method, Response};
-use crate::http::{percent_decode_path, percent_encode};
+use crate::http::percent_decode_path;
 
 /// Which of the manifest's two rules applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,6 +67,21 @@ fn json_body(body: &[u8]) -> Result<Json, ApiError> {
         .map_err(|e| CacheError::BadRequest(format!("the body is not JSON: {e}")).into())
 }
 
+fn one(access: Access, object: usize, method: Method, rest: String, body: Option<Json>) -> Plan {
+    let calls = vec![Call {
+        object,
+        method,
+        rest,
+        body,
+        keys: 1,
+    }];
+    Plan {
+        access,
+        calls,
+        merge: Merge::One,
+    }
+}
+
 /// The plan for `method` `/v1/cache[/{rest}]` with `body` (`rest` as in
 /// the URL, still percent-encoded).
 pub fn plan(method: Method, rest: &str, body: &[u8]) -> Result<Plan, ApiError> {
@@ -85,37 +98,27 @@ pub fn plan(method: Method, rest: &str, body: &[u8]) -> Result<Plan, ApiError> {
         Some((k, v)) => (k, Some(v)),
     };
     let key = percent_decode_path(encoded).ok_or_else(|| {
-        ApiError::from(CacheError::BadKey(
-            "the key's percent-encoding is bad or not UTF-8".into(),
-        ))
+        CacheError::BadKey("the key's percent-encoding is bad or not UTF-8".into())
     })?;
     check_key(&key)?;
     let object = object_of(&key);
-    let at = format!("key/{}", percent_encode(&key));
-    let one = |access, method, rest: String, body| Plan {
-        access,
-        calls: vec![Call {
-            object,
-            method,
-            rest,
-            body,
-            keys: 1,
-        }],
-        merge: Merge::One,
-    };
+    // The object gets the key as the URL had it (ASCII, percent-encoded).
+    let at = format!("key/{encoded}");
     match (method, verb) {
-        (Method::Get, None) => Ok(one(Access::Read, method, at, None)),
-        (Method::Delete, None) => Ok(one(Access::Write, method, at, None)),
-        (Method::Put, None) => Ok(one(Access::Write, method, at, Some(json_body(body)?))),
-        (Method::Post, Some("incr")) => {
-            let b = if body.iter().all(u8::is_ascii_whitespace) {
-                json!({})
-            } else {
-                json_body(body)?
-            };
-            Ok(one(Access::Write, method, format!("{at}/incr"), Some(b)))
+        (Method::Get, None) => Ok(one(Access::Read, object, method, at, None)),
+        (Method::Delete, None) => Ok(one(Access::Write, object, method, at, None)),
+        (Method::Put, None) => {
+            let b = json_body(body)?;
+            Ok(one(Access::Write, object, method, at, Some(b)))
         }
-        (_, None) | (_, Some("incr")) => Err(ApiError::method_not_allowed(
+        (Method::Post, Some("incr")) => {
+            let b = match body.iter().all(u8::is_ascii_whitespace) {
+                true => json!({}),
+                false => json_body(body)?,
+            };
+            Ok(one(Access::Write, object, method, at + "/incr", Some(b)))
+        }
+        (_, None | Some("incr")) => Err(ApiError::method_not_allowed(
             "a key takes GET, PUT and DELETE, and POST …/incr (docs/cache.md)",
         )),
         (_, Some(_)) => Err(ApiError::not_found(
@@ -126,46 +129,45 @@ pub fn plan(method: Method, rest: &str, body: &[u8]) -> Result<Plan, ApiError> {
 
 fn command(body: Json) -> Result<Plan, ApiError> {
     let cmd = Command::parse(&body)?;
-    let access = if cmd.is_read() {
-        Access::Read
-    } else {
-        Access::Write
-    };
-    let call = |object, body, keys| Call {
-        object,
-        method: Method::Post,
-        rest: "command".into(),
-        body: Some(body),
-        keys,
+    let access = match cmd.is_read() {
+        true => Access::Read,
+        false => Access::Write,
     };
     let (name, keys) = match &cmd {
         Command::Del(keys) => ("DEL", keys),
         Command::Exists(keys) => ("EXISTS", keys),
         other => {
             let object = other.keys().first().map_or(0, |k| object_of(k));
-            let keys = other.keys().len();
-            return Ok(Plan {
+            return Ok(one(
                 access,
-                calls: vec![call(object, body, keys)],
-                merge: Merge::One,
-            });
+                object,
+                Method::Post,
+                "command".into(),
+                Some(body),
+            ));
         }
     };
     // Each object gets its own keys, in the order given.
-    let mut by_object: BTreeMap<usize, Vec<Json>> = BTreeMap::new();
+    let mut groups: Vec<Vec<Json>> = vec![Vec::new(); OBJECTS];
     for k in keys {
-        by_object
-            .entry(object_of(k))
-            .or_insert_with(|| vec![json!(name)])
-            .push(json!(k));
+        groups[object_of(k)].push(json!(k));
     }
-    let calls = by_object
-        .into_iter()
-        .map(|(object, cmd)| {
-            let n = cmd.len() - 1;
-            call(object, json!({ "cmd": cmd }), n)
-        })
-        .collect();
+    let mut calls = Vec::new();
+    for (object, keys) in groups.into_iter().enumerate() {
+        if keys.is_empty() {
+            continue;
+        }
+        let n = keys.len();
+        let mut cmd = vec![json!(name)];
+        cmd.extend(keys);
+        calls.push(Call {
+            object,
+            method: Method::Post,
+            rest: "command".into(),
+            body: Some(json!({ "cmd": cmd })),
+            keys: n,
+        });
+    }
     Ok(Plan {
         access,
         calls,
@@ -196,7 +198,6 @@ pub fn merge(merge: Merge, answers: Vec<Response>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::OBJECTS;
 
     #[test]
     fn key_routes_go_to_the_keys_object() {

@@ -2,6 +2,7 @@ pub mod auth;
 pub mod background;
 pub mod bad_input;
 pub mod bounds;
+pub mod cache;
 pub mod cold_access;
 pub mod cold_path;
 pub mod edge;
