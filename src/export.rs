@@ -1,6 +1,7 @@
 //! `export!`: the few lines that turn an app crate into a Worker. It writes
 //! the Worker's `fetch` entry point and one Durable Object class per object
-//! kind — the runtime's own (`Shard`, `Auth`) and the app's — each a thin
+//! kind — the runtime's own (`Shard`, `Auth`, `JobLedger`, `Workflow`,
+//! `Cache`) and the app's — each a thin
 //! wrapper around the shared host. Nothing is exported by the library
 //! itself; an app that does not call `export!` exports nothing.
 //!
@@ -82,6 +83,7 @@ macro_rules! export {
         $crate::__pylon_object!(Auth, $crate::runtime::AuthStore, fetch);
         $crate::__pylon_object!(JobLedger, $crate::runtime::JobLedgerObject, alarm);
         $crate::__pylon_object!(Workflow, $crate::runtime::WorkflowObject, alarm);
+        $crate::__pylon_object!(Cache, $crate::runtime::CacheObject, alarm);
         $( $crate::__pylon_object!($class, $kind); )*
     };
 }

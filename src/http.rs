@@ -220,6 +220,24 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Decodes a URL path segment: `%XX` escapes only (`+` is itself).
+/// `None` for a bad escape or bytes that are not UTF-8.
+pub fn percent_decode_path(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            out.push(hex_byte(*bytes.get(i + 1)?, *bytes.get(i + 2)?)?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 fn hex_byte(hi: u8, lo: u8) -> Option<u8> {
     let d = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     Some(d(hi)? << 4 | d(lo)?)
@@ -228,6 +246,19 @@ fn hex_byte(hi: u8, lo: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_segments_decode_strictly() {
+        let key = "a/b c+é%";
+        assert_eq!(
+            percent_decode_path(&percent_encode(key)).as_deref(),
+            Some(key)
+        );
+        assert_eq!(percent_decode_path("a+b%2Fc").as_deref(), Some("a+b/c"));
+        for bad in ["%", "%2", "%zz", "%FF"] {
+            assert_eq!(percent_decode_path(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn form_encoding_round_trips() {

@@ -7,6 +7,7 @@
 pub mod api_error;
 pub mod app;
 pub mod auth;
+pub mod cache;
 #[cfg(all(feature = "client", not(target_arch = "wasm32")))]
 pub mod client;
 pub mod edge;
@@ -53,6 +54,8 @@ pub mod runtime {
     pub type JobLedgerObject = crate::jobs::JobLedger<DoSql>;
     /// A workflow instance over Durable Object storage.
     pub type WorkflowObject = crate::workflows::WorkflowInstance<DoSql>;
+    /// A cache object over Durable Object storage.
+    pub type CacheObject = crate::cache::CacheObject<DoSql>;
     /// What the jobs' queues deliver.
     pub type JobBatch = worker::MessageBatch<serde_json::Value>;
     pub use crate::glue::cron::scheduled;

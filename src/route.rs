@@ -40,6 +40,9 @@ pub enum Route {
     /// `/v1/jobs[/{rest}]`, `/v1/workflows[/{rest}]`, `/v1/crons[/{rest}]`:
     /// background work (docs/jobs.md, docs/workflows.md).
     Background { area: Area, rest: String },
+    /// `/v1/cache[/{rest}]`: the cache (docs/cache.md); `rest` is still
+    /// percent-encoded (a key may hold `/`, sent as `%2F`).
+    Cache { rest: String },
 }
 
 /// Which background service a route is for.
@@ -70,6 +73,13 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
                     rest: after.trim_start_matches('/').to_owned(),
                 });
             }
+        }
+    }
+    if let Some(after) = path.strip_prefix("/v1/cache") {
+        if after.is_empty() || after.starts_with('/') {
+            return Ok(Route::Cache {
+                rest: after.strip_prefix('/').unwrap_or(after).to_owned(),
+            });
         }
     }
     if let Some(rest) = path.strip_prefix("/v1/auth/") {
@@ -161,6 +171,14 @@ mod tests {
         assert_eq!(parse("/nope").unwrap_err().code, "NOT_FOUND");
         assert_eq!(parse("/v1/query"), Ok(Route::ColdQuery));
         assert_eq!(parse("/v1/shards"), Ok(Route::ShardList));
+        assert_eq!(parse("/v1/cache"), Ok(Route::Cache { rest: "".into() }));
+        assert_eq!(
+            parse("/v1/cache/user%2F1/incr"),
+            Ok(Route::Cache {
+                rest: "user%2F1/incr".into()
+            })
+        );
+        assert_eq!(parse("/v1/caches").unwrap_err().code, "NOT_FOUND");
         assert_eq!(
             parse("/v1/auth/oauth/github/start"),
             Ok(Route::Auth {

@@ -47,7 +47,7 @@ pub(crate) async fn send(
     })
 }
 
-fn forbidden(caller: &AuthContext, what: &str) -> Result<Response> {
+pub(crate) fn forbidden(caller: &AuthContext, what: &str) -> Result<Response> {
     if caller.user_id.is_none() && !caller.is_admin {
         respond::error(&ApiError::new(
             401,

@@ -6,6 +6,7 @@ mod actions;
 pub(crate) mod auth;
 mod auth_store;
 pub(crate) mod body;
+mod cache;
 mod cold;
 pub(crate) mod cron;
 pub(crate) mod d1;

@@ -1,9 +1,11 @@
 //! The manifest's background sections: `jobs` (the queues and who may
 //! enqueue over HTTP), `crons` (functions the Worker's scheduled handler
-//! runs) and `workflows` (docs/jobs.md, docs/workflows.md).
+//! runs), `workflows` (docs/jobs.md, docs/workflows.md), and `cache` (who
+//! may read and write the cache, docs/cache.md).
 //!
 //! ```json
 //! "jobs": { "queues": ["default", "mail"], "enqueue": "signedIn" },
+//! "cache": { "read": "signedIn", "write": "admin" },
 //! "crons": [{ "name": "nightly", "cron": "0 3 * * *", "run": "compact", "args": {}, "shard": "board" }],
 //! "workflows": [{ "name": "onboard", "steps": [{ "name": "a", "run": "createAccount" }] }]
 //! ```
@@ -61,6 +63,18 @@ impl Default for JobsConfig {
     }
 }
 
+/// Who may use `/v1/cache` (docs/cache.md): `read` for `GET` of a key and
+/// the commands that only read (`GET`, `EXISTS`, `TTL`, `PTTL`, `PING`),
+/// `write` for the rest. Both are admins' alone unless the manifest says.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    #[serde(default)]
+    pub read: Who,
+    #[serde(default)]
+    pub write: Who,
+}
+
 /// A function the scheduled handler runs on a cron schedule. `cron` must
 /// also be one of wrangler.toml's `[triggers] crons` (a test of the app
 /// checks that they agree).
@@ -77,12 +91,13 @@ pub struct CronEntry {
     pub shard: Option<String>,
 }
 
-/// The three sections, loaded.
+/// The sections, loaded.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Background {
     pub jobs: JobsConfig,
     pub crons: Vec<CronEntry>,
     pub workflows: Vec<WorkflowDef>,
+    pub cache: CacheConfig,
 }
 
 impl Background {
@@ -115,6 +130,14 @@ impl Background {
             Some(Err(e)) => {
                 problems.push(("workflows".into(), e.to_string()));
                 Vec::new()
+            }
+        };
+        let cache: CacheConfig = match section("cache").map(serde_json::from_value) {
+            None => CacheConfig::default(),
+            Some(Ok(c)) => c,
+            Some(Err(e)) => {
+                problems.push(("cache".into(), e.to_string()));
+                CacheConfig::default()
             }
         };
         for (i, q) in jobs.queues.iter().enumerate() {
@@ -158,6 +181,7 @@ impl Background {
                 jobs,
                 crons,
                 workflows,
+                cache,
             })
         } else {
             Err(problems)
@@ -193,6 +217,22 @@ mod tests {
         let b = Background::load(&json!({"entities": []})).unwrap();
         assert_eq!(b.jobs.queues, vec!["default"]);
         assert!(b.crons.is_empty() && b.workflows.is_empty());
+        assert_eq!((b.cache.read, b.cache.write), (Who::Admin, Who::Admin));
+    }
+
+    #[test]
+    fn the_cache_section() {
+        let b = Background::load(&json!({"cache": {"read": "anyone"}})).unwrap();
+        assert_eq!((b.cache.read, b.cache.write), (Who::Anyone, Who::Admin));
+        let b = Background::load(&json!({"cache": {"read": "signedIn", "write": "signedIn"}}));
+        assert_eq!(b.unwrap().cache.write, Who::SignedIn);
+        for bad in [
+            json!({"cache": {"read": "everyone"}}),
+            json!({"cache": {"reads": "anyone"}}),
+        ] {
+            let problems = Background::load(&bad).unwrap_err();
+            assert_eq!(problems[0].0, "cache", "{problems:?}");
+        }
     }
 
     #[test]

@@ -27,7 +27,7 @@ mod model;
 pub mod names;
 mod row;
 
-pub use background::{Background, CronEntry, JobsConfig, Who};
+pub use background::{Background, CacheConfig, CronEntry, JobsConfig, Who};
 pub use ddl::{column_type, create_statements, index_name, quote_ident, unique_index_name};
 pub use error::{ManifestError, Problem};
 pub use migrate::{plan_migration, MigrationError, MigrationProblem};
@@ -120,7 +120,7 @@ impl Manifest {
         &self.auth
     }
 
-    /// The `jobs`, `crons` and `workflows` sections.
+    /// The `jobs`, `crons`, `workflows` and `cache` sections.
     pub fn background(&self) -> &Background {
         &self.background
     }

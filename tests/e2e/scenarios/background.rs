@@ -33,7 +33,7 @@ fn now_secs() -> i64 {
 }
 
 /// A token for `sub` (an admin when `admin`), valid for ten minutes.
-fn token(sub: &str, admin: bool) -> Result<String> {
+pub(crate) fn token(sub: &str, admin: bool) -> Result<String> {
     let secret = super::auth::dev_secret()?;
     let claims = json!({"sub": sub, "aud": AUDIENCE, "exp": now_secs() + 600, "admin": admin});
     Ok(jwt::sign_hs256(&claims, secret.as_bytes()))

@@ -3,6 +3,7 @@ pub mod background;
 pub mod background_clients;
 pub mod bad_input;
 pub mod bounds;
+pub mod cache;
 pub mod cold_access;
 pub mod cold_path;
 pub mod edge;
