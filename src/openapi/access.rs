@@ -2,8 +2,9 @@
 //! (credentials required, or optional where anonymous callers are let in)
 //! and a sentence for its description.
 
-use serde_json::{json, Value};
+use serde_json::{Map, Value};
 
+use super::json::object;
 use crate::auth::ShardRule;
 use crate::manifest::{Manifest, Who};
 
@@ -29,23 +30,36 @@ pub enum Access {
     SessionOrRefreshToken,
 }
 
-/// The security schemes: a bearer JWT (an identity provider's, or a
-/// session token), and the sign-in cookie.
-pub fn schemes() -> Value {
-    json!({
-        "bearer": {
-            "type": "http",
-            "scheme": "bearer",
-            "bearerFormat": "JWT",
-            "description": "A JWT of your identity provider (HS256 with PYLON_JWT_SECRET, or RS256/ES256 from the JWKS; docs/auth.md), or a session token of sign-in (docs/sign-in.md). On a WebSocket, browsers pass it as the subprotocol entry `bearer.<token>`."
-        },
-        "sessionCookie": {
-            "type": "apiKey",
-            "in": "cookie",
-            "name": "pylon_session",
-            "description": "The session cookie set by sign-in; used only when no bearer token is sent. Writes need the CSRF header `x-csrf-token` (docs/sign-in.md)."
-        }
-    })
+impl Access {
+    /// The access an operation of a route file names in `x-pylon-access`.
+    pub fn from_name(name: &str) -> Option<Access> {
+        Some(match name {
+            "public" => Access::Public,
+            "shardRules" => Access::ShardRules,
+            "caller" => Access::Caller,
+            "jobsEnqueue" => Access::JobsEnqueue,
+            "workflowStart" => Access::WorkflowStart,
+            "admin" => Access::Admin,
+            "session" => Access::Session,
+            "sessionOrRefreshToken" => Access::SessionOrRefreshToken,
+            _ => return None,
+        })
+    }
+}
+
+/// Sets `op`'s `security` from its `x-pylon-access`, and ends its
+/// description with who may call it. An unknown name (a unit test keeps
+/// the route files free of them) is taken as admins only.
+pub fn apply(op: &mut Value, manifest: &Manifest) {
+    let name = op["x-pylon-access"].as_str().unwrap_or_default();
+    let access = Access::from_name(name).unwrap_or(Access::Admin);
+    let who = format!("Who: {}", who(access, manifest));
+    let description = match op["description"].as_str() {
+        Some(d) => format!("{d}\n\n{who}"),
+        None => who,
+    };
+    op["description"] = Value::String(description);
+    op["security"] = security(access, manifest);
 }
 
 /// Whether a shard rule lets callers without a token in (as
@@ -72,14 +86,16 @@ pub fn anonymous_allowed(access: Access, manifest: &Manifest) -> bool {
 }
 
 /// The operation's `security`: none for [`Access::Public`]; otherwise
-/// either scheme, or nothing at all where anonymous callers are let in.
+/// either scheme (`components.json`'s `securitySchemes`), or nothing at
+/// all where anonymous callers are let in.
 pub fn security(access: Access, manifest: &Manifest) -> Value {
     if access == Access::Public {
-        return json!([]);
+        return Value::Array(Vec::new());
     }
-    let mut alternatives = vec![json!({ "bearer": [] }), json!({ "sessionCookie": [] })];
+    let scheme = |name| object([(name, Value::Array(Vec::new()))]);
+    let mut alternatives = vec![scheme("bearer"), scheme("sessionCookie")];
     if anonymous_allowed(access, manifest) {
-        alternatives.push(json!({}));
+        alternatives.push(Value::Object(Map::new()));
     }
     Value::Array(alternatives)
 }
@@ -160,6 +176,7 @@ pub fn shard_rules(manifest: &Manifest) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn manifest(auth: &str, rest: &str) -> Manifest {
         let text = format!(

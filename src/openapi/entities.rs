@@ -14,13 +14,15 @@
 //!
 //! Optional fields are not required and may be null.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
-use super::operation::schema_ref;
+use super::json::{component_ref, object, parse, text};
 use crate::manifest::{Entity, Field, FieldType, Manifest};
 
-/// The schema of the engine's datetime text (docs/queries.md).
-const DATETIME_PATTERN: &str = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$";
+/// The engine's datetime text (docs/queries.md), as a schema.
+const DATETIME: &str = r#"{"type": "string", "format": "date-time",
+  "pattern": "^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?Z$",
+  "description": "RFC 3339 in UTC: YYYY-MM-DDTHH:MM:SS[.f]Z."}"#;
 
 /// The component name of `entity`'s schema: its own name, unless the
 /// runtime's schemas already use it (an entity `Error`, `Job`, ...); then
@@ -36,23 +38,18 @@ pub fn schema_name(entity: &str, runtime: &Map<String, Value>) -> String {
 /// The JSON Schema of one field type.
 pub fn field_type(ty: &FieldType) -> Value {
     match ty {
-        FieldType::String => json!({ "type": "string" }),
-        FieldType::Int => json!({ "type": "integer", "format": "int64" }),
-        FieldType::Float => json!({ "type": "number", "format": "double" }),
-        FieldType::Bool => json!({ "type": "boolean" }),
-        FieldType::Datetime => json!({
-            "type": "string",
-            "format": "date-time",
-            "pattern": DATETIME_PATTERN,
-            "description": "RFC 3339 in UTC: YYYY-MM-DDTHH:MM:SS[.f]Z."
-        }),
-        FieldType::Json => json!({ "description": "Any JSON value, stored as JSON text." }),
-        FieldType::Id(target) => json!({
-            "type": "string",
-            "minLength": 1,
-            "description": format!("The id of a {target} row."),
-            "x-pylon-entity": target,
-        }),
+        FieldType::String => parse(r#"{"type": "string"}"#),
+        FieldType::Int => parse(r#"{"type": "integer", "format": "int64"}"#),
+        FieldType::Float => parse(r#"{"type": "number", "format": "double"}"#),
+        FieldType::Bool => parse(r#"{"type": "boolean"}"#),
+        FieldType::Datetime => parse(DATETIME),
+        FieldType::Json => parse(r#"{"description": "Any JSON value, stored as JSON text."}"#),
+        FieldType::Id(target) => {
+            let mut schema = parse(r#"{"type": "string", "minLength": 1}"#);
+            schema["description"] = text(format!("The id of a {target} row."));
+            schema["x-pylon-entity"] = text(target.as_str());
+            schema
+        }
     }
 }
 
@@ -62,13 +59,13 @@ fn field(f: &Field) -> Value {
         // Optional fields may be null: widen `type` to allow it (a `json`
         // field, with no `type`, allows it already).
         if let Some(t) = schema.get("type").cloned() {
-            schema["type"] = json!([t, "null"]);
+            schema["type"] = Value::Array(vec![t, text("null")]);
         }
     }
     if f.unique {
         let said = schema["description"].as_str().unwrap_or_default();
-        let text = format!("{said} Unique within the shard.");
-        schema["description"] = json!(text.trim_start());
+        let description = format!("{said} Unique within the shard.");
+        schema["description"] = text(description.trim_start());
     }
     schema
 }
@@ -79,13 +76,13 @@ pub fn entity(entity: &Entity) -> Value {
     let mut properties = Map::new();
     properties.insert(
         "id".into(),
-        json!({ "type": "string", "minLength": 1, "description": "The row's id (its primary key)." }),
+        parse(r#"{"type": "string", "minLength": 1, "description": "The row's id (its primary key)."}"#),
     );
-    let mut required = vec![json!("id")];
+    let mut required = vec![text("id")];
     for f in &entity.fields {
         properties.insert(f.name.clone(), field(f));
         if !f.optional {
-            required.push(json!(f.name));
+            required.push(text(f.name.as_str()));
         }
     }
     let mut description = format!(
@@ -103,12 +100,12 @@ pub fn entity(entity: &Entity) -> Value {
             .collect();
         description.push_str(&format!(" Indexes: {}.", indexes.join("; ")));
     }
-    json!({
-        "type": "object",
-        "description": description,
-        "required": required,
-        "properties": properties,
-    })
+    object([
+        ("type", text("object")),
+        ("description", text(description)),
+        ("required", Value::Array(required)),
+        ("properties", Value::Object(properties)),
+    ])
 }
 
 /// Adds every entity's schema, `EntityName` and `Row` to `schemas` (the
@@ -119,14 +116,23 @@ pub fn add_schemas(schemas: &mut Map<String, Value>, manifest: &Manifest) {
         .iter()
         .map(|e| schema_name(&e.name, schemas))
         .collect();
-    let entity_names: Vec<&str> = manifest.entities.iter().map(|e| e.name.as_str()).collect();
     let (entity_name, row) = if names.is_empty() {
-        (json!({ "type": "string" }), json!({ "type": "object" }))
-    } else {
-        let rows: Vec<Value> = names.iter().map(|n| schema_ref(n)).collect();
         (
-            json!({ "type": "string", "enum": entity_names }),
-            json!({ "description": "A row of one of the entities.", "anyOf": rows }),
+            parse(r#"{"type": "string"}"#),
+            parse(r#"{"type": "object"}"#),
+        )
+    } else {
+        let entities = manifest.entities.iter();
+        let rows = names.iter().map(|n| component_ref("schemas", n)).collect();
+        (
+            object([
+                ("type", text("string")),
+                ("enum", entities.map(|e| text(e.name.as_str())).collect()),
+            ]),
+            object([
+                ("description", text("A row of one of the entities.")),
+                ("anyOf", Value::Array(rows)),
+            ]),
         )
     };
     for (e, name) in manifest.entities.iter().zip(&names) {
@@ -139,6 +145,7 @@ pub fn add_schemas(schemas: &mut Map<String, Value>, manifest: &Manifest) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn board() -> Manifest {
         Manifest::from_json_str(
@@ -174,6 +181,11 @@ mod tests {
         assert_eq!(
             (&dt["type"], &dt["format"]),
             (&json!("string"), &json!("date-time"))
+        );
+        // The engine's form only: a UTC `Z`, an optional fraction.
+        assert_eq!(
+            dt["pattern"],
+            r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$"
         );
         assert!(field_type(&FieldType::Json).get("type").is_none());
         let id = field_type(&FieldType::Id("User".into()));

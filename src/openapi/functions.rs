@@ -5,20 +5,38 @@
 //! `Value`), so a call that does not fit them is only refused when made
 //! (400 `BAD_ARGS`).
 
-use serde_json::{json, Value};
+use serde_json::{Map, Value};
 
-use super::access::Access;
-use super::operation::{Answer, Body, Fail, OpSpec, Tag};
+use super::access;
+use super::json::{component_ref, object, parse, text};
 use crate::functions::{FnKind, FunctionInfo};
+use crate::manifest::Manifest;
 
-const FAILS: &[Fail] = &[
-    Fail::BadRequest,
-    Fail::Forbidden,
-    Fail::NotFound,
-    Fail::TooLarge,
-    Fail::Unprocessable,
-    Fail::Unavailable,
-];
+/// Every function's operation, before its name and kind are filled in.
+const TEMPLATE: &str = r##"{
+  "tags": ["functions"],
+  "parameters": [{"$ref": "#/components/parameters/shard"}],
+  "requestBody": {
+    "required": false,
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Json"}}}
+  },
+  "responses": {
+    "200": {
+      "description": "OK",
+      "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FunctionResult"}}}
+    },
+    "400": {"$ref": "#/components/responses/BadRequest"},
+    "401": {"$ref": "#/components/responses/Unauthorized"},
+    "403": {"$ref": "#/components/responses/Forbidden"},
+    "404": {"$ref": "#/components/responses/NotFound"},
+    "413": {"$ref": "#/components/responses/TooLarge"},
+    "422": {"$ref": "#/components/responses/Unprocessable"},
+    "429": {"$ref": "#/components/responses/RateLimited"},
+    "500": {"$ref": "#/components/responses/Internal"},
+    "503": {"$ref": "#/components/responses/Unavailable"}
+  },
+  "x-pylon-access": "shardRules"
+}"##;
 
 /// The path of `name`'s route.
 pub fn path(name: &str) -> String {
@@ -31,7 +49,7 @@ pub fn operation_id(name: &str) -> String {
     format!("fn_{name}")
 }
 
-fn detail(f: &FunctionInfo) -> String {
+fn description(f: &FunctionInfo) -> String {
     let kind = match f.kind {
         FnKind::Query => {
             "A query: reads the shard's rows inside its turn (over a socket, `watch` keeps it live)."
@@ -57,31 +75,43 @@ fn detail(f: &FunctionInfo) -> String {
     )
 }
 
-/// The operation of `f`, under the shard rules of `security`/`who`.
-pub fn operation(f: &FunctionInfo, security: Value, who: &str) -> Value {
-    let path = path(&f.name);
-    let id = operation_id(&f.name);
-    let summary = format!("`{}` ({})", f.name, f.kind.as_str());
-    let detail = detail(f);
-    let (query, ok): (&'static [&'static str], &'static [Answer]) = match f.kind {
-        FnKind::Action => (&[], &[Answer::Json(200, "ActionResult")]),
-        _ => (&["op"], &[Answer::Json(200, "FunctionResult")]),
-    };
-    let spec = OpSpec::post(&path, &id, Tag::Functions, Access::ShardRules)
-        .summary(&summary)
-        .detail(&detail)
-        .query(query)
-        .body(Body::Optional("Json"))
-        .ok(ok)
-        .fails(FAILS);
-    let mut op = spec.to_json(security, who);
-    op["x-pylon-function"] = json!({ "kind": f.kind, "trusted": f.trusted });
+/// The operation of `f`, under the manifest's shard rules.
+pub fn operation(f: &FunctionInfo, manifest: &Manifest) -> Value {
+    let mut op = parse(TEMPLATE);
+    op["operationId"] = text(operation_id(&f.name));
+    op["summary"] = text(format!("`{}` ({})", f.name, f.kind.as_str()));
+    op["description"] = text(description(f));
+    match f.kind {
+        FnKind::Action => {
+            op["responses"]["200"]["content"]["application/json"]["schema"] =
+                component_ref("schemas", "ActionResult");
+        }
+        _ => {
+            if let Value::Array(params) = &mut op["parameters"] {
+                params.push(component_ref("parameters", "op"));
+            }
+        }
+    }
+    op["x-pylon-function"] = object([
+        ("kind", text(f.kind.as_str())),
+        ("trusted", Value::Bool(f.trusted)),
+    ]);
+    access::apply(&mut op, manifest);
     op
+}
+
+/// Adds every function's route to `paths`.
+pub fn add(paths: &mut Map<String, Value>, functions: &[FunctionInfo], manifest: &Manifest) {
+    for f in functions {
+        let op = operation(f, manifest);
+        paths.insert(path(&f.name), object([("post", op)]));
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn info(name: &str, kind: FnKind, trusted: bool) -> FunctionInfo {
         FunctionInfo {
@@ -91,13 +121,13 @@ mod tests {
         }
     }
 
+    fn manifest() -> Manifest {
+        Manifest::from_json_str(r#"{"entities":[],"auth":{"anonymous":true}}"#).unwrap()
+    }
+
     #[test]
     fn a_mutation() {
-        let op = operation(
-            &info("moveCard", FnKind::Mutation, false),
-            json!([]),
-            "anyone",
-        );
+        let op = operation(&info("moveCard", FnKind::Mutation, false), &manifest());
         assert_eq!(path("moveCard"), "/v1/shards/{shard}/fn/moveCard");
         assert_eq!(op["operationId"], "fn_moveCard");
         assert_eq!(op["summary"], "`moveCard` (mutation)");
@@ -120,11 +150,18 @@ mod tests {
             .unwrap()
             .starts_with("A mutation"));
         assert!(op["responses"]["422"].is_object());
+        // The implicit `*` rule with `anonymous: true`: callers without a
+        // token too.
+        assert_eq!(op["security"].as_array().unwrap().len(), 3);
+        assert!(op["description"]
+            .as_str()
+            .unwrap()
+            .contains("\n\nWho: the manifest's shard rules"));
     }
 
     #[test]
     fn an_action_and_a_trusted_query() {
-        let op = operation(&info("notify", FnKind::Action, false), json!([]), "x");
+        let op = operation(&info("notify", FnKind::Action, false), &manifest());
         assert_eq!(
             op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
             "#/components/schemas/ActionResult"
@@ -133,7 +170,7 @@ mod tests {
             op["parameters"],
             json!([{"$ref": "#/components/parameters/shard"}])
         );
-        let op = operation(&info("peek", FnKind::Query, true), json!([]), "x");
+        let op = operation(&info("peek", FnKind::Query, true), &manifest());
         assert!(op["description"].as_str().unwrap().contains("Trusted"));
         assert_eq!(op["x-pylon-function"]["kind"], "query");
     }

@@ -16,77 +16,46 @@
 //! assert_eq!(doc["components"]["schemas"]["Todo"]["required"], serde_json::json!(["id", "title"]));
 //! ```
 //!
-//! What is fixed (the runtime's bodies and answers, parameters, error
-//! responses) is data, `components.json`; what the app brings is
-//! generated: entity schemas (`entities.rs`), who may call what
-//! (`access.rs`), the functions' routes (`functions.rs`). The router's
-//! routes are tables of [`operation::OpSpec`] (`routes.rs` and its
-//! neighbours).
+//! What is fixed is data: the document's top (`document.json`), the
+//! runtime's schemas, parameters and error responses (`components.json`)
+//! and the router's routes (`routes/*.json`, in OpenAPI's own form, each
+//! operation naming who may call it). What the app brings is generated:
+//! entity schemas (`entities.rs`), each operation's `security` from the
+//! manifest (`access.rs`), the functions' routes (`functions.rs`). Data
+//! rather than code keeps the Worker small: the generator is a few
+//! kilobytes of wasm.
 
 mod access;
-mod background;
 mod entities;
 mod functions;
-mod objects;
-mod operation;
+mod json;
 mod routes;
-mod signin;
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use crate::functions::FunctionInfo;
 use crate::manifest::Manifest;
-use access::Access;
-use operation::Tag;
+use json::{object, parse, text};
 
-/// The runtime's own schemas, parameters and responses.
+/// The document's top: `openapi`, `servers`, `tags`.
+const TOP: &str = include_str!("document.json");
+/// The runtime's own schemas, parameters, responses and security schemes.
 const COMPONENTS: &str = include_str!("components.json");
 
 /// The document for `manifest` and `functions` (the app's, as
 /// `Functions::list` gives them); `version` is the runtime's version.
 pub fn document(manifest: &Manifest, functions: &[FunctionInfo], version: &str) -> Value {
-    let mut components: Map<String, Value> =
-        serde_json::from_str(COMPONENTS).expect("components.json is a JSON object (unit-tested)");
-    if let Some(Value::Object(schemas)) = components.get_mut("schemas") {
+    let mut components = parse(COMPONENTS);
+    if let Value::Object(schemas) = &mut components["schemas"] {
         entities::add_schemas(schemas, manifest);
     }
-    components.insert("securitySchemes".into(), access::schemes());
-
-    let mut paths = Map::new();
-    for spec in routes::all() {
-        let security = access::security(spec.access, manifest);
-        let who = access::who(spec.access, manifest);
-        add(
-            &mut paths,
-            spec.path,
-            spec.method,
-            spec.to_json(security, &who),
-        );
-    }
-    let security = access::security(Access::ShardRules, manifest);
-    let who = access::who(Access::ShardRules, manifest);
-    for f in functions {
-        let op = functions::operation(f, security.clone(), &who);
-        add(&mut paths, &functions::path(&f.name), "post", op);
-    }
-
-    let tags: Vec<Value> = Tag::ALL
-        .iter()
-        .map(|t| json!({ "name": t.name(), "description": t.description() }))
-        .collect();
-    json!({
-        "openapi": "3.1.0",
-        "info": info(manifest, version),
-        "servers": [{ "url": "/", "description": "This Worker." }],
-        "tags": tags,
-        "paths": paths,
-        "components": components,
-    })
-}
-
-fn add(paths: &mut Map<String, Value>, path: &str, method: &str, op: Value) {
-    let item = paths.entry(path).or_insert_with(|| json!({}));
-    item[method] = op;
+    let mut paths = routes::paths(manifest);
+    functions::add(&mut paths, functions, manifest);
+    let mut doc = parse(TOP);
+    doc["info"] = info(manifest, version);
+    doc["paths"] = Value::Object(paths);
+    doc["components"] = components;
+    doc
 }
 
 fn info(manifest: &Manifest, version: &str) -> Value {
@@ -102,13 +71,20 @@ fn info(manifest: &Manifest, version: &str) -> Value {
          their validators are checked when a function is called.",
         access::shard_rules(manifest)
     );
-    json!({
-        "title": title,
+    object([
+        ("title", text(title)),
         // The app's own version when the manifest has one, else the runtime's.
-        "version": manifest.version().unwrap_or(version),
-        "description": description,
-        "x-pylon-runtime": version,
-    })
+        ("version", text(manifest.version().unwrap_or(version))),
+        ("description", text(description)),
+        ("x-pylon-runtime", text(version)),
+    ])
+}
+
+/// The `{placeholders}` of a path template, in order.
+#[cfg(test)]
+fn placeholders(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/')
+        .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
 }
 
 #[cfg(test)]
@@ -117,6 +93,7 @@ mod tests {
 
     use super::*;
     use crate::functions::FnKind;
+    use serde_json::{json, Map};
 
     fn board() -> Manifest {
         Manifest::from_json_str(include_str!("../../examples/board/schema.json")).unwrap()
@@ -152,10 +129,37 @@ mod tests {
     }
 
     #[test]
-    fn components_json_is_an_object_of_three_sections() {
+    fn placeholders_in_order() {
+        let got: Vec<&str> = placeholders("/v1/match/{kind}/{queue}/tickets/{ticket}").collect();
+        assert_eq!(got, ["kind", "queue", "ticket"]);
+        assert_eq!(placeholders("/healthz").count(), 0);
+    }
+
+    #[test]
+    fn the_top_lists_the_tags_operations_use() {
+        let doc = document(&board(), &fns(), "0.1.0");
+        let tags: Vec<&str> = doc["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        for item in doc["paths"].as_object().unwrap().values() {
+            for op in item.as_object().unwrap().values() {
+                let tag = op["tags"][0].as_str().unwrap();
+                assert!(tags.contains(&tag), "{tag}");
+            }
+        }
+    }
+
+    #[test]
+    fn components_json_is_an_object_of_four_sections() {
         let c: Map<String, Value> = serde_json::from_str(COMPONENTS).unwrap();
         let keys: Vec<&String> = c.keys().collect();
-        assert_eq!(keys, ["parameters", "responses", "schemas"]);
+        assert_eq!(
+            keys,
+            ["parameters", "responses", "schemas", "securitySchemes"]
+        );
     }
 
     #[test]
@@ -192,14 +196,14 @@ mod tests {
                         )
                     })
                     .collect();
-                for name in operation::placeholders(path) {
+                for name in placeholders(path) {
                     assert!(
                         declared.contains(&format!("path:{name}")),
                         "{method} {path}: {name} not declared"
                     );
                 }
                 let in_path = declared.iter().filter(|d| d.starts_with("path:")).count();
-                assert_eq!(in_path, operation::placeholders(path).count(), "{path}");
+                assert_eq!(in_path, placeholders(path).count(), "{path}");
             }
         }
     }
@@ -211,6 +215,9 @@ mod tests {
         assert_eq!(doc["info"]["title"], "collab-todos");
         assert_eq!(doc["info"]["version"], "1");
         assert_eq!(doc["info"]["x-pylon-runtime"], "0.1.0");
+        let schemes = &doc["components"]["securitySchemes"];
+        assert_eq!(schemes["bearer"]["scheme"], "bearer");
+        assert_eq!(schemes["sessionCookie"]["name"], "pylon_session");
         let schemas = &doc["components"]["schemas"];
         for e in ["User", "Card", "Todo", "Channel", "Message"] {
             assert_eq!(schemas[e]["type"], "object", "{e}");
