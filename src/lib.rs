@@ -18,6 +18,7 @@ pub mod http;
 pub mod jobs;
 pub mod live;
 pub mod manifest;
+pub mod openapi;
 pub mod policy;
 pub mod protocol;
 pub mod query;

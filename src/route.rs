@@ -18,6 +18,9 @@ pub const MAX_SHARD_NAME: usize = 128;
 pub enum Route {
     /// `GET /healthz`
     Health,
+    /// `GET /v1/openapi.json`: the OpenAPI document of the app's API
+    /// (docs/openapi.md).
+    OpenApi,
     /// `/v1/query`: a cold-path query, answered from D1.
     ColdQuery,
     /// `/v1/shards`: the shard directory, from D1.
@@ -57,6 +60,7 @@ pub enum Area {
 pub fn parse(path: &str) -> Result<Route, ApiError> {
     match path {
         "/healthz" => return Ok(Route::Health),
+        "/v1/openapi.json" => return Ok(Route::OpenApi),
         "/v1/query" => return Ok(Route::ColdQuery),
         "/v1/shards" => return Ok(Route::ShardList),
         _ => {}
@@ -170,6 +174,7 @@ mod tests {
     fn routes() {
         assert_eq!(parse("/nope").unwrap_err().code, "NOT_FOUND");
         assert_eq!(parse("/v1/query"), Ok(Route::ColdQuery));
+        assert_eq!(parse("/v1/openapi.json"), Ok(Route::OpenApi));
         assert_eq!(parse("/v1/shards"), Ok(Route::ShardList));
         assert_eq!(parse("/v1/cache"), Ok(Route::Cache { rest: "".into() }));
         assert_eq!(

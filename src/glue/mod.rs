@@ -15,6 +15,7 @@ pub(crate) mod fetch;
 pub(crate) mod functions;
 pub(crate) mod internal;
 pub(crate) mod jobs;
+mod openapi;
 mod random;
 pub(crate) mod respond;
 pub(crate) mod router;

@@ -1,4 +1,5 @@
-//! The stateless router Worker: `GET /healthz`, the cold-path routes served
+//! The stateless router Worker: `GET /healthz`, `GET /v1/openapi.json`
+//! (`openapi.rs`), the cold-path routes served
 //! from D1 (`POST /v1/query`, `GET /v1/shards`; see `cold.rs`), every
 //! `/v1/shards/{shard}/...` request handed to the Shard object `{shard}`
 //! and every `/v1/objects/{kind}/{name}/...` to object `{name}` of an app's
@@ -61,6 +62,8 @@ async fn route(req: Request, env: &Env, app: &App) -> Result<Response> {
             &json!({ "ok": true, "version": env!("CARGO_PKG_VERSION") }),
         ),
         Ok(Route::Health) => respond::error(&ApiError::method_not_allowed("use GET /healthz")),
+        // Describes the API, not data: no credentials, no rate limit.
+        Ok(Route::OpenApi) => super::openapi::answer(&req, app),
         Ok(Route::ColdQuery) => super::cold::query(req, env, app).await,
         Ok(Route::ShardList) => super::cold::shards(req, env, app).await,
         Ok(Route::Shard { shard, rest }) => match action_name(app, &req, &rest) {

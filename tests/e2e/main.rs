@@ -70,6 +70,7 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
         scenario!(scenarios::health::run),
         scenario!(scenarios::keepalive::start),
         scenario!(scenarios::routing::run),
+        scenario!(scenarios::openapi::run),
         scenario!(scenarios::live::run),
         scenario!(scenarios::objects::run),
         scenario!(scenarios::cache::run),

@@ -17,6 +17,7 @@ pub mod keepalive;
 pub mod live;
 pub mod minimal;
 pub mod objects;
+pub mod openapi;
 pub mod plane;
 pub mod rate_limit;
 pub mod restart;
