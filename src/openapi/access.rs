@@ -22,6 +22,10 @@ pub enum Access {
     JobsEnqueue,
     /// The `start` of the named workflow.
     WorkflowStart,
+    /// The manifest's `cache.read`.
+    CacheRead,
+    /// The manifest's `cache.write`.
+    CacheWrite,
     /// Admins only.
     Admin,
     /// A session token (bearer or cookie).
@@ -39,6 +43,8 @@ impl Access {
             "caller" => Access::Caller,
             "jobsEnqueue" => Access::JobsEnqueue,
             "workflowStart" => Access::WorkflowStart,
+            "cacheRead" => Access::CacheRead,
+            "cacheWrite" => Access::CacheWrite,
             "admin" => Access::Admin,
             "session" => Access::Session,
             "sessionOrRefreshToken" => Access::SessionOrRefreshToken,
@@ -80,6 +86,8 @@ pub fn anonymous_allowed(access: Access, manifest: &Manifest) -> bool {
         Access::WorkflowStart => {
             auth.anonymous && background.workflows.iter().any(|w| w.start == Who::Anyone)
         }
+        Access::CacheRead => auth.anonymous && background.cache.read == Who::Anyone,
+        Access::CacheWrite => auth.anonymous && background.cache.write == Who::Anyone,
         Access::Admin | Access::Session => false,
         Access::SessionOrRefreshToken => true,
     }
@@ -139,6 +147,14 @@ pub fn who(access: Access, manifest: &Manifest) -> String {
                 format!("each workflow's `start`: {}.", each.join("; "))
             }
         }
+        Access::CacheRead => format!(
+            "{} (the manifest's `cache.read`).",
+            who_name(manifest.background().cache.read)
+        ),
+        Access::CacheWrite => format!(
+            "{} (the manifest's `cache.write`; a command that writes needs it).",
+            who_name(manifest.background().cache.write)
+        ),
         Access::Admin => "admins only (a token whose admin claim is true).".into(),
         Access::Session => "a signed-in session (bearer session token or cookie).".into(),
         Access::SessionOrRefreshToken => {
