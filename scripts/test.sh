@@ -29,14 +29,21 @@ bash clients/functions/test.sh
 
 # The Workers build (wasm32, release, LTO: minutes, mostly on one core)
 # runs in the background, in its own target directory, beside the native
-# tests and the fuzzing; the bundle step waits for it.
+# tests; the bundle step waits for it. Then, still beside the native
+# tests (which outlast it), the short fuzzing run, in the fuzz crate's own
+# target directory: both would otherwise leave a core idle.
 mkdir -p target
 worker_log="$ROOT/target/worker-build.log"
+fuzz_log="$ROOT/target/fuzz.log"
 ( bash scripts/build-worker.sh &&
   # The second app only has to run (its size is the board's business), so
   # it skips wasm-opt, which is most of a warm build's time.
   PYLON_WASM_OPT=0 bash scripts/build-worker.sh examples/minimal ) >"$worker_log" 2>&1 &
 worker_build=$!
+( wait_for_worker() { while kill -0 "$worker_build" 2>/dev/null; do sleep 2; done; }
+  wait_for_worker
+  PYLON_FUZZ_DEV=1 bash scripts/fuzz.sh "${PYLON_FUZZ_SECS:-13}" ) >"$fuzz_log" 2>&1 &
+fuzzing=$!
 
 # The native step builds the library with the e2e suite's features, so the
 # e2e step reuses it (and the D1 migrations of both apps are checked by
@@ -44,8 +51,13 @@ worker_build=$!
 step "native tests (engine, protocol, client, the example apps, D1 migrations; real SQLite)"
 cargo test --workspace --features pylon-workers/e2e
 
-step "fuzzing the protocol decoders, the token readers and the cold query (short budget, unoptimized build; bash scripts/fuzz.sh 3600 for a long run)"
-PYLON_FUZZ_DEV=1 bash scripts/fuzz.sh "${PYLON_FUZZ_SECS:-13}"
+step "fuzzing the protocol decoders, the token readers and the cold query (short budget, unoptimized build, run in the background after the Worker build; bash scripts/fuzz.sh 3600 for a long run)"
+if ! wait "$fuzzing"; then
+  cat "$fuzz_log"
+  echo "test.sh: fuzzing failed"
+  exit 1
+fi
+grep -E "^fuzz:|Done [0-9]+ runs" "$fuzz_log" || true
 
 step "Worker builds (wasm32, release, wasm-opt): the board, and examples/minimal, the second app the e2e suite runs (waiting for the background build)"
 if ! wait "$worker_build"; then
