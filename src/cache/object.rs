@@ -23,7 +23,7 @@ use super::store::{CacheStore, Entry};
 use super::{CacheError, Command, SetOnly};
 use crate::api_error::ApiError;
 use crate::host::{Action, Method, Object, Open, OpenError, Request, Response};
-use crate::signin::object::{NoConn, NoMsg};
+use crate::host::{NoConn, NoMsg};
 use crate::sql::MAX_SAFE_INT;
 use crate::storage::SqlConn;
 

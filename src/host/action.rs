@@ -81,3 +81,23 @@ impl<M, S> Action<M, S> {
         }
     }
 }
+
+/// The connection state of a kind that takes no sockets (the jobs ledger,
+/// a workflow instance, the cache, sign-in): it only fills the trait's slot.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct NoConn;
+
+impl ConnState for NoConn {
+    fn encoding(&self) -> Encoding {
+        Encoding::Json
+    }
+}
+
+/// The message type of a kind that takes no sockets.
+pub struct NoMsg;
+
+impl Wire for NoMsg {
+    fn encode(&self, _: Encoding) -> Frame {
+        Frame::Text(String::new())
+    }
+}

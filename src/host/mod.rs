@@ -59,7 +59,7 @@ mod request;
 pub mod timers;
 
 pub use self::core::{Attachment, Effect, HostCore};
-pub use action::{Action, ConnState, Wire};
+pub use action::{Action, ConnState, NoConn, NoMsg, Wire};
 pub use erased::{ErasedCore, JsonEffects, Pending};
 pub use io::{IoCall, IoOutcome};
 pub use object::{Object, Open, OpenError};

@@ -21,10 +21,9 @@ use serde_json::json;
 use super::store::{Job, JobFilter, LedgerStore};
 use super::{JobMessage, JobRequest, JobStatus, MAX_DELAY_MS};
 use crate::api_error::ApiError;
-use crate::host::{Action, ConnState, IoCall, IoOutcome, Method, Object, Open, OpenError};
-use crate::host::{Request, Response, Wire};
+use crate::host::{Action, IoCall, IoOutcome, Method, NoConn, NoMsg, Object, Open, OpenError};
+use crate::host::{Request, Response};
 use crate::manifest::Background;
-use crate::protocol::{Encoding, Frame};
 use crate::sql::SqlValue;
 use crate::storage::{SqlConn, StorageError};
 use crate::workflows::WorkflowSummary;
@@ -51,24 +50,6 @@ const OVERDUE_GRACE_MS: i64 = 60_000;
 
 const RESEND_TIMER: &str = "resend";
 const SWEEP_TIMER: &str = "sweep";
-
-/// The ledger takes no sockets.
-#[derive(Clone, serde::Serialize, serde::Deserialize)]
-pub struct NoConn;
-
-impl ConnState for NoConn {
-    fn encoding(&self) -> Encoding {
-        Encoding::Json
-    }
-}
-
-pub struct NoMsg;
-
-impl Wire for NoMsg {
-    fn encode(&self, _: Encoding) -> Frame {
-        Frame::Text(String::new())
-    }
-}
 
 type Actions = Vec<Action<NoMsg, NoConn>>;
 

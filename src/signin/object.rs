@@ -9,31 +9,12 @@
 use super::store::AuthStore;
 use super::store_api::{dispatch, StoreCall, StoreReply};
 use crate::api_error::ApiError;
-use crate::host::{Action, ConnState, Object, Open, OpenError, Request, Response, Wire};
-use crate::protocol::{Encoding, Frame};
+use crate::host::{Action, NoConn, NoMsg, Object, Open, OpenError, Request, Response};
 use crate::storage::SqlConn;
 
 /// The Auth object.
 pub struct AuthObject<C: SqlConn> {
     store: AuthStore<C>,
-}
-
-/// It takes no sockets: these two types only fill the trait's slots.
-#[derive(Clone, serde::Serialize, serde::Deserialize)]
-pub struct NoConn;
-
-impl ConnState for NoConn {
-    fn encoding(&self) -> Encoding {
-        Encoding::Json
-    }
-}
-
-pub struct NoMsg;
-
-impl Wire for NoMsg {
-    fn encode(&self, _: Encoding) -> Frame {
-        Frame::Text(String::new())
-    }
 }
 
 impl<C: SqlConn> Object<C> for AuthObject<C> {

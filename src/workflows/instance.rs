@@ -47,9 +47,9 @@ use super::store::{Instance, InstanceStore};
 use super::view::{state_json, summary};
 use crate::api_error::ApiError;
 use crate::host::{Action, IoCall, IoOutcome, Method, Object, Open, OpenError, Request, Response};
+use crate::host::{NoConn, NoMsg};
 use crate::manifest::Manifest;
 use crate::policy::AuthContext;
-use crate::signin::object::{NoConn, NoMsg};
 use crate::storage::{SqlConn, StorageError};
 
 /// The durable timer that tells the jobs ledger again where the instance

@@ -15,7 +15,7 @@ use super::store::{Instance, InstanceStore, StepError, StepRecord};
 use super::{StepDef, StepKind, MAX_WAIT_MS};
 use crate::functions::{FnError, FunctionRun};
 use crate::host::{Action, IoCall};
-use crate::signin::object::{NoConn, NoMsg};
+use crate::host::{NoConn, NoMsg};
 use crate::storage::{SqlConn, StorageError};
 use crate::value::Value;
 
