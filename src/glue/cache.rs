@@ -63,7 +63,7 @@ pub(crate) async fn handle(mut req: Request, env: &Env, app: &App, rest: &str) -
         Access::Write => (rules.write, "writing to the cache"),
     };
     if !who.allows(&caller) {
-        return crate::glue::jobs::forbidden(&caller, what);
+        return respond::refused(&caller, what);
     }
     let mut answers = Vec::with_capacity(plan.calls.len());
     for call in &plan.calls {

@@ -100,12 +100,7 @@ pub(crate) async fn handle(req: Request, env: &Env, app: &App, rest: &str) -> Re
         Err(answer) => return Ok(answer),
     };
     if !caller.is_admin {
-        let e = if caller.user_id.is_none() {
-            ApiError::new(401, "UNAUTHORIZED", "cron entries: sign in as an admin")
-        } else {
-            ApiError::new(403, "FORBIDDEN", "cron entries are for admins")
-        };
-        return respond::error(&e);
+        return respond::refused(&caller, "cron entries (admins only)");
     }
     let manifest = match respond::manifest(app)? {
         Ok(m) => m,

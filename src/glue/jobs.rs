@@ -47,22 +47,6 @@ pub(crate) async fn send(
     })
 }
 
-pub(crate) fn forbidden(caller: &AuthContext, what: &str) -> Result<Response> {
-    if caller.user_id.is_none() && !caller.is_admin {
-        respond::error(&ApiError::new(
-            401,
-            "UNAUTHORIZED",
-            format!("{what}: sign in first"),
-        ))
-    } else {
-        respond::error(&ApiError::new(
-            403,
-            "FORBIDDEN",
-            format!("{what}: not allowed for this caller"),
-        ))
-    }
-}
-
 /// The ledger's answer, passed on as it is.
 fn pass_on(answer: Result<internal::Answer>) -> Result<Response> {
     match answer {
@@ -127,7 +111,7 @@ pub(crate) async fn handle(mut req: Request, env: &Env, app: &App, rest: &str) -
     match (req.method(), rest) {
         (Method::Post, "") => {
             if !manifest.background().jobs.enqueue.allows(&caller) {
-                return forbidden(&caller, "enqueuing jobs");
+                return respond::refused(&caller, "enqueuing jobs");
             }
             let bytes = match body::read_capped(&mut req, MAX_BODY_BYTES).await {
                 Ok(b) => b,
@@ -158,7 +142,7 @@ pub(crate) async fn handle(mut req: Request, env: &Env, app: &App, rest: &str) -
         }
         (Method::Get, "") | (Method::Get, "stats") => {
             if !caller.is_admin {
-                return forbidden(&caller, "listing jobs");
+                return respond::refused(&caller, "listing jobs");
             }
             let path = if rest.is_empty() {
                 "jobs"
@@ -191,7 +175,7 @@ pub(crate) async fn handle(mut req: Request, env: &Env, app: &App, rest: &str) -
         (Method::Post, action) => match action.rsplit_once('/') {
             Some((id, verb @ ("retry" | "cancel"))) if !id.contains('/') => {
                 if !caller.is_admin {
-                    return forbidden(&caller, &format!("{verb} of a job"));
+                    return respond::refused(&caller, &format!("{verb} of a job"));
                 }
                 let path = format!("jobs/{id}/{verb}");
                 pass_on(

@@ -26,6 +26,24 @@ pub(crate) fn internal(context: &str, e: &worker::Error) -> Result<Response> {
 
 /// The app's manifest, or the answer when it does not load: a 500 without
 /// the details (logged).
+/// A caller the rule refused: 401 `UNAUTHORIZED` without an identity (a
+/// token would help), else 403 `FORBIDDEN`. `what` names what was refused.
+pub(crate) fn refused(caller: &crate::policy::AuthContext, what: &str) -> Result<Response> {
+    if caller.user_id.is_none() && !caller.is_admin {
+        error(&ApiError::new(
+            401,
+            "UNAUTHORIZED",
+            format!("{what}: sign in first"),
+        ))
+    } else {
+        error(&ApiError::new(
+            403,
+            "FORBIDDEN",
+            format!("{what}: not allowed for this caller"),
+        ))
+    }
+}
+
 pub(crate) fn manifest(app: &App) -> Result<std::result::Result<Arc<Manifest>, Response>> {
     match app.manifest() {
         Ok(m) => Ok(Ok(m)),

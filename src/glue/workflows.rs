@@ -94,16 +94,7 @@ pub(crate) async fn handle(mut req: Request, env: &Env, app: &App, rest: &str) -
                 ));
             };
             if !def.start.allows(&caller) {
-                let e = if caller.user_id.is_none() {
-                    ApiError::new(401, "UNAUTHORIZED", "starting this workflow: sign in first")
-                } else {
-                    ApiError::new(
-                        403,
-                        "FORBIDDEN",
-                        "starting this workflow is not allowed for this caller",
-                    )
-                };
-                return respond::error(&e);
+                return respond::refused(&caller, "starting this workflow");
             }
             if let Some(shard) = &start.shard {
                 if let Err(e) = manifest.auth().admit_caller(shard, &caller) {
