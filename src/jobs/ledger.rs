@@ -70,6 +70,10 @@ fn storage(e: StorageError) -> Response {
     ApiError::internal(format!("the jobs ledger's storage: {e}")).into()
 }
 
+fn not_found(id: &str) -> Response {
+    ApiError::new(404, "JOB_NOT_FOUND", format!("no job {id:?}")).into()
+}
+
 fn conflict(code: &'static str, message: String) -> Response {
     ApiError::new(409, code, message).into()
 }
@@ -375,20 +379,23 @@ impl<C: SqlConn + Clone> JobLedger<C> {
         (Response::ok(run), Vec::new())
     }
 
+    /// Job `id`, or the answer that it is not there (404 `JOB_NOT_FOUND`).
+    fn existing(&self, id: &str) -> Result<Job, Response> {
+        match self.store.job(id) {
+            Ok(Some(j)) => Ok(j),
+            Ok(None) => Err(not_found(id)),
+            Err(e) => Err(storage(e)),
+        }
+    }
+
     fn finish(&mut self, id: &str, req: &Request, now_ms: i64) -> (Response, Actions) {
         let b: FinishBody = match body(req, "BAD_FRAME") {
             Ok(b) => b,
             Err(r) => return (r, Vec::new()),
         };
-        let job = match self.store.job(id) {
-            Ok(Some(j)) => j,
-            Ok(None) => {
-                return (
-                    ApiError::new(404, "JOB_NOT_FOUND", format!("no job {id:?}")).into(),
-                    Vec::new(),
-                )
-            }
-            Err(e) => return (storage(e), Vec::new()),
+        let job = match self.existing(id) {
+            Ok(j) => j,
+            Err(r) => return (r, Vec::new()),
         };
         if b.send != job.sends || job.status != JobStatus::Running {
             // A late outcome of a superseded run: what the ledger holds stands.
@@ -460,15 +467,9 @@ impl<C: SqlConn + Clone> JobLedger<C> {
     }
 
     fn retry(&mut self, id: &str, now_ms: i64) -> (Response, Actions) {
-        let job = match self.store.job(id) {
-            Ok(Some(j)) => j,
-            Ok(None) => {
-                return (
-                    ApiError::new(404, "JOB_NOT_FOUND", format!("no job {id:?}")).into(),
-                    Vec::new(),
-                )
-            }
-            Err(e) => return (storage(e), Vec::new()),
+        let job = match self.existing(id) {
+            Ok(j) => j,
+            Err(r) => return (r, Vec::new()),
         };
         if !matches!(
             job.status,
@@ -518,7 +519,7 @@ impl<C: SqlConn + Clone> JobLedger<C> {
                     job.status.as_str()
                 ),
             ),
-            Ok(None) => ApiError::new(404, "JOB_NOT_FOUND", format!("no job {id:?}")).into(),
+            Ok(None) => not_found(id),
             Err(e) => storage(e),
         }
     }
@@ -659,13 +660,9 @@ impl<C: SqlConn + Clone> Object<C> for JobLedger<C> {
             (Method::Post, ["runs", id, "dead"]) => (self.dead_letter(id, &req, now_ms), none()),
             (Method::Get, ["jobs"]) => (self.list(&req), none()),
             (Method::Get, ["jobs", "stats"]) => (Response::ok(self.counts()), none()),
-            (Method::Get, ["jobs", id]) => match self.store.job(id) {
-                Ok(Some(j)) => (Response::ok(j.to_json()), none()),
-                Ok(None) => (
-                    ApiError::new(404, "JOB_NOT_FOUND", format!("no job {id:?}")).into(),
-                    none(),
-                ),
-                Err(e) => (storage(e), none()),
+            (Method::Get, ["jobs", id]) => match self.existing(id) {
+                Ok(j) => (Response::ok(j.to_json()), none()),
+                Err(r) => (r, none()),
             },
             (Method::Post, ["jobs", id, "retry"]) => self.retry(id, now_ms),
             (Method::Post, ["jobs", id, "cancel"]) => (self.cancel(id, now_ms), none()),
