@@ -642,17 +642,28 @@ impl<C: SqlConn> ShardStore<C> {
     /// Deletes the entries up to and including (`seq`, `idx`): the ones a
     /// drain applied.
     pub fn outbox_delete_through(&self, seq: u64, idx: u64) -> Result<(), StorageError> {
+        self.delete_through("_pylon_outbox", seq, idx)
+    }
+
+    /// Deletes the rows of an outbox table (`seq`, `idx` keyed: the D1
+    /// outbox, the job outbox) up to and including (`seq`, `idx`).
+    fn delete_through(&self, table: &'static str, seq: u64, idx: u64) -> Result<(), StorageError> {
         self.run(
-            "DELETE FROM _pylon_outbox WHERE seq < ?1 OR (seq = ?1 AND idx <= ?2)",
+            &format!("DELETE FROM {table} WHERE seq < ?1 OR (seq = ?1 AND idx <= ?2)"),
             &[SqlValue::Integer(seq as i64), SqlValue::Integer(idx as i64)],
         )
     }
 
     /// Entries waiting, and the time of the oldest.
     pub fn outbox_depth(&self) -> Result<(u64, Option<i64>), StorageError> {
+        self.depth_of("_pylon_outbox")
+    }
+
+    /// The rows of an outbox table, and the `at` of its oldest.
+    fn depth_of(&self, table: &'static str) -> Result<(u64, Option<i64>), StorageError> {
         let rows = self
             .conn
-            .exec("SELECT count(*), min(at) FROM _pylon_outbox", &[])?;
+            .exec(&format!("SELECT count(*), min(at) FROM {table}"), &[])?;
         Ok(rows
             .first()
             .map(|r| {

@@ -56,26 +56,11 @@ impl<C: SqlConn> ShardStore<C> {
     /// Deletes the jobs up to and including (`seq`, `idx`): the ones the
     /// ledger took. Jobs committed since have larger seqs and stay.
     pub fn delete_jobs_through(&self, seq: u64, idx: u64) -> Result<(), StorageError> {
-        self.run(
-            "DELETE FROM _pylon_job_outbox WHERE seq < ?1 OR (seq = ?1 AND idx <= ?2)",
-            &[SqlValue::Integer(seq as i64), SqlValue::Integer(idx as i64)],
-        )
+        self.delete_through("_pylon_job_outbox", seq, idx)
     }
 
     /// Jobs waiting, and when the oldest was committed.
     pub fn job_outbox_depth(&self) -> Result<(u64, Option<i64>), StorageError> {
-        let rows = self
-            .conn
-            .exec("SELECT count(*), min(at) FROM _pylon_job_outbox", &[])?;
-        Ok(rows
-            .first()
-            .map(|r| {
-                let oldest = match r.get(1) {
-                    Some(SqlValue::Integer(t)) => Some(*t),
-                    _ => None,
-                };
-                (r.first().map_or(0, uint), oldest)
-            })
-            .unwrap_or((0, None)))
+        self.depth_of("_pylon_job_outbox")
     }
 }
