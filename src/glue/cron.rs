@@ -95,17 +95,13 @@ pub async fn scheduled(event: ScheduledEvent, env: Env, app: &'static App) {
 
 /// `/v1/crons[/…]`, for admins.
 pub(crate) async fn handle(req: Request, env: &Env, app: &App, rest: &str) -> Result<Response> {
-    let caller = match session_gate::identify(env, app, &req).await? {
-        Ok(c) => c,
+    let (caller, manifest) = match session_gate::caller_and_manifest(env, app, &req).await? {
+        Ok(found) => found,
         Err(answer) => return Ok(answer),
     };
     if !caller.is_admin {
         return respond::refused(&caller, "cron entries (admins only)");
     }
-    let manifest = match respond::manifest(app)? {
-        Ok(m) => m,
-        Err(answer) => return Ok(answer),
-    };
     let crons = &manifest.background().crons;
     match (req.method(), rest.split_once('/')) {
         (Method::Get, None) if rest.is_empty() => {

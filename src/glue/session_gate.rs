@@ -6,12 +6,15 @@
 //! forwarded like any other caller. Every other request goes to the JWT
 //! gate (`glue::auth`) unchanged.
 
+use std::sync::Arc;
+
 use worker::{Env, Request, Response, Result};
 
 use crate::app::App;
 use crate::auth;
 use crate::glue::auth::Gate;
 use crate::glue::{respond, signin as glue_signin};
+use crate::manifest::Manifest;
 use crate::policy::AuthContext;
 use crate::signin::csrf::{check, CsrfInput};
 use crate::signin::session::request_session;
@@ -115,4 +118,20 @@ pub(crate) async fn identify(
         None => crate::glue::auth::identify(env, app, req).await,
         Some(r) => Ok(r.map(|(caller, _)| caller)),
     }
+}
+
+/// The caller and the manifest, the preamble of every `/v1` handler
+/// outside the shards (jobs, workflows, crons, the cache): `Err` is the
+/// answer to send as it is (a refused credential, or a manifest that
+/// does not load).
+pub(crate) async fn caller_and_manifest(
+    env: &Env,
+    app: &App,
+    req: &Request,
+) -> Result<std::result::Result<(AuthContext, Arc<Manifest>), Response>> {
+    let caller = match identify(env, app, req).await? {
+        Ok(c) => c,
+        Err(answer) => return Ok(Err(answer)),
+    };
+    Ok(respond::manifest(app)?.map(|manifest| (caller, manifest)))
 }

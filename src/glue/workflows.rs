@@ -51,12 +51,8 @@ fn pass_on(answer: Result<internal::Answer>) -> Result<Response> {
 
 /// `/v1/workflows[/…]`.
 pub(crate) async fn handle(mut req: Request, env: &Env, app: &App, rest: &str) -> Result<Response> {
-    let caller = match session_gate::identify(env, app, &req).await? {
-        Ok(c) => c,
-        Err(answer) => return Ok(answer),
-    };
-    let manifest = match respond::manifest(app)? {
-        Ok(m) => m,
+    let (caller, manifest) = match session_gate::caller_and_manifest(env, app, &req).await? {
+        Ok(found) => found,
         Err(answer) => return Ok(answer),
     };
     let method = req.method();
