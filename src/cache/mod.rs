@@ -21,6 +21,7 @@ mod error;
 mod limits;
 mod object;
 pub mod plan;
+mod scope;
 mod store;
 
 pub use command::{Command, SetOnly, COMMANDS};
@@ -30,6 +31,7 @@ pub use limits::{
     MAX_VALUE_BYTES,
 };
 pub use object::CacheObject;
+pub use scope::{check as check_scope, key_shard, CacheScope};
 
 /// How many objects hold the cache's keys: one object serves requests one
 /// at a time, so one object per cache would be its throughput limit.

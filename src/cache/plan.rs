@@ -58,6 +58,9 @@ pub struct Call {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
     pub access: Access,
+    /// Every key the request touches (decoded), for the tenant check
+    /// ([`super::scope::check`]).
+    pub keys: Vec<String>,
     pub calls: Vec<Call>,
     pub merge: Merge,
 }
@@ -67,7 +70,14 @@ fn json_body(body: &[u8]) -> Result<Json, ApiError> {
         .map_err(|e| CacheError::BadRequest(format!("the body is not JSON: {e}")).into())
 }
 
-fn one(access: Access, object: usize, method: Method, rest: String, body: Option<Json>) -> Plan {
+fn one(
+    access: Access,
+    keys: Vec<String>,
+    object: usize,
+    method: Method,
+    rest: String,
+    body: Option<Json>,
+) -> Plan {
     let calls = vec![Call {
         object,
         method,
@@ -77,6 +87,7 @@ fn one(access: Access, object: usize, method: Method, rest: String, body: Option
     }];
     Plan {
         access,
+        keys,
         calls,
         merge: Merge::One,
     }
@@ -105,18 +116,19 @@ pub fn plan(method: Method, rest: &str, body: &[u8]) -> Result<Plan, ApiError> {
     // The object gets the key as the URL had it (ASCII, percent-encoded).
     let at = format!("key/{encoded}");
     match (method, verb) {
-        (Method::Get, None) => Ok(one(Access::Read, object, method, at, None)),
-        (Method::Delete, None) => Ok(one(Access::Write, object, method, at, None)),
+        (Method::Get, None) => Ok(one(Access::Read, vec![key], object, method, at, None)),
+        (Method::Delete, None) => Ok(one(Access::Write, vec![key], object, method, at, None)),
         (Method::Put, None) => {
             let b = json_body(body)?;
-            Ok(one(Access::Write, object, method, at, Some(b)))
+            Ok(one(Access::Write, vec![key], object, method, at, Some(b)))
         }
         (Method::Post, Some("incr")) => {
             let b = match body.iter().all(u8::is_ascii_whitespace) {
                 true => json!({}),
                 false => json_body(body)?,
             };
-            Ok(one(Access::Write, object, method, at + "/incr", Some(b)))
+            let at = at + "/incr";
+            Ok(one(Access::Write, vec![key], object, method, at, Some(b)))
         }
         (_, None | Some("incr")) => Err(ApiError::method_not_allowed(
             "a key takes GET, PUT and DELETE, and POST …/incr (docs/cache.md)",
@@ -133,6 +145,7 @@ fn command(body: Json) -> Result<Plan, ApiError> {
         true => Access::Read,
         false => Access::Write,
     };
+    let all_keys: Vec<String> = cmd.keys().into_iter().map(str::to_owned).collect();
     let (name, keys) = match &cmd {
         Command::Del(keys) => ("DEL", keys),
         Command::Exists(keys) => ("EXISTS", keys),
@@ -140,6 +153,7 @@ fn command(body: Json) -> Result<Plan, ApiError> {
             let object = other.keys().first().map_or(0, |k| object_of(k));
             return Ok(one(
                 access,
+                all_keys,
                 object,
                 Method::Post,
                 "command".into(),
@@ -170,6 +184,7 @@ fn command(body: Json) -> Result<Plan, ApiError> {
     }
     Ok(Plan {
         access,
+        keys: all_keys,
         calls,
         merge: Merge::Sum,
     })
@@ -198,6 +213,23 @@ pub fn merge(merge: Merge, answers: Vec<Response>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_key_of_a_request_is_named_for_the_tenant_check() {
+        let p = plan(Method::Get, "team%3Aacme%2Fhits", b"").unwrap();
+        assert_eq!(p.keys, ["team:acme/hits"]);
+        let p = plan(
+            Method::Post,
+            "",
+            br#"{"cmd": ["DEL", "a/1", "b/2", "c/3"]}"#,
+        )
+        .unwrap();
+        assert_eq!(p.keys, ["a/1", "b/2", "c/3"]);
+        let p = plan(Method::Post, "", br#"{"cmd": ["INCRBY", "a/n", 2]}"#).unwrap();
+        assert_eq!(p.keys, ["a/n"]);
+        let p = plan(Method::Post, "", br#"{"cmd": ["PING"]}"#).unwrap();
+        assert!(p.keys.is_empty());
+    }
 
     #[test]
     fn key_routes_go_to_the_keys_object() {

@@ -5,8 +5,8 @@
 use worker::{Env, Method, Request, Response, Result};
 
 use crate::app::App;
-use crate::cache::object_name;
 use crate::cache::plan::{self, Access};
+use crate::cache::{check_scope, object_name};
 use crate::glue::{body, internal, respond, session_gate};
 use crate::host;
 
@@ -60,6 +60,10 @@ pub(crate) async fn handle(mut req: Request, env: &Env, app: &App, rest: &str) -
     };
     if !who.allows(&caller) {
         return respond::refused(&caller, what);
+    }
+    let keys = plan.keys.iter().map(String::as_str);
+    if let Err(e) = check_scope(rules.scope, manifest.auth(), &caller, keys) {
+        return respond::error(&e);
     }
     let mut answers = Vec::with_capacity(plan.calls.len());
     for call in &plan.calls {

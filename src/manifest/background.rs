@@ -73,6 +73,10 @@ pub struct CacheConfig {
     pub read: Who,
     #[serde(default)]
     pub write: Who,
+    /// `"app"`: one namespace; `"shard"`: keys are `{shard}/{name}`,
+    /// governed by the shard rules (docs/cache.md, "Tenants").
+    #[serde(default)]
+    pub scope: crate::cache::CacheScope,
 }
 
 /// A function the scheduled handler runs on a cron schedule. `cron` must

@@ -3,8 +3,10 @@
 //! exactly; a `PX 1500` key is gone two seconds later; the command
 //! endpoint's replies; bad keys, values, TTLs and commands get typed
 //! errors; the board lets anyone read and only signed-in callers write;
-//! multi-key commands over keys spread across the objects; and a key
-//! without a TTL survives a `kill -9` of wrangler (`after_restart`).
+//! multi-key commands over keys spread across the objects; the board's
+//! keys are its shards' (`cache.scope: "shard"`), so a user's keys are
+//! theirs alone; and a key without a TTL survives a `kill -9` of wrangler
+//! (`after_restart`).
 
 use std::time::Duration;
 
@@ -97,7 +99,9 @@ fn code(b: &Value) -> &str {
 
 pub async fn run(ctx: &mut Ctx) -> Result<()> {
     let c = Cache::new(ctx)?;
-    let p = unique("cache");
+    // The board's cache keys are `{shard}/{name}`: this shard is open to
+    // anyone (`*`).
+    let p = format!("{}/k", unique("cache"));
 
     // Set, get (anonymous: the board's cache.read is anyone), delete; a
     // key with "/" and a space, percent-encoded in the path.
@@ -275,6 +279,44 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         )
         .await?;
     ensure!(s == 200 && b["reply"] == "text", "anonymous GET: {s} {b}");
+
+    // Tenants: a key belongs to its shard, and the shard rules decide. The
+    // board's `user:{userId}` is its user's alone.
+    let mine = "user:cache-user/draft";
+    let (s, b) = c.put(mine, json!({"value": "mine"})).await?;
+    ensure!(s == 200, "own key: {s} {b}");
+    let (s, b) = c.get(mine).await?;
+    ensure!(
+        s == 401 && code(&b) == "UNAUTHORIZED",
+        "anonymous read of a user's key: {s} {b}"
+    );
+    let (s, b) = c
+        .call(reqwest::Method::GET, &Cache::key_path(mine), None, true)
+        .await?;
+    ensure!(s == 200 && b["value"] == "mine", "{s} {b}");
+    let theirs = "user:someone-else/draft";
+    let (s, b) = c.put(theirs, json!({"value": "x"})).await?;
+    ensure!(
+        s == 403 && code(&b) == "FORBIDDEN",
+        "another user's key: {s} {b}"
+    );
+    let (s, b) = c
+        .call(
+            reqwest::Method::POST,
+            "",
+            Some(&json!({"cmd": ["DEL", format!("{p}-free"), "team:acme/plan"]})),
+            true,
+        )
+        .await?;
+    ensure!(
+        s == 403 && code(&b) == "FORBIDDEN",
+        "a DEL with a tenant's key: {s} {b}"
+    );
+    let (s, b) = c.put("no-shard", json!({"value": 1})).await?;
+    ensure!(
+        s == 400 && code(&b) == "BAD_KEY",
+        "a key without a shard: {s} {b}"
+    );
 
     // 50 keys over the objects: multi-key commands split by object and
     // sum their replies.
