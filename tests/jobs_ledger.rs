@@ -524,3 +524,31 @@ fn the_overdue_grace_is_a_deployment_setting() {
     host.advance(4_000).unwrap();
     assert_eq!(sent.borrow().len(), 2, "sent again after 4 s, not a minute");
 }
+
+#[test]
+fn job_ids_are_never_handed_out_twice_across_wakes_and_list_newest_first() {
+    let (mut host, _, _) = ledger();
+    let mut ids = Vec::new();
+    for round in 0..3 {
+        for i in 0..3 {
+            let (status, body) = enqueue(&mut host, json!({"name": "n", "payload": {"i": i}}));
+            assert_eq!(status, 201, "{body}");
+            ids.push(body["jobs"][0]["id"].as_str().unwrap().to_owned());
+        }
+        // The rest of the reserved block is skipped, not reused.
+        if round < 2 {
+            host.evict();
+        }
+    }
+    let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "{ids:?}");
+    let listed = get(&mut host, "jobs?limit=50");
+    let order: Vec<&str> = listed["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    let newest_first: Vec<&str> = ids.iter().rev().map(String::as_str).collect();
+    assert_eq!(order, newest_first);
+}

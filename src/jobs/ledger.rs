@@ -42,6 +42,8 @@ const LIST_DEFAULT: usize = 50;
 const LIST_MAX: usize = 500;
 /// Jobs one `enqueue` request may carry.
 const ENQUEUE_AT_ONCE: usize = 100;
+/// Job ids reserved per write of `ledger_seq`.
+const ID_BLOCK: i64 = 100;
 
 /// A job due this long ago and not started has lost its message (the
 /// deployment setting `PYLON_JOBS_OVERDUE_MS` changes it); the ledger
@@ -64,6 +66,8 @@ pub struct JobLedger<C> {
     /// starts again from the shortest wait.
     send_failures: u32,
     overdue_ms: i64,
+    /// Job ids reserved and not yet used (see `next_id`).
+    ids: std::ops::Range<i64>,
 }
 
 fn storage(e: StorageError) -> Response {
@@ -136,27 +140,42 @@ fn limit(req: &Request) -> Result<usize, Response> {
 }
 
 impl<C: SqlConn + Clone> JobLedger<C> {
-    fn next_id(&self) -> Result<String, StorageError> {
-        let rows = self.sql.exec(
-            "INSERT INTO ledger_seq (k, n) VALUES (1, 1) \
-             ON CONFLICT(k) DO UPDATE SET n = n + 1 RETURNING n",
-            &[],
-        )?;
-        let n = match rows.first().and_then(|r| r.first()) {
-            Some(SqlValue::Integer(n)) => *n,
-            _ => 0,
-        };
+    /// A new job id, `job-{n}`. The numbers are reserved [`ID_BLOCK`] at a
+    /// time (`ledger_seq` holds the last one reserved), so a job costs no
+    /// write of its own for its id; the unused rest of a block is skipped
+    /// when the object goes away, never handed out twice.
+    fn next_id(&mut self) -> Result<String, StorageError> {
+        if self.ids.is_empty() {
+            let rows = self.sql.exec(
+                "INSERT INTO ledger_seq (k, n) VALUES (1, ?1) \
+                 ON CONFLICT(k) DO UPDATE SET n = n + ?1 RETURNING n",
+                &[SqlValue::Integer(ID_BLOCK)],
+            )?;
+            let last = match rows.first().and_then(|r| r.first()) {
+                Some(SqlValue::Integer(n)) => *n,
+                _ => return Err(StorageError::new("no job id reserved", "ledger_seq")),
+            };
+            self.ids = last - ID_BLOCK + 1..last + 1;
+        }
+        let n = self.ids.next().unwrap_or_default();
         Ok(format!("job-{n}"))
     }
 
     /// Hands job `job` to its queue (a new send), after `delay_ms`.
     fn send(&mut self, job: &Job, delay_ms: i64) -> Result<Action<NoMsg, NoConn>, StorageError> {
         let send = self.store.begin_send(&job.id)?;
+        Ok(self.dispatch(job, send, delay_ms))
+    }
+
+    /// The queue send of `job`'s send number `send`, already recorded (by
+    /// [`LedgerStore::begin_send`], or in the same write as the job itself
+    /// or its outcome, which saves the ledger a row write per job).
+    fn dispatch(&mut self, job: &Job, send: i64, delay_ms: i64) -> Action<NoMsg, NoConn> {
         self.next_tag += 1;
         let tag = self.next_tag;
         self.in_flight.insert(tag, (job.id.clone(), send));
         let delay_secs = (delay_ms.clamp(0, MAX_DELAY_MS as i64) + 999) / 1000;
-        Ok(Action::Io {
+        Action::Io {
             tag,
             call: IoCall::SendJob {
                 queue: job.queue.clone(),
@@ -167,7 +186,7 @@ impl<C: SqlConn + Clone> JobLedger<C> {
                 },
                 delay_secs: delay_secs as u32,
             },
-        })
+        }
     }
 
     /// Sends every job the queue has not taken yet.
@@ -249,10 +268,8 @@ impl<C: SqlConn + Clone> JobLedger<C> {
             match self.record(j, now_ms) {
                 Ok((job, created)) => {
                     if created {
-                        match self.send(&job, job.run_at_ms - now_ms) {
-                            Ok(a) => out.push(a),
-                            Err(e) => return (storage(e), Vec::new()),
-                        }
+                        // Recorded with its first send.
+                        out.push(self.dispatch(&job, job.sends, job.run_at_ms - now_ms));
                     }
                     answers.push(
                         json!({"id": job.id, "created": created, "status": job.status.as_str()}),
@@ -351,7 +368,7 @@ impl<C: SqlConn + Clone> JobLedger<C> {
                     self.store
                         .set_outcome(id, JobStatus::Dead, None, Some(&error), None, now_ms);
                 return match r {
-                    Ok(()) => (skip("dead"), Vec::new()),
+                    Ok(_) => (skip("dead"), Vec::new()),
                     Err(e) => (storage(e), Vec::new()),
                 };
             }
@@ -427,14 +444,13 @@ impl<C: SqlConn + Clone> JobLedger<C> {
             retry_in.map(|ms| now_ms + ms),
             now_ms,
         );
-        if let Err(e) = saved {
-            return (storage(e), Vec::new());
-        }
+        let send = match saved {
+            Ok(send) => send,
+            Err(e) => return (storage(e), Vec::new()),
+        };
         if let Some(ms) = retry_in {
-            match self.send(&job, ms) {
-                Ok(a) => out.push(a),
-                Err(e) => return (storage(e), Vec::new()),
-            }
+            // The next send was recorded with the outcome.
+            out.push(self.dispatch(&job, send, ms));
         }
         let mut answer = json!({"status": status.as_str()});
         if let Some(ms) = retry_in {
@@ -456,7 +472,7 @@ impl<C: SqlConn + Clone> JobLedger<C> {
                     .store
                     .set_outcome(id, JobStatus::Dead, None, Some(&error), None, now_ms)
                 {
-                    Ok(()) => Response::ok(json!({"status": "dead"})),
+                    Ok(_) => Response::ok(json!({"status": "dead"})),
                     Err(e) => storage(e),
                 }
             }
@@ -627,6 +643,7 @@ impl<C: SqlConn + Clone> Object<C> for JobLedger<C> {
             in_flight: HashMap::new(),
             next_tag: 0,
             send_failures: 0,
+            ids: 0..0,
             overdue_ms: (init.vars)("PYLON_JOBS_OVERDUE_MS")
                 .and_then(|v| v.parse::<i64>().ok())
                 .filter(|ms| *ms >= 1_000)

@@ -36,9 +36,15 @@ const SCHEMA: &[&str] = &[
         sends INTEGER NOT NULL DEFAULT 0,
         unsent INTEGER NOT NULL DEFAULT 1
     ) STRICT",
+    // Every index is rows written per job (docs/cost.md, "Jobs"): the
+    // newest-first list reads the table backwards by rowid (insertion
+    // order) instead of an index on created_ms, and unsent or overdue
+    // jobs are found among the waiting ones through jobs_by_status (a
+    // partial index on `unsent` changed twice per job). Ledgers made
+    // before drop those two.
     "CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, queue, created_ms)",
-    "CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_ms)",
-    "CREATE INDEX IF NOT EXISTS jobs_unsent ON jobs (unsent) WHERE unsent = 1",
+    "DROP INDEX IF EXISTS jobs_by_created",
+    "DROP INDEX IF EXISTS jobs_unsent",
     "CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_ms) WHERE finished_ms IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS workflows (
         id TEXT PRIMARY KEY NOT NULL,
@@ -222,13 +228,14 @@ impl<C: SqlConn> LedgerStore<C> {
         Ok(rows.first().and_then(|r| job_of(r)))
     }
 
-    /// Records a new job, queued and not yet sent.
+    /// Records a new job, queued, with its first send begun (send 1, not
+    /// yet taken by the queue): one write for both.
     pub fn insert(&self, id: &str, req: &JobRequest, now_ms: i64) -> Result<(), StorageError> {
         let s = &req.spec;
         self.sql.exec(
             "INSERT INTO jobs (id, name, queue, payload, priority, max_retries, status, key, \
-             shard, caller, run_at_ms, created_ms, updated_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, ?9, ?10, ?11, ?11)",
+             shard, caller, run_at_ms, created_ms, updated_ms, sends) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, ?9, ?10, ?11, ?11, 1)",
             &[
                 text(id),
                 text(&s.name),
@@ -318,6 +325,8 @@ impl<C: SqlConn> LedgerStore<C> {
     }
 
     /// The job ends or waits for its next attempt, with what its run gave.
+    /// A next attempt (`run_at_ms`) is also the job's next send, recorded
+    /// in the same write: its send number is returned (else the current one).
     pub fn set_outcome(
         &self,
         id: &str,
@@ -326,12 +335,14 @@ impl<C: SqlConn> LedgerStore<C> {
         error: Option<&serde_json::Value>,
         run_at_ms: Option<i64>,
         now_ms: i64,
-    ) -> Result<(), StorageError> {
+    ) -> Result<i64, StorageError> {
         let finished = status.is_final().then_some(now_ms);
-        self.sql.exec(
+        let rows = self.sql.exec(
             "UPDATE jobs SET status = ?2, result = COALESCE(?3, result), error = ?4, \
-             run_at_ms = COALESCE(?5, run_at_ms), finished_ms = ?6, updated_ms = ?7 \
-             WHERE id = ?1",
+             run_at_ms = COALESCE(?5, run_at_ms), finished_ms = ?6, updated_ms = ?7, \
+             sends = sends + (?5 IS NOT NULL), \
+             unsent = CASE WHEN ?5 IS NULL THEN unsent ELSE 1 END \
+             WHERE id = ?1 RETURNING sends",
             &[
                 text(id),
                 text(status.as_str()),
@@ -342,7 +353,7 @@ impl<C: SqlConn> LedgerStore<C> {
                 SqlValue::Integer(now_ms),
             ],
         )?;
-        Ok(())
+        Ok(as_int(rows.first().and_then(|r| r.first())).unwrap_or(0))
     }
 
     /// A dead, failed or cancelled job made new: queued, no attempts.
@@ -363,7 +374,7 @@ impl<C: SqlConn> LedgerStore<C> {
                 "SELECT {JOB_COLUMNS} FROM jobs \
                  WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR queue = ?2) \
                  AND (?3 IS NULL OR name = ?3) \
-                 ORDER BY created_ms DESC, id DESC LIMIT ?4"
+                 ORDER BY rowid DESC LIMIT ?4"
             ),
             &[
                 opt_text(f.status.map(JobStatus::as_str)),
