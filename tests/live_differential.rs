@@ -11,7 +11,7 @@
 //!
 //! `PYLON_DIFF_WRITES` (default 5000, about 30 s here; the test command's
 //! time budget) sets the number of writes, `PYLON_DIFF_SEED` the first
-//! seed: `PYLON_DIFF_WRITES=100000 cargo test --test live_differential`
+//! seed: `PYLON_DIFF_WRITES=100000 cargo test --test native live_differential`
 //! for a long run.
 
 use std::cell::RefCell;

@@ -9,7 +9,7 @@
 //! writes it. After an intended change of the wire format, rewrite it with
 //!
 //! ```text
-//! PYLON_WRITE_VECTORS=1 cargo test --test protocol_ts_vectors
+//! PYLON_WRITE_VECTORS=1 cargo test --test native protocol_ts_vectors
 //! ```
 //!
 //! A vector with `"exact": false` holds a number JavaScript cannot carry
@@ -739,7 +739,7 @@ fn sim_server_vectors() -> Vec<Json> {
 
 fn fixture() -> String {
     let doc = json!({
-        "about": "Written by tests/protocol_ts_vectors.rs from the Rust encoders; do not edit (PYLON_WRITE_VECTORS=1 cargo test --test protocol_ts_vectors rewrites it).",
+        "about": "Written by tests/protocol_ts_vectors.rs from the Rust encoders; do not edit (PYLON_WRITE_VECTORS=1 cargo test --test native protocol_ts_vectors rewrites it).",
         "client": client_vectors(),
         "server": server_vectors(),
         "invalid_server": invalid_server_frames(),
@@ -761,6 +761,6 @@ fn the_typescript_fixture_is_what_the_encoders_write() {
     assert!(
         have == want,
         "{FIXTURE} is not what the encoders write now; if the wire format changed on purpose, \
-         rewrite it with PYLON_WRITE_VECTORS=1 cargo test --test protocol_ts_vectors"
+         rewrite it with PYLON_WRITE_VECTORS=1 cargo test --test native protocol_ts_vectors"
     );
 }
