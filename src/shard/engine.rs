@@ -53,6 +53,7 @@ mod jobs;
 mod ops;
 mod outbox;
 mod presence;
+mod rooms;
 mod scheduled;
 mod stats;
 mod subscriptions;
@@ -156,6 +157,8 @@ pub struct ShardEngine<C: SqlConn> {
     schedule_changed: bool,
     /// A commit added jobs to the job outbox: they are to be sent.
     jobs_added: bool,
+    /// The member count last noted for the room list (docs/rooms.md).
+    room_size: Option<i64>,
 }
 
 impl<C: SqlConn> ShardEngine<C> {
@@ -193,6 +196,7 @@ impl<C: SqlConn> ShardEngine<C> {
             schedule_changed: true,
             // Jobs left from a previous wake: the object sends them.
             jobs_added: false,
+            room_size: None,
         })
     }
 
