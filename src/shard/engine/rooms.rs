@@ -159,18 +159,24 @@ impl<C: SqlConn> ShardEngine<C> {
     }
 
     /// Notes the member count; a change raises the room version, so the
-    /// room list on D1 is due. Whether it is due.
+    /// room list on D1 is due. Whether it is due. Runs after every event:
+    /// storage is read only when the count changed or a listing was
+    /// taken.
     pub fn note_room_size(&mut self) -> Result<bool, StorageError> {
         let size = self.presence.len() as i64;
-        if self.room_size != Some(size) {
-            let meta = self.store.meta()?;
-            if meta.int(ROOM_SIZE)? != size {
-                meta.set(ROOM_SIZE, crate::sql::SqlValue::Integer(size))?;
-                meta.add(ROOM_VERSION, 1)?;
+        if let Some((noted, due)) = self.room_noted {
+            if noted == size {
+                return Ok(due);
             }
-            self.room_size = Some(size);
         }
-        Ok(self.room_listing()?.is_some())
+        let meta = self.store.meta()?;
+        if meta.int(ROOM_SIZE)? != size {
+            meta.set(ROOM_SIZE, crate::sql::SqlValue::Integer(size))?;
+            meta.add(ROOM_VERSION, 1)?;
+        }
+        let due = self.room_listing()?.is_some();
+        self.room_noted = Some((size, due));
+        Ok(due)
     }
 
     /// The count the room list on D1 does not have yet.
@@ -188,11 +194,13 @@ impl<C: SqlConn> ShardEngine<C> {
     }
 
     /// The room list on D1 took `version`.
-    pub fn room_listed(&self, version: i64) -> Result<(), StorageError> {
+    pub fn room_listed(&mut self, version: i64) -> Result<(), StorageError> {
         let meta = self.store.meta()?;
         if meta.int(ROOM_LISTED)? < version {
             meta.set(ROOM_LISTED, crate::sql::SqlValue::Integer(version))?;
         }
+        // Whether another count is due is read again at the next note.
+        self.room_noted = None;
         Ok(())
     }
 }
