@@ -43,6 +43,11 @@ pub enum Route {
     /// `/v1/jobs[/{rest}]`, `/v1/workflows[/{rest}]`, `/v1/crons[/{rest}]`:
     /// background work (docs/jobs.md, docs/workflows.md).
     Background { area: Area, rest: String },
+    /// `GET /v1/rooms`: the rooms with members, from D1 (docs/rooms.md).
+    RoomList,
+    /// `/v1/rooms/{room}[/{rest}]`: the rooms API of shard `{room}`
+    /// (docs/rooms.md), handled by the Shard object as `rooms[/{rest}]`.
+    Room { room: String, rest: String },
     /// `/v1/cache[/{rest}]`: the cache (docs/cache.md); `rest` is still
     /// percent-encoded (a key may hold `/`, sent as `%2F`).
     Cache { rest: String },
@@ -63,6 +68,7 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
         "/v1/openapi.json" => return Ok(Route::OpenApi),
         "/v1/query" => return Ok(Route::ColdQuery),
         "/v1/shards" => return Ok(Route::ShardList),
+        "/v1/rooms" => return Ok(Route::RoomList),
         _ => {}
     }
     for (prefix, area) in [
@@ -85,6 +91,14 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
                 rest: after.strip_prefix('/').unwrap_or(after).to_owned(),
             });
         }
+    }
+    if let Some(after) = path.strip_prefix("/v1/rooms/") {
+        let (room, rest) = after.split_once('/').unwrap_or((after, ""));
+        validate_shard_name(room)?;
+        return Ok(Route::Room {
+            room: room.to_owned(),
+            rest: rest.to_owned(),
+        });
     }
     if let Some(rest) = path.strip_prefix("/v1/auth/") {
         return Ok(Route::Auth {
@@ -176,6 +190,15 @@ mod tests {
         assert_eq!(parse("/v1/query"), Ok(Route::ColdQuery));
         assert_eq!(parse("/v1/openapi.json"), Ok(Route::OpenApi));
         assert_eq!(parse("/v1/shards"), Ok(Route::ShardList));
+        assert_eq!(parse("/v1/rooms"), Ok(Route::RoomList));
+        assert_eq!(
+            parse("/v1/rooms/lobby.1/join"),
+            Ok(Route::Room {
+                room: "lobby.1".into(),
+                rest: "join".into()
+            })
+        );
+        assert_eq!(parse("/v1/rooms/a%20b").unwrap_err().code, "BAD_SHARD_NAME");
         assert_eq!(parse("/v1/cache"), Ok(Route::Cache { rest: "".into() }));
         assert_eq!(
             parse("/v1/cache/user%2F1/incr"),

@@ -1,7 +1,7 @@
 //! The cold-path routes, answered from D1 alone (no shard is woken):
-//! `POST /v1/query` (`store::cold_query`) and `GET /v1/shards?after=&limit=`
-//! (`store::list_shards`). Both run as the verified caller
-//! (`glue::session_gate::identify`: no token where the manifest has
+//! `POST /v1/query` (`store::cold_query`), `GET /v1/shards?after=&limit=`
+//! (`store::list_shards`) and `GET /v1/rooms` (`store::list_rooms`). All
+//! run as the verified caller (`glue::session_gate::identify`: no token where the manifest has
 //! `anonymous: false` is a 401), count against the per-user limit, and see
 //! only the shards the manifest's shard rules let the caller enter.
 
@@ -14,7 +14,7 @@ use crate::glue::d1::{D1Exec, D1_BINDING};
 use crate::glue::{edge, respond};
 use crate::manifest::Manifest;
 use crate::policy::AuthContext;
-use crate::store::{cold_query, list_shards, StoreError};
+use crate::store::{cold_query, list_rooms, list_shards, StoreError};
 use worker::{Env, Method, Request, Response, Result};
 
 /// Request bodies are limited to this many bytes (413 above).
@@ -101,8 +101,19 @@ pub(crate) async fn query(mut req: Request, env: &Env, app: &App) -> Result<Resp
 
 /// `GET /v1/shards?after=&limit=`.
 pub(crate) async fn shards(req: Request, env: &Env, app: &App) -> Result<Response> {
+    directory(req, env, app, false).await
+}
+
+/// `GET /v1/rooms?after=&limit=` (docs/rooms.md): the same paging and
+/// access as the shard directory, over the room list.
+pub(crate) async fn rooms(req: Request, env: &Env, app: &App) -> Result<Response> {
+    directory(req, env, app, true).await
+}
+
+async fn directory(req: Request, env: &Env, app: &App, rooms: bool) -> Result<Response> {
     if req.method() != Method::Get {
-        return respond::error(&ApiError::method_not_allowed("use GET /v1/shards"));
+        let path = if rooms { "/v1/rooms" } else { "/v1/shards" };
+        return respond::error(&ApiError::method_not_allowed(format!("use GET {path}")));
     }
     let url = req.url()?;
     let mut after = None;
@@ -126,9 +137,17 @@ pub(crate) async fn shards(req: Request, env: &Env, app: &App) -> Result<Respons
         Ok(c) => c,
         Err(answer) => return Ok(answer),
     };
-    let page = list_shards(&c.db, &c.manifest, &c.caller, after.as_deref(), limit);
-    match page.await {
-        Ok(page) => respond::json(200, &serde_json::to_value(&page)?),
+    let page = if rooms {
+        list_rooms(&c.db, &c.manifest, &c.caller, after.as_deref(), limit)
+            .await
+            .map(|p| serde_json::to_value(&p))
+    } else {
+        list_shards(&c.db, &c.manifest, &c.caller, after.as_deref(), limit)
+            .await
+            .map(|p| serde_json::to_value(&p))
+    };
+    match page {
+        Ok(page) => respond::json(200, &page?),
         Err(e) => store_error(&e),
     }
 }

@@ -45,6 +45,8 @@ async fn route(req: Request, env: &Env, app: &App) -> Result<Response> {
         Ok(Route::ColdQuery
             | Route::ShardList
             | Route::Shard { .. }
+            | Route::RoomList
+            | Route::Room { .. }
             | Route::Object { .. }
             | Route::Background { .. }
             | Route::Cache { .. }
@@ -66,6 +68,16 @@ async fn route(req: Request, env: &Env, app: &App) -> Result<Response> {
         Ok(Route::OpenApi) => super::openapi::answer(&req, app),
         Ok(Route::ColdQuery) => super::cold::query(req, env, app).await,
         Ok(Route::ShardList) => super::cold::shards(req, env, app).await,
+        Ok(Route::RoomList) => super::cold::rooms(req, env, app).await,
+        // The room's shard answers (docs/rooms.md), under the shard rules.
+        Ok(Route::Room { room, rest }) => {
+            let rest = if rest.is_empty() {
+                "rooms".to_owned()
+            } else {
+                format!("rooms/{rest}")
+            };
+            to_object(env, app, SHARD_BINDING, &room, &rest, req).await
+        }
         Ok(Route::Shard { shard, rest }) => match action_name(app, &req, &rest) {
             // Boxed: the action's future stays out of every other route's.
             Some(name) => Box::pin(super::actions::run(env, app, &shard, name, req)).await,

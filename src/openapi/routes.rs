@@ -2,7 +2,7 @@
 //! items, written as data in `routes/*.json`: `core.json` (health, this
 //! document, the cold path, a shard's routes), `background.json` (jobs,
 //! workflows, crons), `cache.json`, `signin.json`, `objects.json` (the app's own kinds,
-//! simulations, matchmaking). Each operation names who may call it in
+//! simulations, matchmaking), `rooms.json`. Each operation names who may call it in
 //! `x-pylon-access` (see `access.rs`), which the manifest turns into its
 //! `security`. A function's route is `functions.rs`'s, one per function.
 
@@ -13,12 +13,13 @@ use super::json::parse;
 use crate::manifest::Manifest;
 
 /// The route files, in the order the document lists them.
-const AREAS: [&str; 5] = [
+const AREAS: [&str; 6] = [
     include_str!("routes/core.json"),
     include_str!("routes/background.json"),
     include_str!("routes/cache.json"),
     include_str!("routes/signin.json"),
     include_str!("routes/objects.json"),
+    include_str!("routes/rooms.json"),
 ];
 
 /// Every route of the router but the functions', each operation with its
@@ -73,6 +74,7 @@ mod tests {
             Route::Auth { .. } => &["sign-in"],
             Route::Object { .. } => &["objects", "sims", "matchmaking"],
             Route::Cache { .. } => &["cache"],
+            Route::RoomList | Route::Room { .. } => &["rooms"],
             Route::Background { area, .. } => match area {
                 Area::Jobs => &["jobs"],
                 Area::Workflows => &["workflows"],

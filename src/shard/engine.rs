@@ -53,6 +53,7 @@ mod jobs;
 mod ops;
 mod outbox;
 mod presence;
+mod rooms;
 mod scheduled;
 mod stats;
 mod subscriptions;
@@ -156,6 +157,9 @@ pub struct ShardEngine<C: SqlConn> {
     schedule_changed: bool,
     /// A commit added jobs to the job outbox: they are to be sent.
     jobs_added: bool,
+    /// The member count last noted for the room list (docs/rooms.md), and
+    /// whether the list is due a newer one.
+    room_noted: Option<(i64, bool)>,
 }
 
 impl<C: SqlConn> ShardEngine<C> {
@@ -193,6 +197,7 @@ impl<C: SqlConn> ShardEngine<C> {
             schedule_changed: true,
             // Jobs left from a previous wake: the object sends them.
             jobs_added: false,
+            room_noted: None,
         })
     }
 

@@ -8,6 +8,7 @@ pub(crate) mod limiter;
 mod object;
 mod presence;
 mod refusal;
+pub mod rooms;
 pub mod store;
 
 pub use config::{ConfigError, ShardConfig, VARS as CONFIG_VARS};

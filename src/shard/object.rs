@@ -32,6 +32,8 @@ const SCHEDULED: &str = "scheduled";
 /// Sending the job outbox (durable): set while a batch is out, in case
 /// its answer is lost with the object, and for the retry after a failure.
 const JOBS: &str = "jobs";
+/// The next HTTP room member's expiry (durable; docs/rooms.md).
+const MEMBERS: &str = "members";
 /// How long a batch of jobs may go unanswered before it is sent again.
 pub const JOBS_ANSWER_WAIT_MS: i64 = 30_000;
 /// After a write, the drain waits this long so a burst goes in one batch.
@@ -51,8 +53,12 @@ enum Waiting {
     Verify { conn: String },
     /// The user-wide message limit, for this user.
     UserRate { user: String },
-    /// An outbox batch, through this (seq, idx).
-    Drain { through: (u64, u64) },
+    /// An outbox batch, through this (seq, idx), with the room list's
+    /// count at this version.
+    Drain {
+        through: (u64, u64),
+        room: Option<i64>,
+    },
     /// Whether this connection's session is still live.
     Session { conn: String, sid: String },
     /// A batch of the job outbox, through this (seq, idx).
@@ -138,8 +144,10 @@ impl<C: SqlConn> LiveShard<C> {
         if self.drain_armed {
             return;
         }
+        // A changed member count is due on the room list (docs/rooms.md).
+        let room_due = self.engine.note_room_size().unwrap_or(false);
         match self.engine.outbox_depth() {
-            Ok(0) => {}
+            Ok(0) if !room_due => {}
             Ok(_) => {
                 self.drain_armed = true;
                 out.push(Action::SetTimer {
@@ -191,7 +199,8 @@ impl<C: SqlConn> LiveShard<C> {
         match self.engine.outbox_batch(Some(at)) {
             Ok(Some((batch, through))) => {
                 self.drain_armed = true;
-                let tag = self.tag(Waiting::Drain { through });
+                let room = batch.room.as_ref().map(|r| r.version);
+                let tag = self.tag(Waiting::Drain { through, room });
                 vec![Action::Io {
                     tag,
                     call: IoCall::ApplyOutbox(batch),
@@ -206,10 +215,11 @@ impl<C: SqlConn> LiveShard<C> {
         }
     }
 
-    fn drained(&mut self, through: (u64, u64), now_ms: i64) -> Vec<ShardAction> {
+    fn drained(&mut self, through: (u64, u64), room: Option<i64>, now_ms: i64) -> Vec<ShardAction> {
         match self
             .engine
             .outbox_drained(through)
+            .and_then(|()| room.map_or(Ok(()), |v| self.engine.room_listed(v)))
             .and_then(|()| self.engine.outbox_depth())
         {
             Ok(0) => {
@@ -470,6 +480,8 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
                 at_ms: init.now_ms,
             });
         }
+        // Members whose time ran out while the shard slept leave now.
+        out.extend(shard.expire_members(init.now_ms));
         // A drain owed from before the wake (or a restart) is scheduled.
         let out = shard.after(init.now_ms, out);
         Ok((shard, out))
@@ -569,6 +581,9 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
                 };
                 (r, Vec::new())
             }
+            (_, rest) if rest == "rooms" || rest.starts_with("rooms/") => {
+                self.http_room(&req, now_ms)
+            }
             (Method::Get, "scheduled") => (self.scheduled_list(&req), Vec::new()),
             (Method::Post, rest) if rest.starts_with("scheduled/") && rest.ends_with("/cancel") => {
                 let id = &rest["scheduled/".len()..rest.len() - "/cancel".len()];
@@ -602,6 +617,7 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
             OUTBOX => self.drain(now_ms),
             // A retry's backoff is over, or the batch out got no answer.
             JOBS => self.send_jobs(now_ms),
+            MEMBERS => self.expire_members(now_ms),
             SCHEDULED => {
                 let (out, failed) = self.engine.run_scheduled(now_ms).await;
                 self.flushed_at = now_ms;
@@ -632,8 +648,8 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
                 }
                 Vec::new()
             }
-            (Some(Waiting::Drain { through }), IoOutcome::Applied(Ok(()))) => {
-                self.drained(through, now_ms)
+            (Some(Waiting::Drain { through, room }), IoOutcome::Applied(Ok(()))) => {
+                self.drained(through, room, now_ms)
             }
             (Some(Waiting::Drain { .. }), IoOutcome::Applied(Err(stage))) => {
                 self.drain_failed(&stage, "", now_ms)
@@ -738,6 +754,88 @@ impl<C: SqlConn> LiveShard<C> {
             )
             .into(),
             Err(e) => ApiError::internal(format!("reading the scheduled calls: {e}")).into(),
+        }
+    }
+}
+
+/// The rooms API (docs/rooms.md), after `/v1/rooms/{room}` (forwarded as
+/// `rooms[/…]`): `GET` the size and members; `POST join`, `presence`,
+/// `leave`, `broadcast`.
+impl<C: SqlConn> LiveShard<C> {
+    fn http_room(&mut self, req: &Request, now_ms: i64) -> (Response, Vec<ShardAction>) {
+        use super::rooms::{Broadcast, Join, Leave};
+        // Members whose time ran out leave before anything is answered.
+        let mut out = self.expire_members(now_ms);
+        let caller = &req.caller;
+        let op = req.rest.strip_prefix("rooms").unwrap_or("");
+        let result = match (req.method, op) {
+            (Method::Get, "") => self
+                .engine
+                .room_info()
+                .map(|v| (Response::ok(v), Vec::new()))
+                .map_err(|e| ApiError::internal(format!("reading the room: {e}"))),
+            (Method::Post, "/join" | "/presence") => Join::parse(&req.body).and_then(|j| {
+                let member = j.member.clone();
+                let o = self
+                    .engine
+                    .room_join(caller, j, op == "/presence", now_ms)?;
+                Ok((Response::ok(json!({ "member": member })), o))
+            }),
+            (Method::Post, "/leave") => Leave::parse(&req.body).and_then(|l| {
+                let member = l.member.clone();
+                let (left, o) = self.engine.room_leave(caller, l, now_ms)?;
+                Ok((Response::ok(json!({ "member": member, "left": left })), o))
+            }),
+            (Method::Post, "/broadcast") => Broadcast::parse(&req.body).map(|b| {
+                (
+                    Response::ok(json!({})),
+                    self.engine.room_broadcast(caller, b),
+                )
+            }),
+            (_, "" | "/join" | "/presence" | "/leave" | "/broadcast") => {
+                Err(ApiError::method_not_allowed(format!(
+                    "{:?} is not allowed on {}",
+                    req.method, req.rest
+                )))
+            }
+            _ => Err(ApiError::not_found(format!(
+                "no route /v1/rooms/{}{op}",
+                req.object
+            ))),
+        };
+        let resp = match result {
+            Ok((resp, o)) => {
+                out.extend(self.actions(o));
+                resp
+            }
+            Err(e) => e.into(),
+        };
+        self.member_timer(&mut out);
+        (resp, out)
+    }
+
+    /// Members expired at `now_ms` leave (sockets see it), and the timer
+    /// moves to the next expiry.
+    fn expire_members(&mut self, now_ms: i64) -> Vec<ShardAction> {
+        let mut out = match self.engine.expire_members(now_ms) {
+            Ok(o) => self.actions(o),
+            Err(e) => vec![Action::Log(format!("shard: expiring room members: {e}"))],
+        };
+        self.member_timer(&mut out);
+        out
+    }
+
+    /// The members timer at the next expiry, or none.
+    fn member_timer(&self, out: &mut Vec<ShardAction>) {
+        match self.engine.next_member_expiry() {
+            Ok(Some(at)) => out.push(Action::SetTimer {
+                name: MEMBERS.into(),
+                at_ms: at,
+            }),
+            Ok(None) => out.push(Action::CancelTimer {
+                name: MEMBERS.into(),
+            }),
+            Err(e) => out.push(Action::Log(format!("shard: room member expiry: {e}"))),
         }
     }
 }

@@ -44,6 +44,16 @@ impl PresenceBook {
         self.sizes.contains_key(conn)
     }
 
+    /// How many hold a presence (sockets and HTTP members).
+    pub fn len(&self) -> usize {
+        self.sizes.len()
+    }
+
+    /// Whether none does.
+    pub fn is_empty(&self) -> bool {
+        self.sizes.is_empty()
+    }
+
     /// Bytes of presence the shard holds.
     pub fn total(&self) -> usize {
         self.total

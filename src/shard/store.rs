@@ -21,6 +21,7 @@ use crate::value::{Row, Value};
 use crate::storage::meta::Meta;
 
 mod job_outbox;
+mod members;
 pub use job_outbox::OutboxJob;
 
 /// Meta key of the shard's current seq.
@@ -60,6 +61,10 @@ const TABLES: &[&str] = &[
      seq INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS _pylon_presence (conn TEXT PRIMARY KEY NOT NULL, \
      state TEXT NOT NULL)",
+    // Room members added over HTTP (docs/rooms.md): their presence is in
+    // `_pylon_presence` under `member:{id}`; `expires` (ms) NULL = none.
+    "CREATE TABLE IF NOT EXISTS _pylon_members (conn TEXT PRIMARY KEY NOT NULL, \
+     expires INTEGER)",
     // Changes not yet copied to D1, in commit order; `row` NULL = deleted.
     "CREATE TABLE IF NOT EXISTS _pylon_outbox (seq INTEGER NOT NULL, idx INTEGER NOT NULL, \
      entity TEXT NOT NULL, id TEXT NOT NULL, row TEXT, at INTEGER NOT NULL, \

@@ -36,6 +36,7 @@ mod executor;
 pub mod fuzz;
 pub mod outbox;
 mod policy_sql;
+pub mod rooms;
 pub mod schema;
 pub mod shard_access;
 
@@ -50,6 +51,7 @@ pub use executor::RusqliteExecutor;
 pub use executor::{D1Executor, Statement};
 pub use outbox::{apply_outbox_batch, OutboxBatch, OutboxChange};
 pub use policy_sql::{read_filter, ReadFilter};
+pub use rooms::{list_rooms, RoomCount, RoomInfo, RoomPage};
 
 use crate::manifest::Manifest;
 use crate::query::Query;

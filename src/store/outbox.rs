@@ -57,6 +57,10 @@ pub struct OutboxChange {
 pub struct OutboxBatch {
     pub at: Option<String>,
     pub changes: Vec<OutboxChange>,
+    /// The shard's member count for the room list, when it changed
+    /// (docs/rooms.md); written after the directory rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<super::rooms::RoomCount>,
 }
 
 /// What one application wrote.
@@ -84,7 +88,11 @@ fn rows_per_statement(e: &Entity) -> Result<usize, StoreError> {
 
 impl OutboxBatch {
     pub fn new(at: Option<String>, changes: Vec<OutboxChange>) -> Self {
-        OutboxBatch { at, changes }
+        OutboxBatch {
+            at,
+            changes,
+            room: None,
+        }
     }
 
     /// Cuts the changes, in their order, into batches that each fit one D1
@@ -160,6 +168,9 @@ impl OutboxBatch {
         }
         for (shard, seq) in shard_seq {
             out.push(directory_upsert(manifest, shard, seq, self.at.as_deref()));
+        }
+        if let Some(room) = &self.room {
+            out.extend(room.statements(self.at.as_deref()));
         }
         Ok(out)
     }
@@ -253,6 +264,8 @@ pub async fn apply_outbox_batch<E: D1Executor>(
     let upserts = statements
         .iter()
         .filter(|s| !s.sql.starts_with("INSERT INTO _pylon_shards"))
+        // The room list's statements come last, like the directory's.
+        .filter(|s| !s.sql.contains(super::rooms::ROOMS))
         .count();
     let n = statements.len();
     let changed = executor.batch(statements).await?;

@@ -48,6 +48,7 @@ export {
   type WorkflowStatus,
   type WorkflowSummary,
 } from "./background.js";
+export { rooms, type ListedRoom, type RoomInfo, type RoomMember, type RoomPage, type Rooms } from "./rooms.js";
 export { FUNCTION_ERROR } from "./errors.js";
 export { applyRows, checkSeq, ApplyError } from "./apply.js";
 export { subprotocolOf } from "./encoding.js";

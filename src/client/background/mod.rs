@@ -24,10 +24,12 @@
 //! ```
 
 mod jobs;
+mod rooms;
 mod scheduler;
 mod workflows;
 
 pub use jobs::{EnqueueOptions, Enqueued, Job, JobFilter, JobStats, Jobs};
+pub use rooms::{ListedRoom, RoomInfo, RoomMember, RoomPage, Rooms};
 pub use scheduler::{CronEntry, CronRun, CronRuns, Scheduler};
 pub use workflows::{StartOptions, StepRecord, WorkflowFilter, WorkflowState, Workflows};
 

@@ -391,3 +391,87 @@ fn plain_futures_are_send() {
     send(workflows.start("w", Value::Null, StartOptions::default()));
     send(Scheduler::new("http://h").trigger("c"));
 }
+
+#[tokio::test]
+async fn rooms_routes_bodies_and_answers() {
+    let http = Scripted::new(vec![
+        (200, r#"{"member":"bot"}"#),
+        (200, r#"{"member":"bot"}"#),
+        (200, r#"{}"#),
+        (
+            200,
+            r#"{"room":"team:1","size":1,"sockets":0,"members":[{"conn":"member:bot","member":"bot","state":{},"expiresAt":9}]}"#,
+        ),
+        (
+            200,
+            r#"{"rooms":[{"room":"team:1","members":1,"updated":null}],"next":null}"#,
+        ),
+        (200, r#"{"member":"bot","left":true}"#),
+        (
+            413,
+            r#"{"error":{"code":"PRESENCE_TOO_LARGE","message":"big"}}"#,
+        ),
+    ]);
+    let rooms = Rooms::with_http("http://h", http.clone()).token("tok");
+    rooms
+        .join("team:1", "bot", json!({"s": 1}), Some(5000))
+        .await
+        .unwrap();
+    rooms
+        .set_presence("team:1", "bot", json!(2), None)
+        .await
+        .unwrap();
+    rooms
+        .broadcast("team:1", "news", json!({"n": 1}))
+        .await
+        .unwrap();
+    let room = rooms.get("team:1").await.unwrap();
+    assert_eq!((room.size, room.members[0].expires_at), (1, Some(9)));
+    let page = rooms.list(Some("a b"), Some(10)).await.unwrap();
+    assert_eq!((page.rooms[0].members, page.next), (1, None));
+    assert!(rooms.leave("team:1", "bot").await.unwrap());
+    let refused = rooms
+        .join("team:1", "bot", json!("x"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (refused.code(), refused.status()),
+        ("PRESENCE_TOO_LARGE", Some(413))
+    );
+    let base = "http://h/v1/rooms";
+    assert_eq!(
+        http.calls()[..6],
+        [
+            (
+                Method::Post,
+                format!("{base}/team:1/join"),
+                json!({"member": "bot", "presence": {"s": 1}, "ttlMs": 5000})
+            ),
+            (
+                Method::Post,
+                format!("{base}/team:1/presence"),
+                json!({"member": "bot", "presence": 2})
+            ),
+            (
+                Method::Post,
+                format!("{base}/team:1/broadcast"),
+                json!({"topic": "news", "data": {"n": 1}})
+            ),
+            (Method::Get, format!("{base}/team:1"), Value::Null),
+            (
+                Method::Get,
+                format!("{base}?after=a%20b&limit=10"),
+                Value::Null
+            ),
+            (
+                Method::Post,
+                format!("{base}/team:1/leave"),
+                json!({"member": "bot"})
+            ),
+        ]
+    );
+    assert_eq!(
+        http.seen()[0].header_value("authorization"),
+        Some("Bearer tok")
+    );
+}

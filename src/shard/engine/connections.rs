@@ -115,7 +115,8 @@ impl<C: SqlConn> ShardEngine<C> {
         self.restore_watches()?;
         let mut leaves = Vec::new();
         for (conn, _) in self.store.presence()? {
-            if !self.conns.contains_key(&conn) {
+            // HTTP members belong to no socket: they stay (docs/rooms.md).
+            if !self.conns.contains_key(&conn) && !crate::shard::rooms::is_member(&conn) {
                 gone.insert(conn.clone());
                 leaves.push(conn);
             }

@@ -34,8 +34,15 @@ impl<C: SqlConn> ShardEngine<C> {
         at: Option<String>,
     ) -> Result<Option<(OutboxBatch, (u64, u64))>, StoreError> {
         let entries = self.store.outbox_oldest(OUTBOX_READ)?;
+        // The member count for the room list rides with the first batch
+        // (docs/rooms.md), or alone when no row changed.
+        let room = self.room_listing()?;
         if entries.is_empty() {
-            return Ok(None);
+            return Ok(room.map(|room| {
+                let mut batch = OutboxBatch::new(at, Vec::new());
+                batch.room = Some(room);
+                (batch, (0, 0))
+            }));
         }
         let changes = entries
             .iter()
@@ -47,11 +54,12 @@ impl<C: SqlConn> ShardEngine<C> {
                 row: e.row.clone(),
             })
             .collect();
-        let first = OutboxBatch::new(at, changes)
+        let mut first = OutboxBatch::new(at, changes)
             .split(&self.manifest)?
             .into_iter()
             .next()
             .unwrap_or_default();
+        first.room = room;
         let Some(last) = first.changes.len().checked_sub(1).map(|i| &entries[i]) else {
             return Ok(None);
         };

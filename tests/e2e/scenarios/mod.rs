@@ -21,6 +21,7 @@ pub mod openapi;
 pub mod plane;
 pub mod rate_limit;
 pub mod restart;
+pub mod rooms;
 pub mod routing;
 pub mod signin;
 pub mod sim_client;
