@@ -62,6 +62,8 @@ mod shard_identity;
 mod shard_jobs;
 #[path = "../shard_outbox.rs"]
 mod shard_outbox;
+#[path = "../shard_rooms.rs"]
+mod shard_rooms;
 #[path = "../shard_scheduled.rs"]
 mod shard_scheduled;
 #[path = "../signin_flows.rs"]
