@@ -68,7 +68,28 @@ const actions = {
   remove: (card) => client.mutate([{ type: "delete", entity: "Card", id: card.id }]).catch(showError),
   move: (card, column, position) => client.call("moveCard", { cardId: card.id, column, position }).catch(showError),
   archiveColumn: (column) => client.call("archiveColumn", { column }).catch(showError),
+  filesOf: (card) => attachments.filter((a) => a.row === card.id).map((a) => ({ ...a, url: fileUrl(a.id) })),
+  attach: (card, file) => upload(card, file).catch(showError),
 };
+
+// Attachments (docs/files.md): the bytes go to R2 through the Worker, and
+// each file is an Attachment row in this room's shard, so this live query
+// shows a file on every open board once its upload is complete.
+let attachments = [];
+let shown = { rows: [], info: null };
+const fileUrl = (id) => `/v1/files/${encodeURIComponent(room)}/${encodeURIComponent(id)}`;
+
+async function upload(card, file) {
+  const id = `f-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+  const query = new URLSearchParams({ row: card.id, name: file.name.slice(0, 255) || id });
+  const r = await fetch(`${fileUrl(id)}?${query}`, {
+    method: "PUT", headers: { "Content-Type": file.type || "application/octet-stream" }, body: file,
+  });
+  if (!r.ok) {
+    const { error } = await r.json().catch(() => ({ error: {} }));
+    throw Object.assign(new Error(error.message || `upload failed (${r.status})`), { code: error.code || String(r.status) });
+  }
+}
 
 /** The add form's column choices: the board's columns, keeping the one chosen. */
 function fillColumnChoice(names) {
@@ -79,6 +100,7 @@ function fillColumnChoice(names) {
 }
 
 function render(rows, info) {
+  shown = { rows, info };
   $("seq").textContent = info && info.seq != null ? String(info.seq) : "–";
   fillColumnChoice(renderBoard($("cards"), rows, actions));
   $("archive-done").disabled = !rows.some((card) => card.done);
@@ -88,6 +110,10 @@ function render(rows, info) {
 // Archived cards stay in storage; the board leaves them out (`$ne` also
 // matches cards that have no `archived` at all).
 client.subscribe({ entity: "Card", where: { archived: { $ne: true } }, order: ["position", "createdAt"], limit: 200 }, render);
+client.subscribe({ entity: "Attachment", order: ["createdAt"], limit: 500 }, (rows) => {
+  attachments = rows;
+  render(shown.rows, shown.info);
+});
 
 function renderSummary(summary) {
   const line = $("summary");

@@ -4,6 +4,7 @@
 //
 //   renderBoard(document.getElementById("cards"), rows, {
 //     done(card, checked) {}, remove(card) {}, move(card, column, position) {}, archiveColumn(column) {},
+//     filesOf(card) { return [{ id, name, type, url }]; }, attach(card, file) {},
 //   });
 
 /** The columns every board shows, in order; a card without `column` is in the first. */
@@ -52,8 +53,29 @@ function cardItem(card, at, column, columns, actions) {
   moves.setAttribute("role", "group");
   moves.setAttribute("aria-label", `Move ${card.title}`);
   const remove = actionButton("remove", "✕", "Remove", () => actions.remove(card));
-  li.append(box, title, moves, remove);
+  li.append(box, title, moves, attachButton(card, actions), remove, fileList(card, actions));
   return li;
+}
+
+/** 📎: picks a file and hands it to `actions.attach` (uploaded to R2, docs/files.md). */
+function attachButton(card, actions) {
+  const input = el("input", { type: "file", className: "file-input", data: { action: "attach-file" } });
+  input.setAttribute("aria-label", `Attach a file to ${card.title}`);
+  input.addEventListener("change", () => {
+    if (input.files.length) actions.attach(card, input.files[0]);
+  });
+  return el("label", { className: "act attach", title: "Attach a file" }, "📎", input);
+}
+
+/** The card's attachments: images as thumbnails, other files as links. */
+function fileList(card, actions) {
+  const files = actions.filesOf ? actions.filesOf(card) : [];
+  if (!files.length) return "";
+  return el("ul", { className: "files" }, ...files.map((f) => {
+    const label = f.name || f.id;
+    const shown = f.type.startsWith("image/") ? el("img", { src: f.url, alt: label, className: "thumb" }) : label;
+    return el("li", { data: { file: f.id } }, el("a", { href: f.url, target: "_blank", rel: "noopener" }, shown));
+  }));
 }
 
 function columnSection(column, columns, actions) {

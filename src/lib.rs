@@ -12,6 +12,7 @@ pub mod cache;
 pub mod client;
 pub mod edge;
 pub mod export;
+pub mod files;
 pub mod functions;
 pub mod host;
 pub mod http;

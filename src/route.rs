@@ -51,6 +51,9 @@ pub enum Route {
     /// `/v1/cache[/{rest}]`: the cache (docs/cache.md); `rest` is still
     /// percent-encoded (a key may hold `/`, sent as `%2F`).
     Cache { rest: String },
+    /// `/v1/files[/{rest}]`: files on R2 (docs/files.md); `rest` is still
+    /// percent-encoded.
+    Files { rest: String },
 }
 
 /// Which background service a route is for.
@@ -99,6 +102,13 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
             room: room.to_owned(),
             rest: rest.to_owned(),
         });
+    }
+    if let Some(after) = path.strip_prefix("/v1/files") {
+        if after.is_empty() || after.starts_with('/') {
+            return Ok(Route::Files {
+                rest: after.strip_prefix('/').unwrap_or(after).to_owned(),
+            });
+        }
     }
     if let Some(rest) = path.strip_prefix("/v1/auth/") {
         return Ok(Route::Auth {
@@ -207,6 +217,13 @@ mod tests {
             })
         );
         assert_eq!(parse("/v1/caches").unwrap_err().code, "NOT_FOUND");
+        assert_eq!(
+            parse("/v1/files/board/f%2E1"),
+            Ok(Route::Files {
+                rest: "board/f%2E1".into()
+            })
+        );
+        assert_eq!(parse("/v1/filesx").unwrap_err().code, "NOT_FOUND");
         assert_eq!(
             parse("/v1/auth/oauth/github/start"),
             Ok(Route::Auth {

@@ -19,8 +19,8 @@ fn example_loads_cleanly() {
     assert_eq!(m.name(), Some("collab-todos"));
     assert_eq!(m.version(), Some("1"));
     let names: Vec<_> = m.entities.iter().map(|e| e.name.as_str()).collect();
-    assert_eq!(names, ["User", "Card", "Todo", "Channel", "Message"]);
-    assert_eq!(m.policies().all().len(), 5);
+    assert_eq!(names, ["User", "Card", "Todo", "Channel", "Message", "Attachment"]);
+    assert_eq!(m.policies().all().len(), 6);
     assert_eq!(m.source(), EXAMPLE);
     // The stored source loads again to the same schema.
     let again = Manifest::from_json_str(m.source()).unwrap();
@@ -43,7 +43,7 @@ fn example_creates_in_sqlite() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(tables, 5);
+    assert_eq!(tables, 6);
     assert_eq!(create_statements(m.entity("Message").unwrap()).len(), 3);
 }
 

@@ -102,6 +102,8 @@ pub struct Background {
     pub crons: Vec<CronEntry>,
     pub workflows: Vec<WorkflowDef>,
     pub cache: CacheConfig,
+    /// Files on R2 (docs/files.md); `None` without a `files` section.
+    pub files: Option<crate::files::FilesConfig>,
 }
 
 impl Background {
@@ -142,6 +144,14 @@ impl Background {
             Some(Err(e)) => {
                 problems.push(("cache".into(), e.to_string()));
                 CacheConfig::default()
+            }
+        };
+        let files = match section("files").map(serde_json::from_value) {
+            None => None,
+            Some(Ok(f)) => Some(f),
+            Some(Err(e)) => {
+                problems.push(("files".into(), e.to_string()));
+                None
             }
         };
         for (i, q) in jobs.queues.iter().enumerate() {
@@ -186,6 +196,7 @@ impl Background {
                 crons,
                 workflows,
                 cache,
+                files,
             })
         } else {
             Err(problems)

@@ -78,7 +78,16 @@ impl Manifest {
                 .collect::<Vec<_>>()
         });
         let (l, background) = match (loaded, background) {
-            (Ok(l), Ok(b)) => (l, b),
+            (Ok(l), Ok(b)) => match b.files.as_ref().map(|f| f.problems(&l.entities)) {
+                Some(problems) if !problems.is_empty() => {
+                    let problems = problems
+                        .into_iter()
+                        .map(|(path, reason)| Problem::InvalidBackground { path, reason })
+                        .collect();
+                    return Err(ManifestError::Invalid { problems });
+                }
+                _ => (l, b),
+            },
             (l, b) => {
                 let mut problems = l.err().unwrap_or_default();
                 problems.extend(b.err().unwrap_or_default());

@@ -219,10 +219,10 @@ mod tests {
         assert_eq!(schemes["bearer"]["scheme"], "bearer");
         assert_eq!(schemes["sessionCookie"]["name"], "pylon_session");
         let schemas = &doc["components"]["schemas"];
-        for e in ["User", "Card", "Todo", "Channel", "Message"] {
+        for e in ["User", "Card", "Todo", "Channel", "Message", "Attachment"] {
             assert_eq!(schemas[e]["type"], "object", "{e}");
         }
-        assert_eq!(schemas["EntityName"]["enum"].as_array().unwrap().len(), 5);
+        assert_eq!(schemas["EntityName"]["enum"].as_array().unwrap().len(), 6);
         let paths = &doc["paths"];
         for f in ["moveCard", "boardSummary", "notifyCard"] {
             let op = &paths[format!("/v1/shards/{{shard}}/fn/{f}")]["post"];

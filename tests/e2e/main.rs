@@ -105,6 +105,8 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
         scenario!(scenarios::cold_path::run),
         scenario!(scenarios::cold_access::run),
         scenario!(scenarios::minimal::finish),
+        // Last: it restarts wrangler itself, in the middle of an upload.
+        scenario!(scenarios::files::run),
     ]
 }
 

@@ -8,6 +8,7 @@ pub mod cold_access;
 pub mod cold_path;
 pub mod edge;
 pub mod expiry;
+pub mod files;
 pub mod functions;
 pub mod health;
 pub mod hello;
