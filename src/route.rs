@@ -46,6 +46,8 @@ pub enum Route {
     /// `/v1/cache[/{rest}]`: the cache (docs/cache.md); `rest` is still
     /// percent-encoded (a key may hold `/`, sent as `%2F`).
     Cache { rest: String },
+    /// `/v1/channels[/{rest}]`: pub/sub channels (docs/pubsub.md).
+    Channels { rest: String },
 }
 
 /// Which background service a route is for.
@@ -82,6 +84,13 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
     if let Some(after) = path.strip_prefix("/v1/cache") {
         if after.is_empty() || after.starts_with('/') {
             return Ok(Route::Cache {
+                rest: after.strip_prefix('/').unwrap_or(after).to_owned(),
+            });
+        }
+    }
+    if let Some(after) = path.strip_prefix("/v1/channels") {
+        if after.is_empty() || after.starts_with('/') {
+            return Ok(Route::Channels {
                 rest: after.strip_prefix('/').unwrap_or(after).to_owned(),
             });
         }
@@ -184,6 +193,17 @@ mod tests {
             })
         );
         assert_eq!(parse("/v1/caches").unwrap_err().code, "NOT_FOUND");
+        assert_eq!(
+            parse("/v1/channels"),
+            Ok(Route::Channels { rest: "".into() })
+        );
+        assert_eq!(
+            parse("/v1/channels/chat:1/ws"),
+            Ok(Route::Channels {
+                rest: "chat:1/ws".into()
+            })
+        );
+        assert_eq!(parse("/v1/channelz").unwrap_err().code, "NOT_FOUND");
         assert_eq!(
             parse("/v1/auth/oauth/github/start"),
             Ok(Route::Auth {

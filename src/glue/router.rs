@@ -3,7 +3,8 @@
 //! from D1 (`POST /v1/query`, `GET /v1/shards`; see `cold.rs`), every
 //! `/v1/shards/{shard}/...` request handed to the Shard object `{shard}`
 //! and every `/v1/objects/{kind}/{name}/...` to object `{name}` of an app's
-//! own kind, `/v1/cache` to the cache objects (`cache.rs`),
+//! own kind, `/v1/cache` to the cache objects (`cache.rs`), `/v1/channels`
+//! to the channels' objects (`channels.rs`),
 //! with the parsed path and the verified caller (`target.rs`). An app's
 //! `export!` makes [`fetch`] its Worker's entry point.
 //! Around them, the edge layer (`edge.rs`): CORS, security headers, and
@@ -48,6 +49,7 @@ async fn route(req: Request, env: &Env, app: &App) -> Result<Response> {
             | Route::Object { .. }
             | Route::Background { .. }
             | Route::Cache { .. }
+            | Route::Channels { .. }
             | Route::Auth { .. })
     ) {
         // Per client first, before any token is verified (sign-in routes
@@ -86,6 +88,9 @@ async fn route(req: Request, env: &Env, app: &App) -> Result<Response> {
             Area::Crons => Box::pin(super::cron::handle(req, env, app, &rest)).await,
         },
         Ok(Route::Cache { rest }) => Box::pin(super::cache::handle(req, env, app, &rest)).await,
+        Ok(Route::Channels { rest }) => {
+            Box::pin(super::channels::handle(req, env, app, &rest)).await
+        }
         Err(e) => respond::error(&e),
     }
 }

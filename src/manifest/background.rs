@@ -1,7 +1,8 @@
 //! The manifest's background sections: `jobs` (the queues and who may
 //! enqueue over HTTP), `crons` (functions the Worker's scheduled handler
 //! runs), `workflows` (docs/jobs.md, docs/workflows.md), and `cache` (who
-//! may read and write the cache, docs/cache.md).
+//! may read and write the cache, docs/cache.md), and `channels` (pub/sub,
+//! docs/pubsub.md).
 //!
 //! ```json
 //! "jobs": { "queues": ["default", "mail"], "enqueue": "signedIn" },
@@ -98,6 +99,8 @@ pub struct Background {
     pub crons: Vec<CronEntry>,
     pub workflows: Vec<WorkflowDef>,
     pub cache: CacheConfig,
+    /// `channels` (docs/pubsub.md).
+    pub channels: crate::channels::ChannelRules,
 }
 
 impl Background {
@@ -138,6 +141,14 @@ impl Background {
             Some(Err(e)) => {
                 problems.push(("cache".into(), e.to_string()));
                 CacheConfig::default()
+            }
+        };
+        let channels = match section("channels").map(|c| crate::channels::ChannelRules::load(&c)) {
+            None => Default::default(),
+            Some(Ok(c)) => c,
+            Some(Err(p)) => {
+                problems.extend(p);
+                Default::default()
             }
         };
         for (i, q) in jobs.queues.iter().enumerate() {
@@ -182,6 +193,7 @@ impl Background {
                 crons,
                 workflows,
                 cache,
+                channels,
             })
         } else {
             Err(problems)

@@ -1,7 +1,7 @@
 //! The router's routes (src/route.rs, src/glue/router.rs) as OpenAPI path
 //! items, written as data in `routes/*.json`: `core.json` (health, this
 //! document, the cold path, a shard's routes), `background.json` (jobs,
-//! workflows, crons), `cache.json`, `signin.json`, `objects.json` (the app's own kinds,
+//! workflows, crons), `cache.json`, `channels.json`, `signin.json`, `objects.json` (the app's own kinds,
 //! simulations, matchmaking). Each operation names who may call it in
 //! `x-pylon-access` (see `access.rs`), which the manifest turns into its
 //! `security`. A function's route is `functions.rs`'s, one per function.
@@ -13,10 +13,11 @@ use super::json::parse;
 use crate::manifest::Manifest;
 
 /// The route files, in the order the document lists them.
-const AREAS: [&str; 5] = [
+const AREAS: [&str; 6] = [
     include_str!("routes/core.json"),
     include_str!("routes/background.json"),
     include_str!("routes/cache.json"),
+    include_str!("routes/channels.json"),
     include_str!("routes/signin.json"),
     include_str!("routes/objects.json"),
 ];
@@ -73,6 +74,7 @@ mod tests {
             Route::Auth { .. } => &["sign-in"],
             Route::Object { .. } => &["objects", "sims", "matchmaking"],
             Route::Cache { .. } => &["cache"],
+            Route::Channels { .. } => &["channels"],
             Route::Background { area, .. } => match area {
                 Area::Jobs => &["jobs"],
                 Area::Workflows => &["workflows"],
