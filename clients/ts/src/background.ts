@@ -308,7 +308,7 @@ function defined(o: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
 }
 
-class BackgroundHttp {
+export class BackgroundHttp {
   private readonly origin: string;
   private readonly options: BackgroundOptions;
   constructor(baseUrl: string, options: BackgroundOptions) {
