@@ -23,9 +23,15 @@
 //! # Ok(()) }
 //! ```
 
+mod channels;
 mod jobs;
 mod scheduler;
 mod workflows;
+
+pub use channels::{
+    ChannelEvent, ChannelList, ChannelMessage, ChannelSocket, ChannelSocketError, Channels,
+    History, ListedChannel, Published,
+};
 
 pub use jobs::{EnqueueOptions, Enqueued, Job, JobFilter, JobStats, Jobs};
 pub use scheduler::{CronEntry, CronRun, CronRuns, Scheduler};

@@ -373,32 +373,45 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     Ok(())
 }
 
-/// After `restart::run`'s `kill -9`: the history and ids are as they were.
+/// After `restart::run`'s `kill -9`: the history and ids are as they
+/// were. Through the Rust client (`client::background::Channels`).
 pub async fn after_restart(ctx: &mut Ctx) -> Result<()> {
+    use pylon_workers::client::background::{ChannelEvent, Channels};
     let Some((chat, last)) = DURABLE.lock().unwrap().take() else {
         bail!("channels::run did not run");
     };
-    let api = Api::new(ctx);
-    let (s, h) = api.history(&chat, None, 0).await?;
-    ensure!(
-        s == 200 && ids_of(&h) == (1..=last).collect::<Vec<_>>(),
-        "{s} {h}"
-    );
-    let mut ws = api
-        .subscribe(&chat, None, Some(last - 2))
-        .await?
-        .map_err(|s| anyhow::anyhow!("{s}"))?;
-    let (ids, ready) = until_ready(&mut ws).await?;
-    ensure!(
-        ids == [last - 1, last] && ready["lastId"] == last,
-        "{ids:?} {ready}"
-    );
     let user = super::background::token("chan-after", false)?;
-    let (s, b) = api.publish(&chat, Some(&user), json!("after")).await?;
-    ensure!(s == 200 && b["id"] == last + 1, "ids go on: {s} {b}");
+    let ch = Channels::new(ctx.dev.http("")).token(user);
+    let h = within("history", ch.history(&chat, Some(0), None)).await??;
+    let ids: Vec<i64> = h.messages.iter().map(|m| m.id).collect();
     ensure!(
-        messages(&mut ws, 1).await?[0].0 == last + 1,
-        "live after the restart"
+        ids == (1..=last).collect::<Vec<_>>() && h.last_id == last,
+        "{h:?}"
     );
+    let mut ws = within("subscribe", ch.subscribe(&chat, Some(last - 2))).await??;
+    let mut replayed = Vec::new();
+    loop {
+        match within("a frame", ws.next()).await??.context("closed")? {
+            ChannelEvent::Message { id, .. } => replayed.push(id),
+            ChannelEvent::Ready { last_id, gap } => {
+                ensure!(last_id == last && !gap, "{last_id} {gap}");
+                break;
+            }
+            other => bail!("{other:?}"),
+        }
+    }
+    ensure!(replayed == [last - 1, last], "{replayed:?}");
+    let p = within("publish", ch.publish(&chat, json!("after"))).await??;
+    ensure!(p.id == last + 1, "ids go on: {p:?}");
+    let next = within("live", ws.next()).await??;
+    ensure!(
+        matches!(next, Some(ChannelEvent::Message { id, .. }) if id == last + 1),
+        "live after the restart: {next:?}"
+    );
+    let refused = ch.publish("news", json!(1)).await.unwrap_err();
+    ensure!(refused.code() == "FORBIDDEN", "{refused:?}");
+    let listed = within("list", ch.list(None, Some(1000))).await??;
+    ensure!(listed.channels.iter().any(|c| c.name == chat), "{listed:?}");
+    ws.close().await;
     Ok(())
 }
