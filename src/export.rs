@@ -1,7 +1,7 @@
 //! `export!`: the few lines that turn an app crate into a Worker. It writes
 //! the Worker's `fetch` entry point and one Durable Object class per object
 //! kind — the runtime's own (`Shard`, `Auth`, `JobLedger`, `Workflow`,
-//! `Cache`) and the app's — each a thin
+//! `Cache`, `Channel`, `ChannelDirectory`) and the app's — each a thin
 //! wrapper around the shared host. Nothing is exported by the library
 //! itself; an app that does not call `export!` exports nothing.
 //!
@@ -84,6 +84,8 @@ macro_rules! export {
         $crate::__pylon_object!(JobLedger, $crate::runtime::JobLedgerObject, alarm);
         $crate::__pylon_object!(Workflow, $crate::runtime::WorkflowObject, alarm);
         $crate::__pylon_object!(Cache, $crate::runtime::CacheObject, alarm);
+        $crate::__pylon_object!(Channel, $crate::runtime::ChannelObject);
+        $crate::__pylon_object!(ChannelDirectory, $crate::runtime::ChannelDirectoryObject, fetch);
         $( $crate::__pylon_object!($class, $kind); )*
     };
 }

@@ -8,6 +8,7 @@ pub mod api_error;
 pub mod app;
 pub mod auth;
 pub mod cache;
+pub mod channels;
 #[cfg(all(feature = "client", not(target_arch = "wasm32")))]
 pub mod client;
 pub mod edge;
@@ -58,6 +59,10 @@ pub mod runtime {
     pub type WorkflowObject = crate::workflows::WorkflowInstance<DoSql>;
     /// A cache object over Durable Object storage.
     pub type CacheObject = crate::cache::CacheObject<DoSql>;
+    /// A pub/sub channel over Durable Object storage.
+    pub type ChannelObject = crate::channels::ChannelObject<DoSql>;
+    /// The channel list over Durable Object storage.
+    pub type ChannelDirectoryObject = crate::channels::ChannelDirectory<DoSql>;
     /// What the jobs' queues deliver.
     pub type JobBatch = worker::MessageBatch<serde_json::Value>;
     pub use crate::glue::cron::scheduled;

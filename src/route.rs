@@ -54,6 +54,8 @@ pub enum Route {
     /// `/v1/files[/{rest}]`: files on R2 (docs/files.md); `rest` is still
     /// percent-encoded.
     Files { rest: String },
+    /// `/v1/channels[/{rest}]`: pub/sub channels (docs/pubsub.md).
+    Channels { rest: String },
 }
 
 /// Which background service a route is for.
@@ -106,6 +108,13 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
     if let Some(after) = path.strip_prefix("/v1/files") {
         if after.is_empty() || after.starts_with('/') {
             return Ok(Route::Files {
+                rest: after.strip_prefix('/').unwrap_or(after).to_owned(),
+            });
+        }
+    }
+    if let Some(after) = path.strip_prefix("/v1/channels") {
+        if after.is_empty() || after.starts_with('/') {
+            return Ok(Route::Channels {
                 rest: after.strip_prefix('/').unwrap_or(after).to_owned(),
             });
         }
@@ -224,6 +233,17 @@ mod tests {
             })
         );
         assert_eq!(parse("/v1/filesx").unwrap_err().code, "NOT_FOUND");
+        assert_eq!(
+            parse("/v1/channels"),
+            Ok(Route::Channels { rest: "".into() })
+        );
+        assert_eq!(
+            parse("/v1/channels/chat:1/ws"),
+            Ok(Route::Channels {
+                rest: "chat:1/ws".into()
+            })
+        );
+        assert_eq!(parse("/v1/channelz").unwrap_err().code, "NOT_FOUND");
         assert_eq!(
             parse("/v1/auth/oauth/github/start"),
             Ok(Route::Auth {

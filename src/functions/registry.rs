@@ -54,6 +54,18 @@ pub trait ActionHost {
         name: &'a str,
         args: Value,
     ) -> Pending<'a, Result<Value, FnError>>;
+
+    /// Publishes `data` to `channel` as the action's caller (docs/pubsub.md):
+    /// `{id, at}`. A host that cannot reach channels refuses.
+    fn publish<'a>(&'a self, channel: &'a str, data: Value) -> Pending<'a, Result<Value, FnError>> {
+        let _ = (channel, data);
+        Box::pin(async {
+            Err(FnError::new(
+                crate::protocol::ErrorCode::Unavailable,
+                "this run cannot publish to channels",
+            ))
+        })
+    }
 }
 
 /// What a Rust action gets: the caller, and the shard's queries and
@@ -70,6 +82,12 @@ impl ActionCtx<'_> {
 
     pub async fn run_mutation(&self, name: &str, args: Value) -> Result<Value, FnError> {
         self.host.run(FnKind::Mutation, name, args).await
+    }
+
+    /// Publishes `data` to `channel` (docs/pubsub.md) as the caller, whom
+    /// the manifest's `channels` rules must let publish: `{id, at}`.
+    pub async fn publish(&self, channel: &str, data: Value) -> Result<Value, FnError> {
+        self.host.publish(channel, data).await
     }
 
     /// The function's own error, as [`Ctx::error`].

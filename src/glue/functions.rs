@@ -177,6 +177,24 @@ impl ScriptFunctions for BundledFunctions {
                 let ptr: *mut (dyn Db + 'static) = unsafe { std::mem::transmute(ptr) };
                 *bridge.slot.borrow_mut() = Some(ptr);
             }
+            // `bridge.publish(channel, dataJson)`: an action's `ctx.channels.publish`.
+            let publish_fn = host.clone().map(|host| {
+                Closure::<dyn FnMut(String, String) -> Promise>::new(
+                    move |channel: String, data: String| {
+                        let host = host.clone();
+                        future_to_promise(async move {
+                            let result = match serde_json::from_str::<Value>(&data) {
+                                Ok(data) => host.publish(&channel, data).await,
+                                Err(e) => Err(FnError::bad_args("data", e)),
+                            };
+                            Ok(JsValue::from_str(&envelope(result)))
+                        })
+                    },
+                )
+            });
+            if let Some(f) = &publish_fn {
+                set("publish", f.as_ref()).map_err(js_err)?;
+            }
             let call_fn = host.map(|host| {
                 Closure::<dyn FnMut(String, String, String) -> Promise>::new(
                     move |kind: String, name: String, args: String| {

@@ -7,6 +7,7 @@ pub(crate) mod auth;
 mod auth_store;
 pub(crate) mod body;
 mod cache;
+pub(crate) mod channels;
 mod cold;
 pub(crate) mod cron;
 pub(crate) mod d1;

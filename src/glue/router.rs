@@ -4,7 +4,8 @@
 //! `/v1/shards/{shard}/...` request handed to the Shard object `{shard}`
 //! and every `/v1/objects/{kind}/{name}/...` to object `{name}` of an app's
 //! own kind, `/v1/cache` to the cache objects (`cache.rs`), `/v1/files`
-//! to R2 and the file rows (`files.rs`),
+//! to R2 and the file rows (`files.rs`), `/v1/channels`
+//! to the channels' objects (`channels.rs`),
 //! with the parsed path and the verified caller (`target.rs`). An app's
 //! `export!` makes [`fetch`] its Worker's entry point.
 //! Around them, the edge layer (`edge.rs`): CORS, security headers, and
@@ -52,6 +53,7 @@ async fn route(req: Request, env: &Env, app: &App) -> Result<Response> {
             | Route::Background { .. }
             | Route::Cache { .. }
             | Route::Files { .. }
+            | Route::Channels { .. }
             | Route::Auth { .. })
     ) {
         // Per client first, before any token is verified (sign-in routes
@@ -101,6 +103,9 @@ async fn route(req: Request, env: &Env, app: &App) -> Result<Response> {
         },
         Ok(Route::Cache { rest }) => Box::pin(super::cache::handle(req, env, app, &rest)).await,
         Ok(Route::Files { rest }) => Box::pin(super::files::handle(req, env, app, &rest)).await,
+        Ok(Route::Channels { rest }) => {
+            Box::pin(super::channels::handle(req, env, app, &rest)).await
+        }
         Err(e) => respond::error(&e),
     }
 }

@@ -101,6 +101,35 @@ impl ActionHost for ShardCalls {
     ) -> Pending<'a, std::result::Result<Value, FnError>> {
         Box::pin(async move { self.call(kind, name, &args, None).await })
     }
+
+    fn publish<'a>(
+        &'a self,
+        channel: &'a str,
+        data: Value,
+    ) -> Pending<'a, std::result::Result<Value, FnError>> {
+        Box::pin(async move {
+            crate::channels::check_name(channel).map_err(|e| {
+                crate::channels::refusal_as_fn_error(e.status(), e.code(), &e.public_message())
+            })?;
+            let body = serde_json::json!({ "data": data });
+            match crate::glue::channels::publish(&self.env, &self.caller, channel, &body).await {
+                Ok(a) if a.ok() => Ok(serde_json::from_value(serde_json::json!({
+                    "id": a.body["id"], "at": a.body["at"],
+                }))
+                .unwrap_or(Value::Null)),
+                Ok(a) => {
+                    let (code, message) = a.error();
+                    Err(crate::channels::refusal_as_fn_error(
+                        a.status, &code, &message,
+                    ))
+                }
+                Err(e) => Err(FnError::new(
+                    ErrorCode::Unavailable,
+                    format!("publishing to channel {channel:?} failed: {e}"),
+                )),
+            }
+        })
+    }
 }
 
 /// Runs an action with `args`, its queries and mutations going through `host`.

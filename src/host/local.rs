@@ -244,13 +244,28 @@ impl<C: SqlConn + Clone + 'static, K: Object<C> + 'static> LocalHost<C, K> {
         caller: AuthContext,
         lease: Lease,
     ) -> Result<String, Response> {
+        self.connect_query(encoding, caller, lease, &[])
+    }
+
+    /// Opens a socket as `caller` with query-string pairs on its upgrade
+    /// request (`?after=…`).
+    pub fn connect_query(
+        &mut self,
+        encoding: Encoding,
+        caller: AuthContext,
+        lease: Lease,
+        query: &[(&str, &str)],
+    ) -> Result<String, Response> {
         self.ensure_open()
             .map_err(|e| Response::from(crate::api_error::ApiError::internal(e.to_string())))?;
         let req = Request {
             method: Method::Get,
             object: self.name.clone(),
             rest: "ws".into(),
-            query: Vec::new(),
+            query: query
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             caller,
             lease,
             body: Vec::new(),

@@ -1,7 +1,8 @@
 //! The manifest's background sections: `jobs` (the queues and who may
 //! enqueue over HTTP), `crons` (functions the Worker's scheduled handler
 //! runs), `workflows` (docs/jobs.md, docs/workflows.md), and `cache` (who
-//! may read and write the cache, docs/cache.md).
+//! may read and write the cache, docs/cache.md), and `channels` (pub/sub,
+//! docs/pubsub.md).
 //!
 //! ```json
 //! "jobs": { "queues": ["default", "mail"], "enqueue": "signedIn" },
@@ -104,6 +105,8 @@ pub struct Background {
     pub cache: CacheConfig,
     /// Files on R2 (docs/files.md); `None` without a `files` section.
     pub files: Option<crate::files::FilesConfig>,
+    /// `channels` (docs/pubsub.md).
+    pub channels: crate::channels::ChannelRules,
 }
 
 impl Background {
@@ -154,6 +157,14 @@ impl Background {
                 None
             }
         };
+        let channels = match section("channels").map(|c| crate::channels::ChannelRules::load(&c)) {
+            None => Default::default(),
+            Some(Ok(c)) => c,
+            Some(Err(p)) => {
+                problems.extend(p);
+                Default::default()
+            }
+        };
         for (i, q) in jobs.queues.iter().enumerate() {
             if !valid_name(q) {
                 problems.push((
@@ -197,6 +208,7 @@ impl Background {
                 workflows,
                 cache,
                 files,
+                channels,
             })
         } else {
             Err(problems)

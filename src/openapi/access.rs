@@ -26,6 +26,8 @@ pub enum Access {
     CacheRead,
     /// The manifest's `cache.write`.
     CacheWrite,
+    /// The manifest's `channels` rules, for the channel named in the path.
+    ChannelRules,
     /// Admins only.
     Admin,
     /// A session token (bearer or cookie).
@@ -45,6 +47,7 @@ impl Access {
             "workflowStart" => Access::WorkflowStart,
             "cacheRead" => Access::CacheRead,
             "cacheWrite" => Access::CacheWrite,
+            "channelRules" => Access::ChannelRules,
             "admin" => Access::Admin,
             "session" => Access::Session,
             "sessionOrRefreshToken" => Access::SessionOrRefreshToken,
@@ -88,6 +91,13 @@ pub fn anonymous_allowed(access: Access, manifest: &Manifest) -> bool {
         }
         Access::CacheRead => auth.anonymous && background.cache.read == Who::Anyone,
         Access::CacheWrite => auth.anonymous && background.cache.write == Who::Anyone,
+        Access::ChannelRules => {
+            let rules = &background.channels.rules;
+            auth.anonymous
+                && rules
+                    .iter()
+                    .any(|r| r.publish == Who::Anyone || r.subscribe == Who::Anyone)
+        }
         Access::Admin | Access::Session => false,
         Access::SessionOrRefreshToken => true,
     }
@@ -155,12 +165,36 @@ pub fn who(access: Access, manifest: &Manifest) -> String {
             "{} (the manifest's `cache.write`; a command that writes needs it).",
             who_name(manifest.background().cache.write)
         ),
+        Access::ChannelRules => channel_rules(manifest),
         Access::Admin => "admins only (a token whose admin claim is true).".into(),
         Access::Session => "a signed-in session (bearer session token or cookie).".into(),
         Access::SessionOrRefreshToken => {
             "a session (bearer or cookies, with CSRF), or its refresh token in the body.".into()
         }
     }
+}
+
+/// The channel rules in order, in words.
+fn channel_rules(manifest: &Manifest) -> String {
+    let rules = &manifest.background().channels.rules;
+    if rules.is_empty() {
+        return "the manifest declares no channels.".into();
+    }
+    let words: Vec<String> = rules
+        .iter()
+        .map(|r| {
+            format!(
+                "`{}`: publish {}, subscribe {}",
+                r.pattern.as_str(),
+                who_name(r.publish),
+                who_name(r.subscribe)
+            )
+        })
+        .collect();
+    format!(
+        "the manifest's `channels` rules (the first that fits a name governs it; a placeholder admits only the caller it names): {}.",
+        words.join("; ")
+    )
 }
 
 /// The shard rules in order, in words: the first whose pattern fits a

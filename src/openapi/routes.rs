@@ -1,7 +1,7 @@
 //! The router's routes (src/route.rs, src/glue/router.rs) as OpenAPI path
 //! items, written as data in `routes/*.json`: `core.json` (health, this
 //! document, the cold path, a shard's routes), `background.json` (jobs,
-//! workflows, crons), `cache.json`, `files.json`, `signin.json`, `objects.json` (the app's own kinds,
+//! workflows, crons), `cache.json`, `files.json`, `channels.json`, `signin.json`, `objects.json` (the app's own kinds,
 //! simulations, matchmaking), `rooms.json`. Each operation names who may call it in
 //! `x-pylon-access` (see `access.rs`), which the manifest turns into its
 //! `security`. A function's route is `functions.rs`'s, one per function.
@@ -13,11 +13,12 @@ use super::json::parse;
 use crate::manifest::Manifest;
 
 /// The route files, in the order the document lists them.
-const AREAS: [&str; 7] = [
+const AREAS: [&str; 8] = [
     include_str!("routes/core.json"),
     include_str!("routes/background.json"),
     include_str!("routes/cache.json"),
     include_str!("routes/files.json"),
+    include_str!("routes/channels.json"),
     include_str!("routes/signin.json"),
     include_str!("routes/objects.json"),
     include_str!("routes/rooms.json"),
@@ -77,6 +78,7 @@ mod tests {
             Route::Cache { .. } => &["cache"],
             Route::RoomList | Route::Room { .. } => &["rooms"],
             Route::Files { .. } => &["files"],
+            Route::Channels { .. } => &["channels"],
             Route::Background { area, .. } => match area {
                 Area::Jobs => &["jobs"],
                 Area::Workflows => &["workflows"],

@@ -10,6 +10,8 @@ mod auth_fuzz_inputs;
 mod auth_jwks;
 #[path = "../cache_object.rs"]
 mod cache_object;
+#[path = "../channel_object.rs"]
+mod channel_object;
 #[path = "../client_basic.rs"]
 mod client_basic;
 #[path = "../client_resume.rs"]

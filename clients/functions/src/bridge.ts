@@ -28,6 +28,8 @@ export interface Bridge {
   db(op: DbOp, payloadJson: string): string;
   /** Actions only: runs another function (`runQuery` / `runMutation`). Resolves to an envelope. */
   call?(kind: "query" | "mutation", name: string, argsJson: string): Promise<string>;
+  /** Actions only: publishes to a channel (`ctx.channels.publish`). Resolves to an envelope of `{id, at}`. */
+  publish?(channel: string, dataJson: string): Promise<string>;
 }
 
 /** What the bundle installs as `globalThis.__pylon_functions`. */

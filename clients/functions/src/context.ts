@@ -1,10 +1,11 @@
 /**
  * `ctx` for one call: `auth`, `error`, and `db` (query, mutation),
- * `scheduler` and `jobs` (mutation) or `runQuery` / `runMutation` / `fetch` (action).
+ * `scheduler` and `jobs` (mutation) or `runQuery` / `runMutation` / `fetch` /
+ * `channels` (action).
  */
 import { openEnvelope } from "./bridge.ts";
 import type { Call } from "./call.ts";
-import type { ActionCtx, Auth, Fields, Json, MutationCtx, QueryCtx } from "./ctx.ts";
+import type { ActionCtx, Auth, Fields, Json, MutationCtx, Published, QueryCtx } from "./ctx.ts";
 import { databaseFor } from "./db.ts";
 import { appError, ErrorCode, raise } from "./errors.ts";
 import { jobsFor } from "./jobs.ts";
@@ -44,6 +45,14 @@ export function contextFor(call: Call, auth: Auth): QueryCtx | MutationCtx | Act
     runMutation: <T>(name: string, args?: Fields) => run("mutation", name, args) as Promise<T>,
     // The global at the time of the call (a test or the platform may replace it).
     fetch: ((input: RequestInfo | URL, init?: RequestInit) => globalThis.fetch(input, init)) as typeof fetch,
+    channels: {
+      publish: async (channel: string, data: Json): Promise<Published> => {
+        call.ensureRunning("ctx.channels.publish");
+        const bridge = call.bridge;
+        if (typeof bridge.publish !== "function") throw raise(ErrorCode.FUNCTION_FAILED, "this call's bridge cannot publish");
+        return openEnvelope(await bridge.publish(channel, JSON.stringify(data ?? null))) as Published;
+      },
+    },
   };
   return ctx;
 }

@@ -131,6 +131,23 @@ export interface MutationCtx extends BaseCtx {
   readonly jobs: Jobs;
 }
 
+/** A published message's id (1, 2, … per channel) and when it was stored (ms since the epoch). */
+export interface Published {
+  id: number;
+  at: number;
+}
+
+/** Pub/sub channels (Pylon's `PubSubOps`, docs/pubsub.md). Actions only. */
+export interface Channels {
+  /**
+   * Publishes `data` (any JSON value, at most 64 KiB) to `channel` as this
+   * action's caller, whom the manifest's `channels` rules must let publish.
+   * A refusal throws a `PylonError` whose message starts with the channel's
+   * code (`FORBIDDEN`, `UNKNOWN_CHANNEL`, `MESSAGE_TOO_LARGE`, …).
+   */
+  publish(channel: string, data: Json): Promise<Published>;
+}
+
 /** `ctx` of an action: no `db`, `scheduler` or `jobs`; it may do I/O and calls queries and mutations by name. */
 export interface ActionCtx extends BaseCtx {
   /** Runs the query `name` (its result is not checked against `T`). */
@@ -139,4 +156,6 @@ export interface ActionCtx extends BaseCtx {
   runMutation<T = Json>(name: string, args?: Fields): Promise<T>;
   /** The global `fetch`. */
   readonly fetch: typeof fetch;
+  /** Publishes to channels. */
+  readonly channels: Channels;
 }

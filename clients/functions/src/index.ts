@@ -25,6 +25,7 @@ export {
 } from "./validators.ts";
 export type {
   ActionCtx,
+  Channels,
   Auth,
   DatabaseReader,
   DatabaseWriter,
@@ -36,6 +37,7 @@ export type {
   Json,
   MutationCtx,
   OrderKey,
+  Published,
   QueryCtx,
   QueryOptions,
   QuerySpec,

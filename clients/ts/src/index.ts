@@ -143,3 +143,12 @@ export {
   type BrowserSession,
   type SessionOptions,
 } from "./session.js";
+export {
+  channels,
+  type ChannelMessage,
+  type ChannelReady,
+  type Channels,
+  type ChannelsOptions,
+  type ChannelSubscription,
+  type SubscribeOptions,
+} from "./channels.js";

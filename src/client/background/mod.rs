@@ -23,10 +23,16 @@
 //! # Ok(()) }
 //! ```
 
+mod channels;
 mod jobs;
 mod rooms;
 mod scheduler;
 mod workflows;
+
+pub use channels::{
+    ChannelEvent, ChannelList, ChannelMessage, ChannelSocket, ChannelSocketError, Channels,
+    History, ListedChannel, Published,
+};
 
 pub use jobs::{EnqueueOptions, Enqueued, Job, JobFilter, JobStats, Jobs};
 pub use rooms::{ListedRoom, RoomInfo, RoomMember, RoomPage, Rooms};

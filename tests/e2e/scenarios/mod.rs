@@ -4,6 +4,7 @@ pub mod background_clients;
 pub mod bad_input;
 pub mod bounds;
 pub mod cache;
+pub mod channels;
 pub mod cold_access;
 pub mod cold_path;
 pub mod edge;
