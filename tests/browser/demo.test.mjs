@@ -8,7 +8,11 @@
 // server functions: two pages see a card added through `addCardChecked`
 // and moved with `moveCard` (by keyboard), the live `boardSummary` follows
 // on both, an empty title is refused inline (EMPTY_TITLE) and adds nothing,
-// and `archiveDone` and `archiveColumn` take cards off both boards. Every
+// and `archiveDone` and `archiveColumn` take cards off both boards. And
+// attachments (docs/files.md): a PNG attached to a card with its 📎 on one
+// page goes through the Worker into local R2 and its Attachment row into
+// the room's shard, so the other page shows it, decoded, under the same
+// card, loaded from /v1/files/{room}/{id}. Every
 // page runs under public/_headers' CSP without a violation. Screenshots of
 // the pages on failure go to target/browser/ (the shared parts are in
 // support.mjs).
@@ -60,13 +64,52 @@ async function serverTitles(dev, room, where = undefined) {
   return (await r.json()).rows.map((c) => c.title);
 }
 
-test("two pages share a live board, across a kill -9 of the server; two postcard pages too; the kanban's server functions", { timeout: 300_000 }, async () => {
+test("two pages share a live board, across a kill -9 of the server; two postcard pages too; the kanban's server functions; attachments", { timeout: 360_000 }, async () => {
+  // One server and one browser for all four: each start costs seconds of
+  // the test command's budget.
   await withDevAndBrowser({ name: "demo", migrate: true }, async (ctx) => {
     await jsonAcrossKill9(ctx);
     await postcardConverges(ctx);
     await kanbanFunctions(ctx);
+    await attachmentShown(ctx);
   });
 });
+
+// A 1×1 PNG.
+const PNG = Buffer.from(
+  "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==",
+  "base64",
+);
+
+/** A PNG attached on one page shows under the same card on another, and its bytes are the ones sent. */
+async function attachmentShown(ctx) {
+  const room = `files-${process.pid}-${Date.now()}`;
+  const [alice, bob] = [await openBoard(ctx, room, "alice", "json"), await openBoard(ctx, room, "bob", "json")];
+  await alice.fill("#title", "with a file");
+  await alice.press("#title", "Enter");
+  const card = '#cards li:has-text("with a file")';
+  await bob.waitForSelector(card, { timeout: WAIT });
+
+  await alice.setInputFiles(`${card} input[type=file]`, { name: "dot.png", mimeType: "image/png", buffer: PNG });
+  const img = `${card} .files img.thumb[alt="dot.png"]`;
+  for (const p of [alice, bob]) {
+    await p.waitForSelector(img, { timeout: WAIT });
+    // The image decoded: its bytes came back from R2 as they went in.
+    await p.waitForFunction(
+      () => [...document.querySelectorAll("#cards .files img.thumb")].some((i) => i.alt === "dot.png" && i.naturalWidth === 1),
+      null, { timeout: WAIT },
+    );
+  }
+  const src = await bob.getAttribute(img, "src");
+  assert.match(src, new RegExp(`^/v1/files/${room}/f-`));
+  const r = await fetch(`http://127.0.0.1:${ctx.dev.port}${src}`);
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get("content-type"), "image/png");
+  assert.deepEqual(Buffer.from(await r.arrayBuffer()), PNG);
+  assert.equal(await alice.locator("#error").isHidden(), true);
+  for (const p of [alice, bob]) assert.deepEqual(p.violations, []);
+  for (const p of [alice, bob]) await p.close();
+}
 
 async function jsonAcrossKill9(ctx) {
   const { dev } = ctx;
