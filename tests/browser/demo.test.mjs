@@ -12,7 +12,8 @@
 // attachments (docs/files.md): a PNG attached to a card with its 📎 on one
 // page goes through the Worker into local R2 and its Attachment row into
 // the room's shard, so the other page shows it, decoded, under the same
-// card, loaded from /v1/files/{room}/{id}. Every
+// card, loaded from /v1/files/{room}/{id}. Last, /api.html renders the
+// Worker's OpenAPI document from its own origin only. Every
 // page runs under public/_headers' CSP without a violation. Screenshots of
 // the pages on failure go to target/browser/ (the shared parts are in
 // support.mjs).
@@ -72,8 +73,35 @@ test("two pages share a live board, across a kill -9 of the server; two postcard
     await postcardConverges(ctx);
     await kanbanFunctions(ctx);
     await attachmentShown(ctx);
+    await apiViewer(ctx);
   });
 });
+
+/** /api.html renders the Worker's own OpenAPI document, with no other origin and no CSP violation. */
+async function apiViewer({ dev, browser, track }) {
+  const page = track(await browser.newPage(), "api");
+  const violations = [];
+  const origins = new Set();
+  page.on("console", (m) => {
+    if (m.type() === "error" && /Content Security Policy/i.test(m.text())) violations.push(m.text());
+  });
+  page.on("request", (r) => origins.add(new URL(r.url()).origin));
+  await page.goto(`http://127.0.0.1:${dev.port}/api.html`);
+  await page.waitForFunction(() => Number(document.getElementById("api-count").textContent) > 0, null, { timeout: WAIT });
+  const doc = await (await fetch(`http://127.0.0.1:${dev.port}/v1/openapi.json`)).json();
+  const ops = Object.values(doc.paths).flatMap((item) => Object.keys(item).filter((k) => k !== "parameters"));
+  assert.equal(await page.textContent("#api-count"), String(ops.length));
+  // A router route and a server function, each under its tag, with its "Who:".
+  for (const id of ["queryShard", "fn_moveCard"]) {
+    await page.click(`#${id} summary`);
+    assert.match(await page.textContent(`#${id}`), /Who:/);
+  }
+  assert.ok(await page.locator("#schema-Card").count(), "the Card entity's schema is listed");
+  assert.equal(await page.locator("#api-error").isHidden(), true);
+  assert.deepEqual([...origins], [`http://127.0.0.1:${dev.port}`]);
+  assert.deepEqual(violations, []);
+  await page.close();
+}
 
 // A 1×1 PNG.
 const PNG = Buffer.from(
