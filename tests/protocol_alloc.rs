@@ -1,25 +1,36 @@
 //! Decoding never reserves memory out of proportion to the frame, whatever
-//! its length prefixes claim. Measured with a counting allocator, so this
-//! file holds a single test (tests in one binary share the allocator).
+//! its length prefixes claim. Measured with a counting allocator that
+//! counts each thread's own allocations: this file is a module of the one
+//! native test binary, whose other tests allocate on other threads at the
+//! same time.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::cell::Cell;
 
 use pylon_workers::protocol::*;
 
 struct Counting;
 
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    // `const` and no destructor: the allocator may touch them at any time
+    // on any thread, even while it exits.
+    static LIVE: Cell<usize> = const { Cell::new(0) };
+    static PEAK: Cell<usize> = const { Cell::new(0) };
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let now = LIVE.fetch_add(l.size(), Relaxed) + l.size();
-        PEAK.fetch_max(now, Relaxed);
+        let _ = LIVE.try_with(|live| {
+            let now = live.get() + l.size();
+            live.set(now);
+            let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
+        });
         unsafe { System.alloc(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size(), Relaxed);
+        // Memory freed on another thread than it was allocated on saturates
+        // at zero there rather than wrapping.
+        let _ = LIVE.try_with(|live| live.set(live.get().saturating_sub(l.size())));
         unsafe { System.dealloc(p, l) }
     }
 }
@@ -27,12 +38,12 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static A: Counting = Counting;
 
-/// Peak bytes allocated while decoding `frame` (beyond what was live).
+/// Peak bytes this thread allocated while running `f` (beyond what was live).
 fn peak_while(f: impl FnOnce()) -> usize {
-    let base = LIVE.load(Relaxed);
-    PEAK.store(base, Relaxed);
+    let base = LIVE.with(Cell::get);
+    PEAK.with(|p| p.set(base));
     f();
-    PEAK.load(Relaxed) - base
+    PEAK.with(Cell::get) - base
 }
 
 fn varint(mut n: u64, out: &mut Vec<u8>) {

@@ -88,9 +88,18 @@ fn generator_evolves_and_check_catches_stale_files() {
     let tmp = std::env::temp_dir().join(format!("pylon-migrations-test-{}", std::process::id()));
     let dir = tmp.join("migrations");
     std::fs::create_dir_all(&dir).unwrap();
-    for f in ["0001_shard_directory.sql", "0002_schema.sql"] {
-        std::fs::copy(root().join("migrations").join(f), dir.join(f)).unwrap();
+    // The board's migrations as they are: the store below runs under
+    // today's manifest, so D1 must have every table of it.
+    let mut board: Vec<_> = std::fs::read_dir(root().join("migrations"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .collect();
+    board.sort();
+    for f in &board {
+        std::fs::copy(f, dir.join(f.file_name().unwrap())).unwrap();
     }
+    let next = format!("{:04}_notes.sql", board.len() + 1);
     let mut v2: serde_json::Value =
         serde_json::from_str(include_str!("../examples/board/schema.json")).unwrap();
     let todo_at = v2["entities"]
@@ -124,7 +133,7 @@ fn generator_evolves_and_check_catches_stale_files() {
     .unwrap();
     let (ok, text) = run(&["--manifest", mp, "--dir", d, "--name", "notes"]);
     assert!(ok, "{text}");
-    let third = std::fs::read_to_string(dir.join("0003_notes.sql")).unwrap();
+    let third = std::fs::read_to_string(dir.join(&next)).unwrap();
     assert!(
         third.contains(r#"ALTER TABLE "Todo" ADD COLUMN "note" TEXT"#),
         "{third}"
@@ -153,9 +162,9 @@ fn generator_evolves_and_check_catches_stale_files() {
     let (ok, text) = run(&["--manifest", mp, "--dir", d]);
     assert!(ok && text.contains("nothing to do"), "{text}");
     // A hand-edited migration is caught by the replay.
-    let edited = std::fs::read_to_string(dir.join("0003_notes.sql")).unwrap();
+    let edited = std::fs::read_to_string(dir.join(&next)).unwrap();
     let broken = edited.replace("ALTER TABLE \"Todo\" ADD COLUMN \"note\" TEXT;\n", "");
-    std::fs::write(dir.join("0003_notes.sql"), broken).unwrap();
+    std::fs::write(dir.join(&next), broken).unwrap();
     let (ok, text) = run(&["--manifest", mp, "--dir", d, "--check"]);
     assert!(!ok && text.contains("note"), "{text}");
     // Unsafe changes are refused.
