@@ -350,16 +350,8 @@ pub async fn list_shards<E: D1Executor>(
     after: Option<&str>,
     limit: usize,
 ) -> Result<ShardPage, StoreError> {
-    let limit = if limit == 0 {
-        DEFAULT_LIMIT
-    } else {
-        limit.min(crate::query::limits::MAX_LIMIT)
-    };
+    let (limit, cond, params) = name_page(manifest, auth, "shard", after, limit);
     let rules = manifest.auth();
-    let access = rules.shard_access(token_caller(auth));
-    let (cond, mut params) = shard_condition(&access, "shard").unwrap_or(("1".into(), Vec::new()));
-    params.insert(0, SqlValue::Text(after.unwrap_or("").to_owned()));
-    params.push(SqlValue::Integer(limit as i64));
     let rows = executor
         .query(
             &format!(
@@ -375,25 +367,57 @@ pub async fn list_shards<E: D1Executor>(
         SqlValue::Real(f) => *f as i64,
         _ => 0,
     };
-    let text = |v: &SqlValue| match v {
-        SqlValue::Text(t) => Some(t.clone()),
-        _ => None,
-    };
-    // `next` follows the last row fetched, so paging stays complete even
-    // if the check in memory below ever dropped one.
-    let next = (rows.len() == limit)
-        .then(|| rows.last().and_then(|r| r.first()).and_then(text))
-        .flatten();
+    let next = next_name(&rows, limit);
     let shards: Vec<ShardInfo> = rows
         .iter()
         .filter(|r| r.len() == 4)
         .map(|r| ShardInfo {
-            shard: text(&r[0]).unwrap_or_default(),
+            shard: sql_text(&r[0]).unwrap_or_default(),
             rows: int(&r[1]),
             last_seq: int(&r[2]),
-            last_change: text(&r[3]),
+            last_change: sql_text(&r[3]),
         })
         .filter(|s| rules.admit_caller(&s.shard, auth).is_ok())
         .collect();
     Ok(ShardPage { shards, next })
+}
+
+/// The shared frame of a listing by name (`GET /v1/shards`, `GET
+/// /v1/rooms`): the page size (1..=1000, default 100 when 0) and the SQL
+/// condition on `column` for the shards `auth` may enter (the manifest's
+/// shard rules), its parameters framed as `[after, ..., limit]` for
+/// `WHERE column > ? AND {cond} ORDER BY column LIMIT ?`.
+pub(super) fn name_page(
+    manifest: &Manifest,
+    auth: &AuthContext,
+    column: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> (usize, String, Vec<SqlValue>) {
+    let limit = if limit == 0 {
+        DEFAULT_LIMIT
+    } else {
+        limit.min(crate::query::limits::MAX_LIMIT)
+    };
+    let access = manifest.auth().shard_access(token_caller(auth));
+    let (cond, mut params) = shard_condition(&access, column).unwrap_or(("1".into(), Vec::new()));
+    params.insert(0, SqlValue::Text(after.unwrap_or("").to_owned()));
+    params.push(SqlValue::Integer(limit as i64));
+    (limit, cond, params)
+}
+
+/// A listing's `next`: the name (first column) of the last row fetched
+/// when the page is full. It follows the rows fetched, not those kept, so
+/// paging stays complete even if the check in memory ever drops one.
+pub(super) fn next_name(rows: &[Vec<SqlValue>], limit: usize) -> Option<String> {
+    (rows.len() == limit)
+        .then(|| rows.last().and_then(|r| r.first()).and_then(sql_text))
+        .flatten()
+}
+
+pub(super) fn sql_text(v: &SqlValue) -> Option<String> {
+    match v {
+        SqlValue::Text(t) => Some(t.clone()),
+        _ => None,
+    }
 }

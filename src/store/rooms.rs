@@ -9,15 +9,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::token_caller;
 use crate::manifest::Manifest;
 use crate::policy::AuthContext;
 use crate::sql::SqlValue;
 
-use super::cold::DEFAULT_LIMIT;
+use super::cold::{name_page, next_name, sql_text};
 use super::error::StoreError;
 use super::executor::{D1Executor, Statement};
-use super::shard_access::shard_condition;
 
 /// The D1 table of rooms.
 pub const ROOMS: &str = "_pylon_rooms";
@@ -82,16 +80,8 @@ pub async fn list_rooms<E: D1Executor>(
     after: Option<&str>,
     limit: usize,
 ) -> Result<RoomPage, StoreError> {
-    let limit = if limit == 0 {
-        DEFAULT_LIMIT
-    } else {
-        limit.min(crate::query::limits::MAX_LIMIT)
-    };
+    let (limit, cond, params) = name_page(manifest, auth, "room", after, limit);
     let rules = manifest.auth();
-    let access = rules.shard_access(token_caller(auth));
-    let (cond, mut params) = shard_condition(&access, "room").unwrap_or(("1".into(), Vec::new()));
-    params.insert(0, SqlValue::Text(after.unwrap_or("").to_owned()));
-    params.push(SqlValue::Integer(limit as i64));
     let in_d1 = |e| StoreError::from(e).in_d1();
     // A deployment where no room has drained yet has no table.
     executor.execute(CREATE, &[]).await.map_err(in_d1)?;
@@ -105,23 +95,17 @@ pub async fn list_rooms<E: D1Executor>(
         )
         .await
         .map_err(in_d1)?;
-    let text = |v: &SqlValue| match v {
-        SqlValue::Text(t) => Some(t.clone()),
-        _ => None,
-    };
-    let next = (rows.len() == limit)
-        .then(|| rows.last().and_then(|r| r.first()).and_then(text))
-        .flatten();
+    let next = next_name(&rows, limit);
     let rooms = rows
         .iter()
         .filter(|r| r.len() == 3)
         .map(|r| RoomInfo {
-            room: text(&r[0]).unwrap_or_default(),
+            room: sql_text(&r[0]).unwrap_or_default(),
             members: match r[1] {
                 SqlValue::Integer(i) => i,
                 _ => 0,
             },
-            updated: text(&r[2]),
+            updated: sql_text(&r[2]),
         })
         .filter(|r| rules.admit_caller(&r.room, auth).is_ok())
         .collect();
