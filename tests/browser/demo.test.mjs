@@ -65,7 +65,7 @@ async function serverTitles(dev, room, where = undefined) {
   return (await r.json()).rows.map((c) => c.title);
 }
 
-test("two pages share a live board, across a kill -9 of the server; two postcard pages too; the kanban's server functions; attachments", { timeout: 360_000 }, async () => {
+test("two pages share a live board, across a kill -9 of the server; two postcard pages too; the kanban's server functions; attachments; the API viewer", { timeout: 360_000 }, async () => {
   // One server and one browser for all four: each start costs seconds of
   // the test command's budget.
   await withDevAndBrowser({ name: "demo", migrate: true }, async (ctx) => {
