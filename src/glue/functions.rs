@@ -195,6 +195,31 @@ impl ScriptFunctions for BundledFunctions {
             if let Some(f) = &publish_fn {
                 set("publish", f.as_ref()).map_err(js_err)?;
             }
+            // `bridge.room(op, room, bodyJson)`: an action's `ctx.rooms`.
+            let room_fn = host.clone().map(|host| {
+                Closure::<dyn FnMut(String, String, String) -> Promise>::new(
+                    move |op: String, room: String, body: String| {
+                        let host = host.clone();
+                        future_to_promise(async move {
+                            let result = match (
+                                crate::shard::rooms::RoomOp::parse(&op),
+                                serde_json::from_str::<serde_json::Value>(&body),
+                            ) {
+                                (Some(op), Ok(body)) => host.room(op, &room, body).await,
+                                (None, _) => Err(FnError::bad_args(
+                                    "op",
+                                    format!("{op:?} is not a rooms operation"),
+                                )),
+                                (_, Err(e)) => Err(FnError::bad_args("body", e)),
+                            };
+                            Ok(JsValue::from_str(&envelope(result)))
+                        })
+                    },
+                )
+            });
+            if let Some(f) = &room_fn {
+                set("room", f.as_ref()).map_err(js_err)?;
+            }
             let call_fn = host.map(|host| {
                 Closure::<dyn FnMut(String, String, String) -> Promise>::new(
                     move |kind: String, name: String, args: String| {

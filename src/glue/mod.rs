@@ -21,6 +21,7 @@ mod openapi;
 mod random;
 mod r2;
 pub(crate) mod respond;
+pub(crate) mod rooms;
 pub(crate) mod router;
 pub(crate) mod run;
 mod session_gate;
