@@ -8,7 +8,7 @@ mod auth_store;
 pub(crate) mod body;
 mod cache;
 pub(crate) mod channels;
-mod cold;
+pub(crate) mod cold;
 pub(crate) mod cron;
 pub(crate) mod d1;
 pub(crate) mod edge;

@@ -71,7 +71,8 @@ async fn list(
     let db = env
         .d1(D1_BINDING)
         .map_err(|e| FnError::new(ErrorCode::Internal, format!("binding {D1_BINDING}: {e}")))?;
-    match crate::store::list_rooms(&D1Exec(db), manifest, caller, after.as_deref(), limit).await {
+    let db = D1Exec(db);
+    match crate::glue::cold::room_page(&db, manifest, caller, after.as_deref(), limit).await {
         Ok(page) => Ok(serde_json::to_value(&page)
             .ok()
             .and_then(|v| serde_json::from_value(v).ok())

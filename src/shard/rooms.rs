@@ -194,7 +194,10 @@ pub fn sender(caller: &AuthContext) -> String {
 ///
 /// ```
 /// use pylon_workers::shard::rooms::RoomOp;
-/// assert_eq!(RoomOp::parse("presence"), Some(RoomOp::Presence));
+/// for op in RoomOp::ALL {
+///     assert_eq!(RoomOp::parse(op.as_str()), Some(op));
+/// }
+/// assert_eq!(RoomOp::parse("setPresence"), None);
 /// assert_eq!(RoomOp::Join.shard_route(), Some((true, "rooms/join")));
 /// assert_eq!(RoomOp::Get.shard_route(), Some((false, "rooms")));
 /// assert_eq!(RoomOp::List.shard_route(), None);
@@ -238,7 +241,15 @@ impl RoomOp {
     }
 
     pub fn parse(s: &str) -> Option<RoomOp> {
-        RoomOp::ALL.into_iter().find(|op| op.as_str() == s)
+        Some(match s {
+            "join" => RoomOp::Join,
+            "presence" => RoomOp::Presence,
+            "leave" => RoomOp::Leave,
+            "broadcast" => RoomOp::Broadcast,
+            "get" => RoomOp::Get,
+            "list" => RoomOp::List,
+            _ => return None,
+        })
     }
 
     /// The room's shard request: whether it is a `POST` (else a `GET`)
