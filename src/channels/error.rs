@@ -78,16 +78,7 @@ impl From<ChannelError> for ApiError {
 /// call's error: the nearest protocol code, the channel's own code at the
 /// start of the message (`"MESSAGE_TOO_LARGE: …"`), as `ctx.error` does.
 pub fn refusal_as_fn_error(status: u16, code: &str, message: &str) -> crate::functions::FnError {
-    use crate::protocol::ErrorCode;
-    let nearest = match status {
-        400 | 413 => ErrorCode::BadArgs,
-        401 => ErrorCode::Unauthorized,
-        403 => ErrorCode::Forbidden,
-        404 => ErrorCode::NotFound,
-        429 => ErrorCode::RateLimited,
-        _ => ErrorCode::Unavailable,
-    };
-    crate::functions::FnError::new(nearest, format!("{code}: {message}"))
+    crate::functions::FnError::refusal(status, code, message)
 }
 
 #[cfg(test)]

@@ -43,6 +43,22 @@ impl FnError {
         )
     }
 
+    /// A refusal of one of the platform's HTTP APIs (its status, code and
+    /// message) that an action called as its caller (channels, rooms): the
+    /// nearest protocol code by status, the API's own code at the start
+    /// of the message (`"BAD_MEMBER: …"`), as [`FnError::app`] does.
+    pub fn refusal(status: u16, code: &str, message: &str) -> Self {
+        let nearest = match status {
+            400 | 413 => ErrorCode::BadArgs,
+            401 => ErrorCode::Unauthorized,
+            403 => ErrorCode::Forbidden,
+            404 => ErrorCode::NotFound,
+            429 => ErrorCode::RateLimited,
+            _ => ErrorCode::Unavailable,
+        };
+        FnError::new(nearest, format!("{code}: {message}"))
+    }
+
     /// Arguments that do not fit: `path` names the argument (`args.items[2].qty`).
     pub fn bad_args(path: &str, reason: impl std::fmt::Display) -> Self {
         FnError::new(ErrorCode::BadArgs, format!("{path}: {reason}"))

@@ -34,8 +34,8 @@ pub use bridge::{dispatch_db, envelope, parse_envelope};
 pub use db::{Ctx, Db, When};
 pub use error::FnError;
 pub use registry::{
-    ActionCtx, ActionHost, FnKind, Found, FunctionInfo, Functions, RustAction, RustBody, RustFn,
-    ScriptFunctions,
+    ActionCtx, ActionHost, FnKind, Found, FunctionInfo, Functions, RoomOps, RustAction, RustBody,
+    RustFn, ScriptFunctions,
 };
 pub use run::FunctionRun;
 

@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use super::{Ctx, Db, FnError};
 use crate::host::Pending;
 use crate::policy::AuthContext;
+use crate::shard::rooms::RoomOp;
 use crate::value::Value;
 
 /// The three kinds of function.
@@ -66,6 +67,26 @@ pub trait ActionHost {
             ))
         })
     }
+
+    /// One operation of the rooms API (docs/rooms.md) as the action's
+    /// caller, under the same rules and with the same refusals as over
+    /// HTTP: `body` is the route's body (`{after?, limit?}` for
+    /// [`RoomOp::List`], whose `room` is empty), the answer its answer. A
+    /// host that cannot reach rooms refuses.
+    fn room<'a>(
+        &'a self,
+        op: RoomOp,
+        room: &'a str,
+        body: serde_json::Value,
+    ) -> Pending<'a, Result<Value, FnError>> {
+        let _ = (op, room, body);
+        Box::pin(async {
+            Err(FnError::new(
+                crate::protocol::ErrorCode::Unavailable,
+                "this run cannot reach rooms",
+            ))
+        })
+    }
 }
 
 /// What a Rust action gets: the caller, and the shard's queries and
@@ -94,6 +115,91 @@ impl ActionCtx<'_> {
     pub fn error(&self, code: &str, message: impl Into<String>) -> FnError {
         FnError::app(code, message)
     }
+
+    /// The rooms API (docs/rooms.md) as the caller: Pylon's `RoomOps`.
+    pub fn rooms(&self) -> RoomOps<'_> {
+        RoomOps { host: self.host }
+    }
+}
+
+/// An action's rooms (`ActionCtx::rooms`), acting as its caller: the
+/// shard rules let it into the room, and it joins, updates and removes
+/// only itself unless it is an admin. A refusal is the HTTP API's, as
+/// a [`FnError`] of the nearest code whose message starts with the
+/// API's own (`"BAD_MEMBER: …"`, `"FORBIDDEN: …"`).
+pub struct RoomOps<'a> {
+    host: &'a dyn ActionHost,
+}
+
+impl RoomOps<'_> {
+    /// Adds (or updates) `member` with its presence (`Value::Null`: `{}`);
+    /// with `ttl_ms` it leaves that long after.
+    pub async fn join(
+        &self,
+        room: &str,
+        member: &str,
+        presence: Value,
+        ttl_ms: Option<i64>,
+    ) -> Result<(), FnError> {
+        let presence = (!presence.is_null()).then_some(presence);
+        let body = member_body(member, presence, ttl_ms);
+        self.host.room(RoomOp::Join, room, body).await.map(drop)
+    }
+
+    /// Replaces a member's presence (`ttl_ms` renews its time);
+    /// `MEMBER_NOT_FOUND` if it is not in the room.
+    pub async fn set_presence(
+        &self,
+        room: &str,
+        member: &str,
+        presence: Value,
+        ttl_ms: Option<i64>,
+    ) -> Result<(), FnError> {
+        let body = member_body(member, Some(presence), ttl_ms);
+        self.host.room(RoomOp::Presence, room, body).await.map(drop)
+    }
+
+    /// Removes a member: whether it was in the room.
+    pub async fn leave(&self, room: &str, member: &str) -> Result<bool, FnError> {
+        let body = member_body(member, None, None);
+        let answer = self.host.room(RoomOp::Leave, room, body).await?;
+        let answer = serde_json::to_value(&answer).unwrap_or_default();
+        Ok(answer["left"] == serde_json::Value::Bool(true))
+    }
+
+    /// A `bcast` of `topic` and `data` to every socket of the room.
+    pub async fn broadcast(&self, room: &str, topic: &str, data: Value) -> Result<(), FnError> {
+        let body = serde_json::json!({ "topic": topic, "data": data });
+        self.host
+            .room(RoomOp::Broadcast, room, body)
+            .await
+            .map(drop)
+    }
+
+    /// The room's size and members: `{room, size, members, sockets}`.
+    pub async fn get(&self, room: &str) -> Result<Value, FnError> {
+        self.host
+            .room(RoomOp::Get, room, serde_json::Value::Null)
+            .await
+    }
+
+    /// Rooms with members that the caller may enter, by name, after
+    /// `after`, `limit` of them (1 to 1000; `None`: 100): `{rooms, next}`.
+    pub async fn list(&self, after: Option<&str>, limit: Option<u32>) -> Result<Value, FnError> {
+        let body = serde_json::json!({ "after": after, "limit": limit });
+        self.host.room(RoomOp::List, "", body).await
+    }
+}
+
+fn member_body(member: &str, presence: Option<Value>, ttl_ms: Option<i64>) -> serde_json::Value {
+    let mut body = serde_json::json!({ "member": member });
+    if let Some(p) = presence {
+        body["presence"] = serde_json::to_value(&p).unwrap_or_default();
+    }
+    if let Some(t) = ttl_ms {
+        body["ttlMs"] = serde_json::json!(t);
+    }
+    body
 }
 
 /// A Rust action: an async function of its context and arguments.

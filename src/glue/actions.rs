@@ -48,6 +48,7 @@ pub async fn run(env: &Env, app: &App, shard: &str, name: &str, req: Request) ->
         env: env.clone(),
         shard: Some(shard.to_owned()),
         caller: caller.clone(),
+        manifest: app.manifest().ok(),
     });
     let result = run::action(app, name, &caller, host, args).await;
     match result {

@@ -12,9 +12,10 @@ use crate::app::App;
 use crate::glue::body::read_capped;
 use crate::glue::d1::{D1Exec, D1_BINDING};
 use crate::glue::{edge, respond};
+use crate::host::Pending;
 use crate::manifest::Manifest;
 use crate::policy::AuthContext;
-use crate::store::{cold_query, list_rooms, list_shards, StoreError};
+use crate::store::{cold_query, list_rooms, list_shards, RoomPage, StoreError};
 use worker::{Env, Method, Request, Response, Result};
 
 /// Request bodies are limited to this many bytes (413 above).
@@ -110,6 +111,19 @@ pub(crate) async fn rooms(req: Request, env: &Env, app: &App) -> Result<Response
     directory(req, env, app, true).await
 }
 
+/// `store::list_rooms` on D1, for this route and an action's
+/// `ctx.rooms.list` (`glue::rooms`): boxed, so both share one copy of its
+/// code instead of each inlining its own (the bundle's size).
+pub(crate) fn room_page<'a>(
+    db: &'a D1Exec,
+    manifest: &'a Manifest,
+    caller: &'a AuthContext,
+    after: Option<&'a str>,
+    limit: usize,
+) -> Pending<'a, std::result::Result<RoomPage, StoreError>> {
+    Box::pin(list_rooms(db, manifest, caller, after, limit))
+}
+
 async fn directory(req: Request, env: &Env, app: &App, rooms: bool) -> Result<Response> {
     if req.method() != Method::Get {
         let path = if rooms { "/v1/rooms" } else { "/v1/shards" };
@@ -138,7 +152,7 @@ async fn directory(req: Request, env: &Env, app: &App, rooms: bool) -> Result<Re
         Err(answer) => return Ok(answer),
     };
     let page = if rooms {
-        list_rooms(&c.db, &c.manifest, &c.caller, after.as_deref(), limit)
+        room_page(&c.db, &c.manifest, &c.caller, after.as_deref(), limit)
             .await
             .map(|p| serde_json::to_value(&p))
     } else {

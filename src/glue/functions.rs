@@ -29,6 +29,12 @@ use crate::policy::AuthContext;
 use crate::protocol::ErrorCode;
 use crate::value::Value;
 
+/// The promise of an action's bridge call (`call`, `publish`, `room`):
+/// one boxed future type, so the promise machinery is built once for all.
+fn promise(f: Pending<'static, Result<JsValue, JsValue>>) -> Promise {
+    future_to_promise(f)
+}
+
 /// The bundle's registry, read from the global at each use.
 pub struct BundledFunctions;
 
@@ -182,24 +188,49 @@ impl ScriptFunctions for BundledFunctions {
                 Closure::<dyn FnMut(String, String) -> Promise>::new(
                     move |channel: String, data: String| {
                         let host = host.clone();
-                        future_to_promise(async move {
+                        promise(Box::pin(async move {
                             let result = match serde_json::from_str::<Value>(&data) {
                                 Ok(data) => host.publish(&channel, data).await,
                                 Err(e) => Err(FnError::bad_args("data", e)),
                             };
                             Ok(JsValue::from_str(&envelope(result)))
-                        })
+                        }))
                     },
                 )
             });
             if let Some(f) = &publish_fn {
                 set("publish", f.as_ref()).map_err(js_err)?;
             }
+            // `bridge.room(op, room, bodyJson)`: an action's `ctx.rooms`.
+            let room_fn = host.clone().map(|host| {
+                Closure::<dyn FnMut(String, String, String) -> Promise>::new(
+                    move |op: String, room: String, body: String| {
+                        let host = host.clone();
+                        promise(Box::pin(async move {
+                            let result = match (
+                                crate::shard::rooms::RoomOp::parse(&op),
+                                serde_json::from_str::<serde_json::Value>(&body),
+                            ) {
+                                (Some(op), Ok(body)) => host.room(op, &room, body).await,
+                                (None, _) => Err(FnError::bad_args(
+                                    "op",
+                                    format!("{op:?} is not a rooms operation"),
+                                )),
+                                (_, Err(e)) => Err(FnError::bad_args("body", e)),
+                            };
+                            Ok(JsValue::from_str(&envelope(result)))
+                        }))
+                    },
+                )
+            });
+            if let Some(f) = &room_fn {
+                set("room", f.as_ref()).map_err(js_err)?;
+            }
             let call_fn = host.map(|host| {
                 Closure::<dyn FnMut(String, String, String) -> Promise>::new(
                     move |kind: String, name: String, args: String| {
                         let host = host.clone();
-                        future_to_promise(async move {
+                        promise(Box::pin(async move {
                             let kind = match kind.as_str() {
                                 "query" => FnKind::Query,
                                 _ => FnKind::Mutation,
@@ -209,7 +240,7 @@ impl ScriptFunctions for BundledFunctions {
                                 Err(e) => Err(FnError::bad_args("args", e)),
                             };
                             Ok(JsValue::from_str(&envelope(result)))
-                        })
+                        }))
                     },
                 )
             });

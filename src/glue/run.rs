@@ -12,6 +12,7 @@ use crate::glue::internal::{self, SHARD_BINDING};
 use crate::host::Pending;
 use crate::policy::AuthContext;
 use crate::protocol::ErrorCode;
+use crate::shard::rooms::RoomOp;
 use crate::value::Value;
 
 /// Calls into one shard's functions as one caller: an action's
@@ -21,6 +22,8 @@ pub(crate) struct ShardCalls {
     /// `None`: the run names no shard, and calling into one is an error.
     pub shard: Option<String>,
     pub caller: AuthContext,
+    /// For `ctx.rooms`' shard rules (`None`: it does not load).
+    pub manifest: Option<std::sync::Arc<crate::manifest::Manifest>>,
 }
 
 impl ShardCalls {
@@ -130,6 +133,18 @@ impl ActionHost for ShardCalls {
             }
         })
     }
+
+    fn room<'a>(
+        &'a self,
+        op: RoomOp,
+        room: &'a str,
+        body: serde_json::Value,
+    ) -> Pending<'a, std::result::Result<Value, FnError>> {
+        Box::pin(async move {
+            let manifest = self.manifest.as_ref();
+            crate::glue::rooms::call(&self.env, manifest, &self.caller, op, room, body).await
+        })
+    }
 }
 
 /// Runs an action with `args`, its queries and mutations going through `host`.
@@ -190,6 +205,7 @@ pub(crate) async fn run_function(
         env: env.clone(),
         shard: run.shard.clone(),
         caller: run.caller.clone(),
+        manifest: app.manifest().ok(),
     });
     match info.kind {
         FnKind::Action => action(app, &run.name, &run.caller, calls, run.args.clone()).await,

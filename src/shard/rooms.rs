@@ -187,3 +187,129 @@ pub fn sender(caller: &AuthContext) -> String {
         _ => "server".to_owned(),
     }
 }
+
+/// One of the rooms API's operations, as an action asks for it
+/// (`ctx.rooms`, docs/rooms.md): the same routes, checked and answered
+/// the same way, the action's caller being the caller.
+///
+/// ```
+/// use pylon_workers::shard::rooms::RoomOp;
+/// for op in RoomOp::ALL {
+///     assert_eq!(RoomOp::parse(op.as_str()), Some(op));
+/// }
+/// assert_eq!(RoomOp::parse("setPresence"), None);
+/// assert_eq!(RoomOp::Join.shard_route(), Some((true, "rooms/join")));
+/// assert_eq!(RoomOp::Get.shard_route(), Some((false, "rooms")));
+/// assert_eq!(RoomOp::List.shard_route(), None);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoomOp {
+    /// `POST …/join` `{member, presence?, ttlMs?}`.
+    Join,
+    /// `POST …/presence` `{member, presence, ttlMs?}`.
+    Presence,
+    /// `POST …/leave` `{member}`.
+    Leave,
+    /// `POST …/broadcast` `{topic, data?}`.
+    Broadcast,
+    /// `GET /v1/rooms/{room}`: size and members.
+    Get,
+    /// `GET /v1/rooms` `{after?, limit?}`: the room list (no room).
+    List,
+}
+
+impl RoomOp {
+    pub const ALL: [RoomOp; 6] = [
+        RoomOp::Join,
+        RoomOp::Presence,
+        RoomOp::Leave,
+        RoomOp::Broadcast,
+        RoomOp::Get,
+        RoomOp::List,
+    ];
+
+    /// The name the functions runtime's bridge passes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomOp::Join => "join",
+            RoomOp::Presence => "presence",
+            RoomOp::Leave => "leave",
+            RoomOp::Broadcast => "broadcast",
+            RoomOp::Get => "get",
+            RoomOp::List => "list",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RoomOp> {
+        Some(match s {
+            "join" => RoomOp::Join,
+            "presence" => RoomOp::Presence,
+            "leave" => RoomOp::Leave,
+            "broadcast" => RoomOp::Broadcast,
+            "get" => RoomOp::Get,
+            "list" => RoomOp::List,
+            _ => return None,
+        })
+    }
+
+    /// The room's shard request: whether it is a `POST` (else a `GET`)
+    /// and its path, as the router forwards `/v1/rooms/{room}[/…]`.
+    /// `None` for [`RoomOp::List`], answered from D1.
+    pub fn shard_route(self) -> Option<(bool, &'static str)> {
+        match self {
+            RoomOp::Join => Some((true, "rooms/join")),
+            RoomOp::Presence => Some((true, "rooms/presence")),
+            RoomOp::Leave => Some((true, "rooms/leave")),
+            RoomOp::Broadcast => Some((true, "rooms/broadcast")),
+            RoomOp::Get => Some((false, "rooms")),
+            RoomOp::List => None,
+        }
+    }
+}
+
+/// Whether an action's caller may act on `room`, as the router decides
+/// for a request to `/v1/rooms/{room}`: the room is a shard name
+/// (`BAD_SHARD_NAME`), and the shard rules let the caller in (401
+/// `UNAUTHORIZED` without an identity where one is needed, 403
+/// `FORBIDDEN`).
+pub fn admit(
+    rules: &crate::auth::AuthConfig,
+    room: &str,
+    caller: &AuthContext,
+) -> Result<(), ApiError> {
+    crate::route::validate_shard_name(room)?;
+    rules
+        .admit_caller(room, caller)
+        .map_err(|e| e.to_api_error())
+}
+
+/// The page `list` asks for, `{after?, limit?}` (null or missing: the
+/// first page of 100), as `GET /v1/rooms?after=&limit=` takes it.
+pub fn list_page(body: &serde_json::Value) -> Result<(Option<String>, usize), ApiError> {
+    let (after, limit) = match body {
+        serde_json::Value::Null => (None, None),
+        serde_json::Value::Object(m) => (m.get("after"), m.get("limit")),
+        _ => return Err(bad("BAD_MESSAGE", "the body is a JSON object")),
+    };
+    let after = match after {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(bad("BAD_QUERY", "after is a room name")),
+    };
+    let limit = match limit {
+        None | Some(serde_json::Value::Null) => 0,
+        Some(v) => match v.as_u64() {
+            Some(n) if (1..=1000).contains(&n) => n as usize,
+            _ => return Err(bad("BAD_QUERY", "limit is an integer from 1 to 1000")),
+        },
+    };
+    Ok((after, limit))
+}
+
+/// A refusal of the rooms API (its HTTP status, code and message) as the
+/// error of the action that asked: the nearest protocol code by status,
+/// the rooms API's own code at the start of the message
+/// (`"BAD_MEMBER: …"`), as for channels.
+pub fn refusal_as_fn_error(status: u16, code: &str, message: &str) -> crate::functions::FnError {
+    crate::functions::FnError::refusal(status, code, message)
+}

@@ -4,6 +4,8 @@
 //! times (most of the native step of the test command). Run one file's
 //! tests with `cargo test --test native NAME::`.
 
+#[path = "../action_rooms.rs"]
+mod action_rooms;
 #[path = "../auth_fuzz_inputs.rs"]
 mod auth_fuzz_inputs;
 #[path = "../auth_jwks.rs"]

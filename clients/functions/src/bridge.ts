@@ -30,7 +30,16 @@ export interface Bridge {
   call?(kind: "query" | "mutation", name: string, argsJson: string): Promise<string>;
   /** Actions only: publishes to a channel (`ctx.channels.publish`). Resolves to an envelope of `{id, at}`. */
   publish?(channel: string, dataJson: string): Promise<string>;
+  /**
+   * Actions only: one operation of the rooms API (`ctx.rooms`) on `room`
+   * ("" for `list`) with the route's body as JSON. Resolves to an envelope
+   * of the route's answer.
+   */
+  room?(op: RoomOp, room: string, bodyJson: string): Promise<string>;
 }
+
+/** The rooms API's operations: its routes (docs/rooms.md), `get` and `list` being the GETs. */
+export type RoomOp = "join" | "presence" | "leave" | "broadcast" | "get" | "list";
 
 /** What the bundle installs as `globalThis.__pylon_functions`. */
 export interface FunctionsGlobal {

@@ -1,11 +1,11 @@
 /**
  * `ctx` for one call: `auth`, `error`, and `db` (query, mutation),
  * `scheduler` and `jobs` (mutation) or `runQuery` / `runMutation` / `fetch` /
- * `channels` (action).
+ * `channels` / `rooms` (action).
  */
-import { openEnvelope } from "./bridge.ts";
+import { openEnvelope, type RoomOp } from "./bridge.ts";
 import type { Call } from "./call.ts";
-import type { ActionCtx, Auth, Fields, Json, MutationCtx, Published, QueryCtx } from "./ctx.ts";
+import type { ActionCtx, Auth, Fields, Json, MutationCtx, Published, QueryCtx, RoomInfo, RoomPage, Rooms } from "./ctx.ts";
 import { databaseFor } from "./db.ts";
 import { appError, ErrorCode, raise } from "./errors.ts";
 import { jobsFor } from "./jobs.ts";
@@ -53,6 +53,30 @@ export function contextFor(call: Call, auth: Auth): QueryCtx | MutationCtx | Act
         return openEnvelope(await bridge.publish(channel, JSON.stringify(data ?? null))) as Published;
       },
     },
+    rooms: roomsFor(call),
   };
   return ctx;
+}
+
+/** `ctx.rooms`: each method one `bridge.room` call with the HTTP route's body. */
+function roomsFor(call: Call): Rooms {
+  const room = async (op: RoomOp, name: string, body: { [key: string]: Json | undefined } | null): Promise<unknown> => {
+    call.ensureRunning(`ctx.rooms.${op === "presence" ? "setPresence" : op}`);
+    const bridge = call.bridge;
+    if (typeof bridge.room !== "function") throw raise(ErrorCode.FUNCTION_FAILED, "this call's bridge cannot reach rooms");
+    return openEnvelope(await bridge.room(op, name, JSON.stringify(body)));
+  };
+  const ttl = (o?: { ttlMs?: number }) => (o?.ttlMs === undefined ? {} : { ttlMs: o.ttlMs });
+  return {
+    join: async (name, member, presence, o) =>
+      (await room("join", name, { member, ...(presence === undefined ? {} : { presence }), ...ttl(o) })) as { member: string },
+    setPresence: async (name, member, presence, o) =>
+      (await room("presence", name, { member, presence, ...ttl(o) })) as { member: string },
+    leave: async (name, member) => (await room("leave", name, { member })) as { member: string; left: boolean },
+    broadcast: async (name, topic, data) => {
+      await room("broadcast", name, data === undefined ? { topic } : { topic, data });
+    },
+    get: async (name) => (await room("get", name, null)) as RoomInfo,
+    list: async (page = {}) => (await room("list", "", { after: page.after, limit: page.limit })) as RoomPage,
+  };
 }

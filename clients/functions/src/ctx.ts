@@ -148,6 +148,62 @@ export interface Channels {
   publish(channel: string, data: Json): Promise<Published>;
 }
 
+/** One member of a room: a socket with a presence (`conn` "c1", …) or an HTTP member (`conn` "member:{member}"). */
+export interface RoomMember {
+  conn: string;
+  state: Json;
+  /** An HTTP member's id. */
+  member?: string;
+  /** When an HTTP member with a TTL leaves (ms since the epoch). */
+  expiresAt?: number;
+}
+
+/** A room's size and members (`ctx.rooms.get`). */
+export interface RoomInfo {
+  room: string;
+  /** Members: sockets with a presence and HTTP members. */
+  size: number;
+  members: RoomMember[];
+  /** Open sockets, with a presence or not. */
+  sockets: number;
+}
+
+/** One room of the room list (about 100 ms behind the room itself). */
+export interface ListedRoom {
+  room: string;
+  members: number;
+  updated: string | null;
+}
+
+/** A page of the room list; pass `next` as `after` for the next one (`null` on the last). */
+export interface RoomPage {
+  rooms: ListedRoom[];
+  next: string | null;
+}
+
+/**
+ * Rooms (Pylon's `RoomOps`, docs/rooms.md), as the TypeScript client's
+ * `rooms()` has them. Actions only. Each call acts as this action's
+ * caller: the shard rules must let it into the room, and it joins,
+ * updates and removes only itself (an admin: anyone). A refusal throws a
+ * `PylonError` whose message starts with the rooms API's code
+ * (`BAD_MEMBER`, `FORBIDDEN`, `MEMBER_NOT_FOUND`, `PRESENCE_TOO_LARGE`, …).
+ */
+export interface Rooms {
+  /** Adds (or updates) `member` with its presence (default `{}`); with `ttlMs` it leaves that long after. */
+  join(room: string, member: string, presence?: Json, options?: { ttlMs?: number }): Promise<{ member: string }>;
+  /** Replaces a member's presence; `ttlMs` renews its time. `MEMBER_NOT_FOUND` if it is not in the room. */
+  setPresence(room: string, member: string, presence: Json, options?: { ttlMs?: number }): Promise<{ member: string }>;
+  /** Removes a member; `left` is false if it was not in the room. */
+  leave(room: string, member: string): Promise<{ member: string; left: boolean }>;
+  /** A `bcast` of `topic` to every socket of the room. */
+  broadcast(room: string, topic: string, data?: Json): Promise<void>;
+  /** The room's size and members. */
+  get(room: string): Promise<RoomInfo>;
+  /** Rooms with members the caller may enter, by name. */
+  list(page?: { after?: string; limit?: number }): Promise<RoomPage>;
+}
+
 /** `ctx` of an action: no `db`, `scheduler` or `jobs`; it may do I/O and calls queries and mutations by name. */
 export interface ActionCtx extends BaseCtx {
   /** Runs the query `name` (its result is not checked against `T`). */
@@ -158,4 +214,6 @@ export interface ActionCtx extends BaseCtx {
   readonly fetch: typeof fetch;
   /** Publishes to channels. */
   readonly channels: Channels;
+  /** Joins, updates, removes and reads members of rooms, and broadcasts to them. */
+  readonly rooms: Rooms;
 }

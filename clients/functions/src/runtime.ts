@@ -55,4 +55,4 @@ export function install(modules: readonly FunctionModule[]): FunctionsGlobal {
 }
 
 export { FUNCTION_NAME } from "./function-name.ts";
-export type { Bridge, DbOp, FunctionsGlobal } from "./bridge.ts";
+export type { Bridge, DbOp, FunctionsGlobal, RoomOp } from "./bridge.ts";

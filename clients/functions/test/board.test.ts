@@ -59,7 +59,7 @@ function board(shard: FakeShard): Record<string, string[]> {
   return columns;
 }
 
-test("the board has its twenty functions", () => {
+test("the board has its twenty-one functions", () => {
   assert.deepEqual(functions.list(), [
     { name: "addCardAndNotify", kind: "mutation", trusted: false },
     { name: "addCardChecked", kind: "mutation", trusted: false },
@@ -68,6 +68,7 @@ test("the board has its twenty functions", () => {
     { name: "archiveColumn", kind: "mutation", trusted: false },
     { name: "boardSummary", kind: "query", trusted: false },
     { name: "cardById", kind: "query", trusted: false },
+    { name: "checkIn", kind: "action", trusted: false },
     { name: "failAfterTwoWrites", kind: "mutation", trusted: false },
     { name: "fetchInMutation", kind: "mutation", trusted: false },
     { name: "moveCard", kind: "mutation", trusted: false },
@@ -231,4 +232,26 @@ test("the jobs bench's functions: noopJob and noopMutation answer their n; stamp
   assert.ok(ran >= before && ran <= Date.now(), card.title as string);
   assert.equal(Date.parse(card.createdAt as string), ran);
   assert.equal((await run(shard, "mutation", "stampLater", { delayMs: -1, tag: "t1" })).err?.message, "BAD_DELAY: a delay is 0 to 24 hours, in ms");
+});
+
+test("checkIn joins the caller with its status, tells the room and answers its size; anonymous asks nothing", async () => {
+  const shard = new FakeShard();
+  const seen: unknown[] = [];
+  const room = async (op: string, name: string, body: string) => {
+    seen.push([op, name, JSON.parse(body)]);
+    return JSON.stringify({ ok: op === "get" ? { room: name, size: 3, members: [], sockets: 2 } : {} });
+  };
+  const bridge = (auth: typeof alice | typeof ANONYMOUS) => ({ ...shard.bridge("action", auth), room });
+  const args = JSON.stringify({ room: "lobby", status: "here", ttlMs: 60_000 });
+  assert.deepEqual(open(await functions.run("checkIn", bridge(alice), args)), { ok: { size: 3 } });
+  assert.deepEqual(seen, [
+    ["join", "lobby", { member: "alice", presence: { status: "here" }, ttlMs: 60_000 }],
+    ["broadcast", "lobby", { topic: "checkIn", data: { member: "alice", status: "here" } }],
+    ["get", "lobby", null],
+  ]);
+  seen.length = 0;
+  const got = open(await functions.run("checkIn", bridge(ANONYMOUS), args)) as { err?: { code: string; message: string } };
+  assert.equal(got.err?.code, "FUNCTION_ERROR");
+  assert.match(got.err?.message ?? "", /^SIGN_IN: /);
+  assert.deepEqual(seen, []);
 });

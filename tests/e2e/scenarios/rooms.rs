@@ -2,10 +2,11 @@
 //! an HTTP member join, update and leave, and an HTTP broadcast; the
 //! room's size and members agree with what the sockets see; `GET
 //! /v1/rooms` lists it (written behind to D1); bad input and forbidden
-//! callers get typed errors. Beside the other scenarios, HTTP members
-//! outlive an eviction and a member with a TTL leaves on the alarm
-//! (`finish`); a member survives a `kill -9` of wrangler
-//! (`after_restart`).
+//! callers get typed errors; an action's `ctx.rooms` join and broadcast
+//! (the board's `checkIn`) reach the sockets too. Beside the other
+//! scenarios, HTTP members outlive an eviction and a member with a TTL
+//! leaves on the alarm (`finish`); a member survives a `kill -9` of
+//! wrangler (`after_restart`).
 
 use std::time::Duration;
 
@@ -309,6 +310,66 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     ensure!(one, "the list did not follow the leave");
+
+    // An action's ctx.rooms (the board's checkIn, as alice): its join and
+    // broadcast reach the room's sockets like the routes' do; refusals
+    // keep the rooms API's code.
+    let check_in = ctx.dev.http(&format!("/v1/shards/{room}/fn/checkIn"));
+    let (s, body) = call(
+        "POST",
+        &check_in,
+        Some(&alice),
+        Some(json!({"room": room, "status": "in"})),
+    )
+    .await?;
+    ensure!(
+        s == 200 && body["value"]["size"] == 2,
+        "checkIn: {s} {body}"
+    );
+    for c in [&a, &b] {
+        until("the action's join", || {
+            seen(c, &member) == Some(json!({"status": "in"}))
+        })
+        .await?;
+    }
+    let got = next_bcast(&mut events).await?;
+    ensure!(
+        got == (
+            "checkIn".into(),
+            json!({"member": alice_id, "status": "in"}),
+            member.clone()
+        ),
+        "the action's broadcast: {got:?}"
+    );
+    for (into, status, want, api) in [
+        ("user:someone-else", 403, "FORBIDDEN", "FORBIDDEN:"),
+        ("a b", 400, "BAD_ARGS", "BAD_SHARD_NAME:"),
+    ] {
+        let (s, got) = call(
+            "POST",
+            &check_in,
+            Some(&alice),
+            Some(json!({"room": into, "status": "in"})),
+        )
+        .await?;
+        let message = got["error"]["message"].as_str().unwrap_or("");
+        ensure!(
+            s == status && code(&got) == want && message.starts_with(api),
+            "checkIn into {into:?}: {s} {got}"
+        );
+    }
+    let (s, body) = call(
+        "POST",
+        &url("/leave"),
+        Some(&alice),
+        Some(json!({"member": alice_id})),
+    )
+    .await?;
+    ensure!(
+        s == 200 && body["left"] == true,
+        "leave after checkIn: {s} {body}"
+    );
+    until("the leave after checkIn", || seen(&a, &member).is_none()).await?;
 
     // A member for after the restart.
     let (s, body) = call(
