@@ -278,6 +278,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
             caller: AuthContext { user_id: Some("files-u1".into()), ..AuthContext::default() },
             name: None,
             row: None,
+            multipart: None,
         },
         files_secret()?.as_bytes(),
     );
