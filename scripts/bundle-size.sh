@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Builds the deployable bundle offline (wrangler deploy --dry-run), prints
-# its size and fails when it is over the budget (1,150 KiB gzip by default:
+# its size and fails when it is over the budget (1,175 KiB gzip by default:
 # the board measured 796 KiB at opt-level 3 before server functions, 864
 # KiB with them, 1,005 KiB with jobs, cron and workflows, 1,028 with the
-# cache, 1,138 with rooms, files, channels and ctx.rooms; docs/benchmarks.md, "Bundle
+# cache, 1,153 with rooms, files and channels; docs/benchmarks.md, "Bundle
 # size").
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
-limit_kib="${PYLON_BUNDLE_LIMIT_KIB:-1150}"
+limit_kib="${PYLON_BUNDLE_LIMIT_KIB:-1175}"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 log="$(wrangler deploy --dry-run --outdir "$out" 2>&1)" || { echo "$log"; exit 1; }

@@ -13,9 +13,12 @@ use crate::manifest::{Entity, FieldType};
 
 /// `maxBytes` when not given: 25 MiB.
 pub const DEFAULT_MAX_BYTES: u64 = 25 * 1024 * 1024;
-/// The most `maxBytes` may be: a request body through a Worker is at most
-/// 100 MB on most plans (larger files want R2 multipart, not built here).
-pub const MAX_MAX_BYTES: u64 = 100 * 1000 * 1000;
+/// The most `maxBytes` may be: the largest multipart upload (10,000 parts
+/// of 95 MiB). A single PUT is at most [`MAX_SINGLE_BYTES`].
+pub const MAX_MAX_BYTES: u64 = super::multipart::MAX_MULTIPART_BYTES;
+/// The largest single (not multipart) upload: a request body through a
+/// Worker is at most 100 MB on most plans.
+pub const MAX_SINGLE_BYTES: u64 = 100 * 1000 * 1000;
 /// `signedUrlSeconds` when not given, and the most it may be.
 pub const DEFAULT_SIGNED_URL_SECS: i64 = 300;
 pub const MAX_SIGNED_URL_SECS: i64 = 3600;

@@ -36,6 +36,21 @@ pub enum FileError {
     /// 400 `BAD_REQUEST`: a body or query that does not fit the route.
     #[error("{0}")]
     BadRequest(String),
+    /// 400 `BAD_PART_NUMBER`: a multipart upload's part outside `1..=parts`.
+    #[error("part {part:?} is not a part of this upload (1 to {parts})")]
+    BadPartNumber { part: String, parts: u16 },
+    /// 400 `BAD_PART_SIZE`: a part whose `Content-Length` is not its size
+    /// (`partBytes`, or the remainder for the last).
+    #[error("part {part} is {want} bytes, not {size}")]
+    BadPartSize { part: u16, size: u64, want: u64 },
+    /// 400 `MISSING_PARTS`: a completion that does not list every part
+    /// exactly once, with its etag.
+    #[error("{0}")]
+    MissingParts(String),
+    /// 404 `UPLOAD_NOT_FOUND`: R2 has no such multipart upload (aborted,
+    /// completed, or never made).
+    #[error("no multipart upload {0} (aborted, completed, or never made)")]
+    UploadNotFound(String),
     /// 503 `FILES_NOT_CONFIGURED`: no `files` section in the manifest, or
     /// no `PYLON_FILES_SECRET` for signed URLs.
     #[error("{0}")]
@@ -55,6 +70,10 @@ impl FileError {
             FileError::NotFound(_) => "NOT_FOUND",
             FileError::BadRequest(_) => "BAD_REQUEST",
             FileError::NotConfigured(_) => "FILES_NOT_CONFIGURED",
+            FileError::BadPartNumber { .. } => "BAD_PART_NUMBER",
+            FileError::BadPartSize { .. } => "BAD_PART_SIZE",
+            FileError::MissingParts(_) => "MISSING_PARTS",
+            FileError::UploadNotFound(_) => "UPLOAD_NOT_FOUND",
         }
     }
 
@@ -65,9 +84,13 @@ impl FileError {
             FileError::UnsupportedType(_) => 415,
             FileError::RangeNotSatisfiable { .. } => 416,
             FileError::BadSignature(_) | FileError::UrlExpired { .. } => 403,
-            FileError::NotFound(_) => 404,
+            FileError::NotFound(_) | FileError::UploadNotFound(_) => 404,
             FileError::NotConfigured(_) => 503,
-            FileError::BadId(_) | FileError::BadRequest(_) => 400,
+            FileError::BadId(_)
+            | FileError::BadRequest(_)
+            | FileError::BadPartNumber { .. }
+            | FileError::BadPartSize { .. }
+            | FileError::MissingParts(_) => 400,
         }
     }
 }

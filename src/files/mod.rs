@@ -20,6 +20,7 @@
 pub mod config;
 mod error;
 mod key;
+pub mod multipart;
 pub mod path;
 pub mod range;
 pub mod serve;

@@ -6,11 +6,17 @@
 //! presigned URLs go to its S3 endpoint, which `wrangler dev` does not
 //! have; this works the same locally and deployed.)
 //!
+//! A multipart upload's token is the same grant with the upload it is
+//! for ([`MultipartRef`]: R2's upload id and the object key's random
+//! part); [`verify`] refuses it for a single PUT and [`verify_multipart`]
+//! refuses a single upload's token, or one for another upload.
+//!
 //! ```
 //! use pylon_workers::files::signed_url::{sign, verify, UploadGrant};
 //! use pylon_workers::policy::AuthContext;
 //! let g = UploadGrant { shard: "board".into(), id: "f1".into(), content_type: "image/png".into(),
-//!     size: 10, expires_at: 1_000, caller: AuthContext::anonymous(), name: None, row: None };
+//!     size: 10, expires_at: 1_000, caller: AuthContext::anonymous(), name: None, row: None,
+//!     multipart: None };
 //! let token = sign(&g, b"secret");
 //! assert_eq!(verify(&token, b"secret", 999, "board", "f1").unwrap(), g);
 //! assert_eq!(verify(&token, b"secret", 1_000, "board", "f1").unwrap_err().code(), "URL_EXPIRED");
@@ -53,6 +59,20 @@ pub struct UploadGrant {
     pub name: Option<String>,
     #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
     pub row: Option<String>,
+    /// For a multipart upload: which one.
+    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
+    pub multipart: Option<MultipartRef>,
+}
+
+/// The multipart upload a grant is for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MultipartRef {
+    /// R2's upload id.
+    #[serde(rename = "u")]
+    pub upload_id: String,
+    /// The object key's random part (`object_key(shard, id, nonce)`).
+    #[serde(rename = "k")]
+    pub nonce: String,
 }
 
 fn mac(secret: &[u8], payload: &str) -> Hmac<Sha256> {
@@ -69,8 +89,13 @@ pub fn sign(grant: &UploadGrant, secret: &[u8]) -> String {
     format!("{payload}.{sig}")
 }
 
+fn bad(why: &str) -> FileError {
+    FileError::BadSignature(format!("the upload URL {why}"))
+}
+
 /// The grant `token` carries, if its signature holds, it is for file
-/// `id` of `shard`, and it has not expired at `now` (Unix seconds).
+/// `id` of `shard`, it is not a multipart upload's, and it has not
+/// expired at `now` (Unix seconds).
 pub fn verify(
     token: &str,
     secret: &[u8],
@@ -78,7 +103,38 @@ pub fn verify(
     shard: &str,
     id: &str,
 ) -> Result<UploadGrant, FileError> {
-    let bad = |why: &str| FileError::BadSignature(format!("the upload URL {why}"));
+    let grant = verify_any(token, secret, now, shard, id)?;
+    if grant.multipart.is_some() {
+        return Err(bad("is for a multipart upload's parts"));
+    }
+    Ok(grant)
+}
+
+/// As [`verify`], for multipart upload `upload_id` of the file: the
+/// grant and the upload it names.
+pub fn verify_multipart(
+    token: &str,
+    secret: &[u8],
+    now: i64,
+    shard: &str,
+    id: &str,
+    upload_id: &str,
+) -> Result<(UploadGrant, MultipartRef), FileError> {
+    let grant = verify_any(token, secret, now, shard, id)?;
+    match grant.multipart.clone() {
+        Some(m) if m.upload_id == upload_id => Ok((grant, m)),
+        Some(_) => Err(bad("is for another upload")),
+        None => Err(bad("is for a single upload, not a multipart one")),
+    }
+}
+
+fn verify_any(
+    token: &str,
+    secret: &[u8],
+    now: i64,
+    shard: &str,
+    id: &str,
+) -> Result<UploadGrant, FileError> {
     if token.len() > MAX_TOKEN_CHARS {
         return Err(bad("is too long"));
     }
@@ -124,7 +180,32 @@ mod tests {
             },
             name: Some("cat.png".into()),
             row: Some("card-1".into()),
+            multipart: None,
         }
+    }
+
+    #[test]
+    fn multipart_grants() {
+        let mut g = grant();
+        g.multipart = Some(MultipartRef { upload_id: "up-1".into(), nonce: "00ff".into() });
+        let t = sign(&g, b"k1");
+        let (back, m) = verify_multipart(&t, b"k1", 1_999, "team:a", "f1", "up-1").unwrap();
+        assert_eq!((back, m.nonce.as_str()), (g.clone(), "00ff"));
+        let code = |t: &str, now, id, up| verify_multipart(t, b"k1", now, "team:a", id, up).unwrap_err().code();
+        assert_eq!(code(&t, 0, "f1", "up-2"), "BAD_SIGNATURE");
+        assert_eq!(code(&t, 0, "f2", "up-1"), "BAD_SIGNATURE");
+        assert_eq!(code(&t, 2_000, "f1", "up-1"), "URL_EXPIRED");
+        assert_eq!(verify_multipart(&t, b"k2", 0, "team:a", "f1", "up-1").unwrap_err().code(), "BAD_SIGNATURE");
+        // A single upload's token does not work for parts, nor the reverse.
+        let single = sign(&grant(), b"k1");
+        assert_eq!(code(&single, 0, "f1", "up-1"), "BAD_SIGNATURE");
+        assert_eq!(verify(&t, b"k1", 0, "team:a", "f1").unwrap_err().code(), "BAD_SIGNATURE");
+        // The upload id changed in the payload, signature kept.
+        let (_, sig) = t.split_once('.').unwrap();
+        let mut other = g.clone();
+        other.multipart = Some(MultipartRef { upload_id: "up-2".into(), nonce: "00ff".into() });
+        let forged = sign(&other, b"x").split_once('.').unwrap().0.to_owned();
+        assert_eq!(code(&format!("{forged}.{sig}"), 0, "f1", "up-2"), "BAD_SIGNATURE");
     }
 
     #[test]

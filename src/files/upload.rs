@@ -3,7 +3,7 @@
 //! signed URL's grant), and the file row it will commit once the object
 //! is complete in R2.
 
-use super::config::{essence, FilesConfig};
+use super::config::{essence, FilesConfig, MAX_SINGLE_BYTES};
 use super::key::object_key;
 use super::signed_url::UploadGrant;
 use super::FileError;
@@ -76,6 +76,8 @@ pub fn check_size_and_type(config: &FilesConfig, size: u64, content_type: &str) 
 /// none) at `now_ms`; `nonce` is the upload's random key part. With a
 /// `grant` (a signed URL), its size must be the length and its type the
 /// content type; the manifest's limits were checked when it was made.
+/// A `single` upload (one request body, not multipart) is at most
+/// [`MAX_SINGLE_BYTES`].
 #[allow(clippy::too_many_arguments)]
 pub fn plan_upload(
     config: &FilesConfig,
@@ -83,6 +85,7 @@ pub fn plan_upload(
     id: &str,
     declared: &Declared<'_>,
     grant: Option<&UploadGrant>,
+    single: bool,
     owner: Option<&str>,
     now_ms: i64,
     nonce: &str,
@@ -113,6 +116,9 @@ pub fn plan_upload(
         }
         None => {
             check_size_and_type(config, size, &content_type)?;
+            if single && size > MAX_SINGLE_BYTES {
+                return Err(FileError::TooLarge { size, limit: MAX_SINGLE_BYTES });
+            }
             check_meta(declared.name.as_deref(), declared.row.as_deref())?;
             (declared.name.clone(), declared.row.clone())
         }
@@ -163,7 +169,7 @@ mod tests {
             name: Some("a.png".into()),
             row: Some("card-1".into()),
         };
-        plan_upload(&config(), "board", "f1", &d, grant, Some("u1"), 0, "ab12")
+        plan_upload(&config(), "board", "f1", &d, grant, true, Some("u1"), 0, "ab12")
     }
 
     #[test]
@@ -189,7 +195,7 @@ mod tests {
         assert_eq!(plan(Some("1001"), Some("image/png"), None).unwrap_err().status(), 413);
         let bad_name = Declared { length: Some("1"), content_type: Some("text/plain"), name: Some("a\nb".into()), row: None };
         assert_eq!(
-            plan_upload(&config(), "b", "f", &bad_name, None, None, 0, "n").unwrap_err().code(),
+            plan_upload(&config(), "b", "f", &bad_name, None, true, None, 0, "n").unwrap_err().code(),
             "BAD_REQUEST"
         );
     }
@@ -205,6 +211,7 @@ mod tests {
             caller: AuthContext::anonymous(),
             name: None,
             row: Some("card-9".into()),
+            multipart: None,
         };
         // Beyond the manifest's 1000 bytes: the grant decides.
         let u = plan(Some("5000"), Some("image/png"), Some(&g)).unwrap();
@@ -213,5 +220,18 @@ mod tests {
         assert_eq!(plan(Some("5001"), Some("image/png"), Some(&g)).unwrap_err().code(), "FILE_TOO_LARGE");
         assert_eq!(plan(Some("4999"), Some("image/png"), Some(&g)).unwrap_err().code(), "BAD_REQUEST");
         assert_eq!(plan(Some("5000"), Some("image/gif"), Some(&g)).unwrap_err().code(), "UNSUPPORTED_TYPE");
+    }
+
+    #[test]
+    fn single_and_multipart_sizes() {
+        let big: FilesConfig =
+            serde_json::from_value(json!({"entity": "F", "types": ["video/*"], "maxBytes": 1_000_000_000u64})).unwrap();
+        let d = |len: &'static str| Declared { length: Some(len), content_type: Some("video/mp4"), ..Declared::default() };
+        let plan = |len, single| plan_upload(&big, "b", "f", &d(len), None, single, None, 0, "n");
+        // Over the Worker's request-body limit: multipart only.
+        assert_eq!(plan("100000001", true).unwrap_err().code(), "FILE_TOO_LARGE");
+        assert!(plan("100000000", true).is_ok());
+        assert_eq!(plan("999999999", false).unwrap().size, 999_999_999);
+        assert_eq!(plan("1000000001", false).unwrap_err().code(), "FILE_TOO_LARGE");
     }
 }

@@ -5,15 +5,16 @@
 //! before its row is inserted; a delete removes the row, then the bytes.
 
 use serde_json::json;
-use worker::{Env, Method, Request, Response, Result};
+use worker::{Env, HttpMetadata, Method, Request, Response, Result, UploadedPart};
 
 use crate::api_error::ApiError;
 use crate::app::App;
-use crate::files::path::{self, FilePath};
+use crate::files::multipart::{parse_complete, parse_part, PartPlan};
+use crate::files::path::{self, FilePath, Tail};
 use crate::files::serve::{plan_download, StoredFile};
-use crate::files::signed_url::{self, UploadGrant};
-use crate::files::upload::{check_meta, plan_upload, Declared};
-use crate::files::{FileError, FilesConfig};
+use crate::files::signed_url::{self, MultipartRef, UploadGrant};
+use crate::files::upload::{check_meta, plan_upload, Declared, Upload};
+use crate::files::{object_key, FileError, FilesConfig};
 use crate::glue::internal::{self, SHARD_BINDING};
 use crate::glue::random::CryptoRandom;
 use crate::glue::{auth, body, r2, respond, session_gate};
@@ -25,6 +26,8 @@ use crate::time::{now_ms, now_secs, rfc3339_from_ms};
 const SECRET_VAR: &str = "PYLON_FILES_SECRET";
 /// A signed-URL request's body, at most.
 const MAX_REQUEST_BYTES: usize = 4096;
+/// A multipart completion's body, at most (10,000 parts and their etags).
+const MAX_COMPLETE_BYTES: usize = 1024 * 1024;
 
 /// `/v1/files/{rest}`.
 pub(crate) async fn handle(req: Request, env: &Env, app: &App, rest: &str) -> Result<Response> {
@@ -41,12 +44,36 @@ pub(crate) async fn handle(req: Request, env: &Env, app: &App, rest: &str) -> Re
         return respond::error(&e.into());
     };
     let token = query(&req, "token");
-    // A signed upload URL carries its caller; anything else identifies one.
-    let (caller, grant) = match (&token, req.method(), at.upload_url) {
-        (Some(t), Method::Put, false) => match verify_grant(env, t, &at) {
-            Ok(g) => (g.caller.clone(), Some(g)),
+    let route = match (req.method(), &at.tail) {
+        (Method::Put, Tail::File) => Route::Upload,
+        (Method::Get, Tail::File) => Route::Download,
+        (Method::Delete, Tail::File) => Route::Delete,
+        (Method::Post, Tail::UploadUrl) => Route::UploadUrl,
+        (Method::Post, Tail::Uploads) => Route::Start,
+        (Method::Put, Tail::Part(u, n)) => Route::Part(u.clone(), n.clone()),
+        (Method::Post, Tail::Complete(u)) => Route::Complete(u.clone()),
+        (Method::Delete, Tail::Upload(u)) => Route::Abort(u.clone()),
+        _ => {
+            return respond::error(&ApiError::method_not_allowed(
+                "a file takes PUT, GET and DELETE; its upload-url and uploads take POST; \
+                 an upload's parts take PUT, its complete POST, the upload DELETE",
+            ))
+        }
+    };
+    // A signed upload URL, or a multipart upload's token, carries its
+    // caller; anything else identifies one.
+    let (caller, grant) = match (&route, &token) {
+        (Route::Upload, Some(t)) => match verify_grant(env, t, &at) {
+            Ok(g) => (g.caller.clone(), Some((g, None))),
             Err(e) => return respond::error(&e.into()),
         },
+        (Route::Part(u, _) | Route::Complete(u) | Route::Abort(u), t) => {
+            let t = t.as_deref().unwrap_or("");
+            match secret(env).and_then(|k| signed_url::verify_multipart(t, &k, now_secs(), &at.shard, &at.id, u)) {
+                Ok((g, m)) => (g.caller.clone(), Some((g, Some(m)))),
+                Err(e) => return respond::error(&e.into()),
+            }
+        }
         _ => match session_gate::identify(env, app, &req).await? {
             Ok(c) => (c, None),
             Err(answer) => return Ok(answer),
@@ -62,15 +89,32 @@ pub(crate) async fn handle(req: Request, env: &Env, app: &App, rest: &str) -> Re
         at: &at,
         caller: &caller,
     };
-    match (req.method(), at.upload_url) {
-        (Method::Put, false) => ctx.upload(req, grant).await,
-        (Method::Get, false) => ctx.download(&req).await,
-        (Method::Delete, false) => ctx.delete().await,
-        (Method::Post, true) => ctx.upload_url(req).await,
-        _ => respond::error(&ApiError::method_not_allowed(
-            "a file takes PUT, GET and DELETE; its upload-url takes POST",
-        )),
+    match (route, grant) {
+        (Route::Upload, g) => ctx.upload(req, g.map(|(g, _)| g)).await,
+        (Route::Download, _) => ctx.download(&req).await,
+        (Route::Delete, _) => ctx.delete().await,
+        (Route::UploadUrl, _) => ctx.upload_url(req).await,
+        (Route::Start, _) => ctx.start_multipart(req).await,
+        (Route::Part(_, n), Some((g, Some(m)))) => ctx.put_part(req, &g, &m, &n).await,
+        (Route::Complete(_), Some((g, Some(m)))) => ctx.complete(req, &g, &m).await,
+        (Route::Abort(_), Some((_, Some(m)))) => ctx.abort(&m).await,
+        _ => respond::error(&ApiError::internal("a multipart route without its grant")),
     }
+}
+
+enum Route {
+    Upload,
+    Download,
+    Delete,
+    UploadUrl,
+    /// `POST …/uploads`.
+    Start,
+    /// `PUT …/uploads/{uploadId}/parts/{n}`.
+    Part(String, String),
+    /// `POST …/uploads/{uploadId}/complete`.
+    Complete(String),
+    /// `DELETE …/uploads/{uploadId}`.
+    Abort(String),
 }
 
 fn query(req: &Request, name: &str) -> Option<String> {
@@ -155,7 +199,7 @@ impl Ctx<'_> {
         let nonce = crate::signin::random::token(&CryptoRandom, 16);
         let owner = self.caller.user_id.as_deref();
         let plan = match plan_upload(
-            self.config, &self.at.shard, &self.at.id, &declared, grant.as_ref(), owner, now_ms(), &nonce,
+            self.config, &self.at.shard, &self.at.id, &declared, grant.as_ref(), true, owner, now_ms(), &nonce,
         ) {
             Ok(p) => p,
             Err(e) => return respond::error(&e.into()),
@@ -163,20 +207,8 @@ impl Ctx<'_> {
         if let Some(answer) = self.may_insert(&plan.row, "uploading this file") {
             return answer;
         }
-        // A file id already in use (and visible) is refused before the
-        // body is read, not after it was stored.
-        let q = json!({"entity": self.config.entity, "where": {"id": self.at.id}, "count": true});
-        match self.shard("query", q).await {
-            Ok(a) if a.ok() && a.body["count"].as_u64().unwrap_or(0) > 0 => {
-                return respond::error(&ApiError::new(
-                    409,
-                    "ALREADY_EXISTS",
-                    format!("file {} exists; delete it first", self.at.id),
-                ));
-            }
-            Ok(a) if !a.ok() => return respond::json(a.status, &a.body),
-            Ok(_) => {}
-            Err(e) => return respond::internal("file row", &e),
+        if let Some(answer) = self.id_taken().await? {
+            return Ok(answer);
         }
         let bucket = r2::bucket(self.env)?;
         if let Err(e) = r2::put_body(&bucket, &plan.object_key, &req, plan.size, &plan.content_type).await {
@@ -188,7 +220,28 @@ impl Ctx<'_> {
                 format!("the body was not the {} bytes declared, or storing it failed", plan.size),
             ));
         }
-        // The bytes are complete: the row makes them visible.
+        self.commit(&bucket, &plan, &nonce).await
+    }
+
+    /// A file id already in use (and visible) is refused before any byte
+    /// is stored: the answer, if it is.
+    async fn id_taken(&self) -> Result<Option<Response>> {
+        let q = json!({"entity": self.config.entity, "where": {"id": self.at.id}, "count": true});
+        match self.shard("query", q).await {
+            Ok(a) if a.ok() && a.body["count"].as_u64().unwrap_or(0) > 0 => Ok(Some(respond::error(&ApiError::new(
+                409,
+                "ALREADY_EXISTS",
+                format!("file {} exists; delete it first", self.at.id),
+            ))?)),
+            Ok(a) if !a.ok() => Ok(Some(respond::json(a.status, &a.body)?)),
+            Ok(_) => Ok(None),
+            Err(e) => Ok(Some(respond::internal("file row", &e)?)),
+        }
+    }
+
+    /// The bytes are complete in R2: the row makes them visible. If the
+    /// insert is refused, the object is deleted.
+    async fn commit(&self, bucket: &worker::Bucket, plan: &Upload, nonce: &str) -> Result<Response> {
         let op = format!("file-{nonce}");
         let insert = json!({"op": op, "ops": [{"type": "insert", "entity": self.config.entity, "row": plan.row}]});
         let answer = self.shard("mutate", insert).await;
@@ -270,24 +323,27 @@ impl Ctx<'_> {
         respond::json(200, &json!({ "deleted": true }))
     }
 
-    /// `POST …/upload-url {type, size, name?, row?}`: a signed URL to PUT
-    /// the file to, as this caller, within `files.signedUrlSeconds`.
-    async fn upload_url(&self, mut req: Request) -> Result<Response> {
-        let secret = match secret(self.env) {
-            Ok(s) => s,
-            Err(e) => return respond::error(&e.into()),
-        };
-        let bytes = match body::read_capped(&mut req, MAX_REQUEST_BYTES).await {
+    /// The body of `upload-url` and `uploads`, `{type, size, name?,
+    /// row?}`, checked as an upload of it would be (limits, type, insert
+    /// policies): the upload it would be and its name and row, or the
+    /// answer.
+    async fn asked(
+        &self,
+        req: &mut Request,
+        single: bool,
+    ) -> Result<std::result::Result<(Upload, Option<String>, Option<String>), Response>> {
+        let bytes = match body::read_capped(req, MAX_REQUEST_BYTES).await {
             Ok(b) => b,
-            Err(e) => return respond::error(&e.to_api_error("BAD_REQUEST")),
+            Err(e) => return Ok(Err(respond::error(&e.to_api_error("BAD_REQUEST"))?)),
         };
         let asked: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         let (Some(content_type), Some(size)) = (asked["type"].as_str(), asked["size"].as_u64()) else {
-            return respond::error(&FileError::BadRequest("the body is {\"type\": …, \"size\": n}".into()).into());
+            let e = FileError::BadRequest("the body is {\"type\": …, \"size\": n}".into());
+            return Ok(Err(respond::error(&e.into())?));
         };
         let (name, row) = (asked["name"].as_str(), asked["row"].as_str());
         if let Err(e) = check_meta(name, row) {
-            return respond::error(&e.into());
+            return Ok(Err(respond::error(&e.into())?));
         }
         let length = size.to_string();
         let declared = Declared {
@@ -298,24 +354,44 @@ impl Ctx<'_> {
         };
         let owner = self.caller.user_id.as_deref();
         // The row it would be, to check the limits and policies now.
-        let plan = match plan_upload(self.config, &self.at.shard, &self.at.id, &declared, None, owner, now_ms(), "") {
+        let plan = match plan_upload(
+            self.config, &self.at.shard, &self.at.id, &declared, None, single, owner, now_ms(), "",
+        ) {
             Ok(p) => p,
-            Err(e) => return respond::error(&e.into()),
+            Err(e) => return Ok(Err(respond::error(&e.into())?)),
         };
         if let Some(answer) = self.may_insert(&plan.row, "uploading this file") {
-            return answer;
+            return Ok(Err(answer?));
         }
-        let expires_at = now_secs() + self.config.signed_url_seconds;
-        let grant = UploadGrant {
+        Ok(Ok((plan, declared.name, declared.row)))
+    }
+
+    fn grant(&self, plan: &Upload, name: Option<String>, row: Option<String>) -> UploadGrant {
+        UploadGrant {
             shard: self.at.shard.clone(),
             id: self.at.id.clone(),
-            content_type: plan.content_type,
-            size,
-            expires_at,
+            content_type: plan.content_type.clone(),
+            size: plan.size,
+            expires_at: now_secs() + self.config.signed_url_seconds,
             caller: self.caller.clone(),
-            name: declared.name,
-            row: declared.row,
+            name,
+            row,
+            multipart: None,
+        }
+    }
+
+    /// `POST …/upload-url {type, size, name?, row?}`: a signed URL to PUT
+    /// the file to, as this caller, within `files.signedUrlSeconds`.
+    async fn upload_url(&self, mut req: Request) -> Result<Response> {
+        let secret = match secret(self.env) {
+            Ok(s) => s,
+            Err(e) => return respond::error(&e.into()),
         };
+        let (plan, name, row) = match self.asked(&mut req, true).await? {
+            Ok(a) => a,
+            Err(answer) => return Ok(answer),
+        };
+        let grant = self.grant(&plan, name, row);
         let token = signed_url::sign(&grant, &secret);
         let url = format!("/v1/files/{}/{}?token={token}", self.at.shard, self.at.id);
         respond::json(
@@ -324,8 +400,163 @@ impl Ctx<'_> {
                 "url": url,
                 "method": "PUT",
                 "headers": {"Content-Type": grant.content_type},
-                "expiresAt": rfc3339_from_ms(expires_at * 1000),
+                "expiresAt": rfc3339_from_ms(grant.expires_at * 1000),
             }),
         )
+    }
+
+    /// `POST …/uploads {type, size, name?, row?}`: starts a multipart
+    /// upload in R2 after the checks a single upload makes (shard rules,
+    /// limits, type, insert policies, the id free), and answers how to cut
+    /// the file and a token for its parts, as this caller, within
+    /// `files.signedUrlSeconds`.
+    async fn start_multipart(&self, mut req: Request) -> Result<Response> {
+        let secret = match secret(self.env) {
+            Ok(s) => s,
+            Err(e) => return respond::error(&e.into()),
+        };
+        let (plan, name, row) = match self.asked(&mut req, false).await? {
+            Ok(a) => a,
+            Err(answer) => return Ok(answer),
+        };
+        let parts = match PartPlan::for_size(plan.size) {
+            Ok(p) => p,
+            Err(e) => return respond::error(&e.into()),
+        };
+        if let Some(answer) = self.id_taken().await? {
+            return Ok(answer);
+        }
+        let nonce = crate::signin::random::token(&CryptoRandom, 16);
+        let key = object_key(&self.at.shard, &self.at.id, &nonce);
+        let meta = HttpMetadata {
+            content_type: Some(plan.content_type.clone()),
+            ..HttpMetadata::default()
+        };
+        let upload = match r2::bucket(self.env)?.create_multipart_upload(key).http_metadata(meta).execute().await {
+            Ok(u) => u,
+            Err(e) => return respond::internal("starting a multipart upload", &e),
+        };
+        let upload_id = upload.upload_id().await;
+        let mut grant = self.grant(&plan, name, row);
+        grant.multipart = Some(MultipartRef { upload_id: upload_id.clone(), nonce });
+        let token = signed_url::sign(&grant, &secret);
+        let url = format!(
+            "/v1/files/{}/{}/uploads/{}",
+            self.at.shard,
+            self.at.id,
+            crate::http::percent_encode(&upload_id)
+        );
+        respond::json(
+            201,
+            &json!({
+                "uploadId": upload_id,
+                "url": url,
+                "size": parts.size,
+                "partBytes": parts.part_bytes,
+                "parts": parts.parts,
+                "expiresAt": rfc3339_from_ms(grant.expires_at * 1000),
+                "token": token,
+            }),
+        )
+    }
+
+    /// `PUT …/uploads/{uploadId}/parts/{n}?token=`: part `n`, exactly its
+    /// size, streamed into R2; answers its etag.
+    async fn put_part(&self, req: Request, grant: &UploadGrant, m: &MultipartRef, raw_n: &str) -> Result<Response> {
+        let checked = PartPlan::for_size(grant.size).and_then(|p| {
+            let n = parse_part(raw_n, p.parts)?;
+            let length = req.headers().get("Content-Length").ok().flatten().ok_or(FileError::LengthRequired)?;
+            let length: u64 = length
+                .trim()
+                .parse()
+                .map_err(|_| FileError::BadRequest(format!("Content-Length {length:?} is not a size")))?;
+            p.check_part(n, length)?;
+            Ok((n, length))
+        });
+        let (n, length) = match checked {
+            Ok(c) => c,
+            Err(e) => return respond::error(&e.into()),
+        };
+        let key = object_key(&self.at.shard, &self.at.id, &m.nonce);
+        let upload = r2::bucket(self.env)?.resume_multipart_upload(key, m.upload_id.clone())?;
+        match r2::put_part(&upload, n, &req, length).await {
+            Ok(etag) => respond::json(200, &json!({"part": n, "etag": etag})),
+            Err(r2::PartFailed::R2(e)) if r2::no_such_upload(&e) => {
+                respond::error(&FileError::UploadNotFound(m.upload_id.clone()).into())
+            }
+            Err(r2::PartFailed::Body(e) | r2::PartFailed::R2(e)) => {
+                worker::console_error!("file part {n} of {}: {e}", m.upload_id);
+                respond::error(&ApiError::bad_request(
+                    "UPLOAD_INCOMPLETE",
+                    format!("part {n}'s body was not the {length} bytes declared, or storing it failed"),
+                ))
+            }
+        }
+    }
+
+    /// `POST …/uploads/{uploadId}/complete?token=` `[{part, etag}, …]`:
+    /// R2 joins the parts into the object, and only then is the file row
+    /// inserted (as the caller who started the upload).
+    async fn complete(&self, mut req: Request, grant: &UploadGrant, m: &MultipartRef) -> Result<Response> {
+        let bytes = match body::read_capped(&mut req, MAX_COMPLETE_BYTES).await {
+            Ok(b) => b,
+            Err(e) => return respond::error(&e.to_api_error("BAD_REQUEST")),
+        };
+        let asked: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let listed = PartPlan::for_size(grant.size)
+            .and_then(|p| p.check_complete(&parse_complete(&asked)?));
+        let listed = match listed {
+            Ok(l) => l,
+            Err(e) => return respond::error(&e.into()),
+        };
+        let size = grant.size.to_string();
+        let declared = Declared {
+            length: Some(&size),
+            content_type: Some(&grant.content_type),
+            ..Declared::default()
+        };
+        let owner = self.caller.user_id.as_deref();
+        let plan = match plan_upload(
+            self.config, &self.at.shard, &self.at.id, &declared, Some(grant), false, owner, now_ms(), &m.nonce,
+        ) {
+            Ok(p) => p,
+            Err(e) => return respond::error(&e.into()),
+        };
+        if let Some(answer) = self.id_taken().await? {
+            return Ok(answer);
+        }
+        let bucket = r2::bucket(self.env)?;
+        let upload = bucket.resume_multipart_upload(plan.object_key.clone(), m.upload_id.clone())?;
+        let parts = listed.into_iter().map(|(n, etag)| UploadedPart::new(n, etag));
+        if let Err(e) = upload.complete(parts).await {
+            // Completed already (the Worker stopped before the row was
+            // written, and this is the retry): the object is whole.
+            let whole = r2::no_such_upload(&e)
+                && matches!(bucket.head(plan.object_key.clone()).await, Ok(Some(o)) if o.size() == grant.size);
+            if !whole {
+                if r2::no_such_upload(&e) {
+                    return respond::error(&FileError::UploadNotFound(m.upload_id.clone()).into());
+                }
+                worker::console_error!("file complete {}: {e}", m.upload_id);
+                return respond::error(&ApiError::bad_request(
+                    "UPLOAD_INCOMPLETE",
+                    "R2 did not join the parts: an etag that is not its part's, or storing failed",
+                ));
+            }
+        }
+        self.commit(&bucket, &plan, &m.nonce).await
+    }
+
+    /// `DELETE …/uploads/{uploadId}?token=`: R2 drops the parts.
+    async fn abort(&self, m: &MultipartRef) -> Result<Response> {
+        let key = object_key(&self.at.shard, &self.at.id, &m.nonce);
+        let upload = r2::bucket(self.env)?.resume_multipart_upload(key, m.upload_id.clone())?;
+        match upload.abort().await {
+            Ok(()) => respond::json(200, &json!({"aborted": true})),
+            Err(e) if r2::no_such_upload(&e) => {
+                respond::error(&FileError::UploadNotFound(m.upload_id.clone()).into())
+            }
+            Err(e) => respond::internal("aborting a multipart upload", &e),
+        }
     }
 }

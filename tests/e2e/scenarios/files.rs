@@ -5,7 +5,9 @@
 //! and nothing stored (a type not allowed, a path-traversal id, no
 //! Content-Length, an oversized body refused before it is sent, an id in
 //! use); signed upload URLs, and tampered and expired ones refused; and a
-//! `kill -9` of wrangler in the middle of an upload leaving no file.
+//! `kill -9` of wrangler in the middle of an upload leaving no file; a
+//! multipart upload (12 MiB in parts of 5 MiB) resumed after a `kill -9`
+//! between its parts, and its refusals.
 
 use std::time::Duration;
 
@@ -91,6 +93,17 @@ impl Files {
 
     async fn put(&self, path: &str, token: Option<&str>, ty: &str, body: Vec<u8>) -> Result<Answer> {
         self.send(Method::PUT, path, token, &[("Content-Type", ty)], Some(body)).await
+    }
+
+    /// A POST of JSON `body`.
+    async fn post_json(&self, path: String, token: Option<&str>, body: Value) -> Result<Answer> {
+        let ct = [("Content-Type", "application/json")];
+        self.send(Method::POST, &path, token, &ct, Some(serde_json::to_vec(&body)?)).await
+    }
+
+    /// A PUT of `body` with no credentials (a token in `path`).
+    async fn put_owned(&self, path: String, body: Vec<u8>) -> Result<Answer> {
+        self.send(Method::PUT, &path, None, &[("Content-Type", "application/octet-stream")], Some(body)).await
     }
 
     async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Result<Answer> {
@@ -278,6 +291,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
             caller: AuthContext { user_id: Some("files-u1".into()), ..AuthContext::default() },
             name: None,
             row: None,
+            multipart: None,
         },
         files_secret()?.as_bytes(),
     );
@@ -321,5 +335,155 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     let a = f.put(&format!("/{shard}/cut.bin"), Some(&u1), "application/octet-stream", again.clone()).await?;
     ensure!(a.status == 201, "upload after the restart: {} {}", a.status, a.json());
     ensure!(f.get(&format!("/{shard}/cut.bin"), &[]).await?.bytes == again);
+    wait_rows(&mut live, "cut.bin's row", |v| v.rows.len() == 3).await?;
+
+    drop(live);
+    drop(watcher);
+    multipart(ctx, &shard, &u1, &signed_path).await
+}
+
+/// A multipart upload: 12 MiB in parts of 5 MiB, `wrangler dev` killed
+/// with `kill -9` in the middle of part 2 (part 1 stored), the rest sent
+/// after the restart on the same upload, completed, seen by the live
+/// query and read back whole; and its refusals, nothing stored by any.
+async fn multipart(ctx: &mut Ctx, shard: &str, u1: &str, signed_path: &str) -> Result<()> {
+    const MIB: usize = 1024 * 1024;
+    let f = Files { base: ctx.dev.http("/v1/files"), http: reqwest::Client::new() };
+    // Refused at the start, as a single upload would be.
+    let a = f.post_json(format!("/{shard}/big.bin/uploads"), Some(u1), json!({"type": "text/html", "size": 12 * MIB})).await?;
+    ensure!(a.status == 415 && a.code() == "UNSUPPORTED_TYPE", "start, type: {} {}", a.status, a.json());
+    let a = f.post_json(format!("/{shard}/big.bin/uploads"), Some(u1), json!({"type": "application/octet-stream", "size": MAX_BYTES + 1})).await?;
+    ensure!(a.status == 413 && a.code() == "FILE_TOO_LARGE", "start, size: {} {}", a.status, a.json());
+    let a = f.post_json(format!("/{shard}/big.bin/uploads"), Some(u1), json!({"type": "application/octet-stream", "size": 0})).await?;
+    ensure!(a.status == 400 && a.code() == "BAD_REQUEST", "start, empty: {} {}", a.status, a.json());
+    let a = f.post_json(format!("/{shard}/anon.txt/uploads"), Some(u1), json!({"type": "text/plain", "size": 12 * MIB})).await?;
+    ensure!(a.status == 409 && a.code() == "ALREADY_EXISTS", "start, id in use: {} {}", a.status, a.json());
+
+    let big = pattern(12 * MIB);
+    let a = f.post_json(format!("/{shard}/big.bin/uploads"), Some(u1), json!({"type": "application/octet-stream", "size": big.len(), "name": "big.bin"})).await?;
+    ensure!(a.status == 201, "start: {} {}", a.status, a.json());
+    let up = a.json();
+    ensure!(up["partBytes"] == 5 * MIB && up["parts"] == 3 && up["size"] == 12 * MIB, "the plan: {up}");
+    let token = up["token"].as_str().context("token")?.to_owned();
+    let base = up["url"].as_str().context("url")?.strip_prefix("/v1/files").context("a files url")?.to_owned();
+    let part_path = |n: &str, t: &str| format!("{base}/parts/{n}?token={t}");
+    let part = |n: usize| big[(n - 1) * 5 * MIB..(n * 5 * MIB).min(big.len())].to_vec();
+
+    // Refused parts.
+    let a = f.put_owned(part_path("1", &token), big[..5 * MIB - 1].to_vec()).await?;
+    ensure!(a.status == 400 && a.code() == "BAD_PART_SIZE", "short part: {} {}", a.status, a.json());
+    let a = f.put_owned(part_path("3", &token), part(1)).await?;
+    ensure!(a.status == 400 && a.code() == "BAD_PART_SIZE", "last part too long: {} {}", a.status, a.json());
+    let a = f.put_owned(part_path("4", &token), part(3)).await?;
+    ensure!(a.status == 400 && a.code() == "BAD_PART_NUMBER", "part 4: {} {}", a.status, a.json());
+    let a = f.put_owned(part_path("0", &token), part(3)).await?;
+    ensure!(a.status == 400 && a.code() == "BAD_PART_NUMBER", "part 0: {} {}", a.status, a.json());
+    let mut tampered = token.clone();
+    let flip_at = tampered.len() - 2;
+    let c = tampered.as_bytes()[flip_at];
+    tampered.replace_range(flip_at..flip_at + 1, if c == b'A' { "B" } else { "A" });
+    let a = f.put_owned(part_path("1", &tampered), part(1)).await?;
+    ensure!(a.status == 403 && a.code() == "BAD_SIGNATURE", "tampered token: {} {}", a.status, a.json());
+    let a = f.put_owned(format!("/{shard}/big.bin/uploads/another/parts/1?token={token}"), part(1)).await?;
+    ensure!(a.status == 403 && a.code() == "BAD_SIGNATURE", "another upload: {} {}", a.status, a.json());
+    let a = f.put_owned(format!("{base}/parts/1"), part(1)).await?;
+    ensure!(a.status == 403 && a.code() == "BAD_SIGNATURE", "no token: {} {}", a.status, a.json());
+    let single = signed_path.split("token=").nth(1).context("a single upload's token")?;
+    let a = f.put_owned(part_path("1", single), part(1)).await?;
+    ensure!(a.status == 403 && a.code() == "BAD_SIGNATURE", "a single upload's token: {} {}", a.status, a.json());
+    let a = f.put(&format!("/{shard}/big.bin?token={token}"), None, "application/octet-stream", big.clone()).await?;
+    ensure!(a.status == 403 && a.code() == "BAD_SIGNATURE", "the parts' token for a PUT: {} {}", a.status, a.json());
+    let a = f.send(Method::PUT, &part_path("1", &token), None, &[], None).await?;
+    ensure!(
+        (a.status == 400 && a.code() == "BAD_PART_SIZE") || (a.status == 411 && a.code() == "LENGTH_REQUIRED"),
+        "no body: {} {}",
+        a.status,
+        a.json()
+    );
+
+    // Part 1, then a complete that lacks parts.
+    let a = f.put_owned(part_path("1", &token), part(1)).await?;
+    ensure!(a.status == 200 && a.json()["part"] == 1, "part 1: {} {}", a.status, a.json());
+    let etag1 = a.json()["etag"].as_str().context("etag")?.to_owned();
+    let a = f.post_json(format!("{base}/complete?token={token}"), None, json!([{"part": 1, "etag": etag1}])).await?;
+    ensure!(a.status == 400 && a.code() == "MISSING_PARTS", "complete, parts missing: {} {}", a.status, a.json());
+    ensure!(f.get(&format!("/{shard}/big.bin"), &[]).await?.status == 404, "visible before complete");
+
+    // kill -9 with part 2 one MiB in.
+    let head = format!(
+        "PUT /v1/files{} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n\
+         Content-Length: {}\r\n\r\n",
+        part_path("2", &token),
+        5 * MIB
+    );
+    let s = raw_request(ctx.dev.port, &head, &part(2)[..MIB]).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ctx.restart().await?;
+    drop(s);
+    let a = f.get(&format!("/{shard}/big.bin"), &[]).await?;
+    ensure!(a.status == 404 && a.code() == "NOT_FOUND", "half a multipart file: {} {}", a.status, a.json());
+
+    // The same upload goes on after the restart.
+    let f = Files { base: ctx.dev.http("/v1/files"), http: reqwest::Client::new() };
+    let watcher = client(ctx.dev.port, shard, Encoding::Json).await?;
+    let mut live2 = watcher.subscribe(attachments()).await?;
+    let view = wait_rows(&mut live2, "the rows after the second restart", |v| !v.rows.is_empty()).await?;
+    ensure!(view.rows.len() == 3, "rows after the second restart: {}", view.rows.len());
+    let mut etags = vec![etag1];
+    for n in [2, 3] {
+        let a = f.put_owned(part_path(&n.to_string(), &token), part(n)).await?;
+        ensure!(a.status == 200 && a.json()["part"] == n, "part {n}: {} {}", a.status, a.json());
+        etags.push(a.json()["etag"].as_str().context("etag")?.to_owned());
+    }
+    // A part's etag that is not its own: R2 refuses, nothing stored.
+    let a = f.post_json(format!("{base}/complete?token={token}"), None, json!([{"part": 1, "etag": etags[1]}, {"part": 2, "etag": etags[1]}, {"part": 3, "etag": etags[2]}])).await?;
+    ensure!(a.status == 400 && a.code() == "UPLOAD_INCOMPLETE", "complete, wrong etag: {} {}", a.status, a.json());
+    ensure!(f.get(&format!("/{shard}/big.bin"), &[]).await?.status == 404, "visible after a refused complete");
+    let listed = json!([{"part": 3, "etag": etags[2]}, {"part": 1, "etag": etags[0]}, {"part": 2, "etag": etags[1]}]);
+    let a = f.post_json(format!("{base}/complete?token={token}"), None, listed.clone()).await?;
+    ensure!(a.status == 201, "complete: {} {}", a.status, a.json());
+    let row = a.json()["file"].clone();
+    ensure!(
+        row["id"] == "big.bin" && row["size"] == big.len() && row["owner"] == "files-u1" && row["name"] == "big.bin",
+        "the row: {row}"
+    );
+    wait_rows(&mut live2, "big.bin's row", |v| {
+        v.rows.iter().any(|r| r.get("id").and_then(|v| v.as_str()) == Some("big.bin"))
+    })
+    .await?;
+    let a = f.get(&format!("/{shard}/big.bin"), &[]).await?;
+    ensure!(a.status == 200 && a.bytes.len() == big.len() && a.bytes == big, "download: {} {} bytes", a.status, a.bytes.len());
+    let a = f.get(&format!("/{shard}/big.bin"), &[("Range", "bytes=5242870-5242889")]).await?;
+    ensure!(a.status == 206 && a.bytes == big[5_242_870..5_242_890], "a range across parts: {}", a.status);
+    let a = f.post_json(format!("{base}/complete?token={token}"), None, listed).await?;
+    ensure!(a.status == 409 && a.code() == "ALREADY_EXISTS", "complete again: {} {}", a.status, a.json());
+
+    // An expired token.
+    let mut late = serde_json::from_slice::<UploadGrant>(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, token.split('.').next().unwrap_or(""))?,
+    )?;
+    late.expires_at = pylon_workers::time::now_secs() - 1;
+    let late = sign(&late, files_secret()?.as_bytes());
+    let a = f.put_owned(part_path("1", &late), part(1)).await?;
+    ensure!(a.status == 403 && a.code() == "URL_EXPIRED", "expired token: {} {}", a.status, a.json());
+
+    // Aborted: R2 drops the parts, the upload is gone, nothing visible.
+    let a = f.post_json(format!("/{shard}/gone.bin/uploads"), Some(u1), json!({"type": "application/octet-stream", "size": 6 * MIB})).await?;
+    ensure!(a.status == 201 && a.json()["parts"] == 2, "start gone.bin: {} {}", a.status, a.json());
+    let gone = a.json();
+    let gone_token = gone["token"].as_str().context("token")?.to_owned();
+    let gone_base = gone["url"].as_str().context("url")?.strip_prefix("/v1/files").context("url")?.to_owned();
+    let a = f.put_owned(format!("{gone_base}/parts/2?token={gone_token}"), vec![7u8; MIB]).await?;
+    ensure!(a.status == 200, "gone.bin part 2: {} {}", a.status, a.json());
+    let a = f.send(Method::DELETE, &format!("{gone_base}?token={gone_token}"), None, &[], None).await?;
+    ensure!(a.status == 200 && a.json()["aborted"] == true, "abort: {} {}", a.status, a.json());
+    let a = f.put_owned(format!("{gone_base}/parts/1?token={gone_token}"), vec![7u8; 5 * MIB]).await?;
+    ensure!(a.status == 404 && a.code() == "UPLOAD_NOT_FOUND", "part after abort: {} {}", a.status, a.json());
+    let body = json!([{"part": 1, "etag": "x"}, {"part": 2, "etag": "y"}]);
+    let a = f.post_json(format!("{gone_base}/complete?token={gone_token}"), None, body).await?;
+    ensure!(a.status == 404 && a.code() == "UPLOAD_NOT_FOUND", "complete after abort: {} {}", a.status, a.json());
+    ensure!(f.get(&format!("/{shard}/gone.bin"), &[]).await?.status == 404, "an aborted file visible");
+    let view = wait_rows(&mut live2, "the rows at the end", |v| v.rows.len() == 4).await?;
+    ensure!(view.rows.len() == 4, "rows: {}", view.rows.len());
     Ok(())
 }
