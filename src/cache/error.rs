@@ -40,6 +40,15 @@ pub enum CacheError {
     Storage(#[from] StorageError),
 }
 
+impl crate::host::Refusal for CacheError {
+    fn storage(&self) -> Option<&StorageError> {
+        match self {
+            CacheError::Storage(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
 impl CacheError {
     pub fn code(&self) -> &'static str {
         match self {

@@ -22,7 +22,7 @@ use super::limits::{check_key, check_ttl, check_value, shown};
 use super::store::{CacheStore, Entry};
 use super::{CacheError, Command, SetOnly};
 use crate::api_error::ApiError;
-use crate::host::{Action, Method, Object, Open, OpenError, Request, Response};
+use crate::host::{refusal, Action, Method, Object, Open, OpenError, Request, Response};
 use crate::host::{NoConn, NoMsg};
 use crate::sql::MAX_SAFE_INT;
 use crate::storage::SqlConn;
@@ -326,13 +326,8 @@ impl<C: SqlConn + Clone> Object<C> for CacheObject<C> {
         match self.route(&req, now_ms) {
             Ok(answer) => answer,
             Err(e) => {
-                let log = match &e {
-                    CacheError::Storage(s) => {
-                        vec![Action::Log(format!("cache {}: {s}", req.object))]
-                    }
-                    _ => Vec::new(),
-                };
-                (ApiError::from(e).into(), log)
+                let what = format!("cache {}", req.object);
+                refusal(&what, e)
             }
         }
     }

@@ -17,7 +17,9 @@ use serde_json::{json, Value as Json};
 use super::rules::Op;
 use super::{check_name, ChannelError};
 use crate::api_error::ApiError;
-use crate::host::{Action, Method, NoConn, NoMsg, Object, Open, OpenError, Request, Response};
+use crate::host::{
+    refusal, Action, Method, NoConn, NoMsg, Object, Open, OpenError, Request, Response,
+};
 use crate::manifest::Manifest;
 use crate::sql::SqlValue;
 use crate::storage::SqlConn;
@@ -122,15 +124,7 @@ impl<C: SqlConn + Clone> Object<C> for ChannelDirectory<C> {
         };
         match answer {
             Ok(body) => (Response::ok(body), Vec::new()),
-            Err(e) => {
-                let log = match &e {
-                    ChannelError::Storage(s) => {
-                        vec![Action::Log(format!("channel directory: {s}"))]
-                    }
-                    _ => Vec::new(),
-                };
-                (ApiError::from(e).into(), log)
-            }
+            Err(e) => refusal("channel directory", e),
         }
     }
 

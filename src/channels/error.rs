@@ -35,6 +35,15 @@ pub enum ChannelError {
     Storage(#[from] StorageError),
 }
 
+impl crate::host::Refusal for ChannelError {
+    fn storage(&self) -> Option<&StorageError> {
+        match self {
+            ChannelError::Storage(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
 impl ChannelError {
     pub fn code(&self) -> &'static str {
         match self {

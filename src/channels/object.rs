@@ -277,13 +277,8 @@ impl<C: SqlConn + Clone> Object<C> for ChannelObject<C> {
         match self.route(&req, now_ms) {
             Ok(answer) => answer,
             Err(e) => {
-                let log = match &e {
-                    ChannelError::Storage(s) => {
-                        vec![Action::Log(format!("channel {}: {s}", self.name))]
-                    }
-                    _ => Vec::new(),
-                };
-                (refusal(e), log)
+                let what = format!("channel {}", self.name);
+                crate::host::refusal(&what, e)
             }
         }
     }

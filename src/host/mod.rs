@@ -63,4 +63,4 @@ pub use action::{Action, ConnState, NoConn, NoMsg, Wire};
 pub use erased::{ErasedCore, JsonEffects, Pending};
 pub use io::{IoCall, IoOutcome};
 pub use object::{Object, Open, OpenError};
-pub use request::{Method, Request, Response};
+pub use request::{refusal, Method, Refusal, Request, Response};

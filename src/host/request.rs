@@ -67,6 +67,25 @@ impl From<ApiError> for Response {
     }
 }
 
+/// An error an object answers a request with, which may be a failure of
+/// its storage.
+pub trait Refusal: Into<ApiError> {
+    /// The storage failure behind this error, if that is what it is.
+    fn storage(&self) -> Option<&crate::storage::StorageError>;
+}
+
+/// An object's answer to a request it refused: the error's response, and
+/// when its storage failed (which the caller sees only as `INTERNAL`) a
+/// log line `{what}: {failure}` for the operator.
+pub fn refusal<M, S>(what: &str, error: impl Refusal) -> (Response, Vec<super::Action<M, S>>) {
+    let log = error
+        .storage()
+        .map(|s| super::Action::Log(format!("{what}: {s}")))
+        .into_iter()
+        .collect();
+    (error.into().into(), log)
+}
+
 impl From<&ApiError> for Response {
     fn from(e: &ApiError) -> Response {
         Response::json(e.status, e.body())
