@@ -75,6 +75,9 @@ pub struct HostCore<C: SqlConn + Clone, K: Object<C>> {
     alarms_fired: u64,
     alarms_set: u64,
     meter_at_wake: Option<SqlMeter>,
+    /// While an alarm's handlers run: the timers they set or cancelled,
+    /// which the alarm must not disarm after them.
+    touched_timers: Option<Vec<String>>,
 }
 
 type Effects<K, C> = Vec<Effect<<K as Object<C>>::Conn>>;
@@ -100,6 +103,7 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
             alarms_fired: 0,
             alarms_set: 0,
             meter_at_wake,
+            touched_timers: None,
         };
         (core, warning)
     }
@@ -239,7 +243,7 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
         self.alarm = None;
         self.alarms_fired += 1;
         let mut out = Vec::new();
-        let due = match Timers::open(&self.sql).and_then(|t| t.take_due(now_ms)) {
+        let due = match Timers::on(&self.sql).due(now_ms) {
             Ok(d) => d,
             Err(e) => {
                 out.push(Effect::Log(format!("reading the timers: {e}")));
@@ -250,11 +254,24 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
                 return out;
             }
         };
-        for name in due {
+        self.touched_timers = Some(Vec::new());
+        for (name, _) in &due {
             if let Some(o) = self.object.as_mut() {
-                let actions = o.on_timer(&name, now_ms).await;
+                let actions = o.on_timer(name, now_ms).await;
                 self.carry_out(actions, now_ms, &mut out).await;
             }
+        }
+        // Disarmed after the handlers, in the same event as their writes,
+        // so a timer a handler set again (a tick) is one row written, not
+        // a delete and an insert. The handlers here await no I/O, so the
+        // disarm commits with what they wrote.
+        let touched = self.touched_timers.take().unwrap_or_default();
+        let fired: Vec<(String, i64)> = due
+            .into_iter()
+            .filter(|(name, _)| !touched.contains(name))
+            .collect();
+        if let Err(e) = Timers::on(&self.sql).disarm(&fired) {
+            out.push(Effect::Log(format!("disarming the timers: {e}")));
         }
         self.sync_alarm(&mut out);
         out
@@ -303,9 +320,7 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
         if !v.is_object() {
             v = json!({ "object": v });
         }
-        let timers = Timers::open(&self.sql)
-            .and_then(|t| t.all())
-            .unwrap_or_default();
+        let timers = Timers::on(&self.sql).all().unwrap_or_default();
         v["wakes"] = json!(self.wakes);
         v["connections"] = json!(self.conns.len());
         v["timers"] = timers
@@ -406,13 +421,19 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
                     }
                 }
                 Action::SetTimer { name, at_ms } => {
-                    match Timers::open(&self.sql).and_then(|t| t.set(&name, at_ms)) {
+                    if let Some(t) = self.touched_timers.as_mut() {
+                        t.push(name.clone());
+                    }
+                    match Timers::on(&self.sql).set(&name, at_ms) {
                         Ok(()) => timers_changed = true,
                         Err(e) => out.push(Effect::Log(format!("setting timer {name}: {e}"))),
                     }
                 }
                 Action::CancelTimer { name } => {
-                    match Timers::open(&self.sql).and_then(|t| t.cancel(&name)) {
+                    if let Some(t) = self.touched_timers.as_mut() {
+                        t.push(name.clone());
+                    }
+                    match Timers::on(&self.sql).cancel(&name) {
                         Ok(()) => timers_changed = true,
                         Err(e) => out.push(Effect::Log(format!("cancelling timer {name}: {e}"))),
                     }
@@ -435,7 +456,7 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
 
     /// Sets the alarm to the earliest timer, or clears it when none is left.
     fn sync_alarm(&mut self, out: &mut Effects<K, C>) {
-        let next = match Timers::open(&self.sql).and_then(|t| t.next()) {
+        let next = match Timers::on(&self.sql).next() {
             Ok(n) => n,
             Err(e) => {
                 out.push(Effect::Log(format!("reading the timers: {e}")));

@@ -1,6 +1,14 @@
 //! Named timers, kept in the object's storage and multiplexed onto its one
-//! alarm: the alarm is always set to the earliest timer, and cleared when
-//! there is none, so an idle object has no alarm and can rest.
+//! alarm: the alarm is always set to the earliest armed timer, and cleared
+//! when none is armed, so an idle object has no alarm and can rest.
+//!
+//! Each name keeps one row (a slot) once it was first set; firing or
+//! cancelling a timer disarms its slot (`at_ms` NULL) instead of deleting
+//! it. Timer names are a small fixed set per object kind, and an
+//! `UPDATE` of one row in a `WITHOUT ROWID` table is one row written,
+//! where a delete and an insert into a table with a text key are four
+//! (table and key index, twice). A 20 Hz simulation re-arms its tick
+//! timer on every tick, so this is most of what ticking writes.
 //!
 //! ```
 //! # #[cfg(feature = "sqlite")] {
@@ -11,7 +19,9 @@
 //! timers.set("outbox", 500).unwrap();
 //! timers.set("tick", 100).unwrap();
 //! assert_eq!(timers.next().unwrap(), Some(100));
-//! assert_eq!(timers.take_due(200).unwrap(), vec!["tick".to_string()]);
+//! let due = timers.due(200).unwrap();
+//! assert_eq!(due, vec![("tick".to_string(), 100)]);
+//! timers.disarm(&due).unwrap();
 //! assert_eq!(timers.next().unwrap(), Some(500));
 //! timers.cancel("outbox").unwrap();
 //! assert_eq!(timers.next().unwrap(), None);
@@ -21,83 +31,128 @@
 use crate::sql::SqlValue;
 use crate::storage::{SqlConn, StorageError};
 
+/// The slots table. (`_pylon_timers`, the earlier layout, deleted a row on
+/// every fire; [`Timers::open`] moves its rows here once.)
+const TABLE: &str = "_pylon_timer_slots";
+const OLD_TABLE: &str = "_pylon_timers";
+
 /// The timers table of one object.
 pub struct Timers<'a, C: SqlConn> {
     conn: &'a C,
 }
 
 impl<'a, C: SqlConn> Timers<'a, C> {
-    /// Creates the table if needed.
+    /// Makes sure the table exists, in its current layout: one statement
+    /// when it does (the object's construction runs this once).
     pub fn open(conn: &'a C) -> Result<Self, StorageError> {
-        conn.exec(
-            "CREATE TABLE IF NOT EXISTS _pylon_timers \
-             (name TEXT PRIMARY KEY NOT NULL, at_ms INTEGER NOT NULL) STRICT",
-            &[],
+        let found = conn.exec(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?1, ?2)",
+            &[
+                SqlValue::Text(TABLE.into()),
+                SqlValue::Text(OLD_TABLE.into()),
+            ],
         )?;
+        let has = |t: &str| {
+            found
+                .iter()
+                .any(|r| matches!(r.first(), Some(SqlValue::Text(n)) if n == t))
+        };
+        if !has(TABLE) {
+            conn.exec(
+                "CREATE TABLE IF NOT EXISTS _pylon_timer_slots \
+                 (name TEXT PRIMARY KEY NOT NULL, at_ms INTEGER) STRICT, WITHOUT ROWID",
+                &[],
+            )?;
+        }
+        if has(OLD_TABLE) {
+            // Same event, so the move commits as one.
+            conn.exec(
+                "INSERT OR REPLACE INTO _pylon_timer_slots (name, at_ms) \
+                 SELECT name, at_ms FROM _pylon_timers",
+                &[],
+            )?;
+            conn.exec("DROP TABLE _pylon_timers", &[])?;
+        }
         Ok(Timers { conn })
+    }
+
+    /// The timers of an object whose construction already ran [`Timers::open`].
+    pub fn on(conn: &'a C) -> Self {
+        Timers { conn }
     }
 
     /// Sets (or moves) timer `name` to `at_ms`.
     pub fn set(&self, name: &str, at_ms: i64) -> Result<(), StorageError> {
         self.conn.exec(
-            "INSERT INTO _pylon_timers (name, at_ms) VALUES (?1, ?2) \
+            "INSERT INTO _pylon_timer_slots (name, at_ms) VALUES (?1, ?2) \
              ON CONFLICT(name) DO UPDATE SET at_ms = excluded.at_ms",
             &[SqlValue::Text(name.into()), SqlValue::Integer(at_ms)],
         )?;
         Ok(())
     }
 
+    /// Disarms timer `name` (nothing is written if it is not armed).
     pub fn cancel(&self, name: &str) -> Result<(), StorageError> {
         self.conn.exec(
-            "DELETE FROM _pylon_timers WHERE name = ?1",
+            "UPDATE _pylon_timer_slots SET at_ms = NULL WHERE name = ?1 AND at_ms IS NOT NULL",
             &[SqlValue::Text(name.into())],
         )?;
         Ok(())
     }
 
-    /// The earliest timer's time.
+    /// The earliest armed timer's time.
     pub fn next(&self) -> Result<Option<i64>, StorageError> {
         let rows = self
             .conn
-            .exec("SELECT MIN(at_ms) FROM _pylon_timers", &[])?;
+            .exec("SELECT MIN(at_ms) FROM _pylon_timer_slots", &[])?;
         Ok(match rows.first().and_then(|r| r.first()) {
             Some(SqlValue::Integer(at)) => Some(*at),
             _ => None,
         })
     }
 
-    /// Every timer, earliest first: `(name, at_ms)`.
+    /// Every armed timer, earliest first: `(name, at_ms)`.
     pub fn all(&self) -> Result<Vec<(String, i64)>, StorageError> {
         let rows = self.conn.exec(
-            "SELECT name, at_ms FROM _pylon_timers ORDER BY at_ms, name",
+            "SELECT name, at_ms FROM _pylon_timer_slots WHERE at_ms IS NOT NULL \
+             ORDER BY at_ms, name",
             &[],
         )?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|r| match (r.first(), r.get(1)) {
-                (Some(SqlValue::Text(n)), Some(SqlValue::Integer(at))) => Some((n.clone(), *at)),
-                _ => None,
-            })
-            .collect())
+        Ok(pairs(rows))
     }
 
-    /// Removes and returns the timers due at `now_ms`, earliest first. The
-    /// caller fires each; a handler may set its timer again.
-    pub fn take_due(&self, now_ms: i64) -> Result<Vec<String>, StorageError> {
-        let due = self.conn.exec(
-            "SELECT name FROM _pylon_timers WHERE at_ms <= ?1 ORDER BY at_ms, name",
+    /// The timers due at `now_ms`, earliest first, with the time each was
+    /// armed for. Nothing is written: the caller fires each, then
+    /// [`Timers::disarm`]s those their handlers did not set again.
+    pub fn due(&self, now_ms: i64) -> Result<Vec<(String, i64)>, StorageError> {
+        let rows = self.conn.exec(
+            "SELECT name, at_ms FROM _pylon_timer_slots WHERE at_ms <= ?1 ORDER BY at_ms, name",
             &[SqlValue::Integer(now_ms)],
         )?;
-        self.conn.exec(
-            "DELETE FROM _pylon_timers WHERE at_ms <= ?1",
-            &[SqlValue::Integer(now_ms)],
-        )?;
-        Ok(due
-            .into_iter()
-            .filter_map(|r| match r.into_iter().next() {
-                Some(SqlValue::Text(n)) => Some(n),
-                _ => None,
-            })
-            .collect())
+        Ok(pairs(rows))
     }
+
+    /// Disarms the `(name, at_ms)` timers still armed for that same time:
+    /// one statement, and no row written for a timer that was moved since.
+    pub fn disarm(&self, fired: &[(String, i64)]) -> Result<(), StorageError> {
+        if fired.is_empty() {
+            return Ok(());
+        }
+        let json = serde_json::to_string(fired).expect("pairs serialize");
+        self.conn.exec(
+            "UPDATE _pylon_timer_slots SET at_ms = NULL WHERE (name, at_ms) IN \
+             (SELECT value ->> 0, value ->> 1 FROM json_each(?1))",
+            &[SqlValue::Text(json)],
+        )?;
+        Ok(())
+    }
+}
+
+fn pairs(rows: Vec<Vec<SqlValue>>) -> Vec<(String, i64)> {
+    rows.into_iter()
+        .filter_map(|r| match (r.first(), r.get(1)) {
+            (Some(SqlValue::Text(n)), Some(SqlValue::Integer(at))) => Some((n.clone(), *at)),
+            _ => None,
+        })
+        .collect()
 }

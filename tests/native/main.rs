@@ -22,6 +22,8 @@ mod client_resume;
 mod client_sim;
 #[path = "../host_local.rs"]
 mod host_local;
+#[path = "../host_timers.rs"]
+mod host_timers;
 #[path = "../jobs_ledger.rs"]
 mod jobs_ledger;
 #[path = "../live_differential.rs"]

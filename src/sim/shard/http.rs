@@ -117,10 +117,7 @@ impl<S: SimState, C: SqlConn> SimShard<S, C> {
         let wakes = Meta::open(sql)
             .and_then(|m| m.int(meta::WAKES))
             .unwrap_or(0);
-        let alarm = Timers::open(sql)
-            .and_then(|t| t.next())
-            .map(|n| n.is_some())
-            .unwrap_or(false);
+        let alarm = Timers::on(sql).next().map(|n| n.is_some()).unwrap_or(false);
         let figures = [
             ("kind", json!(self.config.kind)),
             ("sim", json!(self.name)),

@@ -195,7 +195,7 @@ impl<S: SimState, C: SqlConn> Object<C> for SimShard<S, C> {
         let schedule = if config.is_event_driven() || finished {
             None
         } else {
-            Timers::open(store.sql())?
+            Timers::on(store.sql())
                 .all()?
                 .into_iter()
                 .find(|(name, _)| name == TICK_TIMER)
