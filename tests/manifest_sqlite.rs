@@ -248,7 +248,7 @@ fn additive_migration() {
     assert_eq!(
         plan,
         [
-            r#"CREATE TABLE IF NOT EXISTS "Tag" ("id" TEXT PRIMARY KEY NOT NULL, "label" TEXT NOT NULL)"#,
+            r#"CREATE TABLE IF NOT EXISTS "Tag" ("id" TEXT PRIMARY KEY NOT NULL, "label" TEXT NOT NULL) WITHOUT ROWID"#,
             r#"CREATE UNIQUE INDEX IF NOT EXISTS "Tag:byLabel" ON "Tag" ("label")"#,
             r#"ALTER TABLE "Todo" ADD COLUMN "ownerId" TEXT"#,
             r#"ALTER TABLE "Todo" ADD COLUMN "due" TEXT"#,

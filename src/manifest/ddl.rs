@@ -12,7 +12,7 @@
 //!     "fields":[{"name":"ownerId","type":"string"},{"name":"n","type":"int","optional":true}],
 //!     "indexes":[{"name":"byOwner","fields":["ownerId"]}]}]}"#).unwrap();
 //! assert_eq!(create_statements(&m.entities[0]), [
-//!     r#"CREATE TABLE IF NOT EXISTS "Todo" ("id" TEXT PRIMARY KEY NOT NULL, "ownerId" TEXT NOT NULL, "n" INTEGER)"#,
+//!     r#"CREATE TABLE IF NOT EXISTS "Todo" ("id" TEXT PRIMARY KEY NOT NULL, "ownerId" TEXT NOT NULL, "n" INTEGER) WITHOUT ROWID"#,
 //!     r#"CREATE INDEX IF NOT EXISTS "Todo:byOwner" ON "Todo" ("ownerId")"#,
 //! ]);
 //! ```
@@ -59,8 +59,10 @@ pub(super) fn column_def(f: &Field, with_unique: bool) -> String {
 pub(super) fn create_table(e: &Entity) -> String {
     let mut cols = vec![format!("{} TEXT PRIMARY KEY NOT NULL", quote_ident("id"))];
     cols.extend(e.fields.iter().map(|f| column_def(f, true)));
+    // Keyed by `id` itself: an insert or delete is one b-tree entry (plus
+    // the declared indexes), not a row and its key index, each billed.
     format!(
-        "CREATE TABLE IF NOT EXISTS {} ({})",
+        "CREATE TABLE IF NOT EXISTS {} ({}) WITHOUT ROWID",
         quote_ident(&e.name),
         cols.join(", ")
     )
@@ -144,7 +146,7 @@ mod tests {
         assert_eq!(
             create_statements(&e),
             [
-                r#"CREATE TABLE IF NOT EXISTS "U" ("id" TEXT PRIMARY KEY NOT NULL, "email" TEXT NOT NULL UNIQUE, "ok" INTEGER, "x" REAL UNIQUE)"#,
+                r#"CREATE TABLE IF NOT EXISTS "U" ("id" TEXT PRIMARY KEY NOT NULL, "email" TEXT NOT NULL UNIQUE, "ok" INTEGER, "x" REAL UNIQUE) WITHOUT ROWID"#,
                 r#"CREATE UNIQUE INDEX IF NOT EXISTS "U:both" ON "U" ("email", "ok")"#,
             ]
         );

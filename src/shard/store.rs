@@ -29,51 +29,57 @@ pub const SEQ: &str = "seq";
 /// Meta key of the manifest source last applied to the tables.
 const SCHEMA: &str = "schema";
 
+// Every table is keyed by its primary key (`WITHOUT ROWID`): a row written
+// is then one b-tree entry, where a rowid table with a text or composite key
+// writes the row and its key index, and the platform bills each (a log
+// entry, an outbox entry and an op id are written per write, and the
+// outbox entry deleted again). Tables made before this layout keep theirs
+// and work the same, at the old row count.
 const TABLES: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS _pylon_log (seq INTEGER NOT NULL, idx INTEGER NOT NULL, \
      entity TEXT NOT NULL, id TEXT NOT NULL, before TEXT, after TEXT, at INTEGER NOT NULL, \
-     PRIMARY KEY (seq, idx))",
+     PRIMARY KEY (seq, idx)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS _pylon_ops (op TEXT PRIMARY KEY NOT NULL, seq INTEGER NOT NULL, \
-     at INTEGER NOT NULL)",
+     at INTEGER NOT NULL) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS _pylon_ops_at ON _pylon_ops (at)",
     // What a function call with an op id returned, for the answer to its
     // retry (docs/functions.md); dropped with the op id.
     "CREATE TABLE IF NOT EXISTS _pylon_fn_results (op TEXT PRIMARY KEY NOT NULL, \
-     value TEXT NOT NULL)",
+     value TEXT NOT NULL) WITHOUT ROWID",
     // Mutations scheduled by functions (docs/functions.md, "Scheduled
     // functions"), run on the shard's alarm as the caller that scheduled them.
     "CREATE TABLE IF NOT EXISTS _pylon_scheduled (id TEXT PRIMARY KEY NOT NULL, \
-     at INTEGER NOT NULL, name TEXT NOT NULL, args TEXT NOT NULL, auth TEXT NOT NULL)",
+     at INTEGER NOT NULL, name TEXT NOT NULL, args TEXT NOT NULL, auth TEXT NOT NULL) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS _pylon_scheduled_at ON _pylon_scheduled (at)",
     // Watched query functions, rebuilt after a wake like subscriptions:
     // `reads` (a JSON array of entity names) says which writes re-run it.
     "CREATE TABLE IF NOT EXISTS _pylon_watches (key TEXT PRIMARY KEY NOT NULL, \
      conn TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL, args TEXT NOT NULL, \
-     reads TEXT NOT NULL, seq INTEGER NOT NULL)",
+     reads TEXT NOT NULL, seq INTEGER NOT NULL) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS _pylon_subs (key TEXT PRIMARY KEY NOT NULL, conn TEXT NOT NULL, \
-     id TEXT NOT NULL, query TEXT NOT NULL, seq INTEGER NOT NULL)",
+     id TEXT NOT NULL, query TEXT NOT NULL, seq INTEGER NOT NULL) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS _pylon_subs_conn ON _pylon_subs (conn)",
     // The last seq each shared window sent a diff at; a subscription's own
     // row keeps the seq it was answered at. Its next diff's `from` is the
     // larger of the two (see ShardEngine), so a write updates one row per
     // window instead of one per subscriber.
     "CREATE TABLE IF NOT EXISTS _pylon_windows (ident TEXT PRIMARY KEY NOT NULL, \
-     seq INTEGER NOT NULL)",
+     seq INTEGER NOT NULL) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS _pylon_presence (conn TEXT PRIMARY KEY NOT NULL, \
-     state TEXT NOT NULL)",
+     state TEXT NOT NULL) WITHOUT ROWID",
     // Room members added over HTTP (docs/rooms.md): their presence is in
     // `_pylon_presence` under `member:{id}`; `expires` (ms) NULL = none.
     "CREATE TABLE IF NOT EXISTS _pylon_members (conn TEXT PRIMARY KEY NOT NULL, \
-     expires INTEGER)",
+     expires INTEGER) WITHOUT ROWID",
     // Changes not yet copied to D1, in commit order; `row` NULL = deleted.
     "CREATE TABLE IF NOT EXISTS _pylon_outbox (seq INTEGER NOT NULL, idx INTEGER NOT NULL, \
      entity TEXT NOT NULL, id TEXT NOT NULL, row TEXT, at INTEGER NOT NULL, \
-     PRIMARY KEY (seq, idx))",
+     PRIMARY KEY (seq, idx)) WITHOUT ROWID",
     // Jobs committed mutations enqueued, not yet taken by the jobs ledger,
     // in commit order; `request` is a `JobRequest` as JSON.
     "CREATE TABLE IF NOT EXISTS _pylon_job_outbox (seq INTEGER NOT NULL, \
      idx INTEGER NOT NULL, request TEXT NOT NULL, at INTEGER NOT NULL, \
-     PRIMARY KEY (seq, idx))",
+     PRIMARY KEY (seq, idx)) WITHOUT ROWID",
 ];
 
 /// One entry of the change log: a row of `entity` before and after the

@@ -28,7 +28,7 @@ impl<'a, C: SqlConn> Meta<'a, C> {
     /// Creates the table if needed.
     pub fn open(conn: &'a C) -> Result<Self, StorageError> {
         conn.exec(
-            "CREATE TABLE IF NOT EXISTS _pylon_meta (key TEXT PRIMARY KEY NOT NULL, value ANY) STRICT",
+            "CREATE TABLE IF NOT EXISTS _pylon_meta (key TEXT PRIMARY KEY NOT NULL, value ANY) STRICT, WITHOUT ROWID",
             &[],
         )?;
         Ok(Self { conn })
@@ -74,10 +74,13 @@ impl<'a, C: SqlConn> Meta<'a, C> {
         self.set(key, SqlValue::Text(value.into()))
     }
 
+    /// Sets `key`; writes no row when it already holds `value` (the
+    /// shard's name is set again on every wake).
     pub fn set(&self, key: &str, value: SqlValue) -> Result<(), StorageError> {
         self.conn.exec(
             "INSERT INTO _pylon_meta (key, value) VALUES (?1, ?2) \
-             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value \
+             WHERE value IS NOT excluded.value",
             &[SqlValue::Text(key.into()), value],
         )?;
         Ok(())
