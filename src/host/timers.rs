@@ -31,9 +31,8 @@
 use crate::sql::SqlValue;
 use crate::storage::{SqlConn, StorageError};
 
-/// The slots table. (`_pylon_timers`, the earlier layout, deleted a row on
-/// every fire; [`Timers::open`] moves its rows here once.)
-const TABLE: &str = "_pylon_timer_slots";
+/// The earlier layout, which deleted a row on every fire; [`Timers::open`]
+/// moves its rows into the slots once.
 const OLD_TABLE: &str = "_pylon_timers";
 
 /// The timers table of one object.
@@ -43,29 +42,27 @@ pub struct Timers<'a, C: SqlConn> {
 
 impl<'a, C: SqlConn> Timers<'a, C> {
     /// Makes sure the table exists, in its current layout: one statement
-    /// when it does (the object's construction runs this once).
+    /// that reads no row when it does (the object's construction runs
+    /// this once).
     pub fn open(conn: &'a C) -> Result<Self, StorageError> {
-        let found = conn.exec(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?1, ?2)",
-            &[
-                SqlValue::Text(TABLE.into()),
-                SqlValue::Text(OLD_TABLE.into()),
-            ],
-        )?;
-        let has = |t: &str| {
-            found
-                .iter()
-                .any(|r| matches!(r.first(), Some(SqlValue::Text(n)) if n == t))
-        };
-        if !has(TABLE) {
-            conn.exec(
-                "CREATE TABLE IF NOT EXISTS _pylon_timer_slots \
-                 (name TEXT PRIMARY KEY NOT NULL, at_ms INTEGER) STRICT, WITHOUT ROWID",
-                &[],
-            )?;
+        if conn
+            .exec("SELECT 1 FROM _pylon_timer_slots LIMIT 0", &[])
+            .is_ok()
+        {
+            return Ok(Timers { conn });
         }
-        if has(OLD_TABLE) {
-            // Same event, so the move commits as one.
+        conn.exec(
+            "CREATE TABLE IF NOT EXISTS _pylon_timer_slots \
+             (name TEXT PRIMARY KEY NOT NULL, at_ms INTEGER) STRICT, WITHOUT ROWID",
+            &[],
+        )?;
+        // The first wake after the upgrade: the earlier table's timers move
+        // over, in the same event, so the move commits as one.
+        let old = conn.exec(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            &[SqlValue::Text(OLD_TABLE.into())],
+        )?;
+        if !old.is_empty() {
             conn.exec(
                 "INSERT OR REPLACE INTO _pylon_timer_slots (name, at_ms) \
                  SELECT name, at_ms FROM _pylon_timers",
