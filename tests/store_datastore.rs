@@ -250,6 +250,10 @@ fn local_store_crud() {
         .insert_row(todo_e, &again)
         .unwrap_err()
         .is_unique_violation());
+    // The write path's insert: no error, no insert, the row untouched.
+    let other = insert_columns(todo_e, &todo("t1", "u2", 9)).unwrap();
+    assert!(!s.insert_new_row(todo_e, &other).unwrap());
+    assert_eq!(s.get_row(todo_e, "t1").unwrap(), Some(stored.clone()));
     assert_eq!(s.unique_clash(todo_e, "t1", &again).unwrap(), None);
     let code = |r: Row| update_columns(todo_e, &r).unwrap_err().code();
     assert_eq!(code(row(json!({"id": "x"}))), "ID_IMMUTABLE");
@@ -632,4 +636,42 @@ fn aggregates() {
             g.value.as_i64().unwrap()
         );
     }
+}
+
+/// A wake re-opens the store: with the same manifest and runtime tables it
+/// is one read; a changed manifest still migrates.
+#[test]
+fn a_wake_with_an_unchanged_schema_is_one_statement_and_a_changed_one_migrates() {
+    use pylon_workers::storage::SqlConn;
+    let db = std::rc::Rc::new(SqliteConn::open_in_memory().unwrap());
+    let m = manifest();
+    ShardStore::new(db.clone()).ensure_schema(&m).unwrap();
+    let before = db.meter().unwrap();
+    ShardStore::new(db.clone()).ensure_schema(&m).unwrap();
+    let wake = db.meter().unwrap().since(before);
+    assert_eq!((wake.statements, wake.rows_written), (1, 0), "{wake:?}");
+
+    let mut src: serde_json::Value = serde_json::from_str(m.source()).unwrap();
+    src["entities"][0]["fields"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "addedLater", "type": "string", "optional": true}));
+    let grown = Manifest::from_json_str(&src.to_string()).unwrap();
+    let store = ShardStore::new(db.clone());
+    store.ensure_schema(&grown).unwrap();
+    let entity = grown.entities[0].name.clone();
+    let cols = db
+        .exec(
+            &format!("SELECT name FROM pragma_table_info('{entity}')"),
+            &[],
+        )
+        .unwrap();
+    assert!(
+        cols.iter()
+            .any(|r| r[0] == pylon_workers::sql::SqlValue::Text("addedLater".into())),
+        "{cols:?}"
+    );
+    let before = db.meter().unwrap();
+    ShardStore::new(db.clone()).ensure_schema(&grown).unwrap();
+    assert_eq!(db.meter().unwrap().since(before).statements, 1);
 }

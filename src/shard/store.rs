@@ -28,6 +28,8 @@ pub use job_outbox::OutboxJob;
 pub const SEQ: &str = "seq";
 /// Meta key of the manifest source last applied to the tables.
 const SCHEMA: &str = "schema";
+/// Meta key of the fingerprint of [`TABLES`] last run.
+const LAYOUT: &str = "layout";
 
 // Every table is keyed by its primary key (`WITHOUT ROWID`): a row written
 // is then one b-tree entry, where a rowid table with a text or composite key
@@ -81,6 +83,16 @@ const TABLES: &[&str] = &[
      idx INTEGER NOT NULL, request TEXT NOT NULL, at INTEGER NOT NULL, \
      PRIMARY KEY (seq, idx)) WITHOUT ROWID",
 ];
+
+/// A fingerprint of [`TABLES`] (FNV-1a): a release that changes them runs
+/// them again on the first wake, without a version to bump by hand.
+fn layout_fingerprint() -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in TABLES.iter().flat_map(|t| t.bytes().chain([0])) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
+}
 
 /// One entry of the change log: a row of `entity` before and after the
 /// change at (`seq`, `idx`). `None` is "did not exist".
@@ -257,11 +269,23 @@ impl<C: SqlConn> ShardStore<C> {
 
     /// Creates the runtime's tables and brings the manifest's tables up to
     /// `manifest` with an additive migration. Refuses destructive changes.
+    ///
+    /// On a wake, with the same manifest and the same runtime tables as
+    /// when the object was made, this is one read: the first answer after
+    /// an eviction waits for nothing it does not need.
     pub fn ensure_schema(&self, manifest: &Manifest) -> Result<(), SchemaError> {
+        let layout = SqlValue::Integer(layout_fingerprint());
+        let stored = self.stored_schema();
+        if let Some((schema, stored_layout)) = &stored {
+            if schema.as_deref() == Some(manifest.source()) && *stored_layout == layout {
+                return Ok(());
+            }
+        }
         for sql in TABLES {
             self.conn.exec(sql, &[])?;
         }
         let meta = Meta::open(&self.conn)?;
+        meta.set(LAYOUT, layout)?;
         let stored = meta.text(SCHEMA)?;
         if stored.as_deref() == Some(manifest.source()) {
             return Ok(());
@@ -276,6 +300,29 @@ impl<C: SqlConn> ShardStore<C> {
         }
         meta.set_text(SCHEMA, manifest.source())?;
         Ok(())
+    }
+
+    /// The stored manifest source and layout fingerprint, in one read;
+    /// `None` when there is no meta table yet (a new object).
+    fn stored_schema(&self) -> Option<(Option<String>, SqlValue)> {
+        let rows = self
+            .conn
+            .exec(
+                "SELECT key, value FROM _pylon_meta WHERE key IN (?1, ?2)",
+                &[SqlValue::Text(SCHEMA.into()), SqlValue::Text(LAYOUT.into())],
+            )
+            .ok()?;
+        let mut schema = None;
+        let mut layout = SqlValue::Null;
+        for mut r in rows {
+            let value = r.pop().unwrap_or(SqlValue::Null);
+            match (r.pop(), value) {
+                (Some(SqlValue::Text(k)), SqlValue::Text(v)) if k == SCHEMA => schema = Some(v),
+                (Some(SqlValue::Text(k)), v) if k == LAYOUT => layout = v,
+                _ => {}
+            }
+        }
+        Some((schema, layout))
     }
 
     pub fn seq(&self) -> Result<u64, StorageError> {
@@ -416,6 +463,26 @@ impl<C: SqlConn> ShardStore<C> {
         );
         let params: Vec<SqlValue> = cols.iter().map(|(_, v)| v.clone()).collect();
         self.run(&sql, &params)
+    }
+
+    /// Inserts encoded columns unless a row with their id exists: whether
+    /// it did insert. One statement where a read for the id and the insert
+    /// were two (another unique column's clash is still an error).
+    pub fn insert_new_row(
+        &self,
+        entity: &Entity,
+        cols: &[(&str, SqlValue)],
+    ) -> Result<bool, StorageError> {
+        let names: Vec<String> = cols.iter().map(|(c, _)| manifest::quote_ident(c)).collect();
+        let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT(\"id\") DO NOTHING RETURNING 1",
+            manifest::quote_ident(&entity.name),
+            names.join(", "),
+            marks.join(", ")
+        );
+        let params: Vec<SqlValue> = cols.iter().map(|(_, v)| v.clone()).collect();
+        Ok(!self.conn.exec(&sql, &params)?.is_empty())
     }
 
     /// Updates encoded columns (from `manifest::update_columns`) of row `id`.
