@@ -157,6 +157,9 @@ pub struct ShardEngine<C: SqlConn> {
     schedule_changed: bool,
     /// A commit added jobs to the job outbox: they are to be sent.
     jobs_added: bool,
+    /// Whether a commit added to the D1 outbox since the object last
+    /// looked (an empty outbox found stays empty until one does).
+    outbox_added: bool,
     /// The member count last noted for the room list (docs/rooms.md), and
     /// whether the list is due a newer one.
     room_noted: Option<(i64, bool)>,
@@ -197,6 +200,8 @@ impl<C: SqlConn> ShardEngine<C> {
             schedule_changed: true,
             // Jobs left from a previous wake: the object sends them.
             jobs_added: false,
+            // A drain owed from before the wake is found by a first look.
+            outbox_added: true,
             room_noted: None,
         })
     }

@@ -146,6 +146,11 @@ impl<C: SqlConn> LiveShard<C> {
         }
         // A changed member count is due on the room list (docs/rooms.md).
         let room_due = self.engine.note_room_size().unwrap_or(false);
+        // Not armed means the outbox was found empty; only a commit since
+        // can have filled it.
+        if !self.engine.take_outbox_added() && !room_due {
+            return;
+        }
         match self.engine.outbox_depth() {
             Ok(0) if !room_due => {}
             Ok(_) => {
@@ -156,7 +161,7 @@ impl<C: SqlConn> LiveShard<C> {
                 });
             }
             // Reading the depth failed: the next event tries again.
-            Err(_) => {}
+            Err(_) => self.engine.note_outbox_added(),
         }
     }
 

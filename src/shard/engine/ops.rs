@@ -43,8 +43,12 @@ impl<C: SqlConn> ShardEngine<C> {
                 }
                 let (new, cols) = self.insertable(entity, auth, &row)?;
                 let id = id_of(&new).to_owned();
-                if let Some(existing) = store.get_row(entity, &id).map_err(|e| storage_err(&e))? {
-                    return Err(if can_see(&existing) {
+                let inserted = store
+                    .insert_new_row(entity, &cols)
+                    .map_err(|e| self.write_failed(entity, auth, "insert", &id, &cols, &e))?;
+                if !inserted {
+                    let existing = store.get_row(entity, &id).map_err(|e| storage_err(&e))?;
+                    return Err(if existing.as_ref().is_some_and(can_see) {
                         err(
                             ErrorCode::AlreadyExists,
                             format!("{name} {id:?} already exists"),
@@ -53,9 +57,6 @@ impl<C: SqlConn> ShardEngine<C> {
                         refusal::refused("insert", &name)
                     });
                 }
-                store
-                    .insert_row(entity, &cols)
-                    .map_err(|e| self.write_failed(entity, auth, "insert", &id, &cols, &e))?;
                 Ok(Change {
                     entity: name,
                     before: None,

@@ -84,6 +84,18 @@ impl<C: SqlConn> ShardEngine<C> {
         meta.add(OUTBOX_ATTEMPTS, 1)
     }
 
+    /// Whether a commit added to the outbox since the last time this was
+    /// asked (true on a new wake).
+    pub fn take_outbox_added(&mut self) -> bool {
+        std::mem::take(&mut self.outbox_added)
+    }
+
+    /// Makes the next [`ShardEngine::take_outbox_added`] true (a look at
+    /// the outbox failed and must be made again).
+    pub fn note_outbox_added(&mut self) {
+        self.outbox_added = true;
+    }
+
     /// Entries waiting for D1.
     pub fn outbox_depth(&self) -> Result<u64, StorageError> {
         Ok(self.store.outbox_depth()?.0)

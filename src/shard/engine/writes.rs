@@ -239,6 +239,7 @@ impl<C: SqlConn> ShardEngine<C> {
         if !jobs.is_empty() {
             self.jobs_added = true;
         }
+        self.outbox_added = true;
         // Retention, every 100 seqs.
         if last.seq / 100 > (first.seq - 1) / 100 {
             let c = &self.config;
