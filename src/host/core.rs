@@ -87,7 +87,10 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
     /// event), so `wakes` tells how often the platform rebuilt the object.
     pub fn new(sql: C) -> (Self, Option<String>) {
         let meter_at_wake = sql.meter();
-        let counted = Meta::open(&sql).and_then(|m| m.add(meta::WAKES, 1));
+        // The table exists after the first wake: no DDL on later ones.
+        let counted = Meta::existing(&sql)
+            .add(meta::WAKES, 1)
+            .or_else(|_| Meta::open(&sql).and_then(|m| m.add(meta::WAKES, 1)));
         let (wakes, warning) = match counted {
             Ok(n) => (n, None),
             Err(e) => (0, Some(format!("counting the wake failed: {e}"))),
@@ -138,7 +141,8 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
         if self.object.is_some() {
             return Ok(Vec::new());
         }
-        let m = Meta::open(&self.sql)?;
+        // `new` made the table when it counted the wake.
+        let m = Meta::existing(&self.sql);
         let name = match name {
             Some(n) => {
                 m.set_text(meta::SHARD_NAME, n)?;
