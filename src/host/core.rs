@@ -437,8 +437,9 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
                     if let Some(t) = self.touched_timers.as_mut() {
                         t.push(name.clone());
                     }
+                    // Cancelling a timer that is not armed moves no alarm.
                     match Timers::on(&self.sql).cancel(&name) {
-                        Ok(()) => timers_changed = true,
+                        Ok(was_armed) => timers_changed |= was_armed,
                         Err(e) => out.push(Effect::Log(format!("cancelling timer {name}: {e}"))),
                     }
                 }

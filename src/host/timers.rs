@@ -88,13 +88,15 @@ impl<'a, C: SqlConn> Timers<'a, C> {
         Ok(())
     }
 
-    /// Disarms timer `name` (nothing is written if it is not armed).
-    pub fn cancel(&self, name: &str) -> Result<(), StorageError> {
-        self.conn.exec(
-            "UPDATE _pylon_timer_slots SET at_ms = NULL WHERE name = ?1 AND at_ms IS NOT NULL",
+    /// Disarms timer `name`: whether it was armed (nothing is written if
+    /// it was not).
+    pub fn cancel(&self, name: &str) -> Result<bool, StorageError> {
+        let rows = self.conn.exec(
+            "UPDATE _pylon_timer_slots SET at_ms = NULL WHERE name = ?1 AND at_ms IS NOT NULL \
+             RETURNING 1",
             &[SqlValue::Text(name.into())],
         )?;
-        Ok(())
+        Ok(!rows.is_empty())
     }
 
     /// The earliest armed timer's time.
