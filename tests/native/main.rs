@@ -86,6 +86,8 @@ mod sim_plane;
 mod sim_protocol_doc;
 #[path = "../sim_ticks.rs"]
 mod sim_ticks;
+#[path = "../slow_readers.rs"]
+mod slow_readers;
 #[path = "../store_cold.rs"]
 mod store_cold;
 #[path = "../store_cold_access.rs"]
