@@ -60,8 +60,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use pylon_workers::client::{ClientConfig, RawConnection, Received};
 use pylon_workers::client::{Client, Event, Query, Subscription};
+use pylon_workers::client::{ClientConfig, RawConnection, Received};
 use pylon_workers::protocol::{ClientMsg, Encoding, ErrorCode, Op, ServerMsg, Sub};
 use pylon_workers::value::{Row, Value};
 use serde_json::json;
@@ -471,7 +471,11 @@ async fn slow_readers(port: u16, n: usize, pairs: usize, rounds: usize) -> Resul
     slow_run(port, &shard, &writer, &mut rx, n, rounds / 4, 0, false).await?;
     let mut out = Vec::new();
     for pair in 0..pairs {
-        let order = if pair % 2 == 0 { [false, true] } else { [true, false] };
+        let order = if pair % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
         for stalled in order {
             let run = 1 + out.len();
             let r = slow_run(port, &shard, &writer, &mut rx, n, rounds, run, stalled).await?;
