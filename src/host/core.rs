@@ -15,7 +15,7 @@ use super::io::{IoCall, IoOutcome};
 use super::object::{Object, Open, OpenError};
 use super::request::{Request, Response};
 use super::timers::Timers;
-use super::window::{self, Window};
+use super::window::{self, Windows};
 use crate::app::App;
 use crate::protocol::{Encoding, Frame, FrameRef};
 use crate::storage::meta::{self, Meta};
@@ -64,12 +64,9 @@ pub struct HostCore<C: SqlConn + Clone, K: Object<C>> {
     object: Option<K>,
     /// The open connections, mirroring the sockets.
     conns: HashMap<String, K::Conn>,
-    /// Bytes each connection was sent and has not receipted.
-    windows: HashMap<String, Window>,
-    /// The send window, bytes ([`window::WINDOW_VAR`]).
-    window: u64,
-    /// Connections closed this wake for being too far behind.
-    behind_closes: u64,
+    /// Bytes each connection was sent and has not receipted, and the
+    /// send window ([`window::WINDOW_VAR`]).
+    windows: Windows,
     /// What the alarm is set to, as far as this wake knows.
     alarm: Option<i64>,
     /// Held-back timers ([`Action::Soon`]), in memory.
@@ -100,9 +97,7 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
             sql,
             object: None,
             conns: HashMap::new(),
-            windows: HashMap::new(),
-            window: window::DEFAULT_WINDOW,
-            behind_closes: 0,
+            windows: Windows::new(window::DEFAULT_WINDOW),
             alarm: None,
             soft: HashMap::new(),
             wakes,
@@ -153,7 +148,7 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
             None => m.text(meta::SHARD_NAME)?.unwrap_or_default(),
         };
         let timers = Timers::open(&self.sql)?;
-        self.window = window::window_from_vars(vars).map_err(OpenError::Config)?;
+        self.windows = Windows::new(window::window_from_vars(vars).map_err(OpenError::Config)?);
         let init = Open {
             sql: self.sql.clone(),
             name,
@@ -164,10 +159,9 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
         let (object, actions) = K::open(init, sockets.clone()).await?;
         self.object = Some(object);
         self.opened_ms = Some(now_ms);
-        self.windows = sockets
-            .iter()
-            .map(|(c, _)| (c.clone(), Window::resumed(self.window)))
-            .collect();
+        for (c, _) in &sockets {
+            self.windows.resume(c);
+        }
         self.conns = sockets.into_iter().collect();
         let mut out = Vec::new();
         // An alarm set before the eviction is still pending; setting it
@@ -203,7 +197,7 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
             })?;
         let conn = format!("c{n}");
         self.conns.insert(conn.clone(), state.clone());
-        self.windows.insert(conn.clone(), Window::default());
+        self.windows.open(&conn);
         Ok((conn, state))
     }
 
@@ -226,12 +220,7 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
                 reason: "unknown connection".into(),
             }];
         };
-        let receipt = window::parse_receipt(frame, state.encoding()).map(|r| {
-            r.and_then(|bytes| {
-                let w = self.windows.entry(conn.to_owned()).or_default();
-                w.receipt(bytes)
-            })
-        });
+        let receipt = self.windows.receipt(conn, frame, state.encoding());
         let actions = match (self.object.as_mut(), receipt) {
             (None, _) => return Vec::new(),
             (Some(_), Some(Ok(()))) => return Vec::new(),
@@ -333,11 +322,7 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
             .unwrap_or_default();
         v["wakes"] = json!(self.wakes);
         v["connections"] = json!(self.conns.len());
-        v["send_window"] = json!({
-            "bytes": self.window,
-            "most_owed": self.windows.values().map(Window::owed).max().unwrap_or(0),
-            "behind_closes": self.behind_closes,
-        });
+        v["send_window"] = self.windows.stats();
         v["timers"] = timers
             .iter()
             .map(|(name, at)| json!({ "name": name, "at_ms": at }))
@@ -369,7 +354,7 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
 
     /// Forgets a connection and tells the object, once.
     async fn drop_conn(&mut self, conn: &str, now_ms: i64, out: &mut Effects<K, C>) {
-        self.windows.remove(conn);
+        self.windows.close(conn);
         if self.conns.remove(conn).is_none() {
             return;
         }
@@ -425,7 +410,7 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
                         reason,
                     });
                     self.conns.remove(&conn);
-                    self.windows.remove(&conn);
+                    self.windows.close(&conn);
                     if let Some(o) = self.object.as_mut() {
                         let more = o.on_close(&conn, now_ms).await;
                         for (i, m) in more.into_iter().enumerate() {
@@ -477,24 +462,13 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
         out: &mut Effects<K, C>,
         queue: &mut std::collections::VecDeque<Action<K::Msg, K::Conn>>,
     ) {
-        let len = frame.len() as u64;
-        let window = self.window;
-        let mut behind = 0;
-        conns.retain(|c| {
-            let w = self.windows.entry(c.clone()).or_default();
-            if w.behind(window) {
-                behind += 1;
-                queue.push_front(Action::Close {
-                    conn: c.clone(),
-                    code: crate::protocol::close::BEHIND,
-                    reason: "too far behind".into(),
-                });
-                return false;
-            }
-            w.sent(len);
-            true
-        });
-        self.behind_closes += behind;
+        for conn in self.windows.admit(&mut conns, frame.len() as u64) {
+            queue.push_front(Action::Close {
+                conn,
+                code: crate::protocol::close::BEHIND,
+                reason: "too far behind".into(),
+            });
+        }
         if !conns.is_empty() {
             out.push(Effect::Send { conns, frame });
         }

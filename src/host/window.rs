@@ -30,6 +30,8 @@
 //! assert!(w.receipt(1_000).is_err()); // more than was sent
 //! ```
 
+use std::collections::HashMap;
+
 use crate::protocol::{Encoding, Frame, FrameRef};
 
 /// Clients send a receipt after each this many bytes received (a quarter
@@ -165,6 +167,90 @@ impl Window {
         self.owed -= bytes - beyond;
         self.credit -= beyond;
         Ok(())
+    }
+}
+
+/// Every connection's window, and the limit: the host's bookkeeping,
+/// kept out of the generic host so it is compiled once, not per kind.
+#[derive(Debug)]
+pub struct Windows {
+    limit: u64,
+    conns: HashMap<String, Window>,
+    /// Connections found over the window this wake.
+    behind: u64,
+}
+
+impl Windows {
+    pub fn new(limit: u64) -> Self {
+        Windows {
+            limit,
+            conns: HashMap::new(),
+            behind: 0,
+        }
+    }
+
+    /// A new connection (nothing sent yet).
+    pub fn open(&mut self, conn: &str) {
+        self.conns.insert(conn.to_owned(), Window::default());
+    }
+
+    /// A connection that outlived an eviction.
+    pub fn resume(&mut self, conn: &str) {
+        let w = Window::resumed(self.limit);
+        self.conns.insert(conn.to_owned(), w);
+    }
+
+    pub fn close(&mut self, conn: &str) {
+        self.conns.remove(conn);
+    }
+
+    /// Keeps in `conns` those within their window and counts `bytes` sent
+    /// to each; returns those over it (to close, sent nothing).
+    #[inline(never)] // one copy, not one per kind
+    pub fn admit(&mut self, conns: &mut Vec<String>, bytes: u64) -> Vec<String> {
+        let mut behind = Vec::new();
+        conns.retain(|c| {
+            let w = self.conns.entry(c.clone()).or_default();
+            if w.behind(self.limit) {
+                behind.push(c.clone());
+                return false;
+            }
+            w.sent(bytes);
+            true
+        });
+        self.behind += behind.len() as u64;
+        behind
+    }
+
+    /// `frame` from `conn`, if it is a receipt: taken, or why not.
+    #[inline(never)] // one copy, not one per kind
+    pub fn receipt(
+        &mut self,
+        conn: &str,
+        frame: FrameRef<'_>,
+        encoding: Encoding,
+    ) -> Option<Result<(), String>> {
+        let bytes = match parse_receipt(frame, encoding)? {
+            Ok(b) => b,
+            Err(why) => return Some(Err(why)),
+        };
+        Some(
+            self.conns
+                .entry(conn.to_owned())
+                .or_default()
+                .receipt(bytes),
+        )
+    }
+
+    /// For the stats: the window, the most any connection owes, and the
+    /// connections closed for it this wake.
+    #[inline(never)] // one copy, not one per kind
+    pub fn stats(&self) -> serde_json::Value {
+        serde_json::json!({
+            "bytes": self.limit,
+            "most_owed": self.conns.values().map(Window::owed).max().unwrap_or(0),
+            "behind_closes": self.behind,
+        })
     }
 }
 
