@@ -18,6 +18,12 @@
 //!    subscribers.
 //! 3. time to the answer of `POST /v1/shards/{shard}/query` on a shard that
 //!    workerd has evicted (idle ≥ 12 s), against the same request warm.
+//! 4. (`PYLON_BENCH_ONLY=slow`, not run by default) a stalled reader among
+//!    N: each reader's latency from a write to its copy of the diff, p50
+//!    and p99 over all readers and rounds, with one more socket subscribed
+//!    that never reads (it passes the 1 MiB send window and is closed with
+//!    4408), as a ratio to the same run without it; runs interleaved
+//!    (without, with; then with, without), medians over the pairs.
 //!
 //! Knobs (environment):
 //!
@@ -33,6 +39,10 @@
 //! | `PYLON_BENCH_COLD` | `5` | eviction samples (each idles 13 s; 0: skip) |
 //! | `PYLON_BENCH_ONLY` | all | comma list of `fanout`, `rate`, `cold` |
 //! | `PYLON_BENCH_IDLE_SECS` | `13` | idle before each eviction sample |
+//! | `PYLON_BENCH_SLOW_N` | `100` | readers in the stalled-reader runs |
+//! | `PYLON_BENCH_SLOW_PAIRS` | `5` | pairs of runs (without, with the stalled reader) |
+//! | `PYLON_BENCH_SLOW_ROUNDS` | `60` | writes per run (each about 24 KiB to every reader) |
+//! | `PYLON_BENCH_SLOW_CONTROL` | `0` | `1`: the "with" runs get no stalled socket either (an A/A run: the noise floor of the ratios) |
 //! | `PYLON_BENCH_VARS` | none | `NAME:VALUE,...` wrangler vars for this run, e.g. `PYLON_MAX_BATCH:1`; added to [`BENCH_VARS`] (a name given here wins) |
 //! | `PYLON_BENCH_OBSERVABILITY` | `0` | `1` keeps `wrangler dev`'s local observability collector on (see below) |
 //!
@@ -51,7 +61,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use pylon_workers::client::{Client, Event, Query, Subscription};
-use pylon_workers::protocol::{Encoding, ErrorCode, Op};
+use pylon_workers::client::{ClientConfig, RawConnection, Received};
+use pylon_workers::protocol::{ClientMsg, Encoding, ErrorCode, Op, ServerMsg, Sub};
 use pylon_workers::value::{Row, Value};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -307,6 +318,184 @@ async fn fanout(port: u16, n: usize, rounds: usize, warmup: usize) -> Result<Fan
         missed,
         connect_secs,
     })
+}
+
+// ---------------------------------------------------------------------------
+// 4. a stalled reader among N
+
+/// Padding of each write in the stalled-reader runs: the stalled socket
+/// passes its 1 MiB window after about 43 rounds.
+const SLOW_PAD: usize = 24 * 1024;
+
+struct SlowRun {
+    stalled: bool,
+    /// Every reader's latency in every round (ms).
+    p50: f64,
+    p99: f64,
+    /// Rounds in which some reader never got the write.
+    missed: usize,
+    /// Every sample, for the figures pooled over runs.
+    lat: Vec<f64>,
+    /// The close code the stalled socket read at the end.
+    closed: Option<u16>,
+}
+
+/// A socket subscribed to [`window`] that will never be read again.
+async fn stalled_socket(port: u16, shard: &str) -> Result<RawConnection> {
+    let config = ClientConfig::new(format!("ws://127.0.0.1:{port}"), shard);
+    let mut raw = RawConnection::connect(&config).await?;
+    raw.recv_welcome().await?;
+    let sub = Sub {
+        id: "w".into(),
+        entity: "Card".into(),
+        order: json!(["position"]).into(),
+        limit: Some(20),
+        ..Default::default()
+    };
+    raw.send(&ClientMsg::Sub(sub)).await?;
+    loop {
+        if let ServerMsg::Snap(_) = raw.recv_msg().await? {
+            return Ok(raw);
+        }
+    }
+}
+
+/// Waits for `n` receivers of `(Live, >= key)`; their arrival times.
+async fn all_arrivals(
+    rx: &mut mpsc::UnboundedReceiver<(Kind, u64, Instant)>,
+    key: u64,
+    n: usize,
+) -> Vec<Instant> {
+    let deadline = tokio::time::Instant::now() + ROUND_TIMEOUT;
+    let mut got = Vec::with_capacity(n);
+    while got.len() < n {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some((Kind::Live, s, t))) if s >= key => got.push(t),
+            Ok(Some(_)) => {}
+            _ => break,
+        }
+    }
+    got
+}
+
+/// One run: `rounds` writes of a padded row that enters every window.
+#[allow(clippy::too_many_arguments)]
+async fn slow_run(
+    port: u16,
+    shard: &str,
+    writer: &Client,
+    rx: &mut mpsc::UnboundedReceiver<(Kind, u64, Instant)>,
+    n: usize,
+    rounds: usize,
+    run: usize,
+    stalled: bool,
+) -> Result<SlowRun> {
+    let control = env_num("PYLON_BENCH_SLOW_CONTROL", 0) == 1;
+    let mut slow = match stalled && !control {
+        true => Some(stalled_socket(port, shard).await?),
+        false => None,
+    };
+    let pad = "x".repeat(SLOW_PAD);
+    let (mut lat, mut missed) = (Vec::with_capacity(n * rounds), 0);
+    let mut seq = 0;
+    for round in 0..rounds {
+        while rx.try_recv().is_ok() {}
+        let id = format!("s{run}-{round}");
+        let mut r = card(&id, -((run * rounds + round) as f64));
+        r.insert("title".into(), Value::Text(pad.clone()));
+        let t0 = Instant::now();
+        let op = Op::Insert {
+            entity: "Card".into(),
+            row: r,
+        };
+        let ack = writer.mutate(vec![op]).await?;
+        ensure!(seq == 0 || ack.seq == seq + 1, "another writer on {shard}?");
+        seq = ack.seq;
+        let got = all_arrivals(rx, ack.seq, n).await;
+        if got.len() < n {
+            missed += 1;
+        }
+        lat.extend(got.iter().map(|t| ms(t.saturating_duration_since(t0))));
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // The stalled socket reads what was queued for it, then its close.
+    let mut closed = None;
+    if let Some(raw) = slow.as_mut() {
+        let drain = async {
+            loop {
+                match raw.recv().await {
+                    Ok(Received::Closed { code, .. }) => return code,
+                    Ok(_) => continue,
+                    Err(_) => return None,
+                }
+            }
+        };
+        closed = tokio::time::timeout(Duration::from_secs(10), drain)
+            .await
+            .ok()
+            .flatten();
+    }
+    let s = stats(lat.clone());
+    Ok(SlowRun {
+        stalled,
+        p50: s.p50,
+        p99: s.p99,
+        missed,
+        lat,
+        closed,
+    })
+}
+
+/// `pairs` pairs of runs on one shard with `n` readers.
+async fn slow_readers(port: u16, n: usize, pairs: usize, rounds: usize) -> Result<Vec<SlowRun>> {
+    let shard = format!("slow-{n}-{}", std::process::id());
+    let writer = connect(port, &shard, Encoding::Postcard).await?;
+    let seed: Vec<Op> = (0..SEED_ROWS)
+        .map(|i| Op::Insert {
+            entity: "Card".into(),
+            row: card(&format!("seed{i}"), 1e9 + i as f64),
+        })
+        .collect();
+    writer.mutate(seed).await?;
+    let subs = subscribers(port, &shard, n).await?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut clients = Vec::with_capacity(n);
+    let mut watchers = Vec::with_capacity(n);
+    for (c, s) in subs {
+        watchers.push(spawn_watcher(&c, s, tx.clone()));
+        clients.push(c);
+    }
+    drop(tx);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A warm-up run, not recorded.
+    slow_run(port, &shard, &writer, &mut rx, n, rounds / 4, 0, false).await?;
+    let mut out = Vec::new();
+    for pair in 0..pairs {
+        let order = if pair % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for stalled in order {
+            let run = 1 + out.len();
+            let r = slow_run(port, &shard, &writer, &mut rx, n, rounds, run, stalled).await?;
+            eprintln!(
+                "  pair {pair} {}: p50 {:.1} p99 {:.1} ms, missed {}, stalled socket closed {:?}",
+                if stalled { "with   " } else { "without" },
+                r.p50,
+                r.p99,
+                r.missed,
+                r.closed
+            );
+            out.push(r);
+        }
+    }
+    for w in &watchers {
+        w.abort();
+    }
+    clients.push(writer);
+    close_all(clients).await;
+    Ok(out)
 }
 
 // ---------------------------------------------------------------------------
@@ -627,6 +816,16 @@ async fn run() -> Result<()> {
         }
     }
 
+    // Opt-in: a run of its own (`PYLON_BENCH_ONLY=slow`).
+    let mut slow = Vec::new();
+    let slow_n = env_num("PYLON_BENCH_SLOW_N", 100);
+    let slow_rounds = env_num("PYLON_BENCH_SLOW_ROUNDS", 60);
+    if std::env::var("PYLON_BENCH_ONLY").is_ok() && wants("slow") {
+        let pairs = env_num("PYLON_BENCH_SLOW_PAIRS", 5);
+        eprintln!("a stalled reader among {slow_n}, {pairs} pairs of {slow_rounds} rounds");
+        slow = slow_readers(port, slow_n, pairs, slow_rounds).await?;
+    }
+
     let mut cold = None;
     if wants("cold") && cold_samples > 0 {
         eprintln!("first answer after eviction, {cold_samples} samples");
@@ -689,6 +888,74 @@ async fn run() -> Result<()> {
                 r.failed
             );
         }
+    }
+    if !slow.is_empty() {
+        println!();
+        println!(
+            "4. a stalled reader among {slow_n}: write -> each reader's diff (ms), {slow_rounds} writes of {} KiB per run",
+            SLOW_PAD / 1024
+        );
+        println!(
+            "{:>4} | {:>8} {:>8} | {:>8} {:>8} | {:>7} {:>7} | {:>6} | closed",
+            "pair", "w/o p50", "p99", "with p50", "p99", "p50 x", "p99 x", "missed"
+        );
+        let (mut r50, mut r99) = (Vec::new(), Vec::new());
+        let (mut a50, mut a99, mut b50, mut b99) = (vec![], vec![], vec![], vec![]);
+        for (i, pair) in slow.chunks(2).enumerate() {
+            let (Some(a), Some(b)) = (
+                pair.iter().find(|r| !r.stalled),
+                pair.iter().find(|r| r.stalled),
+            ) else {
+                continue;
+            };
+            r50.push(b.p50 / a.p50);
+            r99.push(b.p99 / a.p99);
+            a50.push(a.p50);
+            a99.push(a.p99);
+            b50.push(b.p50);
+            b99.push(b.p99);
+            println!(
+                "{:>4} | {:>8.1} {:>8.1} | {:>8.1} {:>8.1} | {:>7.2} {:>7.2} | {:>6} | {:?}",
+                i,
+                a.p50,
+                a.p99,
+                b.p50,
+                b.p99,
+                b.p50 / a.p50,
+                b.p99 / a.p99,
+                a.missed + b.missed,
+                b.closed
+            );
+        }
+        println!(
+            "median | {:>8.1} {:>8.1} | {:>8.1} {:>8.1} | {:>7.2} {:>7.2} |",
+            support::median(&a50),
+            support::median(&a99),
+            support::median(&b50),
+            support::median(&b99),
+            support::median(&r50),
+            support::median(&r99)
+        );
+        let pooled = |stalled: bool| {
+            stats(
+                slow.iter()
+                    .filter(|r| r.stalled == stalled)
+                    .flat_map(|r| r.lat.iter().copied())
+                    .collect(),
+            )
+        };
+        let (a, b) = (pooled(false), pooled(true));
+        println!(
+            "pooled | {:>8.1} {:>8.1} | {:>8.1} {:>8.1} | {:>7.2} {:>7.2} | samples {} / {}",
+            a.p50,
+            a.p99,
+            b.p50,
+            b.p99,
+            b.p50 / a.p50,
+            b.p99 / a.p99,
+            a.n,
+            b.n
+        );
     }
     if let Some(c) = &cold {
         let (k, w) = (stats(c.cold.clone()), stats(c.warm.clone()));

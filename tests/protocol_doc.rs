@@ -83,6 +83,7 @@ fn doc_lists_every_close_code() {
         close::PROTOCOL,
         close::UNAUTHORIZED,
         close::FORBIDDEN,
+        close::BEHIND,
         close::RATE_LIMITED,
         close::OVERLOADED,
     ] {

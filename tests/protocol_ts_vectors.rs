@@ -737,6 +737,23 @@ fn sim_server_vectors() -> Vec<Json> {
     out
 }
 
+/// Receipts (`recv`), the host's message in every socket protocol: the
+/// same JSON, and in postcard the tag 0x7f and a varint.
+fn receipt_vectors() -> Vec<Json> {
+    use pylon_workers::host::window::receipt_frame;
+    [0u64, 300, 262_144, 1 << 40, (1 << 53) - 1]
+        .into_iter()
+        .map(|n| {
+            vector(
+                &format!("recv {n}"),
+                receipt_frame(Encoding::Json, n),
+                receipt_frame(Encoding::Postcard, n),
+                true,
+            )
+        })
+        .collect()
+}
+
 fn fixture() -> String {
     let doc = json!({
         "about": "Written by tests/protocol_ts_vectors.rs from the Rust encoders; do not edit (PYLON_WRITE_VECTORS=1 cargo test --test native protocol_ts_vectors rewrites it).",
@@ -745,6 +762,7 @@ fn fixture() -> String {
         "invalid_server": invalid_server_frames(),
         "sim_client": sim_client_vectors(),
         "sim_server": sim_server_vectors(),
+        "receipts": receipt_vectors(),
     });
     serde_json::to_string_pretty(&doc).unwrap() + "\n"
 }

@@ -55,6 +55,10 @@ pub struct RawConnection {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     encoding: Encoding,
     max_frame_bytes: usize,
+    /// Data bytes received and not yet receipted (`recv`).
+    unreceipted: u64,
+    /// Whether to send receipts (tests turn them off to fall behind).
+    receipts: bool,
 }
 
 impl std::fmt::Debug for RawConnection {
@@ -124,6 +128,8 @@ impl RawConnection {
             ws,
             encoding,
             max_frame_bytes,
+            unreceipted: 0,
+            receipts: true,
         })
     }
 
@@ -161,6 +167,12 @@ impl RawConnection {
         self.send_text(protocol::KEEPALIVE).await
     }
 
+    /// Stops (or restarts) sending receipts, to play a client that falls
+    /// behind without stopping to read (docs/protocol.md, "Slow readers").
+    pub fn set_receipts(&mut self, on: bool) {
+        self.receipts = on;
+    }
+
     /// Sends a binary frame as is (whatever the encoding).
     pub async fn send_binary(&mut self, bytes: impl Into<Vec<u8>>) -> Result<(), ClientError> {
         self.ws
@@ -195,6 +207,7 @@ impl RawConnection {
         decode: impl FnOnce(Encoding, usize, FrameRef<'_>) -> T,
     ) -> Result<Incoming<T>, ClientError> {
         loop {
+            self.send_receipt().await?;
             let msg = match self.ws.next().await {
                 None => {
                     return Err(ClientError::Disconnected {
@@ -217,8 +230,14 @@ impl RawConnection {
                 Message::Text(t) if t.as_str() == protocol::KEEPALIVE_ACK => {
                     return Ok(Incoming::KeepaliveAck)
                 }
-                Message::Text(t) => FrameRef::Text(t.as_str()),
-                Message::Binary(b) => FrameRef::Binary(b),
+                Message::Text(t) => {
+                    self.unreceipted += t.len() as u64;
+                    FrameRef::Text(t.as_str())
+                }
+                Message::Binary(b) => {
+                    self.unreceipted += b.len() as u64;
+                    FrameRef::Binary(b)
+                }
                 Message::Close(c) => {
                     let (code, reason) = match c {
                         Some(c) => (Some(u16::from(c.code)), c.reason.to_string()),
@@ -234,6 +253,25 @@ impl RawConnection {
                 frame,
             )));
         }
+    }
+
+    /// Once a receipt step's worth of bytes was received, tells the server
+    /// (`recv`), before reading on. Cancel-safe, as `recv_decoded` must
+    /// be: `feed` queues the frame in the same poll that it returns, and
+    /// the count is reset only then; a flush cut short completes with the
+    /// next write or read.
+    async fn send_receipt(&mut self) -> Result<(), ClientError> {
+        if !self.receipts || self.unreceipted < crate::host::window::RECEIPT_STEP {
+            return Ok(());
+        }
+        let frame = crate::host::window::receipt_frame(self.encoding, self.unreceipted);
+        let msg = match frame {
+            Frame::Text(t) => Message::text(t),
+            Frame::Binary(b) => Message::binary(b),
+        };
+        self.ws.feed(msg).await.map_err(transport)?;
+        self.unreceipted = 0;
+        self.ws.flush().await.map_err(transport)
     }
 
     /// The next message, skipping frames that do not decode; a close is

@@ -15,6 +15,7 @@ use super::io::{IoCall, IoOutcome};
 use super::object::{Object, Open, OpenError};
 use super::request::{Request, Response};
 use super::timers::Timers;
+use super::window::{self, Windows};
 use crate::app::App;
 use crate::protocol::{Encoding, Frame, FrameRef};
 use crate::storage::meta::{self, Meta};
@@ -63,6 +64,9 @@ pub struct HostCore<C: SqlConn + Clone, K: Object<C>> {
     object: Option<K>,
     /// The open connections, mirroring the sockets.
     conns: HashMap<String, K::Conn>,
+    /// Bytes each connection was sent and has not receipted, and the
+    /// send window ([`window::WINDOW_VAR`]).
+    windows: Windows,
     /// What the alarm is set to, as far as this wake knows.
     alarm: Option<i64>,
     /// Held-back timers ([`Action::Soon`]), in memory.
@@ -99,6 +103,7 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
             sql,
             object: None,
             conns: HashMap::new(),
+            windows: Windows::new(window::DEFAULT_WINDOW),
             alarm: None,
             soft: HashMap::new(),
             wakes,
@@ -151,6 +156,7 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
             None => m.text(meta::SHARD_NAME)?.unwrap_or_default(),
         };
         let timers = Timers::open(&self.sql)?;
+        self.windows = Windows::new(window::window_from_vars(vars).map_err(OpenError::Config)?);
         let init = Open {
             sql: self.sql.clone(),
             name,
@@ -161,6 +167,9 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
         let (object, actions) = K::open(init, sockets.clone()).await?;
         self.object = Some(object);
         self.opened_ms = Some(now_ms);
+        for (c, _) in &sockets {
+            self.windows.resume(c);
+        }
         self.conns = sockets.into_iter().collect();
         let mut out = Vec::new();
         // An alarm set before the eviction is still pending; setting it
@@ -196,6 +205,7 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
             })?;
         let conn = format!("c{n}");
         self.conns.insert(conn.clone(), state.clone());
+        self.windows.open(&conn);
         Ok((conn, state))
     }
 
@@ -208,18 +218,22 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
         self.finish(actions, now_ms).await
     }
 
-    /// A frame from `conn`.
+    /// A frame from `conn`. Receipts are the host's: they never reach the
+    /// object (nor its rate limit), unless they are bad.
     pub async fn message(&mut self, conn: &str, frame: FrameRef<'_>, now_ms: i64) -> Effects<K, C> {
-        if !self.conns.contains_key(conn) {
+        let Some(state) = self.conns.get(conn) else {
             return vec![Effect::Close {
                 conn: conn.to_owned(),
                 code: crate::protocol::close::INTERNAL,
                 reason: "unknown connection".into(),
             }];
-        }
-        let actions = match self.object.as_mut() {
-            Some(o) => o.on_message(conn, frame, now_ms).await,
-            None => return Vec::new(),
+        };
+        let receipt = self.windows.receipt(conn, frame, state.encoding());
+        let actions = match (self.object.as_mut(), receipt) {
+            (None, _) => return Vec::new(),
+            (Some(_), Some(Ok(()))) => return Vec::new(),
+            (Some(o), Some(Err(why))) => o.bad_receipt(conn, why, now_ms),
+            (Some(o), None) => o.on_message(conn, frame, now_ms).await,
         };
         self.finish(actions, now_ms).await
     }
@@ -327,6 +341,7 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
         let timers = Timers::on(&self.sql).all().unwrap_or_default();
         v["wakes"] = json!(self.wakes);
         v["connections"] = json!(self.conns.len());
+        v["send_window"] = self.windows.stats();
         v["timers"] = timers
             .iter()
             .map(|(name, at)| json!({ "name": name, "at_ms": at }))
@@ -358,6 +373,7 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
 
     /// Forgets a connection and tells the object, once.
     async fn drop_conn(&mut self, conn: &str, now_ms: i64, out: &mut Effects<K, C>) {
+        self.windows.close(conn);
         if self.conns.remove(conn).is_none() {
             return;
         }
@@ -381,17 +397,17 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
             match a {
                 Action::To(conn, msg) => {
                     if let Some(s) = self.conns.get(&conn) {
-                        out.push(Effect::Send {
-                            frame: msg.encode(s.encoding()),
-                            conns: vec![conn],
-                        });
+                        let frame = msg.encode(s.encoding());
+                        self.meter(vec![conn], frame, out, &mut queue);
                     }
                 }
                 Action::Many { conns, msg } => {
                     let targets = conns
                         .into_iter()
                         .filter_map(|c| self.conns.get(&c).map(|s| (c, s.encoding())));
-                    send_grouped(targets, &msg, out);
+                    for (conns, frame) in grouped(targets, &msg) {
+                        self.meter(conns, frame, out, &mut queue);
+                    }
                 }
                 Action::All { except, msg } => {
                     let targets = self
@@ -399,7 +415,9 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
                         .iter()
                         .filter(|(c, _)| except.as_deref() != Some(c.as_str()))
                         .map(|(c, s)| (c.clone(), s.encoding()));
-                    send_grouped(targets, &msg, out);
+                    for (conns, frame) in grouped(targets, &msg) {
+                        self.meter(conns, frame, out, &mut queue);
+                    }
                 }
                 Action::Close { conn, code, reason } => {
                     if !self.conns.contains_key(&conn) {
@@ -411,6 +429,7 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
                         reason,
                     });
                     self.conns.remove(&conn);
+                    self.windows.close(&conn);
                     if let Some(o) = self.object.as_mut() {
                         let more = o.on_close(&conn, now_ms).await;
                         for (i, m) in more.into_iter().enumerate() {
@@ -459,6 +478,28 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
         }
     }
 
+    /// Sends `frame` to those of `conns` within their window, counting it;
+    /// each one already over its window is closed instead (next, before
+    /// the actions that follow).
+    fn meter(
+        &mut self,
+        mut conns: Vec<String>,
+        frame: Frame,
+        out: &mut Effects<K, C>,
+        queue: &mut std::collections::VecDeque<Action<K::Msg, K::Conn>>,
+    ) {
+        for conn in self.windows.admit(&mut conns, frame.len() as u64) {
+            queue.push_front(Action::Close {
+                conn,
+                code: crate::protocol::close::BEHIND,
+                reason: "too far behind".into(),
+            });
+        }
+        if !conns.is_empty() {
+            out.push(Effect::Send { conns, frame });
+        }
+    }
+
     /// Sets the alarm to the earliest timer, or clears it when none is left.
     fn sync_alarm(&mut self, out: &mut Effects<K, C>) {
         let next = match Timers::on(&self.sql).next() {
@@ -496,12 +537,11 @@ fn not_open() -> Response {
     crate::api_error::ApiError::internal("the object is not open").into()
 }
 
-/// One `Send` per encoding in use among `targets`.
-fn send_grouped<M: Wire, S>(
+/// The targets grouped by encoding, with `msg` encoded once per group.
+fn grouped<M: Wire>(
     targets: impl Iterator<Item = (String, Encoding)>,
     msg: &M,
-    out: &mut Vec<Effect<S>>,
-) {
+) -> Vec<(Vec<String>, Frame)> {
     let mut groups: Vec<(Encoding, Vec<String>)> = Vec::new();
     for (conn, enc) in targets {
         match groups.iter_mut().find(|(e, _)| *e == enc) {
@@ -509,12 +549,10 @@ fn send_grouped<M: Wire, S>(
             None => groups.push((enc, vec![conn])),
         }
     }
-    for (enc, conns) in groups {
-        out.push(Effect::Send {
-            frame: msg.encode(enc),
-            conns,
-        });
-    }
+    groups
+        .into_iter()
+        .map(|(enc, conns)| (conns, msg.encode(enc)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -529,7 +567,6 @@ mod tests {
                 Frame::Text(e.name().into())
             }
         }
-        let mut out: Vec<Effect<()>> = Vec::new();
         let targets = [
             ("a", Encoding::Json),
             ("b", Encoding::Postcard),
@@ -537,18 +574,11 @@ mod tests {
         ]
         .into_iter()
         .map(|(c, e)| (c.to_string(), e));
-        send_grouped(targets, &M, &mut out);
         assert_eq!(
-            out,
+            grouped(targets, &M),
             vec![
-                Effect::Send {
-                    conns: vec!["a".into(), "c".into()],
-                    frame: Frame::Text("json".into())
-                },
-                Effect::Send {
-                    conns: vec!["b".into()],
-                    frame: Frame::Text("postcard".into())
-                },
+                (vec!["a".into(), "c".into()], Frame::Text("json".into())),
+                (vec!["b".into()], Frame::Text("postcard".into())),
             ]
         );
     }

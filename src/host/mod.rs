@@ -57,6 +57,7 @@ pub mod local;
 mod object;
 mod request;
 pub mod timers;
+pub mod window;
 
 pub use self::core::{Attachment, Effect, HostCore};
 pub use action::{Action, ConnState, NoConn, NoMsg, Wire};

@@ -105,6 +105,23 @@ pub trait Object<C: SqlConn>: Sized {
         Vec::new()
     }
 
+    /// A receipt (`recv`, which the host reads itself) was malformed or
+    /// reported more bytes than were sent: answer with the kind's typed
+    /// error. By default the socket is closed as a protocol error.
+    fn bad_receipt(
+        &mut self,
+        conn: &str,
+        why: String,
+        now_ms: i64,
+    ) -> Vec<Action<Self::Msg, Self::Conn>> {
+        let _ = now_ms;
+        vec![Action::Close {
+            conn: conn.to_owned(),
+            code: crate::protocol::close::PROTOCOL,
+            reason: why,
+        }]
+    }
+
     /// A connection is gone (the client closed it, it failed, or the object
     /// closed it). Called once per connection.
     async fn on_close(&mut self, conn: &str, now_ms: i64) -> Vec<Action<Self::Msg, Self::Conn>> {

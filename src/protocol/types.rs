@@ -633,6 +633,9 @@ pub mod close {
     pub const UNAUTHORIZED: u16 = 4401;
     /// Credentials do not allow access to this shard. Do not retry.
     pub const FORBIDDEN: u16 = 4403;
+    /// Too far behind: the client left more than the send window unread
+    /// (docs/protocol.md, "Slow readers"). Reconnect and resume with `since`.
+    pub const BEHIND: u16 = 4408;
     /// Kept exceeding the message rate. Reconnect after a backoff.
     pub const RATE_LIMITED: u16 = 4429;
     /// The shard has too many connections. Reconnect after a backoff.

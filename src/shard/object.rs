@@ -563,6 +563,17 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
         self.after(now_ms, out)
     }
 
+    /// A bad receipt is a bad message: answered, the socket stays open.
+    fn bad_receipt(&mut self, conn: &str, why: String, _now_ms: i64) -> Vec<ShardAction> {
+        let err = crate::protocol::ErrorMsg {
+            code: crate::protocol::ErrorCode::BadMessage,
+            message: why,
+            op: None,
+            sub: None,
+        };
+        vec![Action::To(conn.to_owned(), ServerMsg::Err(err))]
+    }
+
     async fn on_close(&mut self, conn: &str, now_ms: i64) -> Vec<ShardAction> {
         let out = self.engine.close(conn).unwrap_or_default();
         let out = self.actions(out);

@@ -84,6 +84,7 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
         scenario!(scenarios::auth::run),
         scenario!(scenarios::jwks::run),
         scenario!(scenarios::hello::run),
+        scenario!(scenarios::slow_readers::run),
         scenario!(scenarios::expiry::start),
         // Before the first scenario that restarts wrangler.
         scenario!(scenarios::plane::finish),

@@ -86,8 +86,12 @@ mod sim_matchmaker;
 mod sim_plane;
 #[path = "../sim_protocol_doc.rs"]
 mod sim_protocol_doc;
+#[path = "../sim_slow_readers.rs"]
+mod sim_slow_readers;
 #[path = "../sim_ticks.rs"]
 mod sim_ticks;
+#[path = "../slow_readers.rs"]
+mod slow_readers;
 #[path = "../store_cold.rs"]
 mod store_cold;
 #[path = "../store_cold_access.rs"]

@@ -15,6 +15,7 @@
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
 import { BackgroundHttp, type BackgroundOptions } from "./background.js";
 import { PylonError } from "./errors.js";
+import { ReceiptCounter } from "./receipts.js";
 import { KEEPALIVE_ACK, type Json } from "./protocol.js";
 import {
   offeredProtocols,
@@ -100,6 +101,8 @@ class Subscriber implements ChannelSubscription {
   private attempt = 0;
   private stopKeepalive: () => void = () => {};
   private heardAt = 0;
+  /** What the socket received and has not receipted (`recv`). */
+  private readonly receipts = new ReceiptCounter();
 
   private readonly url: string;
   private readonly options: ChannelsOptions;
@@ -131,6 +134,7 @@ class Subscriber implements ChannelSubscription {
     const ws = new Ws(this.url + after, offeredProtocols(token));
     this.ws = ws;
     this.heardAt = Date.now();
+    this.receipts.reset();
     ws.onmessage = (ev: { data: unknown }) => this.frame(ev.data);
     ws.onclose = () => this.dropped(ws);
     ws.onerror = () => {};
@@ -144,6 +148,8 @@ class Subscriber implements ChannelSubscription {
   private frame(data: unknown): void {
     this.heardAt = Date.now();
     if (typeof data !== "string" || data === KEEPALIVE_ACK) return;
+    const receipt = this.receipts.received("json", data);
+    if (receipt !== undefined) this.ws?.send(receipt);
     let f: { type?: string; id?: number; at?: number; data?: Json; lastId?: number; gap?: boolean; code?: string; message?: string };
     try {
       f = JSON.parse(data);

@@ -18,6 +18,7 @@
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
 import { checkEncoding, framePayload, subprotocolOf, type Encoding } from "./encoding.js";
 import { PylonError } from "./errors.js";
+import { ReceiptCounter } from "./receipts.js";
 import { CloseCode, DecodeError } from "./protocol.js";
 import {
   closeCodeOf,
@@ -108,6 +109,8 @@ export abstract class Connection<
   private timer: ReturnType<typeof setTimeout> | undefined;
   private stopKeepalive: () => void = () => {};
   private lastRecv = 0;
+  /** What this socket received and has not receipted (`recv`). */
+  private readonly receipts = new ReceiptCounter();
   protected stopped = false;
   private readonly listeners = new Map<keyof Events, Set<Listener>>();
   private liveWaiters: { resolve: () => void; reject: (e: PylonError) => void }[] = [];
@@ -353,6 +356,7 @@ export abstract class Connection<
     this.ws = ws;
     this.welcomed = false;
     this.lastRecv = now();
+    this.receipts.reset();
     this.timer = setTimeout(() => this.drop(undefined, `timed out waiting for ${this.setup.welcomeType}`), this.connectTimeoutMs);
     ws.onopen = () => {
       if (this.ws !== ws) return;
@@ -367,6 +371,8 @@ export abstract class Connection<
       try {
         const payload = framePayload(this.encoding, ev.data);
         if (payload === null) return; // the keepalive's answer only proves the connection lives
+        const receipt = this.receipts.received(this.encoding, payload);
+        if (receipt !== undefined) this.sendRaw(receipt);
         msg = this.decode(payload);
       } catch (e) {
         if (e instanceof DecodeError && e.unknownType) return; // a newer server's message

@@ -165,6 +165,8 @@ export const CloseCode = {
   PROTOCOL: 4400,
   UNAUTHORIZED: 4401,
   FORBIDDEN: 4403,
+  /** Too far behind: more than the server's send window unread; reconnect and resume. */
+  BEHIND: 4408,
   RATE_LIMITED: 4429,
   OVERLOADED: 4503,
 } as const;

@@ -321,6 +321,16 @@ impl<S: SimState, C: SqlConn> Object<C> for SimShard<S, C> {
         self.done(out)
     }
 
+    /// A bad receipt is a bad frame: answered, the socket stays open.
+    fn bad_receipt(&mut self, conn: &str, why: String, _now_ms: i64) -> Vec<Act<S>> {
+        self.refused += 1;
+        let e = SimError::BadFrame(why);
+        vec![Action::To(
+            conn.to_owned(),
+            SimServerMsg::Err(SimErr::of(&e, None)),
+        )]
+    }
+
     async fn on_message(&mut self, conn: &str, frame: FrameRef<'_>, now_ms: i64) -> Vec<Act<S>> {
         let reply =
             |e: &SimError, seq| Action::To(conn.to_owned(), SimServerMsg::Err(SimErr::of(e, seq)));

@@ -28,3 +28,4 @@ pub mod routing;
 pub mod signin;
 pub mod sim_client;
 pub mod sims;
+pub mod slow_readers;

@@ -1,0 +1,108 @@
+//! A socket that stops reading is contained (issue #18): a raw socket
+//! subscribes and then is never polled again while about 3 MiB of diffs
+//! go out; the shard closes it with 4408 (too far behind) once the send
+//! window (1 MiB) is unreceipted, while a reading socket, which sends
+//! receipts as it reads, gets every diff and stays open.
+
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Result};
+use pylon_workers::client::{ClientConfig, RawConnection, Received};
+use pylon_workers::protocol::{close, ClientMsg, Encoding, ServerMsg, Sub};
+use serde_json::json;
+
+use crate::support::{card, get_json, post, unique, within};
+use crate::Ctx;
+
+/// Writes, each a card of [`ROW_BYTES`]: 3 MiB in all.
+const WRITES: usize = 48;
+const ROW_BYTES: usize = 64 * 1024;
+
+async fn subscribed(port: u16, shard: &str, enc: Encoding) -> Result<RawConnection> {
+    let config = ClientConfig::new(format!("ws://127.0.0.1:{port}"), shard).encoding(enc);
+    let mut raw = within("raw connect", RawConnection::connect(&config)).await??;
+    within("welcome", raw.recv_welcome()).await??;
+    let sub = Sub {
+        id: "s".into(),
+        entity: "Card".into(),
+        ..Default::default()
+    };
+    raw.send(&ClientMsg::Sub(sub)).await?;
+    loop {
+        match within("the snap", raw.recv_msg()).await?? {
+            ServerMsg::Snap(_) => return Ok(raw),
+            _ => continue,
+        }
+    }
+}
+
+pub async fn run(ctx: &mut Ctx) -> Result<()> {
+    let port = ctx.dev.port;
+    let shard = unique("slow");
+    let mutate = ctx.dev.http(&format!("/v1/shards/{shard}/mutate"));
+    let stats = ctx.dev.http(&format!("/v1/shards/{shard}/stats"));
+
+    let stalled = subscribed(port, &shard, Encoding::Json).await?;
+    let mut reader = subscribed(port, &shard, Encoding::Postcard).await?;
+    // The reader reads (and receipts) all along, in its own task.
+    let reading = tokio::spawn(async move {
+        let mut rows = 0;
+        while rows < WRITES {
+            match within("a diff", reader.recv()).await?? {
+                Received::Msg(ServerMsg::Diff(d)) => rows += d.added.len(),
+                Received::Msg(_) => {}
+                other => bail!("the reader got {other:?} after {rows} rows"),
+            }
+        }
+        Ok::<_, anyhow::Error>(reader)
+    });
+
+    let title = "x".repeat(ROW_BYTES);
+    for i in 0..WRITES {
+        let row = card(&format!("big-{i}"), &title, i as f64);
+        let body = json!({"op": format!("slow-{i}"), "ops": [{"type": "insert", "entity": "Card", "row": row}]});
+        let (status, got) = post(&mutate, &body).await?;
+        ensure!(status == 200, "write {i}: {status} {got}");
+    }
+    let mut reader = within("the reader's diffs", reading).await???;
+
+    // Now the stalled socket reads what was queued for it: at most the
+    // window and one frame, then the close.
+    let mut stalled = stalled;
+    let mut queued = 0;
+    let code = loop {
+        match within("the stalled socket's close", stalled.recv()).await?? {
+            Received::Msg(ServerMsg::Diff(d)) => queued += d.added.len(),
+            Received::Msg(_) | Received::KeepaliveAck | Received::Undecodable(_) => {}
+            Received::Closed { code, .. } => break code,
+            other => bail!("stalled socket: {other:?}"),
+        }
+    };
+    ensure!(
+        code == Some(close::BEHIND),
+        "the stalled socket closed with {code:?}, not 4408"
+    );
+    ensure!(
+        queued < WRITES,
+        "the stalled socket was sent all {queued} rows"
+    );
+
+    // The reader is still open and served.
+    reader.send(&ClientMsg::Ping(Default::default())).await?;
+    loop {
+        match within("pong", reader.recv()).await?? {
+            Received::Msg(ServerMsg::Pong(_)) => break,
+            Received::Msg(_) => continue,
+            other => bail!("the reader after the writes: {other:?}"),
+        }
+    }
+    let s = get_json(&stats).await?;
+    ensure!(
+        s["send_window"]["behind_closes"] == 1,
+        "stats: {}",
+        s["send_window"]
+    );
+    ensure!(s["connections"] == 1, "connections: {}", s["connections"]);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    Ok(())
+}
