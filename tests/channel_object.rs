@@ -9,7 +9,9 @@
 use std::rc::Rc;
 
 use pylon_workers::app::App;
-use pylon_workers::channels::{ChannelDirectory, ChannelObject, MAX_MESSAGE_BYTES};
+use pylon_workers::channels::{
+    ChannelDirectory, ChannelObject, MAX_MESSAGE_BYTES, MAX_REFUSED_FRAMES,
+};
 use pylon_workers::host::local::LocalHost;
 use pylon_workers::host::{Method, Request};
 use pylon_workers::policy::AuthContext;
@@ -386,4 +388,42 @@ fn the_directory_lists_what_the_caller_may_subscribe_to() {
             json!("news")
         )
     );
+}
+
+/// A subscriber's socket takes no frames: each gets a BAD_REQUEST, and one
+/// that keeps sending is closed with 4400 while the others keep receiving.
+#[test]
+fn a_socket_that_keeps_sending_frames_is_closed() {
+    let mut ch = channel("chat:flood");
+    let (quiet, loud) = (
+        subscribe(&mut ch, u1(), None),
+        subscribe(&mut ch, u1(), None),
+    );
+    frames(&mut ch, &quiet); // each `ready`
+    frames(&mut ch, &loud);
+    for i in 0..MAX_REFUSED_FRAMES {
+        ch.message(&loud, FrameRef::Text(r#"{"type":"publish"}"#))
+            .unwrap();
+        let got = frames(&mut ch, &loud);
+        assert_eq!(got.len(), 1, "one reply per frame: {got:?}");
+        assert_eq!(got[0]["code"], "BAD_REQUEST", "{got:?}");
+        let closed = ch.socket(&loud).unwrap().closed.clone();
+        if i + 1 < MAX_REFUSED_FRAMES {
+            assert_eq!(closed, None, "frame {i}");
+        } else {
+            assert_eq!(closed.map(|c| c.0), Some(4400));
+        }
+    }
+    assert_eq!(ch.socket(&quiet).unwrap().closed, None);
+    let (status, _) = publish(&mut ch, u1(), json!("still here"));
+    assert_eq!(status, 200);
+    assert_eq!(ids(&frames(&mut ch, &quiet)).len(), 1);
+
+    // The count is per window: a frame now and then never closes.
+    let polite = subscribe(&mut ch, u1(), None);
+    for _ in 0..MAX_REFUSED_FRAMES * 2 {
+        ch.message(&polite, FrameRef::Text("hi")).unwrap();
+        ch.advance(1_000).unwrap();
+    }
+    assert_eq!(ch.socket(&polite).unwrap().closed, None);
 }

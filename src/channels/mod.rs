@@ -32,7 +32,7 @@ mod store;
 pub use directory::{ChannelDirectory, DIRECTORY_NAME};
 pub use error::{refusal_as_fn_error, ChannelError};
 pub use frame::{ChannelFrame, Subscriber, PROTOCOL_VERSION};
-pub use object::ChannelObject;
+pub use object::{ChannelObject, MAX_REFUSED_FRAMES};
 pub use rules::{
     ChannelRule, ChannelRules, Op, Retention, DEFAULT_KEEP_COUNT, DEFAULT_KEEP_MS, MAX_KEEP_COUNT,
     MAX_KEEP_MS, MIN_KEEP_MS,

@@ -16,6 +16,7 @@
 //! | `GET ws?after` (upgrade) | the socket: history after `after` if given, `ready`, then live messages |
 //! | `POST listed` | `{ok: true}`: the directory lists it now |
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{json, Value as Json};
@@ -28,7 +29,8 @@ use crate::api_error::ApiError;
 use crate::host::{Action, Method, Object, Open, OpenError, Request, Response};
 use crate::manifest::Manifest;
 use crate::policy::AuthContext;
-use crate::protocol::{Encoding, FrameRef};
+use crate::protocol::{close, Encoding, FrameRef};
+use crate::shard::limiter::Refusals;
 use crate::storage::SqlConn;
 
 const SWEEP_TIMER: &str = "sweep";
@@ -47,7 +49,15 @@ pub struct ChannelObject<C: SqlConn> {
     manifest: Arc<Manifest>,
     /// When the sweep timer is set for; `None` when it is not set.
     sweep_at: Option<i64>,
+    /// Each socket's refused frames in the current window (in memory: a
+    /// wake starts every count at zero).
+    refused: HashMap<String, Refusals>,
 }
+
+/// Refused frames within 10 s (the shard's refusal window) that close a
+/// subscriber's socket with 4400: a client that keeps sending to a socket
+/// that takes nothing is broken or hostile, and each refusal is a reply.
+pub const MAX_REFUSED_FRAMES: u32 = 20;
 
 /// An integer query parameter within `range`, or `default` when absent.
 fn param(
@@ -213,6 +223,7 @@ impl<C: SqlConn + Clone> Object<C> for ChannelObject<C> {
             store,
             manifest,
             sweep_at: None,
+            refused: HashMap::new(),
         };
         // The stored timer may be anywhere; set it where the rows say.
         let out = match object.retention() {
@@ -265,12 +276,27 @@ impl<C: SqlConn + Clone> Object<C> for ChannelObject<C> {
         }
     }
 
-    async fn on_message(&mut self, conn: &str, _: FrameRef<'_>, _: i64) -> Actions {
+    async fn on_message(&mut self, conn: &str, _: FrameRef<'_>, now_ms: i64) -> Actions {
         let m = "a channel socket takes no frames but the keepalive: publish over HTTP";
-        vec![Action::To(
+        let mut out = vec![Action::To(
             conn.to_owned(),
             ChannelFrame::error("BAD_REQUEST", m),
-        )]
+        )];
+        let refusals = self.refused.entry(conn.to_owned()).or_default();
+        if refusals.count(now_ms, MAX_REFUSED_FRAMES) {
+            self.refused.remove(conn);
+            out.push(Action::Close {
+                conn: conn.to_owned(),
+                code: close::PROTOCOL,
+                reason: "kept sending frames a channel socket does not take".into(),
+            });
+        }
+        out
+    }
+
+    async fn on_close(&mut self, conn: &str, _: i64) -> Actions {
+        self.refused.remove(conn);
+        Vec::new()
     }
 
     async fn on_request(&mut self, req: Request, now_ms: i64) -> (Response, Actions) {

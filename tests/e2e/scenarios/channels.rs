@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context as _, Result};
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -346,6 +346,33 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         .await?;
     ensure!(s == 426, "a plain GET of the socket: {s} {b}");
     ensure!(api.subscribe(&chat, None, None).await.is_ok(), "still fine");
+    // A subscriber that keeps sending frames: one error each, then 4400.
+    let mut flood = api
+        .subscribe(&chat, None, None)
+        .await?
+        .map_err(|s| anyhow::anyhow!("{s}"))?;
+    until_ready(&mut flood).await?;
+    let max = pylon_workers::channels::MAX_REFUSED_FRAMES;
+    for _ in 0..max {
+        flood.send(Message::Text("publish please".into())).await?;
+    }
+    let mut errors = 0;
+    let close = loop {
+        match within("the flood's answers", flood.next()).await? {
+            Some(Ok(Message::Text(t))) => {
+                let f: Value = serde_json::from_str(&t)?;
+                ensure!(f["code"] == "BAD_REQUEST", "{f}");
+                errors += 1;
+            }
+            Some(Ok(Message::Close(c))) => break c.map(|c| u16::from(c.code)),
+            Some(Ok(_)) => continue,
+            other => bail!("the flood socket ended without a close: {other:?}"),
+        }
+    };
+    ensure!(
+        errors == max && close == Some(4400),
+        "{errors} errors, close {close:?}"
+    );
     let (_, h) = api.history(&chat, None, 0).await?;
     ensure!(h["lastId"] == 6, "no bad input stored anything: {h}");
 
