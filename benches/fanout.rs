@@ -162,6 +162,28 @@ struct FanoutResult {
     connect_secs: f64,
 }
 
+/// A watcher per subscriber, all reporting on one channel; then half a
+/// second for the subscriptions to settle. The clients, the watchers'
+/// tasks and the channel's receiving end.
+async fn watch_all(
+    subs: Vec<(Client, Subscription)>,
+) -> (
+    Vec<Client>,
+    Vec<tokio::task::JoinHandle<()>>,
+    mpsc::UnboundedReceiver<(Kind, u64, Instant)>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut clients = Vec::with_capacity(subs.len());
+    let mut watchers = Vec::with_capacity(subs.len());
+    for (c, s) in subs {
+        watchers.push(spawn_watcher(&c, s, tx.clone()));
+        clients.push(c);
+    }
+    drop(tx);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    (clients, watchers, rx)
+}
+
 /// One task per subscriber: records when its subscription reaches a new
 /// seq and when a `bcast` arrives, on an unbounded channel (no shared lock,
 /// no serialisation on one task).
@@ -244,15 +266,7 @@ async fn fanout(port: u16, n: usize, rounds: usize, warmup: usize) -> Result<Fan
     let started = Instant::now();
     let subs = subscribers(port, &shard, n).await?;
     let connect_secs = started.elapsed().as_secs_f64();
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut clients = Vec::with_capacity(n);
-    let mut watchers = Vec::with_capacity(n);
-    for (c, s) in subs {
-        watchers.push(spawn_watcher(&c, s, tx.clone()));
-        clients.push(c);
-    }
-    drop(tx);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (mut clients, watchers, mut rx) = watch_all(subs).await;
 
     let (mut live, mut bcast, mut missed) = (Vec::new(), Vec::new(), 0);
     for round in 0..(warmup + rounds) {
@@ -458,15 +472,7 @@ async fn slow_readers(port: u16, n: usize, pairs: usize, rounds: usize) -> Resul
         .collect();
     writer.mutate(seed).await?;
     let subs = subscribers(port, &shard, n).await?;
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut clients = Vec::with_capacity(n);
-    let mut watchers = Vec::with_capacity(n);
-    for (c, s) in subs {
-        watchers.push(spawn_watcher(&c, s, tx.clone()));
-        clients.push(c);
-    }
-    drop(tx);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (mut clients, watchers, mut rx) = watch_all(subs).await;
     // A warm-up run, not recorded.
     slow_run(port, &shard, &writer, &mut rx, n, rounds / 4, 0, false).await?;
     let mut out = Vec::new();

@@ -207,6 +207,24 @@ fn column_list(cols: &[&str]) -> String {
     quoted.join(", ")
 }
 
+/// `INSERT INTO entity (cols) VALUES (?1, …)` then `tail`, and its
+/// parameters.
+fn insert_statement(
+    entity: &Entity,
+    cols: &[(&str, SqlValue)],
+    tail: &str,
+) -> (String, Vec<SqlValue>) {
+    let names: Vec<String> = cols.iter().map(|(c, _)| manifest::quote_ident(c)).collect();
+    let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+    let sql = format!(
+        "INSERT INTO {} ({}) VALUES ({}){tail}",
+        manifest::quote_ident(&entity.name),
+        names.join(", "),
+        marks.join(", ")
+    );
+    (sql, cols.iter().map(|(_, v)| v.clone()).collect())
+}
+
 /// The first row of `rows` (of the columns `cols`) as a row of `entity`.
 fn first_row(entity: &Entity, cols: &[&str], rows: Vec<Vec<SqlValue>>) -> Option<Row> {
     rows.into_iter()
@@ -453,15 +471,7 @@ impl<C: SqlConn> ShardStore<C> {
         entity: &Entity,
         cols: &[(&str, SqlValue)],
     ) -> Result<(), StorageError> {
-        let names: Vec<String> = cols.iter().map(|(c, _)| manifest::quote_ident(c)).collect();
-        let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-        let sql = format!(
-            "INSERT INTO {} ({}) VALUES ({})",
-            manifest::quote_ident(&entity.name),
-            names.join(", "),
-            marks.join(", ")
-        );
-        let params: Vec<SqlValue> = cols.iter().map(|(_, v)| v.clone()).collect();
+        let (sql, params) = insert_statement(entity, cols, "");
         self.run(&sql, &params)
     }
 
@@ -473,15 +483,8 @@ impl<C: SqlConn> ShardStore<C> {
         entity: &Entity,
         cols: &[(&str, SqlValue)],
     ) -> Result<bool, StorageError> {
-        let names: Vec<String> = cols.iter().map(|(c, _)| manifest::quote_ident(c)).collect();
-        let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-        let sql = format!(
-            "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT(\"id\") DO NOTHING RETURNING 1",
-            manifest::quote_ident(&entity.name),
-            names.join(", "),
-            marks.join(", ")
-        );
-        let params: Vec<SqlValue> = cols.iter().map(|(_, v)| v.clone()).collect();
+        let tail = " ON CONFLICT(\"id\") DO NOTHING RETURNING 1";
+        let (sql, params) = insert_statement(entity, cols, tail);
         Ok(!self.conn.exec(&sql, &params)?.is_empty())
     }
 
