@@ -162,6 +162,18 @@ struct FanoutResult {
     connect_secs: f64,
 }
 
+/// Inserts [`SEED_ROWS`] cards at positions from `first_position` on;
+/// the seq of that commit.
+async fn seed(writer: &Client, first_position: f64) -> Result<u64> {
+    let rows: Vec<Op> = (0..SEED_ROWS)
+        .map(|i| Op::Insert {
+            entity: "Card".into(),
+            row: card(&format!("seed{i}"), first_position + i as f64),
+        })
+        .collect();
+    Ok(writer.mutate(rows).await?.seq)
+}
+
 /// A watcher per subscriber, all reporting on one channel; then half a
 /// second for the subscriptions to settle. The clients, the watchers'
 /// tasks and the channel's receiving end.
@@ -255,13 +267,7 @@ async fn last_arrival(
 async fn fanout(port: u16, n: usize, rounds: usize, warmup: usize) -> Result<FanoutResult> {
     let shard = format!("fanout-{n}-{}", std::process::id());
     let writer = connect(port, &shard, Encoding::Postcard).await?;
-    let seed: Vec<Op> = (0..SEED_ROWS)
-        .map(|i| Op::Insert {
-            entity: "Card".into(),
-            row: card(&format!("seed{i}"), 1000.0 + i as f64),
-        })
-        .collect();
-    let mut seq = writer.mutate(seed).await?.seq;
+    let mut seq = seed(&writer, 1000.0).await?;
 
     let started = Instant::now();
     let subs = subscribers(port, &shard, n).await?;
@@ -464,13 +470,7 @@ async fn slow_run(
 async fn slow_readers(port: u16, n: usize, pairs: usize, rounds: usize) -> Result<Vec<SlowRun>> {
     let shard = format!("slow-{n}-{}", std::process::id());
     let writer = connect(port, &shard, Encoding::Postcard).await?;
-    let seed: Vec<Op> = (0..SEED_ROWS)
-        .map(|i| Op::Insert {
-            entity: "Card".into(),
-            row: card(&format!("seed{i}"), 1e9 + i as f64),
-        })
-        .collect();
-    writer.mutate(seed).await?;
+    seed(&writer, 1e9).await?;
     let subs = subscribers(port, &shard, n).await?;
     let (mut clients, watchers, mut rx) = watch_all(subs).await;
     // A warm-up run, not recorded.

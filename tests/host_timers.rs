@@ -74,12 +74,11 @@ fn the_earlier_layout_is_moved_into_slots_once() {
 /// Sets its timer again from its own handler, to the time it fired at (a
 /// handler that runs "again now"), and counts its fires.
 struct Again {
-    fired: Rc<RefCell<Vec<i64>>>,
     rounds: u32,
 }
 
 thread_local! {
-    static FIRED: Rc<RefCell<Vec<i64>>> = Rc::new(RefCell::new(Vec::new()));
+    static FIRED: RefCell<Vec<i64>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Object<Db> for Again {
@@ -90,17 +89,16 @@ impl Object<Db> for Again {
         _init: Open<'_, Db>,
         _conns: Vec<(String, NoConn)>,
     ) -> Result<(Self, Vec<Action<NoMsg, NoConn>>), OpenError> {
-        let fired = FIRED.with(Rc::clone);
         let set = Action::SetTimer {
             name: "again".into(),
             at_ms: 10,
         };
-        Ok((Again { fired, rounds: 0 }, vec![set]))
+        Ok((Again { rounds: 0 }, vec![set]))
     }
 
     async fn on_timer(&mut self, name: &str, now_ms: i64) -> Vec<Action<NoMsg, NoConn>> {
         assert_eq!(name, "again");
-        self.fired.borrow_mut().push(now_ms);
+        FIRED.with(|f| f.borrow_mut().push(now_ms));
         self.rounds += 1;
         match self.rounds {
             // The same time it fired at: due again at once.
