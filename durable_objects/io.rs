@@ -44,16 +44,23 @@ pub(crate) async fn perform(env: &Env, app: &App, call: IoCall) -> IoOutcome {
             };
             IoOutcome::Applied(applied.await)
         }
+        #[cfg(not(feature = "jobs"))]
+        IoCall::EnqueueJobs(_) | IoCall::ReportWorkflow(_) | IoCall::SendJob { .. } => {
+            IoOutcome::Applied(Err(crate::features::Feature::Jobs.not_built().message))
+        }
+        #[cfg(feature = "jobs")]
         IoCall::EnqueueJobs(jobs) => {
             let body = serde_json::json!({ "jobs": jobs });
             let system = crate::policy::AuthContext::anonymous();
             IoOutcome::Applied(ledger_post(env, "enqueue", &body, &system).await)
         }
+        #[cfg(feature = "jobs")]
         IoCall::ReportWorkflow(summary) => {
             let body = serde_json::to_value(&summary).expect("a summary serializes");
             let system = crate::policy::AuthContext::anonymous();
             IoOutcome::Applied(ledger_post(env, "workflows", &body, &system).await)
         }
+        #[cfg(feature = "jobs")]
         IoCall::SendJob {
             queue,
             message,
@@ -66,6 +73,7 @@ pub(crate) async fn perform(env: &Env, app: &App, call: IoCall) -> IoOutcome {
 }
 
 /// A POST to the jobs ledger; `Err` says what failed (also logged).
+#[cfg(feature = "jobs")]
 async fn ledger_post(
     env: &Env,
     rest: &str,

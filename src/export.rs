@@ -1,8 +1,9 @@
 //! `export!`: the few lines that turn an app crate into a Worker. It writes
 //! the Worker's `fetch` entry point and one Durable Object class per object
-//! kind — the runtime's own (`Shard`, `Auth`, `JobLedger`, `Workflow`,
-//! `Cache`, `Channel`, `ChannelDirectory`) and the app's — each a thin
-//! wrapper around the shared host. Nothing is exported by the library
+//! kind — the runtime's own (`Shard`, `Auth`; with the crate's features
+//! `jobs`: `JobLedger`, `Workflow`; `cache`: `Cache`; `channels`:
+//! `Channel`, `ChannelDirectory`) and the app's — each a thin wrapper
+//! around the shared host. The queue and cron handlers come with `jobs`. Nothing is exported by the library
 //! itself; an app that does not call `export!` exports nothing.
 //!
 //! ```ignore
@@ -57,37 +58,87 @@ macro_rules! export {
             $crate::runtime::fetch(req, env, ctx, __pylon_app()).await
         }
 
-        /// The jobs' queues and their dead-letter queue (docs/jobs.md).
-        #[cfg(target_arch = "wasm32")]
-        #[::worker::event(queue)]
-        async fn __pylon_queue(
-            batch: $crate::runtime::JobBatch,
-            env: ::worker::Env,
-            _ctx: ::worker::Context,
-        ) -> ::worker::Result<()> {
-            $crate::runtime::queue(batch, env, __pylon_app()).await
-        }
+        $crate::__pylon_if_jobs! {
+            /// The jobs' queues and their dead-letter queue (docs/jobs.md).
+            #[cfg(target_arch = "wasm32")]
+            #[::worker::event(queue)]
+            async fn __pylon_queue(
+                batch: $crate::runtime::JobBatch,
+                env: ::worker::Env,
+                _ctx: ::worker::Context,
+            ) -> ::worker::Result<()> {
+                $crate::runtime::queue(batch, env, __pylon_app()).await
+            }
 
-        /// Cron triggers: the manifest's `crons` (docs/jobs.md).
-        #[cfg(target_arch = "wasm32")]
-        #[::worker::event(scheduled)]
-        async fn __pylon_scheduled(
-            event: ::worker::ScheduledEvent,
-            env: ::worker::Env,
-            _ctx: ::worker::ScheduleContext,
-        ) {
-            $crate::runtime::scheduled(event, env, __pylon_app()).await
+            /// Cron triggers: the manifest's `crons` (docs/jobs.md).
+            #[cfg(target_arch = "wasm32")]
+            #[::worker::event(scheduled)]
+            async fn __pylon_scheduled(
+                event: ::worker::ScheduledEvent,
+                env: ::worker::Env,
+                _ctx: ::worker::ScheduleContext,
+            ) {
+                $crate::runtime::scheduled(event, env, __pylon_app()).await
+            }
+
+            $crate::__pylon_object!(JobLedger, $crate::runtime::JobLedgerObject, alarm);
+            $crate::__pylon_object!(Workflow, $crate::runtime::WorkflowObject, alarm);
+        }
+        $crate::__pylon_if_cache! {
+            $crate::__pylon_object!(Cache, $crate::runtime::CacheObject, alarm);
+        }
+        $crate::__pylon_if_channels! {
+            $crate::__pylon_object!(Channel, $crate::runtime::ChannelObject);
+            $crate::__pylon_object!(ChannelDirectory, $crate::runtime::ChannelDirectoryObject, fetch);
         }
 
         $crate::__pylon_object!(Shard, $crate::runtime::LiveShard);
         $crate::__pylon_object!(Auth, $crate::runtime::AuthStore, fetch);
-        $crate::__pylon_object!(JobLedger, $crate::runtime::JobLedgerObject, alarm);
-        $crate::__pylon_object!(Workflow, $crate::runtime::WorkflowObject, alarm);
-        $crate::__pylon_object!(Cache, $crate::runtime::CacheObject, alarm);
-        $crate::__pylon_object!(Channel, $crate::runtime::ChannelObject);
-        $crate::__pylon_object!(ChannelDirectory, $crate::runtime::ChannelDirectoryObject, fetch);
         $( $crate::__pylon_object!($class, $kind); )*
     };
+}
+
+/// `__pylon_if_{feature}! { items }`: the items when this crate is built
+/// with the feature, nothing without it. `export!` expands in the app's
+/// crate, where `cfg(feature = …)` would test the app's own features, so
+/// the choice is made here, by which of two definitions is compiled.
+#[cfg(feature = "jobs")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __pylon_if_jobs {
+    ($($items:tt)*) => { $($items)* };
+}
+#[cfg(not(feature = "jobs"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __pylon_if_jobs {
+    ($($items:tt)*) => {};
+}
+
+#[cfg(feature = "cache")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __pylon_if_cache {
+    ($($items:tt)*) => { $($items)* };
+}
+#[cfg(not(feature = "cache"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __pylon_if_cache {
+    ($($items:tt)*) => {};
+}
+
+#[cfg(feature = "channels")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __pylon_if_channels {
+    ($($items:tt)*) => { $($items)* };
+}
+#[cfg(not(feature = "channels"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __pylon_if_channels {
+    ($($items:tt)*) => {};
 }
 
 /// One Durable Object class around the host (used by `export!`); with

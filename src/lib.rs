@@ -13,6 +13,7 @@ pub mod channels;
 pub mod client;
 pub mod edge;
 pub mod export;
+pub mod features;
 pub mod files;
 pub mod functions;
 pub mod host;
@@ -54,20 +55,28 @@ pub mod runtime {
     /// The sign-in store over Durable Object storage.
     pub type AuthStore = crate::signin::object::AuthObject<DoSql>;
     /// The jobs ledger over Durable Object storage.
+    #[cfg(feature = "jobs")]
     pub type JobLedgerObject = crate::jobs::JobLedger<DoSql>;
     /// A workflow instance over Durable Object storage.
+    #[cfg(feature = "jobs")]
     pub type WorkflowObject = crate::workflows::WorkflowInstance<DoSql>;
     /// A cache object over Durable Object storage.
+    #[cfg(feature = "cache")]
     pub type CacheObject = crate::cache::CacheObject<DoSql>;
     /// A pub/sub channel over Durable Object storage.
+    #[cfg(feature = "channels")]
     pub type ChannelObject = crate::channels::ChannelObject<DoSql>;
     /// The channel list over Durable Object storage.
+    #[cfg(feature = "channels")]
     pub type ChannelDirectoryObject = crate::channels::ChannelDirectory<DoSql>;
     /// What the jobs' queues deliver.
+    #[cfg(feature = "jobs")]
     pub type JobBatch = worker::MessageBatch<serde_json::Value>;
+    #[cfg(feature = "jobs")]
     pub use crate::glue::cron::scheduled;
 
     /// The Worker's queue handler.
+    #[cfg(feature = "jobs")]
     pub async fn queue(
         batch: JobBatch,
         env: worker::Env,

@@ -10,9 +10,12 @@ use crate::auth::{encode_caller, Lease, AUTH_HEADER};
 use crate::policy::AuthContext;
 
 /// The jobs ledger's binding and its one object.
+#[cfg(feature = "jobs")]
 pub(crate) const LEDGER_BINDING: &str = "JOB_LEDGER";
+#[cfg(feature = "jobs")]
 pub(crate) use crate::jobs::ledger::LEDGER_NAME;
 /// Workflow instances, one object each.
+#[cfg(feature = "jobs")]
 pub(crate) const WORKFLOW_BINDING: &str = "WORKFLOW";
 pub(crate) const SHARD_BINDING: &str = "SHARD";
 
@@ -73,6 +76,7 @@ pub(crate) async fn call(
 }
 
 /// A request to the jobs ledger.
+#[cfg(feature = "jobs")]
 pub(crate) async fn ledger(
     env: &Env,
     method: Method,

@@ -24,10 +24,9 @@ pub(crate) fn internal(context: &str, e: &worker::Error) -> Result<Response> {
     error(&ApiError::internal(format!("{context} failed")))
 }
 
-/// The app's manifest, or the answer when it does not load: a 500 without
-/// the details (logged).
 /// A caller the rule refused: 401 `UNAUTHORIZED` without an identity (a
 /// token would help), else 403 `FORBIDDEN`. `what` names what was refused.
+#[cfg(any(feature = "jobs", feature = "cache", feature = "files"))]
 pub(crate) fn refused(caller: &crate::policy::AuthContext, what: &str) -> Result<Response> {
     if caller.user_id.is_none() && !caller.is_admin {
         error(&ApiError::new(
@@ -44,6 +43,8 @@ pub(crate) fn refused(caller: &crate::policy::AuthContext, what: &str) -> Result
     }
 }
 
+/// The app's manifest, or the answer when it does not load: a 500 without
+/// the details (logged).
 pub(crate) fn manifest(app: &App) -> Result<std::result::Result<Arc<Manifest>, Response>> {
     match app.manifest() {
         Ok(m) => Ok(Ok(m)),

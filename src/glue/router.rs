@@ -15,7 +15,7 @@ use crate::api_error::ApiError;
 use crate::app::App;
 use crate::edge::limits::Scope;
 use crate::glue::{edge, respond};
-use crate::route::{self, Area, Route};
+use crate::route::{self, Route};
 use serde_json::json;
 use worker::{Context, Env, Method, Request, Response, Result};
 
@@ -69,6 +69,7 @@ async fn route(req: Request, env: &Env, app: &App) -> Result<Response> {
         ),
         Ok(Route::Health) => respond::error(&ApiError::method_not_allowed("use GET /healthz")),
         // Describes the API, not data: no credentials, no rate limit.
+        #[cfg(feature = "openapi")]
         Ok(Route::OpenApi) => super::openapi::answer(&req, app),
         Ok(Route::ColdQuery) => super::cold::query(req, env, app).await,
         Ok(Route::ShardList) => super::cold::shards(req, env, app).await,
@@ -96,17 +97,34 @@ async fn route(req: Request, env: &Env, app: &App) -> Result<Response> {
         },
         Ok(Route::Auth { rest }) => super::signin::handle(req, env, &rest).await,
         // Boxed, like actions: these futures stay out of the others'.
+        #[cfg(feature = "jobs")]
         Ok(Route::Background { area, rest }) => match area {
-            Area::Jobs => Box::pin(super::jobs::handle(req, env, app, &rest)).await,
-            Area::Workflows => Box::pin(super::workflows::handle(req, env, app, &rest)).await,
-            Area::Crons => Box::pin(super::cron::handle(req, env, app, &rest)).await,
+            route::Area::Jobs => Box::pin(super::jobs::handle(req, env, app, &rest)).await,
+            route::Area::Workflows => {
+                Box::pin(super::workflows::handle(req, env, app, &rest)).await
+            }
+            route::Area::Crons => Box::pin(super::cron::handle(req, env, app, &rest)).await,
         },
+        #[cfg(feature = "cache")]
         Ok(Route::Cache { rest }) => Box::pin(super::cache::handle(req, env, app, &rest)).await,
+        #[cfg(feature = "files")]
         Ok(Route::Files { rest }) => Box::pin(super::files::handle(req, env, app, &rest)).await,
+        #[cfg(feature = "channels")]
         Ok(Route::Channels { rest }) => {
             Box::pin(super::channels::handle(req, env, app, &rest)).await
         }
+        // The routes of a part this build leaves out (src/features.rs).
+        #[allow(unreachable_patterns)]
+        Ok(_) => respond::error(&left_out(&req.path())),
         Err(e) => respond::error(&e),
+    }
+}
+
+/// 501 `NOT_BUILT` for a route of a part this build leaves out.
+fn left_out(path: &str) -> ApiError {
+    match crate::features::for_path(path) {
+        Some(feature) => feature.not_built(),
+        None => ApiError::not_found(format!("no route for {path}")),
     }
 }
 

@@ -110,6 +110,15 @@ impl ActionHost for ShardCalls {
         channel: &'a str,
         data: Value,
     ) -> Pending<'a, std::result::Result<Value, FnError>> {
+        #[cfg(not(feature = "channels"))]
+        return Box::pin(async move {
+            let _ = (channel, data);
+            Err(FnError::new(
+                ErrorCode::Unavailable,
+                crate::features::Feature::Channels.not_built().message,
+            ))
+        });
+        #[cfg(feature = "channels")]
         Box::pin(async move {
             crate::channels::check_name(channel).map_err(|e| {
                 crate::channels::refusal_as_fn_error(e.status(), e.code(), &e.public_message())
@@ -218,6 +227,7 @@ pub(crate) async fn run_function(
 }
 
 /// For callers that only log: what a failed run of `name` said.
+#[cfg(feature = "jobs")]
 pub(crate) fn describe(e: &FnError) -> serde_json::Value {
     serde_json::json!({ "code": e.code.as_str(), "message": e.message })
 }

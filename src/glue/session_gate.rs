@@ -6,15 +6,12 @@
 //! forwarded like any other caller. Every other request goes to the JWT
 //! gate (`glue::auth`) unchanged.
 
-use std::sync::Arc;
-
 use worker::{Env, Request, Response, Result};
 
 use crate::app::App;
 use crate::auth;
 use crate::glue::auth::Gate;
 use crate::glue::{respond, signin as glue_signin};
-use crate::manifest::Manifest;
 use crate::policy::AuthContext;
 use crate::signin::csrf::{check, CsrfInput};
 use crate::signin::session::request_session;
@@ -124,11 +121,13 @@ pub(crate) async fn identify(
 /// outside the shards (jobs, workflows, crons, the cache): `Err` is the
 /// answer to send as it is (a refused credential, or a manifest that
 /// does not load).
+#[cfg(any(feature = "jobs", feature = "cache"))]
 pub(crate) async fn caller_and_manifest(
     env: &Env,
     app: &App,
     req: &Request,
-) -> Result<std::result::Result<(AuthContext, Arc<Manifest>), Response>> {
+) -> Result<std::result::Result<(AuthContext, std::sync::Arc<crate::manifest::Manifest>), Response>>
+{
     let caller = match identify(env, app, req).await? {
         Ok(c) => c,
         Err(answer) => return Ok(Err(answer)),

@@ -109,62 +109,118 @@ pub struct Background {
     pub channels: crate::channels::ChannelRules,
 }
 
+/// The section `key` of `top` parsed with `parse` (`None` when absent, or
+/// when it does not parse: the problem is added). A section of a part
+/// this build leaves out (src/features.rs) is a problem, and its parser
+/// is not even compiled into the Worker.
+fn section<T, E: SectionProblems>(
+    top: &serde_json::Value,
+    key: &str,
+    feature: crate::features::Feature,
+    built: impl Fn(crate::features::Feature) -> bool,
+    problems: &mut Vec<(String, String)>,
+    parse: impl FnOnce(serde_json::Value) -> Result<T, E>,
+) -> Option<T> {
+    let value = top.get(key).filter(|v| !v.is_null())?;
+    if !built(feature) {
+        problems.push((
+            key.into(),
+            format!(
+                "needs the `{}` feature of pylon-workers, which this build leaves out",
+                feature.name()
+            ),
+        ));
+        return None;
+    }
+    parse(value.clone())
+        .map_err(|e| problems.extend(e.problems(key)))
+        .ok()
+}
+
+/// A section parser's error as `(path, reason)` problems.
+trait SectionProblems {
+    fn problems(self, key: &str) -> Vec<(String, String)>;
+}
+
+impl SectionProblems for serde_json::Error {
+    fn problems(self, key: &str) -> Vec<(String, String)> {
+        vec![(key.into(), self.to_string())]
+    }
+}
+
+impl SectionProblems for Vec<(String, String)> {
+    fn problems(self, _key: &str) -> Vec<(String, String)> {
+        self
+    }
+}
+
 impl Background {
     /// Loads the sections from the manifest's top-level object; each
     /// problem is `(path, reason)`.
     pub fn load(top: &serde_json::Value) -> Result<Background, Vec<(String, String)>> {
+        Self::load_with(top, crate::features::Feature::built)
+    }
+
+    /// `load` in a build that has the parts `built` says.
+    fn load_with(
+        top: &serde_json::Value,
+        built: impl Fn(crate::features::Feature) -> bool + Copy,
+    ) -> Result<Background, Vec<(String, String)>> {
+        use crate::features::Feature;
         let mut problems = Vec::new();
-        let section = |key: &str| -> Option<serde_json::Value> {
-            top.get(key).filter(|v| !v.is_null()).cloned()
-        };
-        let jobs: JobsConfig = match section("jobs").map(serde_json::from_value) {
-            None => JobsConfig::default(),
-            Some(Ok(j)) => j,
-            Some(Err(e)) => {
-                problems.push(("jobs".into(), e.to_string()));
-                JobsConfig::default()
-            }
-        };
-        let crons: Vec<CronEntry> = match section("crons").map(serde_json::from_value) {
-            None => Vec::new(),
-            Some(Ok(c)) => c,
-            Some(Err(e)) => {
-                problems.push(("crons".into(), e.to_string()));
-                Vec::new()
-            }
-        };
-        let workflows: Vec<WorkflowDef> = match section("workflows").map(serde_json::from_value) {
-            None => Vec::new(),
-            Some(Ok(w)) => w,
-            Some(Err(e)) => {
-                problems.push(("workflows".into(), e.to_string()));
-                Vec::new()
-            }
-        };
-        let cache: CacheConfig = match section("cache").map(serde_json::from_value) {
-            None => CacheConfig::default(),
-            Some(Ok(c)) => c,
-            Some(Err(e)) => {
-                problems.push(("cache".into(), e.to_string()));
-                CacheConfig::default()
-            }
-        };
-        let files = match section("files").map(serde_json::from_value) {
-            None => None,
-            Some(Ok(f)) => Some(f),
-            Some(Err(e)) => {
-                problems.push(("files".into(), e.to_string()));
-                None
-            }
-        };
-        let channels = match section("channels").map(|c| crate::channels::ChannelRules::load(&c)) {
-            None => Default::default(),
-            Some(Ok(c)) => c,
-            Some(Err(p)) => {
-                problems.extend(p);
-                Default::default()
-            }
-        };
+        let jobs: JobsConfig = section(
+            top,
+            "jobs",
+            Feature::Jobs,
+            built,
+            &mut problems,
+            serde_json::from_value,
+        )
+        .unwrap_or_default();
+        let crons: Vec<CronEntry> = section(
+            top,
+            "crons",
+            Feature::Jobs,
+            built,
+            &mut problems,
+            serde_json::from_value,
+        )
+        .unwrap_or_default();
+        let workflows: Vec<WorkflowDef> = section(
+            top,
+            "workflows",
+            Feature::Jobs,
+            built,
+            &mut problems,
+            serde_json::from_value,
+        )
+        .unwrap_or_default();
+        let cache: CacheConfig = section(
+            top,
+            "cache",
+            Feature::Cache,
+            built,
+            &mut problems,
+            serde_json::from_value,
+        )
+        .unwrap_or_default();
+        let files = section(
+            top,
+            "files",
+            Feature::Files,
+            built,
+            &mut problems,
+            serde_json::from_value,
+        );
+        let channels = section(
+            top,
+            "channels",
+            Feature::Channels,
+            built,
+            &mut problems,
+            |c| crate::channels::ChannelRules::load(&c),
+        )
+        .unwrap_or_default();
         for (i, q) in jobs.queues.iter().enumerate() {
             if !valid_name(q) {
                 problems.push((
@@ -245,6 +301,32 @@ mod tests {
         assert_eq!(b.jobs.queues, vec!["default"]);
         assert!(b.crons.is_empty() && b.workflows.is_empty());
         assert_eq!((b.cache.read, b.cache.write), (Who::Admin, Who::Admin));
+    }
+
+    #[test]
+    fn a_section_of_a_part_the_build_leaves_out_is_a_problem() {
+        use crate::features::Feature;
+        let top = json!({
+            "crons": [{"name": "tidy", "cron": "0 * * * *", "run": "tidy"}],
+            "cache": {"read": "anyone"},
+            "channels": null,
+            "files": {"entity": "nope"},
+        });
+        // Only files built: the crons and the cache are refused by name,
+        // a null section is absent, and files is still checked.
+        let problems = Background::load_with(&top, |f| f == Feature::Files).unwrap_err();
+        let paths: Vec<&str> = problems.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths, ["crons", "cache", "files"], "{problems:?}");
+        assert!(problems[0].1.contains("the `jobs` feature"), "{problems:?}");
+        assert!(problems[1].1.contains("the `cache` feature"), "{problems:?}");
+        assert!(!problems[2].1.contains("feature"), "{problems:?}");
+        // Nothing left out: the same crons and cache load.
+        let top = json!({
+            "crons": [{"name": "tidy", "cron": "0 * * * *", "run": "tidy"}],
+            "cache": {"read": "anyone"},
+        });
+        let b = Background::load_with(&top, |_| true).unwrap();
+        assert_eq!((b.crons.len(), b.cache.read), (1, Who::Anyone));
     }
 
     #[test]

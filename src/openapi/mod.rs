@@ -51,11 +51,21 @@ pub fn document(manifest: &Manifest, functions: &[FunctionInfo], version: &str) 
     }
     let mut paths = routes::paths(manifest);
     functions::add(&mut paths, functions, manifest);
+    keep_built(&mut paths, crate::features::Feature::built);
     let mut doc = parse(TOP);
     doc["info"] = info(manifest, version);
     doc["paths"] = Value::Object(paths);
     doc["components"] = components;
     doc
+}
+
+/// Drops the paths of the parts this build leaves out (they answer 501
+/// `NOT_BUILT`, src/features.rs).
+fn keep_built(
+    paths: &mut serde_json::Map<String, Value>,
+    built: impl Fn(crate::features::Feature) -> bool,
+) {
+    paths.retain(|path, _| crate::features::for_path(path).is_none_or(&built));
 }
 
 fn info(manifest: &Manifest, version: &str) -> Value {
@@ -94,6 +104,21 @@ mod tests {
     use super::*;
     use crate::functions::FnKind;
     use serde_json::{json, Map};
+
+    #[test]
+    fn the_paths_of_a_part_left_out_are_not_described() {
+        use crate::features::Feature;
+        let mut paths = routes::paths(&board());
+        let before = paths.len();
+        assert!(paths.contains_key("/v1/crons") && paths.contains_key("/v1/cache/{key}"));
+        keep_built(&mut paths, |f| f != Feature::Jobs && f != Feature::Cache);
+        assert!(!paths.keys().any(|p| p.starts_with("/v1/jobs")
+            || p.starts_with("/v1/workflows")
+            || p.starts_with("/v1/crons")
+            || p.starts_with("/v1/cache")));
+        assert!(paths.contains_key("/v1/query") && paths.len() < before);
+        assert!(paths.keys().any(|p| p.starts_with("/v1/files")));
+    }
 
     fn board() -> Manifest {
         Manifest::from_json_str(include_str!("../../examples/board/schema.json")).unwrap()

@@ -272,6 +272,13 @@ impl<C: SqlConn> CallDb<'_, C> {
     }
 
     fn enqueue_job(&mut self, spec: JobSpec) -> Result<String, FnError> {
+        let jobs = crate::features::Feature::Jobs;
+        if !jobs.built() {
+            return Err(FnError::new(
+                ErrorCode::Unavailable,
+                jobs.not_built().message,
+            ));
+        }
         // The ledger keeps the first job of a key: so does one call.
         if let Some(key) = &spec.key {
             if let Some(first) = self.jobs.iter().find(|j| j.spec.key.as_ref() == Some(key)) {

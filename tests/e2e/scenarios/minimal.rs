@@ -53,6 +53,7 @@ pub async fn finish(ctx: &mut Ctx) -> Result<()> {
 async fn scenario(dev: &mut WranglerDev) -> Result<()> {
     let health = get_json(&dev.http("/healthz")).await?;
     ensure!(health["ok"] == true, "{health}");
+    parts_left_out(dev).await?;
 
     let shard = unique("notes");
     let writer = client(dev.port, &shard, Encoding::Json).await?;
@@ -104,5 +105,38 @@ async fn scenario(dev: &mut WranglerDev) -> Result<()> {
     )
     .await?;
     ensure!(status == 200 && body["seq"] == 2, "{status} {body}");
+    Ok(())
+}
+
+/// The app is built without the runtime's optional parts (its Cargo.toml):
+/// each one's routes answer 501 `NOT_BUILT` naming the feature, and the
+/// Worker starts without their classes and queues in its wrangler.toml.
+async fn parts_left_out(dev: &WranglerDev) -> Result<()> {
+    let http = reqwest::Client::new();
+    let cases = [
+        ("GET", "/v1/jobs/stats", "jobs"),
+        ("POST", "/v1/workflows", "jobs"),
+        ("GET", "/v1/crons", "jobs"),
+        ("GET", "/v1/cache/k", "cache"),
+        ("GET", "/v1/channels", "channels"),
+        ("GET", "/v1/files/notes/f1", "files"),
+        ("GET", "/v1/openapi.json", "openapi"),
+    ];
+    for (method, path, feature) in cases {
+        let req = match method {
+            "GET" => http.get(dev.http(path)),
+            _ => http.post(dev.http(path)).json(&json!({})),
+        };
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        ensure!(
+            status == 501
+                && body["error"]["code"] == "NOT_BUILT"
+                && message.contains(&format!("`{feature}`")),
+            "{method} {path}: {status} {body}"
+        );
+    }
     Ok(())
 }
