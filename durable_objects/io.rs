@@ -16,6 +16,9 @@ pub(crate) async fn perform(env: &Env, app: &App, call: IoCall) -> IoOutcome {
             let now = crate::time::now_secs();
             IoOutcome::Verified(crate::glue::verify::verify_credential(env, app, &token, now).await)
         }
+        IoCall::SessionLive { .. } if !crate::features::Feature::SignIn.built() => {
+            IoOutcome::SessionLive(Err(crate::features::Feature::SignIn.not_built().message))
+        }
         IoCall::SessionLive { sid } => IoOutcome::SessionLive(
             crate::glue::signin::session_live(env, &sid)
                 .await

@@ -149,8 +149,14 @@ const outDir = resolve(outArg);
 const files = functionFiles(appDir);
 mkdirSync(outDir, { recursive: true });
 const outFile = join(outDir, "functions.js");
-await bundle(appDir, files, outFile);
-await checkExports(outFile);
+if (files.length === 0) {
+  // No functions, no runtime: the Worker finds no registry and lists none
+  // (4 KiB gzip less for an app without TypeScript functions).
+  writeFileSync(outFile, "// No server functions in this app (docs/functions.md).\n");
+} else {
+  await bundle(appDir, files, outFile);
+  await checkExports(outFile);
+}
 const imported = importFirst(outDir);
 const names = files.map((f) => f.name).join(", ") || "none";
 console.error(`build-functions: ${files.length} function(s) (${names}) -> ${relative(root, outFile) || outFile}${imported ? ", imported first by index.js" : ""}`);

@@ -1,7 +1,7 @@
 //! `export!`: the few lines that turn an app crate into a Worker. It writes
 //! the Worker's `fetch` entry point and one Durable Object class per object
-//! kind — the runtime's own (`Shard`, `Auth`; with the crate's features
-//! `jobs`: `JobLedger`, `Workflow`; `cache`: `Cache`; `channels`:
+//! kind — the runtime's own (`Shard`; with the crate's features `signin`:
+//! `Auth`; `jobs`: `JobLedger`, `Workflow`; `cache`: `Cache`; `channels`:
 //! `Channel`, `ChannelDirectory`) and the app's — each a thin wrapper
 //! around the shared host. The queue and cron handlers come with `jobs`. Nothing is exported by the library
 //! itself; an app that does not call `export!` exports nothing.
@@ -92,8 +92,11 @@ macro_rules! export {
             $crate::__pylon_object!(ChannelDirectory, $crate::runtime::ChannelDirectoryObject, fetch);
         }
 
+        $crate::__pylon_if_signin! {
+            $crate::__pylon_object!(Auth, $crate::runtime::AuthStore, fetch);
+        }
+
         $crate::__pylon_object!(Shard, $crate::runtime::LiveShard);
-        $crate::__pylon_object!(Auth, $crate::runtime::AuthStore, fetch);
         $( $crate::__pylon_object!($class, $kind); )*
     };
 }
@@ -102,6 +105,19 @@ macro_rules! export {
 /// with the feature, nothing without it. `export!` expands in the app's
 /// crate, where `cfg(feature = …)` would test the app's own features, so
 /// the choice is made here, by which of two definitions is compiled.
+#[cfg(feature = "signin")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __pylon_if_signin {
+    ($($items:tt)*) => { $($items)* };
+}
+#[cfg(not(feature = "signin"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __pylon_if_signin {
+    ($($items:tt)*) => {};
+}
+
 #[cfg(feature = "jobs")]
 #[doc(hidden)]
 #[macro_export]

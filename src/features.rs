@@ -1,8 +1,8 @@
 //! The runtime's optional parts, as cargo features an app can leave out of
 //! its Worker (docs/apps.md, "Features"): a part left out is not exported,
 //! not routed and not in the bundle. Live-query shards, the cold path,
-//! auth and sign-in, server functions, rooms and the app's own object
-//! kinds are always built.
+//! tokens of identity providers, server functions, rooms and the app's
+//! own object kinds are always built.
 //!
 //! Leaving a part out is never silent: its routes answer 501 `NOT_BUILT`,
 //! a function that reaches it gets `UNAVAILABLE`, and a manifest that
@@ -32,15 +32,20 @@ pub enum Feature {
     Files,
     /// `GET /v1/openapi.json`.
     OpenApi,
+    /// Sign-in (email codes, OAuth/OIDC providers) and its sessions (the
+    /// `Auth` object). Without it, callers bring tokens of an identity
+    /// provider (docs/auth.md) and a session token is refused.
+    SignIn,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 5] = [
+    pub const ALL: [Feature; 6] = [
         Feature::Jobs,
         Feature::Cache,
         Feature::Channels,
         Feature::Files,
         Feature::OpenApi,
+        Feature::SignIn,
     ];
 
     /// The cargo feature's name.
@@ -51,6 +56,7 @@ impl Feature {
             Feature::Channels => "channels",
             Feature::Files => "files",
             Feature::OpenApi => "openapi",
+            Feature::SignIn => "signin",
         }
     }
 
@@ -62,6 +68,7 @@ impl Feature {
             Feature::Channels => cfg!(feature = "channels"),
             Feature::Files => cfg!(feature = "files"),
             Feature::OpenApi => cfg!(feature = "openapi"),
+            Feature::SignIn => cfg!(feature = "signin"),
         }
     }
 
@@ -73,6 +80,7 @@ impl Feature {
             Feature::Channels => &["/v1/channels"],
             Feature::Files => &["/v1/files"],
             Feature::OpenApi => &["/v1/openapi.json"],
+            Feature::SignIn => &["/v1/auth"],
         }
     }
 
@@ -118,7 +126,8 @@ mod tests {
             ("/v1/jobsx", None),
             ("/v1/shards/s/query", None),
             ("/v1/rooms", None),
-            ("/v1/auth/sign-in", None),
+            ("/v1/auth/email/start", Some(Feature::SignIn)),
+            ("/v1/authx", None),
             ("/healthz", None),
         ];
         for (path, want) in cases {

@@ -14,6 +14,7 @@
 use crate::api_error::ApiError;
 use crate::app::App;
 use crate::edge::limits::Scope;
+use crate::features::Feature;
 use crate::glue::{edge, respond};
 use crate::route::{self, Route};
 use serde_json::json;
@@ -95,7 +96,9 @@ async fn route(req: Request, env: &Env, app: &App) -> Result<Response> {
                 "no object kind {kind:?} in this app"
             ))),
         },
-        Ok(Route::Auth { rest }) => super::signin::handle(req, env, &rest).await,
+        Ok(Route::Auth { rest }) if Feature::SignIn.built() => {
+            super::signin::handle(req, env, &rest).await
+        }
         // Boxed, like actions: these futures stay out of the others'.
         #[cfg(feature = "jobs")]
         Ok(Route::Background { area, rest }) => match area {

@@ -34,6 +34,11 @@ async fn session_caller(
     env: &Env,
     req: &Request,
 ) -> Result<Option<std::result::Result<(AuthContext, auth::Lease), Response>>> {
+    // Without sign-in, a session token is no credential: the JWT gate
+    // refuses it like any token it cannot verify.
+    if !crate::features::Feature::SignIn.built() {
+        return Ok(None);
+    }
     let headers = req.headers();
     let authorization = headers.get("Authorization")?;
     let protocols = headers.get("Sec-WebSocket-Protocol")?;

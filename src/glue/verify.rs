@@ -75,6 +75,12 @@ pub(crate) async fn verify_credential(
     now: i64,
 ) -> Result<(AuthContext, Lease), AuthError> {
     if crate::signin::session::is_session_token(token) {
+        if !crate::features::Feature::SignIn.built() {
+            // A 401 like any token this Worker cannot verify.
+            return Err(AuthError::BadToken(
+                "a session token, and this Worker is built without sign-in".into(),
+            ));
+        }
         return verify_session(env, token).await;
     }
     let manifest = app
