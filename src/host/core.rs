@@ -218,8 +218,9 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
         self.finish(actions, now_ms).await
     }
 
-    /// A frame from `conn`. Receipts are the host's: they never reach the
-    /// object (nor its rate limit), unless they are bad.
+    /// A frame from `conn`. Receipts are the host's: a valid one never
+    /// reaches the object (nor its rate limit); a bad one goes to
+    /// [`Object::bad_receipt`], which refuses it like any refused frame.
     pub async fn message(&mut self, conn: &str, frame: FrameRef<'_>, now_ms: i64) -> Effects<K, C> {
         let Some(state) = self.conns.get(conn) else {
             return vec![Effect::Close {

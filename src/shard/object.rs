@@ -563,15 +563,18 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
         self.after(now_ms, out)
     }
 
-    /// A bad receipt is a bad message: answered, the socket stays open.
-    fn bad_receipt(&mut self, conn: &str, why: String, _now_ms: i64) -> Vec<ShardAction> {
+    /// A bad receipt is a bad message: answered, the socket stays open,
+    /// and it takes a token of the connection's rate like any frame (a
+    /// flood of them is closed with 4429).
+    fn bad_receipt(&mut self, conn: &str, why: String, now_ms: i64) -> Vec<ShardAction> {
         let err = crate::protocol::ErrorMsg {
             code: crate::protocol::ErrorCode::BadMessage,
             message: why,
             op: None,
             sub: None,
         };
-        vec![Action::To(conn.to_owned(), ServerMsg::Err(err))]
+        let out = self.engine.refused_frame(conn, err, now_ms);
+        self.actions(out)
     }
 
     async fn on_close(&mut self, conn: &str, now_ms: i64) -> Vec<ShardAction> {
