@@ -328,3 +328,30 @@ fn a_bad_window_variable_fails_the_start_with_its_name() {
     h.connect(Encoding::Json).unwrap();
     assert_eq!(h.stats()["send_window"]["bytes"], 4u64 << 20);
 }
+
+/// The window is announced in the JSON `welcome` (clients receipt each
+/// quarter of it); the postcard `welcome` cannot carry a new field.
+#[test]
+fn the_welcome_announces_the_window_in_json() {
+    let welcome = |h: &mut Host, enc| {
+        let c = h.connect(enc).unwrap();
+        match decode(&h.take_sent(&c)[0]) {
+            ServerMsg::Welcome(w) => w.window,
+            other => panic!("{other:?}"),
+        }
+    };
+    let mut h = host();
+    assert_eq!(welcome(&mut h, Encoding::Json), Some(WINDOW));
+    assert_eq!(welcome(&mut h, Encoding::Postcard), None);
+    h.var(WINDOW_VAR, "4194304");
+    h.evict();
+    assert_eq!(welcome(&mut h, Encoding::Json), Some(4 << 20));
+    assert_eq!(
+        pylon_workers::host::window::receipt_step(Some(4 << 20)),
+        RECEIPT_STEP * 4
+    );
+    assert_eq!(
+        pylon_workers::host::window::receipt_step(None),
+        RECEIPT_STEP
+    );
+}

@@ -451,8 +451,10 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
     ) -> Result<(Self, Vec<ShardAction>), OpenError> {
         let manifest = init.app.manifest()?;
         // Limits come from wrangler [vars] (docs/protocol.md, "Limits").
-        let config =
+        let mut config =
             ShardConfig::from_vars(init.vars).map_err(|e| OpenError::Config(e.to_string()))?;
+        config.send_window =
+            crate::host::window::window_from_vars(init.vars).map_err(OpenError::Config)?;
         let mut engine = ShardEngine::open(init.sql, manifest, &init.name, config)
             .map_err(|e| OpenError::Other(format!("schema: {e}")))?
             .with_functions(init.app.functions().clone());

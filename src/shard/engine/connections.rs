@@ -226,6 +226,7 @@ impl<C: SqlConn> ShardEngine<C> {
             seq: self.store.seq()?,
             conn: conn.to_owned(),
             encoding,
+            window: Some(self.config.send_window),
         }))
     }
 
