@@ -58,17 +58,39 @@ fn kind_of(message: &str) -> StorageErrorKind {
 }
 
 /// A failed statement, logged here with SQLite's text: answers carry a
-/// generic message only (the engine never forwards this text).
-fn fail(e: worker::Error, sql: &str) -> StorageError {
+/// generic message only (the engine never forwards this text). A probe's
+/// missing table is not logged ([`SqlConn::probe`]).
+fn fail(e: worker::Error, sql: &str, probing: bool) -> StorageError {
     let message = e.to_string();
     let err = StorageError::new(message.clone(), sql).with_kind(kind_of(&message));
-    worker::console_warn!("storage: {err}");
+    if !(probing && err.is_missing_table()) {
+        worker::console_warn!("storage: {err}");
+    }
     err
 }
 
 impl SqlConn for DoSql {
     fn exec(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, StorageError> {
-        let fail = |e: worker::Error| fail(e, sql);
+        self.run(sql, params, false)
+    }
+
+    fn probe(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, StorageError> {
+        self.run(sql, params, true)
+    }
+
+    fn meter(&self) -> Option<SqlMeter> {
+        Some(self.1.get())
+    }
+}
+
+impl DoSql {
+    fn run(
+        &self,
+        sql: &str,
+        params: &[SqlValue],
+        probing: bool,
+    ) -> Result<Vec<Vec<SqlValue>>, StorageError> {
+        let fail = |e: worker::Error| fail(e, sql, probing);
         let cursor = self
             .0
             .exec(sql, params.iter().map(to_js).collect::<Vec<_>>())
@@ -84,9 +106,5 @@ impl SqlConn for DoSql {
         self.1
             .add(cursor.rows_read() as u64, cursor.rows_written() as u64);
         rows
-    }
-
-    fn meter(&self) -> Option<SqlMeter> {
-        Some(self.1.get())
     }
 }

@@ -427,3 +427,36 @@ fn a_socket_that_keeps_sending_frames_is_closed() {
     }
     assert_eq!(ch.socket(&polite).unwrap().closed, None);
 }
+
+/// A bad receipt is refused like any other frame and counts towards the
+/// same close; a valid receipt is the host's and never counts.
+#[test]
+fn bad_receipts_count_like_other_refused_frames() {
+    let mut ch = channel("chat:receipts");
+    let (quiet, loud) = (
+        subscribe(&mut ch, u1(), None),
+        subscribe(&mut ch, u1(), None),
+    );
+    frames(&mut ch, &quiet);
+    frames(&mut ch, &loud);
+    let bad = r#"{"type":"recv","bytes":"x"}"#;
+    for i in 0..MAX_REFUSED_FRAMES {
+        // Valid receipts between them change nothing.
+        let valid = r#"{"type":"recv","bytes":0}"#;
+        for _ in 0..10 {
+            ch.message(&loud, FrameRef::Text(valid)).unwrap();
+        }
+        ch.message(&loud, FrameRef::Text(bad)).unwrap();
+        let got = frames(&mut ch, &loud);
+        assert_eq!(got.len(), 1, "one reply per bad receipt: {got:?}");
+        assert_eq!(got[0]["code"], "BAD_REQUEST", "{got:?}");
+        assert!(got[0]["message"].as_str().unwrap().starts_with("recv:"));
+        let closed = ch.socket(&loud).unwrap().closed.clone();
+        if i + 1 < MAX_REFUSED_FRAMES {
+            assert_eq!(closed, None, "bad receipt {i}");
+        } else {
+            assert_eq!(closed.map(|c| c.0), Some(4400));
+        }
+    }
+    assert_eq!(ch.socket(&quiet).unwrap().closed, None);
+}

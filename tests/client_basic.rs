@@ -81,6 +81,7 @@ async fn the_echoed_subprotocol_is_checked() {
             seq: 0,
             conn: "c".into(),
             encoding: Encoding::Postcard,
+            window: None,
         };
         conn.send(ServerMsg::Welcome(welcome)).await;
     });
@@ -525,4 +526,42 @@ async fn raw_connection_sends_whatever_it_is_told() {
         server.accept()
     );
     assert_eq!(raw.unwrap().encoding(), Encoding::Json);
+}
+
+/// The raw connection (under `Client` too) receipts each quarter of the
+/// window its JSON `welcome` announced, and each 256 KiB without one.
+#[tokio::test]
+async fn raw_connection_sizes_its_receipts_from_the_welcome_window() {
+    let filler = format!(r#"{{"type":"pong","pad":"{}"}}"#, "x".repeat(100 * 1024));
+    for (window, step) in [(None, 256 * 1024), (Some(2u64 << 20), 512 * 1024)] {
+        let mut server = FakeServer::start().await;
+        let config = server.config("s", Encoding::Json);
+        let (raw, mut conn) = tokio::join!(RawConnection::connect(&config), server.accept());
+        let mut raw = raw.unwrap();
+        let welcome = ServerMsg::Welcome(Welcome {
+            protocol: PROTOCOL.into(),
+            shard: "s".into(),
+            seq: 1,
+            conn: "c1".into(),
+            encoding: Encoding::Json,
+            window,
+        });
+        let mut received = encode_server(Encoding::Json, &welcome).len();
+        conn.send(welcome).await;
+        raw.recv_welcome().await.unwrap();
+        while received < step {
+            conn.send_raw_text(&filler).await;
+            raw.recv().await.unwrap();
+            received += filler.len();
+            if received < step {
+                conn.expect_silence(std::time::Duration::from_millis(30))
+                    .await;
+            }
+        }
+        // The next read sends the receipt first.
+        conn.send(ServerMsg::Pong(Pong { t: None })).await;
+        raw.recv().await.unwrap();
+        let want = format!(r#"{{"type":"recv","bytes":{received}}}"#);
+        assert_eq!(conn.recv_frame().await, Message::text(want), "{window:?}");
+    }
 }

@@ -287,3 +287,66 @@ fn the_first_query_after_an_eviction_runs_few_statements() {
     assert!(wake.statements <= 20, "{wake:?}");
     assert_eq!(wake.rows_written, 0, "a read writes nothing: {wake:?}");
 }
+
+/// A connection that keeps what failed through `exec`, which the Worker's
+/// SQL adapter logs as a warning, apart from `probe`, whose missing
+/// tables it does not log.
+#[derive(Clone)]
+struct Loud {
+    db: Rc<SqliteConn>,
+    failed: Rc<std::cell::RefCell<Vec<String>>>,
+}
+
+impl SqlConn for Loud {
+    fn exec(
+        &self,
+        sql: &str,
+        params: &[pylon_workers::sql::SqlValue],
+    ) -> Result<Vec<Vec<pylon_workers::sql::SqlValue>>, pylon_workers::storage::StorageError> {
+        let r = self.db.exec(sql, params);
+        if let Err(e) = &r {
+            self.failed.borrow_mut().push(e.to_string());
+        }
+        r
+    }
+
+    fn probe(
+        &self,
+        sql: &str,
+        params: &[pylon_workers::sql::SqlValue],
+    ) -> Result<Vec<Vec<pylon_workers::sql::SqlValue>>, pylon_workers::storage::StorageError> {
+        self.db.probe(sql, params)
+    }
+
+    fn meter(&self) -> Option<pylon_workers::storage::SqlMeter> {
+        self.db.meter()
+    }
+}
+
+/// A new object's first wake probes tables that do not exist yet; those
+/// probes must not show as failed statements in the Worker's log (they
+/// did, "no such table", on every new room), and nothing else fails on
+/// its way through a connection, a write, an eviction and a wake.
+#[test]
+fn a_new_objects_first_wake_logs_no_failed_statement() {
+    let loud = Loud {
+        db: Rc::new(SqliteConn::open_in_memory().unwrap()),
+        failed: Rc::default(),
+    };
+    let mut h: LocalHost<Loud, LiveShard<Loud>> =
+        LocalHost::open(loud.clone(), "room-new", app()).unwrap();
+    let a = h.connect(Encoding::Json).unwrap();
+    send_loud(&mut h, &a, insert("o0", "c0", 0));
+    h.advance(DRAIN_DELAY_MS).unwrap();
+    h.evict();
+    let r = h
+        .request(Method::Post, "query", json!({"entity":"Card"}))
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(h.wakes(), 2);
+    assert_eq!(*loud.failed.borrow(), Vec::<String>::new());
+}
+
+fn send_loud(h: &mut LocalHost<Loud, LiveShard<Loud>>, conn: &str, msg: serde_json::Value) {
+    h.message(conn, FrameRef::Text(&msg.to_string())).unwrap();
+}

@@ -49,7 +49,15 @@ fn doc_examples_decode_and_reencode() {
             (None, Some(m)) => {
                 server.insert(m.name());
                 let f = encode_server(Encoding::Postcard, &m);
-                assert_eq!(decode_server(Encoding::Postcard, f.as_bytes()).unwrap(), m);
+                // `welcome.window` is JSON only: postcard has no room for it.
+                let mut want = m.clone();
+                if let ServerMsg::Welcome(w) = &mut want {
+                    w.window = None;
+                }
+                assert_eq!(
+                    decode_server(Encoding::Postcard, f.as_bytes()).unwrap(),
+                    want
+                );
             }
             (c, s) => {
                 panic!("example must be exactly one message: {text}\nclient: {c:?}\nserver: {s:?}")

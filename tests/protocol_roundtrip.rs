@@ -186,6 +186,7 @@ impl Rng {
                 seq: self.u64(),
                 conn: self.string(),
                 encoding: self.pick(&Encoding::ALL),
+                window: None,
             }),
             1 => ServerMsg::Snap(Snap {
                 id: self.string(),
@@ -346,7 +347,8 @@ fn postcard_bytes_are_pinned() {
             shard: "s".into(),
             seq: 1,
             conn: "c".into(),
-            encoding: Encoding::Postcard
+            encoding: Encoding::Postcard,
+            window: None,
         })),
         [0, 8, b'p', b'y', b'l', b'o', b'n', b'.', b'v', b'1', 1, b's', 1, 1, b'c', 1]
     );
@@ -502,4 +504,42 @@ fn random_and_mutated_input_never_panics() {
     // The mutations must reach past the first checks often enough to matter.
     assert!(decoded > 2_000, "only {decoded} inputs decoded");
     assert!(took < Duration::from_secs(60), "took {took:?}");
+}
+
+/// `welcome.window` is a new optional JSON field (old clients ignore it);
+/// postcard has no field names, so its `welcome` is unchanged and decodes
+/// without it.
+#[test]
+fn the_welcome_window_is_json_only() {
+    let w = |window| {
+        ServerMsg::Welcome(Welcome {
+            protocol: PROTOCOL.into(),
+            shard: "s".into(),
+            seq: 1,
+            conn: "c".into(),
+            encoding: Encoding::Json,
+            window,
+        })
+    };
+    let with = w(Some(1 << 20));
+    let json = match encode_server(Encoding::Json, &with) {
+        Frame::Text(t) => t,
+        other => panic!("{other:?}"),
+    };
+    assert!(json.ends_with(r#","window":1048576}"#), "{json}");
+    assert_eq!(
+        decode_server(Encoding::Json, json.as_bytes()).unwrap(),
+        with
+    );
+    let without = r#"{"type":"welcome","protocol":"pylon.v1","shard":"s","seq":1,"conn":"c","encoding":"json"}"#;
+    assert_eq!(
+        decode_server(Encoding::Json, without.as_bytes()).unwrap(),
+        w(None)
+    );
+    let pc = encode_server(Encoding::Postcard, &with);
+    assert_eq!(pc, encode_server(Encoding::Postcard, &w(None)));
+    assert_eq!(
+        decode_server(Encoding::Postcard, pc.as_ref().as_bytes()).unwrap(),
+        w(None)
+    );
 }

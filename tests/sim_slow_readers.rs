@@ -63,3 +63,39 @@ fn a_simulation_socket_that_stops_reading_is_closed_with_4408() {
     let sent: u64 = h.take_sent(&stalled).iter().map(|f| f.len() as u64).sum();
     assert!(sent > 1 << 20 && sent < (1 << 20) + 4096, "{sent}");
 }
+
+/// Bad receipts take the socket's rate like any frame: the burst's worth
+/// are answered `BAD_FRAME`, then each is a rate refusal, and the burst's
+/// worth of refusals close the socket with 4429; valid receipts never
+/// count, and the other socket is untouched.
+#[test]
+fn a_flood_of_bad_receipts_is_closed_with_4429() {
+    let burst = pylon_workers::protocol::Limits::default().msg_burst as usize;
+    let (mut h, _) = host::<A>("bad-receipts");
+    let flood = h.connect(Encoding::Postcard).unwrap();
+    let other = h.connect(Encoding::Json).unwrap();
+    h.take_sent(&flood);
+    h.take_sent(&other);
+    let bad = [0x7f, 0x80];
+    for _ in 0..burst {
+        h.message(&flood, FrameRef::Binary(&bad)).unwrap();
+    }
+    for _ in 0..1_000 {
+        h.message(&flood, receipt_frame(Encoding::Postcard, 0).as_ref())
+            .unwrap();
+    }
+    for i in 0..burst {
+        assert_eq!(h.socket(&flood).unwrap().closed, None, "{i}");
+        h.message(&flood, FrameRef::Binary(&bad)).unwrap();
+    }
+    let codes: Vec<_> = errors(&received::<A, View>(&mut h, &flood))
+        .into_iter()
+        .map(|e| e.code)
+        .collect();
+    let mut want = vec![SimErrorCode::BadFrame; burst];
+    want.extend(vec![SimErrorCode::RateLimited; burst]);
+    assert_eq!(codes, want);
+    let closed = h.socket(&flood).unwrap().closed.clone();
+    assert_eq!(closed.map(|c| c.0), Some(close::RATE_LIMITED));
+    assert_eq!(h.socket(&other).unwrap().closed, None);
+}

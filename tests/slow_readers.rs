@@ -205,6 +205,61 @@ fn a_bad_receipt_gets_a_typed_error_and_the_socket_stays() {
     assert_eq!(h.socket(&p).unwrap().closed, None);
 }
 
+/// The codes of the `err`s in `frames`, in order.
+fn err_codes(frames: &[Frame]) -> Vec<ErrorCode> {
+    frames
+        .iter()
+        .map(|f| match decode(f) {
+            ServerMsg::Err(e) => e.code,
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn bad_receipts_take_the_rate_like_any_frame_and_a_flood_is_closed_with_4429() {
+    let burst = protocol::Limits::default().msg_burst as usize;
+    for encoding in [Encoding::Json, Encoding::Postcard] {
+        let mut h = host();
+        let flood = h.connect(encoding).unwrap();
+        let neighbour = h.connect(Encoding::Json).unwrap();
+        h.take_sent(&flood);
+        h.take_sent(&neighbour);
+        let bad = match encoding {
+            Encoding::Json => Frame::Text(r#"{"type":"recv","bytes":"x"}"#.into()),
+            Encoding::Postcard => Frame::Binary(vec![0x7f, 0x80]),
+        };
+        // The burst's worth are answered BAD_MESSAGE: they took its tokens.
+        for _ in 0..burst {
+            h.message(&flood, bad.as_ref()).unwrap();
+        }
+        let codes = err_codes(&h.take_sent(&flood));
+        assert_eq!(codes, vec![ErrorCode::BadMessage; burst], "{encoding:?}");
+        // Valid receipts cost nothing, even with the bucket empty: no
+        // answer, no refusal counted.
+        for _ in 0..1_000 {
+            h.message(&flood, receipt_frame(encoding, 0).as_ref())
+                .unwrap();
+        }
+        assert_eq!(h.take_sent(&flood), Vec::<Frame>::new(), "{encoding:?}");
+        // Then each bad one is a rate refusal, and the burst's worth of
+        // refusals closes the socket.
+        for i in 0..burst {
+            assert_eq!(h.socket(&flood).unwrap().closed, None, "{encoding:?} {i}");
+            h.message(&flood, bad.as_ref()).unwrap();
+        }
+        let codes = err_codes(&h.take_sent(&flood));
+        assert_eq!(codes, vec![ErrorCode::RateLimited; burst], "{encoding:?}");
+        let (code, _) = h.socket(&flood).unwrap().closed.clone().expect("closed");
+        assert_eq!(code, close::RATE_LIMITED, "{encoding:?}");
+        // The neighbour is served.
+        send(&mut h, &neighbour, json!({"type":"ping","t":1}));
+        let got = h.take_sent(&neighbour);
+        assert!(matches!(decode(&got[0]), ServerMsg::Pong(_)), "{got:?}");
+        assert_eq!(h.socket(&neighbour).unwrap().closed, None);
+    }
+}
+
 #[test]
 fn across_an_eviction_a_reader_stays_and_a_stalled_socket_is_still_bounded() {
     let mut h = host();
@@ -272,4 +327,31 @@ fn a_bad_window_variable_fails_the_start_with_its_name() {
     h.evict();
     h.connect(Encoding::Json).unwrap();
     assert_eq!(h.stats()["send_window"]["bytes"], 4u64 << 20);
+}
+
+/// The window is announced in the JSON `welcome` (clients receipt each
+/// quarter of it); the postcard `welcome` cannot carry a new field.
+#[test]
+fn the_welcome_announces_the_window_in_json() {
+    let welcome = |h: &mut Host, enc| {
+        let c = h.connect(enc).unwrap();
+        match decode(&h.take_sent(&c)[0]) {
+            ServerMsg::Welcome(w) => w.window,
+            other => panic!("{other:?}"),
+        }
+    };
+    let mut h = host();
+    assert_eq!(welcome(&mut h, Encoding::Json), Some(WINDOW));
+    assert_eq!(welcome(&mut h, Encoding::Postcard), None);
+    h.var(WINDOW_VAR, "4194304");
+    h.evict();
+    assert_eq!(welcome(&mut h, Encoding::Json), Some(4 << 20));
+    assert_eq!(
+        pylon_workers::host::window::receipt_step(Some(4 << 20)),
+        RECEIPT_STEP * 4
+    );
+    assert_eq!(
+        pylon_workers::host::window::receipt_step(None),
+        RECEIPT_STEP
+    );
 }

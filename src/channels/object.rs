@@ -111,6 +111,25 @@ impl<C: SqlConn> ChannelObject<C> {
         }]
     }
 
+    /// A frame the socket may not send: a `BAD_REQUEST` saying why, and
+    /// the [`MAX_REFUSED_FRAMES`]th within the window closes it (4400).
+    fn refuse_frame(&mut self, conn: &str, why: &str, now_ms: i64) -> Actions {
+        let mut out = vec![Action::To(
+            conn.to_owned(),
+            ChannelFrame::error("BAD_REQUEST", why),
+        )];
+        let refusals = self.refused.entry(conn.to_owned()).or_default();
+        if refusals.count(now_ms, MAX_REFUSED_FRAMES) {
+            self.refused.remove(conn);
+            out.push(Action::Close {
+                conn: conn.to_owned(),
+                code: close::PROTOCOL,
+                reason: "kept sending frames a channel socket does not take".into(),
+            });
+        }
+        out
+    }
+
     /// The timer for the oldest kept message, if any is kept.
     fn arm_for_oldest(&mut self, keep: Retention, now_ms: i64) -> Result<Actions, ChannelError> {
         Ok(match self.store.oldest_at()? {
@@ -278,20 +297,12 @@ impl<C: SqlConn + Clone> Object<C> for ChannelObject<C> {
 
     async fn on_message(&mut self, conn: &str, _: FrameRef<'_>, now_ms: i64) -> Actions {
         let m = "a channel socket takes no frames but the keepalive: publish over HTTP";
-        let mut out = vec![Action::To(
-            conn.to_owned(),
-            ChannelFrame::error("BAD_REQUEST", m),
-        )];
-        let refusals = self.refused.entry(conn.to_owned()).or_default();
-        if refusals.count(now_ms, MAX_REFUSED_FRAMES) {
-            self.refused.remove(conn);
-            out.push(Action::Close {
-                conn: conn.to_owned(),
-                code: close::PROTOCOL,
-                reason: "kept sending frames a channel socket does not take".into(),
-            });
-        }
-        out
+        self.refuse_frame(conn, m, now_ms)
+    }
+
+    /// A bad receipt is refused like any other frame (and counted).
+    fn bad_receipt(&mut self, conn: &str, why: String, now_ms: i64) -> Actions {
+        self.refuse_frame(conn, &why, now_ms)
     }
 
     async fn on_close(&mut self, conn: &str, _: i64) -> Actions {

@@ -59,6 +59,9 @@ pub struct RawConnection {
     unreceipted: u64,
     /// Whether to send receipts (tests turn them off to fall behind).
     receipts: bool,
+    /// Bytes between two receipts: from the `welcome`'s window, if it
+    /// announced one.
+    receipt_step: u64,
 }
 
 impl std::fmt::Debug for RawConnection {
@@ -130,6 +133,7 @@ impl RawConnection {
             max_frame_bytes,
             unreceipted: 0,
             receipts: true,
+            receipt_step: crate::host::window::RECEIPT_STEP,
         })
     }
 
@@ -191,6 +195,9 @@ impl RawConnection {
                 protocol::decode_server_frame(encoding, frame, max)
             })
             .await?;
+        if let Incoming::Frame(Ok(ServerMsg::Welcome(w))) = &received {
+            self.receipt_step = crate::host::window::receipt_step(w.window);
+        }
         Ok(match received {
             Incoming::Frame(Ok(m)) => Received::Msg(m),
             Incoming::Frame(Err(e)) => Received::Undecodable(e),
@@ -261,7 +268,7 @@ impl RawConnection {
     /// the count is reset only then; a flush cut short completes with the
     /// next write or read.
     async fn send_receipt(&mut self) -> Result<(), ClientError> {
-        if !self.receipts || self.unreceipted < crate::host::window::RECEIPT_STEP {
+        if !self.receipts || self.unreceipted < self.receipt_step {
             return Ok(());
         }
         let frame = crate::host::window::receipt_frame(self.encoding, self.unreceipted);

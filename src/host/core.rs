@@ -91,9 +91,10 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
     /// event), so `wakes` tells how often the platform rebuilt the object.
     pub fn new(sql: C) -> (Self, Option<String>) {
         let meter_at_wake = sql.meter();
-        // The table exists after the first wake: no DDL on later ones.
+        // The table exists after the first wake: no DDL on later ones,
+        // and the first one's missing table is not logged as a failure.
         let counted = Meta::existing(&sql)
-            .add(meta::WAKES, 1)
+            .try_add(meta::WAKES, 1)
             .or_else(|_| Meta::open(&sql).and_then(|m| m.add(meta::WAKES, 1)));
         let (wakes, warning) = match counted {
             Ok(n) => (n, None),
@@ -218,8 +219,9 @@ impl<C: SqlConn + Clone, K: Object<C>> HostCore<C, K> {
         self.finish(actions, now_ms).await
     }
 
-    /// A frame from `conn`. Receipts are the host's: they never reach the
-    /// object (nor its rate limit), unless they are bad.
+    /// A frame from `conn`. Receipts are the host's: a valid one never
+    /// reaches the object (nor its rate limit); a bad one goes to
+    /// [`Object::bad_receipt`], which refuses it like any refused frame.
     pub async fn message(&mut self, conn: &str, frame: FrameRef<'_>, now_ms: i64) -> Effects<K, C> {
         let Some(state) = self.conns.get(conn) else {
             return vec![Effect::Close {

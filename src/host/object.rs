@@ -106,8 +106,11 @@ pub trait Object<C: SqlConn>: Sized {
     }
 
     /// A receipt (`recv`, which the host reads itself) was malformed or
-    /// reported more bytes than were sent: answer with the kind's typed
-    /// error. By default the socket is closed as a protocol error.
+    /// reported more bytes than were sent: refuse it as the kind refuses
+    /// any other frame, with its typed error and counted by the same limit
+    /// that closes a socket that keeps sending what is refused (a valid
+    /// receipt never reaches the object, so never counts). By default the
+    /// socket is closed as a protocol error.
     fn bad_receipt(
         &mut self,
         conn: &str,

@@ -43,10 +43,11 @@ pub struct Timers<'a, C: SqlConn> {
 impl<'a, C: SqlConn> Timers<'a, C> {
     /// Makes sure the table exists, in its current layout: one statement
     /// that reads no row when it does (the object's construction runs
-    /// this once).
+    /// this once), a probe whose missing table is not logged when it
+    /// does not (a new object).
     pub fn open(conn: &'a C) -> Result<Self, StorageError> {
         if conn
-            .exec("SELECT 1 FROM _pylon_timer_slots LIMIT 0", &[])
+            .probe("SELECT 1 FROM _pylon_timer_slots LIMIT 0", &[])
             .is_ok()
         {
             return Ok(Timers { conn });

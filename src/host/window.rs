@@ -48,6 +48,14 @@ pub const MIN_WINDOW: u64 = 4 * RECEIPT_STEP;
 /// above the tags the protocols' own messages use).
 pub const RECEIPT_TAG: u8 = 0x7f;
 
+/// The receipt step for a socket whose server announced `window` in its
+/// `welcome`: a quarter of it, as [`RECEIPT_STEP`] is of the default
+/// window; [`RECEIPT_STEP`] when none was announced (postcard, older
+/// servers, simulations).
+pub fn receipt_step(window: Option<u64>) -> u64 {
+    window.map_or(RECEIPT_STEP, |w| (w / 4).max(1))
+}
+
 /// The window set by [`WINDOW_VAR`], or the default; a bad value is an
 /// error naming the variable.
 pub fn window_from_vars(get: &dyn Fn(&str) -> Option<String>) -> Result<u64, String> {

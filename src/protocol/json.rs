@@ -41,7 +41,7 @@ const OP_FIELDS: &[&str] = &["type", "entity", "row", "id", "set"];
 const SERVER_FIELDS: &[&str] = &[
     "type", "protocol", "shard", "seq", "conn", "encoding", "id", "rows", "count", "from", "added",
     "changed", "removed", "reason", "op", "dup", "code", "message", "sub", "members", "joins",
-    "updates", "leaves", "topic", "data", "t", "value",
+    "updates", "leaves", "topic", "data", "t", "value", "window",
 ];
 const POS_FIELDS: &[&str] = &["pos", "row"];
 const MEMBER_FIELDS: &[&str] = &["conn", "state"];
@@ -445,6 +445,7 @@ fn server(ty: &str, o: &Obj<'_>) -> Result<Option<ServerMsg>, Bad> {
                 Encoding::from_name(&name)
                     .ok_or_else(|| o.bad("encoding", format!("unknown encoding `{name}`")))?
             },
+            window: o.opt("window")?,
         }),
         "snap" => ServerMsg::Snap(Snap {
             id: o.req("id")?,
@@ -660,6 +661,7 @@ impl Serialize for J<'_, ServerMsg> {
                 m.serialize_entry("seq", &x.seq)?;
                 m.serialize_entry("conn", &x.conn)?;
                 m.serialize_entry("encoding", x.encoding.name())?;
+                opt(&mut m, "window", &x.window)?;
             }
             ServerMsg::Snap(x) => {
                 m.serialize_entry("id", &x.id)?;

@@ -247,6 +247,13 @@ pub struct Welcome {
     pub conn: String,
     /// The encoding in use.
     pub encoding: super::Encoding,
+    /// The send window, in bytes (docs/protocol.md, "Slow readers"): a
+    /// client receipts each quarter of it. In JSON only, where a new
+    /// optional field is allowed within v1; postcard has no field names,
+    /// so its `welcome` keeps its fields and its clients the default step.
+    /// `None` from servers that do not announce it.
+    #[serde(skip)]
+    pub window: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]

@@ -33,6 +33,9 @@ pub struct ShardConfig {
     /// A busy shard flushes at most this often (ms); the most a write's
     /// diffs and ack wait for the writes that join its batch.
     pub flush_gap_ms: u32,
+    /// The host's send window (`PYLON_SEND_WINDOW_BYTES`, read and checked
+    /// by the host), announced in `welcome` so clients size receipts.
+    pub send_window: u64,
 }
 
 impl Default for ShardConfig {
@@ -44,6 +47,7 @@ impl Default for ShardConfig {
             max_resume_rows: 1_000,
             max_batch: 256,
             flush_gap_ms: 4,
+            send_window: crate::host::window::DEFAULT_WINDOW,
         }
     }
 }

@@ -451,8 +451,10 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
     ) -> Result<(Self, Vec<ShardAction>), OpenError> {
         let manifest = init.app.manifest()?;
         // Limits come from wrangler [vars] (docs/protocol.md, "Limits").
-        let config =
+        let mut config =
             ShardConfig::from_vars(init.vars).map_err(|e| OpenError::Config(e.to_string()))?;
+        config.send_window =
+            crate::host::window::window_from_vars(init.vars).map_err(OpenError::Config)?;
         let mut engine = ShardEngine::open(init.sql, manifest, &init.name, config)
             .map_err(|e| OpenError::Other(format!("schema: {e}")))?
             .with_functions(init.app.functions().clone());
@@ -563,15 +565,18 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
         self.after(now_ms, out)
     }
 
-    /// A bad receipt is a bad message: answered, the socket stays open.
-    fn bad_receipt(&mut self, conn: &str, why: String, _now_ms: i64) -> Vec<ShardAction> {
+    /// A bad receipt is a bad message: answered, the socket stays open,
+    /// and it takes a token of the connection's rate like any frame (a
+    /// flood of them is closed with 4429).
+    fn bad_receipt(&mut self, conn: &str, why: String, now_ms: i64) -> Vec<ShardAction> {
         let err = crate::protocol::ErrorMsg {
             code: crate::protocol::ErrorCode::BadMessage,
             message: why,
             op: None,
             sub: None,
         };
-        vec![Action::To(conn.to_owned(), ServerMsg::Err(err))]
+        let out = self.engine.refused_frame(conn, err, now_ms);
+        self.actions(out)
     }
 
     async fn on_close(&mut self, conn: &str, now_ms: i64) -> Vec<ShardAction> {

@@ -42,7 +42,24 @@ impl<'a, C: SqlConn> Meta<'a, C> {
 
     /// Adds `by` to an integer value (missing counts as 0) and returns the sum.
     pub fn add(&self, key: &str, by: i64) -> Result<i64, StorageError> {
-        let rows = self.conn.exec(
+        self.add_with(key, by, C::exec)
+    }
+
+    /// [`Meta::add`] where the table may not exist yet (an object's first
+    /// wake, before anything created it): the missing table is an error,
+    /// not logged ([`SqlConn::probe`]); create it with [`Meta::open`].
+    pub fn try_add(&self, key: &str, by: i64) -> Result<i64, StorageError> {
+        self.add_with(key, by, C::probe)
+    }
+
+    fn add_with(
+        &self,
+        key: &str,
+        by: i64,
+        exec: fn(&C, &str, &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, StorageError>,
+    ) -> Result<i64, StorageError> {
+        let rows = exec(
+            self.conn,
             "INSERT INTO _pylon_meta (key, value) VALUES (?1, ?2) \
              ON CONFLICT(key) DO UPDATE SET value = value + ?2 RETURNING value",
             &[SqlValue::Text(key.into()), SqlValue::Integer(by)],

@@ -84,6 +84,16 @@ impl StorageError {
 pub trait SqlConn {
     fn exec(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, StorageError>;
 
+    /// [`SqlConn::exec`] for a statement that finds out whether a table
+    /// exists by using it (a new object's first wake, where creating the
+    /// table up front would cost every later wake a statement): a missing
+    /// table is an expected answer, so a connection that logs its failed
+    /// statements does not log that one. Any other failure is logged as
+    /// by `exec`. Only for those probes.
+    fn probe(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, StorageError> {
+        self.exec(sql, params)
+    }
+
     /// What the statements run on this connection (and its clones) cost
     /// so far, if it counts them ([`meter`]).
     fn meter(&self) -> Option<SqlMeter> {
@@ -100,6 +110,10 @@ pub use sqlite_conn::SqliteConn;
 impl<T: SqlConn + ?Sized> SqlConn for std::rc::Rc<T> {
     fn exec(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, StorageError> {
         (**self).exec(sql, params)
+    }
+
+    fn probe(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, StorageError> {
+        (**self).probe(sql, params)
     }
 
     fn meter(&self) -> Option<SqlMeter> {

@@ -204,6 +204,7 @@ impl FakeConn {
             seq,
             conn: self.conn_id.clone(),
             encoding: self.encoding,
+            window: None,
         };
         self.send(ServerMsg::Welcome(welcome)).await;
     }

@@ -80,7 +80,7 @@ const now = () => Date.now();
 export abstract class Connection<
   Events extends LifecycleEvents<Live> & { [K in keyof Events]: Listener },
   Live extends { state: "live" },
-  W extends { protocol: string; encoding: string },
+  W extends { protocol: string; encoding: string; window?: number },
   Msg extends { type: string },
 > {
   readonly url: string;
@@ -223,6 +223,8 @@ export abstract class Connection<
       return false;
     }
     this.lastWelcome = w;
+    // Receipts are sized from the window it announced (JSON `welcome`s).
+    this.receipts.setWindow(w.window);
     return true;
   }
 

@@ -52,7 +52,7 @@ export { rooms, type ListedRoom, type RoomInfo, type RoomMember, type RoomPage, 
 export { FUNCTION_ERROR } from "./errors.js";
 export { applyRows, checkSeq, ApplyError } from "./apply.js";
 export { subprotocolOf } from "./encoding.js";
-export { RECEIPT_STEP, RECEIPT_TAG, ReceiptCounter, receiptFrame, utf8Length } from "./receipts.js";
+export { RECEIPT_STEP, RECEIPT_TAG, ReceiptCounter, receiptFrame, receiptStep, utf8Length } from "./receipts.js";
 export { PostcardReader, PostcardWriter } from "./postcard.js";
 export { MAX_VALUE_DEPTH, readRow, readValue, writeRow, writeValue } from "./postcard-value.js";
 export {

@@ -53,6 +53,12 @@ export interface Welcome {
   seq: number;
   conn: string;
   encoding: string;
+  /**
+   * The server's send window in bytes: the client receipts each quarter
+   * of it. JSON only (postcard's `welcome` cannot take a new field), and
+   * absent from older servers: the client then uses `RECEIPT_STEP`.
+   */
+  window?: number;
 }
 export interface Snap {
   type: "snap";
@@ -252,7 +258,8 @@ export function decodeServer(frame: string): ServerMsg {
   }
   if (!isObj(m) || typeof m.type !== "string") throw new DecodeError("not a message object");
   switch (m.type) {
-    case "welcome":
+    case "welcome": {
+      const window = optSeq(m, "window");
       return {
         type: "welcome",
         protocol: str(m, "protocol"),
@@ -260,7 +267,9 @@ export function decodeServer(frame: string): ServerMsg {
         seq: seq(m, "seq"),
         conn: str(m, "conn"),
         encoding: str(m, "encoding"),
+        ...(window === undefined ? {} : { window }),
       };
+    }
     case "snap": {
       const count = optSeq(m, "count");
       return { type: "snap", id: str(m, "id"), seq: seq(m, "seq"), rows: list(m, "rows", row), ...(count === undefined ? {} : { count }) };

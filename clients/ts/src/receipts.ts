@@ -19,6 +19,15 @@ import type { Encoding } from "./encoding.js";
 /** Bytes received between two receipts (a quarter of the default window). */
 export const RECEIPT_STEP = 256 * 1024;
 
+/**
+ * The receipt step for a socket whose server announced `window` bytes in
+ * its `welcome`: a quarter of it, as {@link RECEIPT_STEP} is of the
+ * default window; {@link RECEIPT_STEP} when none was announced.
+ */
+export function receiptStep(window?: number): number {
+  return window === undefined ? RECEIPT_STEP : Math.max(1, Math.floor(window / 4));
+}
+
 /** The postcard tag of `recv`, the same in every socket protocol. */
 export const RECEIPT_TAG = 0x7f;
 
@@ -54,18 +63,25 @@ export function utf8Length(s: string): number {
 /** Counts what a socket receives and says when a receipt is due. */
 export class ReceiptCounter {
   private unreceipted = 0;
+  private step = RECEIPT_STEP;
 
   /** Counts a received payload; returns the receipt to send now, if one is due. */
   received(encoding: Encoding, payload: string | Uint8Array): string | Uint8Array | undefined {
     this.unreceipted += typeof payload === "string" ? utf8Length(payload) : payload.byteLength;
-    if (this.unreceipted < RECEIPT_STEP) return undefined;
+    if (this.unreceipted < this.step) return undefined;
     const frame = receiptFrame(encoding, this.unreceipted);
     this.unreceipted = 0;
     return frame;
   }
 
-  /** A new socket starts from nothing. */
+  /** The window the socket's `welcome` announced, if any, sets the step ({@link receiptStep}). */
+  setWindow(window?: number): void {
+    this.step = receiptStep(window);
+  }
+
+  /** A new socket starts from nothing, at the default step until its welcome. */
   reset(): void {
     this.unreceipted = 0;
+    this.step = RECEIPT_STEP;
   }
 }

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, test } from "node:test";
-import { connect, RECEIPT_STEP, ReceiptCounter, receiptFrame, utf8Length, type PylonClient } from "../dist/index.js";
+import { connect, RECEIPT_STEP, ReceiptCounter, receiptFrame, receiptStep, utf8Length, type PylonClient } from "../dist/index.js";
 import { FakeServer } from "./support/server.ts";
 import { sleep, until } from "./support/wait.ts";
 
@@ -39,6 +39,19 @@ test("the counter asks for a receipt once per step, with what it received", () =
   assert.equal(c.received("json", "x".repeat(RECEIPT_STEP - 1)), undefined);
 });
 
+test("the step is a quarter of the announced window, the default without one", () => {
+  assert.equal(receiptStep(undefined), RECEIPT_STEP);
+  assert.equal(receiptStep(1 << 20), RECEIPT_STEP);
+  assert.equal(receiptStep(4 << 20), 4 * RECEIPT_STEP);
+  const c = new ReceiptCounter();
+  c.setWindow(2 << 20);
+  const chunk = "x".repeat(300 * 1024);
+  assert.equal(c.received("json", chunk), undefined);
+  assert.equal(c.received("json", chunk), `{"type":"recv","bytes":${2 * chunk.length}}`);
+  c.reset(); // a new socket: the default step until its welcome
+  assert.equal(c.received("json", chunk), `{"type":"recv","bytes":${chunk.length}}`);
+});
+
 let server: FakeServer;
 const clients: PylonClient[] = [];
 before(async () => {
@@ -69,5 +82,30 @@ test("a client receipts what it reads, one per step, and a quiet socket sends no
   // The welcome (under 1 KiB) and the first three pongs: the step was crossed there.
   assert.ok(receipts[0].bytes >= sizes[0]! + sizes[1]! + sizes[2]!, `${receipts[0].bytes}`);
   assert.ok(receipts[0].bytes < sizes[0]! + sizes[1]! + sizes[2]! + 1024, `${receipts[0].bytes}`);
+  client.close();
+});
+
+test("a client sizes its receipts from the window its welcome announced", async () => {
+  const client = connect({ url: server.url, shard: "s", keepaliveMs: 0 });
+  clients.push(client);
+  const conn = await server.nextConnection();
+  conn.send({ type: "welcome", protocol: "pylon.v1", shard: "s", seq: 0, conn: "c-1", encoding: "json", window: 2 << 20 });
+  conn.send({ type: "presence_state", members: [] });
+  await client.ready();
+  assert.equal(client.welcome?.window, 2 << 20);
+  const pad = "p".repeat(100 * 1024);
+  const sizes: number[] = [];
+  // 300 KiB: past the default step, short of this window's (512 KiB).
+  for (let i = 0; i < 3; i++) {
+    const msg = { type: "pong", t: i, pad };
+    sizes.push(Buffer.byteLength(JSON.stringify(msg)));
+    conn.send(msg);
+  }
+  await sleep(100);
+  assert.equal(conn.log.filter((m) => m.type === "recv").length, 0);
+  for (let i = 3; i < 6; i++) conn.send({ type: "pong", t: i, pad });
+  await until(() => conn.log.some((m) => m.type === "recv"), "a receipt");
+  const r = conn.log.find((m) => m.type === "recv");
+  assert.ok(r.bytes >= 512 * 1024 && r.bytes < 512 * 1024 + 110 * 1024, `${r.bytes}`);
   client.close();
 });

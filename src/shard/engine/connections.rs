@@ -70,6 +70,20 @@ impl<C: SqlConn> ShardEngine<C> {
         self.conns.len()
     }
 
+    /// A frame the runtime refused before the engine saw it (a bad
+    /// receipt, docs/protocol.md "recv"): it costs a token like any
+    /// frame, so a flood of them is dropped with `RATE_LIMITED` and
+    /// closed with 4429 like any other; within the rate it gets `e`.
+    pub fn refused_frame(&mut self, conn: &str, e: ErrorMsg, now_ms: i64) -> Vec<Outbound> {
+        let Some(c) = self.conns.get_mut(conn) else {
+            return Vec::new();
+        };
+        if !c.bucket.take(now_ms) {
+            return rate_refused(conn, c, now_ms, true, self.config.limits.msg_burst);
+        }
+        vec![Outbound::To(conn.to_owned(), ServerMsg::Err(e))]
+    }
+
     fn new_conn(&self, info: ConnInfo, now_ms: i64) -> Conn {
         let l = &self.config.limits;
         Conn {
@@ -212,6 +226,7 @@ impl<C: SqlConn> ShardEngine<C> {
             seq: self.store.seq()?,
             conn: conn.to_owned(),
             encoding,
+            window: Some(self.config.send_window),
         }))
     }
 

@@ -144,6 +144,31 @@ impl<S: SimState, C: SqlConn> SimShard<S, C> {
         out.extend(self.notes.drain(..).map(Action::Log));
         out
     }
+
+    /// The socket's rate, checked before a frame (or a bad receipt) is
+    /// read, as on the live shard: `None` within it, else the refusal, and
+    /// for a socket that keeps exceeding it the close (4429). An unknown
+    /// socket is refused with nothing.
+    fn over_rate(&mut self, conn: &str, now_ms: i64) -> Option<Vec<Act<S>>> {
+        let Some(member) = self.conns.get_mut(conn) else {
+            return Some(Vec::new());
+        };
+        if member.bucket.take(now_ms) {
+            return None;
+        }
+        self.refused += 1;
+        let e = SimErr::of(&SimError::RateLimited, None);
+        let mut out = vec![Action::To(conn.to_owned(), SimServerMsg::Err(e))];
+        let burst = protocol::Limits::default().msg_burst;
+        if member.refusals.count(now_ms, burst) {
+            out.push(Action::Close {
+                conn: conn.to_owned(),
+                code: protocol::close::RATE_LIMITED,
+                reason: "kept exceeding the message rate".into(),
+            });
+        }
+        Some(out)
+    }
 }
 
 fn open_failed(e: impl std::fmt::Display) -> OpenError {
@@ -321,8 +346,13 @@ impl<S: SimState, C: SqlConn> Object<C> for SimShard<S, C> {
         self.done(out)
     }
 
-    /// A bad receipt is a bad frame: answered, the socket stays open.
-    fn bad_receipt(&mut self, conn: &str, why: String, _now_ms: i64) -> Vec<Act<S>> {
+    /// A bad receipt is a bad frame: answered, the socket stays open, and
+    /// it takes a token of the socket's rate like any frame (a flood of
+    /// them is closed with 4429).
+    fn bad_receipt(&mut self, conn: &str, why: String, now_ms: i64) -> Vec<Act<S>> {
+        if let Some(refused) = self.over_rate(conn, now_ms) {
+            return refused;
+        }
         self.refused += 1;
         let e = SimError::BadFrame(why);
         vec![Action::To(
@@ -334,24 +364,12 @@ impl<S: SimState, C: SqlConn> Object<C> for SimShard<S, C> {
     async fn on_message(&mut self, conn: &str, frame: FrameRef<'_>, now_ms: i64) -> Vec<Act<S>> {
         let reply =
             |e: &SimError, seq| Action::To(conn.to_owned(), SimServerMsg::Err(SimErr::of(e, seq)));
-        let Some(member) = self.conns.get_mut(conn) else {
+        if let Some(refused) = self.over_rate(conn, now_ms) {
+            return refused;
+        }
+        let Some(member) = self.conns.get(conn) else {
             return Vec::new();
         };
-        // The rate is checked before the frame is decoded, as on the live
-        // shard; a socket that keeps exceeding it is closed (4429).
-        if !member.bucket.take(now_ms) {
-            self.refused += 1;
-            let mut out = vec![reply(&SimError::RateLimited, None)];
-            let burst = protocol::Limits::default().msg_burst;
-            if member.refusals.count(now_ms, burst) {
-                out.push(Action::Close {
-                    conn: conn.to_owned(),
-                    code: protocol::close::RATE_LIMITED,
-                    reason: "kept exceeding the message rate".into(),
-                });
-            }
-            return out;
-        }
         let m = member.clone();
         let msg = wire::decode_client::<S::Input>(m.encoding, frame, self.config.max_input_bytes);
         let SimClientMsg::Input(input) = match msg {
