@@ -130,8 +130,13 @@ impl<C: SqlConn> ShardEngine<C> {
         self.watches.mark(changes);
         let mut out = self.sweep_ended();
         let mut keys: Vec<SubKey> = Vec::new();
+        let mut of_one: Vec<SubKey> = Vec::new();
         for ch in changes {
-            self.index.affected_into(ch, &mut keys);
+            // `affected_into` clears its buffer: every change's windows,
+            // not only the last one's (a mutation writing two entities, or
+            // two rows in different buckets of an indexed field).
+            self.index.affected_into(ch, &mut of_one);
+            keys.extend_from_slice(&of_one);
         }
         keys.sort_unstable_by_key(|k| k.0);
         keys.dedup();
