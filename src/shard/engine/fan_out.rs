@@ -171,7 +171,13 @@ impl<C: SqlConn> ShardEngine<C> {
                 }
                 continue;
             }
-            let diff = update_window(&mut w.sub, changes, &visible, store).await;
+            let diff = if w.resync {
+                // A reload failed before: try it again rather than apply
+                // this write to rows that may be behind.
+                Err(String::new())
+            } else {
+                update_window(&mut w.sub, changes, &visible, store).await
+            };
             drop(visible);
             match diff {
                 Ok(d) if d.is_empty() => {}
@@ -180,7 +186,12 @@ impl<C: SqlConn> ShardEngine<C> {
                     advanced.push(key);
                 }
                 Err(_) => {
-                    if resync_window(w, manifest, subs, paused, store, seq, &mut out).await {
+                    let reloaded =
+                        resync_window(w, manifest, subs, paused, store, seq, &mut out).await;
+                    // Until a reload works its rows may be behind storage:
+                    // no before-image is taken from it (`held_row`).
+                    w.resync = !reloaded;
+                    if reloaded {
                         advanced.push(key);
                     }
                 }
@@ -251,6 +262,11 @@ impl<C: SqlConn> ShardEngine<C> {
                 if std::mem::take(&mut w.resync) {
                     if resync_window(w, manifest, subs, paused, store, seq, &mut out).await {
                         advanced.push(key);
+                    } else {
+                        // Still behind storage: tried again by the flush
+                        // after its next write, and no before-image is
+                        // taken from it meanwhile.
+                        w.resync = true;
                     }
                     continue;
                 }

@@ -159,7 +159,7 @@ impl<C: SqlConn> ShardEngine<C> {
         }
         let mut changes: Vec<Change> = Vec::with_capacity(ops.len());
         for (idx, op) in ops.into_iter().enumerate() {
-            match self.apply_op(auth, op, seq, idx) {
+            match self.apply_op(auth, op, seq, idx, &changes) {
                 Ok(change) => changes.push(change),
                 Err(e) => {
                     self.undo(&changes);
