@@ -20,8 +20,15 @@ use crate::value::{Row, Value};
 
 use crate::storage::meta::Meta;
 
+mod bulk;
 mod job_outbox;
 mod members;
+use bulk::Rows;
+
+/// The columns `record_writes` fills, per table.
+const LOG_COLS: &[&str] = &["seq", "idx", "entity", "id", "before", "after", "at"];
+const OUTBOX_COLS: &[&str] = &["seq", "idx", "entity", "id", "row", "at"];
+const OPS_COLS: &[&str] = &["op", "seq", "at"];
 pub use job_outbox::OutboxJob;
 
 /// Meta key of the shard's current seq.
@@ -232,10 +239,11 @@ fn first_row(entity: &Entity, cols: &[&str], rows: Vec<Vec<SqlValue>>) -> Option
         .map(|values| manifest::decode_row(entity, cols.iter().copied().zip(values)))
 }
 
-/// A row as the JSON text stored in the log and the outbox.
-fn row_text(row: &Option<Row>) -> Option<String> {
-    row.as_ref()
-        .map(|r| serde_json::to_string(r).expect("rows always serialize to JSON"))
+/// A row as the JSON text stored in the log and the outbox (null: none).
+fn row_text(row: &Option<Row>) -> SqlValue {
+    row.as_ref().map_or(SqlValue::Null, |r| {
+        SqlValue::Text(serde_json::to_string(r).expect("rows always serialize to JSON"))
+    })
 }
 
 fn parse_row(v: &SqlValue) -> Option<Row> {
@@ -361,39 +369,41 @@ impl<C: SqlConn> ShardStore<C> {
         let Some(last) = writes.last() else {
             return Ok(());
         };
-        let mut log = Vec::new();
-        let mut outbox = Vec::new();
-        let mut ops = Vec::new();
+        let mut log = Rows::new("_pylon_log", LOG_COLS);
+        let mut outbox = Rows::new("_pylon_outbox", OUTBOX_COLS);
+        let mut ops = Rows::new("_pylon_ops", OPS_COLS);
         for w in writes {
+            let (seq, at) = (SqlValue::Integer(w.seq as i64), SqlValue::Integer(w.at_ms));
             for (idx, ch) in w.changes.iter().enumerate() {
                 let id = ch.id().unwrap_or_default();
-                log.push(serde_json::json!([
-                    w.seq,
-                    idx,
-                    ch.entity,
-                    id,
-                    row_text(&ch.before),
-                    row_text(&ch.after),
-                    w.at_ms
-                ]));
+                let after = row_text(&ch.after);
                 // The outbox gets each row's final state in this mutation (a
                 // row written twice in one seq must reach D1 as its last write).
                 let last_of_row = !w.changes[idx + 1..]
                     .iter()
                     .any(|later| later.entity == ch.entity && later.id() == Some(id));
                 if last_of_row {
-                    outbox.push(serde_json::json!([
-                        w.seq,
-                        idx,
-                        ch.entity,
-                        id,
-                        row_text(&ch.after),
-                        w.at_ms
-                    ]));
+                    outbox.push([
+                        seq.clone(),
+                        SqlValue::Integer(idx as i64),
+                        SqlValue::Text(ch.entity.clone()),
+                        SqlValue::Text(id.to_owned()),
+                        after.clone(),
+                        at.clone(),
+                    ]);
                 }
+                log.push([
+                    seq.clone(),
+                    SqlValue::Integer(idx as i64),
+                    SqlValue::Text(ch.entity.clone()),
+                    SqlValue::Text(id.to_owned()),
+                    row_text(&ch.before),
+                    after,
+                    at.clone(),
+                ]);
             }
             if !w.op.is_empty() {
-                ops.push(serde_json::json!([w.op, w.seq, w.at_ms]));
+                ops.push([SqlValue::Text(w.op.to_owned()), seq, at]);
             }
         }
         // Unknown until the record succeeds: a failed one leaves it unread.
@@ -419,37 +429,10 @@ impl<C: SqlConn> ShardStore<C> {
         Ok(())
     }
 
-    fn insert_records(
-        &self,
-        log: Vec<serde_json::Value>,
-        outbox: Vec<serde_json::Value>,
-        ops: Vec<serde_json::Value>,
-    ) -> Result<(), StorageError> {
-        for (sql, rows) in [
-            (
-                "INSERT INTO _pylon_log (seq, idx, entity, id, before, after, at) \
-                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
-                 value ->> 5, value ->> 6 FROM json_each(?1)",
-                log,
-            ),
-            (
-                "INSERT INTO _pylon_outbox (seq, idx, entity, id, row, at) \
-                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
-                 value ->> 5 FROM json_each(?1)",
-                outbox,
-            ),
-            (
-                "INSERT INTO _pylon_ops (op, seq, at) \
-                 SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?1)",
-                ops,
-            ),
-        ] {
-            if !rows.is_empty() {
-                let json = serde_json::Value::Array(rows).to_string();
-                self.conn.exec(sql, &[SqlValue::Text(json)])?;
-            }
-        }
-        Ok(())
+    fn insert_records(&self, log: Rows, outbox: Rows, ops: Rows) -> Result<(), StorageError> {
+        self.insert_many(log)?;
+        self.insert_many(outbox)?;
+        self.insert_many(ops)
     }
 
     // ---- rows ----
