@@ -10,6 +10,7 @@
 //! the output gate holds the acks and diffs until that commit is durable.
 
 use std::collections::HashMap;
+use std::fmt::Write;
 
 use crate::live::{Change, WindowSource};
 use crate::manifest::{self, Entity, Manifest};
@@ -182,6 +183,10 @@ pub struct ShardStore<C: SqlConn> {
     /// The stored seq, once read: only this store writes it, so every
     /// mutation need not read it back.
     seq: std::cell::Cell<Option<u64>>,
+    /// Each entity's quoted column list (`"id", "title", …`), built once:
+    /// every row read and update returns it (the manifest of a store does
+    /// not change while it is open).
+    column_lists: std::cell::RefCell<HashMap<String, std::rc::Rc<str>>>,
 }
 
 fn text(v: &SqlValue) -> Option<&str> {
@@ -266,7 +271,20 @@ impl<C: SqlConn> ShardStore<C> {
         Self {
             conn,
             seq: std::cell::Cell::new(None),
+            column_lists: Default::default(),
         }
+    }
+
+    /// [`column_list`] of all of `entity`'s columns ([`manifest::columns`]).
+    fn columns_of(&self, entity: &Entity) -> std::rc::Rc<str> {
+        if let Some(list) = self.column_lists.borrow().get(&entity.name) {
+            return list.clone();
+        }
+        let list: std::rc::Rc<str> = column_list(&manifest::columns(entity)).into();
+        self.column_lists
+            .borrow_mut()
+            .insert(entity.name.clone(), list.clone());
+        list
     }
 
     pub fn conn(&self) -> &C {
@@ -441,7 +459,7 @@ impl<C: SqlConn> ShardStore<C> {
         let cols = manifest::columns(entity);
         let sql = format!(
             "SELECT {} FROM {} WHERE \"id\" = ?1",
-            column_list(&cols),
+            self.columns_of(entity),
             manifest::quote_ident(&entity.name)
         );
         let rows = self.conn.exec(&sql, &[SqlValue::Text(id.into())])?;
@@ -482,19 +500,18 @@ impl<C: SqlConn> ShardStore<C> {
         if cols.is_empty() {
             return self.get_row(entity, id);
         }
-        let sets: Vec<String> = cols
-            .iter()
-            .enumerate()
-            .map(|(i, (c, _))| format!("{} = ?{}", manifest::quote_ident(c), i + 1))
-            .collect();
         let all = manifest::columns(entity);
         // RETURNING: the row after the update in the same statement.
-        let sql = format!(
-            "UPDATE {} SET {} WHERE \"id\" = ?{} RETURNING {}",
-            manifest::quote_ident(&entity.name),
-            sets.join(", "),
+        let mut sql = format!("UPDATE {} SET ", manifest::quote_ident(&entity.name));
+        for (i, (c, _)) in cols.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            let _ = write!(sql, "{sep}{} = ?{}", manifest::quote_ident(c), i + 1);
+        }
+        let _ = write!(
+            sql,
+            " WHERE \"id\" = ?{} RETURNING {}",
             cols.len() + 1,
-            column_list(&all),
+            self.columns_of(entity)
         );
         let mut params: Vec<SqlValue> = cols.iter().map(|(_, v)| v.clone()).collect();
         params.push(SqlValue::Text(id.into()));
@@ -748,11 +765,22 @@ impl<C: SqlConn> ShardStore<C> {
         if ops.is_empty() {
             return Ok(HashMap::new());
         }
-        let json = serde_json::to_string(ops).expect("strings serialize");
-        let rows = self.conn.exec(
-            "SELECT op, seq FROM _pylon_ops WHERE op IN (SELECT value FROM json_each(?1))",
-            &[SqlValue::Text(json)],
-        )?;
+        let rows = if let [op] = ops {
+            // A flush of one write: a key lookup, no JSON.
+            self.conn.exec(
+                "SELECT op, seq FROM _pylon_ops WHERE op = ?1",
+                &[SqlValue::Text((*op).to_owned())],
+            )?
+        } else {
+            // Driven from the list, one key lookup each: `op IN (SELECT …)`
+            // built a temporary index of the list first.
+            let json = serde_json::to_string(ops).expect("strings serialize");
+            self.conn.exec(
+                "SELECT o.op, o.seq FROM json_each(?1) AS j \
+                 CROSS JOIN _pylon_ops AS o ON o.op = j.value",
+                &[SqlValue::Text(json)],
+            )?
+        };
         Ok(rows
             .iter()
             .filter_map(|r| Some((text(&r[0])?.to_owned(), int(&r[1]) as u64)))
