@@ -240,6 +240,10 @@ impl<C: SqlConn> ShardEngine<C> {
             self.jobs_added = true;
         }
         self.outbox_added = true;
+        if batch.iter().any(|a| !a.changes.is_empty()) {
+            // Each changed row has its entry in the outbox now.
+            self.outbox_filled = true;
+        }
         // Retention, every 100 seqs.
         if last.seq / 100 > (first.seq - 1) / 100 {
             let c = &self.config;
