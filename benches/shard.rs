@@ -15,7 +15,9 @@
 //! `ShardConfig::max_batch`). `PYLON_SHARD_SUBS` (default `0,100,999`: a shard takes 1,000 connections and the writer is one) sets N. Because wall
 //! time on a shared machine drifts, the same workload is meant to be run
 //! under `valgrind --tool=callgrind` for instruction counts when comparing
-//! changes: `PYLON_SHARD_RUNS=1 valgrind --tool=callgrind target/release/deps/shard-*`.
+//! changes: `PYLON_SHARD_RUNS=1 valgrind --tool=callgrind target/release/deps/shard-*`
+//! (per write: the difference between runs of two `PYLON_SHARD_WRITES`,
+//! divided by theirs; docs/benchmarks.md, "The engine's work per write").
 //! `PYLON_SHARD_WATCHERS` (default `100`): connections that `watch` a Rust
 //! query function reading `Card` instead of subscribing, for the cost of
 //! re-running watched functions after writes.

@@ -215,6 +215,46 @@ async fn a_failing_op_undoes_the_whole_mutation() {
     assert_eq!(q["rows"].as_array().unwrap().len(), 1, "{q}");
 }
 
+/// A mutation's every change reaches the windows it affects, not only its
+/// last change's (the fan-out once kept the windows of the last change
+/// alone: a write to a Card then a Note left the Card windows behind).
+#[tokio::test]
+async fn every_change_of_a_mutation_reaches_its_windows() {
+    let mut e = open(&temp_db("every-change"));
+    e.connect("a", info(Some("u")), 0).unwrap();
+    for sub in [
+        json!({"type":"sub","id":"c","entity":"Card"}),
+        json!({"type":"sub","id":"x","entity":"Card","where":{"title":"x"}}),
+    ] {
+        send(&mut e, "a", sub).await;
+    }
+    send(
+        &mut e,
+        "a",
+        insert("o1", vec![card("k1", "a", 1), card("k2", "b", 2)]),
+    )
+    .await;
+    // k1 enters `x`; k2 (another title) changes in `c` only; the last
+    // change is of another entity.
+    let ops = json!([
+        {"type":"update","entity":"Card","id":"k1","set":{"title":"x"}},
+        {"type":"update","entity":"Card","id":"k2","set":{"n":5}},
+        {"type":"insert","entity":"Note","row":{"id":"n1","owner":"u","body":"b"}},
+    ]);
+    let out = send(&mut e, "a", json!({"type":"mut","op":"o2","ops":ops})).await;
+    let diff = |id: &str| {
+        to(&out, "a").into_iter().find_map(|m| match m {
+            ServerMsg::Diff(d) if d.id == id => Some(d),
+            _ => None,
+        })
+    };
+    let x = diff("x").expect("k1 entered `x`");
+    assert_eq!(x.added.len(), 1, "{x:?}");
+    assert_eq!(x.added[0].row["id"], Value::from("k1"));
+    let c = diff("c").expect("k1 and k2 changed in `c`");
+    assert_eq!(c.changed.len(), 2, "{c:?}");
+}
+
 #[tokio::test]
 async fn bad_input_gets_typed_errors_and_the_shard_keeps_serving() {
     let mut e = open(&temp_db("bad"));

@@ -160,6 +160,9 @@ pub struct ShardEngine<C: SqlConn> {
     /// Whether a commit added to the D1 outbox since the object last
     /// looked (an empty outbox found stays empty until one does).
     outbox_added: bool,
+    /// A commit of this event recorded changes, so the outbox holds
+    /// entries now: the object arms its drain without counting them.
+    outbox_filled: bool,
     /// The member count last noted for the room list (docs/rooms.md), and
     /// whether the list is due a newer one.
     room_noted: Option<(i64, bool)>,
@@ -202,6 +205,7 @@ impl<C: SqlConn> ShardEngine<C> {
             jobs_added: false,
             // A drain owed from before the wake is found by a first look.
             outbox_added: true,
+            outbox_filled: false,
             room_noted: None,
         })
     }

@@ -141,6 +141,9 @@ impl<C: SqlConn> LiveShard<C> {
 
     /// Schedules a drain when the outbox holds entries and none is due.
     fn arm_drain(&mut self, now_ms: i64, out: &mut Vec<ShardAction>) {
+        // Taken on every event, armed or not: it speaks for this event's
+        // commits, whose entries a drain after them may have taken.
+        let filled = self.engine.take_outbox_filled();
         if self.drain_armed {
             return;
         }
@@ -151,7 +154,14 @@ impl<C: SqlConn> LiveShard<C> {
         if !self.engine.take_outbox_added() && !room_due {
             return;
         }
-        match self.engine.outbox_depth() {
+        // This event recorded changes: their entries are in the outbox, a
+        // statement per write less than counting them.
+        let depth = if filled {
+            Ok(1)
+        } else {
+            self.engine.outbox_depth()
+        };
+        match depth {
             Ok(0) if !room_due => {}
             Ok(_) => {
                 self.drain_armed = true;

@@ -10,6 +10,7 @@
 //! the output gate holds the acks and diffs until that commit is durable.
 
 use std::collections::HashMap;
+use std::fmt::Write;
 
 use crate::live::{Change, WindowSource};
 use crate::manifest::{self, Entity, Manifest};
@@ -20,8 +21,15 @@ use crate::value::{Row, Value};
 
 use crate::storage::meta::Meta;
 
+mod bulk;
 mod job_outbox;
 mod members;
+use bulk::Rows;
+
+/// The columns `record_writes` fills, per table.
+const LOG_COLS: &[&str] = &["seq", "idx", "entity", "id", "before", "after", "at"];
+const OUTBOX_COLS: &[&str] = &["seq", "idx", "entity", "id", "row", "at"];
+const OPS_COLS: &[&str] = &["op", "seq", "at"];
 pub use job_outbox::OutboxJob;
 
 /// Meta key of the shard's current seq.
@@ -175,6 +183,10 @@ pub struct ShardStore<C: SqlConn> {
     /// The stored seq, once read: only this store writes it, so every
     /// mutation need not read it back.
     seq: std::cell::Cell<Option<u64>>,
+    /// Each entity's quoted column list (`"id", "title", …`), built once:
+    /// every row read and update returns it (the manifest of a store does
+    /// not change while it is open).
+    column_lists: std::cell::RefCell<HashMap<String, std::rc::Rc<str>>>,
 }
 
 fn text(v: &SqlValue) -> Option<&str> {
@@ -232,10 +244,11 @@ fn first_row(entity: &Entity, cols: &[&str], rows: Vec<Vec<SqlValue>>) -> Option
         .map(|values| manifest::decode_row(entity, cols.iter().copied().zip(values)))
 }
 
-/// A row as the JSON text stored in the log and the outbox.
-fn row_text(row: &Option<Row>) -> Option<String> {
-    row.as_ref()
-        .map(|r| serde_json::to_string(r).expect("rows always serialize to JSON"))
+/// A row as the JSON text stored in the log and the outbox (null: none).
+fn row_text(row: &Option<Row>) -> SqlValue {
+    row.as_ref().map_or(SqlValue::Null, |r| {
+        SqlValue::Text(serde_json::to_string(r).expect("rows always serialize to JSON"))
+    })
 }
 
 fn parse_row(v: &SqlValue) -> Option<Row> {
@@ -258,7 +271,20 @@ impl<C: SqlConn> ShardStore<C> {
         Self {
             conn,
             seq: std::cell::Cell::new(None),
+            column_lists: Default::default(),
         }
+    }
+
+    /// [`column_list`] of all of `entity`'s columns ([`manifest::columns`]).
+    fn columns_of(&self, entity: &Entity) -> std::rc::Rc<str> {
+        if let Some(list) = self.column_lists.borrow().get(&entity.name) {
+            return list.clone();
+        }
+        let list: std::rc::Rc<str> = column_list(&manifest::columns(entity)).into();
+        self.column_lists
+            .borrow_mut()
+            .insert(entity.name.clone(), list.clone());
+        list
     }
 
     pub fn conn(&self) -> &C {
@@ -361,39 +387,41 @@ impl<C: SqlConn> ShardStore<C> {
         let Some(last) = writes.last() else {
             return Ok(());
         };
-        let mut log = Vec::new();
-        let mut outbox = Vec::new();
-        let mut ops = Vec::new();
+        let mut log = Rows::new("_pylon_log", LOG_COLS);
+        let mut outbox = Rows::new("_pylon_outbox", OUTBOX_COLS);
+        let mut ops = Rows::new("_pylon_ops", OPS_COLS);
         for w in writes {
+            let (seq, at) = (SqlValue::Integer(w.seq as i64), SqlValue::Integer(w.at_ms));
             for (idx, ch) in w.changes.iter().enumerate() {
                 let id = ch.id().unwrap_or_default();
-                log.push(serde_json::json!([
-                    w.seq,
-                    idx,
-                    ch.entity,
-                    id,
-                    row_text(&ch.before),
-                    row_text(&ch.after),
-                    w.at_ms
-                ]));
+                let after = row_text(&ch.after);
                 // The outbox gets each row's final state in this mutation (a
                 // row written twice in one seq must reach D1 as its last write).
                 let last_of_row = !w.changes[idx + 1..]
                     .iter()
                     .any(|later| later.entity == ch.entity && later.id() == Some(id));
                 if last_of_row {
-                    outbox.push(serde_json::json!([
-                        w.seq,
-                        idx,
-                        ch.entity,
-                        id,
-                        row_text(&ch.after),
-                        w.at_ms
-                    ]));
+                    outbox.push([
+                        seq.clone(),
+                        SqlValue::Integer(idx as i64),
+                        SqlValue::Text(ch.entity.clone()),
+                        SqlValue::Text(id.to_owned()),
+                        after.clone(),
+                        at.clone(),
+                    ]);
                 }
+                log.push([
+                    seq.clone(),
+                    SqlValue::Integer(idx as i64),
+                    SqlValue::Text(ch.entity.clone()),
+                    SqlValue::Text(id.to_owned()),
+                    row_text(&ch.before),
+                    after,
+                    at.clone(),
+                ]);
             }
             if !w.op.is_empty() {
-                ops.push(serde_json::json!([w.op, w.seq, w.at_ms]));
+                ops.push([SqlValue::Text(w.op.to_owned()), seq, at]);
             }
         }
         // Unknown until the record succeeds: a failed one leaves it unread.
@@ -419,37 +447,10 @@ impl<C: SqlConn> ShardStore<C> {
         Ok(())
     }
 
-    fn insert_records(
-        &self,
-        log: Vec<serde_json::Value>,
-        outbox: Vec<serde_json::Value>,
-        ops: Vec<serde_json::Value>,
-    ) -> Result<(), StorageError> {
-        for (sql, rows) in [
-            (
-                "INSERT INTO _pylon_log (seq, idx, entity, id, before, after, at) \
-                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
-                 value ->> 5, value ->> 6 FROM json_each(?1)",
-                log,
-            ),
-            (
-                "INSERT INTO _pylon_outbox (seq, idx, entity, id, row, at) \
-                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
-                 value ->> 5 FROM json_each(?1)",
-                outbox,
-            ),
-            (
-                "INSERT INTO _pylon_ops (op, seq, at) \
-                 SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?1)",
-                ops,
-            ),
-        ] {
-            if !rows.is_empty() {
-                let json = serde_json::Value::Array(rows).to_string();
-                self.conn.exec(sql, &[SqlValue::Text(json)])?;
-            }
-        }
-        Ok(())
+    fn insert_records(&self, log: Rows, outbox: Rows, ops: Rows) -> Result<(), StorageError> {
+        self.insert_many(log)?;
+        self.insert_many(outbox)?;
+        self.insert_many(ops)
     }
 
     // ---- rows ----
@@ -458,7 +459,7 @@ impl<C: SqlConn> ShardStore<C> {
         let cols = manifest::columns(entity);
         let sql = format!(
             "SELECT {} FROM {} WHERE \"id\" = ?1",
-            column_list(&cols),
+            self.columns_of(entity),
             manifest::quote_ident(&entity.name)
         );
         let rows = self.conn.exec(&sql, &[SqlValue::Text(id.into())])?;
@@ -499,19 +500,18 @@ impl<C: SqlConn> ShardStore<C> {
         if cols.is_empty() {
             return self.get_row(entity, id);
         }
-        let sets: Vec<String> = cols
-            .iter()
-            .enumerate()
-            .map(|(i, (c, _))| format!("{} = ?{}", manifest::quote_ident(c), i + 1))
-            .collect();
         let all = manifest::columns(entity);
         // RETURNING: the row after the update in the same statement.
-        let sql = format!(
-            "UPDATE {} SET {} WHERE \"id\" = ?{} RETURNING {}",
-            manifest::quote_ident(&entity.name),
-            sets.join(", "),
+        let mut sql = format!("UPDATE {} SET ", manifest::quote_ident(&entity.name));
+        for (i, (c, _)) in cols.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            let _ = write!(sql, "{sep}{} = ?{}", manifest::quote_ident(c), i + 1);
+        }
+        let _ = write!(
+            sql,
+            " WHERE \"id\" = ?{} RETURNING {}",
             cols.len() + 1,
-            column_list(&all),
+            self.columns_of(entity)
         );
         let mut params: Vec<SqlValue> = cols.iter().map(|(_, v)| v.clone()).collect();
         params.push(SqlValue::Text(id.into()));
@@ -765,11 +765,22 @@ impl<C: SqlConn> ShardStore<C> {
         if ops.is_empty() {
             return Ok(HashMap::new());
         }
-        let json = serde_json::to_string(ops).expect("strings serialize");
-        let rows = self.conn.exec(
-            "SELECT op, seq FROM _pylon_ops WHERE op IN (SELECT value FROM json_each(?1))",
-            &[SqlValue::Text(json)],
-        )?;
+        let rows = if let [op] = ops {
+            // A flush of one write: a key lookup, no JSON.
+            self.conn.exec(
+                "SELECT op, seq FROM _pylon_ops WHERE op = ?1",
+                &[SqlValue::Text((*op).to_owned())],
+            )?
+        } else {
+            // Driven from the list, one key lookup each: `op IN (SELECT …)`
+            // built a temporary index of the list first.
+            let json = serde_json::to_string(ops).expect("strings serialize");
+            self.conn.exec(
+                "SELECT o.op, o.seq FROM json_each(?1) AS j \
+                 CROSS JOIN _pylon_ops AS o ON o.op = j.value",
+                &[SqlValue::Text(json)],
+            )?
+        };
         Ok(rows
             .iter()
             .filter_map(|r| Some((text(&r[0])?.to_owned(), int(&r[1]) as u64)))

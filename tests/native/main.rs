@@ -56,6 +56,8 @@ mod protocol_ts_vectors;
 mod query_glob;
 #[path = "../query_parse.rs"]
 mod query_parse;
+#[path = "../shard_before_images.rs"]
+mod shard_before_images;
 #[path = "../shard_bounds.rs"]
 mod shard_bounds;
 #[path = "../shard_engine.rs"]

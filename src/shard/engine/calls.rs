@@ -119,7 +119,9 @@ impl<'e, C: SqlConn> CallDb<'e, C> {
         }
         self.count_call()?;
         let idx = self.changes.len();
-        let change = self.engine.apply_op(&self.auth, op, self.seq, idx)?;
+        let change = self
+            .engine
+            .apply_op(&self.auth, op, self.seq, idx, &self.changes)?;
         self.changes.push(change.clone());
         Ok(change)
     }

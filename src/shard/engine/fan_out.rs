@@ -130,8 +130,13 @@ impl<C: SqlConn> ShardEngine<C> {
         self.watches.mark(changes);
         let mut out = self.sweep_ended();
         let mut keys: Vec<SubKey> = Vec::new();
+        let mut of_one: Vec<SubKey> = Vec::new();
         for ch in changes {
-            self.index.affected_into(ch, &mut keys);
+            // `affected_into` clears its buffer: every change's windows,
+            // not only the last one's (a mutation writing two entities, or
+            // two rows in different buckets of an indexed field).
+            self.index.affected_into(ch, &mut of_one);
+            keys.extend_from_slice(&of_one);
         }
         keys.sort_unstable_by_key(|k| k.0);
         keys.dedup();
@@ -166,7 +171,13 @@ impl<C: SqlConn> ShardEngine<C> {
                 }
                 continue;
             }
-            let diff = update_window(&mut w.sub, changes, &visible, store).await;
+            let diff = if w.resync {
+                // A reload failed before: try it again rather than apply
+                // this write to rows that may be behind.
+                Err(String::new())
+            } else {
+                update_window(&mut w.sub, changes, &visible, store).await
+            };
             drop(visible);
             match diff {
                 Ok(d) if d.is_empty() => {}
@@ -175,7 +186,12 @@ impl<C: SqlConn> ShardEngine<C> {
                     advanced.push(key);
                 }
                 Err(_) => {
-                    if resync_window(w, manifest, subs, paused, store, seq, &mut out).await {
+                    let reloaded =
+                        resync_window(w, manifest, subs, paused, store, seq, &mut out).await;
+                    // Until a reload works its rows may be behind storage:
+                    // no before-image is taken from it (`held_row`).
+                    w.resync = !reloaded;
+                    if reloaded {
                         advanced.push(key);
                     }
                 }
@@ -246,6 +262,11 @@ impl<C: SqlConn> ShardEngine<C> {
                 if std::mem::take(&mut w.resync) {
                     if resync_window(w, manifest, subs, paused, store, seq, &mut out).await {
                         advanced.push(key);
+                    } else {
+                        // Still behind storage: tried again by the flush
+                        // after its next write, and no before-image is
+                        // taken from it meanwhile.
+                        w.resync = true;
                     }
                     continue;
                 }

@@ -20,12 +20,15 @@ pub(super) fn id_of(row: &Row) -> &str {
 }
 
 impl<C: SqlConn> ShardEngine<C> {
+    /// `earlier`: the changes this mutation (or call) has applied so far,
+    /// which no window has seen yet.
     pub(super) fn apply_op(
         &self,
         auth: &AuthContext,
         op: Op,
         seq: u64,
         idx: usize,
+        earlier: &[Change],
     ) -> Result<Change, ErrorMsg> {
         let entity = self.entity(op.entity())?;
         let policies = self.manifest.policies();
@@ -65,9 +68,8 @@ impl<C: SqlConn> ShardEngine<C> {
             }
             Op::Update { id, set, .. } => {
                 let cols = manifest::update_columns(entity, &set).map_err(|e| row_err(&e))?;
-                let before = store
-                    .get_row(entity, &id)
-                    .map_err(|e| storage_err(&e))?
+                let before = self
+                    .stored_row(entity, &id, earlier)?
                     .ok_or_else(|| refusal::not_found(&name, &id))?;
                 self.update(entity, auth, before, &id, &set, &cols)
             }
@@ -76,8 +78,9 @@ impl<C: SqlConn> ShardEngine<C> {
                     Some(Value::Text(id)) if !id.is_empty() => id.clone(),
                     _ => return Err(err(ErrorCode::BadMessage, "upsert needs the row's id")),
                 };
-                let Some(before) = store.get_row(entity, &id).map_err(|e| storage_err(&e))? else {
-                    return self.apply_op(auth, Op::Insert { entity: name, row }, seq, idx);
+                let Some(before) = self.stored_row(entity, &id, earlier)? else {
+                    let insert = Op::Insert { entity: name, row };
+                    return self.apply_op(auth, insert, seq, idx, earlier);
                 };
                 let mut set = row.clone();
                 set.remove("id");
@@ -92,9 +95,8 @@ impl<C: SqlConn> ShardEngine<C> {
                 self.update(entity, auth, before, &id, &set, &cols)
             }
             Op::Delete { id, .. } => {
-                let before = store
-                    .get_row(entity, &id)
-                    .map_err(|e| storage_err(&e))?
+                let before = self
+                    .stored_row(entity, &id, earlier)?
                     .ok_or_else(|| refusal::not_found(&name, &id))?;
                 if let crate::policy::Decision::Deny(d) = policies.can_delete(&name, auth, &before)
                 {
@@ -112,6 +114,27 @@ impl<C: SqlConn> ShardEngine<C> {
                 })
             }
         }
+    }
+
+    /// Row `id` as stored now (the before-image of an update, upsert or
+    /// delete): a window's copy when one holds it, which saves the write
+    /// a statement, else a read. A row among `earlier` is always read: the
+    /// windows have not seen this mutation's own writes yet.
+    fn stored_row(
+        &self,
+        entity: &Entity,
+        id: &str,
+        earlier: &[Change],
+    ) -> Result<Option<Row>, ErrorMsg> {
+        let written = earlier
+            .iter()
+            .any(|c| c.entity == entity.name && c.id() == Some(id));
+        if !written {
+            if let Some(row) = self.held_row(&entity.name, id) {
+                return Ok(Some(row.clone()));
+            }
+        }
+        self.store.get_row(entity, id).map_err(|e| storage_err(&e))
     }
 
     /// A row to insert, checked against the manifest and the insert

@@ -90,6 +90,14 @@ impl<C: SqlConn> ShardEngine<C> {
         std::mem::take(&mut self.outbox_added)
     }
 
+    /// Whether a commit since the last time this was asked recorded
+    /// changes: the outbox then surely holds entries (one per changed
+    /// row), so no count is needed to know a drain is owed. Asked after
+    /// every event, so it speaks for that event's commits only.
+    pub fn take_outbox_filled(&mut self) -> bool {
+        std::mem::take(&mut self.outbox_filled)
+    }
+
     /// Makes the next [`ShardEngine::take_outbox_added`] true (a look at
     /// the outbox failed and must be made again).
     pub fn note_outbox_added(&mut self) {

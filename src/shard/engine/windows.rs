@@ -39,9 +39,15 @@ pub(super) struct Window {
     /// hold, as of its last diff. The next flush diffs against these.
     pub(super) held: Option<(Vec<Row>, u64)>,
     /// It could not be maintained since the last flush: the flush sends
-    /// its members a reset and a fresh snapshot.
+    /// its members a reset and a fresh snapshot. While set, its rows may
+    /// be behind storage.
     pub(super) resync: bool,
 }
+
+/// Rows [`ShardEngine::held_row`] looks at before it gives up: a window
+/// without a limit may hold a whole table, and past a few hundred rows
+/// the point read it saves is the cheaper of the two.
+const HELD_SCAN: usize = 256;
 
 pub(super) fn readable<'a>(
     manifest: &'a Manifest,
@@ -52,6 +58,38 @@ pub(super) fn readable<'a>(
 }
 
 impl<C: SqlConn> ShardEngine<C> {
+    /// Row `id` of `entity` as a window holds it, which is the row as
+    /// stored: every applied write reaches the windows it affects before
+    /// the next write is applied (`fan_out`), and a window that may have
+    /// missed one is marked for a resync and skipped here. Windows hold
+    /// whole rows (a query selects every field). `None`: no window holds
+    /// it among the first [`HELD_SCAN`] rows looked at; read storage.
+    ///
+    /// The caller must not ask for a row that the write being applied
+    /// has already written (no window has seen that yet).
+    pub(super) fn held_row(&self, entity: &str, id: &str) -> Option<&Row> {
+        let mut budget = HELD_SCAN;
+        for w in self.windows.values() {
+            let q = w.sub.query();
+            if w.resync || q.count || q.entity != entity {
+                continue;
+            }
+            let rows = w.sub.rows();
+            let looked = rows.len().min(budget);
+            let found = rows[..looked]
+                .iter()
+                .find(|r| r.get("id").and_then(Value::as_str) == Some(id));
+            if found.is_some() {
+                return found;
+            }
+            budget -= looked;
+            if budget == 0 {
+                return None;
+            }
+        }
+        None
+    }
+
     fn take_key(&mut self) -> SubKey {
         let key = SubKey(self.next_key);
         self.next_key += 1;

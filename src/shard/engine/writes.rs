@@ -159,7 +159,7 @@ impl<C: SqlConn> ShardEngine<C> {
         }
         let mut changes: Vec<Change> = Vec::with_capacity(ops.len());
         for (idx, op) in ops.into_iter().enumerate() {
-            match self.apply_op(auth, op, seq, idx) {
+            match self.apply_op(auth, op, seq, idx, &changes) {
                 Ok(change) => changes.push(change),
                 Err(e) => {
                     self.undo(&changes);
@@ -240,6 +240,10 @@ impl<C: SqlConn> ShardEngine<C> {
             self.jobs_added = true;
         }
         self.outbox_added = true;
+        if batch.iter().any(|a| !a.changes.is_empty()) {
+            // Each changed row has its entry in the outbox now.
+            self.outbox_filled = true;
+        }
         // Retention, every 100 seqs.
         if last.seq / 100 > (first.seq - 1) / 100 {
             let c = &self.config;
