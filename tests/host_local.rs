@@ -222,11 +222,9 @@ fn http_routes_answer_with_typed_errors() {
     assert_eq!(h.alarm(), Some(h.now_ms() + DRAIN_DELAY_MS));
 }
 
-/// What one insert costs in SQL on an idle shard with one subscribed
-/// window, counted by the connection: the platform bills rows written,
-/// and each statement is a call into the runtime.
-#[test]
-fn one_insert_costs_a_fixed_number_of_statements_and_rows() {
+/// An idle shard holding row `c0`, its outbox drained, with connection
+/// `a` subscribed to `Card`: the start of the cost tests below.
+fn idle_subscribed_shard() -> (Rc<SqliteConn>, Host, String) {
     let db = Rc::new(SqliteConn::open_in_memory().unwrap());
     let mut h: Host = LocalHost::open(db.clone(), "room-1", app()).unwrap();
     let a = h.connect(Encoding::Json).unwrap();
@@ -234,6 +232,15 @@ fn one_insert_costs_a_fixed_number_of_statements_and_rows() {
     send(&mut h, &a, insert("o0", "c0", 0));
     h.advance(DRAIN_DELAY_MS).unwrap();
     received(&mut h, &a);
+    (db, h, a)
+}
+
+/// What one insert costs in SQL on an idle shard with one subscribed
+/// window, counted by the connection: the platform bills rows written,
+/// and each statement is a call into the runtime.
+#[test]
+fn one_insert_costs_a_fixed_number_of_statements_and_rows() {
+    let (db, mut h, a) = idle_subscribed_shard();
 
     let before = db.meter().unwrap();
     send(&mut h, &a, insert("o1", "c1", 1));
@@ -265,13 +272,7 @@ fn one_insert_costs_a_fixed_number_of_statements_and_rows() {
 /// the update policy and the diff, comes from the window's copy.
 #[test]
 fn one_update_costs_a_fixed_number_of_statements_and_rows() {
-    let db = Rc::new(SqliteConn::open_in_memory().unwrap());
-    let mut h: Host = LocalHost::open(db.clone(), "room-1", app()).unwrap();
-    let a = h.connect(Encoding::Json).unwrap();
-    send(&mut h, &a, json!({"type":"sub","id":"s","entity":"Card"}));
-    send(&mut h, &a, insert("o0", "c0", 0));
-    h.advance(DRAIN_DELAY_MS).unwrap();
-    received(&mut h, &a);
+    let (db, mut h, a) = idle_subscribed_shard();
 
     let update = |op: &str, n: i64| {
         json!({"type":"mut","op":op,"ops":[{"type":"update","entity":"Card",
