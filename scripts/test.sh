@@ -42,7 +42,7 @@ fuzz_log="$ROOT/target/fuzz.log"
 worker_build=$!
 ( wait_for_worker() { while kill -0 "$worker_build" 2>/dev/null; do sleep 2; done; }
   wait_for_worker
-  PYLON_FUZZ_DEV=1 bash scripts/fuzz.sh "${PYLON_FUZZ_SECS:-13}" ) >"$fuzz_log" 2>&1 &
+  PYLON_FUZZ_DEV=1 bash scripts/fuzz.sh "${PYLON_FUZZ_SECS:-8}" ) >"$fuzz_log" 2>&1 &
 fuzzing=$!
 
 # The native step builds the library with the e2e suite's features, so the
