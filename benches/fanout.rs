@@ -18,6 +18,9 @@
 //!    subscribers.
 //! 3. time to the answer of `POST /v1/shards/{shard}/query` on a shard that
 //!    workerd has evicted (idle ≥ 12 s), against the same request warm.
+//!    Floor, in the same idles: `GET …/alive` on a second shard, which the
+//!    host answers before it opens the object (what a first request after
+//!    an eviction costs the platform alone), cold and warm.
 //! 4. (`PYLON_BENCH_ONLY=slow`, not run by default) a stalled reader among
 //!    N: each reader's latency from a write to its copy of the diff, p50
 //!    and p99 over all readers and rounds, with one more socket subscribed
@@ -622,12 +625,17 @@ async fn mutation_rate(
 struct ColdResult {
     cold: Vec<f64>,
     warm: Vec<f64>,
+    /// The floor: `GET …/alive` on a second shard, which the host answers
+    /// before it opens the object (the platform's own cost of a first
+    /// request after an eviction), cold and warm.
+    floor_cold: Vec<f64>,
+    floor_warm: Vec<f64>,
     not_evicted: usize,
 }
 
-async fn cold_query(dev: &WranglerDev, port: u16, samples: usize) -> Result<ColdResult> {
-    let shard = format!("cold-{}", std::process::id());
-    let w = connect(port, &shard, Encoding::Postcard).await?;
+/// Seeds `shard` with [`SEED_ROWS`] cards and leaves it with no socket.
+async fn seeded(port: u16, shard: &str) -> Result<()> {
+    let w = connect(port, shard, Encoding::Postcard).await?;
     let seed: Vec<Op> = (0..SEED_ROWS)
         .map(|i| Op::Insert {
             entity: "Card".into(),
@@ -636,12 +644,20 @@ async fn cold_query(dev: &WranglerDev, port: u16, samples: usize) -> Result<Cold
         .collect();
     w.mutate(seed).await?;
     w.close().await;
+    Ok(())
+}
+
+async fn cold_query(dev: &WranglerDev, port: u16, samples: usize) -> Result<ColdResult> {
+    let shard = format!("cold-{}", std::process::id());
+    let floor_shard = format!("floor-{}", std::process::id());
+    seeded(port, &shard).await?;
+    seeded(port, &floor_shard).await?;
     // A fresh TCP connection for every request, cold or warm alike.
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .build()?;
     let query_url = dev.http(&format!("/v1/shards/{shard}/query"));
-    let stats_url = dev.http(&format!("/v1/shards/{shard}/stats"));
+    let alive_url = dev.http(&format!("/v1/shards/{floor_shard}/alive"));
     let body = json!({"entity": "Card", "order": ["position"], "limit": 20});
     let timed = |http: reqwest::Client| {
         let (url, body) = (query_url.clone(), body.clone());
@@ -656,8 +672,20 @@ async fn cold_query(dev: &WranglerDev, port: u16, samples: usize) -> Result<Cold
             anyhow::Ok(d)
         }
     };
-    let wakes = |http: reqwest::Client| {
-        let url = stats_url.clone();
+    let floor = |http: reqwest::Client| {
+        let url = alive_url.clone();
+        async move {
+            let t0 = Instant::now();
+            let r = http.get(&url).send().await?;
+            let status = r.status();
+            r.bytes().await?;
+            let d = ms(t0.elapsed());
+            ensure!(status.as_u16() == 204, "alive: {status}");
+            anyhow::Ok(d)
+        }
+    };
+    let wakes = |http: reqwest::Client, shard: String| {
+        let url = dev.http(&format!("/v1/shards/{shard}/stats"));
         async move {
             let v: serde_json::Value = http.get(&url).send().await?.json().await?;
             anyhow::Ok(v["wakes"].as_u64().unwrap_or(0))
@@ -668,29 +696,44 @@ async fn cold_query(dev: &WranglerDev, port: u16, samples: usize) -> Result<Cold
         .and_then(|v| v.parse().ok())
         .map(Duration::from_secs)
         .unwrap_or(IDLE_FOR_EVICTION);
-    let (mut cold, mut warm, mut not_evicted) = (Vec::new(), Vec::new(), 0);
+    let mut r = ColdResult {
+        cold: Vec::new(),
+        warm: Vec::new(),
+        floor_cold: Vec::new(),
+        floor_warm: Vec::new(),
+        not_evicted: 0,
+    };
     for i in 0..samples {
-        let before = wakes(http.clone()).await?;
+        let before = wakes(http.clone(), shard.clone()).await?;
+        let floor_before = wakes(http.clone(), floor_shard.clone()).await?;
         eprintln!("  cold sample {}/{samples}: idling {idle:?}", i + 1);
         tokio::time::sleep(idle).await;
-        let d = timed(http.clone()).await?;
-        let after = wakes(http.clone()).await?;
-        if after > before {
-            cold.push(d);
+        // Both shards were evicted in the same idle; which goes first
+        // alternates, so neither always meets a busier runtime.
+        let (d, f) = if i % 2 == 0 {
+            let d = timed(http.clone()).await?;
+            (d, floor(http.clone()).await?)
         } else {
-            not_evicted += 1;
+            let f = floor(http.clone()).await?;
+            (timed(http.clone()).await?, f)
+        };
+        // `alive` opens nothing, but the constructor counts the wake.
+        if wakes(http.clone(), shard.clone()).await? > before
+            && wakes(http.clone(), floor_shard.clone()).await? > floor_before
+        {
+            r.cold.push(d);
+            r.floor_cold.push(f);
+        } else {
+            r.not_evicted += 1;
         }
-        // The warm baseline, interleaved: the same request right after.
+        // The warm baselines, interleaved: the same requests right after.
         for _ in 0..5 {
-            warm.push(timed(http.clone()).await?);
+            r.warm.push(timed(http.clone()).await?);
+            r.floor_warm.push(floor(http.clone()).await?);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    Ok(ColdResult {
-        cold,
-        warm,
-        not_evicted,
-    })
+    Ok(r)
 }
 
 // ---------------------------------------------------------------------------
@@ -965,6 +1008,7 @@ async fn run() -> Result<()> {
     }
     if let Some(c) = &cold {
         let (k, w) = (stats(c.cold.clone()), stats(c.warm.clone()));
+        let (fk, fw) = (stats(c.floor_cold.clone()), stats(c.floor_warm.clone()));
         println!();
         println!("3. POST /v1/shards/{{shard}}/query, fresh TCP connection each (ms)");
         println!(
@@ -976,9 +1020,28 @@ async fn run() -> Result<()> {
             w.n, w.p50, w.p95, w.max
         );
         println!(
-            "  ratio cold/warm: p50 {:.1}x  p95 {:.1}x",
+            "  ratio cold/warm: p50 {:.2}x  p95 {:.2}x",
             k.p50 / w.p50,
             k.p95 / w.p95
+        );
+        println!("  floor, GET …/alive (answered before the object opens):");
+        println!(
+            "  after eviction: n={} p50 {:.1} p95 {:.1} max {:.1}",
+            fk.n, fk.p50, fk.p95, fk.max
+        );
+        println!(
+            "  warm:           n={} p50 {:.1} p95 {:.1} max {:.1}",
+            fw.n, fw.p50, fw.p95, fw.max
+        );
+        println!(
+            "  floor ratio cold/warm: p50 {:.2}x  p95 {:.2}x",
+            fk.p50 / fw.p50,
+            fk.p95 / fw.p95
+        );
+        println!(
+            "  what a wake adds, query minus floor (cold - warm), p50: {:.1} - {:.1} ms",
+            k.p50 - w.p50,
+            fk.p50 - fw.p50
         );
     }
     Ok(())

@@ -124,6 +124,12 @@ impl Host {
             Ok(t) => t,
             Err(e) => return respond::error(&e),
         };
+        // Reachability, answered before the object opens: what a request
+        // costs the platform alone (the benches' floor for a first answer
+        // after an eviction, docs/host.md).
+        if req.method() == WMethod::Get && target.rest == "alive" {
+            return WResponse::empty().map(|r| r.with_status(204));
+        }
         if let Err(e) = self.ensure_open(Some(&target.object)).await {
             worker::console_error!("host: opening {}: {e}", target.object);
             return respond::error(&ApiError::internal("the object failed to open"));

@@ -139,7 +139,7 @@ mod tests {
     #[test]
     fn shard_routes_are_the_shards() {
         // The rests the shard object answers (src/shard/object.rs) and
-        // the host's `stats`, by name.
+        // the host's `stats` and `alive`, by name.
         let rests: Vec<String> = operations()
             .into_iter()
             .filter_map(|(path, ..)| Some(path.strip_prefix("/v1/shards/{shard}/")?.to_owned()))
@@ -147,6 +147,7 @@ mod tests {
         assert_eq!(
             rests,
             [
+                "alive",
                 "mutate",
                 "query",
                 "scheduled",
