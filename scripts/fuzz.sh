@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Fuzzes, with libFuzzer, for SECONDS each (default 13: the test command's
-# short budget, about 40 s for the three):
+# Fuzzes, with libFuzzer, for SECONDS each (default 13: a smoke run of
+# about 40 s for the three; the test command does not fuzz, its native
+# tests run the same entry points on generated inputs):
 #   decode  both protocol decoders (fuzz/fuzz_targets/decode.rs)
 #   token   token and key readers  (fuzz/fuzz_targets/token.rs)
 #   cold    cold-path query bodies on SQLite (fuzz/fuzz_targets/cold.rs)
 # A long run: bash scripts/fuzz.sh 3600. One target: bash scripts/fuzz.sh 60 token
 # PYLON_FUZZ_DEV=1 builds without optimizations (about a third of the build
-# time, several times fewer runs per second): the test command's short
-# smoke run uses it; long runs should not.
+# time, several times fewer runs per second): for a quick smoke run;
+# long runs should not.
 # A crash is saved under fuzz/artifacts/<target>/; keep it as a regression
 # input in tests/fuzz_regressions/ once fixed.
 #
