@@ -69,6 +69,7 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
     vec![
         scenario!(scenarios::health::run),
         scenario!(scenarios::keepalive::start),
+        scenario!(scenarios::rate_limit::start),
         scenario!(scenarios::routing::run),
         scenario!(scenarios::openapi::run),
         scenario!(scenarios::live::run),
@@ -94,7 +95,6 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
         scenario!(scenarios::rooms::finish),
         scenario!(scenarios::signin::run),
         scenario!(scenarios::edge::run),
-        scenario!(scenarios::rate_limit::run),
         scenario!(scenarios::bad_input::run),
         scenario!(scenarios::bounds::run),
         scenario!(scenarios::hibernation::run),
@@ -108,6 +108,7 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
         scenario!(scenarios::cold_path::run),
         scenario!(scenarios::cold_access::run),
         scenario!(scenarios::minimal::finish),
+        scenario!(scenarios::rate_limit::finish),
         // Last: it restarts wrangler itself, in the middle of an upload.
         scenario!(scenarios::files::run),
     ]

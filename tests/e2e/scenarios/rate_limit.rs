@@ -9,10 +9,12 @@
 //!
 //! The bindings count in windows aligned to the clock (10 s), so the
 //! scenario starts at the beginning of one — a wait that is the point.
+//! Its wrangler dev is its own, so it runs beside the other scenarios
+//! (`start`, joined by `finish`), and its waits cost the suite nothing.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, ensure, Result};
+use anyhow::{bail, ensure, Context, Result};
 use pylon_workers::auth::jwt;
 use pylon_workers::client::{ClientConfig, RawConnection, Received};
 use pylon_workers::protocol::{ErrorCode, ServerMsg};
@@ -20,6 +22,7 @@ use serde_json::{json, Value};
 
 use super::auth::dev_secret;
 use crate::support::{unique, within};
+use crate::support::wrangler_dev::DevOptions;
 use crate::Ctx;
 
 /// Sleeps until the next 10 s window starts (plus a little).
@@ -55,12 +58,24 @@ fn limited(got: &(u16, Value, Option<String>), reason: &str) -> bool {
         && got.2.as_deref() == Some("10")
 }
 
-pub async fn run(ctx: &mut Ctx) -> Result<()> {
-    let dev = ctx
-        .wrangler()
-        .env("limits-test")
-        .start(&ctx.dir.join("limits"))
-        .await?;
+pub async fn start(ctx: &mut Ctx) -> Result<()> {
+    let options = ctx.wrangler().env("limits-test");
+    let dir = ctx.dir.join("limits");
+    let handle = tokio::spawn(async move { scenario(options, dir).await });
+    ctx.background.push(("rate_limit", handle));
+    Ok(())
+}
+
+pub async fn finish(ctx: &mut Ctx) -> Result<()> {
+    let Some(i) = ctx.background.iter().position(|(n, _)| *n == "rate_limit") else {
+        bail!("rate_limit::start did not run");
+    };
+    let (_, handle) = ctx.background.remove(i);
+    handle.await.context("the rate-limit task panicked")?
+}
+
+async fn scenario(options: DevOptions, dir: std::path::PathBuf) -> Result<()> {
+    let dev = options.start(&dir).await?;
     let secret = dev_secret()?;
     let exp = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() + 600;
     let token = |sub: &str| {
