@@ -59,7 +59,7 @@ function board(shard: FakeShard): Record<string, string[]> {
   return columns;
 }
 
-test("the board has its twenty-one functions", () => {
+test("the board has its twenty-two functions", () => {
   assert.deepEqual(functions.list(), [
     { name: "addCardAndNotify", kind: "mutation", trusted: false },
     { name: "addCardChecked", kind: "mutation", trusted: false },
@@ -69,6 +69,7 @@ test("the board has its twenty-one functions", () => {
     { name: "boardSummary", kind: "query", trusted: false },
     { name: "cardById", kind: "query", trusted: false },
     { name: "checkIn", kind: "action", trusted: false },
+    { name: "checkOut", kind: "action", trusted: false },
     { name: "failAfterTwoWrites", kind: "mutation", trusted: false },
     { name: "fetchInMutation", kind: "mutation", trusted: false },
     { name: "moveCard", kind: "mutation", trusted: false },
@@ -251,6 +252,37 @@ test("checkIn joins the caller with its status, tells the room and answers its s
   ]);
   seen.length = 0;
   const got = open(await functions.run("checkIn", bridge(ANONYMOUS), args)) as { err?: { code: string; message: string } };
+  assert.equal(got.err?.code, "FUNCTION_ERROR");
+  assert.match(got.err?.message ?? "", /^SIGN_IN: /);
+  assert.deepEqual(seen, []);
+});
+
+test("checkOut sets the caller's presence and looks for the room in the list, or leaves; anonymous asks nothing", async () => {
+  const shard = new FakeShard();
+  const seen: unknown[] = [];
+  const room = async (op: string, name: string, body: string) => {
+    seen.push([op, name, JSON.parse(body)]);
+    const ok =
+      op === "list" ? { rooms: [{ room: "lobby", members: 1, updated: null }], next: null } : op === "leave" ? { member: "alice", left: true } : { member: "alice" };
+    return JSON.stringify({ ok });
+  };
+  const bridge = (auth: typeof alice | typeof ANONYMOUS) => ({ ...shard.bridge("action", auth), room });
+  const stay = JSON.stringify({ room: "lobby", status: "away", leave: false });
+  assert.deepEqual(open(await functions.run("checkOut", bridge(alice), stay)), { ok: { listed: true } });
+  const elsewhere = JSON.stringify({ room: "kitchen", status: "away", leave: false });
+  assert.deepEqual(open(await functions.run("checkOut", bridge(alice), elsewhere)), { ok: { listed: false } });
+  assert.deepEqual(open(await functions.run("checkOut", bridge(alice), JSON.stringify({ room: "lobby", status: "", leave: true }))), {
+    ok: { left: true },
+  });
+  assert.deepEqual(seen, [
+    ["presence", "lobby", { member: "alice", presence: { status: "away" } }],
+    ["list", "", { limit: 1000 }],
+    ["presence", "kitchen", { member: "alice", presence: { status: "away" } }],
+    ["list", "", { limit: 1000 }],
+    ["leave", "lobby", { member: "alice" }],
+  ]);
+  seen.length = 0;
+  const got = open(await functions.run("checkOut", bridge(ANONYMOUS), stay)) as { err?: { code: string; message: string } };
   assert.equal(got.err?.code, "FUNCTION_ERROR");
   assert.match(got.err?.message ?? "", /^SIGN_IN: /);
   assert.deepEqual(seen, []);

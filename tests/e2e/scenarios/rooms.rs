@@ -2,8 +2,9 @@
 //! an HTTP member join, update and leave, and an HTTP broadcast; the
 //! room's size and members agree with what the sockets see; `GET
 //! /v1/rooms` lists it (written behind to D1); bad input and forbidden
-//! callers get typed errors; an action's `ctx.rooms` join and broadcast
-//! (the board's `checkIn`) reach the sockets too. Beside the other
+//! callers get typed errors; an action's `ctx.rooms` join, broadcast,
+//! setPresence, list and leave (the board's `checkIn` and `checkOut`)
+//! reach the sockets and the list too. Beside the other
 //! scenarios, HTTP members outlive an eviction and a member with a TTL
 //! leaves on the alarm (`finish`); a member survives a `kill -9` of
 //! wrangler (`after_restart`).
@@ -358,18 +359,41 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
             "checkIn into {into:?}: {s} {got}"
         );
     }
-    let (s, body) = call(
-        "POST",
-        &url("/leave"),
-        Some(&alice),
-        Some(json!({"member": alice_id})),
-    )
-    .await?;
+    // Its setPresence, list and leave (the board's checkOut, as alice):
+    // the sockets see the new presence, the list shows the room, the
+    // leave takes her out, and a presence for a member no longer in the
+    // room is refused with the rooms API's code.
+    let check_out = ctx.dev.http(&format!("/v1/shards/{room}/fn/checkOut"));
+    let out = |status: &str, leave: bool| json!({"room": room, "status": status, "leave": leave});
+    let mut listed = false;
+    for _ in 0..50 {
+        let (s, body) = call("POST", &check_out, Some(&alice), Some(out("away", false))).await?;
+        ensure!(s == 200, "checkOut: {s} {body}");
+        if body["value"]["listed"] == true {
+            listed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ensure!(listed, "checkOut: the room list never showed {room}");
+    for c in [&a, &b] {
+        until("the action's presence", || {
+            seen(c, &member) == Some(json!({"status": "away"}))
+        })
+        .await?;
+    }
+    let (s, body) = call("POST", &check_out, Some(&alice), Some(out("", true))).await?;
     ensure!(
-        s == 200 && body["left"] == true,
-        "leave after checkIn: {s} {body}"
+        s == 200 && body["value"]["left"] == true,
+        "checkOut leaving: {s} {body}"
     );
-    until("the leave after checkIn", || seen(&a, &member).is_none()).await?;
+    until("the leave after checkOut", || seen(&a, &member).is_none()).await?;
+    let (s, got) = call("POST", &check_out, Some(&alice), Some(out("away", false))).await?;
+    let message = got["error"]["message"].as_str().unwrap_or("");
+    ensure!(
+        s != 200 && message.starts_with("MEMBER_NOT_FOUND"),
+        "checkOut after leaving: {s} {got}"
+    );
 
     // A member for after the restart.
     let (s, body) = call(
