@@ -264,6 +264,11 @@ impl Subscription {
         let old_row = old_pos.map(|p| self.rows.remove(p));
         let mut new_pos = None;
         let mut popped = None;
+        // The row that was last of a full window: every row unseen comes
+        // after it, so a row that does not come after it belongs.
+        let was_last = old_row
+            .as_ref()
+            .filter(|_| full_before && old_pos == Some(self.rows.len()));
         if let Some(a) = after {
             // Without a full window, every readable matching row is here;
             // with one, a row after the last one may belong to rows unseen.
@@ -271,7 +276,8 @@ impl Subscription {
                 || self
                     .rows
                     .last()
-                    .is_some_and(|last| self.query.compare(a, last) == Ordering::Less);
+                    .is_some_and(|last| self.query.compare(a, last) == Ordering::Less)
+                || was_last.is_some_and(|b| self.query.compare(a, b) != Ordering::Greater);
             if belongs {
                 let pos = self
                     .rows
