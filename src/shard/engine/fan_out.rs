@@ -1,12 +1,12 @@
 //! Diff delivery: a write's changes applied to the windows they affect, their
 //! diffs sent at once or, when coalescing, one per window at the next flush.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use super::frames::{reset_then, snap, to_wire};
 use super::windows::{readable, LiveSub, Window};
 use super::{Outbound, ShardEngine};
-use crate::live::{self, Change, SubKey, Subscription};
+use crate::live::{self, Change, SubKey, SubKeyMap, Subscription};
 use crate::manifest::Manifest;
 use crate::protocol::reset_reason;
 use crate::shard::store::ShardStore;
@@ -55,7 +55,7 @@ async fn absorb_into_window<C: SqlConn>(
 /// Members of `paused` connections are skipped and keep their seq.
 fn send_diff(
     w: &Window,
-    subs: &mut HashMap<SubKey, LiveSub>,
+    subs: &mut SubKeyMap<LiveSub>,
     paused: &HashSet<String>,
     d: live::Diff,
     seq: u64,
@@ -102,7 +102,7 @@ fn send_diff(
 async fn resync_window<C: SqlConn>(
     w: &mut Window,
     manifest: &Manifest,
-    subs: &mut HashMap<SubKey, LiveSub>,
+    subs: &mut SubKeyMap<LiveSub>,
     paused: &HashSet<String>,
     store: &ShardStore<C>,
     seq: u64,
