@@ -187,6 +187,10 @@ pub struct ShardStore<C: SqlConn> {
     /// every row read and update returns it (the manifest of a store does
     /// not change while it is open).
     column_lists: std::cell::RefCell<HashMap<String, std::rc::Rc<str>>>,
+    /// The text of each `INSERT … VALUES (?1, …), (…)` of the runtime's
+    /// tables by (table, parameters), built once: a flush records its
+    /// writes in up to three of them.
+    bulk_inserts: std::cell::RefCell<HashMap<(&'static str, usize), String>>,
 }
 
 fn text(v: &SqlValue) -> Option<&str> {
@@ -289,6 +293,7 @@ impl<C: SqlConn> ShardStore<C> {
             conn,
             seq: std::cell::Cell::new(None),
             column_lists: Default::default(),
+            bulk_inserts: Default::default(),
         }
     }
 
