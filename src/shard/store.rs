@@ -988,6 +988,17 @@ impl<C: SqlConn> ShardStore<C> {
         if idents.is_empty() {
             return Ok(());
         }
+        if let [ident] = idents {
+            // One window (the common flush): bound directly, no JSON.
+            return self.run(
+                "INSERT INTO _pylon_windows (ident, seq) VALUES (?1, ?2) \
+                 ON CONFLICT (ident) DO UPDATE SET seq = excluded.seq",
+                &[
+                    SqlValue::Text((*ident).to_owned()),
+                    SqlValue::Integer(seq as i64),
+                ],
+            );
+        }
         self.run(
             "INSERT INTO _pylon_windows (ident, seq) SELECT value, ?1 FROM json_each(?2) \
              WHERE true ON CONFLICT (ident) DO UPDATE SET seq = excluded.seq",
