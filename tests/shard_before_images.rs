@@ -6,7 +6,9 @@
 //! images, with and without coalescing. The mutations write the same row
 //! twice in one mutation and in one flush, fail half-way (undone), clash
 //! on a unique field, give a float field an integer and retry op ids; a
-//! flush of many writes must store what one write at a time does.
+//! flush of many writes must store what one write at a time does. The
+//! after-images (built from the before-image and the columns written, not
+//! read back) must be the rows as storage gives them.
 //!
 //! `PYLON_BEFORE_ROUNDS` (default 300) sets the number of flushes per seed.
 
@@ -18,6 +20,7 @@ use pylon_workers::protocol::{Encoding, FrameRef};
 use pylon_workers::shard::{ConnInfo, Outbound, ShardConfig, ShardEngine};
 use pylon_workers::sql::SqlValue;
 use pylon_workers::storage::{SqlConn, SqliteConn};
+use pylon_workers::value::Row;
 use serde_json::{json, Value as Json};
 
 mod gen_support;
@@ -137,6 +140,38 @@ fn stored(e: &Engine) -> Vec<Vec<SqlValue>> {
     all
 }
 
+/// Each row's last logged after-image is the row as storage reads it.
+fn assert_after_images_are_stored_rows(e: &Engine, seed: u64) {
+    let manifest = Manifest::from_json_str(MANIFEST).unwrap();
+    let log = e
+        .store()
+        .conn()
+        .exec(
+            "SELECT entity, id, after FROM _pylon_log ORDER BY seq, idx",
+            &[],
+        )
+        .unwrap();
+    let mut last: std::collections::BTreeMap<(String, String), Option<Row>> = Default::default();
+    for r in log {
+        let (SqlValue::Text(entity), SqlValue::Text(id)) = (&r[0], &r[1]) else {
+            panic!("a log row without entity and id: {r:?}");
+        };
+        let after = match &r[2] {
+            SqlValue::Text(t) => Some(serde_json::from_str::<Row>(t).unwrap()),
+            _ => None,
+        };
+        last.insert((entity.clone(), id.clone()), after);
+    }
+    assert!(!last.is_empty());
+    for ((entity, id), after) in last {
+        let stored = e
+            .store()
+            .get_row(manifest.entity(&entity).unwrap(), &id)
+            .unwrap();
+        assert_eq!(after, stored, "seed {seed}: {entity} {id}");
+    }
+}
+
 /// Every answer to the writer and what both shards stored.
 fn run(seed: u64, max_batch: u32, rounds: usize) -> (Vec<String>, Vec<Vec<SqlValue>>) {
     let mut rng = Rng::new(seed);
@@ -196,6 +231,7 @@ fn run(seed: u64, max_batch: u32, rounds: usize) -> (Vec<String>, Vec<Vec<SqlVal
     }
     let kept = stored(&with);
     assert_eq!(kept, stored(&without), "seed {seed}");
+    assert_after_images_are_stored_rows(&with, seed);
     (answers, kept)
 }
 

@@ -14,6 +14,7 @@
 //! assert_eq!(held, new);
 //! ```
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 
 use super::diff::Diff;
@@ -25,27 +26,38 @@ fn id_of(row: &Row) -> &str {
 
 /// A diff that turns `old` into `new`. Rows that keep their relative order
 /// stay (in `changed` when their content changed); rows that moved are sent
-/// as a removal plus an add, as incremental diffs do.
-pub fn between(old: &[Row], new: &[Row]) -> Diff {
-    if old.len() == new.len() && old.iter().zip(new).all(|(o, n)| id_of(o) == id_of(n)) {
+/// as a removal plus an add, as incremental diffs do. `old` may borrow rows
+/// of `new`: a row that is the very same one is unchanged without looking.
+pub fn between<O: Borrow<Row>>(old: &[O], new: &[Row]) -> Diff {
+    let same = |o: &Row, n: &Row| std::ptr::eq(o, n) || o == n;
+    if old.len() == new.len()
+        && old
+            .iter()
+            .zip(new)
+            .all(|(o, n)| id_of(o.borrow()) == id_of(n))
+    {
         // The same rows in the same places (a flush that only updated rows
         // in place, the common case): what changed is where they differ,
         // found without the two maps below.
         let mut diff = Diff::default();
         for (pos, (o, n)) in old.iter().zip(new).enumerate() {
-            if o != n {
+            if !same(o.borrow(), n) {
                 diff.changed.push((pos, n.clone()));
             }
         }
         return diff;
     }
-    let old_pos: HashMap<&str, usize> =
-        old.iter().enumerate().map(|(i, r)| (id_of(r), i)).collect();
+    let old_pos: HashMap<&str, usize> = old
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (id_of(r.borrow()), i))
+        .collect();
     let new_ids: HashMap<&str, ()> = new.iter().map(|r| (id_of(r), ())).collect();
     let mut diff = Diff::default();
     for r in old {
-        if !new_ids.contains_key(id_of(r)) {
-            diff.removed.push(id_of(r).to_owned());
+        let id = id_of(r.borrow());
+        if !new_ids.contains_key(id) {
+            diff.removed.push(id.to_owned());
         }
     }
     // Survivors kept in place must be in increasing old order; a greedy
@@ -56,7 +68,7 @@ pub fn between(old: &[Row], new: &[Row]) -> Diff {
             None => diff.added.push((pos, r.clone())),
             Some(&i) if last_kept.is_none_or(|k| i > k) => {
                 last_kept = Some(i);
-                if old[i] != *r {
+                if !same(old[i].borrow(), r) {
                     diff.changed.push((pos, r.clone()));
                 }
             }

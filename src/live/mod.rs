@@ -33,6 +33,6 @@ pub use between::between;
 pub use change::Change;
 pub use diff::Diff;
 pub use error::LiveError;
-pub use index::{SubKey, SubscriptionIndex};
+pub use index::{SubKey, SubKeyHasher, SubKeyMap, SubscriptionIndex};
 pub use source::WindowSource;
 pub use subscription::Subscription;

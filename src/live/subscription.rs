@@ -30,10 +30,12 @@
 //! row(s) that now enter.
 
 use std::cmp::Ordering;
+use std::collections::HashSet;
 
 use crate::query::Query;
 use crate::value::Row;
 
+use super::between::between;
 use super::change::Change;
 use super::diff::Diff;
 use super::error::LiveError;
@@ -48,6 +50,30 @@ pub struct Subscription {
     query: Query,
     rows: Vec<Row>,
     count: u64,
+    /// Since [`Subscription::mark`]: what the window was at the mark.
+    mark: Option<Mark>,
+}
+
+/// The window as it was at a mark, kept as what changed since rather than
+/// a copy: a copy of every row at every mark was most of what a coalesced
+/// write cost a window.
+#[derive(Clone, Debug)]
+struct Mark {
+    count: u64,
+    rows: Marked,
+}
+
+#[derive(Clone, Debug)]
+enum Marked {
+    /// Rows no change has touched since the mark are in the window as they
+    /// were; `left` holds the touched ones that were in it then, as they
+    /// were, and `touched` the ids of every row that left or entered.
+    Since {
+        left: Vec<Row>,
+        touched: HashSet<String>,
+    },
+    /// The whole window at the mark (a reload replaced every row since).
+    Whole(Vec<Row>),
 }
 
 fn id_of(row: &Row) -> &str {
@@ -62,6 +88,7 @@ impl Subscription {
             query,
             count: rows.len() as u64,
             rows,
+            mark: None,
         }
     }
 
@@ -71,6 +98,7 @@ impl Subscription {
             query,
             rows: Vec::new(),
             count,
+            mark: None,
         }
     }
 
@@ -84,6 +112,7 @@ impl Subscription {
             query,
             rows: Vec::new(),
             count: 0,
+            mark: None,
         };
         if sub.query.count {
             let mut last: Option<Row> = None;
@@ -153,6 +182,30 @@ impl Subscription {
         visible: &dyn Fn(&Row) -> bool,
         source: &S,
     ) -> Result<Diff, LiveError<S::Error>> {
+        self.apply_change(change, visible, source, true).await
+    }
+
+    /// [`Self::apply`] for a marked window whose members will get
+    /// [`Self::take_diff`]: the change is applied and noted, without a
+    /// diff of its own (that would be built, cloned and dropped).
+    pub async fn absorb<S: WindowSource>(
+        &mut self,
+        change: &Change,
+        visible: &dyn Fn(&Row) -> bool,
+        source: &S,
+    ) -> Result<(), LiveError<S::Error>> {
+        self.apply_change(change, visible, source, false)
+            .await
+            .map(drop)
+    }
+
+    async fn apply_change<S: WindowSource>(
+        &mut self,
+        change: &Change,
+        visible: &dyn Fn(&Row) -> bool,
+        source: &S,
+        diff_wanted: bool,
+    ) -> Result<Diff, LiveError<S::Error>> {
         if change.entity != self.query.entity {
             return Ok(Diff::default());
         }
@@ -184,7 +237,7 @@ impl Subscription {
             });
         }
         let after = change.after.as_ref().filter(|_| admitted(&change.after));
-        self.apply_window(change.before.as_ref(), after, visible, source)
+        self.apply_window(change.before.as_ref(), after, visible, source, diff_wanted)
             .await
             .map_err(LiveError::Source)
     }
@@ -203,6 +256,7 @@ impl Subscription {
         after: Option<&Row>,
         visible: &dyn Fn(&Row) -> bool,
         source: &S,
+        diff_wanted: bool,
     ) -> Result<Diff, S::Error> {
         let limit = self.query.limit;
         let full_before = limit.is_some_and(|l| self.rows.len() >= l);
@@ -210,6 +264,11 @@ impl Subscription {
         let old_row = old_pos.map(|p| self.rows.remove(p));
         let mut new_pos = None;
         let mut popped = None;
+        // The row that was last of a full window: every row unseen comes
+        // after it, so a row that does not come after it belongs.
+        let was_last = old_row
+            .as_ref()
+            .filter(|_| full_before && old_pos == Some(self.rows.len()));
         if let Some(a) = after {
             // Without a full window, every readable matching row is here;
             // with one, a row after the last one may belong to rows unseen.
@@ -217,7 +276,8 @@ impl Subscription {
                 || self
                     .rows
                     .last()
-                    .is_some_and(|last| self.query.compare(a, last) == Ordering::Less);
+                    .is_some_and(|last| self.query.compare(a, last) == Ordering::Less)
+                || was_last.is_some_and(|b| self.query.compare(a, b) != Ordering::Greater);
             if belongs {
                 let pos = self
                     .rows
@@ -239,13 +299,36 @@ impl Subscription {
         }
         debug_assert!(self.rows.iter().filter(|r| id_of(r) == id).count() <= 1);
 
+        let diff = if diff_wanted {
+            let old = old_pos.zip(old_row.as_ref());
+            self.diff_of(id, old, new_pos, popped.as_ref(), fetched_from)
+        } else {
+            Diff::default()
+        };
+        // What left first: a row that moves leaves, then enters.
+        let entered = new_pos.into_iter().chain(fetched_from..self.rows.len());
+        self.note(old_row.into_iter().chain(popped), entered);
+        Ok(diff)
+    }
+
+    /// The diff of one applied change: row `id` was at `old` (position,
+    /// row) and is at `new_pos`; `popped` fell off the end, and the rows
+    /// from `fetched_from` on were fetched to fill the window.
+    fn diff_of(
+        &self,
+        id: &str,
+        old: Option<(usize, &Row)>,
+        new_pos: Option<usize>,
+        popped: Option<&Row>,
+        fetched_from: usize,
+    ) -> Diff {
         let mut diff = Diff::default();
         if let Some(p) = popped {
-            diff.removed.push(id_of(&p).to_owned());
+            diff.removed.push(id_of(p).to_owned());
         }
-        match (old_pos, new_pos) {
-            (Some(p), Some(q)) if p == q => {
-                if old_row.as_ref() != Some(&self.rows[q]) {
+        match (old, new_pos) {
+            (Some((p, row)), Some(q)) if p == q => {
+                if *row != self.rows[q] {
                     diff.changed.push((q, self.rows[q].clone()));
                 }
             }
@@ -263,6 +346,124 @@ impl Subscription {
             }
         }
         diff.added.sort_by_key(|(p, _)| *p);
+        diff
+    }
+
+    /// While marked: `left`, rows that left the window (as they were in
+    /// it), and the positions of rows that `entered`, each noted the first
+    /// time its id is touched since the mark.
+    fn note(&mut self, left: impl Iterator<Item = Row>, entered: impl Iterator<Item = usize>) {
+        let Some(Mark {
+            rows: Marked::Since {
+                left: kept,
+                touched,
+            },
+            ..
+        }) = &mut self.mark
+        else {
+            return;
+        };
+        for r in left {
+            if !touched.contains(id_of(&r)) {
+                touched.insert(id_of(&r).to_owned());
+                kept.push(r);
+            }
+        }
+        for i in entered {
+            let id = id_of(&self.rows[i]);
+            if !touched.contains(id) {
+                touched.insert(id.to_owned());
+            }
+        }
+    }
+
+    /// Starts keeping (unless already kept) what [`Self::take_diff`] needs
+    /// to tell everything that changes from now on as one diff: the rows
+    /// that leave or change, not a copy of the window.
+    pub fn mark(&mut self) {
+        if self.mark.is_none() {
+            self.mark = Some(Mark {
+                count: self.count,
+                rows: Marked::Since {
+                    left: Vec::new(),
+                    touched: HashSet::new(),
+                },
+            });
+        }
+    }
+
+    /// Ends a mark without a diff (what changed is sent some other way).
+    pub fn unmark(&mut self) {
+        self.mark = None;
+    }
+
+    /// Whether a [`Self::mark`] is kept.
+    pub fn is_marked(&self) -> bool {
+        self.mark.is_some()
+    }
+
+    /// The change since [`Self::mark`] as one diff (rows that moved are a
+    /// removal and an add), and the end of the mark. Empty when unmarked.
+    pub fn take_diff(&mut self) -> Diff {
+        let Some(mark) = self.mark.take() else {
+            return Diff::default();
+        };
+        let mut diff = match &mark.rows {
+            Marked::Whole(old) => between(old, &self.rows),
+            Marked::Since { touched, .. } if touched.is_empty() => Diff::default(),
+            Marked::Since { left, touched } => between(&self.since(left, touched), &self.rows),
+        };
+        if self.query.count && self.count != mark.count {
+            diff.count = Some(self.count);
+        }
+        diff
+    }
+
+    /// The window at the mark, by reference: the untouched rows as they
+    /// are (their order among themselves cannot have changed) with the
+    /// touched ones that were in it put back in their places.
+    fn since<'a>(&'a self, left: &'a [Row], touched: &HashSet<String>) -> Vec<&'a Row> {
+        let mut old: Vec<&Row> = self
+            .rows
+            .iter()
+            .filter(|r| !touched.contains(id_of(r)))
+            .collect();
+        for r in left {
+            let at = old.partition_point(|o| self.query.compare(o, r) == Ordering::Less);
+            old.insert(at, r);
+        }
+        old
+    }
+
+    /// Loads the window again from `source` in place of the rows it holds
+    /// (a mark is kept); the diff from those rows to the new ones.
+    pub async fn reload<S: WindowSource>(
+        &mut self,
+        visible: &dyn Fn(&Row) -> bool,
+        source: &S,
+    ) -> Result<Diff, S::Error> {
+        let new = Subscription::load(self.query.clone(), visible, source).await?;
+        let mut diff = between(&self.rows, &new.rows);
+        if self.query.count && new.count != self.count {
+            diff.count = Some(new.count);
+        }
+        let held = std::mem::replace(&mut self.rows, new.rows);
+        self.count = new.count;
+        if let Some(mark) = &mut self.mark {
+            let whole = match std::mem::replace(&mut mark.rows, Marked::Whole(Vec::new())) {
+                Marked::Whole(old) => old,
+                Marked::Since { left, touched } => {
+                    let mut old: Vec<Row> = held
+                        .into_iter()
+                        .filter(|r| !touched.contains(id_of(r)))
+                        .chain(left)
+                        .collect();
+                    old.sort_by(|a, b| self.query.compare(a, b));
+                    old
+                }
+            };
+            mark.rows = Marked::Whole(whole);
+        }
         Ok(diff)
     }
 }

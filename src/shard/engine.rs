@@ -35,7 +35,7 @@ use super::presence::PresenceBook;
 use super::store::{SchemaError, ShardStore};
 use crate::auth::Lease;
 use crate::functions::Functions;
-use crate::live::{SubKey, SubscriptionIndex};
+use crate::live::{SubKey, SubKeyMap, SubscriptionIndex};
 use crate::manifest::{Entity, Manifest};
 use crate::policy::AuthContext;
 use crate::protocol::{self, close, ClientMsg, Encoding, ErrorCode, ErrorMsg, FrameRef, ServerMsg};
@@ -128,9 +128,9 @@ pub struct ShardEngine<C: SqlConn> {
     shard: String,
     config: ShardConfig,
     conns: HashMap<String, Conn>,
-    subs: HashMap<SubKey, LiveSub>,
+    subs: SubKeyMap<LiveSub>,
     /// Keyed like `subs` (one key space); the index maps changes to these.
-    windows: HashMap<SubKey, Window>,
+    windows: SubKeyMap<Window>,
     window_of: HashMap<WindowIdent, SubKey>,
     index: SubscriptionIndex,
     next_key: u64,
@@ -185,8 +185,8 @@ impl<C: SqlConn> ShardEngine<C> {
             shard: shard.to_owned(),
             config,
             conns: HashMap::new(),
-            subs: HashMap::new(),
-            windows: HashMap::new(),
+            subs: SubKeyMap::default(),
+            windows: SubKeyMap::default(),
             window_of: HashMap::new(),
             index: SubscriptionIndex::new(),
             next_key: 0,

@@ -187,6 +187,10 @@ pub struct ShardStore<C: SqlConn> {
     /// every row read and update returns it (the manifest of a store does
     /// not change while it is open).
     column_lists: std::cell::RefCell<HashMap<String, std::rc::Rc<str>>>,
+    /// The text of each `INSERT … VALUES (?1, …), (…)` of the runtime's
+    /// tables by (table, parameters), built once: a flush records its
+    /// writes in up to three of them.
+    bulk_inserts: std::cell::RefCell<HashMap<(&'static str, usize), String>>,
 }
 
 fn text(v: &SqlValue) -> Option<&str> {
@@ -244,6 +248,23 @@ fn first_row(entity: &Entity, cols: &[&str], rows: Vec<Vec<SqlValue>>) -> Option
         .map(|values| manifest::decode_row(entity, cols.iter().copied().zip(values)))
 }
 
+/// `UPDATE entity SET col = ?1, … WHERE "id" = ?n` (the id last).
+fn update_sql(entity: &Entity, cols: &[(&str, SqlValue)]) -> String {
+    let mut sql = format!("UPDATE {} SET ", manifest::quote_ident(&entity.name));
+    for (i, (c, _)) in cols.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        let _ = write!(sql, "{sep}{} = ?{}", manifest::quote_ident(c), i + 1);
+    }
+    let _ = write!(sql, " WHERE \"id\" = ?{}", cols.len() + 1);
+    sql
+}
+
+fn update_params(id: &str, cols: &[(&str, SqlValue)]) -> Vec<SqlValue> {
+    let mut params: Vec<SqlValue> = cols.iter().map(|(_, v)| v.clone()).collect();
+    params.push(SqlValue::Text(id.into()));
+    params
+}
+
 /// A row as the JSON text stored in the log and the outbox (null: none).
 fn row_text(row: &Option<Row>) -> SqlValue {
     row.as_ref().map_or(SqlValue::Null, |r| {
@@ -272,6 +293,7 @@ impl<C: SqlConn> ShardStore<C> {
             conn,
             seq: std::cell::Cell::new(None),
             column_lists: Default::default(),
+            bulk_inserts: Default::default(),
         }
     }
 
@@ -502,21 +524,26 @@ impl<C: SqlConn> ShardStore<C> {
         }
         let all = manifest::columns(entity);
         // RETURNING: the row after the update in the same statement.
-        let mut sql = format!("UPDATE {} SET ", manifest::quote_ident(&entity.name));
-        for (i, (c, _)) in cols.iter().enumerate() {
-            let sep = if i == 0 { "" } else { ", " };
-            let _ = write!(sql, "{sep}{} = ?{}", manifest::quote_ident(c), i + 1);
-        }
-        let _ = write!(
-            sql,
-            " WHERE \"id\" = ?{} RETURNING {}",
-            cols.len() + 1,
-            self.columns_of(entity)
-        );
-        let mut params: Vec<SqlValue> = cols.iter().map(|(_, v)| v.clone()).collect();
-        params.push(SqlValue::Text(id.into()));
-        let rows = self.conn.exec(&sql, &params)?;
+        let mut sql = update_sql(entity, cols);
+        let _ = write!(sql, " RETURNING {}", self.columns_of(entity));
+        let rows = self.conn.exec(&sql, &update_params(id, cols))?;
         Ok(first_row(entity, &all, rows))
+    }
+
+    /// Writes encoded columns (from `manifest::update_columns`) of row `id`,
+    /// which the caller knows is there (it holds the row's before-image):
+    /// without [`Self::update_row`]'s RETURNING, for which SQLite builds a
+    /// temporary table on every statement.
+    pub fn set_columns(
+        &self,
+        entity: &Entity,
+        id: &str,
+        cols: &[(&str, SqlValue)],
+    ) -> Result<(), StorageError> {
+        if cols.is_empty() {
+            return Ok(());
+        }
+        self.run(&update_sql(entity, cols), &update_params(id, cols))
     }
 
     pub fn delete_row(&self, entity: &Entity, id: &str) -> Result<(), StorageError> {
@@ -960,6 +987,17 @@ impl<C: SqlConn> ShardStore<C> {
     pub fn advance_windows(&self, idents: &[&str], seq: u64) -> Result<(), StorageError> {
         if idents.is_empty() {
             return Ok(());
+        }
+        if let [ident] = idents {
+            // One window (the common flush): bound directly, no JSON.
+            return self.run(
+                "INSERT INTO _pylon_windows (ident, seq) VALUES (?1, ?2) \
+                 ON CONFLICT (ident) DO UPDATE SET seq = excluded.seq",
+                &[
+                    SqlValue::Text((*ident).to_owned()),
+                    SqlValue::Integer(seq as i64),
+                ],
+            );
         }
         self.run(
             "INSERT INTO _pylon_windows (ident, seq) SELECT value, ?1 FROM json_each(?2) \

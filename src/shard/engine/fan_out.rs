@@ -1,12 +1,12 @@
 //! Diff delivery: a write's changes applied to the windows they affect, their
 //! diffs sent at once or, when coalescing, one per window at the next flush.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use super::frames::{reset_then, snap, to_wire};
 use super::windows::{readable, LiveSub, Window};
 use super::{Outbound, ShardEngine};
-use crate::live::{self, Change, SubKey, Subscription};
+use crate::live::{self, Change, SubKey, SubKeyMap, Subscription};
 use crate::manifest::Manifest;
 use crate::protocol::reset_reason;
 use crate::shard::store::ShardStore;
@@ -27,16 +27,26 @@ async fn update_window<C: SqlConn>(
             .await
             .map_err(|e| e.to_string());
     }
-    let old_count = sub.count();
-    let new = Subscription::load(sub.query().clone(), visible, store)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut d = live::between(sub.rows(), new.rows());
-    if new.query().count && new.count() != old_count {
-        d.count = Some(new.count());
+    sub.reload(visible, store).await.map_err(|e| e.to_string())
+}
+
+/// [`update_window`] for a marked window: its diff is the flush's.
+async fn absorb_into_window<C: SqlConn>(
+    sub: &mut Subscription,
+    changes: &[Change],
+    visible: &dyn Fn(&Row) -> bool,
+    store: &ShardStore<C>,
+) -> Result<(), String> {
+    if let [change] = changes {
+        return sub
+            .absorb(change, visible, store)
+            .await
+            .map_err(|e| e.to_string());
     }
-    *sub = new;
-    Ok(d)
+    sub.reload(visible, store)
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 /// Sends `d` (the window's change up to `seq`) to each member of `w`: one
@@ -45,7 +55,7 @@ async fn update_window<C: SqlConn>(
 /// Members of `paused` connections are skipped and keep their seq.
 fn send_diff(
     w: &Window,
-    subs: &mut HashMap<SubKey, LiveSub>,
+    subs: &mut SubKeyMap<LiveSub>,
     paused: &HashSet<String>,
     d: live::Diff,
     seq: u64,
@@ -92,7 +102,7 @@ fn send_diff(
 async fn resync_window<C: SqlConn>(
     w: &mut Window,
     manifest: &Manifest,
-    subs: &mut HashMap<SubKey, LiveSub>,
+    subs: &mut SubKeyMap<LiveSub>,
     paused: &HashSet<String>,
     store: &ShardStore<C>,
     seq: u64,
@@ -158,12 +168,13 @@ impl<C: SqlConn> ShardEngine<C> {
             let entity = w.sub.query().entity.clone();
             let visible = readable(manifest, &entity, &w.auth);
             if coalescing {
-                if w.held.is_none() {
-                    w.held = Some((w.sub.rows().to_vec(), w.sub.count()));
+                if !w.sub.is_marked() {
+                    // The next flush diffs against the window as it is now.
+                    w.sub.mark();
                     dirty.push(key);
                 }
                 if !w.resync
-                    && update_window(&mut w.sub, changes, &visible, store)
+                    && absorb_into_window(&mut w.sub, changes, &visible, store)
                         .await
                         .is_err()
                 {
@@ -256,10 +267,13 @@ impl<C: SqlConn> ShardEngine<C> {
                 let Some(w) = windows.get_mut(&key) else {
                     continue; // every member left
                 };
-                let Some((old, old_count)) = w.held.take() else {
+                if !w.sub.is_marked() {
                     continue;
-                };
+                }
                 if std::mem::take(&mut w.resync) {
+                    // The reset and snapshot replace the diff; a window
+                    // still behind is marked again by its next write.
+                    w.sub.unmark();
                     if resync_window(w, manifest, subs, paused, store, seq, &mut out).await {
                         advanced.push(key);
                     } else {
@@ -270,10 +284,7 @@ impl<C: SqlConn> ShardEngine<C> {
                     }
                     continue;
                 }
-                let mut d = live::between(&old, w.sub.rows());
-                if w.sub.query().count && w.sub.count() != old_count {
-                    d.count = Some(w.sub.count());
-                }
+                let d = w.sub.take_diff();
                 if !d.is_empty() {
                     send_diff(w, subs, paused, d, seq, &mut out);
                     advanced.push(key);

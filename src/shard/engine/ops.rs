@@ -208,7 +208,7 @@ impl<C: SqlConn> ShardEngine<C> {
                 },
             );
         }
-        let after = self.store.update_row(entity, id, cols).map_err(|e| {
+        self.store.set_columns(entity, id, cols).map_err(|e| {
             // The whole row as it would be, to find what it clashes with.
             let mut whole = manifest::insert_columns(entity, &before).unwrap_or_default();
             for (c, v) in cols {
@@ -219,10 +219,23 @@ impl<C: SqlConn> ShardEngine<C> {
             }
             self.write_failed(entity, auth, "update", id, &whole, &e)
         })?;
+        let after = updated(entity, &before, cols);
         Ok(Change {
             entity: entity.name.clone(),
             before: Some(before),
-            after,
+            after: Some(after),
         })
     }
+}
+
+/// `before` (the row as stored) with `cols` written: the row as a read
+/// would now give it, since written columns decode to what storage gives
+/// back (as an insert's row does, `insertable`).
+fn updated(entity: &Entity, before: &Row, cols: &[(&str, SqlValue)]) -> Row {
+    let mut after = before.clone();
+    after.extend(manifest::decode_row(
+        entity,
+        cols.iter().map(|(c, v)| (*c, v.clone())),
+    ));
+    after
 }

@@ -28,6 +28,8 @@ pub(super) type WindowIdent = String;
 /// built once, however many connections hold it.
 pub(super) struct Window {
     pub(super) ident: WindowIdent,
+    /// Marked while writes are being coalesced: the next flush diffs
+    /// against the rows (and count) its members hold, as of its last diff.
     pub(super) sub: Subscription,
     /// Whose read policies decide which rows it holds.
     pub(super) auth: AuthContext,
@@ -35,9 +37,6 @@ pub(super) struct Window {
     /// The last seq this window sent a diff at (kept in storage, so that
     /// subscriptions rebuilt after a wake know their next `from`).
     pub(super) sent: u64,
-    /// While writes are being coalesced: the rows (and count) its members
-    /// hold, as of its last diff. The next flush diffs against these.
-    pub(super) held: Option<(Vec<Row>, u64)>,
     /// It could not be maintained since the last flush: the flush sends
     /// its members a reset and a fresh snapshot. While set, its rows may
     /// be behind storage.
@@ -131,7 +130,6 @@ impl<C: SqlConn> ShardEngine<C> {
                 auth: auth.clone(),
                 members: Vec::new(),
                 sent,
-                held: None,
                 resync: false,
             },
         );

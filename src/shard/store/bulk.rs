@@ -39,23 +39,38 @@ impl Rows {
         debug_assert_eq!(self.values.len() - before, self.cols.len());
     }
 
+    /// Whether the rows are bound directly (else they go as JSON).
+    fn bound_directly(&self) -> bool {
+        self.values.len() <= MAX_PARAMS
+    }
+
+    /// `INSERT INTO table (cols) VALUES (?1, …), (…)` for these rows.
+    fn direct_sql(&self) -> String {
+        let n = self.cols.len();
+        let mut sql = format!(
+            "INSERT INTO {} ({}) VALUES ",
+            self.table,
+            self.cols.join(", ")
+        );
+        for i in 0..self.values.len() {
+            let sep = match (i % n, i) {
+                (0, 0) => "(",
+                (0, _) => "), (",
+                _ => ", ",
+            };
+            let _ = write!(sql, "{sep}?{}", i + 1);
+        }
+        sql.push(')');
+        sql
+    }
+
     /// `INSERT INTO table (cols) ` and the statement's parameters.
     fn statement(self) -> (String, Vec<SqlValue>) {
+        if self.bound_directly() {
+            return (self.direct_sql(), self.values);
+        }
         let n = self.cols.len();
         let mut sql = format!("INSERT INTO {} ({}) ", self.table, self.cols.join(", "));
-        if self.values.len() <= MAX_PARAMS {
-            sql.push_str("VALUES ");
-            for (i, _) in self.values.iter().enumerate() {
-                let sep = match (i % n, i) {
-                    (0, 0) => "(",
-                    (0, _) => "), (",
-                    _ => ", ",
-                };
-                let _ = write!(sql, "{sep}?{}", i + 1);
-            }
-            sql.push(')');
-            return (sql, self.values);
-        }
         sql.push_str("SELECT ");
         for i in 0..n {
             let sep = if i == 0 { "" } else { ", " };
@@ -86,6 +101,13 @@ impl<C: SqlConn> ShardStore<C> {
     pub(super) fn insert_many(&self, rows: Rows) -> Result<(), StorageError> {
         if rows.values.is_empty() {
             return Ok(());
+        }
+        if rows.bound_directly() {
+            // The same few texts every flush: built once each.
+            let key = (rows.table, rows.values.len());
+            let mut texts = self.bulk_inserts.borrow_mut();
+            let sql = texts.entry(key).or_insert_with(|| rows.direct_sql());
+            return self.run(sql, &rows.values);
         }
         let (sql, params) = rows.statement();
         self.run(&sql, &params)
