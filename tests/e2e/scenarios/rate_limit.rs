@@ -21,8 +21,8 @@ use pylon_workers::protocol::{ErrorCode, ServerMsg};
 use serde_json::{json, Value};
 
 use super::auth::dev_secret;
-use crate::support::{unique, within};
 use crate::support::wrangler_dev::DevOptions;
+use crate::support::{unique, within};
 use crate::Ctx;
 
 /// Sleeps until the next 10 s window starts (plus a little).
