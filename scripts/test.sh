@@ -21,12 +21,11 @@ cd "$ROOT"
 step "TypeScript client (build and unit tests)"
 bash clients/ts/test.sh
 
-step "server functions' runtime (@pylon-workers/functions: unit tests, the build, the I/O rule in workerd; the board's functions typechecked)"
-bash clients/functions/test.sh
-
 # The Workers build (wasm32, release, LTO: minutes, mostly on one core)
-# runs in the background, in its own target directory, beside the native
-# tests; the bundle step waits for it.
+# runs in the background, in its own target directory, beside the
+# functions' step (which leaves a core idle) and the native tests; the
+# bundle step waits for it. Not before the TypeScript client's step: the
+# demo's build compiles that client in the same directory.
 # Fuzzing is not part of this command: the native tests run the three fuzz
 # targets' bodies (protocol decoders, token readers, cold query) on
 # thousands of generated and saved inputs each, and libFuzzer's own build
@@ -40,6 +39,9 @@ worker_log="$ROOT/target/worker-build.log"
   # bundle has a budget of its own.
   bash scripts/build-worker.sh examples/minimal ) >"$worker_log" 2>&1 &
 worker_build=$!
+
+step "server functions' runtime (@pylon-workers/functions: unit tests, the build, the I/O rule in workerd; the board's functions typechecked)"
+bash clients/functions/test.sh
 
 # The native step builds the library with the e2e suite's features, so the
 # e2e step reuses it (and the D1 migrations of both apps are checked by

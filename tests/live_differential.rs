@@ -564,16 +564,9 @@ fn run_round(seed: u64, writes: usize, subs: usize, stats: &mut Stats) {
     stats.fetches += store.fetches.get();
 }
 
-#[test]
-fn live_windows_agree_with_sqlite() {
-    let writes: usize = std::env::var("PYLON_DIFF_WRITES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5_000);
-    let seed: u64 = std::env::var("PYLON_DIFF_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
+/// `writes` random writes in rounds of 1,000 from `seed` on, checked
+/// against SQLite after each; the run must exercise every kind of diff.
+fn windows_agree(seed: u64, writes: usize) {
     let per_round = 1000;
     let rounds = writes.div_ceil(per_round);
     let mut stats = Stats::default();
@@ -585,13 +578,39 @@ fn live_windows_agree_with_sqlite() {
             &mut stats,
         );
     }
-    eprintln!("{writes} writes, no divergence: {stats:?}");
-    // The run must exercise every kind of diff.
+    eprintln!("{writes} writes from seed {seed}, no divergence: {stats:?}");
     assert!(
         stats.added > 0
             && stats.removed > 0
             && stats.changed > 0
             && stats.counts > 0
-            && stats.fetches > 0
+            && stats.fetches > 0,
+        "seed {seed}: {stats:?}"
     );
+}
+
+/// Seeds 1 to 3, a round of 1,000 writes each, as three tests the harness
+/// runs side by side. A long run: `PYLON_DIFF_WRITES=100000` (and
+/// `PYLON_DIFF_SEED`) for this first one.
+#[test]
+fn live_windows_agree_with_sqlite() {
+    let writes: usize = std::env::var("PYLON_DIFF_WRITES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000);
+    let seed: u64 = std::env::var("PYLON_DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    windows_agree(seed, writes);
+}
+
+#[test]
+fn live_windows_agree_with_sqlite_seed_2() {
+    windows_agree(2, 1_000);
+}
+
+#[test]
+fn live_windows_agree_with_sqlite_seed_3() {
+    windows_agree(3, 1_000);
 }
