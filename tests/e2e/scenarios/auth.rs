@@ -52,7 +52,15 @@ async fn post(
     token: Option<&str>,
     headers: &[(&str, &str)],
 ) -> Result<(u16, Value, Option<String>)> {
-    let mut req = reqwest::Client::new().post(url).json(body);
+    send(reqwest::Client::new().post(url).json(body), token, headers).await
+}
+
+/// Status, JSON body (null when empty) and `WWW-Authenticate` of a request.
+async fn send(
+    mut req: reqwest::RequestBuilder,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Result<(u16, Value, Option<String>)> {
     if let Some(t) = token {
         req = req.header("Authorization", format!("Bearer {t}"));
     }
@@ -66,7 +74,13 @@ async fn post(
         .get("www-authenticate")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    Ok((status, resp.json().await?, challenge))
+    let bytes = resp.bytes().await?;
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)?
+    };
+    Ok((status, body, challenge))
 }
 
 fn todo(id: &str, owner: &str) -> Value {
@@ -211,6 +225,25 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         "FORBIDDEN",
         None,
     )?;
+    // `alive`, answered before the object opens, is behind the same
+    // rules: anonymous 401, another tenant's 403, the own shard 204.
+    let alive = |shard: &str| reqwest::Client::new().get(url(shard, "alive"));
+    expect_refused(
+        "alive, no token",
+        send(alive(&team), None, &[]).await?,
+        401,
+        "UNAUTHORIZED",
+        Some("MISSING_TOKEN"),
+    )?;
+    expect_refused(
+        "alive, another tenant",
+        send(alive(&other), Some(&ann), &[]).await?,
+        403,
+        "FORBIDDEN",
+        None,
+    )?;
+    let (s, body, _) = send(alive(&team), Some(&ann), &[]).await?;
+    ensure!(s == 204 && body.is_null(), "alive, own shard: {s} {body}");
 
     // Policies see the verified caller.
     let mu = url(&team, "mutate");

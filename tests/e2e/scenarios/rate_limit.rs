@@ -35,9 +35,17 @@ async fn next_window() {
 }
 
 async fn query(url: &str, token: Option<&str>) -> Result<(u16, Value, Option<String>)> {
-    let mut req = reqwest::Client::new()
+    let req = reqwest::Client::new()
         .post(url)
         .json(&json!({"entity": "Card"}));
+    send(req, token).await
+}
+
+/// Status, JSON body and `Retry-After` of a request.
+async fn send(
+    mut req: reqwest::RequestBuilder,
+    token: Option<&str>,
+) -> Result<(u16, Value, Option<String>)> {
     if let Some(t) = token {
         req = req.header("Authorization", format!("Bearer {t}"));
     }
@@ -131,6 +139,13 @@ async fn scenario(options: DevOptions, dir: std::path::PathBuf) -> Result<()> {
         Some(i) if i >= 20 => {}
         other => bail!("the client limit refused at {other:?}, expected after 22 requests"),
     }
+    // Every route counts, `alive` (answered before the object opens) too.
+    let alive = url.replace("/query", "/alive");
+    let got = send(reqwest::Client::new().get(&alive), None).await?;
+    ensure!(
+        limited(&got, "CLIENT_RATE"),
+        "alive over the limit: {got:?}"
+    );
 
     // Messages on an open socket: the shard's per-connection limiter.
     next_window().await;
