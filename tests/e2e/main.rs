@@ -39,6 +39,18 @@ impl Ctx {
         self.dev.restart().await
     }
 
+    /// Waits for the scenario `name` that a `start` set running beside the
+    /// others, and gives its outcome.
+    pub async fn join(&mut self, name: &str) -> Result<()> {
+        let Some(i) = self.background.iter().position(|(n, _)| *n == name) else {
+            anyhow::bail!("{name} was not started beside the others");
+        };
+        let (_, handle) = self.background.remove(i);
+        handle
+            .await
+            .map_err(|e| anyhow::anyhow!("the {name} task panicked: {e}"))?
+    }
+
     /// How the suite starts a wrangler dev of the board.
     pub fn wrangler(&self) -> DevOptions {
         wrangler(&self.providers)

@@ -550,11 +550,7 @@ struct Crossing {
 static CROSSING: std::sync::Mutex<Option<Crossing>> = std::sync::Mutex::new(None);
 
 pub async fn finish(ctx: &mut Ctx) -> Result<()> {
-    let Some(i) = ctx.background.iter().position(|(n, _)| *n == "background") else {
-        bail!("background::start did not run");
-    };
-    let (_, handle) = ctx.background.remove(i);
-    handle.await.context("the background task panicked")??;
+    ctx.join("background").await?;
 
     let api = Api::new(ctx.dev.port)?;
     let (user, shard) = (unique("crosser"), unique("wf-cross"));

@@ -209,11 +209,7 @@ pub async fn start(ctx: &mut Ctx) -> Result<()> {
 }
 
 pub async fn finish(ctx: &mut Ctx) -> Result<()> {
-    let Some(i) = ctx.background.iter().position(|(n, _)| *n == "expiry") else {
-        bail!("expiry::start did not run");
-    };
-    let (_, handle) = ctx.background.remove(i);
-    handle.await.context("the expiry task panicked")?
+    ctx.join("expiry").await
 }
 
 /// An HS256 token the router takes for about 4 more seconds: its `exp` is

@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, ensure, Result};
 use pylon_workers::client::{Client, ClientConfig, ConnState, RawConnection, Received};
 use pylon_workers::protocol::{Encoding, Op};
 use serde_json::json;
@@ -34,11 +34,7 @@ pub async fn start(ctx: &mut Ctx) -> Result<()> {
 }
 
 pub async fn finish(ctx: &mut Ctx) -> Result<()> {
-    let Some(i) = ctx.background.iter().position(|(n, _)| *n == "keepalive") else {
-        bail!("keepalive::start did not run");
-    };
-    let (_, handle) = ctx.background.remove(i);
-    handle.await.context("the keepalive task panicked")?
+    ctx.join("keepalive").await
 }
 
 async fn idle_minute(port: u16, shards_url: String) -> Result<()> {

@@ -43,11 +43,7 @@ pub async fn start(ctx: &mut Ctx) -> Result<()> {
 }
 
 pub async fn finish(ctx: &mut Ctx) -> Result<()> {
-    let Some(i) = ctx.background.iter().position(|(n, _)| *n == "minimal") else {
-        anyhow::bail!("minimal::start did not run");
-    };
-    let (_, handle) = ctx.background.remove(i);
-    handle.await.context("the minimal task panicked")?
+    ctx.join("minimal").await
 }
 
 async fn scenario(dev: &mut WranglerDev) -> Result<()> {

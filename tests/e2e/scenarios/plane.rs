@@ -427,9 +427,5 @@ async fn rests(url: String) -> Result<()> {
 
 /// Joins the background check started by [`run`].
 pub async fn finish(ctx: &mut Ctx) -> Result<()> {
-    let Some(i) = ctx.background.iter().position(|(n, _)| *n == "plane") else {
-        bail!("plane::run did not start its idle check");
-    };
-    let (_, handle) = ctx.background.remove(i);
-    handle.await.context("the plane's idle check panicked")?
+    ctx.join("plane").await
 }

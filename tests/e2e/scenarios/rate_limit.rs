@@ -14,7 +14,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, ensure, Result};
 use pylon_workers::auth::jwt;
 use pylon_workers::client::{ClientConfig, RawConnection, Received};
 use pylon_workers::protocol::{ErrorCode, ServerMsg};
@@ -75,11 +75,7 @@ pub async fn start(ctx: &mut Ctx) -> Result<()> {
 }
 
 pub async fn finish(ctx: &mut Ctx) -> Result<()> {
-    let Some(i) = ctx.background.iter().position(|(n, _)| *n == "rate_limit") else {
-        bail!("rate_limit::start did not run");
-    };
-    let (_, handle) = ctx.background.remove(i);
-    handle.await.context("the rate-limit task panicked")?
+    ctx.join("rate_limit").await
 }
 
 async fn scenario(options: DevOptions, dir: std::path::PathBuf) -> Result<()> {

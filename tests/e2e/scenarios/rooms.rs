@@ -462,11 +462,7 @@ async fn evicted(port: u16, base: &str) -> Result<()> {
 
 /// Joins the eviction check `run` started.
 pub async fn finish(ctx: &mut Ctx) -> Result<()> {
-    let Some(i) = ctx.background.iter().position(|(n, _)| *n == "rooms") else {
-        bail!("rooms::run did not run");
-    };
-    let (_, handle) = ctx.background.remove(i);
-    handle.await.context("the rooms task panicked")?
+    ctx.join("rooms").await
 }
 
 /// After `restart::run`'s `kill -9` of wrangler: the member is still in
