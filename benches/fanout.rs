@@ -736,6 +736,19 @@ async fn cold_query(dev: &WranglerDev, port: u16, samples: usize) -> Result<Cold
     Ok(r)
 }
 
+/// The warm line of an eviction sample's report and its cold ÷ warm.
+fn warm_and_ratio(cold: &support::Stats, warm: &support::Stats, label: &str) {
+    println!(
+        "  warm:           n={} p50 {:.1} p95 {:.1} max {:.1}",
+        warm.n, warm.p50, warm.p95, warm.max
+    );
+    println!(
+        "  {label} cold/warm: p50 {:.2}x  p95 {:.2}x",
+        cold.p50 / warm.p50,
+        cold.p95 / warm.p95
+    );
+}
+
 // ---------------------------------------------------------------------------
 
 #[tokio::main]
@@ -1015,29 +1028,13 @@ async fn run() -> Result<()> {
             "  after eviction: n={} p50 {:.1} p95 {:.1} max {:.1}   (not evicted, dropped: {})",
             k.n, k.p50, k.p95, k.max, c.not_evicted
         );
-        println!(
-            "  warm:           n={} p50 {:.1} p95 {:.1} max {:.1}",
-            w.n, w.p50, w.p95, w.max
-        );
-        println!(
-            "  ratio cold/warm: p50 {:.2}x  p95 {:.2}x",
-            k.p50 / w.p50,
-            k.p95 / w.p95
-        );
+        warm_and_ratio(&k, &w, "ratio");
         println!("  floor, GET …/alive (answered before the object opens):");
         println!(
             "  after eviction: n={} p50 {:.1} p95 {:.1} max {:.1}",
             fk.n, fk.p50, fk.p95, fk.max
         );
-        println!(
-            "  warm:           n={} p50 {:.1} p95 {:.1} max {:.1}",
-            fw.n, fw.p50, fw.p95, fw.max
-        );
-        println!(
-            "  floor ratio cold/warm: p50 {:.2}x  p95 {:.2}x",
-            fk.p50 / fw.p50,
-            fk.p95 / fw.p95
-        );
+        warm_and_ratio(&fk, &fw, "floor ratio");
         println!(
             "  what a wake adds, query minus floor (cold - warm), p50: {:.1} - {:.1} ms",
             k.p50 - w.p50,
