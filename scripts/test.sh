@@ -17,6 +17,9 @@ trap 'echo; echo "test.sh: $last_name took $((SECONDS - last)) s; $((SECONDS - s
 bash "$here/setup.sh"
 source "$here/env.sh"
 cd "$ROOT"
+# A build from a clean clone has no incremental state to reuse; writing it
+# cost about 40 CPU seconds of the compile.
+export CARGO_INCREMENTAL=0
 
 step "TypeScript client (build and unit tests)"
 bash clients/ts/test.sh
@@ -43,10 +46,14 @@ worker_build=$!
 step "server functions' runtime (@pylon-workers/functions: unit tests, the build, the I/O rule in workerd; the board's functions typechecked)"
 bash clients/functions/test.sh
 
-# The native step builds the library with the e2e suite's features, so the
-# e2e step reuses it (and the D1 migrations of both apps are checked by
-# tests/store_migrations.rs, with pylon-migrations --check).
+# The native step builds the library with the e2e suite's features, and
+# compiles the e2e suite's binary with the native tests in one command (it
+# runs later, against the Workers), so that crate compiles beside the
+# others instead of alone after the bundles. The D1 migrations of both
+# apps are checked by tests/store_migrations.rs, with pylon-migrations
+# --check.
 step "native tests (engine, protocol, client, the example apps, D1 migrations; real SQLite)"
+cargo test --workspace --features pylon-workers/e2e --no-run --lib --bins --test native --test e2e
 cargo test --workspace --features pylon-workers/e2e
 
 step "Worker builds (wasm32, release, wasm-opt): the board, and examples/minimal, the second app the e2e suite runs (waiting for the background build)"
