@@ -259,15 +259,17 @@ fn local_store_crud() {
     assert_eq!(code(row(json!({"id": "x"}))), "ID_IMMUTABLE");
     assert_eq!(code(row(json!({"nope": 1}))), "UNKNOWN_FIELD");
 
-    // Update: partial, returns the row after.
+    // Update: partial, the other columns kept.
     let set = row(json!({"done": true, "order": null}));
     let cols = update_columns(todo_e, &set).unwrap();
-    let after = s.update_row(todo_e, "t1", &cols).unwrap().unwrap();
+    s.set_columns(todo_e, "t1", &cols).unwrap();
+    let after = s.get_row(todo_e, "t1").unwrap().unwrap();
     assert_eq!(after.get("done"), Some(&Value::Bool(true)));
     assert_eq!(after.get("order"), Some(&Value::Null));
     assert_eq!(after.get("title"), t1.get("title"));
-    assert_eq!(s.get_row(todo_e, "t1").unwrap(), Some(after));
-    assert_eq!(s.update_row(todo_e, "nope", &cols).unwrap(), None);
+    // No such row: nothing written, nothing made.
+    s.set_columns(todo_e, "nope", &cols).unwrap();
+    assert_eq!(s.get_row(todo_e, "nope").unwrap(), None);
 
     // Unique fields, on insert and update.
     let user_e = m.entity("User").unwrap();
@@ -287,7 +289,7 @@ fn local_store_crud() {
     );
     let to_a = update_columns(user_e, &row(json!({"email": "a@x"}))).unwrap();
     assert!(s
-        .update_row(user_e, "b", &to_a)
+        .set_columns(user_e, "b", &to_a)
         .unwrap_err()
         .is_unique_violation());
     assert_eq!(
@@ -295,7 +297,7 @@ fn local_store_crud() {
         Some((email, a.clone()))
     );
     let own = update_columns(user_e, &row(json!({"email": "b@x", "displayName": "B"}))).unwrap();
-    s.update_row(user_e, "b", &own).unwrap().unwrap();
+    s.set_columns(user_e, "b", &own).unwrap();
     // A unique index over two fields.
     let msg_e = m.entity("Message").unwrap();
     let msg = |id: &str, seq: i64| {
@@ -312,11 +314,11 @@ fn local_store_crud() {
     assert_eq!(s.unique_clash(msg_e, "m3", &m3).unwrap(), Some((pair, m1)));
     let seq1 = update_columns(msg_e, &row(json!({"seq": 1}))).unwrap();
     assert!(s
-        .update_row(msg_e, "m2", &seq1)
+        .set_columns(msg_e, "m2", &seq1)
         .unwrap_err()
         .is_unique_violation());
     let moved = update_columns(msg_e, &row(json!({"channelId": "c2", "seq": 1}))).unwrap();
-    s.update_row(msg_e, "m2", &moved).unwrap().unwrap();
+    s.set_columns(msg_e, "m2", &moved).unwrap();
 
     // Lookup by unique field: a query.
     let by_email = |v: &str| {
@@ -348,7 +350,7 @@ fn local_store_crud() {
     let t1_before = s.get_row(todo_e, "t1").unwrap();
     local_insert(&s, &m, "Todo", &todo("t2", "u1", 2));
     let title = update_columns(todo_e, &row(json!({"title": "changed"}))).unwrap();
-    s.update_row(todo_e, "t1", &title).unwrap().unwrap();
+    s.set_columns(todo_e, "t1", &title).unwrap();
     s.restore_row(todo_e, "t2", None).unwrap();
     s.restore_row(todo_e, "t1", t1_before.as_ref()).unwrap();
     assert_eq!(all(&s), before);

@@ -511,29 +511,11 @@ impl<C: SqlConn> ShardStore<C> {
         Ok(!self.conn.exec(&sql, &params)?.is_empty())
     }
 
-    /// Updates encoded columns (from `manifest::update_columns`) of row `id`.
-    /// Updates the row and returns it as stored now (`None`: no such row).
-    pub fn update_row(
-        &self,
-        entity: &Entity,
-        id: &str,
-        cols: &[(&str, SqlValue)],
-    ) -> Result<Option<Row>, StorageError> {
-        if cols.is_empty() {
-            return self.get_row(entity, id);
-        }
-        let all = manifest::columns(entity);
-        // RETURNING: the row after the update in the same statement.
-        let mut sql = update_sql(entity, cols);
-        let _ = write!(sql, " RETURNING {}", self.columns_of(entity));
-        let rows = self.conn.exec(&sql, &update_params(id, cols))?;
-        Ok(first_row(entity, &all, rows))
-    }
-
     /// Writes encoded columns (from `manifest::update_columns`) of row `id`,
-    /// which the caller knows is there (it holds the row's before-image):
-    /// without [`Self::update_row`]'s RETURNING, for which SQLite builds a
-    /// temporary table on every statement.
+    /// which the caller knows is there (it holds the row's before-image,
+    /// so the row after is that image with these columns): no `RETURNING`,
+    /// for which SQLite builds a temporary table on every statement. A
+    /// missing row is no error; nothing is written.
     pub fn set_columns(
         &self,
         entity: &Entity,
