@@ -447,6 +447,25 @@ impl Subscription {
         if self.query.count && new.count != self.count {
             diff.count = Some(new.count);
         }
+        self.replace_rows(new);
+        Ok(diff)
+    }
+
+    /// [`Self::reload`] without its diff, for a marked window (its change
+    /// is taken whole at the flush, as [`Self::absorb`] leaves it).
+    pub async fn absorb_reload<S: WindowSource>(
+        &mut self,
+        visible: &dyn Fn(&Row) -> bool,
+        source: &S,
+    ) -> Result<(), S::Error> {
+        let new = Subscription::load(self.query.clone(), visible, source).await?;
+        self.replace_rows(new);
+        Ok(())
+    }
+
+    /// Takes `new`'s rows and count; a mark keeps the window as it was at
+    /// the mark, rebuilt whole from the rows held and those that left.
+    fn replace_rows(&mut self, new: Subscription) {
         let held = std::mem::replace(&mut self.rows, new.rows);
         self.count = new.count;
         if let Some(mark) = &mut self.mark {
@@ -464,6 +483,5 @@ impl Subscription {
             };
             mark.rows = Marked::Whole(whole);
         }
-        Ok(diff)
     }
 }

@@ -43,9 +43,8 @@ async fn absorb_into_window<C: SqlConn>(
             .await
             .map_err(|e| e.to_string());
     }
-    sub.reload(visible, store)
+    sub.absorb_reload(visible, store)
         .await
-        .map(drop)
         .map_err(|e| e.to_string())
 }
 
