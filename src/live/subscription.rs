@@ -29,6 +29,7 @@
 //! only when a full window loses a row is the [`WindowSource`] asked for the
 //! row(s) that now enter.
 
+use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::HashSet;
 
@@ -74,6 +75,27 @@ enum Marked {
     },
     /// The whole window at the mark (a reload replaced every row since).
     Whole(Vec<Row>),
+}
+
+/// The window at a mark, from the rows it holds now (in order) and the
+/// touched rows that were in it then (`left`): the untouched rows keep
+/// their order among themselves (no change reached them), and each of
+/// `left` goes back to its place. By reference or by value.
+fn at_mark<R: Borrow<Row>>(
+    query: &Query,
+    rows: impl IntoIterator<Item = R>,
+    left: impl IntoIterator<Item = R>,
+    touched: &HashSet<String>,
+) -> Vec<R> {
+    let mut old: Vec<R> = rows
+        .into_iter()
+        .filter(|r| !touched.contains(id_of(r.borrow())))
+        .collect();
+    for r in left {
+        let at = old.partition_point(|o| query.compare(o.borrow(), r.borrow()) == Ordering::Less);
+        old.insert(at, r);
+    }
+    old
 }
 
 fn id_of(row: &Row) -> &str {
@@ -411,28 +433,15 @@ impl Subscription {
         let mut diff = match &mark.rows {
             Marked::Whole(old) => between(old, &self.rows),
             Marked::Since { touched, .. } if touched.is_empty() => Diff::default(),
-            Marked::Since { left, touched } => between(&self.since(left, touched), &self.rows),
+            Marked::Since { left, touched } => {
+                // By reference: the rows are not copied.
+                between(&at_mark(&self.query, &self.rows, left, touched), &self.rows)
+            }
         };
         if self.query.count && self.count != mark.count {
             diff.count = Some(self.count);
         }
         diff
-    }
-
-    /// The window at the mark, by reference: the untouched rows as they
-    /// are (their order among themselves cannot have changed) with the
-    /// touched ones that were in it put back in their places.
-    fn since<'a>(&'a self, left: &'a [Row], touched: &HashSet<String>) -> Vec<&'a Row> {
-        let mut old: Vec<&Row> = self
-            .rows
-            .iter()
-            .filter(|r| !touched.contains(id_of(r)))
-            .collect();
-        for r in left {
-            let at = old.partition_point(|o| self.query.compare(o, r) == Ordering::Less);
-            old.insert(at, r);
-        }
-        old
     }
 
     /// Loads the window again from `source` in place of the rows it holds
@@ -471,15 +480,7 @@ impl Subscription {
         if let Some(mark) = &mut self.mark {
             let whole = match std::mem::replace(&mut mark.rows, Marked::Whole(Vec::new())) {
                 Marked::Whole(old) => old,
-                Marked::Since { left, touched } => {
-                    let mut old: Vec<Row> = held
-                        .into_iter()
-                        .filter(|r| !touched.contains(id_of(r)))
-                        .chain(left)
-                        .collect();
-                    old.sort_by(|a, b| self.query.compare(a, b));
-                    old
-                }
+                Marked::Since { left, touched } => at_mark(&self.query, held, left, &touched),
             };
             mark.rows = Marked::Whole(whole);
         }
