@@ -64,11 +64,9 @@ impl Rows {
         sql
     }
 
-    /// `INSERT INTO table (cols) ` and the statement's parameters.
-    fn statement(self) -> (String, Vec<SqlValue>) {
-        if self.bound_directly() {
-            return (self.direct_sql(), self.values);
-        }
+    /// `INSERT INTO table (cols) SELECT … FROM json_each(?1)` and its one
+    /// parameter, for rows too many to bind directly.
+    fn json_statement(self) -> (String, Vec<SqlValue>) {
         let n = self.cols.len();
         let mut sql = format!("INSERT INTO {} ({}) ", self.table, self.cols.join(", "));
         sql.push_str("SELECT ");
@@ -109,7 +107,7 @@ impl<C: SqlConn> ShardStore<C> {
             let sql = texts.entry(key).or_insert_with(|| rows.direct_sql());
             return self.run(sql, &rows.values);
         }
-        let (sql, params) = rows.statement();
+        let (sql, params) = rows.json_statement();
         self.run(&sql, &params)
     }
 }
@@ -125,15 +123,17 @@ mod tests {
         let mut rows = Rows::new("t", COLS);
         rows.push([SqlValue::Integer(1), SqlValue::Text("x".into())]);
         rows.push([SqlValue::Integer(2), SqlValue::Null]);
-        let (sql, params) = rows.statement();
+        assert!(rows.bound_directly());
+        let sql = rows.direct_sql();
         assert_eq!(sql, "INSERT INTO t (a, b) VALUES (?1, ?2), (?3, ?4)");
-        assert_eq!(params.len(), 4);
+        assert_eq!(rows.values.len(), 4);
 
         let mut rows = Rows::new("t", COLS);
         for i in 0..=MAX_PARAMS / 2 {
             rows.push([SqlValue::Integer(i as i64), SqlValue::Null]);
         }
-        let (sql, params) = rows.statement();
+        assert!(!rows.bound_directly());
+        let (sql, params) = rows.json_statement();
         assert_eq!(
             sql,
             "INSERT INTO t (a, b) SELECT value ->> 0, value ->> 1 FROM json_each(?1)"
