@@ -7,9 +7,10 @@
 # "Bundle size"): the board, with every optional part of the runtime,
 # 1,190 (it measured 796 before server functions, 864 with them, 1,005
 # with jobs, cron and workflows, 1,028 with the cache, 1,153 with rooms,
-# files and channels, 1,171 with the optional parts as features, 1,180
-# with the engine's cheaper writes and the board's checkOut action); examples/minimal, with none of them, 750 (736
-# measured; 593 at opt-level z).
+# files and channels, 1,171 with the optional parts as features, 1,181
+# with the engine's cheaper writes and the board's checkOut action);
+# examples/minimal, with none of them, 750 (748.5 measured on
+# 2026-12-02, 736 before the engine's cheaper writes; 593 at opt-level z).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
