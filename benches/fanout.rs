@@ -39,6 +39,7 @@
 //! | `PYLON_BENCH_DEPTH` | `8` | mutations in flight per writer in the pipelined variant (0: skip it) |
 //! | `PYLON_BENCH_SECS` | `5` | length of one mutation-rate run |
 //! | `PYLON_BENCH_RUNS` | `3` | mutation-rate runs per variant (median reported) |
+//! | `PYLON_BENCH_FUNCTIONS` | `1` | `0`: the rate variants write through `mut` only, not also through the board's functions |
 //! | `PYLON_BENCH_COLD` | `5` | eviction samples (each idles 13 s; 0: skip) |
 //! | `PYLON_BENCH_ONLY` | all | comma list of `fanout`, `rate`, `cold` |
 //! | `PYLON_BENCH_IDLE_SECS` | `13` | idle before each eviction sample |
@@ -832,11 +833,14 @@ async fn run() -> Result<()> {
             // The raw write and the same write through the board's
             // functions (TypeScript and its Rust twin), interleaved run by
             // run so the machine's drift falls on all three alike.
-            let loads = [
+            let mut loads = vec![
                 (Load::Mut, ""),
                 (Load::Call("renameCard"), ", function renameCard"),
                 (Load::Call("renameCardRust"), ", function renameCardRust"),
             ];
+            if env_num("PYLON_BENCH_FUNCTIONS", 1) == 0 {
+                loads.truncate(1);
+            }
             let mut results: Vec<Option<RateResult>> = loads.iter().map(|_| None).collect();
             for _ in 0..runs {
                 for (i, (load, suffix)) in loads.iter().enumerate() {
@@ -866,6 +870,14 @@ async fn run() -> Result<()> {
             let mut r = mutation_rate(port, &shard, w, 0, secs, runs, Load::Mut).await?;
             r.label.push_str(", 0 subscribers");
             rates.push(r);
+            // Pipelined too: against the pipelined floor, what the write
+            // itself costs (storage, engine) apart from its fan-out.
+            if depth > 0 {
+                eprintln!("  {w} writers, depth {depth}, no subscribers");
+                let mut r = mutation_rate(port, &shard, w, depth, secs, runs, Load::Mut).await?;
+                r.label.push_str(", 0 subscribers");
+                rates.push(r);
+            }
             // Baseline: the same round trips as pings (no storage, no diffs),
             // one in flight and pipelined like the writes.
             let depths = if depth > 0 { vec![0, depth] } else { vec![0] };

@@ -90,6 +90,65 @@ fn a_write_is_flushed_at_once_and_drained_on_the_outbox_timer() {
     assert_eq!(h.stats()["alarm_pending"], false);
 }
 
+fn acked(h: &mut Host, conn: &str, op: &str) -> bool {
+    received(h, conn)
+        .iter()
+        .any(|m| matches!(m, ServerMsg::Ack(k) if k.op == op))
+}
+
+/// A busy shard waits after a flush in proportion to the frames it sent
+/// (`PYLON_FLUSH_FRAMES_PER_SEC`): at 1,000 frames a second, a flush to 20
+/// subscribers and its writer holds the next for 21 ms; with nobody
+/// subscribed, for the least gap (4 ms). An idle shard still flushes at
+/// once.
+#[test]
+fn a_busy_shards_next_flush_waits_by_the_frames_the_last_sent() {
+    let mut h = host();
+    h.var("PYLON_FLUSH_FRAMES_PER_SEC", "1000");
+    h.evict();
+    let w = h.connect(Encoding::Json).unwrap();
+    let subs: Vec<String> = (0..20)
+        .map(|_| h.connect(Encoding::Json).unwrap())
+        .collect();
+    for s in &subs {
+        send(&mut h, s, json!({"type":"sub","id":"s","entity":"Card"}));
+    }
+    h.advance(1_000).unwrap();
+    for s in &subs {
+        received(&mut h, s);
+    }
+    received(&mut h, &w);
+
+    send(&mut h, &w, insert("o1", "c1", 1));
+    assert!(acked(&mut h, &w, "o1"), "an idle shard flushes at once");
+    send(&mut h, &w, insert("o2", "c2", 2));
+    assert!(!acked(&mut h, &w, "o2"), "held: the shard is busy");
+    h.advance(20).unwrap();
+    assert!(!acked(&mut h, &w, "o2"), "21 frames at 1,000/s: 21 ms");
+    h.advance(1).unwrap();
+    assert!(acked(&mut h, &w, "o2"));
+    for s in &subs {
+        let got = received(&mut h, s);
+        assert_eq!(
+            got.iter().filter(|m| matches!(m, ServerMsg::Diff(_))).count(),
+            2,
+            "{got:?}"
+        );
+    }
+
+    for s in &subs {
+        h.close(s).unwrap();
+    }
+    h.advance(1_000).unwrap();
+    send(&mut h, &w, insert("o3", "c3", 3));
+    assert!(acked(&mut h, &w, "o3"));
+    send(&mut h, &w, insert("o4", "c4", 4));
+    h.advance(3).unwrap();
+    assert!(!acked(&mut h, &w, "o4"), "one frame: the least gap, 4 ms");
+    h.advance(1).unwrap();
+    assert!(acked(&mut h, &w, "o4"));
+}
+
 #[test]
 fn a_failing_drain_backs_off_and_recovers() {
     let mut h = host();

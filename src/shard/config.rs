@@ -30,9 +30,15 @@ pub struct ShardConfig {
     /// when busy, and in any case every this many writes. `1` sends each
     /// write's diffs with its ack.
     pub max_batch: u32,
-    /// A busy shard flushes at most this often (ms); the most a write's
+    /// A busy shard flushes at most this often (ms): the least a write's
     /// diffs and ack wait for the writes that join its batch.
     pub flush_gap_ms: u32,
+    /// A busy shard's fan-out budget, frames per second (diffs and acks
+    /// together): after a flush that sent F frames, the next waits F /
+    /// this seconds, between `flush_gap_ms` and [`MAX_FLUSH_GAP_MS`]. A
+    /// shard that flushes more frames than its sockets carry falls behind
+    /// on all of them at once; fewer, larger diffs keep it ahead.
+    pub flush_frames_per_sec: u32,
     /// The host's send window (`PYLON_SEND_WINDOW_BYTES`, read and checked
     /// by the host), announced in `welcome` so clients size receipts.
     pub send_window: u64,
@@ -47,6 +53,7 @@ impl Default for ShardConfig {
             max_resume_rows: 1_000,
             max_batch: 256,
             flush_gap_ms: 4,
+            flush_frames_per_sec: 10_000,
             send_window: crate::host::window::DEFAULT_WINDOW,
         }
     }
@@ -100,6 +107,10 @@ pub const VARS: &[(&str, &str)] = &[
         "least time between two flushes of a busy shard, ms (4)",
     ),
     (
+        "PYLON_FLUSH_FRAMES_PER_SEC",
+        "frames (diffs and acks) a busy shard's flushes send per second at most; stretches the flush gap up to 50 ms (10000)",
+    ),
+    (
         "PYLON_MAX_PRESENCE_BYTES",
         "bytes of one connection's presence (16384)",
     ),
@@ -108,6 +119,11 @@ pub const VARS: &[(&str, &str)] = &[
         "bytes of presence of all a shard's connections together (524288)",
     ),
 ];
+
+/// The longest a busy shard waits between flushes, ms, however many frames
+/// the last one sent: what a write's diffs and ack wait at most for the
+/// writes that join its batch.
+pub const MAX_FLUSH_GAP_MS: i64 = 50;
 
 /// A variable that is set but is not a positive whole number.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -118,6 +134,18 @@ pub struct ConfigError {
 }
 
 impl ShardConfig {
+    /// The least time (ms) from a busy shard's flush that sent `frames`
+    /// frames to its next: the fan-out budget's share, within
+    /// `flush_gap_ms` and [`MAX_FLUSH_GAP_MS`] (or `flush_gap_ms`, if set
+    /// above it).
+    pub fn flush_gap_after(&self, frames: usize) -> i64 {
+        let least = i64::from(self.flush_gap_ms);
+        let budget = u64::from(self.flush_frames_per_sec.max(1));
+        let by_frames = (frames as u64).saturating_mul(1000).div_ceil(budget);
+        let by_frames = i64::try_from(by_frames).unwrap_or(i64::MAX);
+        by_frames.clamp(least, MAX_FLUSH_GAP_MS.max(least))
+    }
+
     /// The defaults, overridden by each variable `get` returns.
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut c = ShardConfig::default();
@@ -151,6 +179,7 @@ impl ShardConfig {
                 "PYLON_MAX_RESUME_ROWS" => c.max_resume_rows = n as usize,
                 "PYLON_MAX_BATCH" => c.max_batch = small()?,
                 "PYLON_FLUSH_GAP_MS" => c.flush_gap_ms = small()?,
+                "PYLON_FLUSH_FRAMES_PER_SEC" => c.flush_frames_per_sec = small()?,
                 "PYLON_MAX_PRESENCE_BYTES" => c.limits.max_presence_bytes = n as usize,
                 "PYLON_MAX_PRESENCE_TOTAL_BYTES" => c.limits.max_presence_total_bytes = n as usize,
                 _ => unreachable!("every name in VARS is handled"),
@@ -179,8 +208,32 @@ mod tests {
         assert_eq!(c.max_resume_rows, 7);
         assert_eq!(c.max_batch, 7);
         assert_eq!(c.flush_gap_ms, 7);
+        assert_eq!(c.flush_frames_per_sec, 7);
         assert_eq!(c.limits.max_presence_bytes, 7);
         assert_eq!(c.limits.max_presence_total_bytes, 7);
+    }
+
+    #[test]
+    fn the_flush_gap_grows_with_the_frames_sent() {
+        let c = ShardConfig::default();
+        // 10,000 frames a second: 100 members and 16 acks are 11.6 ms.
+        assert_eq!(c.flush_gap_after(0), 4);
+        assert_eq!(c.flush_gap_after(40), 4);
+        assert_eq!(c.flush_gap_after(41), 5);
+        assert_eq!(c.flush_gap_after(116), 12);
+        assert_eq!(c.flush_gap_after(999), MAX_FLUSH_GAP_MS);
+        assert_eq!(c.flush_gap_after(usize::MAX), MAX_FLUSH_GAP_MS);
+        // A least gap set above the cap wins over it.
+        let slow = ShardConfig {
+            flush_gap_ms: 80,
+            ..ShardConfig::default()
+        };
+        assert_eq!(slow.flush_gap_after(10_000), 80);
+        let fast = ShardConfig {
+            flush_frames_per_sec: 1_000_000,
+            ..ShardConfig::default()
+        };
+        assert_eq!(fast.flush_gap_after(999), 4);
     }
 
     #[test]

@@ -85,6 +85,9 @@ pub struct LiveShard<C: SqlConn> {
     users_over: HashMap<String, i64>,
     /// When the last flush ran.
     flushed_at: i64,
+    /// The least time from that flush to the next, by the frames it sent
+    /// (`ShardConfig::flush_gap_after`).
+    flush_gap: i64,
     /// A drain is scheduled or in flight.
     drain_armed: bool,
     /// Where sending the job outbox to the jobs ledger stands.
@@ -131,7 +134,7 @@ impl<C: SqlConn> LiveShard<C> {
     /// and the writes that arrive meanwhile join the same flush.
     fn flush_soon(&self, now_ms: i64, out: &mut Vec<ShardAction>) {
         if self.engine.has_unflushed() {
-            let at = (self.flushed_at + self.engine.flush_gap_ms()).max(now_ms);
+            let at = (self.flushed_at + self.flush_gap).max(now_ms);
             out.push(Action::Soon {
                 name: FLUSH.into(),
                 at_ms: at,
@@ -202,8 +205,24 @@ impl<C: SqlConn> LiveShard<C> {
 
     async fn flush(&mut self, now_ms: i64) -> Vec<ShardAction> {
         let out = self.engine.flush().await;
-        self.flushed_at = now_ms;
+        self.flushed(now_ms, &out);
         self.actions(out)
+    }
+
+    /// Notes a flush at `now_ms` that sent `out`: the more frames it sent,
+    /// the longer a busy shard waits before the next.
+    fn flushed(&mut self, now_ms: i64, out: &[Outbound]) {
+        let frames: usize = out
+            .iter()
+            .map(|o| match o {
+                Outbound::To(..) => 1,
+                Outbound::Many { conns, .. } => conns.len(),
+                Outbound::All { .. } => self.engine.connections(),
+                Outbound::Close { .. } | Outbound::Attach { .. } | Outbound::Verify { .. } => 0,
+            })
+            .sum();
+        self.flushed_at = now_ms;
+        self.flush_gap = self.engine.config().flush_gap_after(frames);
     }
 
     /// One drain step: the oldest batch of the outbox, for the host to
@@ -397,7 +416,7 @@ impl<C: SqlConn> LiveShard<C> {
             Err(e) => ApiError::from(&e).into(),
         };
         out.extend(self.engine.flush().await);
-        self.flushed_at = now_ms;
+        self.flushed(now_ms, &out);
         (resp, self.actions(out))
     }
 }
@@ -440,7 +459,7 @@ impl<C: SqlConn> LiveShard<C> {
             Err(e) => ApiError::from(&e).into(),
         };
         out.extend(self.engine.flush().await);
-        self.flushed_at = now_ms;
+        self.flushed(now_ms, &out);
         (resp, self.actions(out))
     }
 }
@@ -474,6 +493,7 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
             users_over: HashMap::new(),
             // Never flushed: the first write is flushed at once.
             flushed_at: i64::MIN / 2,
+            flush_gap: 0,
             drain_armed: false,
             jobs: JobSending::Idle,
             // Only session tokens carry a session id, and only a deployment
@@ -651,7 +671,7 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
             MEMBERS => self.expire_members(now_ms),
             SCHEDULED => {
                 let (out, failed) = self.engine.run_scheduled(now_ms).await;
-                self.flushed_at = now_ms;
+                self.flushed(now_ms, &out);
                 let mut out = self.actions(out);
                 out.extend(
                     failed

@@ -276,11 +276,6 @@ impl<C: SqlConn> ShardEngine<C> {
         self.config.max_batch > 1
     }
 
-    /// The least time between two flushes of a busy shard, ms.
-    pub fn flush_gap_ms(&self) -> i64 {
-        i64::from(self.config.flush_gap_ms)
-    }
-
     /// Whether a [`flush`](Self::flush) has anything to send.
     pub fn has_unflushed(&self) -> bool {
         !self.queued.is_empty()
