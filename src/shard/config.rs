@@ -34,10 +34,9 @@ pub struct ShardConfig {
     /// diffs and ack wait for the writes that join its batch.
     pub flush_gap_ms: u32,
     /// A busy shard's fan-out budget, frames per second (diffs and acks
-    /// together): after a flush that sent F frames, the next waits F /
-    /// this seconds, between `flush_gap_ms` and [`MAX_FLUSH_GAP_MS`]. A
-    /// shard that flushes more frames than its sockets carry falls behind
-    /// on all of them at once; fewer, larger diffs keep it ahead.
+    /// together), on average: flushes are spaced by the time their frames
+    /// take at this rate (each counted at most [`MAX_FLUSH_GAP_MS`]), after
+    /// a burst ([`FlushPacer`](super::FlushPacer)).
     pub flush_frames_per_sec: u32,
     /// The host's send window (`PYLON_SEND_WINDOW_BYTES`, read and checked
     /// by the host), announced in `welcome` so clients size receipts.
@@ -108,7 +107,7 @@ pub const VARS: &[(&str, &str)] = &[
     ),
     (
         "PYLON_FLUSH_FRAMES_PER_SEC",
-        "frames (diffs and acks) a busy shard's flushes send per second at most; stretches the flush gap up to 50 ms (10000)",
+        "frames (diffs and acks) a busy shard's flushes send per second on average; spaces its flushes up to 50 ms apart (10000)",
     ),
     (
         "PYLON_MAX_PRESENCE_BYTES",
@@ -120,9 +119,9 @@ pub const VARS: &[(&str, &str)] = &[
     ),
 ];
 
-/// The longest a busy shard waits between flushes, ms, however many frames
-/// the last one sent: what a write's diffs and ack wait at most for the
-/// writes that join its batch.
+/// The most one flush is charged against the fan-out budget, ms, however
+/// many frames it sent: a busy shard of any size flushes at least this
+/// often.
 pub const MAX_FLUSH_GAP_MS: i64 = 50;
 
 /// A variable that is set but is not a positive whole number.
@@ -134,18 +133,6 @@ pub struct ConfigError {
 }
 
 impl ShardConfig {
-    /// The least time (ms) from a busy shard's flush that sent `frames`
-    /// frames to its next: the fan-out budget's share, within
-    /// `flush_gap_ms` and [`MAX_FLUSH_GAP_MS`] (or `flush_gap_ms`, if set
-    /// above it).
-    pub fn flush_gap_after(&self, frames: usize) -> i64 {
-        let least = i64::from(self.flush_gap_ms);
-        let budget = u64::from(self.flush_frames_per_sec.max(1));
-        let by_frames = (frames as u64).saturating_mul(1000).div_ceil(budget);
-        let by_frames = i64::try_from(by_frames).unwrap_or(i64::MAX);
-        by_frames.clamp(least, MAX_FLUSH_GAP_MS.max(least))
-    }
-
     /// The defaults, overridden by each variable `get` returns.
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut c = ShardConfig::default();
@@ -211,29 +198,6 @@ mod tests {
         assert_eq!(c.flush_frames_per_sec, 7);
         assert_eq!(c.limits.max_presence_bytes, 7);
         assert_eq!(c.limits.max_presence_total_bytes, 7);
-    }
-
-    #[test]
-    fn the_flush_gap_grows_with_the_frames_sent() {
-        let c = ShardConfig::default();
-        // 10,000 frames a second: 100 members and 16 acks are 11.6 ms.
-        assert_eq!(c.flush_gap_after(0), 4);
-        assert_eq!(c.flush_gap_after(40), 4);
-        assert_eq!(c.flush_gap_after(41), 5);
-        assert_eq!(c.flush_gap_after(116), 12);
-        assert_eq!(c.flush_gap_after(999), MAX_FLUSH_GAP_MS);
-        assert_eq!(c.flush_gap_after(usize::MAX), MAX_FLUSH_GAP_MS);
-        // A least gap set above the cap wins over it.
-        let slow = ShardConfig {
-            flush_gap_ms: 80,
-            ..ShardConfig::default()
-        };
-        assert_eq!(slow.flush_gap_after(10_000), 80);
-        let fast = ShardConfig {
-            flush_frames_per_sec: 1_000_000,
-            ..ShardConfig::default()
-        };
-        assert_eq!(fast.flush_gap_after(999), 4);
     }
 
     #[test]

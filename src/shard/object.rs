@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use serde_json::json;
 
 use super::engine::{outbox_backoff_ms, ConnInfo, Outbound, ShardEngine};
-use super::ShardConfig;
+use super::{FlushPacer, ShardConfig};
 use crate::api_error::ApiError;
 use crate::edge::limits::{user_key, PERIOD_SECS, USER_MSG_BINDING};
 use crate::functions::FnKind;
@@ -83,11 +83,8 @@ pub struct LiveShard<C: SqlConn> {
     /// binding's answer, cached; empty again after a wake (lets users
     /// through until the binding says otherwise).
     users_over: HashMap<String, i64>,
-    /// When the last flush ran.
-    flushed_at: i64,
-    /// The least time from that flush to the next, by the frames it sent
-    /// (`ShardConfig::flush_gap_after`).
-    flush_gap: i64,
+    /// When the next flush may run, by the frames the last ones sent.
+    pacer: FlushPacer,
     /// A drain is scheduled or in flight.
     drain_armed: bool,
     /// Where sending the job outbox to the jobs ledger stands.
@@ -134,7 +131,7 @@ impl<C: SqlConn> LiveShard<C> {
     /// and the writes that arrive meanwhile join the same flush.
     fn flush_soon(&self, now_ms: i64, out: &mut Vec<ShardAction>) {
         if self.engine.has_unflushed() {
-            let at = (self.flushed_at + self.flush_gap).max(now_ms);
+            let at = self.pacer.next_at(now_ms);
             out.push(Action::Soon {
                 name: FLUSH.into(),
                 at_ms: at,
@@ -209,8 +206,7 @@ impl<C: SqlConn> LiveShard<C> {
         self.actions(out)
     }
 
-    /// Notes a flush at `now_ms` that sent `out`: the more frames it sent,
-    /// the longer a busy shard waits before the next.
+    /// Notes a flush at `now_ms` that sent `out`, for the pacer.
     fn flushed(&mut self, now_ms: i64, out: &[Outbound]) {
         let frames: usize = out
             .iter()
@@ -221,8 +217,7 @@ impl<C: SqlConn> LiveShard<C> {
                 Outbound::Close { .. } | Outbound::Attach { .. } | Outbound::Verify { .. } => 0,
             })
             .sum();
-        self.flushed_at = now_ms;
-        self.flush_gap = self.engine.config().flush_gap_after(frames);
+        self.pacer.flushed(now_ms, frames);
     }
 
     /// One drain step: the oldest batch of the outbox, for the host to
@@ -488,12 +483,12 @@ impl<C: SqlConn> Object<C> for LiveShard<C> {
             .map_err(|e| OpenError::Other(format!("schema: {e}")))?
             .with_functions(init.app.functions().clone());
         let out = engine.restore(conns, init.now_ms).await?;
+        let pacer = FlushPacer::new(engine.config());
         let mut shard = LiveShard {
             engine,
             users_over: HashMap::new(),
             // Never flushed: the first write is flushed at once.
-            flushed_at: i64::MIN / 2,
-            flush_gap: 0,
+            pacer,
             drain_armed: false,
             jobs: JobSending::Idle,
             // Only session tokens carry a session id, and only a deployment
