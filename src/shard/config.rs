@@ -34,9 +34,9 @@ pub struct ShardConfig {
     /// diffs and ack wait for the writes that join its batch.
     pub flush_gap_ms: u32,
     /// A busy shard's fan-out budget, frames per second (diffs and acks
-    /// together), on average: flushes are spaced by the time their frames
-    /// take at this rate (each counted at most [`MAX_FLUSH_GAP_MS`]), after
-    /// a burst ([`FlushPacer`](super::FlushPacer)).
+    /// together): after a flush, the next waits the time its frames take
+    /// at this rate, between `flush_gap_ms` and [`MAX_FLUSH_GAP_MS`]
+    /// ([`FlushPacer`](super::FlushPacer)).
     pub flush_frames_per_sec: u32,
     /// The host's send window (`PYLON_SEND_WINDOW_BYTES`, read and checked
     /// by the host), announced in `welcome` so clients size receipts.
@@ -107,7 +107,7 @@ pub const VARS: &[(&str, &str)] = &[
     ),
     (
         "PYLON_FLUSH_FRAMES_PER_SEC",
-        "frames (diffs and acks) a busy shard's flushes send per second on average; spaces its flushes up to 50 ms apart (10000)",
+        "frames (diffs and acks) a busy shard's flushes send per second at most; spaces its flushes up to 50 ms apart (10000)",
     ),
     (
         "PYLON_MAX_PRESENCE_BYTES",
@@ -119,9 +119,9 @@ pub const VARS: &[(&str, &str)] = &[
     ),
 ];
 
-/// The most one flush is charged against the fan-out budget, ms, however
-/// many frames it sent: a busy shard of any size flushes at least this
-/// often.
+/// The longest a busy shard waits after a flush, ms, however many frames
+/// it sent: a shard of any size flushes at least this often, and a write
+/// waits at most this long for the writes that join its batch.
 pub const MAX_FLUSH_GAP_MS: i64 = 50;
 
 /// A variable that is set but is not a positive whole number.

@@ -19,6 +19,6 @@ pub use engine::{
 };
 pub use limiter::REFUSAL_WINDOW_MS;
 pub use object::{LiveShard, DRAIN_DELAY_MS, JOBS_ANSWER_WAIT_MS};
-pub use pacer::{FlushPacer, BURST_MS};
+pub use pacer::FlushPacer;
 pub use presence::PresenceBook;
 pub use store::{OutboxEntry, OutboxJob, SchemaError, ShardStore};
