@@ -11,6 +11,8 @@
 //! assert_eq!(meta.add("wakes", 1).unwrap(), 2);
 //! meta.set_text("shard", "room-1").unwrap();
 //! assert_eq!(meta.text("shard").unwrap().as_deref(), Some("room-1"));
+//! // Several integers in one read; missing and non-integer ones are 0.
+//! assert_eq!(meta.ints(["shard", "wakes", "none"]).unwrap(), [0, 2, 0]);
 //! # }
 //! ```
 
@@ -78,6 +80,26 @@ impl<'a, C: SqlConn> Meta<'a, C> {
             Some(SqlValue::Integer(v)) => v,
             _ => 0,
         })
+    }
+
+    /// Several integer values in one read, in the order of `keys` (a
+    /// missing or non-integer value is 0, as with [`Meta::int`]).
+    pub fn ints<const N: usize>(&self, keys: [&str; N]) -> Result<[i64; N], StorageError> {
+        let marks: Vec<String> = (1..=N).map(|i| format!("?{i}")).collect();
+        let sql = format!(
+            "SELECT key, value FROM _pylon_meta WHERE key IN ({})",
+            marks.join(", ")
+        );
+        let params: Vec<SqlValue> = keys.iter().map(|k| SqlValue::Text((*k).into())).collect();
+        let mut out = [0; N];
+        for row in self.conn.exec(&sql, &params)? {
+            if let [SqlValue::Text(k), SqlValue::Integer(v)] = row.as_slice() {
+                if let Some(i) = keys.iter().position(|key| key == k) {
+                    out[i] = *v;
+                }
+            }
+        }
+        Ok(out)
     }
 
     pub fn text(&self, key: &str) -> Result<Option<String>, StorageError> {

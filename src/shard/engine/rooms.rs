@@ -169,26 +169,30 @@ impl<C: SqlConn> ShardEngine<C> {
                 return Ok(due);
             }
         }
+        // One read for the three (a wake notes the count once).
         let meta = self.store.meta()?;
-        if meta.int(ROOM_SIZE)? != size {
+        let [stored, mut version, listed] = meta.ints([ROOM_SIZE, ROOM_VERSION, ROOM_LISTED])?;
+        if stored != size {
             meta.set(ROOM_SIZE, crate::sql::SqlValue::Integer(size))?;
-            meta.add(ROOM_VERSION, 1)?;
+            version = meta.add(ROOM_VERSION, 1)?;
         }
-        let due = self.room_listing()?.is_some();
+        let due = version > listed;
         self.room_noted = Some((size, due));
         Ok(due)
     }
 
     /// The count the room list on D1 does not have yet.
     pub fn room_listing(&self) -> Result<Option<RoomCount>, StorageError> {
-        let meta = self.store.meta()?;
-        let version = meta.int(ROOM_VERSION)?;
-        if version <= meta.int(ROOM_LISTED)? {
+        let [size, version, listed] =
+            self.store
+                .meta()?
+                .ints([ROOM_SIZE, ROOM_VERSION, ROOM_LISTED])?;
+        if version <= listed {
             return Ok(None);
         }
         Ok(Some(RoomCount {
             room: self.shard.clone(),
-            members: meta.int(ROOM_SIZE)?.max(0) as u64,
+            members: size.max(0) as u64,
             version,
         }))
     }
