@@ -371,24 +371,12 @@ impl<C: SqlConn> ShardStore<C> {
     /// The stored manifest source and layout fingerprint, in one read;
     /// `None` when there is no meta table yet (a new object).
     fn stored_schema(&self) -> Option<(Option<String>, SqlValue)> {
-        let rows = self
-            .conn
-            .exec(
-                "SELECT key, value FROM _pylon_meta WHERE key IN (?1, ?2)",
-                &[SqlValue::Text(SCHEMA.into()), SqlValue::Text(LAYOUT.into())],
-            )
-            .ok()?;
-        let mut schema = None;
-        let mut layout = SqlValue::Null;
-        for mut r in rows {
-            let value = r.pop().unwrap_or(SqlValue::Null);
-            match (r.pop(), value) {
-                (Some(SqlValue::Text(k)), SqlValue::Text(v)) if k == SCHEMA => schema = Some(v),
-                (Some(SqlValue::Text(k)), v) if k == LAYOUT => layout = v,
-                _ => {}
-            }
-        }
-        Some((schema, layout))
+        let [schema, layout] = Meta::existing(&self.conn).values([SCHEMA, LAYOUT]).ok()?;
+        let schema = match schema {
+            Some(SqlValue::Text(s)) => Some(s),
+            _ => None,
+        };
+        Some((schema, layout.unwrap_or(SqlValue::Null)))
     }
 
     pub fn seq(&self) -> Result<u64, StorageError> {

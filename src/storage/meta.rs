@@ -82,24 +82,37 @@ impl<'a, C: SqlConn> Meta<'a, C> {
         })
     }
 
-    /// Several integer values in one read, in the order of `keys` (a
-    /// missing or non-integer value is 0, as with [`Meta::int`]).
-    pub fn ints<const N: usize>(&self, keys: [&str; N]) -> Result<[i64; N], StorageError> {
+    /// Several values in one read, in the order of `keys` (`None`: not
+    /// set).
+    pub fn values<const N: usize>(
+        &self,
+        keys: [&str; N],
+    ) -> Result<[Option<SqlValue>; N], StorageError> {
         let marks: Vec<String> = (1..=N).map(|i| format!("?{i}")).collect();
         let sql = format!(
             "SELECT key, value FROM _pylon_meta WHERE key IN ({})",
             marks.join(", ")
         );
         let params: Vec<SqlValue> = keys.iter().map(|k| SqlValue::Text((*k).into())).collect();
-        let mut out = [0; N];
+        let mut out = std::array::from_fn(|_| None);
         for row in self.conn.exec(&sql, &params)? {
-            if let [SqlValue::Text(k), SqlValue::Integer(v)] = row.as_slice() {
-                if let Some(i) = keys.iter().position(|key| key == k) {
-                    out[i] = *v;
+            let mut row = row.into_iter();
+            if let (Some(SqlValue::Text(k)), Some(v)) = (row.next(), row.next()) {
+                if let Some(i) = keys.iter().position(|key| *key == k) {
+                    out[i] = Some(v);
                 }
             }
         }
         Ok(out)
+    }
+
+    /// Several integer values in one read, in the order of `keys` (a
+    /// missing or non-integer value is 0, as with [`Meta::int`]).
+    pub fn ints<const N: usize>(&self, keys: [&str; N]) -> Result<[i64; N], StorageError> {
+        Ok(self.values(keys)?.map(|v| match v {
+            Some(SqlValue::Integer(v)) => v,
+            _ => 0,
+        }))
     }
 
     pub fn text(&self, key: &str) -> Result<Option<String>, StorageError> {
